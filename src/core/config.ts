@@ -1,0 +1,66 @@
+/**
+ * Server configuration from flags and environment. Flags win over environment, environment over
+ * defaults.
+ * @module
+ */
+import path from "node:path";
+
+export interface Limits {
+  /** Largest JSON body accepted by the gateway. */
+  maxBodyBytes: number;
+  /** Largest file accepted by upload or fetched from an input URL. */
+  maxFileBytes: number;
+  /** Timeout of one outbound fetch (input URLs), ms. */
+  fetchTimeoutMs: number;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** `DARKROOM_ADMIN_KEY=id:secret`, provisions the admin key instead of generating one. */
+  adminKey: string | null;
+  /** `DARKROOM_ALLOW_HOSTS`: comma list of `host[:port]` or CIDR that outbound fetches may reach even if private. */
+  allowHosts: string;
+  /** Public base URL override (behind a proxy); by default URLs are built from the request's Host. */
+  publicUrl: string | null;
+  /** Extra app module paths to load besides the built-ins. */
+  appPaths: string[];
+  /** Only load these app ids (all when empty). */
+  onlyApps: string[];
+  limits: Limits;
+  /** Seconds a webhook delivery is retried in total (the backoff schedule stretches over it). */
+  logLevel: string;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxBodyBytes: 32 * 1024 * 1024,
+  maxFileBytes: 512 * 1024 * 1024,
+  fetchTimeoutMs: 60_000,
+};
+
+export function loadConfig(flags: Partial<Record<string, string>> = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const port = Number(flags["port"] ?? env["PORT"] ?? 8787);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`Invalid port: ${flags["port"] ?? env["PORT"]}`);
+  const list = (s: string | undefined): string[] =>
+    (s ?? "")
+      .split(",")
+      .map((x) => x.trim())
+      .filter(Boolean);
+  return {
+    host: flags["host"] ?? env["DARKROOM_HOST"] ?? "127.0.0.1",
+    port,
+    dataDir: path.resolve(flags["data-dir"] ?? env["DARKROOM_DATA_DIR"] ?? "./.darkroom"),
+    adminKey: env["DARKROOM_ADMIN_KEY"] ?? null,
+    allowHosts: flags["allow-hosts"] ?? env["DARKROOM_ALLOW_HOSTS"] ?? "",
+    publicUrl: flags["public-url"] ?? env["DARKROOM_PUBLIC_URL"] ?? null,
+    appPaths: list(flags["apps"] ?? env["DARKROOM_APPS"]),
+    onlyApps: list(flags["only"] ?? env["DARKROOM_ONLY_APPS"]),
+    limits: {
+      maxBodyBytes: Number(env["DARKROOM_MAX_BODY_BYTES"] ?? DEFAULT_LIMITS.maxBodyBytes),
+      maxFileBytes: Number(env["DARKROOM_MAX_FILE_BYTES"] ?? DEFAULT_LIMITS.maxFileBytes),
+      fetchTimeoutMs: Number(env["DARKROOM_FETCH_TIMEOUT_MS"] ?? DEFAULT_LIMITS.fetchTimeoutMs),
+    },
+    logLevel: flags["log-level"] ?? env["DARKROOM_LOG_LEVEL"] ?? "info",
+  };
+}

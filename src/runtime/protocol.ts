@@ -1,0 +1,44 @@
+/**
+ * Runner protocol, version 1: the messages between the scheduler and a runner. The IPC transport
+ * (child processes of the local scheduler) sends them as Node IPC messages; the HTTP transport
+ * (runners on other machines) will carry the same messages. See docs/runner-protocol.md.
+ * @module
+ */
+import type { SerializedError } from "../core/errors.js";
+import type { AppManifest, LogLevel, Progress } from "../core/types.js";
+
+export const RUNNER_PROTOCOL_VERSION = 1;
+
+/** Scheduler → runner */
+export type ToRunner =
+  | {
+      t: "run";
+      requestId: string;
+      endpoint: string;
+      input: unknown;
+      attempt: number;
+      /** Base URL clients use, for absolute /files/ URLs. */
+      baseUrl: string;
+      /** Ephemeral calls (realtime messages) have no durable record. */
+      ephemeral?: boolean;
+      /** Return files inline as data URIs (fal's sync_mode). */
+      syncMode?: boolean;
+    }
+  | { t: "cancel"; requestId: string }
+  /** Finish in-flight work, take no more, then exit. */
+  | { t: "drain" };
+
+/** Runner → scheduler */
+export type FromRunner =
+  | { t: "hello"; protocol: number; appId: string; pid: number }
+  | { t: "ready"; setupMs: number }
+  | { t: "setup_failed"; error: SerializedError }
+  | { t: "log"; requestId: string | null; level: LogLevel; message: string; timestamp: string }
+  | { t: "progress"; requestId: string; progress: Progress }
+  | { t: "partial"; requestId: string; data: unknown }
+  | { t: "result"; requestId: string; output: unknown; billableUnits?: number }
+  | { t: "error"; requestId: string; error: SerializedError; /** app-level error body, e.g. 422 detail */ body?: unknown }
+  | { t: "heartbeat"; inFlight: string[] };
+
+/** Probe: a short-lived child that loads an app module and reports its manifest (no setup). */
+export type ProbeReply = { ok: true; manifest: Omit<AppManifest, "modulePath"> } | { ok: false; error: string };

@@ -1,0 +1,156 @@
+/**
+ * The TypeScript app SDK. An app module default-exports `defineApp({...})`; runners load it, call
+ * `setup()` once, then call endpoint handlers with a {@link HandlerContext}.
+ *
+ * Schemas are authored with zod 4 and exported as JSON Schema 2020-12 for the wire.
+ * @module
+ */
+import type { Readable } from "node:stream";
+import { z } from "zod";
+import type { AppKnobs, AppMetadata, LogLevel } from "../core/types.js";
+
+export { z };
+
+/** A stored output file, as returned in fal's `File` shape. */
+export interface FileRef {
+  url: string;
+  content_type: string;
+  file_name: string;
+  file_size: number;
+  width?: number;
+  height?: number;
+  /** Present in sync mode only (data URI). */
+  file_data?: never;
+}
+
+export interface PutFileOptions {
+  contentType: string;
+  fileName?: string;
+  /** Image dimensions, copied into the returned FileRef. */
+  width?: number;
+  height?: number;
+}
+
+export interface FileAccess {
+  /** Stores bytes or a stream as an output file of this request and returns its fal `File` record. */
+  put(body: Buffer | Uint8Array | Readable, options: PutFileOptions): Promise<FileRef>;
+  /**
+   * Reads an input given as an http(s) URL, a `data:` URI or one of this server's `/files/` URLs.
+   * Outside URLs are fetched with the SSRF guard and the size limit; own files are read from storage.
+   */
+  read(url: string, options?: { maxBytes?: number }): Promise<{ data: Buffer; contentType: string }>;
+}
+
+export interface HandlerContext<S = unknown> {
+  requestId: string;
+  /** What `setup()` returned. */
+  state: S;
+  /** Aborted when the request is cancelled or the runner drains past its grace period. */
+  signal: AbortSignal;
+  attempt: number;
+  log(message: string, level?: LogLevel): void;
+  /** Reports progress of multi-step work. `step` of `total`, with an optional message. */
+  progress(step: number, total: number, message?: string): void;
+  /** Sends a partial result (streamed to `/stream` clients as an event). */
+  emit(partial: unknown): void;
+  /** Reports billable units for usage metering (e.g. megapixels, seconds of audio). */
+  bill(units: number): void;
+  files: FileAccess;
+  /** Throws the abort reason if cancelled: call between steps. */
+  throwIfCancelled(): void;
+}
+
+export type Handler<I, O, S> = (input: I, ctx: HandlerContext<S>) => Promise<O> | O;
+/** A streaming handler yields partial results; the last yielded value is the final output. */
+export type StreamHandler<I, O, S> = (input: I, ctx: HandlerContext<S>) => AsyncIterable<O>;
+
+export interface EndpointDefinition<S> {
+  /** "" for the root endpoint, else e.g. "stream" or "realtime" */
+  path: string;
+  kind?: "http" | "stream" | "realtime";
+  description?: string;
+  input: z.ZodType;
+  output: z.ZodType;
+  handler: Handler<never, unknown, S> | StreamHandler<never, unknown, S>;
+}
+
+export interface AppDefinition<S = unknown> {
+  /** `owner/alias` */
+  id: string;
+  version?: string;
+  metadata: Partial<AppMetadata> & { display_name: string; category: string; description: string };
+  knobs?: Partial<AppKnobs>;
+  /**
+   * Called once in a runner, before it takes requests; its return value is `ctx.state`.
+   * `log` reports progress of model loading.
+   */
+  setup?: (log: (message: string) => void) => Promise<S> | S;
+  /** Called when the runner stops. */
+  teardown?: (state: S) => Promise<void> | void;
+  /** Returns a reason when the app cannot run on this machine (missing system program...). Runs in a runner-side probe. */
+  checkAvailability?: () => Promise<{ reason: string; remedy: string } | null> | { reason: string; remedy: string } | null;
+  endpoints: EndpointDefinition<S>[];
+}
+
+const APP_MARK = Symbol.for("darkroom.App");
+
+export type DefinedApp<S = unknown> = AppDefinition<S> & { [APP_MARK]: true };
+
+/** Declares an app. Type parameters flow from `setup()` to handlers. */
+export function defineApp<S>(def: AppDefinition<S>): DefinedApp<S> {
+  if (!/^[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9._-]*$/.test(def.id)) {
+    throw new Error(`Invalid app id ${JSON.stringify(def.id)}: expected owner/alias in lowercase`);
+  }
+  if (def.endpoints.length === 0) throw new Error(`App ${def.id} has no endpoints`);
+  const seen = new Set<string>();
+  for (const e of def.endpoints) {
+    if (e.path.startsWith("/")) throw new Error(`Endpoint path ${e.path} of ${def.id} must not start with '/'`);
+    if (seen.has(e.path)) throw new Error(`Duplicate endpoint path '${e.path}' in ${def.id}`);
+    seen.add(e.path);
+  }
+  return Object.assign(def, { [APP_MARK]: true as const });
+}
+
+/** Typed endpoint helper so that handler input/output types come from the schemas. */
+export function endpoint<I extends z.ZodType, O extends z.ZodType, S = unknown>(def: {
+  path: string;
+  kind?: "http" | "realtime";
+  description?: string;
+  input: I;
+  output: O;
+  handler: Handler<z.output<I>, z.input<O>, S>;
+}): EndpointDefinition<S>;
+export function endpoint<I extends z.ZodType, O extends z.ZodType, S = unknown>(def: {
+  path: string;
+  kind: "stream";
+  description?: string;
+  input: I;
+  output: O;
+  handler: StreamHandler<z.output<I>, z.input<O>, S>;
+}): EndpointDefinition<S>;
+export function endpoint<S>(def: EndpointDefinition<S>): EndpointDefinition<S> {
+  return def;
+}
+
+export function isDefinedApp(value: unknown): value is DefinedApp {
+  return typeof value === "object" && value !== null && APP_MARK in value;
+}
+
+/** fal's File schema for outputs. */
+export const FileSchema = z.object({
+  url: z.string(),
+  content_type: z.string(),
+  file_name: z.string(),
+  file_size: z.number().int(),
+});
+
+export const ImageSchema = FileSchema.extend({
+  width: z.number().int(),
+  height: z.number().int(),
+});
+
+/** An input file field: an http(s) URL or a data: URI (fal accepts both everywhere). */
+export const FileUrl = z
+  .string()
+  .regex(/^(https?:\/\/|data:)/i, { message: "must be an http(s) URL or a data: URI" })
+  .meta({ format: "uri", "x-darkroom-file": true });

@@ -1,0 +1,51 @@
+/**
+ * Blob storage behind one small interface. Drivers: `local` (disk under the data folder) and, later,
+ * `s3`. Every driver passes the shared conformance suite in `test/storage/storage.case.ts`.
+ *
+ * Keys are relative, slash-separated paths made of `[A-Za-z0-9._-]` segments (no `..`, no leading
+ * slash); drivers must refuse anything else with ERR_BAD_REQUEST so that no key escapes the store.
+ * @module
+ */
+import type { Readable } from "node:stream";
+
+export interface ObjectMeta {
+  key: string;
+  size: number;
+  contentType: string;
+  fileName: string;
+  createdAt: number;
+  /** unix ms after which the object is gone, or null for no expiry. */
+  expiresAt: number | null;
+}
+
+export interface PutOptions {
+  contentType: string;
+  fileName: string;
+  /** Seconds until the object expires; undefined means never. */
+  expiresInSeconds?: number;
+  /** Refuse (ERR_FILE_TOO_LARGE) and delete partial data when the stream exceeds this many bytes. */
+  maxBytes?: number;
+}
+
+export interface ByteRange {
+  /** inclusive */
+  start: number;
+  /** inclusive */
+  end: number;
+}
+
+export interface StorageDriver {
+  readonly name: string;
+  /** Streams `body` into the object at `key`, replacing any earlier one. */
+  put(key: string, body: Readable | Buffer | Uint8Array, options: PutOptions): Promise<ObjectMeta>;
+  /** Metadata, or null if missing or expired. */
+  head(key: string): Promise<ObjectMeta | null>;
+  /** Streams the object (or a byte range of it); null if missing or expired. */
+  get(key: string, range?: ByteRange): Promise<{ meta: ObjectMeta; body: Readable } | null>;
+  delete(key: string): Promise<void>;
+  /** Deletes expired objects; returns how many. */
+  sweepExpired(now?: number): Promise<number>;
+  /** Multipart uploads: parts are stored apart and concatenated in order on complete. */
+  putPart(key: string, uploadId: string, partNumber: number, body: Readable | Buffer, maxBytes?: number): Promise<{ etag: string; size: number }>;
+  completeMultipart(key: string, uploadId: string, parts: { partNumber: number; etag: string }[], options: PutOptions): Promise<ObjectMeta>;
+}

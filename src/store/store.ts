@@ -1,0 +1,177 @@
+/**
+ * The store: requests and their queue, logs, API keys, usage and the webhook outbox behind one
+ * interface. Drivers: `sqlite` (embedded, default) and, later, `postgres`. Every driver passes the
+ * shared conformance suite in `test/store/store.case.ts`.
+ *
+ * Semantics every driver must keep:
+ * - `enqueue` is durable when it resolves (the gateway answers 200 after it).
+ * - `claim` hands a QUEUED request to exactly one runner slot, `normal` before `low`, oldest first,
+ *   skipping requests whose start deadline has passed; it sets state RUNNING and a lease.
+ * - `finish` writes a terminal state at most once: it succeeds only while the request is RUNNING under
+ *   the given lease owner and attempt (or QUEUED, for cancellations and deadline expiry) and returns
+ *   false otherwise, so a late or duplicate result can never overwrite an outcome.
+ * @module
+ */
+import type { Priority, RequestLog, RequestMode, RequestRecord, RequestState } from "../core/types.js";
+
+export interface NewRequest {
+  id: string;
+  appId: string;
+  endpoint: string;
+  input: unknown;
+  priority: Priority;
+  mode: RequestMode;
+  startDeadline: number | null;
+  maxAttempts: number;
+  webhookUrl: string | null;
+  keyId: string | null;
+  baseUrl: string;
+}
+
+export interface TerminalWrite {
+  state: Extract<RequestState, "SUCCEEDED" | "FAILED" | "CANCELLED">;
+  output: unknown;
+  statusCode: number;
+  error: string | null;
+  errorType: string | null;
+  billableUnits: number | null;
+}
+
+/** What `cancel` did. */
+export type CancelResult =
+  | { kind: "removed"; record: RequestRecord } // was queued: now CANCELLED
+  | { kind: "signalled"; record: RequestRecord } // running: cancel_requested set, runner must stop it
+  | { kind: "already_completed"; record: RequestRecord }
+  | { kind: "not_found" };
+
+export interface ApiKeyRecord {
+  id: string;
+  /** scrypt hash of the secret, `scrypt$N$r$p$salt$hash` */
+  secretHash: string;
+  name: string;
+  scope: "admin" | "api";
+  createdAt: number;
+  revokedAt: number | null;
+  lastUsedAt: number | null;
+}
+
+export interface UsageRecord {
+  requestId: string;
+  keyId: string | null;
+  appId: string;
+  endpoint: string;
+  state: RequestState;
+  queueMs: number;
+  runMs: number;
+  billableUnits: number | null;
+  finishedAt: number;
+}
+
+export interface UsageFilter {
+  appId?: string;
+  keyId?: string;
+  since?: number;
+  until?: number;
+  limit?: number;
+}
+
+export interface WebhookJob {
+  id: number;
+  requestId: string;
+  url: string;
+  /** Exact body bytes to send (signed as-is). */
+  body: string;
+  attempts: number;
+  nextAttemptAt: number;
+  state: "pending" | "delivered" | "failed";
+  createdAt: number;
+}
+
+export interface WebhookAttempt {
+  webhookId: number;
+  requestId: string;
+  attempt: number;
+  at: number;
+  /** HTTP status, or null when no response (refused, network error). */
+  status: number | null;
+  ok: boolean;
+  /** Why it failed: "refused: loopback address 127.0.0.1", "timeout", "HTTP 500"... */
+  error: string | null;
+  durationMs: number;
+}
+
+export interface RequestListFilter {
+  appId?: string;
+  state?: RequestState;
+  keyId?: string;
+  limit?: number;
+  /** Return records created strictly before this time (pagination). */
+  before?: number;
+}
+
+export interface Store {
+  readonly name: string;
+  /** Creates or upgrades the schema. Idempotent. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  // --- requests and queue ---
+  enqueue(req: NewRequest): Promise<RequestRecord>;
+  get(id: string): Promise<RequestRecord | null>;
+  list(filter: RequestListFilter): Promise<RequestRecord[]>;
+  /**
+   * Claims the next runnable request of `appId` for `owner` with a lease of `leaseMs`.
+   * `now` is injectable for tests.
+   */
+  claim(appId: string, owner: string, leaseMs: number, now?: number): Promise<RequestRecord | null>;
+  /** Extends the lease if `owner` still holds it. Returns false if the lease was lost. */
+  heartbeat(id: string, owner: string, leaseMs: number, now?: number): Promise<boolean>;
+  /**
+   * Writes the terminal state once. With `owner` set, only a RUNNING request held by that owner at
+   * `attempt` is finished; without it, a QUEUED or RUNNING request is (cancellations, expiries,
+   * recovery). Returns the updated record, or null when nothing was written.
+   */
+  finish(id: string, write: TerminalWrite, guard?: { owner: string; attempt: number }): Promise<RequestRecord | null>;
+  /**
+   * Puts a RUNNING request back in the queue for another attempt (attempt + 1), keeping its place by
+   * creation time. If attempts are exhausted, it is finished with `exhausted` instead.
+   * Returns the resulting record, or null if the guard did not match.
+   */
+  requeue(id: string, guard: { owner: string; attempt: number } | null, exhausted: TerminalWrite): Promise<RequestRecord | null>;
+  cancel(id: string): Promise<CancelResult>;
+  /** 0-based position among QUEUED requests of the same app in claim order; null if not queued. */
+  queuePosition(id: string): Promise<number | null>;
+  /** Number of QUEUED requests per app. */
+  queueDepths(): Promise<Map<string, number>>;
+  /** RUNNING requests whose lease expired before `now`. */
+  expiredLeases(now: number): Promise<RequestRecord[]>;
+  /** All RUNNING requests (startup recovery: their runners died with the previous process). */
+  running(): Promise<RequestRecord[]>;
+  /** QUEUED requests whose start deadline passed before `now`. */
+  expiredStartDeadlines(now: number): Promise<RequestRecord[]>;
+
+  // --- logs ---
+  appendLogs(requestId: string, logs: RequestLog[]): Promise<void>;
+  /** Logs in order; `after` is the count already seen (returns logs from index `after`). */
+  getLogs(requestId: string, after?: number): Promise<RequestLog[]>;
+
+  // --- keys ---
+  createKey(key: ApiKeyRecord): Promise<void>;
+  getKey(id: string): Promise<ApiKeyRecord | null>;
+  listKeys(): Promise<ApiKeyRecord[]>;
+  /** Returns false if no such key. */
+  revokeKey(id: string, now?: number): Promise<boolean>;
+  touchKey(id: string, now: number): Promise<void>;
+
+  // --- usage ---
+  recordUsage(usage: UsageRecord): Promise<void>;
+  listUsage(filter: UsageFilter): Promise<UsageRecord[]>;
+
+  // --- webhook outbox ---
+  enqueueWebhook(job: { requestId: string; url: string; body: string; now?: number }): Promise<WebhookJob>;
+  /** Pending jobs due at `now`, oldest first; each is leased for `leaseMs` so that two deliverers never send it at once. */
+  claimDueWebhooks(now: number, limit: number, leaseMs: number): Promise<WebhookJob[]>;
+  /** Records one attempt; sets delivered, failed (no more tries), or the next attempt time. */
+  recordWebhookAttempt(attempt: WebhookAttempt, next: { state: WebhookJob["state"]; nextAttemptAt: number }): Promise<void>;
+  listWebhooks(requestId: string): Promise<{ job: WebhookJob; attempts: WebhookAttempt[] }[]>;
+}
