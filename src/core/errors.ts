@@ -103,7 +103,7 @@ export class PlatformError extends Error {
     Object.defineProperty(this, PLATFORM_ERROR_MARK, { value: true });
   }
 
-  static [Symbol.hasInstance](value: unknown): boolean {
+  static override [Symbol.hasInstance](value: unknown): boolean {
     return typeof value === "object" && value !== null && PLATFORM_ERROR_MARK in value;
   }
 

@@ -9,7 +9,7 @@
  *   skipping requests whose start deadline has passed; it sets state RUNNING and a lease.
  * - `finish` writes a terminal state at most once: it succeeds only while the request is RUNNING under
  *   the given lease owner and attempt (or QUEUED, for cancellations and deadline expiry) and returns
- *   false otherwise, so a late or duplicate result can never overwrite an outcome.
+ *   null otherwise, so a late or duplicate result can never overwrite an outcome.
  * @module
  */
 import type { Priority, RequestLog, RequestMode, RequestRecord, RequestState } from "../core/types.js";
@@ -67,11 +67,15 @@ export interface UsageRecord {
   finishedAt: number;
 }
 
+/** Usage is listed newest first (by `finishedAt`). */
 export interface UsageFilter {
   appId?: string;
   keyId?: string;
+  /** Inclusive lower bound on `finishedAt`. */
   since?: number;
+  /** Exclusive upper bound on `finishedAt`. */
   until?: number;
+  /** Default 1000, at most 10000. */
   limit?: number;
 }
 
@@ -104,6 +108,7 @@ export interface RequestListFilter {
   appId?: string;
   state?: RequestState;
   keyId?: string;
+  /** Default 50, at most 500. Records are listed newest first. */
   limit?: number;
   /** Return records created strictly before this time (pagination). */
   before?: number;
@@ -158,12 +163,14 @@ export interface Store {
   // --- keys ---
   createKey(key: ApiKeyRecord): Promise<void>;
   getKey(id: string): Promise<ApiKeyRecord | null>;
+  /** Oldest first (by `createdAt`). */
   listKeys(): Promise<ApiKeyRecord[]>;
-  /** Returns false if no such key. */
+  /** Returns false if no such key. Revoking a revoked key keeps its first `revokedAt`. */
   revokeKey(id: string, now?: number): Promise<boolean>;
   touchKey(id: string, now: number): Promise<void>;
 
   // --- usage ---
+  /** One record per request: recording the same `requestId` again replaces the earlier record. */
   recordUsage(usage: UsageRecord): Promise<void>;
   listUsage(filter: UsageFilter): Promise<UsageRecord[]>;
 

@@ -1,0 +1,71 @@
+/**
+ * Benchmark of the upscale app's model code alone (no gateway, queue or runner): cold start, then
+ * warm latency of ×4 upscales on the astronaut fixture.
+ *
+ *   node --import tsx bench/upscale.bench.ts [--runs 5] [--model slim|medium|thick]
+ *
+ * Cold start is what a runner's `setup()` pays: the tfjs wasm backend, then the slim ×2 and ×4
+ * models read from their npm packages. Warm runs come after one unmeasured warm-up per size
+ * (the first inference at a new input shape allocates wasm memory).
+ */
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import os from "node:os";
+import sharp from "sharp";
+import { initBackend, loadUpscaleModel, type ModelSize } from "../src/apps/upscale/model-loader.js";
+import { upscaleRaw } from "../src/apps/upscale/tiled-upscale.js";
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: "string", default: "5" },
+    model: { type: "string", default: "slim" },
+  },
+});
+const runs = Number(values.runs);
+const size = values.model as ModelSize;
+
+const fixture = fileURLToPath(new URL("../../shared/fixtures/astronaut.png", import.meta.url));
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const started = performance.now();
+  const result = await fn();
+  return [result, performance.now() - started];
+}
+
+const rows: [string, string][] = [];
+
+const [backend, backendMs] = await timed(() => initBackend((m) => console.error(m)));
+rows.push([`cold: tfjs ${backend} backend init`, `${backendMs.toFixed(0)} ms`]);
+const [, slimMs] = await timed(() => Promise.all([loadUpscaleModel("slim", 2), loadUpscaleModel("slim", 4)]));
+rows.push(["cold: load slim ×2 + ×4 (setup)", `${slimMs.toFixed(0)} ms`]);
+const [model, loadMs] = await timed(() => loadUpscaleModel(size, 4));
+rows.push([`load ${size} ×4 again (files cached)`, `${loadMs.toFixed(0)} ms`]);
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+for (const side of [128, 256]) {
+  const { data, info } = await sharp(fixture)
+    .resize(side, side, { kernel: "cubic" })
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const image = { data: new Uint8Array(data), width: info.width, height: info.height };
+  const [, firstMs] = await timed(() => upscaleRaw(model, image));
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push((await timed(() => upscaleRaw(model, image)))[1]);
+  const label = `warm: ${size} ×4 ${side}→${side * 4}`;
+  rows.push([
+    label,
+    `median ${median(times).toFixed(0)} ms, min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)} ` +
+      `(n=${runs}; first ${firstMs.toFixed(0)} ms)`,
+  ]);
+}
+
+const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+console.log(`upscale bench: node ${process.version}, ${os.cpus().length}× ${cpu}, backend ${backend}`);
+const width = Math.max(...rows.map(([k]) => k.length));
+for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);

@@ -1,0 +1,10 @@
+/**
+ * Module paths of the built-in apps. The gateway never imports these modules: runners and the
+ * probe do.
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+
+const builtin = (folder: string): string => fileURLToPath(new URL(`./${folder}/app.ts`, import.meta.url));
+
+export const BUILTIN_APP_MODULES: readonly string[] = [builtin("echo"), builtin("upscale")];

@@ -1,0 +1,154 @@
+/**
+ * `darkroom/upscale`: ×2 or ×4 super-resolution with the UpscalerJS ESRGAN models on the tfjs wasm
+ * backend. This file is the platform glue (input, limits, progress, storage); the model work lives in
+ * `model-loader.ts` and `tiled-upscale.ts`.
+ * @module
+ */
+import sharp from "sharp";
+import { fieldError } from "../../core/errors.js";
+import { defineApp, endpoint, FileUrl, ImageSchema, z, type HandlerContext } from "../../runtime/sdk.js";
+import { initBackend, ModelCache } from "./model-loader.js";
+import { upscaleRaw } from "./tiled-upscale.js";
+
+/** 2048² pixels: decoding and tiling stay within a few hundred MB of memory. */
+export const MAX_INPUT_PIXELS = 2048 * 2048;
+/** 4096² pixels: the raw output (48 MiB RGB) and its encoding stay bounded, and ×4 of 1024² still fits. */
+export const MAX_OUTPUT_PIXELS = 4096 * 4096;
+
+const FORMATS = {
+  png: { contentType: "image/png", ext: "png" },
+  jpeg: { contentType: "image/jpeg", ext: "jpg" },
+  webp: { contentType: "image/webp", ext: "webp" },
+} as const;
+
+const UpscaleInput = z.object({
+  image_url: FileUrl.describe(
+    "Image to upscale (http(s) URL or data: URI): PNG, JPEG, WebP, GIF, TIFF or AVIF. At most 4.2 megapixels " +
+      "(2048×2048), and the output at most 16.8 megapixels (4096×4096). EXIF orientation is applied.",
+  ),
+  scale: z.literal([2, 4]).default(2).describe("Upscaling factor"),
+  model: z
+    .enum(["slim", "medium", "thick"])
+    .default("slim")
+    .describe("ESRGAN size: slim is fastest, medium sharper, thick sharpest and about 30× slower than slim"),
+  output_format: z.enum(["png", "jpeg", "webp"]).default("png").describe("Encoding of the output image"),
+});
+
+const UpscaleOutput = z.object({ image: ImageSchema.describe("The upscaled image") });
+
+interface UpscaleState {
+  models: ModelCache;
+}
+
+const megapixels = (pixels: number): string => (pixels / 1e6).toFixed(2);
+
+/** Rejects images over the documented limits from the header alone, before decoding any pixels. */
+function checkLimits(width: number, height: number, scale: number): void {
+  if (width * height > MAX_INPUT_PIXELS) {
+    throw fieldError(
+      "image_url",
+      `image is ${width}×${height} (${megapixels(width * height)} MP); the input limit is ` +
+        `${megapixels(MAX_INPUT_PIXELS)} MP (${MAX_INPUT_PIXELS} pixels, e.g. 2048×2048)`,
+    );
+  }
+  const outPixels = width * scale * height * scale;
+  if (outPixels > MAX_OUTPUT_PIXELS) {
+    throw fieldError(
+      "image_url",
+      `output would be ${width * scale}×${height * scale} (${megapixels(outPixels)} MP); the output limit is ` +
+        `${megapixels(MAX_OUTPUT_PIXELS)} MP (${MAX_OUTPUT_PIXELS} pixels, e.g. 4096×4096): use a smaller scale or image`,
+    );
+  }
+}
+
+async function upscale(
+  input: z.output<typeof UpscaleInput>,
+  ctx: HandlerContext<UpscaleState>,
+): Promise<z.input<typeof UpscaleOutput>> {
+  const { data } = await ctx.files.read(input.image_url);
+
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharp(data).metadata();
+  } catch (err) {
+    throw fieldError("image_url", `could not decode the image: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  // autoOrient holds the size after the EXIF rotation, which is the size that gets upscaled.
+  const { width, height } = meta.autoOrient;
+  checkLimits(width, height, input.scale);
+
+  const channels = meta.hasAlpha ? 4 : 3;
+  const decoder = sharp(data, { limitInputPixels: MAX_INPUT_PIXELS }).autoOrient().toColourspace("srgb");
+  const pixels = await (channels === 4 ? decoder.ensureAlpha() : decoder.removeAlpha())
+    .raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
+  ctx.throwIfCancelled();
+
+  const model = await ctx.state.models.get(input.model, input.scale);
+  const result = await upscaleRaw(
+    model,
+    { data: pixels.data, width: pixels.info.width, height: pixels.info.height, channels },
+    {
+      scale: input.scale,
+      signal: ctx.signal,
+      onTile: (done, total) => ctx.progress(done, total, `tile ${done}/${total}`),
+    },
+  );
+
+  let encoder = sharp(result.data, { raw: { width: result.width, height: result.height, channels: result.channels } });
+  if (input.output_format === "png") encoder = encoder.png();
+  // JPEG has no alpha: flatten onto white, else colour hidden under transparent pixels shows through.
+  else if (input.output_format === "jpeg") encoder = encoder.flatten({ background: "#ffffff" }).jpeg({ quality: 95 });
+  else encoder = encoder.webp({ quality: 95 });
+  const encoded = await encoder.toBuffer();
+
+  const format = FORMATS[input.output_format];
+  const file = await ctx.files.put(encoded, {
+    contentType: format.contentType,
+    fileName: `upscaled-x${input.scale}.${format.ext}`,
+    width: result.width,
+    height: result.height,
+  });
+  ctx.bill((result.width * result.height) / 1e6);
+  return { image: { ...file, width: result.width, height: result.height } };
+}
+
+export default defineApp<UpscaleState>({
+  id: "darkroom/upscale",
+  version: "1.0.0",
+  metadata: {
+    display_name: "Upscale (ESRGAN)",
+    category: "image-to-image",
+    description:
+      "Upscales images ×2 or ×4 with ESRGAN-family super-resolution networks (slim, medium, thick), " +
+      "running on CPU through TensorFlow.js WebAssembly. Alpha is kept (resized with Lanczos).",
+    tags: ["upscale", "super-resolution", "esrgan", "image-to-image", "cpu"],
+    license: "MIT (code and model weights: @upscalerjs/esrgan-slim, -medium, -thick 1.0.0, © 2022 Kevin Scott)",
+    weights_origin:
+      "npm @upscalerjs/esrgan-slim, @upscalerjs/esrgan-medium and @upscalerjs/esrgan-thick 1.0.0 (UpscalerJS, " +
+      "github.com/thekevinscott/UpscalerJS). RDN (slim, medium) and RRDN (thick) networks in the Keras architecture " +
+      "of idealo/image-super-resolution (Apache-2.0), trained by UpscalerJS on DIV2K, as the model names in the " +
+      "packages record (e.g. rdn-C1-D2-G4-G064-T10-x4-…-datadiv2k); not idealo's own published weights",
+  },
+  knobs: { max_runners: 1, keep_alive: 300, request_timeout: 600, startup_timeout: 120 },
+  async setup(log) {
+    const backend = await initBackend(log);
+    log(`tfjs backend: ${backend}`);
+    const models = new ModelCache(log);
+    // The defaults load now so that the first request pays no load time; medium and thick load on first use.
+    await Promise.all([models.get("slim", 2), models.get("slim", 4)]);
+    return { models };
+  },
+  async teardown(state) {
+    await state.models.dispose();
+  },
+  endpoints: [
+    endpoint({
+      path: "",
+      description: "Upscale one image",
+      input: UpscaleInput,
+      output: UpscaleOutput,
+      handler: upscale,
+    }),
+  ],
+});

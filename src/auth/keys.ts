@@ -1,0 +1,234 @@
+/**
+ * API keys: creation, the check behind every authenticated call, revocation, and the admin key the
+ * server needs before anyone can create keys.
+ *
+ * A key is `id:secret`, fal's `FAL_KEY` form (fal-api.md §5.1). Only the id and a scrypt hash of the
+ * secret are stored; the secret is shown once, at creation. The clients send it as `Key id:secret`, and
+ * `fal auth login`-style clients as `Bearer …`, so both schemes are accepted, and `Bearer <token>` also
+ * carries the short-lived tokens of `tokens.ts`.
+ * @module
+ */
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import type { ApiKeyRecord, Store } from "../store/store.js";
+import { writePrivateFile } from "./private-file.js";
+import { hashSecret, SecretVerifier, verifySecret } from "./secrets.js";
+import type { TokenClaims, TokenService } from "./tokens.js";
+
+export const ADMIN_KEY_FILE = "admin-key";
+
+export type KeyScope = ApiKeyRecord["scope"];
+
+/** A key record as seen by an authenticated request. */
+export interface AuthenticatedKey extends ApiKeyRecord {
+  /** "token" when the caller showed a short-lived token instead of the key. */
+  via: "key" | "token";
+  /** The token's claims (with `allowed_apps` the gateway must honour) when `via` is "token". */
+  token: TokenClaims | null;
+}
+
+export interface CreatedKey {
+  id: string;
+  /** Shown once; only its hash is kept. */
+  secret: string;
+  record: ApiKeyRecord;
+}
+
+export interface AdminKeyResult {
+  id: string;
+  /** "env": provisioned from DARKROOM_ADMIN_KEY; "generated": created now; "existing": one was there. */
+  source: "env" | "generated" | "existing";
+  /** `id:secret` when it was generated now, for the server to print this once; null otherwise. */
+  credentials: string | null;
+  /** Where the generated credentials were saved. */
+  file: string | null;
+}
+
+/** What an Authorization header carries. */
+export type Credentials = { kind: "key"; id: string; secret: string } | { kind: "token"; token: string };
+
+const KEY_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** Splits `id:secret` at the first colon; null when either side is empty or the id has odd characters. */
+export function parseKeyPair(value: string): { id: string; secret: string } | null {
+  const colon = value.indexOf(":");
+  if (colon <= 0 || colon === value.length - 1) return null;
+  const id = value.slice(0, colon);
+  const secret = value.slice(colon + 1);
+  if (!KEY_ID.test(id) || /\s/.test(secret)) return null;
+  return { id, secret };
+}
+
+/**
+ * Reads `Key id:secret`, `Bearer id:secret` or `Bearer <jwt>` (schemes case-insensitive, as HTTP
+ * defines them). A bearer value is a key pair when it has a colon (JWTs never do) and a token otherwise.
+ */
+export function parseAuthorization(header: string | null | undefined): Credentials | null {
+  if (!header) return null;
+  const match = /^\s*(\S+)\s+(\S+)\s*$/.exec(header);
+  if (!match) return null;
+  const scheme = (match[1] ?? "").toLowerCase();
+  const value = match[2] ?? "";
+  if (scheme !== "key" && scheme !== "bearer") return null;
+  if (value.includes(":")) {
+    const pair = parseKeyPair(value);
+    return pair ? { kind: "key", ...pair } : null;
+  }
+  if (scheme === "bearer" && JWT_SHAPE.test(value)) return { kind: "token", token: value };
+  return null;
+}
+
+/** The store operation `ensureAdminKey` needs to fix an existing key; see {@link KeyService.ensureAdminKey}. */
+type KeyPatch = Partial<Pick<ApiKeyRecord, "secretHash" | "scope" | "revokedAt" | "name">>;
+type StoreWithKeyUpdate = Store & { updateKey?: (id: string, patch: KeyPatch) => Promise<boolean> };
+
+export interface KeyServiceOptions {
+  store: Store;
+  /** Enables `Bearer <token>`; without it such headers are refused. */
+  tokens?: TokenService;
+  verifier?: SecretVerifier;
+  now?: () => number;
+  /** `lastUsedAt` is written at most this often per key, ms, so auth is not a write per call. Default 60 s. */
+  touchIntervalMs?: number;
+}
+
+export class KeyService {
+  private readonly store: StoreWithKeyUpdate;
+  private readonly tokens: TokenService | null;
+  private readonly verifier: SecretVerifier;
+  private readonly now: () => number;
+  private readonly touchIntervalMs: number;
+
+  constructor(options: KeyServiceOptions) {
+    this.store = options.store;
+    this.tokens = options.tokens ?? null;
+    this.now = options.now ?? Date.now;
+    this.verifier = options.verifier ?? new SecretVerifier({ now: this.now });
+    this.touchIntervalMs = options.touchIntervalMs ?? 60_000;
+  }
+
+  async create(input: { name: string; scope: KeyScope }): Promise<CreatedKey> {
+    // Hex keeps the id free of ':' (the separator) and readable in logs; 96 bits make it unguessable
+    // enough that ids can be shown around without hinting at others.
+    const id = `dk_${randomBytes(12).toString("hex")}`;
+    const secret = randomBytes(32).toString("base64url");
+    const record: ApiKeyRecord = {
+      id,
+      secretHash: await hashSecret(secret),
+      name: input.name,
+      scope: input.scope,
+      createdAt: this.now(),
+      revokedAt: null,
+      lastUsedAt: null,
+    };
+    await this.store.createKey(record);
+    return { id, secret, record };
+  }
+
+  /**
+   * The key behind an Authorization header, or null when it is missing, malformed, unknown, revoked or
+   * wrong. With `app`, a token must also allow that app (alias or full id); a key pair allows every app.
+   */
+  async verify(authorization: string | null | undefined, options: { app?: string } = {}): Promise<AuthenticatedKey | null> {
+    const credentials = parseAuthorization(authorization);
+    if (!credentials) return null;
+
+    if (credentials.kind === "token") {
+      const claims = this.tokens?.verify(credentials.token, options) ?? null;
+      if (!claims) return null;
+      // Revoking a key also kills the tokens issued for it: they are checked against the live record.
+      const record = await this.store.getKey(claims.sub);
+      if (!record || record.revokedAt !== null) return null;
+      // A token never carries more than its key has now, even if the key was narrowed after issue.
+      const scope: KeyScope = claims.scope === "admin" && record.scope === "admin" ? "admin" : "api";
+      this.touch(record);
+      return { ...record, scope, via: "token", token: claims };
+    }
+
+    const record = await this.store.getKey(credentials.id);
+    if (!record || record.revokedAt !== null) return null;
+    if (!(await this.verifier.verify(record.id, credentials.secret, record.secretHash))) return null;
+    this.touch(record);
+    return { ...record, via: "key", token: null };
+  }
+
+  list(): Promise<ApiKeyRecord[]> {
+    return this.store.listKeys();
+  }
+
+  /** Returns false when there is no such key. */
+  async revoke(id: string): Promise<boolean> {
+    const revoked = await this.store.revokeKey(id, this.now());
+    this.verifier.forget(id);
+    return revoked;
+  }
+
+  /**
+   * Makes sure an admin key exists before the server takes requests.
+   *
+   * - `adminKeyEnv` ("id:secret", from DARKROOM_ADMIN_KEY) set: that key is provisioned as an active admin
+   *   key. Idempotent; if the key exists with another secret, another scope or revoked, it is brought in
+   *   line (the environment is the operator's word). Nothing is printed: the operator already knows it.
+   * - not set, and no active admin key: one is generated, saved as `id:secret` to `<dataDir>/admin-key`
+   *   (mode 0600) and returned in `credentials` so the server prints it this once.
+   * - not set, and an active admin key exists: nothing happens.
+   */
+  async ensureAdminKey(input: { dataDir: string; adminKeyEnv?: string | null }): Promise<AdminKeyResult> {
+    const env = input.adminKeyEnv?.trim();
+    if (env) return this.provisionAdminKey(env);
+
+    const existing = (await this.store.listKeys()).find((k) => k.scope === "admin" && k.revokedAt === null);
+    if (existing) return { id: existing.id, source: "existing", credentials: null, file: null };
+
+    const created = await this.create({ name: "admin", scope: "admin" });
+    const credentials = `${created.id}:${created.secret}`;
+    const file = path.join(input.dataDir, ADMIN_KEY_FILE);
+    await writePrivateFile(file, `${credentials}\n`);
+    return { id: created.id, source: "generated", credentials, file };
+  }
+
+  private async provisionAdminKey(env: string): Promise<AdminKeyResult> {
+    const pair = parseKeyPair(env);
+    if (!pair) throw new Error('DARKROOM_ADMIN_KEY must be "id:secret" (id of letters, digits, ".", "_" or "-")');
+    const result: AdminKeyResult = { id: pair.id, source: "env", credentials: null, file: null };
+
+    const existing = await this.store.getKey(pair.id);
+    if (!existing) {
+      await this.store.createKey({
+        id: pair.id,
+        secretHash: await hashSecret(pair.secret),
+        name: "admin (DARKROOM_ADMIN_KEY)",
+        scope: "admin",
+        createdAt: this.now(),
+        revokedAt: null,
+        lastUsedAt: null,
+      });
+      return result;
+    }
+
+    const patch: KeyPatch = {};
+    if (!(await verifySecret(pair.secret, existing.secretHash))) patch.secretHash = await hashSecret(pair.secret);
+    if (existing.scope !== "admin") patch.scope = "admin";
+    if (existing.revokedAt !== null) patch.revokedAt = null;
+    if (Object.keys(patch).length === 0) return result;
+
+    // The Store interface has no way to change a key yet; drivers that add `updateKey` get it used.
+    if (typeof this.store.updateKey !== "function") {
+      throw new Error(
+        `DARKROOM_ADMIN_KEY names key ${pair.id}, which exists with a different secret, scope or revocation, ` +
+          `and the ${this.store.name} store cannot update keys; remove the key or choose another id`,
+      );
+    }
+    await this.store.updateKey(pair.id, patch);
+    this.verifier.forget(pair.id);
+    return result;
+  }
+
+  /** Records use at most once per interval, off the request's path: a lost touch only costs accuracy. */
+  private touch(record: ApiKeyRecord): void {
+    const now = this.now();
+    if (record.lastUsedAt !== null && now - record.lastUsedAt < this.touchIntervalMs) return;
+    this.store.touchKey(record.id, now).catch(() => undefined);
+  }
+}

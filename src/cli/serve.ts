@@ -1,0 +1,46 @@
+/**
+ * `darkroom serve`: starts the platform and stops it cleanly on SIGINT/SIGTERM (drain, then exit).
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { loadConfig } from "../core/config.js";
+import { startPlatform } from "../platform.js";
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string" },
+      host: { type: "string" },
+      "data-dir": { type: "string" },
+      apps: { type: "string" },
+      only: { type: "string" },
+      "public-url": { type: "string" },
+      "allow-hosts": { type: "string" },
+      "log-level": { type: "string" },
+    },
+  });
+  const flags = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Record<string, string>;
+  const config = loadConfig(flags);
+  const platform = await startPlatform(config);
+  const { logger } = platform;
+  logger.info({ url: platform.url, data_dir: config.dataDir, apps: platform.scheduler.apps.map((a) => a.id) }, "darkroom listening");
+  if (platform.generatedAdminKey) {
+    // Printed once, on the first start; afterwards it is only in the 0600 file.
+    process.stderr.write(
+      `\n  Admin key (shown once, also saved to ${platform.adminKeyFile}):\n\n    ${platform.generatedAdminKey}\n\n  export FAL_KEY=${platform.generatedAdminKey}\n\n`,
+    );
+  }
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string): void => {
+      logger.info({ signal }, "shutting down: draining runners");
+      platform.stop().then(resolve, (err: unknown) => {
+        logger.error({ err }, "shutdown failed");
+        resolve();
+      });
+    };
+    process.once("SIGINT", () => shutdown("SIGINT"));
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+  });
+  return 0;
+}

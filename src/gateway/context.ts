@@ -1,0 +1,64 @@
+/**
+ * What the gateway's routes share: configuration and the services they call.
+ * @module
+ */
+import type { FastifyRequest } from "fastify";
+import type { KeyService } from "../auth/keys.js";
+import type { TokenService } from "../auth/tokens.js";
+import type { Config } from "../core/config.js";
+import { PlatformError } from "../core/errors.js";
+import type { AllowList } from "../net/allow-list.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { Scheduler } from "../scheduler/scheduler.js";
+import type { UrlSigner } from "../storage/signed-url.js";
+import type { StorageDriver } from "../storage/storage.js";
+import type { Store } from "../store/store.js";
+import type { SigningKeys } from "../webhooks/signing-keys.js";
+import type { InputValidator } from "./input-validator.js";
+
+export interface GatewayContext {
+  config: Config;
+  store: Store;
+  storage: StorageDriver;
+  scheduler: Scheduler;
+  keys: KeyService;
+  tokens: TokenService;
+  urlSigner: UrlSigner;
+  validator: InputValidator;
+  signingKeys: SigningKeys;
+  allow: AllowList;
+  metrics: Metrics;
+  startedAt: number;
+}
+
+/** Who made a request: an API key, or a short-lived token issued for one. */
+export interface Principal {
+  keyId: string;
+  scope: "admin" | "api";
+  /** Set for tokens: the app aliases the token may call. */
+  allowedApps: string[] | null;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+export function requirePrincipal(request: FastifyRequest): Principal {
+  if (!request.principal) throw new PlatformError("ERR_UNAUTHORIZED");
+  return request.principal;
+}
+
+export function requireAdmin(request: FastifyRequest): Principal {
+  const principal = requirePrincipal(request);
+  if (principal.scope !== "admin" || principal.allowedApps !== null) {
+    throw new PlatformError("ERR_FORBIDDEN", { message: "This needs an admin key" });
+  }
+  return principal;
+}
+
+/** Whether the principal may see a request: admins see all, keys see their own. */
+export function canSeeRequest(principal: Principal, keyId: string | null): boolean {
+  return principal.scope === "admin" || principal.keyId === keyId;
+}

@@ -1,0 +1,226 @@
+/**
+ * The platform API under `/v1`: models (fal's platform-API shape), requests with their logs and
+ * webhook delivery log, keys, usage and the operations view.
+ * @module
+ */
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import { PlatformError } from "../../core/errors.js";
+import type { AppManifest, RequestState } from "../../core/types.js";
+import type { ApiKeyRecord, RequestListFilter, UsageFilter } from "../../store/store.js";
+import { canSeeRequest, requireAdmin, requirePrincipal, type GatewayContext } from "../context.js";
+import { openApiDocument } from "../openapi.js";
+import { baseUrlOf, requestUrls, statusBody, wireStatus } from "../wire.js";
+
+function modelEntry(app: AppManifest, baseUrl: string, expandOpenApi: boolean): Record<string, unknown> {
+  return {
+    endpoint_id: app.id,
+    metadata: {
+      display_name: app.metadata.display_name,
+      category: app.metadata.category,
+      description: app.metadata.description,
+      status: "active",
+      tags: app.metadata.tags,
+      updated_at: null,
+      thumbnail_url: app.metadata.thumbnail_url ?? null,
+      model_url: `${baseUrl}/run/${app.id}`,
+      license: app.metadata.license ?? null,
+      weights_origin: app.metadata.weights_origin ?? null,
+      highlighted: false,
+      pinned: false,
+    },
+    availability: app.unavailable ? { available: false, ...app.unavailable } : { available: true },
+    knobs: app.knobs,
+    endpoints: app.endpoints.map((e) => ({ path: e.path, kind: e.kind, input_schema: e.input, output_schema: e.output })),
+    ...(expandOpenApi ? { openapi: openApiDocument(app, baseUrl) } : {}),
+  };
+}
+
+function keyView(k: ApiKeyRecord): Record<string, unknown> {
+  return {
+    id: k.id,
+    name: k.name,
+    scope: k.scope,
+    created_at: new Date(k.createdAt).toISOString(),
+    revoked_at: k.revokedAt ? new Date(k.revokedAt).toISOString() : null,
+    last_used_at: k.lastUsedAt ? new Date(k.lastUsedAt).toISOString() : null,
+  };
+}
+
+const STATES: readonly RequestState[] = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"];
+
+const CreateKey = z.object({ name: z.string().min(1).max(100).default("api key"), scope: z.enum(["admin", "api"]).default("api") });
+
+export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext): void {
+  app.get("/v1/models", async (request) => {
+    requirePrincipal(request);
+    const q = request.query as Record<string, string | string[] | undefined>;
+    const ids = ([] as string[]).concat(q["endpoint_id"] ?? []);
+    const search = typeof q["q"] === "string" ? q["q"].toLowerCase() : null;
+    const category = typeof q["category"] === "string" ? q["category"] : null;
+    const limit = Math.min(Math.max(Number(q["limit"] ?? 100) || 100, 1), 500);
+    const offset = Math.max(Number(q["cursor"] ?? 0) || 0, 0);
+    const baseUrl = baseUrlOf(request, ctx.config.publicUrl);
+    let apps = ctx.scheduler.apps;
+    if (ids.length > 0) apps = apps.filter((a) => ids.includes(a.id));
+    if (search) apps = apps.filter((a) => `${a.id} ${a.metadata.display_name} ${a.metadata.description} ${a.metadata.tags.join(" ")}`.toLowerCase().includes(search));
+    if (category) apps = apps.filter((a) => a.metadata.category === category);
+    const page = apps.slice(offset, offset + limit);
+    const hasMore = offset + limit < apps.length;
+    return {
+      models: page.map((a) => modelEntry(a, baseUrl, q["expand"] === "openapi-3.0" || q["expand"] === "openapi-3.1")),
+      next_cursor: hasMore ? String(offset + limit) : null,
+      has_more: hasMore,
+    };
+  });
+
+  app.get("/v1/requests", async (request) => {
+    const principal = requirePrincipal(request);
+    const q = request.query as Record<string, string | undefined>;
+    const state = q["status"]?.toUpperCase() as RequestState | undefined;
+    if (state && !STATES.includes(state)) throw new PlatformError("ERR_BAD_REQUEST", { message: `status must be one of ${STATES.join(", ")}` });
+    const filter: RequestListFilter = {
+      ...(q["app"] ? { appId: q["app"] } : {}),
+      ...(state ? { state } : {}),
+      ...(principal.scope === "admin" ? {} : { keyId: principal.keyId }),
+      limit: Math.min(Number(q["limit"] ?? 50) || 50, 500),
+      ...(q["before"] ? { before: Number(q["before"]) } : {}),
+    };
+    const records = await ctx.store.list(filter);
+    return {
+      requests: records.map((r) => ({
+        request_id: r.id,
+        endpoint_id: r.endpoint ? `${r.appId}/${r.endpoint}` : r.appId,
+        app_id: r.appId,
+        state: r.state,
+        status: wireStatus(r),
+        mode: r.mode,
+        created_at: new Date(r.createdAt).toISOString(),
+        started_at: r.startedAt ? new Date(r.startedAt).toISOString() : null,
+        finished_at: r.finishedAt ? new Date(r.finishedAt).toISOString() : null,
+        attempt: r.attempt,
+        error: r.error,
+        error_type: r.errorType,
+      })),
+      next_before: records.length > 0 ? records[records.length - 1]?.createdAt : null,
+    };
+  });
+
+  app.get("/v1/requests/:id", async (request) => {
+    const principal = requirePrincipal(request);
+    const { id } = request.params as { id: string };
+    const record = await ctx.store.get(id);
+    if (!record || !canSeeRequest(principal, record.keyId)) throw new PlatformError("ERR_REQUEST_NOT_FOUND");
+    const position = record.state === "QUEUED" ? await ctx.store.queuePosition(id) : null;
+    return {
+      ...statusBody(record, { logs: await ctx.store.getLogs(id), queuePosition: position, progress: ctx.scheduler.progressOf(id) }),
+      ...requestUrls(record.baseUrl, record.appId, record.id),
+      app_id: record.appId,
+      endpoint: record.endpoint,
+      state: record.state,
+      input: record.input,
+      output: record.output,
+      status_code: record.statusCode,
+      attempt: record.attempt,
+      priority: record.priority,
+      created_at: new Date(record.createdAt).toISOString(),
+      started_at: record.startedAt ? new Date(record.startedAt).toISOString() : null,
+      finished_at: record.finishedAt ? new Date(record.finishedAt).toISOString() : null,
+      billable_units: record.billableUnits,
+      webhook_url: record.webhookUrl,
+    };
+  });
+
+  app.get("/v1/requests/:id/webhooks", async (request) => {
+    const principal = requirePrincipal(request);
+    const { id } = request.params as { id: string };
+    const record = await ctx.store.get(id);
+    if (!record || !canSeeRequest(principal, record.keyId)) throw new PlatformError("ERR_REQUEST_NOT_FOUND");
+    const deliveries = await ctx.store.listWebhooks(id);
+    return {
+      deliveries: deliveries.map(({ job, attempts }) => ({
+        id: job.id,
+        url: job.url,
+        state: job.state,
+        attempts: job.attempts,
+        next_attempt_at: job.state === "pending" ? new Date(job.nextAttemptAt).toISOString() : null,
+        log: attempts.map((a) => ({ attempt: a.attempt, at: new Date(a.at).toISOString(), status: a.status, ok: a.ok, error: a.error, duration_ms: a.durationMs })),
+      })),
+    };
+  });
+
+  app.get("/v1/keys", async (request) => {
+    requireAdmin(request);
+    return { keys: (await ctx.keys.list()).map(keyView) };
+  });
+
+  app.post("/v1/keys", async (request, reply) => {
+    requireAdmin(request);
+    const parsed = CreateKey.safeParse(request.body ?? {});
+    if (!parsed.success) {
+      throw new PlatformError("ERR_VALIDATION", { fieldErrors: parsed.error.issues.map((i) => ({ loc: ["body", ...i.path.map(String)], msg: i.message, type: i.code })) });
+    }
+    const created = await ctx.keys.create(parsed.data);
+    // The secret is shown here once; only its hash is stored.
+    return reply.code(201).send({ ...keyView(created.record), secret: created.secret, key: `${created.id}:${created.secret}` });
+  });
+
+  app.delete("/v1/keys/:id", async (request) => {
+    const principal = requireAdmin(request);
+    const { id } = request.params as { id: string };
+    if (id === principal.keyId) throw new PlatformError("ERR_BAD_REQUEST", { message: "A key cannot revoke itself" });
+    if (!(await ctx.keys.revoke(id))) throw new PlatformError("ERR_KEY_NOT_FOUND");
+    return { id, revoked: true };
+  });
+
+  app.get("/v1/usage", async (request) => {
+    const principal = requirePrincipal(request);
+    const q = request.query as Record<string, string | undefined>;
+    const filter: UsageFilter = {
+      ...(q["app"] ? { appId: q["app"] } : {}),
+      ...(principal.scope === "admin" ? (q["key"] ? { keyId: q["key"] } : {}) : { keyId: principal.keyId }),
+      ...(q["since"] ? { since: Date.parse(q["since"]) } : {}),
+      ...(q["until"] ? { until: Date.parse(q["until"]) } : {}),
+      limit: Math.min(Number(q["limit"] ?? 100) || 100, 1000),
+    };
+    const usage = await ctx.store.listUsage(filter);
+    const totals = new Map<string, { requests: number; run_seconds: number; billable_units: number }>();
+    for (const u of usage) {
+      const t = totals.get(u.appId) ?? { requests: 0, run_seconds: 0, billable_units: 0 };
+      t.requests += 1;
+      t.run_seconds += u.runMs / 1000;
+      t.billable_units += u.billableUnits ?? 0;
+      totals.set(u.appId, t);
+    }
+    return {
+      usage: usage.map((u) => ({
+        request_id: u.requestId,
+        key_id: u.keyId,
+        app_id: u.appId,
+        endpoint: u.endpoint,
+        state: u.state,
+        queue_ms: u.queueMs,
+        run_ms: u.runMs,
+        billable_units: u.billableUnits,
+        finished_at: new Date(u.finishedAt).toISOString(),
+      })),
+      summary: Object.fromEntries(totals),
+    };
+  });
+
+  app.get("/v1/ops", async (request) => {
+    requireAdmin(request);
+    const depths = await ctx.store.queueDepths();
+    return {
+      uptime_s: Math.round((Date.now() - ctx.startedAt) / 1000),
+      apps: ctx.scheduler.snapshot().map((s) => ({ ...s, queue_depth: depths.get(s.app) ?? 0 })),
+    };
+  });
+}
+
+/** `GET /run/{owner}/{alias}/openapi.json` */
+export function openApiFor(ctx: GatewayContext, appId: string, baseUrl: string): Record<string, unknown> {
+  const app = ctx.scheduler.app(appId);
+  if (!app) throw new PlatformError("ERR_APP_NOT_FOUND", { message: `Application '${appId}' not found` });
+  return openApiDocument(app, baseUrl);
+}

@@ -1,0 +1,279 @@
+/**
+ * fal's queue API (`queue.fal.run`): submit, status, status stream, result, cancel.
+ * @module
+ */
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { PlatformError } from "../../core/errors.js";
+import { isTerminal, type AppManifest, type EndpointManifest, type Priority, type RequestLog, type RequestRecord } from "../../core/types.js";
+import { parseAppPath } from "../app-path.js";
+import { canSeeRequest, requirePrincipal, type GatewayContext } from "../context.js";
+import { openSse } from "../sse.js";
+import { baseUrlOf, requestUrls, sendOutcome, statusBody } from "../wire.js";
+
+/** A fal API call, however it arrived: a direct route or the proxy's `x-fal-target-url`. */
+export interface FalCall {
+  method: string;
+  segments: string[];
+  query: URLSearchParams;
+  request: FastifyRequest;
+  reply: FastifyReply;
+}
+
+const DEFAULT_MAX_ATTEMPTS = 3;
+
+export function findApp(ctx: GatewayContext, appId: string): AppManifest {
+  const app = ctx.scheduler.app(appId);
+  if (!app) throw new PlatformError("ERR_APP_NOT_FOUND", { message: `Application '${appId}' not found` });
+  return app;
+}
+
+export function assertAvailable(app: AppManifest): void {
+  if (app.unavailable) {
+    throw new PlatformError("ERR_APP_UNAVAILABLE", { message: `${app.id} is unavailable: ${app.unavailable.reason}. Remedy: ${app.unavailable.remedy}` });
+  }
+}
+
+export function assertAppAllowed(call: FalCall, app: AppManifest): void {
+  const principal = requirePrincipal(call.request);
+  const alias = app.id.split("/")[1] ?? app.id;
+  if (principal.allowedApps && !principal.allowedApps.includes(alias) && !principal.allowedApps.includes(app.id)) {
+    throw new PlatformError("ERR_FORBIDDEN", { message: `This token is not valid for ${app.id}` });
+  }
+}
+
+export function findEndpoint(app: AppManifest, path: string, kinds: EndpointManifest["kind"][]): EndpointManifest | undefined {
+  return app.endpoints.find((e) => e.path === path && kinds.includes(e.kind));
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** `x-fal-queue-priority` */
+export function parsePriority(request: FastifyRequest): Priority {
+  const value = (header(request, "x-fal-queue-priority") ?? "normal").trim().toLowerCase();
+  if (value !== "normal" && value !== "low") {
+    throw new PlatformError("ERR_BAD_REQUEST", { message: `x-fal-queue-priority must be 'normal' or 'low', got '${value}'` });
+  }
+  return value;
+}
+
+/** `x-fal-request-timeout`: float seconds until the request must have started (JS sends "30", Python "30.0"). */
+export function parseStartDeadline(request: FastifyRequest, now: number): number | null {
+  const raw = header(request, "x-fal-request-timeout");
+  if (raw === undefined || raw.trim() === "") return null;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new PlatformError("ERR_BAD_REQUEST", { message: `x-fal-request-timeout must be a positive number of seconds, got '${raw}'` });
+  }
+  return now + Math.round(seconds * 1000);
+}
+
+function parseWebhook(query: URLSearchParams): string | null {
+  const url = query.get("fal_webhook");
+  if (!url) return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new PlatformError("ERR_BAD_REQUEST", { message: "fal_webhook must be an absolute http(s) URL" });
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new PlatformError("ERR_BAD_REQUEST", { message: "fal_webhook must be an absolute http(s) URL" });
+  }
+  return parsed.href;
+}
+
+function bodyOf(request: FastifyRequest): unknown {
+  return request.body === undefined ? {} : request.body;
+}
+
+async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endpointPath: string): Promise<void> {
+  const { request, reply } = call;
+  const principal = requirePrincipal(request);
+  assertAppAllowed(call, app);
+  assertAvailable(app);
+  const endpoint = findEndpoint(app, endpointPath, ["http", "stream"]);
+  if (!endpoint) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path /${endpointPath} not found` });
+  const input = bodyOf(request);
+  ctx.validator.validate(endpoint.input, input);
+  const now = Date.now();
+  const priority = parsePriority(request);
+  const startDeadline = parseStartDeadline(request, now);
+  const webhookUrl = parseWebhook(call.query);
+  const maxQueue = call.query.get("fal_max_queue_length");
+  if (maxQueue !== null) {
+    const limit = Number(maxQueue);
+    const depth = (await ctx.store.queueDepths()).get(app.id) ?? 0;
+    if (Number.isFinite(limit) && depth >= limit) {
+      throw new PlatformError("ERR_QUEUE_FULL", { message: `Queue of ${app.id} holds ${depth} requests (fal_max_queue_length=${limit})` });
+    }
+  }
+  const baseUrl = baseUrlOf(request, ctx.config.publicUrl);
+  const record = await ctx.scheduler.submit({
+    id: crypto.randomUUID(),
+    appId: app.id,
+    endpoint: endpoint.path,
+    input,
+    priority,
+    mode: "queue",
+    startDeadline,
+    maxAttempts: DEFAULT_MAX_ATTEMPTS,
+    webhookUrl,
+    keyId: principal.keyId,
+    baseUrl,
+  });
+  // The record is durable at this point: only now does the client get its 200.
+  const position = record.state === "QUEUED" ? await ctx.store.queuePosition(record.id) : null;
+  reply.header("x-fal-request-id", record.id);
+  await reply.code(200).send({
+    status: "IN_QUEUE",
+    request_id: record.id,
+    gateway_request_id: record.id,
+    ...requestUrls(baseUrl, app.id, record.id),
+    queue_position: position ?? 0,
+  });
+}
+
+async function loadRequest(ctx: GatewayContext, call: FalCall, appId: string, requestId: string): Promise<RequestRecord> {
+  const record = await ctx.store.get(requestId);
+  const principal = requirePrincipal(call.request);
+  if (!record || record.appId !== appId || !canSeeRequest(principal, record.keyId)) {
+    throw new PlatformError("ERR_REQUEST_NOT_FOUND", { message: `Request ${requestId} not found` });
+  }
+  return record;
+}
+
+function wantsLogs(query: URLSearchParams): boolean {
+  const v = (query.get("logs") ?? "0").toLowerCase();
+  return v === "1" || v === "true";
+}
+
+async function status(ctx: GatewayContext, call: FalCall, record: RequestRecord): Promise<void> {
+  const withLogs = wantsLogs(call.query);
+  const logs = withLogs && record.state !== "QUEUED" ? await ctx.store.getLogs(record.id) : null;
+  const position = record.state === "QUEUED" ? await ctx.store.queuePosition(record.id) : null;
+  call.reply.header("x-fal-request-id", record.id);
+  await call.reply
+    .code(isTerminal(record.state) ? 200 : 202)
+    .send(statusBody(record, { logs: withLogs ? (logs ?? []) : null, queuePosition: position, progress: ctx.scheduler.progressOf(record.id) }));
+}
+
+async function statusStream(ctx: GatewayContext, call: FalCall, initial: RequestRecord): Promise<void> {
+  const withLogs = wantsLogs(call.query);
+  const sse = openSse(call.reply, { "x-fal-request-id": initial.id });
+  let current = initial;
+  let seenLogs = 0;
+  let lastPosition: number | null = null;
+  let finished = false;
+  // Events that arrive while the first snapshot is read are replayed after it, in order.
+  let buffered: (() => Promise<void>)[] | null = [];
+  let chain = Promise.resolve();
+  const enqueue = (fn: () => Promise<void>): void => {
+    if (buffered) buffered.push(fn);
+    else chain = chain.then(fn).catch(() => undefined);
+  };
+
+  const sendStatus = async (record: RequestRecord, logs: RequestLog[] | null): Promise<void> => {
+    if (finished || sse.closed) return;
+    const position = record.state === "QUEUED" ? await ctx.store.queuePosition(record.id) : null;
+    if (record.state === "QUEUED") lastPosition = position;
+    sse.send(statusBody(record, { logs: withLogs ? (logs ?? []) : null, queuePosition: position, progress: ctx.scheduler.progressOf(record.id) }));
+    if (isTerminal(record.state)) {
+      finished = true;
+      sse.close();
+    }
+  };
+  const newLogs = async (): Promise<RequestLog[] | null> => {
+    if (!withLogs) return null;
+    const logs = await ctx.store.getLogs(current.id, seenLogs);
+    seenLogs += logs.length;
+    return logs;
+  };
+
+  const unsubscribe = ctx.scheduler.events.subscribe(initial.id, (event) => {
+    enqueue(async () => {
+      if (event.type === "state") {
+        current = event.record;
+        await sendStatus(current, await newLogs());
+      } else if (event.type === "log") {
+        if (!withLogs || current.state !== "RUNNING") return;
+        await sendStatus(current, await newLogs());
+      } else if (event.type === "progress" && current.state === "RUNNING") {
+        await sendStatus(current, withLogs ? [] : null);
+      }
+    });
+  });
+  // While queued, positions change without events of this request: poll them.
+  const positionTimer = setInterval(() => {
+    enqueue(async () => {
+      if (current.state !== "QUEUED") return;
+      const position = await ctx.store.queuePosition(current.id);
+      if (position !== lastPosition) await sendStatus(current, null);
+    });
+  }, 500);
+  sse.onClose(() => {
+    unsubscribe();
+    clearInterval(positionTimer);
+  });
+
+  current = (await ctx.store.get(initial.id)) ?? initial;
+  await sendStatus(current, await newLogs());
+  const pending = buffered;
+  buffered = null;
+  for (const fn of pending) chain = chain.then(fn).catch(() => undefined);
+}
+
+async function result(call: FalCall, record: RequestRecord): Promise<void> {
+  if (!isTerminal(record.state)) {
+    call.reply.header("x-fal-request-id", record.id);
+    throw new PlatformError("ERR_STILL_IN_PROGRESS");
+  }
+  await sendOutcome(call.reply, record);
+}
+
+async function cancel(ctx: GatewayContext, call: FalCall, appId: string, requestId: string): Promise<void> {
+  const record = await ctx.store.get(requestId);
+  const principal = requirePrincipal(call.request);
+  call.reply.header("x-fal-request-id", requestId);
+  if (!record || record.appId !== appId || !canSeeRequest(principal, record.keyId)) {
+    await call.reply.code(404).header("x-fal-error-type", "not_found").send({ status: "NOT_FOUND", detail: `Request ${requestId} not found`, error_type: "not_found" });
+    return;
+  }
+  const outcome = await ctx.scheduler.cancel(requestId);
+  if (outcome === "removed" || outcome === "signalled") {
+    await call.reply.code(202).send({ status: "CANCELLATION_REQUESTED" });
+    return;
+  }
+  if (outcome === "already_completed") {
+    await call.reply
+      .code(400)
+      .header("x-fal-error-type", "bad_request")
+      .send({ status: "ALREADY_COMPLETED", detail: "Request already completed", error_type: "bad_request" });
+    return;
+  }
+  await call.reply.code(404).header("x-fal-error-type", "not_found").send({ status: "NOT_FOUND", detail: `Request ${requestId} not found`, error_type: "not_found" });
+}
+
+/** Dispatches a call on the queue host. */
+export async function handleQueueCall(ctx: GatewayContext, call: FalCall): Promise<void> {
+  const parsed = parseAppPath(call.segments);
+  if (!parsed) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: "Expected /{owner}/{alias}[/path]" });
+  const { rest } = parsed;
+  const method = call.method.toUpperCase();
+  if (rest[0] === "requests" && rest[1] && method !== "POST") {
+    const requestId = rest[1];
+    const op = rest.slice(2).join("/");
+    if (method === "PUT" && op === "cancel") return cancel(ctx, call, parsed.appId, requestId);
+    if (method === "GET" || method === "HEAD") {
+      if (op === "") return result(call, await loadRequest(ctx, call, parsed.appId, requestId));
+      if (op === "status") return status(ctx, call, await loadRequest(ctx, call, parsed.appId, requestId));
+      if (op === "status/stream") return statusStream(ctx, call, await loadRequest(ctx, call, parsed.appId, requestId));
+    }
+    throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `${method} /${call.segments.join("/")} not found` });
+  }
+  if (method !== "POST") throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `${method} /${call.segments.join("/")} not found` });
+  const app = findApp(ctx, parsed.appId);
+  return submit(ctx, call, app, rest.join("/"));
+}

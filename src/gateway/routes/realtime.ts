@@ -1,0 +1,109 @@
+/**
+ * fal's realtime WebSocket: `/{id}/realtime` (and under `/run/`). Binary msgpack frames both ways;
+ * control frames as JSON text (`x-fal-error`, `x-fal-message`). Each message is a non-durable call
+ * on a warm runner; results echo the input's `request_id`.
+ * @module
+ */
+import { decode, encode } from "@msgpack/msgpack";
+import type { FastifyRequest } from "fastify";
+import type { WebSocket } from "ws";
+import { isPlatformError, PlatformError } from "../../core/errors.js";
+import type { AppManifest, EndpointManifest } from "../../core/types.js";
+import { parseAppPath, pathSegments } from "../app-path.js";
+import type { GatewayContext } from "../context.js";
+import { baseUrlOf } from "../wire.js";
+
+/** Most messages a connection may have waiting; older ones are dropped, as fal's `buffering` does. */
+const MAX_BUFFERED = 16;
+
+function sendControl(socket: WebSocket, error: string, reason: string): void {
+  if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ type: "x-fal-error", error, reason }));
+}
+
+function resolveRealtime(ctx: GatewayContext, url: string): { app: AppManifest; endpoint: EndpointManifest } {
+  const segments = pathSegments(new URL(url, "http://x").pathname);
+  if (segments[0] === "run") segments.shift();
+  const parsed = parseAppPath(segments);
+  if (!parsed) throw new PlatformError("ERR_PATH_NOT_FOUND");
+  const app = ctx.scheduler.app(parsed.appId);
+  if (!app) throw new PlatformError("ERR_APP_NOT_FOUND", { message: `Application '${parsed.appId}' not found` });
+  const path = parsed.rest.join("/");
+  const endpoint = app.endpoints.find((e) => e.kind === "realtime" && e.path === path);
+  if (!endpoint) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `No realtime endpoint at /${path}` });
+  return { app, endpoint };
+}
+
+async function authenticate(ctx: GatewayContext, request: FastifyRequest, app: AppManifest): Promise<boolean> {
+  const query = request.query as Record<string, string | undefined>;
+  const token = query["fal_jwt_token"];
+  const header = token ? `Bearer ${token}` : request.headers.authorization;
+  return (await ctx.keys.verify(header, { app: app.id })) !== null;
+}
+
+/** The WebSocket handler for realtime routes (the server mounts it beside the HTTP handlers). */
+export function realtimeHandler(ctx: GatewayContext): (socket: WebSocket, request: FastifyRequest) => Promise<void> {
+  return async (socket: WebSocket, request: FastifyRequest): Promise<void> => {
+    let target: { app: AppManifest; endpoint: EndpointManifest };
+    try {
+      target = resolveRealtime(ctx, request.url);
+    } catch (err) {
+      sendControl(socket, "NOT_FOUND", err instanceof Error ? err.message : "not found");
+      socket.close(1000);
+      return;
+    }
+    if (!(await authenticate(ctx, request, target.app))) {
+      // fal's client drops its token and retries on this exact body.
+      socket.send(JSON.stringify({ status: "error", error: "Unauthorized" }));
+      socket.close(1000);
+      return;
+    }
+    if (target.app.unavailable) {
+      sendControl(socket, "APP_UNAVAILABLE", target.app.unavailable.reason);
+      socket.close(1000);
+      return;
+    }
+    const baseUrl = baseUrlOf(request, ctx.config.publicUrl);
+    const pending: unknown[] = [];
+    let busy = false;
+
+    const runNext = async (): Promise<void> => {
+      if (busy) return;
+      const input = pending.shift();
+      if (input === undefined) return;
+      busy = true;
+      const requestId = typeof input === "object" && input !== null ? (input as Record<string, unknown>)["request_id"] : undefined;
+      const started = performance.now();
+      try {
+        ctx.validator.validate(target.endpoint.input, input);
+        const output = await ctx.scheduler.invokeEphemeral(target.app.id, target.endpoint.path, input, baseUrl);
+        const result = typeof output === "object" && output !== null ? { ...output } : { output };
+        if (typeof requestId === "string") (result as Record<string, unknown>)["request_id"] = requestId;
+        if (socket.readyState === socket.OPEN) {
+          socket.send(encode(result));
+          socket.send(JSON.stringify({ type: "x-fal-message", action: "timings", timing: (performance.now() - started) / 1000 }));
+        }
+      } catch (err) {
+        const reason = isPlatformError(err) && err.fieldErrors ? JSON.stringify(err.fieldErrors) : err instanceof Error ? err.message : String(err);
+        sendControl(socket, isPlatformError(err) && err.code === "ERR_VALIDATION" ? "VALIDATION_ERROR" : "INTERNAL_ERROR", reason);
+      } finally {
+        busy = false;
+        void runNext();
+      }
+    };
+
+    socket.on("message", (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      let input: unknown;
+      try {
+        const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+        input = isBinary ? decode(bytes) : JSON.parse(bytes.toString("utf8"));
+      } catch {
+        sendControl(socket, "BAD_MESSAGE", "Messages must be msgpack (binary) or JSON (text)");
+        return;
+      }
+      pending.push(input);
+      if (pending.length > MAX_BUFFERED) pending.shift();
+      void runNext();
+    });
+  };
+
+}

@@ -1,0 +1,124 @@
+/**
+ * fal's sync host (`fal.run`): `POST /{id}[/path]` waits for the output; `/stream` sends server-sent
+ * events. Both go through the durable queue (so the scheduler and its limits stay in charge) but are
+ * not retried, as fal does not retry sync calls.
+ * @module
+ */
+import { PlatformError } from "../../core/errors.js";
+import { isTerminal, type AppManifest, type EndpointManifest, type RequestRecord } from "../../core/types.js";
+import { parseAppPath } from "../app-path.js";
+import { requirePrincipal, type GatewayContext } from "../context.js";
+import { openSse, type SseStream } from "../sse.js";
+import { baseUrlOf, sendOutcome } from "../wire.js";
+import { assertAppAllowed, assertAvailable, findApp, findEndpoint, parseStartDeadline, type FalCall } from "./queue.js";
+
+interface Target {
+  app: AppManifest;
+  endpoint: EndpointManifest;
+  /** Respond with server-sent events. */
+  stream: boolean;
+}
+
+function resolveTarget(ctx: GatewayContext, call: FalCall): Target {
+  const parsed = parseAppPath(call.segments);
+  if (!parsed) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: "Expected /{owner}/{alias}[/path]" });
+  const app = findApp(ctx, parsed.appId);
+  const path = parsed.rest.join("/");
+  const exact = findEndpoint(app, path, ["http", "stream"]);
+  if (exact) return { app, endpoint: exact, stream: exact.kind === "stream" };
+  // `/stream` on an ordinary endpoint streams its progress, partial results and output.
+  if (parsed.rest.at(-1) === "stream") {
+    const base = findEndpoint(app, parsed.rest.slice(0, -1).join("/"), ["http"]);
+    if (base) return { app, endpoint: base, stream: true };
+  }
+  throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path /${path} not found` });
+}
+
+/** fal's JS client can send a run as GET with the input in the query string. */
+function inputOf(call: FalCall): unknown {
+  if (call.method.toUpperCase() === "GET") {
+    const input: Record<string, string> = {};
+    for (const [k, v] of call.query) if (!k.startsWith("fal_")) input[k] = v;
+    return input;
+  }
+  return call.request.body === undefined ? {} : call.request.body;
+}
+
+export async function handleRunCall(ctx: GatewayContext, call: FalCall): Promise<void> {
+  const { request, reply } = call;
+  const principal = requirePrincipal(request);
+  const target = resolveTarget(ctx, call);
+  assertAppAllowed(call, target.app);
+  assertAvailable(target.app);
+  const input = inputOf(call);
+  ctx.validator.validate(target.endpoint.input, input);
+  const record = await ctx.scheduler.submit({
+    id: crypto.randomUUID(),
+    appId: target.app.id,
+    endpoint: target.endpoint.path,
+    input,
+    priority: "normal",
+    mode: target.stream ? "stream" : "sync",
+    startDeadline: parseStartDeadline(request, Date.now()),
+    maxAttempts: 1,
+    webhookUrl: null,
+    keyId: principal.keyId,
+    baseUrl: baseUrlOf(request, ctx.config.publicUrl),
+  });
+  // A sync caller that hangs up no longer wants the work: cancel it so the runner is freed.
+  const disconnected = new AbortController();
+  reply.raw.on("close", () => {
+    if (!reply.raw.writableFinished) disconnected.abort(new PlatformError("ERR_CLIENT_DISCONNECTED"));
+  });
+  disconnected.signal.addEventListener("abort", () => void ctx.scheduler.cancel(record.id).catch(() => undefined), { once: true });
+  if (target.stream) return streamRun(ctx, call, record, target, disconnected.signal);
+  let done: RequestRecord;
+  try {
+    done = await ctx.scheduler.waitForTerminal(record.id, disconnected.signal);
+  } catch {
+    return; // the client is gone
+  }
+  await sendOutcome(reply, done);
+}
+
+/**
+ * Sends partial results as events. The SSE response starts with the first event, so a request that
+ * fails before producing anything still gets a plain error response that fal's client maps to ApiError.
+ */
+async function streamRun(ctx: GatewayContext, call: FalCall, record: RequestRecord, target: Target, signal: AbortSignal): Promise<void> {
+  let sse: SseStream | null = null;
+  const open = (): SseStream => (sse ??= openSse(call.reply, { "x-fal-request-id": record.id }));
+  let lastPartial: unknown;
+  let sentPartial = false;
+  const unsubscribe = ctx.scheduler.events.subscribe(record.id, (event) => {
+    if (event.type === "partial") {
+      lastPartial = event.data;
+      sentPartial = true;
+      open().send(event.data);
+    } else if (event.type === "progress" && target.endpoint.kind === "http") {
+      open().send({ status: "IN_PROGRESS", progress: event.progress });
+    }
+  });
+  let done: RequestRecord;
+  try {
+    done = await ctx.scheduler.waitForTerminal(record.id, signal);
+  } catch {
+    unsubscribe();
+    return;
+  } finally {
+    unsubscribe();
+  }
+  if (!isTerminal(done.state)) return;
+  const stream = sse as SseStream | null;
+  if (!stream) {
+    await sendOutcome(call.reply, done);
+    return;
+  }
+  if (done.state === "SUCCEEDED") {
+    // fal's `done()` resolves with the last event: make sure it is the full output.
+    if (!(sentPartial && JSON.stringify(lastPartial) === JSON.stringify(done.output))) stream.send(done.output);
+  } else {
+    stream.send({ ...(typeof done.output === "object" && done.output !== null ? done.output : {}), error: done.error, error_type: done.errorType, status_code: done.statusCode }, "error");
+  }
+  stream.close();
+}

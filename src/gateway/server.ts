@@ -1,0 +1,142 @@
+/**
+ * Builds the gateway's HTTP server: body parsing and limits, authentication, the one error handler
+ * that gives every error fal's shape, and the route families (fal hosts, proxy, files, platform API,
+ * operations).
+ * @module
+ */
+import websocket from "@fastify/websocket";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import pino, { type Logger } from "pino";
+import { isPlatformError, PlatformError } from "../core/errors.js";
+import { pathSegments } from "./app-path.js";
+import type { GatewayContext } from "./context.js";
+import { registerFileRoutes } from "./routes/files.js";
+import { registerOpsRoutes } from "./routes/ops.js";
+import { openApiFor, registerPlatformRoutes } from "./routes/platform.js";
+import { handleFalProxy } from "./routes/proxy.js";
+import { handleQueueCall, type FalCall } from "./routes/queue.js";
+import { realtimeHandler } from "./routes/realtime.js";
+import { handleRestCall } from "./routes/rest.js";
+import { handleRunCall } from "./routes/run.js";
+import { baseUrlOf } from "./wire.js";
+
+export interface GatewayServerOptions {
+  /** The server's pino logger; without one the gateway logs nothing. */
+  loggerInstance?: Logger;
+}
+
+/** Maps any thrown value to the fal error shape. */
+function toPlatformError(err: unknown): PlatformError {
+  if (isPlatformError(err)) return err;
+  const e = err as FastifyError;
+  switch (e.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new PlatformError("ERR_BODY_TOO_LARGE");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return new PlatformError("ERR_UNSUPPORTED_MEDIA_TYPE");
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return new PlatformError("ERR_BAD_JSON");
+  }
+  if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) {
+    return new PlatformError("ERR_BAD_REQUEST", { message: e.message, status: e.statusCode });
+  }
+  return new PlatformError("ERR_INTERNAL", { cause: err });
+}
+
+function sendError(reply: FastifyReply, error: PlatformError): FastifyReply {
+  for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
+  if (error.errorType) reply.header("x-fal-error-type", error.errorType);
+  if (error.code === "ERR_VALIDATION") reply.header("x-fal-billable-units", "0");
+  return reply.code(error.status).type("application/json").send(error.toBody());
+}
+
+function call(request: FastifyRequest, reply: FastifyReply, prefix: string): FalCall {
+  const url = new URL(request.url, "http://internal");
+  const segments = pathSegments(url.pathname);
+  if (segments[0] === prefix) segments.shift();
+  return { method: request.method, segments, query: url.searchParams, request, reply };
+}
+
+export async function createGatewayServer(ctx: GatewayContext, options: GatewayServerOptions = {}): Promise<FastifyInstance> {
+  // Typed as the default instance: route modules do not care which pino logger is behind it.
+  const app: FastifyInstance = Fastify({
+    loggerInstance: options.loggerInstance ?? pino({ level: "silent" }),
+    bodyLimit: ctx.config.limits.maxBodyBytes,
+    // Request ids in logs follow fal's header when a client sends one.
+    requestIdHeader: "x-request-id",
+    disableRequestLogging: true,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
+  }) as unknown as FastifyInstance;
+  await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
+
+  // fal's clients send `Content-Type: application/json` on bodyless GET and PUT: an empty body is no input.
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
+    const buf = body as Buffer;
+    if (buf.length === 0 || buf.toString("utf8").trim() === "") return done(null, undefined);
+    try {
+      done(null, JSON.parse(buf.toString("utf8")));
+    } catch {
+      done(new PlatformError("ERR_BAD_JSON", { message: "Malformed JSON body" }), undefined);
+    }
+  });
+  // Everything else stays an unread stream: upload routes pipe it straight into storage.
+  app.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
+
+  app.decorateRequest("principal", null);
+  app.addHook("onRequest", async (request) => {
+    const authorization = request.headers.authorization;
+    if (!authorization) return;
+    const key = await ctx.keys.verify(authorization);
+    // A wrong key is refused outright rather than treated as anonymous.
+    if (!key) throw new PlatformError("ERR_UNAUTHORIZED", { message: "Invalid API key or token" });
+    request.principal = { keyId: key.id, scope: key.scope, allowedApps: key.via === "token" ? (key.token?.allowed_apps ?? []) : null };
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const error = toPlatformError(err);
+    if (error.status >= 500) request.log.error({ err }, "request failed");
+    return sendError(reply, error);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path ${new URL(request.url, "http://x").pathname} not found` })),
+  );
+
+  const onRealtime = realtimeHandler(ctx);
+  const notFound = async (request: FastifyRequest): Promise<never> => {
+    throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path ${new URL(request.url, "http://x").pathname} not found` });
+  };
+
+  // fal.run: sync runs, /stream, realtime upgrades, and each app's OpenAPI document.
+  app.route({
+    method: "GET",
+    url: "/run/*",
+    handler: async (request, reply) => {
+      const c = call(request, reply, "run");
+      if (c.segments.at(-1) === "openapi.json" && c.segments.length === 3) {
+        return openApiFor(ctx, `${c.segments[0]}/${c.segments[1]}`, baseUrlOf(request, ctx.config.publicUrl));
+      }
+      return handleRunCall(ctx, c);
+    },
+    wsHandler: onRealtime,
+  });
+  app.post("/run/*", (request, reply) => handleRunCall(ctx, call(request, reply, "run")));
+  // queue.fal.run and rest.fal.ai
+  app.route({ method: ["GET", "POST", "PUT", "HEAD"], url: "/queue/*", handler: (request, reply) => handleQueueCall(ctx, call(request, reply, "queue")) });
+  app.route({ method: ["GET", "POST", "PUT", "DELETE"], url: "/rest/*", handler: (request, reply) => handleRestCall(ctx, call(request, reply, "rest")) });
+  // The official proxy protocol: the real target is in `x-fal-target-url`.
+  for (const url of ["/api/fal/proxy", "/api/fal/proxy/*"]) {
+    app.route({ method: ["GET", "POST", "PUT", "DELETE", "HEAD"], url, handler: (request, reply) => handleFalProxy(ctx, request, reply) });
+  }
+  // Realtime at fal's own path shape, `wss://fal.run/{id}/realtime`.
+  app.route({ method: "GET", url: "/:owner/:alias/realtime", handler: notFound, wsHandler: onRealtime });
+  app.route({ method: "GET", url: "/:owner/:alias/*", handler: notFound, wsHandler: onRealtime });
+
+  registerFileRoutes(app, ctx);
+  registerPlatformRoutes(app, ctx);
+  registerOpsRoutes(app, ctx);
+  return app;
+}
+
+export { handleQueueCall, handleRestCall, handleRunCall };

@@ -1,0 +1,80 @@
+/**
+ * The fal wire shapes of the queue API: status bodies, request URLs, result replies.
+ * @module
+ */
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { isTerminal, type Progress, type RequestLog, type RequestRecord } from "../core/types.js";
+
+export type WireStatus = "IN_QUEUE" | "IN_PROGRESS" | "COMPLETED";
+
+export function wireStatus(record: RequestRecord): WireStatus {
+  if (record.state === "QUEUED") return "IN_QUEUE";
+  if (record.state === "RUNNING") return "IN_PROGRESS";
+  return "COMPLETED";
+}
+
+/** Absolute base URL the client used, from the Host header (or the configured public URL). */
+export function baseUrlOf(request: FastifyRequest, publicUrl: string | null): string {
+  if (publicUrl) return publicUrl.replace(/\/+$/, "");
+  const host = request.headers.host ?? `${request.hostname}`;
+  return `${request.protocol}://${host}`;
+}
+
+export interface RequestUrls {
+  response_url: string;
+  status_url: string;
+  cancel_url: string;
+}
+
+/** Queue URLs are addressed by `{ns?}/{owner}/{alias}` only (fal-api.md §0). */
+export function requestUrls(baseUrl: string, appId: string, requestId: string): RequestUrls {
+  const response = `${baseUrl}/queue/${appId}/requests/${requestId}`;
+  return { response_url: response, status_url: `${response}/status`, cancel_url: `${response}/cancel` };
+}
+
+export interface StatusBodyOptions {
+  /** Logs to include; null omits them (the key stays, as Python's client requires). */
+  logs: RequestLog[] | null;
+  queuePosition: number | null;
+  progress?: Progress | undefined;
+}
+
+export function statusBody(record: RequestRecord, options: StatusBodyOptions): Record<string, unknown> {
+  const status = wireStatus(record);
+  const body: Record<string, unknown> = {
+    status,
+    request_id: record.id,
+    ...requestUrls(record.baseUrl, record.appId, record.id),
+  };
+  if (status === "IN_QUEUE") {
+    body["queue_position"] = options.queuePosition ?? 0;
+    return body;
+  }
+  body["logs"] = options.logs;
+  if (status === "IN_PROGRESS") {
+    if (options.progress) body["progress"] = options.progress;
+    return body;
+  }
+  const inference = record.startedAt !== null && record.finishedAt !== null ? (record.finishedAt - record.startedAt) / 1000 : null;
+  body["metrics"] = { inference_time: inference };
+  if (record.state !== "SUCCEEDED") {
+    body["error"] = record.error ?? "Request failed";
+    body["error_type"] = record.errorType ?? "internal_error";
+  }
+  return body;
+}
+
+/** True when the request ended because its x-fal-request-timeout start deadline passed. */
+export function isUserStartTimeout(record: RequestRecord): boolean {
+  return record.errorType === "request_timeout" && record.startDeadline !== null && record.startedAt === null;
+}
+
+/** Sends a terminal request's outcome as the model returned it: status, body, fal headers. */
+export function sendOutcome(reply: FastifyReply, record: RequestRecord): FastifyReply {
+  if (!isTerminal(record.state)) throw new Error("sendOutcome on a request that is not finished");
+  reply.header("x-fal-request-id", record.id);
+  if (record.errorType) reply.header("x-fal-error-type", record.errorType);
+  if (isUserStartTimeout(record)) reply.header("x-fal-request-timeout-type", "user");
+  if (record.billableUnits !== null) reply.header("x-fal-billable-units", String(record.billableUnits));
+  return reply.code(record.statusCode ?? 200).type("application/json").send(JSON.stringify(record.output ?? null));
+}

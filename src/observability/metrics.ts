@@ -1,0 +1,40 @@
+/**
+ * Prometheus metrics of the platform (served at `/metrics`).
+ * @module
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly queueDepth = new Gauge({ name: "darkroom_queue_depth", help: "Queued requests per app", labelNames: ["app"], registers: [this.registry] });
+  readonly runners = new Gauge({ name: "darkroom_runners", help: "Runners per app and state", labelNames: ["app", "state"], registers: [this.registry] });
+  readonly requestDuration = new Histogram({
+    name: "darkroom_request_duration_seconds",
+    help: "Time from submit to terminal state",
+    labelNames: ["app", "state"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly runDuration = new Histogram({
+    name: "darkroom_run_duration_seconds",
+    help: "Time a runner spent on a request",
+    labelNames: ["app"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly requestsTotal = new Counter({ name: "darkroom_requests_total", help: "Finished requests", labelNames: ["app", "state"], registers: [this.registry] });
+  readonly coldStarts = new Counter({ name: "darkroom_cold_starts_total", help: "Runner starts that ran setup()", labelNames: ["app"], registers: [this.registry] });
+  readonly coldStartDuration = new Histogram({
+    name: "darkroom_cold_start_duration_seconds",
+    help: "Runner spawn to ready, including setup()",
+    labelNames: ["app"],
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 600],
+    registers: [this.registry],
+  });
+  readonly runnerFailures = new Counter({ name: "darkroom_runner_failures_total", help: "Runners that crashed, hung or failed setup", labelNames: ["app", "reason"], registers: [this.registry] });
+  readonly webhookDeliveries = new Counter({ name: "darkroom_webhook_deliveries_total", help: "Webhook delivery attempts", labelNames: ["outcome"], registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

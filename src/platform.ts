@@ -1,0 +1,178 @@
+/**
+ * Wires the parts of one Darkroom server together — store, storage, keys, scheduler, webhooks,
+ * gateway — and tears them down in order. `darkroom serve` and the tests both start servers here.
+ * @module
+ */
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import pino, { type Logger } from "pino";
+import { BUILTIN_APP_MODULES } from "./apps/builtin.js";
+import { KeyService } from "./auth/keys.js";
+import { TokenService } from "./auth/tokens.js";
+import type { Config } from "./core/config.js";
+import type { AppManifest, RequestRecord } from "./core/types.js";
+import type { GatewayContext } from "./gateway/context.js";
+import { InputValidator } from "./gateway/input-validator.js";
+import { createGatewayServer } from "./gateway/server.js";
+import { AllowList } from "./net/allow-list.js";
+import { Metrics } from "./observability/metrics.js";
+import { probeApps } from "./runtime/app-catalog.js";
+import { Scheduler } from "./scheduler/scheduler.js";
+import { createLocalStorage } from "./storage/local-storage.js";
+import { createUrlSigner, loadOrCreateSecret } from "./storage/signed-url.js";
+import type { StorageDriver } from "./storage/storage.js";
+import { createSqliteStore } from "./store/sqlite/sqlite-store.js";
+import type { Store } from "./store/store.js";
+import { WebhookDeliverer } from "./webhooks/deliverer.js";
+import { SigningKeys } from "./webhooks/signing-keys.js";
+
+export interface Platform {
+  config: Config;
+  server: FastifyInstance;
+  store: Store;
+  storage: StorageDriver;
+  scheduler: Scheduler;
+  keys: KeyService;
+  webhooks: WebhookDeliverer;
+  logger: Logger;
+  /** "http://host:port" the server listens on. */
+  url: string;
+  /** `id:secret` of an admin key generated on this start (printed once), else null. */
+  generatedAdminKey: string | null;
+  adminKeyFile: string | null;
+  /** Drains runners (up to `graceMs`), stops webhooks, closes the server and the store. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface StartOptions {
+  /** App modules to serve; defaults to the built-ins plus `config.appPaths`. */
+  appModules?: readonly string[];
+  logger?: Logger;
+  /** Overrides for the scheduler (tests shorten timers). */
+  scheduler?: { cancelGraceMs?: number; tickMs?: number; leaseMs?: number };
+  webhookPollIntervalMs?: number;
+  /** Replaces the webhook retry schedule (tests). */
+  webhookBackoff?: (attemptNumber: number) => number | null;
+}
+
+export async function startPlatform(config: Config, options: StartOptions = {}): Promise<Platform> {
+  const logger = options.logger ?? pino({ level: config.logLevel });
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const storageRoot = path.join(config.dataDir, "files");
+  const store = createSqliteStore({ path: path.join(config.dataDir, "darkroom.db") });
+  await store.migrate();
+  const storage = createLocalStorage({ root: storageRoot });
+  const allow = AllowList.parse(config.allowHosts);
+  const tokens = await TokenService.open(config.dataDir);
+  const keys = new KeyService({ store, tokens });
+  const admin = await keys.ensureAdminKey({ dataDir: config.dataDir, adminKeyEnv: config.adminKey });
+  const signingKeys = await SigningKeys.open(config.dataDir);
+  const urlSigner = createUrlSigner(loadOrCreateSecret(path.join(config.dataDir, "url-secret")));
+  const metrics = new Metrics();
+
+  const modules = options.appModules ?? [...BUILTIN_APP_MODULES, ...config.appPaths.map((p) => path.resolve(p))];
+  const catalog = await probeApps(modules);
+  for (const failure of catalog.failures) logger.error({ module: failure.modulePath, error: failure.error }, "app failed to load");
+  let apps: AppManifest[] = catalog.apps;
+  if (config.onlyApps.length > 0) apps = apps.filter((a) => config.onlyApps.includes(a.id));
+  for (const a of apps) if (a.unavailable) logger.warn({ app: a.id, ...a.unavailable }, "app unavailable");
+
+  const webhooks = new WebhookDeliverer({
+    store,
+    signingKeys,
+    allow,
+    userId: "darkroom",
+    logger,
+    ...(options.webhookPollIntervalMs ? { pollIntervalMs: options.webhookPollIntervalMs } : {}),
+    ...(options.webhookBackoff ? { backoff: options.webhookBackoff } : {}),
+  });
+
+  const onFinished = (record: RequestRecord): void => {
+    const finishedAt = record.finishedAt ?? Date.now();
+    const startedAt = record.startedAt ?? finishedAt;
+    void store
+      .recordUsage({
+        requestId: record.id,
+        keyId: record.keyId,
+        appId: record.appId,
+        endpoint: record.endpoint,
+        state: record.state,
+        queueMs: Math.max(0, startedAt - record.createdAt),
+        runMs: record.startedAt === null ? 0 : Math.max(0, finishedAt - record.startedAt),
+        billableUnits: record.billableUnits,
+        finishedAt,
+      })
+      .catch((err: unknown) => logger.error({ err, request: record.id }, "recording usage failed"));
+    if (record.webhookUrl) {
+      void webhooks.enqueueFor(record).catch((err: unknown) => logger.error({ err, request: record.id }, "enqueueing webhook failed"));
+    }
+  };
+
+  const scheduler = new Scheduler({
+    store,
+    apps,
+    metrics,
+    logger,
+    onFinished,
+    runnerEnv: {
+      DARKROOM_STORAGE_ROOT: storageRoot,
+      DARKROOM_ALLOW_HOSTS: config.allowHosts,
+      DARKROOM_MAX_FILE_BYTES: String(config.limits.maxFileBytes),
+      DARKROOM_FETCH_TIMEOUT_MS: String(config.limits.fetchTimeoutMs),
+      DARKROOM_OWN_ORIGINS: [config.publicUrl, `http://${config.host}:${config.port}`].filter(Boolean).join(","),
+    },
+    ...options.scheduler,
+  });
+
+  const ctx: GatewayContext = {
+    config,
+    store,
+    storage,
+    scheduler,
+    keys,
+    tokens,
+    urlSigner,
+    validator: new InputValidator(),
+    signingKeys,
+    allow,
+    metrics,
+    startedAt: Date.now(),
+  };
+  const server = await createGatewayServer(ctx, { loggerInstance: logger });
+  await scheduler.start();
+  webhooks.start();
+  await server.listen({ host: config.host, port: config.port });
+  const address = server.server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+
+  const sweep = setInterval(() => void storage.sweepExpired().catch(() => undefined), 60_000);
+  sweep.unref();
+
+  let stopped = false;
+  return {
+    config,
+    server,
+    store,
+    storage,
+    scheduler,
+    keys,
+    webhooks,
+    logger,
+    url: `http://${host}:${port}`,
+    generatedAdminKey: admin.credentials,
+    adminKeyFile: admin.file,
+    async stop(graceMs = 10_000) {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(sweep);
+      // Stop taking requests first, then let runners finish what they hold.
+      const closing = server.close();
+      await scheduler.stop(graceMs);
+      await webhooks.stop();
+      await closing;
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * Entry point of a runner child process spawned by the local scheduler (IPC transport).
+ * Configuration comes from the environment the scheduler sets; messages arrive over Node IPC.
+ * @module
+ */
+import { AllowList } from "../net/allow-list.js";
+import { createLocalStorage } from "../storage/local-storage.js";
+import { importApp } from "./app-loader.js";
+import { createFileAccess } from "./file-access.js";
+import type { FromRunner, ToRunner } from "./protocol.js";
+import { RunnerHost } from "./runner-host.js";
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`runner: ${name} is not set`);
+  return value;
+}
+
+if (!process.send) throw new Error("runner-main must be spawned with an IPC channel");
+
+const send = (message: FromRunner): void => {
+  // A closed channel means the scheduler is gone; the disconnect handler below exits.
+  if (process.connected) process.send?.(message);
+};
+
+const storage = createLocalStorage({ root: required("DARKROOM_STORAGE_ROOT") });
+const allow = AllowList.parse(process.env["DARKROOM_ALLOW_HOSTS"] ?? "");
+const ownOrigins = (process.env["DARKROOM_OWN_ORIGINS"] ?? "").split(",").filter(Boolean);
+const maxFileBytes = Number(process.env["DARKROOM_MAX_FILE_BYTES"] ?? 512 * 1024 * 1024);
+const fetchTimeoutMs = Number(process.env["DARKROOM_FETCH_TIMEOUT_MS"] ?? 60_000);
+const outputTtl = process.env["DARKROOM_OUTPUT_TTL_SECONDS"];
+
+const app = await importApp(required("DARKROOM_APP_MODULE"));
+const host = new RunnerHost({
+  app,
+  send,
+  fileAccess: (run) =>
+    createFileAccess({
+      storage,
+      allow,
+      requestId: run.requestId,
+      baseUrl: run.baseUrl,
+      ownOrigins,
+      syncMode: run.syncMode === true,
+      maxFileBytes,
+      fetchTimeoutMs,
+      ...(outputTtl ? { outputTtlSeconds: Number(outputTtl) } : {}),
+    }),
+  onDrained: () => process.exit(0),
+});
+
+process.on("message", (message: ToRunner) => host.handle(message));
+// Without the scheduler nobody can receive results: stop rather than linger as an orphan.
+process.on("disconnect", () => process.exit(0));
+await host.start();

@@ -1,0 +1,95 @@
+/**
+ * One runner as the scheduler sees it: a child process speaking the runner protocol over IPC.
+ * @module
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import type { FromRunner, ToRunner } from "../runtime/protocol.js";
+
+/** starting: spawned, setup() running · ready: takes work · draining: finishing, takes none · stopped: exited */
+export type RunnerState = "starting" | "ready" | "draining" | "stopped";
+
+/** One request a runner is working on. */
+export interface Assignment {
+  requestId: string;
+  attempt: number;
+  startedAt: number;
+  /** Realtime calls have no durable record; they resolve a promise instead. */
+  ephemeral: boolean;
+  /** Set when the scheduler decided to kill the runner because this request ran past request_timeout. */
+  timedOut?: boolean;
+}
+
+const RUNNER_MAIN = fileURLToPath(new URL("../runtime/runner-main.ts", import.meta.url));
+
+export interface SpawnOptions {
+  appId: string;
+  modulePath: string;
+  env: Record<string, string>;
+  onMessage: (runner: RunnerProcess, message: FromRunner) => void;
+  onExit: (runner: RunnerProcess, code: number | null, signal: NodeJS.Signals | null) => void;
+}
+
+export class RunnerProcess {
+  readonly id = `runner-${randomUUID()}`;
+  readonly appId: string;
+  readonly spawnedAt = Date.now();
+  readonly assignments = new Map<string, Assignment>();
+  state: RunnerState = "starting";
+  readyAt: number | null = null;
+  idleSince = Date.now();
+  lastHeartbeat = Date.now();
+  readonly #child: ChildProcess;
+
+  constructor(options: SpawnOptions) {
+    this.appId = options.appId;
+    this.#child = fork(RUNNER_MAIN, [], {
+      // Runners execute TypeScript app modules directly, like the gateway.
+      execArgv: ["--import", "tsx"],
+      env: {
+        ...process.env,
+        ...options.env,
+        DARKROOM_APP_MODULE: options.modulePath,
+        DARKROOM_RUNNER_ID: this.id,
+      },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      serialization: "advanced",
+    });
+    this.#child.on("message", (message: FromRunner) => options.onMessage(this, message));
+    this.#child.once("exit", (code, signal) => {
+      this.state = "stopped";
+      options.onExit(this, code, signal);
+    });
+    // An IPC write to a dying child raises EPIPE here; the exit handler deals with the consequences.
+    this.#child.on("error", () => undefined);
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  get alive(): boolean {
+    return this.state !== "stopped";
+  }
+
+  send(message: ToRunner): boolean {
+    if (!this.#child.connected) return false;
+    try {
+      return this.#child.send(message);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Lets in-flight work finish, then the runner exits by itself. */
+  drain(): void {
+    if (this.state === "stopped") return;
+    this.state = "draining";
+    if (!this.send({ t: "drain" })) this.kill();
+  }
+
+  kill(signal: NodeJS.Signals = "SIGKILL"): void {
+    if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill(signal);
+  }
+}

@@ -1,0 +1,609 @@
+/**
+ * The scheduler: one runner pool per app. It starts runners (cold starts) and keeps them warm,
+ * scales them between min and max from queue depth and multiplexing, leases queued requests to free
+ * runner slots, and turns runner outcomes into terminal states — exactly once, through the store's
+ * guarded `finish`. Runners that crash, hang past request_timeout or fail setup are replaced; their
+ * requests are retried up to the request's attempt budget and then end with fal's error types.
+ * @module
+ */
+import { PlatformError, deserializeError, type ErrorCode } from "../core/errors.js";
+import type { AppManifest, Progress, RequestRecord, RequestState } from "../core/types.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { FromRunner } from "../runtime/protocol.js";
+import type { NewRequest, Store, TerminalWrite } from "../store/store.js";
+import { RequestEvents } from "./request-events.js";
+import { RunnerProcess, type Assignment } from "./runner-process.js";
+
+export interface SchedulerOptions {
+  store: Store;
+  apps: AppManifest[];
+  /** Environment for runner processes (storage root, allow list, limits). */
+  runnerEnv: Record<string, string>;
+  metrics?: Metrics;
+  /** Called after a terminal state is written (webhooks, usage...). */
+  onFinished?: (record: RequestRecord) => void;
+  logger?: { info: (obj: object, msg?: string) => void; warn: (obj: object, msg?: string) => void; error: (obj: object, msg?: string) => void };
+  /** Lease a runner holds on a request; renewed while its process lives. */
+  leaseMs?: number;
+  /** How long a cancelled running request may take to stop before its runner is killed. */
+  cancelGraceMs?: number;
+  /** Consecutive setup failures after which the app's queued requests are failed. */
+  maxSetupFailures?: number;
+  tickMs?: number;
+}
+
+interface EphemeralCall {
+  id: string;
+  endpoint: string;
+  input: unknown;
+  baseUrl: string;
+  resolve: (output: unknown) => void;
+  reject: (err: PlatformError) => void;
+  onPartial?: (data: unknown) => void;
+}
+
+interface Pool {
+  app: AppManifest;
+  runners: Map<string, RunnerProcess>;
+  pumping: boolean;
+  pumpAgain: boolean;
+  setupFailures: number;
+  lastSetupError: string | null;
+  ephemeralQueue: EphemeralCall[];
+  ephemeralInFlight: Map<string, EphemeralCall>;
+  coldStarts: number;
+  recentErrors: { at: number; requestId: string | null; message: string }[];
+}
+
+export interface PoolSnapshot {
+  app: string;
+  runners: { id: string; state: string; pid: number | undefined; in_flight: number; spawned_at: number; ready_at: number | null }[];
+  cold_starts: number;
+  setup_failures: number;
+  last_setup_error: string | null;
+  recent_errors: { at: number; request_id: string | null; message: string }[];
+}
+
+const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set(["ERR_RUNNER_DISCONNECTED", "ERR_REQUEST_TIMEOUT"]);
+
+function terminalWriteFor(error: PlatformError, state: Extract<RequestState, "FAILED" | "CANCELLED"> = "FAILED"): TerminalWrite {
+  return {
+    state: error.code === "ERR_CLIENT_CANCELLED" ? "CANCELLED" : state,
+    output: error.toBody(),
+    statusCode: error.status,
+    error: error.message,
+    errorType: error.errorType ?? null,
+    billableUnits: null,
+  };
+}
+
+export class Scheduler {
+  readonly events = new RequestEvents();
+  readonly #options: Required<Pick<SchedulerOptions, "leaseMs" | "cancelGraceMs" | "maxSetupFailures" | "tickMs">> & SchedulerOptions;
+  readonly #pools = new Map<string, Pool>();
+  readonly #progress = new Map<string, Progress>();
+  readonly #cancelTimers = new Map<string, NodeJS.Timeout>();
+  #tick: NodeJS.Timeout | undefined;
+  #stopping = false;
+  #ephemeralSeq = 0;
+
+  constructor(options: SchedulerOptions) {
+    this.#options = { leaseMs: 30_000, cancelGraceMs: 5_000, maxSetupFailures: 3, tickMs: 500, ...options };
+    for (const app of options.apps) {
+      this.#pools.set(app.id, {
+        app,
+        runners: new Map(),
+        pumping: false,
+        pumpAgain: false,
+        setupFailures: 0,
+        lastSetupError: null,
+        ephemeralQueue: [],
+        ephemeralInFlight: new Map(),
+        coldStarts: 0,
+        recentErrors: [],
+      });
+    }
+  }
+
+  get apps(): AppManifest[] {
+    return [...this.#pools.values()].map((p) => p.app);
+  }
+
+  app(id: string): AppManifest | undefined {
+    return this.#pools.get(id)?.app;
+  }
+
+  /** Recovers requests interrupted by a previous crash, starts min runners and the housekeeping tick. */
+  async start(): Promise<void> {
+    const { store } = this.#options;
+    // Whatever was RUNNING belonged to runners of a process that no longer exists.
+    for (const record of await store.running()) {
+      const next = await store.requeue(record.id, null, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED", { message: "Server restarted while the request was running" })));
+      if (next && next.state !== "QUEUED") this.#finished(next);
+    }
+    await this.#expireDeadlines();
+    for (const pool of this.#pools.values()) {
+      if (pool.app.unavailable) continue;
+      for (let i = pool.runners.size; i < pool.app.knobs.min_runners; i++) this.#spawn(pool);
+      this.#pump(pool.app.id);
+    }
+    this.#tick = setInterval(() => void this.#housekeeping(), this.#options.tickMs);
+    this.#tick.unref();
+  }
+
+  /** Stops taking work, lets runners finish in-flight requests for up to `graceMs`, then kills the rest. */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.#stopping = true;
+    if (this.#tick) clearInterval(this.#tick);
+    const runners = [...this.#pools.values()].flatMap((p) => [...p.runners.values()]);
+    const exited = runners.map((r) => new Promise<void>((resolve) => {
+      if (!r.alive) return resolve();
+      const check = setInterval(() => {
+        if (!r.alive) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 20);
+    }));
+    for (const r of runners) r.drain();
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+    await Promise.race([Promise.all(exited), timeout]);
+    for (const r of runners) r.kill();
+    await Promise.all(exited);
+    for (const t of this.#cancelTimers.values()) clearTimeout(t);
+  }
+
+  /** Durably enqueues a request and wakes its app's pool. */
+  async submit(request: NewRequest): Promise<RequestRecord> {
+    const record = await this.#options.store.enqueue(request);
+    this.#pump(request.appId);
+    return record;
+  }
+
+  progressOf(requestId: string): Progress | undefined {
+    return this.#progress.get(requestId);
+  }
+
+  /** Resolves with the terminal record of a request (subscribing before reading, so no event is missed). */
+  waitForTerminal(requestId: string, signal?: AbortSignal): Promise<RequestRecord> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const unsubscribe = this.events.subscribe(requestId, (event) => {
+        if (event.type === "state" && ["SUCCEEDED", "FAILED", "CANCELLED"].includes(event.record.state)) settle(event.record);
+      });
+      const onAbort = (): void => {
+        if (settled) return;
+        settled = true;
+        unsubscribe();
+        reject(signal?.reason ?? new PlatformError("ERR_CLIENT_DISCONNECTED"));
+      };
+      const settle = (record: RequestRecord): void => {
+        if (settled) return;
+        settled = true;
+        unsubscribe();
+        signal?.removeEventListener("abort", onAbort);
+        resolve(record);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#options.store.get(requestId).then((record) => {
+        if (record && ["SUCCEEDED", "FAILED", "CANCELLED"].includes(record.state)) settle(record);
+      }, (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        unsubscribe();
+        reject(err instanceof Error ? err : new Error(String(err)));
+      });
+    });
+  }
+
+  /** Cancels a request: a queued one is removed; a running one is signalled and its runner killed after a grace period. */
+  async cancel(requestId: string): Promise<"removed" | "signalled" | "already_completed" | "not_found"> {
+    const result = await this.#options.store.cancel(requestId);
+    if (result.kind === "removed") this.#finished(result.record);
+    if (result.kind === "signalled") this.#signalCancel(result.record);
+    return result.kind;
+  }
+
+  /**
+   * Runs a non-durable call (a realtime message) on a warm runner of the app. It never touches the
+   * store: a realtime client that loses its connection simply reconnects.
+   */
+  invokeEphemeral(appId: string, endpoint: string, input: unknown, baseUrl: string, onPartial?: (data: unknown) => void): Promise<unknown> {
+    const pool = this.#pools.get(appId);
+    if (!pool) return Promise.reject(new PlatformError("ERR_APP_NOT_FOUND"));
+    return new Promise((resolve, reject) => {
+      pool.ephemeralQueue.push({ id: `rt-${++this.#ephemeralSeq}`, endpoint, input, baseUrl, resolve, reject, ...(onPartial ? { onPartial } : {}) });
+      this.#pump(appId);
+    });
+  }
+
+  snapshot(): PoolSnapshot[] {
+    return [...this.#pools.values()].map((pool) => ({
+      app: pool.app.id,
+      runners: [...pool.runners.values()].map((r) => ({
+        id: r.id,
+        state: r.state,
+        pid: r.pid,
+        in_flight: r.assignments.size,
+        spawned_at: r.spawnedAt,
+        ready_at: r.readyAt,
+      })),
+      cold_starts: pool.coldStarts,
+      setup_failures: pool.setupFailures,
+      last_setup_error: pool.lastSetupError,
+      recent_errors: pool.recentErrors.map((e) => ({ at: e.at, request_id: e.requestId, message: e.message })),
+    }));
+  }
+
+  // --- dispatch ---
+
+  #pump(appId: string): void {
+    const pool = this.#pools.get(appId);
+    if (!pool || this.#stopping) return;
+    if (pool.pumping) {
+      pool.pumpAgain = true;
+      return;
+    }
+    pool.pumping = true;
+    void this.#pumpLoop(pool).finally(() => {
+      pool.pumping = false;
+      if (pool.pumpAgain) {
+        pool.pumpAgain = false;
+        this.#pump(appId);
+      }
+    });
+  }
+
+  #freeRunner(pool: Pool): RunnerProcess | undefined {
+    let best: RunnerProcess | undefined;
+    for (const r of pool.runners.values()) {
+      if (r.state !== "ready" || r.assignments.size >= pool.app.knobs.max_multiplexing) continue;
+      if (!best || r.assignments.size < best.assignments.size) best = r;
+    }
+    return best;
+  }
+
+  async #pumpLoop(pool: Pool): Promise<void> {
+    const { store, leaseMs } = this.#options;
+    if (pool.app.unavailable) return;
+    let claimedAll = true;
+    for (;;) {
+      const runner = this.#freeRunner(pool);
+      if (!runner) {
+        claimedAll = false;
+        break;
+      }
+      const call = pool.ephemeralQueue.shift();
+      if (call) {
+        this.#dispatchEphemeral(pool, runner, call);
+        continue;
+      }
+      let record: RequestRecord | null;
+      try {
+        record = await store.claim(pool.app.id, runner.id, leaseMs);
+      } catch (err) {
+        this.#options.logger?.error({ err, app: pool.app.id }, "claim failed");
+        break;
+      }
+      if (!record) break;
+      if (!runner.alive || runner.state !== "ready") {
+        // The runner died while we were claiming: hand the request back.
+        await store.requeue(record.id, { owner: runner.id, attempt: record.attempt }, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED")));
+        continue;
+      }
+      this.#dispatch(pool, runner, record);
+    }
+    await this.#scale(pool, claimedAll);
+  }
+
+  #dispatch(pool: Pool, runner: RunnerProcess, record: RequestRecord): void {
+    const assignment: Assignment = { requestId: record.id, attempt: record.attempt, startedAt: Date.now(), ephemeral: false };
+    runner.assignments.set(record.id, assignment);
+    const input = record.input as Record<string, unknown> | null;
+    const syncMode = typeof input === "object" && input !== null && input["sync_mode"] === true;
+    runner.send({ t: "run", requestId: record.id, endpoint: record.endpoint, input: record.input, attempt: record.attempt, baseUrl: record.baseUrl, syncMode });
+    this.events.emit(record.id, { type: "state", record });
+    if (record.cancelRequested) this.#signalCancel(record);
+    void pool;
+  }
+
+  #dispatchEphemeral(pool: Pool, runner: RunnerProcess, call: EphemeralCall): void {
+    runner.assignments.set(call.id, { requestId: call.id, attempt: 1, startedAt: Date.now(), ephemeral: true });
+    pool.ephemeralInFlight.set(call.id, call);
+    runner.send({ t: "run", requestId: call.id, endpoint: call.endpoint, input: call.input, attempt: 1, baseUrl: call.baseUrl, ephemeral: true, syncMode: true });
+  }
+
+  /** Starts runners up to what the queue needs (within max); idle ones are reaped by housekeeping. */
+  async #scale(pool: Pool, claimedAll: boolean): Promise<void> {
+    if (this.#stopping || pool.app.unavailable) return;
+    const knobs = pool.app.knobs;
+    const alive = [...pool.runners.values()].filter((r) => r.state === "starting" || r.state === "ready");
+    if (alive.length >= knobs.max_runners) return;
+    let queued = pool.ephemeralQueue.length;
+    if (!claimedAll) queued += (await this.#options.store.queueDepths()).get(pool.app.id) ?? 0;
+    const inFlight = alive.reduce((n, r) => n + r.assignments.size, 0);
+    const needed = Math.ceil((queued + inFlight) / knobs.max_multiplexing) + knobs.concurrency_buffer;
+    const desired = Math.min(knobs.max_runners, Math.max(knobs.min_runners, needed));
+    for (let i = alive.length; i < desired; i++) this.#spawn(pool);
+  }
+
+  #spawn(pool: Pool): RunnerProcess {
+    const runner = new RunnerProcess({
+      appId: pool.app.id,
+      modulePath: pool.app.modulePath,
+      env: this.#options.runnerEnv,
+      onMessage: (r, m) => this.#onRunnerMessage(pool, r, m),
+      onExit: (r, code, signal) => void this.#onRunnerExit(pool, r, code, signal),
+    });
+    pool.runners.set(runner.id, runner);
+    this.#updateRunnerGauge(pool);
+    this.#options.logger?.info({ app: pool.app.id, runner: runner.id, pid: runner.pid }, "runner starting");
+    return runner;
+  }
+
+  #updateRunnerGauge(pool: Pool): void {
+    const m = this.#options.metrics;
+    if (!m) return;
+    const counts: Record<string, number> = { starting: 0, ready: 0, draining: 0 };
+    for (const r of pool.runners.values()) if (r.state in counts) counts[r.state] = (counts[r.state] ?? 0) + 1;
+    for (const [state, n] of Object.entries(counts)) m.runners.set({ app: pool.app.id, state }, n);
+  }
+
+  #onRunnerMessage(pool: Pool, runner: RunnerProcess, message: FromRunner): void {
+    switch (message.t) {
+      case "hello":
+        return;
+      case "ready": {
+        runner.state = "ready";
+        runner.readyAt = Date.now();
+        runner.idleSince = Date.now();
+        pool.coldStarts += 1;
+        pool.setupFailures = 0;
+        pool.lastSetupError = null;
+        this.#options.metrics?.coldStarts.inc({ app: pool.app.id });
+        this.#options.metrics?.coldStartDuration.observe({ app: pool.app.id }, (runner.readyAt - runner.spawnedAt) / 1000);
+        this.#options.logger?.info({ app: pool.app.id, runner: runner.id, setup_ms: message.setupMs, cold_start_ms: runner.readyAt - runner.spawnedAt }, "runner ready");
+        this.#updateRunnerGauge(pool);
+        this.#pump(pool.app.id);
+        return;
+      }
+      case "setup_failed": {
+        pool.lastSetupError = message.error.message;
+        this.#recordError(pool, null, `setup failed: ${message.error.message}`);
+        this.#options.metrics?.runnerFailures.inc({ app: pool.app.id, reason: "setup" });
+        runner.kill();
+        return;
+      }
+      case "heartbeat":
+        runner.lastHeartbeat = Date.now();
+        return;
+      case "log": {
+        if (!message.requestId) {
+          this.#options.logger?.info({ app: pool.app.id, runner: runner.id, level: message.level }, message.message);
+          return;
+        }
+        const log = { message: message.message, level: message.level, source: "USER" as const, timestamp: message.timestamp };
+        if (pool.ephemeralInFlight.has(message.requestId)) return;
+        void this.#options.store.appendLogs(message.requestId, [log]).catch((err: unknown) => this.#options.logger?.warn({ err }, "appendLogs failed"));
+        this.events.emit(message.requestId, { type: "log", log });
+        return;
+      }
+      case "progress":
+        this.#progress.set(message.requestId, message.progress);
+        this.events.emit(message.requestId, { type: "progress", progress: message.progress });
+        return;
+      case "partial": {
+        const call = pool.ephemeralInFlight.get(message.requestId);
+        if (call) call.onPartial?.(message.data);
+        else this.events.emit(message.requestId, { type: "partial", data: message.data });
+        return;
+      }
+      case "result":
+        void this.#onOutcome(pool, runner, message.requestId, { ok: true, output: message.output, billableUnits: message.billableUnits });
+        return;
+      case "error":
+        void this.#onOutcome(pool, runner, message.requestId, { ok: false, error: deserializeError(message.error) });
+        return;
+    }
+  }
+
+  async #onOutcome(
+    pool: Pool,
+    runner: RunnerProcess,
+    requestId: string,
+    outcome: { ok: true; output: unknown; billableUnits: number | undefined } | { ok: false; error: PlatformError },
+  ): Promise<void> {
+    const assignment = runner.assignments.get(requestId);
+    runner.assignments.delete(requestId);
+    if (runner.assignments.size === 0) runner.idleSince = Date.now();
+    this.#clearCancelTimer(requestId);
+    const call = pool.ephemeralInFlight.get(requestId);
+    if (call) {
+      pool.ephemeralInFlight.delete(requestId);
+      if (outcome.ok) call.resolve(outcome.output);
+      else call.reject(outcome.error);
+      this.#pump(pool.app.id);
+      return;
+    }
+    if (!assignment) return;
+    this.#options.metrics?.runDuration.observe({ app: pool.app.id }, (Date.now() - assignment.startedAt) / 1000);
+    const guard = { owner: runner.id, attempt: assignment.attempt };
+    const { store } = this.#options;
+    let record: RequestRecord | null;
+    if (outcome.ok) {
+      record = await store.finish(requestId, { state: "SUCCEEDED", output: outcome.output, statusCode: 200, error: null, errorType: null, billableUnits: outcome.billableUnits ?? null }, guard);
+    } else if (RETRYABLE_CODES.has(outcome.error.code)) {
+      record = await store.requeue(requestId, guard, terminalWriteFor(outcome.error));
+    } else {
+      if (outcome.error.status >= 500) this.#recordError(pool, requestId, outcome.error.message);
+      record = await store.finish(requestId, terminalWriteFor(outcome.error), guard);
+    }
+    if (record && record.state !== "QUEUED") this.#finished(record);
+    this.#pump(pool.app.id);
+  }
+
+  async #onRunnerExit(pool: Pool, runner: RunnerProcess, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    pool.runners.delete(runner.id);
+    this.#updateRunnerGauge(pool);
+    const wasReady = runner.readyAt !== null;
+    const orphaned = [...runner.assignments.values()];
+    runner.assignments.clear();
+    const expected = code === 0 && orphaned.length === 0;
+    if (!expected) {
+      this.#options.logger?.warn({ app: pool.app.id, runner: runner.id, code, signal, in_flight: orphaned.length }, "runner exited");
+      if (!wasReady) {
+        pool.setupFailures += 1;
+        pool.lastSetupError ??= `runner exited during setup (code ${code}, signal ${signal})`;
+      } else {
+        this.#options.metrics?.runnerFailures.inc({ app: pool.app.id, reason: "exit" });
+      }
+    }
+    const { store } = this.#options;
+    for (const a of orphaned) {
+      this.#clearCancelTimer(a.requestId);
+      const call = pool.ephemeralInFlight.get(a.requestId);
+      if (call) {
+        pool.ephemeralInFlight.delete(a.requestId);
+        call.reject(new PlatformError("ERR_RUNNER_DISCONNECTED"));
+        continue;
+      }
+      const guard = { owner: runner.id, attempt: a.attempt };
+      const current = await store.get(a.requestId);
+      let record: RequestRecord | null;
+      if (current?.cancelRequested) {
+        record = await store.finish(a.requestId, terminalWriteFor(new PlatformError("ERR_CLIENT_CANCELLED")), guard);
+      } else {
+        const error = a.timedOut
+          ? new PlatformError("ERR_REQUEST_TIMEOUT", { message: `Request ran longer than request_timeout (${pool.app.knobs.request_timeout} s)` })
+          : new PlatformError("ERR_RUNNER_DISCONNECTED", { message: `Runner disconnected (exit code ${code}, signal ${signal})` });
+        this.#recordError(pool, a.requestId, error.message);
+        record = await store.requeue(a.requestId, guard, terminalWriteFor(error));
+      }
+      if (record && record.state !== "QUEUED") this.#finished(record);
+    }
+    if (pool.setupFailures >= this.#options.maxSetupFailures) await this.#failQueuedAfterSetupFailures(pool);
+    this.#pump(pool.app.id);
+  }
+
+  /** Setup keeps failing: fail what waits rather than let it wait forever, and start over on the next request. */
+  async #failQueuedAfterSetupFailures(pool: Pool): Promise<void> {
+    const reason = pool.lastSetupError ?? "runner setup failed";
+    pool.setupFailures = 0;
+    const error = new PlatformError("ERR_STARTUP_TIMEOUT", { message: `App ${pool.app.id} could not start: ${reason}` });
+    for (const call of pool.ephemeralQueue.splice(0)) call.reject(error);
+    const owner = `setup-failure-${pool.app.id}`;
+    for (;;) {
+      const record = await this.#options.store.claim(pool.app.id, owner, 1000);
+      if (!record) break;
+      const done = await this.#options.store.finish(record.id, terminalWriteFor(error), { owner, attempt: record.attempt });
+      if (done) this.#finished(done);
+    }
+  }
+
+  #signalCancel(record: RequestRecord): void {
+    const pool = this.#pools.get(record.appId);
+    const runner = pool && [...pool.runners.values()].find((r) => r.assignments.has(record.id));
+    if (!runner) return; // not yet dispatched: #dispatch signals it when it is
+    runner.send({ t: "cancel", requestId: record.id });
+    if (this.#cancelTimers.has(record.id)) return;
+    const timer = setTimeout(() => {
+      this.#cancelTimers.delete(record.id);
+      // The handler ignored its AbortSignal: stop the runner; its exit finishes the request as cancelled.
+      if (runner.assignments.has(record.id)) runner.kill();
+    }, this.#options.cancelGraceMs);
+    timer.unref();
+    this.#cancelTimers.set(record.id, timer);
+  }
+
+  #clearCancelTimer(requestId: string): void {
+    const t = this.#cancelTimers.get(requestId);
+    if (t) clearTimeout(t);
+    this.#cancelTimers.delete(requestId);
+  }
+
+  #recordError(pool: Pool, requestId: string | null, message: string): void {
+    pool.recentErrors.push({ at: Date.now(), requestId, message });
+    if (pool.recentErrors.length > 20) pool.recentErrors.shift();
+  }
+
+  #finished(record: RequestRecord): void {
+    this.#progress.delete(record.id);
+    const m = this.#options.metrics;
+    if (m && record.finishedAt !== null) {
+      m.requestsTotal.inc({ app: record.appId, state: record.state });
+      m.requestDuration.observe({ app: record.appId, state: record.state }, (record.finishedAt - record.createdAt) / 1000);
+    }
+    this.events.emit(record.id, { type: "state", record });
+    try {
+      this.#options.onFinished?.(record);
+    } catch (err) {
+      this.#options.logger?.error({ err }, "onFinished hook failed");
+    }
+  }
+
+  // --- housekeeping ---
+
+  async #expireDeadlines(): Promise<void> {
+    const { store } = this.#options;
+    for (const record of await store.expiredStartDeadlines(Date.now())) {
+      const error = new PlatformError("ERR_REQUEST_TIMEOUT", { message: "Request could not start before its x-fal-request-timeout deadline" });
+      const done = await store.finish(record.id, terminalWriteFor(error));
+      if (done) this.#finished(done);
+    }
+  }
+
+  async #housekeeping(): Promise<void> {
+    if (this.#stopping) return;
+    const now = Date.now();
+    const { store, leaseMs, metrics } = this.#options;
+    try {
+      await this.#expireDeadlines();
+      const depths = metrics ? await store.queueDepths() : null;
+      for (const pool of this.#pools.values()) {
+        const knobs = pool.app.knobs;
+        if (depths) metrics?.queueDepth.set({ app: pool.app.id }, depths.get(pool.app.id) ?? 0);
+        const alive = [...pool.runners.values()].filter((r) => r.state === "starting" || r.state === "ready");
+        for (const runner of pool.runners.values()) {
+          if (runner.state === "starting" && now - runner.spawnedAt > knobs.startup_timeout * 1000) {
+            pool.lastSetupError = `setup() did not finish within startup_timeout (${knobs.startup_timeout} s)`;
+            this.#options.metrics?.runnerFailures.inc({ app: pool.app.id, reason: "startup_timeout" });
+            runner.kill();
+            continue;
+          }
+          for (const a of runner.assignments.values()) {
+            if (!a.ephemeral && now - a.startedAt > knobs.request_timeout * 1000 && !a.timedOut) {
+              a.timedOut = true;
+              this.#options.metrics?.runnerFailures.inc({ app: pool.app.id, reason: "request_timeout" });
+              runner.kill();
+            } else if (!a.ephemeral) {
+              // The process is alive and owns the request: keep its lease fresh.
+              void store.heartbeat(a.requestId, runner.id, leaseMs).catch(() => undefined);
+            }
+          }
+        }
+        // Keep warm runners for keep_alive, never going below min_runners + buffer.
+        const floor = Math.max(knobs.min_runners, knobs.concurrency_buffer);
+        let surplus = alive.length - floor;
+        for (const runner of alive) {
+          if (surplus <= 0) break;
+          if (runner.state === "ready" && runner.assignments.size === 0 && now - runner.idleSince > knobs.keep_alive * 1000) {
+            runner.drain();
+            surplus -= 1;
+          }
+        }
+        if (pool.ephemeralQueue.length > 0 || alive.length < floor) this.#pump(pool.app.id);
+      }
+      // Expired leases only occur when a lease holder vanished without the exit event (other processes).
+      for (const record of await store.expiredLeases(now)) {
+        const pool = this.#pools.get(record.appId);
+        const held = pool && [...pool.runners.values()].some((r) => r.id === record.leaseOwner && r.alive);
+        if (held) continue;
+        const next = await store.requeue(record.id, record.leaseOwner ? { owner: record.leaseOwner, attempt: record.attempt } : null, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED", { message: "Runner lease expired" })));
+        if (next && next.state !== "QUEUED") this.#finished(next);
+        else if (next) this.#pump(next.appId);
+      }
+    } catch (err) {
+      this.#options.logger?.error({ err }, "housekeeping failed");
+    }
+  }
+}

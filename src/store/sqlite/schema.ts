@@ -1,0 +1,157 @@
+/**
+ * The SQLite schema as an ordered list of migrations. The version reached is kept in the database
+ * header (`PRAGMA user_version`), so upgrading is: run every migration above it, in order.
+ * Migrations are append-only: once released, a migration's SQL never changes; a change to the schema
+ * is a new migration at the end.
+ * @module
+ */
+import type Database from "better-sqlite3";
+
+interface Migration {
+  version: number;
+  sql: string;
+}
+
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE requests (
+        -- AUTOINCREMENT so a sequence number is never reused: it breaks created_at ties in claim
+        -- order deterministically, also after deletions.
+        seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+        id               TEXT    NOT NULL UNIQUE,
+        app_id           TEXT    NOT NULL,
+        endpoint         TEXT    NOT NULL,
+        input            TEXT    NOT NULL, -- JSON
+        state            TEXT    NOT NULL CHECK (state IN ('QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')),
+        priority         TEXT    NOT NULL CHECK (priority IN ('normal', 'low')),
+        -- Derived from priority so that the claim index can sort by it; generated so it can never
+        -- disagree with priority.
+        priority_rank    INTEGER GENERATED ALWAYS AS (CASE priority WHEN 'normal' THEN 0 ELSE 1 END) VIRTUAL,
+        mode             TEXT    NOT NULL CHECK (mode IN ('queue', 'sync', 'stream')),
+        created_at       INTEGER NOT NULL,
+        started_at       INTEGER,
+        finished_at      INTEGER,
+        start_deadline   INTEGER,
+        attempt          INTEGER NOT NULL DEFAULT 1,
+        max_attempts     INTEGER NOT NULL,
+        lease_owner      TEXT,
+        lease_expires_at INTEGER,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        webhook_url      TEXT,
+        key_id           TEXT,
+        base_url         TEXT    NOT NULL,
+        output           TEXT, -- JSON, NULL when there is none
+        status_code      INTEGER,
+        error            TEXT,
+        error_type       TEXT,
+        billable_units   REAL
+      );
+
+      -- Claim and queue position walk this index in claim order within one app's queue.
+      CREATE INDEX requests_claim_order ON requests (app_id, state, priority_rank, created_at, seq);
+      CREATE INDEX requests_created ON requests (created_at, seq);
+      CREATE INDEX requests_key_created ON requests (key_id, created_at) WHERE key_id IS NOT NULL;
+      -- The reapers poll these often; partial indexes keep them small (only live requests).
+      CREATE INDEX requests_running_lease ON requests (lease_expires_at) WHERE state = 'RUNNING';
+      CREATE INDEX requests_queued_deadline ON requests (start_deadline)
+        WHERE state = 'QUEUED' AND start_deadline IS NOT NULL;
+
+      CREATE TABLE request_logs (
+        request_id TEXT    NOT NULL,
+        idx        INTEGER NOT NULL, -- 0-based position within the request's logs
+        message    TEXT    NOT NULL,
+        level      TEXT    NOT NULL,
+        source     TEXT    NOT NULL,
+        timestamp  TEXT    NOT NULL,
+        PRIMARY KEY (request_id, idx)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE api_keys (
+        id           TEXT    PRIMARY KEY,
+        secret_hash  TEXT    NOT NULL,
+        name         TEXT    NOT NULL,
+        scope        TEXT    NOT NULL CHECK (scope IN ('admin', 'api')),
+        created_at   INTEGER NOT NULL,
+        revoked_at   INTEGER,
+        last_used_at INTEGER
+      );
+
+      CREATE TABLE usage (
+        -- One row per request: recording a request's usage again replaces the row instead of
+        -- counting it twice.
+        request_id     TEXT    PRIMARY KEY,
+        key_id         TEXT,
+        app_id         TEXT    NOT NULL,
+        endpoint       TEXT    NOT NULL,
+        state          TEXT    NOT NULL,
+        queue_ms       INTEGER NOT NULL,
+        run_ms         INTEGER NOT NULL,
+        billable_units REAL,
+        finished_at    INTEGER NOT NULL
+      );
+      CREATE INDEX usage_finished ON usage (finished_at);
+      CREATE INDEX usage_app_finished ON usage (app_id, finished_at);
+      CREATE INDEX usage_key_finished ON usage (key_id, finished_at) WHERE key_id IS NOT NULL;
+
+      CREATE TABLE webhooks (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id      TEXT    NOT NULL,
+        url             TEXT    NOT NULL,
+        body            TEXT    NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        state           TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+        created_at      INTEGER NOT NULL
+      );
+      CREATE INDEX webhooks_request ON webhooks (request_id, id);
+      CREATE INDEX webhooks_due ON webhooks (next_attempt_at) WHERE state = 'pending';
+
+      CREATE TABLE webhook_attempts (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        webhook_id  INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+        request_id  TEXT    NOT NULL,
+        attempt     INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        status      INTEGER,
+        ok          INTEGER NOT NULL,
+        error       TEXT,
+        duration_ms INTEGER NOT NULL
+      );
+      CREATE INDEX webhook_attempts_webhook ON webhook_attempts (webhook_id, attempt, seq);
+    `,
+  },
+];
+
+/** The schema version a fully migrated database reports in `PRAGMA user_version`. */
+export const LATEST_SCHEMA_VERSION: number = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);
+
+export function readSchemaVersion(db: Database.Database): number {
+  const version = db.pragma("user_version", { simple: true });
+  return typeof version === "number" ? version : 0;
+}
+
+/**
+ * Brings the schema up to {@link LATEST_SCHEMA_VERSION}. Idempotent. The version is read inside an
+ * IMMEDIATE transaction so that two processes opening a fresh file at once cannot both apply the same
+ * migration: the second waits for the first's write lock, then sees the new version and does nothing.
+ * Each migration and its version bump commit together, so a crash mid-way leaves a consistent version.
+ */
+export function migrate(db: Database.Database): void {
+  const applyPending = db.transaction(() => {
+    const current = readSchemaVersion(db);
+    if (current > LATEST_SCHEMA_VERSION) {
+      throw new Error(
+        `Database schema version ${current} is newer than this build supports (${LATEST_SCHEMA_VERSION}); upgrade Darkroom`,
+      );
+    }
+    for (const migration of MIGRATIONS) {
+      if (migration.version <= current) continue;
+      db.exec(migration.sql);
+      // PRAGMA cannot take a bound parameter; the version is a number from this file, not input.
+      db.pragma(`user_version = ${migration.version}`);
+    }
+  });
+  applyPending.immediate();
+}

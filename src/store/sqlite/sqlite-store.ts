@@ -1,0 +1,665 @@
+/**
+ * The embedded store driver on SQLite (better-sqlite3). better-sqlite3 is synchronous; the methods are
+ * still async because the {@link Store} interface is shaped for drivers that talk to a server.
+ *
+ * Within one process every call runs to completion before the next starts, so claims cannot
+ * interleave. Transactions that read then write use BEGIN IMMEDIATE so that they stay correct when
+ * another process has the same file open: the write lock is taken before the read, so no other writer
+ * can slip in between.
+ * @module
+ */
+import Database from "better-sqlite3";
+import type { LogLevel, Priority, RequestLog, RequestMode, RequestRecord, RequestState } from "../../core/types.js";
+import type {
+  ApiKeyRecord,
+  CancelResult,
+  NewRequest,
+  RequestListFilter,
+  Store,
+  TerminalWrite,
+  UsageFilter,
+  UsageRecord,
+  WebhookAttempt,
+  WebhookJob,
+} from "../store.js";
+import { migrate } from "./schema.js";
+
+export interface SqliteStoreOptions {
+  /** Database file, or ":memory:". */
+  path: string;
+}
+
+const LIST_DEFAULT_LIMIT = 50;
+const LIST_MAX_LIMIT = 500;
+const USAGE_DEFAULT_LIMIT = 1000;
+const USAGE_MAX_LIMIT = 10_000;
+/** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5000;
+
+const CANCELLED_BY_CLIENT: TerminalWrite = {
+  state: "CANCELLED",
+  output: null,
+  statusCode: 499,
+  error: "Request cancelled by client",
+  errorType: "client_cancelled",
+  billableUnits: null,
+};
+
+// --- rows as SQLite returns them ---
+
+interface RequestRow {
+  seq: number;
+  id: string;
+  app_id: string;
+  endpoint: string;
+  input: string;
+  state: string;
+  priority: string;
+  mode: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  start_deadline: number | null;
+  attempt: number;
+  max_attempts: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  cancel_requested: number;
+  webhook_url: string | null;
+  key_id: string | null;
+  base_url: string;
+  output: string | null;
+  status_code: number | null;
+  error: string | null;
+  error_type: string | null;
+  billable_units: number | null;
+}
+
+interface LogRow {
+  message: string;
+  level: string;
+  source: string;
+  timestamp: string;
+}
+
+interface ApiKeyRow {
+  id: string;
+  secret_hash: string;
+  name: string;
+  scope: string;
+  created_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+interface UsageRow {
+  request_id: string;
+  key_id: string | null;
+  app_id: string;
+  endpoint: string;
+  state: string;
+  queue_ms: number;
+  run_ms: number;
+  billable_units: number | null;
+  finished_at: number;
+}
+
+interface WebhookRow {
+  id: number;
+  request_id: string;
+  url: string;
+  body: string;
+  attempts: number;
+  next_attempt_at: number;
+  state: string;
+  created_at: number;
+}
+
+interface WebhookAttemptRow {
+  webhook_id: number;
+  request_id: string;
+  attempt: number;
+  at: number;
+  status: number | null;
+  ok: number;
+  error: string | null;
+  duration_ms: number;
+}
+
+// --- rows to records (the CHECK constraints in the schema guarantee the enum casts) ---
+
+function toRequestRecord(row: RequestRow): RequestRecord {
+  return {
+    id: row.id,
+    appId: row.app_id,
+    endpoint: row.endpoint,
+    input: JSON.parse(row.input) as unknown,
+    state: row.state as RequestState,
+    priority: row.priority as Priority,
+    mode: row.mode as RequestMode,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    startDeadline: row.start_deadline,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    leaseOwner: row.lease_owner,
+    leaseExpiresAt: row.lease_expires_at,
+    cancelRequested: row.cancel_requested !== 0,
+    webhookUrl: row.webhook_url,
+    keyId: row.key_id,
+    baseUrl: row.base_url,
+    output: row.output === null ? null : (JSON.parse(row.output) as unknown),
+    statusCode: row.status_code,
+    error: row.error,
+    errorType: row.error_type,
+    billableUnits: row.billable_units,
+  };
+}
+
+function toRequestLog(row: LogRow): RequestLog {
+  return {
+    message: row.message,
+    level: row.level as LogLevel,
+    source: row.source as RequestLog["source"],
+    timestamp: row.timestamp,
+  };
+}
+
+function toApiKeyRecord(row: ApiKeyRow): ApiKeyRecord {
+  return {
+    id: row.id,
+    secretHash: row.secret_hash,
+    name: row.name,
+    scope: row.scope as ApiKeyRecord["scope"],
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+    lastUsedAt: row.last_used_at,
+  };
+}
+
+function toUsageRecord(row: UsageRow): UsageRecord {
+  return {
+    requestId: row.request_id,
+    keyId: row.key_id,
+    appId: row.app_id,
+    endpoint: row.endpoint,
+    state: row.state as RequestState,
+    queueMs: row.queue_ms,
+    runMs: row.run_ms,
+    billableUnits: row.billable_units,
+    finishedAt: row.finished_at,
+  };
+}
+
+function toWebhookJob(row: WebhookRow): WebhookJob {
+  return {
+    id: row.id,
+    requestId: row.request_id,
+    url: row.url,
+    body: row.body,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    state: row.state as WebhookJob["state"],
+    createdAt: row.created_at,
+  };
+}
+
+function toWebhookAttempt(row: WebhookAttemptRow): WebhookAttempt {
+  return {
+    webhookId: row.webhook_id,
+    requestId: row.request_id,
+    attempt: row.attempt,
+    at: row.at,
+    status: row.status,
+    ok: row.ok !== 0,
+    error: row.error,
+    durationMs: row.duration_ms,
+  };
+}
+
+/** JSON for a nullable column: an absent value (null or undefined) is stored as NULL. */
+function toJsonColumn(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
+}
+
+function clampLimit(limit: number | undefined, fallback: number, max: number): number {
+  if (limit === undefined || !Number.isFinite(limit)) return fallback;
+  return Math.min(Math.max(Math.trunc(limit), 1), max);
+}
+
+// --- statement parameters ---
+
+interface InsertRequestParams {
+  id: string;
+  appId: string;
+  endpoint: string;
+  input: string;
+  priority: Priority;
+  mode: RequestMode;
+  createdAt: number;
+  startDeadline: number | null;
+  maxAttempts: number;
+  webhookUrl: string | null;
+  keyId: string | null;
+  baseUrl: string;
+}
+
+interface TerminalParams {
+  id: string;
+  state: TerminalWrite["state"];
+  output: string | null;
+  statusCode: number;
+  error: string | null;
+  errorType: string | null;
+  billableUnits: number | null;
+  finishedAt: number;
+}
+
+interface GuardedTerminalParams extends TerminalParams {
+  owner: string;
+  attempt: number;
+}
+
+interface RequestListParams {
+  appId: string | null;
+  state: RequestState | null;
+  keyId: string | null;
+  before: number | null;
+  limit: number;
+}
+
+interface UsageListParams {
+  appId: string | null;
+  keyId: string | null;
+  since: number | null;
+  until: number | null;
+  limit: number;
+}
+
+function terminalParams(id: string, write: TerminalWrite, finishedAt: number): TerminalParams {
+  return {
+    id,
+    state: write.state,
+    output: toJsonColumn(write.output),
+    statusCode: write.statusCode,
+    error: write.error,
+    errorType: write.errorType,
+    billableUnits: write.billableUnits,
+    finishedAt,
+  };
+}
+
+/**
+ * Durability: WAL with `synchronous = NORMAL`. A commit appends the transaction to the WAL file with
+ * write(2) before the call returns, so the data is in the operating system's page cache; a crash of
+ * this process (even kill -9) cannot lose it, because the kernel still writes those pages out. Only
+ * the fsync is deferred to checkpoints, so what NORMAL can lose is the last commits before a power
+ * loss or kernel crash, never a committed enqueue when only the process dies. FULL would fsync every
+ * commit, which costs a disk flush per enqueue for protection this server does not promise.
+ */
+function openDatabase(path: string): Database.Database {
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  db.pragma("foreign_keys = ON");
+  return db;
+}
+
+export function createSqliteStore(options: SqliteStoreOptions): Store {
+  const db = openDatabase(options.path);
+  // The schema is brought up to date on open, not only in migrate(), because the statements below
+  // are prepared once here and preparing needs the tables to exist.
+  migrate(db);
+
+  const insertRequest = db.prepare<InsertRequestParams, RequestRow>(`
+    INSERT INTO requests (id, app_id, endpoint, input, state, priority, mode, created_at, start_deadline,
+                          attempt, max_attempts, webhook_url, key_id, base_url)
+    VALUES (@id, @appId, @endpoint, @input, 'QUEUED', @priority, @mode, @createdAt, @startDeadline,
+            1, @maxAttempts, @webhookUrl, @keyId, @baseUrl)
+    RETURNING *`);
+  const selectRequest = db.prepare<[string], RequestRow>(`SELECT * FROM requests WHERE id = ?`);
+  const listRequests = db.prepare<RequestListParams, RequestRow>(`
+    SELECT * FROM requests
+    WHERE (@appId IS NULL OR app_id = @appId)
+      AND (@state IS NULL OR state = @state)
+      AND (@keyId IS NULL OR key_id = @keyId)
+      AND (@before IS NULL OR created_at < @before)
+    ORDER BY created_at DESC, seq DESC
+    LIMIT @limit`);
+  // One statement picks and takes the request, so there is no window between choosing and claiming: a
+  // writing statement takes the write lock before it reads, so it is its own immediate transaction.
+  // started_at is overwritten on every claim: it is the start of the latest attempt, which is what
+  // run time is measured from; created_at keeps the original submission time.
+  const claimNext = db.prepare<{ appId: string; owner: string; now: number; leaseExpiresAt: number }, RequestRow>(`
+    UPDATE requests
+    SET state = 'RUNNING', lease_owner = @owner, lease_expires_at = @leaseExpiresAt, started_at = @now
+    WHERE seq = (
+      SELECT seq FROM requests
+      WHERE app_id = @appId AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= @now)
+      ORDER BY priority_rank, created_at, seq
+      LIMIT 1
+    )
+    RETURNING *`);
+  const extendLease = db.prepare<{ id: string; owner: string; leaseExpiresAt: number }>(`
+    UPDATE requests SET lease_expires_at = @leaseExpiresAt
+    WHERE id = @id AND state = 'RUNNING' AND lease_owner = @owner`);
+  // lease_owner is kept on terminal records (who ran it last); only the lease time is cleared.
+  const finishGuarded = db.prepare<GuardedTerminalParams, RequestRow>(`
+    UPDATE requests
+    SET state = @state, output = @output, status_code = @statusCode, error = @error, error_type = @errorType,
+        billable_units = @billableUnits, finished_at = @finishedAt, lease_expires_at = NULL
+    WHERE id = @id AND state = 'RUNNING' AND lease_owner = @owner AND attempt = @attempt
+    RETURNING *`);
+  const finishUnguarded = db.prepare<TerminalParams, RequestRow>(`
+    UPDATE requests
+    SET state = @state, output = @output, status_code = @statusCode, error = @error, error_type = @errorType,
+        billable_units = @billableUnits, finished_at = @finishedAt, lease_expires_at = NULL
+    WHERE id = @id AND state IN ('QUEUED', 'RUNNING')
+    RETURNING *`);
+  // created_at is left alone so that the request keeps its place in the queue.
+  const putBackInQueue = db.prepare<[string], RequestRow>(`
+    UPDATE requests SET state = 'QUEUED', attempt = attempt + 1, lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = ? AND state = 'RUNNING'
+    RETURNING *`);
+  const requestCancel = db.prepare<[string], RequestRow>(`
+    UPDATE requests SET cancel_requested = 1 WHERE id = ? AND state = 'RUNNING' RETURNING *`);
+  // NULL position when the request exists but is not queued; no row when it does not exist.
+  const selectQueuePosition = db.prepare<[string], { position: number | null }>(`
+    SELECT CASE WHEN me.state = 'QUEUED' THEN (
+      SELECT COUNT(*) FROM requests ahead
+      WHERE ahead.app_id = me.app_id AND ahead.state = 'QUEUED'
+        AND (ahead.priority_rank, ahead.created_at, ahead.seq) < (me.priority_rank, me.created_at, me.seq)
+    ) END AS position
+    FROM requests me WHERE me.id = ?`);
+  const selectQueueDepths = db.prepare<[], { app_id: string; depth: number }>(`
+    SELECT app_id, COUNT(*) AS depth FROM requests WHERE state = 'QUEUED' GROUP BY app_id`);
+  const selectExpiredLeases = db.prepare<[number], RequestRow>(`
+    SELECT * FROM requests WHERE state = 'RUNNING' AND lease_expires_at < ? ORDER BY lease_expires_at, seq`);
+  const selectRunning = db.prepare<[], RequestRow>(`SELECT * FROM requests WHERE state = 'RUNNING' ORDER BY seq`);
+  const selectExpiredStartDeadlines = db.prepare<[number], RequestRow>(`
+    SELECT * FROM requests
+    WHERE state = 'QUEUED' AND start_deadline IS NOT NULL AND start_deadline < ?
+    ORDER BY start_deadline, seq`);
+
+  const selectLogCount = db.prepare<[string], { count: number }>(
+    `SELECT COUNT(*) AS count FROM request_logs WHERE request_id = ?`,
+  );
+  const insertLog = db.prepare<[string, number, string, string, string, string]>(`
+    INSERT INTO request_logs (request_id, idx, message, level, source, timestamp) VALUES (?, ?, ?, ?, ?, ?)`);
+  const selectLogs = db.prepare<[string, number], LogRow>(`
+    SELECT message, level, source, timestamp FROM request_logs WHERE request_id = ? AND idx >= ? ORDER BY idx`);
+
+  const insertKey = db.prepare<ApiKeyRecord>(`
+    INSERT INTO api_keys (id, secret_hash, name, scope, created_at, revoked_at, last_used_at)
+    VALUES (@id, @secretHash, @name, @scope, @createdAt, @revokedAt, @lastUsedAt)`);
+  const selectKey = db.prepare<[string], ApiKeyRow>(`SELECT * FROM api_keys WHERE id = ?`);
+  const selectKeys = db.prepare<[], ApiKeyRow>(`SELECT * FROM api_keys ORDER BY created_at, id`);
+  // A second revoke keeps the first revocation time: that is when the key stopped working.
+  const revokeKeyById = db.prepare<[number, string]>(
+    `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`,
+  );
+  const touchKeyById = db.prepare<[number, string]>(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`);
+
+  const upsertUsage = db.prepare<UsageRecord>(`
+    INSERT OR REPLACE INTO usage (request_id, key_id, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at)
+    VALUES (@requestId, @keyId, @appId, @endpoint, @state, @queueMs, @runMs, @billableUnits, @finishedAt)`);
+  const selectUsage = db.prepare<UsageListParams, UsageRow>(`
+    SELECT * FROM usage
+    WHERE (@appId IS NULL OR app_id = @appId)
+      AND (@keyId IS NULL OR key_id = @keyId)
+      AND (@since IS NULL OR finished_at >= @since)
+      AND (@until IS NULL OR finished_at < @until)
+    ORDER BY finished_at DESC, request_id
+    LIMIT @limit`);
+
+  const insertWebhook = db.prepare<{ requestId: string; url: string; body: string; now: number }, WebhookRow>(`
+    INSERT INTO webhooks (request_id, url, body, attempts, next_attempt_at, state, created_at)
+    VALUES (@requestId, @url, @body, 0, @now, 'pending', @now)
+    RETURNING *`);
+  // Pushing next_attempt_at forward is the lease: until it passes, the job is not due for anyone else.
+  const leaseDueWebhooks = db.prepare<{ now: number; limit: number; leaseUntil: number }, WebhookRow>(`
+    UPDATE webhooks SET next_attempt_at = @leaseUntil
+    WHERE id IN (
+      SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at <= @now ORDER BY id LIMIT @limit
+    )
+    RETURNING *`);
+  const insertWebhookAttempt = db.prepare<
+    { webhookId: number; requestId: string; attempt: number; at: number; status: number | null; ok: number; error: string | null; durationMs: number }
+  >(`
+    INSERT INTO webhook_attempts (webhook_id, request_id, attempt, at, status, ok, error, duration_ms)
+    VALUES (@webhookId, @requestId, @attempt, @at, @status, @ok, @error, @durationMs)`);
+  // attempts is recounted from the attempt rows so it always agrees with them. A job already delivered
+  // or failed keeps its state: a late attempt (after its lease passed) is recorded but cannot reopen it.
+  const updateWebhookAfterAttempt = db.prepare<{ id: number; state: WebhookJob["state"]; nextAttemptAt: number }>(`
+    UPDATE webhooks
+    SET attempts = (SELECT COUNT(*) FROM webhook_attempts WHERE webhook_id = @id),
+        state = CASE WHEN state = 'pending' THEN @state ELSE state END,
+        next_attempt_at = CASE WHEN state = 'pending' THEN @nextAttemptAt ELSE next_attempt_at END
+    WHERE id = @id`);
+  const selectWebhooksOfRequest = db.prepare<[string], WebhookRow>(
+    `SELECT * FROM webhooks WHERE request_id = ? ORDER BY id`,
+  );
+  const selectAttemptsOfRequest = db.prepare<[string], WebhookAttemptRow>(`
+    SELECT webhook_id, request_id, attempt, at, status, ok, error, duration_ms FROM webhook_attempts
+    WHERE webhook_id IN (SELECT id FROM webhooks WHERE request_id = ?)
+    ORDER BY webhook_id, attempt, seq`);
+
+  // --- read-then-write transactions (run with .immediate(), see the module comment) ---
+
+  const requeueTransaction = db.transaction(
+    (id: string, guard: { owner: string; attempt: number } | null, exhausted: TerminalWrite): RequestRow | undefined => {
+      const row = selectRequest.get(id);
+      if (!row || row.state !== "RUNNING") return undefined;
+      if (guard && (row.lease_owner !== guard.owner || row.attempt !== guard.attempt)) return undefined;
+      if (row.attempt >= row.max_attempts) return finishUnguarded.get(terminalParams(id, exhausted, Date.now()));
+      return putBackInQueue.get(id);
+    },
+  );
+
+  const cancelTransaction = db.transaction((id: string): CancelResult => {
+    const row = selectRequest.get(id);
+    if (!row) return { kind: "not_found" };
+    if (row.state === "QUEUED") {
+      const cancelled = finishUnguarded.get(terminalParams(id, CANCELLED_BY_CLIENT, Date.now()));
+      if (cancelled) return { kind: "removed", record: toRequestRecord(cancelled) };
+    } else if (row.state === "RUNNING") {
+      const signalled = requestCancel.get(id);
+      if (signalled) return { kind: "signalled", record: toRequestRecord(signalled) };
+    }
+    return { kind: "already_completed", record: toRequestRecord(row) };
+  });
+
+  // Indexes continue from the count already stored, so concurrent appenders cannot interleave inside
+  // one batch and a batch lands contiguously.
+  const appendLogsTransaction = db.transaction((requestId: string, logs: RequestLog[]): void => {
+    let next = selectLogCount.get(requestId)?.count ?? 0;
+    for (const log of logs) {
+      insertLog.run(requestId, next, log.message, log.level, log.source, log.timestamp);
+      next += 1;
+    }
+  });
+
+  const recordWebhookAttemptTransaction = db.transaction(
+    (attempt: WebhookAttempt, next: { state: WebhookJob["state"]; nextAttemptAt: number }): void => {
+      insertWebhookAttempt.run({
+        webhookId: attempt.webhookId,
+        requestId: attempt.requestId,
+        attempt: attempt.attempt,
+        at: attempt.at,
+        status: attempt.status,
+        ok: attempt.ok ? 1 : 0,
+        error: attempt.error,
+        durationMs: attempt.durationMs,
+      });
+      updateWebhookAfterAttempt.run({ id: attempt.webhookId, state: next.state, nextAttemptAt: next.nextAttemptAt });
+    },
+  );
+
+  const listWebhooksTransaction = db.transaction((requestId: string) => {
+    const jobs = selectWebhooksOfRequest.all(requestId).map(toWebhookJob);
+    const attempts = selectAttemptsOfRequest.all(requestId).map(toWebhookAttempt);
+    return jobs.map((job) => ({ job, attempts: attempts.filter((a) => a.webhookId === job.id) }));
+  });
+
+  return {
+    name: "sqlite",
+
+    async migrate() {
+      migrate(db);
+    },
+
+    async close() {
+      db.close();
+    },
+
+    async enqueue(req: NewRequest) {
+      const row = insertRequest.get({
+        id: req.id,
+        appId: req.appId,
+        endpoint: req.endpoint,
+        // Input is never NULL in the table: an absent input is the JSON `null`.
+        input: JSON.stringify(req.input ?? null),
+        priority: req.priority,
+        mode: req.mode,
+        createdAt: Date.now(),
+        startDeadline: req.startDeadline,
+        maxAttempts: req.maxAttempts,
+        webhookUrl: req.webhookUrl,
+        keyId: req.keyId,
+        baseUrl: req.baseUrl,
+      });
+      if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
+      return toRequestRecord(row);
+    },
+
+    async get(id) {
+      const row = selectRequest.get(id);
+      return row ? toRequestRecord(row) : null;
+    },
+
+    async list(filter: RequestListFilter) {
+      return listRequests
+        .all({
+          appId: filter.appId ?? null,
+          state: filter.state ?? null,
+          keyId: filter.keyId ?? null,
+          before: filter.before ?? null,
+          limit: clampLimit(filter.limit, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT),
+        })
+        .map(toRequestRecord);
+    },
+
+    async claim(appId, owner, leaseMs, now = Date.now()) {
+      const row = claimNext.get({ appId, owner, now, leaseExpiresAt: now + leaseMs });
+      return row ? toRequestRecord(row) : null;
+    },
+
+    async heartbeat(id, owner, leaseMs, now = Date.now()) {
+      return extendLease.run({ id, owner, leaseExpiresAt: now + leaseMs }).changes > 0;
+    },
+
+    async finish(id, write, guard) {
+      const params = terminalParams(id, write, Date.now());
+      const row = guard ? finishGuarded.get({ ...params, owner: guard.owner, attempt: guard.attempt }) : finishUnguarded.get(params);
+      return row ? toRequestRecord(row) : null;
+    },
+
+    async requeue(id, guard, exhausted) {
+      const row = requeueTransaction.immediate(id, guard, exhausted);
+      return row ? toRequestRecord(row) : null;
+    },
+
+    async cancel(id) {
+      return cancelTransaction.immediate(id);
+    },
+
+    async queuePosition(id) {
+      return selectQueuePosition.get(id)?.position ?? null;
+    },
+
+    async queueDepths() {
+      return new Map(selectQueueDepths.all().map((row) => [row.app_id, row.depth]));
+    },
+
+    async expiredLeases(now) {
+      return selectExpiredLeases.all(now).map(toRequestRecord);
+    },
+
+    async running() {
+      return selectRunning.all().map(toRequestRecord);
+    },
+
+    async expiredStartDeadlines(now) {
+      return selectExpiredStartDeadlines.all(now).map(toRequestRecord);
+    },
+
+    async appendLogs(requestId, logs) {
+      if (logs.length === 0) return;
+      appendLogsTransaction.immediate(requestId, logs);
+    },
+
+    async getLogs(requestId, after = 0) {
+      return selectLogs.all(requestId, Math.max(0, Math.trunc(after))).map(toRequestLog);
+    },
+
+    async createKey(key) {
+      insertKey.run(key);
+    },
+
+    async getKey(id) {
+      const row = selectKey.get(id);
+      return row ? toApiKeyRecord(row) : null;
+    },
+
+    async listKeys() {
+      return selectKeys.all().map(toApiKeyRecord);
+    },
+
+    async revokeKey(id, now = Date.now()) {
+      return revokeKeyById.run(now, id).changes > 0;
+    },
+
+    async touchKey(id, now) {
+      touchKeyById.run(now, id);
+    },
+
+    async recordUsage(usage) {
+      upsertUsage.run(usage);
+    },
+
+    async listUsage(filter: UsageFilter) {
+      return selectUsage
+        .all({
+          appId: filter.appId ?? null,
+          keyId: filter.keyId ?? null,
+          since: filter.since ?? null,
+          until: filter.until ?? null,
+          limit: clampLimit(filter.limit, USAGE_DEFAULT_LIMIT, USAGE_MAX_LIMIT),
+        })
+        .map(toUsageRecord);
+    },
+
+    async enqueueWebhook(job) {
+      const row = insertWebhook.get({ requestId: job.requestId, url: job.url, body: job.body, now: job.now ?? Date.now() });
+      if (!row) throw new Error(`Enqueue of a webhook for request ${job.requestId} returned no row`);
+      return toWebhookJob(row);
+    },
+
+    async claimDueWebhooks(now, limit, leaseMs) {
+      if (limit <= 0) return [];
+      const rows = leaseDueWebhooks.all({ now, limit: Math.trunc(limit), leaseUntil: now + leaseMs });
+      // RETURNING gives no order guarantee.
+      return rows.map(toWebhookJob).sort((a, b) => a.id - b.id);
+    },
+
+    async recordWebhookAttempt(attempt, next) {
+      recordWebhookAttemptTransaction.immediate(attempt, next);
+    },
+
+    async listWebhooks(requestId) {
+      return listWebhooksTransaction(requestId);
+    },
+  };
+}

@@ -1,0 +1,260 @@
+/**
+ * The conformance suite every StorageDriver passes. A driver's test file calls
+ * `runStorageConformance(name, create)`; `create` returns a fresh, empty store each time.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { before, describe, it } from "node:test";
+import type { ObjectMeta, StorageDriver } from "../../src/storage/storage.js";
+
+/** A real PNG from the shared fixtures, found relative to this file so no machine path is baked in. */
+export const FIXTURE = new URL("../../../shared/fixtures/astronaut.png", import.meta.url);
+
+export const TRAVERSAL_KEYS = ["../x", "a/../../b", "/etc/passwd", "a\\b", "%2e%2e", "", ".", "a/./b", "a//b", "a/", "..", "a/..", "~x", "a~meta.json"];
+
+export async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** A stream that yields `data` in small pieces, the way a network upload arrives. */
+export function trickle(data: Buffer, pieceSize = 4096): Readable {
+  const pieces: Buffer[] = [];
+  for (let i = 0; i < data.length; i += pieceSize) pieces.push(data.subarray(i, i + pieceSize));
+  return Readable.from(pieces, { objectMode: false });
+}
+
+/** Asserts that `promise` rejects with a PlatformError of `code`. */
+export async function rejectsWith(promise: Promise<unknown>, code: string, message?: RegExp, context = ""): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.equal((err as { code?: string }).code, code, `${context}expected ${code}, got ${String(err)}`);
+    if (message) assert.match((err as Error).message, message);
+    return true;
+  });
+}
+
+const sha256 = (data: Buffer): string => createHash("sha256").update(data).digest("hex");
+
+export function runStorageConformance(name: string, create: () => Promise<StorageDriver>): void {
+  describe(`StorageDriver conformance: ${name}`, () => {
+    let png: Buffer;
+    before(async () => {
+      png = await readFile(FIXTURE);
+      assert.ok(png.length > 10_000, "fixture should be a real image");
+    });
+
+    it("round-trips a buffer byte for byte", async () => {
+      const store = await create();
+      const meta = await store.put("images/astronaut.png", png, { contentType: "image/png", fileName: "astronaut.png" });
+      assert.equal(meta.key, "images/astronaut.png");
+      assert.equal(meta.size, png.length);
+      const got = await store.get("images/astronaut.png");
+      assert.ok(got);
+      assert.deepEqual(await readAll(got.body), png);
+      assert.equal(got.meta.size, png.length);
+      assert.equal(got.meta.contentType, "image/png");
+    });
+
+    it("stores from a stream without needing its length", async () => {
+      const store = await create();
+      const meta = await store.put("streamed/a.png", createReadStream(FIXTURE), { contentType: "image/png", fileName: "a.png" });
+      assert.equal(meta.size, png.length);
+      const got = await store.get("streamed/a.png");
+      assert.ok(got);
+      assert.equal(sha256(await readAll(got.body)), sha256(png));
+    });
+
+    it("reports metadata through head", async () => {
+      const store = await create();
+      const before = Date.now();
+      await store.put("doc/readme.txt", Buffer.from("hello, darkroom\n"), { contentType: "text/plain; charset=utf-8", fileName: "readme.txt" });
+      const meta = await store.head("doc/readme.txt");
+      assert.ok(meta);
+      const expected: Omit<ObjectMeta, "createdAt"> = {
+        key: "doc/readme.txt",
+        size: 16,
+        contentType: "text/plain; charset=utf-8",
+        fileName: "readme.txt",
+        expiresAt: null,
+      };
+      const { createdAt, ...rest } = meta;
+      assert.deepEqual(rest, expected);
+      assert.ok(createdAt >= before - 1000 && createdAt <= Date.now() + 1000, `createdAt ${createdAt} should be about now`);
+      assert.equal(await store.head("doc/missing.txt"), null);
+      assert.equal(await store.get("doc/missing.txt"), null);
+    });
+
+    it("replaces an object on a second put", async () => {
+      const store = await create();
+      await store.put("k", Buffer.from("first version"), { contentType: "text/plain", fileName: "one.txt" });
+      await store.put("k", Buffer.from("second"), { contentType: "application/octet-stream", fileName: "two.bin" });
+      const got = await store.get("k");
+      assert.ok(got);
+      assert.equal((await readAll(got.body)).toString(), "second");
+      assert.equal(got.meta.fileName, "two.bin");
+      assert.equal(got.meta.size, 6);
+    });
+
+    it("serves inclusive byte ranges", async () => {
+      const store = await create();
+      await store.put("r.png", png, { contentType: "image/png", fileName: "r.png" });
+      const slice = async (start: number, end: number): Promise<Buffer> => {
+        const got = await store.get("r.png", { start, end });
+        assert.ok(got);
+        assert.equal(got.meta.size, png.length, "meta describes the whole object");
+        return readAll(got.body);
+      };
+      assert.deepEqual(await slice(0, 0), png.subarray(0, 1));
+      assert.deepEqual(await slice(0, 7), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), "PNG signature");
+      assert.deepEqual(await slice(1000, 1999), png.subarray(1000, 2000));
+      assert.deepEqual(await slice(png.length - 1, png.length - 1), png.subarray(png.length - 1));
+      assert.deepEqual(await slice(0, png.length - 1), png);
+      assert.deepEqual(await slice(png.length - 10, png.length + 100), png.subarray(png.length - 10), "end past the object is cut");
+      await rejectsWith(store.get("r.png", { start: png.length, end: png.length + 5 }), "ERR_RANGE_NOT_SATISFIABLE");
+      await rejectsWith(store.get("r.png", { start: 10, end: 5 }), "ERR_RANGE_NOT_SATISFIABLE");
+    });
+
+    it("deletes objects, and deleting a missing one is a no-op", async () => {
+      const store = await create();
+      await store.put("gone/soon.bin", Buffer.from([1, 2, 3]), { contentType: "application/octet-stream", fileName: "soon.bin" });
+      await store.delete("gone/soon.bin");
+      assert.equal(await store.head("gone/soon.bin"), null);
+      assert.equal(await store.get("gone/soon.bin"), null);
+      await store.delete("gone/soon.bin");
+      await store.delete("never/was.bin");
+    });
+
+    it("expires objects and sweeps them", async () => {
+      const store = await create();
+      const start = Date.now();
+      const meta = await store.put("tmp/short.bin", Buffer.from("short-lived"), { contentType: "application/octet-stream", fileName: "short.bin", expiresInSeconds: 5 });
+      await store.put("tmp/forever.bin", Buffer.from("long-lived"), { contentType: "application/octet-stream", fileName: "forever.bin" });
+      assert.ok(meta.expiresAt !== null && meta.expiresAt >= start + 5000 && meta.expiresAt <= Date.now() + 5000);
+      assert.equal((await store.head("tmp/short.bin"))?.expiresAt, meta.expiresAt);
+
+      assert.equal(await store.sweepExpired(Date.now()), 0, "nothing is due yet");
+      assert.ok(await store.head("tmp/short.bin"));
+      assert.equal(await store.sweepExpired(start + 60_000), 1);
+      assert.equal(await store.head("tmp/short.bin"), null);
+      assert.equal(await store.get("tmp/short.bin"), null);
+      const kept = await store.get("tmp/forever.bin");
+      assert.ok(kept);
+      assert.equal((await readAll(kept.body)).toString(), "long-lived");
+      assert.equal(await store.sweepExpired(start + 120_000), 0);
+    });
+
+    it("treats an already expired object as missing before any sweep", async () => {
+      const store = await create();
+      await store.put("tmp/zero.bin", Buffer.from("x"), { contentType: "application/octet-stream", fileName: "zero.bin", expiresInSeconds: 0 });
+      assert.equal(await store.head("tmp/zero.bin"), null);
+      assert.equal(await store.get("tmp/zero.bin"), null);
+    });
+
+    it("refuses a stream over maxBytes and leaves no object", async () => {
+      const store = await create();
+      await rejectsWith(
+        store.put("big/file.png", trickle(png, 1024), { contentType: "image/png", fileName: "file.png", maxBytes: 5000 }),
+        "ERR_FILE_TOO_LARGE",
+      );
+      assert.equal(await store.head("big/file.png"), null);
+      await rejectsWith(store.put("big/file.png", png, { contentType: "image/png", fileName: "file.png", maxBytes: 5000 }), "ERR_FILE_TOO_LARGE");
+      assert.equal(await store.head("big/file.png"), null);
+      // Exactly at the limit is fine.
+      const exact = await store.put("big/exact.bin", trickle(png.subarray(0, 5000), 999), { contentType: "image/png", fileName: "x", maxBytes: 5000 });
+      assert.equal(exact.size, 5000);
+    });
+
+    it("keeps the previous version when a replacement is refused", async () => {
+      const store = await create();
+      await store.put("keep.bin", Buffer.from("original"), { contentType: "text/plain", fileName: "keep.bin" });
+      await rejectsWith(store.put("keep.bin", trickle(png, 512), { contentType: "image/png", fileName: "x", maxBytes: 100 }), "ERR_FILE_TOO_LARGE");
+      const got = await store.get("keep.bin");
+      assert.ok(got);
+      assert.equal((await readAll(got.body)).toString(), "original");
+    });
+
+    it("assembles a multipart upload in part order, whatever order parts arrive in", async () => {
+      const store = await create();
+      const third = Math.ceil(png.length / 3);
+      const pieces = [png.subarray(0, third), png.subarray(third, 2 * third), png.subarray(2 * third)];
+      const upload = "upload-1";
+      const etags = new Map<number, string>();
+      for (const n of [3, 1, 2]) {
+        const piece = pieces[n - 1] as Buffer;
+        const part = await store.putPart("multi/astronaut.png", upload, n, n === 2 ? trickle(piece) : piece);
+        assert.equal(part.size, piece.length);
+        assert.equal(part.etag, sha256(piece), "etag is the part's sha256");
+        etags.set(n, part.etag);
+      }
+      const meta = await store.completeMultipart(
+        "multi/astronaut.png",
+        upload,
+        [2, 3, 1].map((n) => ({ partNumber: n, etag: etags.get(n) as string })),
+        { contentType: "image/png", fileName: "astronaut.png" },
+      );
+      assert.equal(meta.size, png.length);
+      const got = await store.get("multi/astronaut.png");
+      assert.ok(got);
+      assert.deepEqual(await readAll(got.body), png);
+    });
+
+    it("refuses a multipart completion with a wrong etag, and the upload stays completable", async () => {
+      const store = await create();
+      const a = await store.putPart("m/x.bin", "up-2", 1, Buffer.from("hello "));
+      const b = await store.putPart("m/x.bin", "up-2", 2, Buffer.from("world"));
+      const wrong = b.etag.replace(/^./, (c) => (c === "0" ? "1" : "0"));
+      await rejectsWith(
+        store.completeMultipart("m/x.bin", "up-2", [{ partNumber: 1, etag: a.etag }, { partNumber: 2, etag: wrong }], { contentType: "text/plain", fileName: "x.bin" }),
+        "ERR_BAD_REQUEST",
+        /etag/,
+      );
+      assert.equal(await store.head("m/x.bin"), null);
+      await rejectsWith(
+        store.completeMultipart("m/x.bin", "up-2", [{ partNumber: 1, etag: a.etag }, { partNumber: 3, etag: b.etag }], { contentType: "text/plain", fileName: "x.bin" }),
+        "ERR_BAD_REQUEST",
+      );
+      await store.completeMultipart("m/x.bin", "up-2", [{ partNumber: 1, etag: `"${a.etag}"` }, { partNumber: 2, etag: b.etag }], { contentType: "text/plain", fileName: "x.bin" });
+      const got = await store.get("m/x.bin");
+      assert.ok(got);
+      assert.equal((await readAll(got.body)).toString(), "hello world");
+    });
+
+    it("refuses multipart parts over maxBytes and completion over the object's maxBytes", async () => {
+      const store = await create();
+      await rejectsWith(store.putPart("m/y.bin", "up-3", 1, trickle(png, 1000), 2000), "ERR_FILE_TOO_LARGE");
+      const p1 = await store.putPart("m/y.bin", "up-3", 1, Buffer.alloc(3000, 1));
+      const p2 = await store.putPart("m/y.bin", "up-3", 2, Buffer.alloc(3000, 2));
+      await rejectsWith(
+        store.completeMultipart("m/y.bin", "up-3", [{ partNumber: 1, etag: p1.etag }, { partNumber: 2, etag: p2.etag }], { contentType: "x/y", fileName: "y", maxBytes: 5000 }),
+        "ERR_FILE_TOO_LARGE",
+      );
+      assert.equal(await store.head("m/y.bin"), null);
+    });
+
+    it("refuses keys that could escape the store", async () => {
+      const store = await create();
+      const opts = { contentType: "text/plain", fileName: "evil.txt" };
+      for (const key of TRAVERSAL_KEYS) {
+        const at = `key ${JSON.stringify(key)}: `;
+        await rejectsWith(store.put(key, Buffer.from("evil"), opts), "ERR_BAD_REQUEST", undefined, at);
+        await rejectsWith(store.put(key, trickle(Buffer.from("evil")), opts), "ERR_BAD_REQUEST", undefined, at);
+        await rejectsWith(store.head(key), "ERR_BAD_REQUEST", undefined, at);
+        await rejectsWith(store.get(key), "ERR_BAD_REQUEST", undefined, at);
+        await rejectsWith(store.delete(key), "ERR_BAD_REQUEST", undefined, at);
+        await rejectsWith(store.putPart(key, "up-4", 1, Buffer.from("evil")), "ERR_BAD_REQUEST", undefined, at);
+        await rejectsWith(store.completeMultipart(key, "up-4", [{ partNumber: 1, etag: "00" }], opts), "ERR_BAD_REQUEST", undefined, at);
+      }
+      for (const uploadId of ["../x", "..", ".", "a/b", "a\\b", "", "x".repeat(200)]) {
+        await rejectsWith(store.putPart("ok.bin", uploadId, 1, Buffer.from("evil")), "ERR_BAD_REQUEST");
+      }
+      for (const partNumber of [0, -1, 1.5, 10_001, Number.NaN]) {
+        await rejectsWith(store.putPart("ok.bin", "up-5", partNumber, Buffer.from("evil")), "ERR_BAD_REQUEST");
+      }
+      await rejectsWith(store.put("a/".repeat(600) + "b", Buffer.from("x"), opts), "ERR_BAD_REQUEST");
+    });
+  });
+}

@@ -1,0 +1,192 @@
+/**
+ * The SQLite driver: the shared conformance suite on a real file, plus what only a file-backed
+ * embedded database has to prove: committed enqueues survive kill -9, migrations are idempotent and
+ * data survives reopening.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { LATEST_SCHEMA_VERSION, readSchemaVersion } from "../../src/store/sqlite/schema.js";
+import { createSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import type { NewRequest, Store } from "../../src/store/store.js";
+import { runStoreConformance } from "./store.case.js";
+
+const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const ENQUEUE_CHILD = fileURLToPath(new URL("./fixtures/enqueue-until-killed.ts", import.meta.url));
+
+const tempDirs: string[] = [];
+
+after(async () => {
+  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function freshDbPath(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), "darkroom-sqlite-"));
+  tempDirs.push(dir);
+  return path.join(dir, "darkroom.db");
+}
+
+runStoreConformance("sqlite", async () => createSqliteStore({ path: await freshDbPath() }));
+
+describe("sqlite store", () => {
+  it("works in memory", async () => {
+    const store = createSqliteStore({ path: ":memory:" });
+    try {
+      const created = await store.enqueue(newRequest("memory-app", "in-memory"));
+      assert.deepEqual(await store.get("in-memory"), created);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("keeps every reported enqueue when the process is killed with SIGKILL", async () => {
+    const dbPath = await freshDbPath();
+    const child = spawn(process.execPath, ["--import", "tsx", ENQUEUE_CHILD, dbPath, "durable-app", "1000000"], {
+      cwd: PROJECT_ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("close", (_code, signal) => resolve(signal)));
+
+    const reported: string[] = [];
+    // Every line is read, also those still in the pipe when the kill lands: the child printed them
+    // after their enqueue resolved, so they count as acknowledged.
+    for await (const line of createInterface({ input: child.stdout })) {
+      const match = /^enqueued (\S+)$/.exec(line);
+      if (!match?.[1]) continue;
+      reported.push(match[1]);
+      if (reported.length === 500) child.kill("SIGKILL");
+    }
+    const signal = await exited;
+    assert.equal(signal, "SIGKILL", `the child was killed mid-run (stderr: ${stderr})`);
+    assert.ok(reported.length >= 500, `the child reported ${reported.length} enqueues (stderr: ${stderr})`);
+
+    const store = createSqliteStore({ path: dbPath });
+    try {
+      const missing: string[] = [];
+      for (const id of reported) {
+        const record = await store.get(id);
+        if (record?.state !== "QUEUED" || record.appId !== "durable-app") missing.push(id);
+      }
+      assert.deepEqual(missing, [], "every acknowledged enqueue is in the database");
+      assert.ok(((await store.queueDepths()).get("durable-app") ?? 0) >= reported.length);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("migrates idempotently and records the schema version", async () => {
+    const dbPath = await freshDbPath();
+    const store = createSqliteStore({ path: dbPath });
+    try {
+      await store.migrate();
+      await store.enqueue(newRequest("migrate-app", "before-second-migrate"));
+      await store.migrate();
+      assert.equal((await store.get("before-second-migrate"))?.state, "QUEUED");
+    } finally {
+      await store.close();
+    }
+
+    const db = new Database(dbPath, { readonly: true });
+    try {
+      assert.equal(readSchemaVersion(db), LATEST_SCHEMA_VERSION);
+      assert.ok(LATEST_SCHEMA_VERSION >= 1);
+      const tables = db
+        .prepare<[], { name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+        .all()
+        .map((row) => row.name);
+      assert.deepEqual(tables, ["api_keys", "request_logs", "requests", "usage", "webhook_attempts", "webhooks"]);
+      assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
+    } finally {
+      db.close();
+    }
+
+    // A third open of an up-to-date file must not fail on "table already exists".
+    const reopened = createSqliteStore({ path: dbPath });
+    await reopened.migrate();
+    await reopened.close();
+  });
+
+  it("refuses a database from a newer schema version", async () => {
+    const dbPath = await freshDbPath();
+    const db = new Database(dbPath);
+    db.pragma(`user_version = ${LATEST_SCHEMA_VERSION + 1}`);
+    db.close();
+    assert.throws(() => createSqliteStore({ path: dbPath }), /newer than this build supports/);
+  });
+
+  it("keeps all data across closing and reopening the file", async () => {
+    const dbPath = await freshDbPath();
+    let store: Store = createSqliteStore({ path: dbPath });
+    await store.enqueue(newRequest("reopen-app", "running-one"));
+    await store.enqueue(newRequest("reopen-app", "queued-one"));
+    await store.claim("reopen-app", "runner", 60_000, 1_000);
+    await store.appendLogs("queued-one", [{ message: "hello", level: "INFO", source: "USER", timestamp: "2025-01-01T00:00:00.000Z" }]);
+    await store.createKey({ id: "key_1", secretHash: "scrypt$x", name: "k", scope: "admin", createdAt: 1, revokedAt: null, lastUsedAt: null });
+    await store.recordUsage({
+      requestId: "done",
+      keyId: "key_1",
+      appId: "reopen-app",
+      endpoint: "",
+      state: "SUCCEEDED",
+      queueMs: 1,
+      runMs: 2,
+      billableUnits: 3,
+      finishedAt: 4,
+    });
+    const webhook = await store.enqueueWebhook({ requestId: "queued-one", url: "https://h.example", body: "{}", now: 5 });
+    const before = {
+      queued: await store.get("queued-one"),
+      running: await store.get("running-one"),
+    };
+    await store.close();
+
+    store = createSqliteStore({ path: dbPath });
+    try {
+      assert.deepEqual(await store.get("queued-one"), before.queued);
+      assert.deepEqual(await store.get("running-one"), before.running);
+      assert.deepEqual(ids(await store.running()), ["running-one"]);
+      assert.equal(await store.queuePosition("queued-one"), 0);
+      assert.equal((await store.getLogs("queued-one"))[0]?.message, "hello");
+      assert.equal((await store.getKey("key_1"))?.scope, "admin");
+      assert.equal((await store.listUsage({}))[0]?.billableUnits, 3);
+      assert.deepEqual(await store.listWebhooks("queued-one"), [{ job: webhook, attempts: [] }]);
+      // The sequence continues after reopening, so new requests still queue behind old ones.
+      await store.enqueue(newRequest("reopen-app", "after-reopen"));
+      assert.equal(await store.queuePosition("after-reopen"), 1);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+function newRequest(appId: string, id: string): NewRequest {
+  return {
+    id,
+    appId,
+    endpoint: "",
+    input: { hello: "world" },
+    priority: "normal",
+    mode: "queue",
+    startDeadline: null,
+    maxAttempts: 1,
+    webhookUrl: null,
+    keyId: null,
+    baseUrl: "http://127.0.0.1:8787",
+  };
+}
+
+function ids(records: readonly { id: string }[]): string[] {
+  return records.map((r) => r.id);
+}

@@ -1,0 +1,847 @@
+/**
+ * The store conformance suite: every {@link Store} driver runs it through its own test file, so all
+ * drivers keep the semantics documented in `src/store/store.ts`. Each test gets a fresh store from
+ * the factory and uses random app ids, so tests never see each other's data.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { describe, it } from "node:test";
+import type { RequestLog, RequestRecord } from "../../src/core/types.js";
+import type {
+  ApiKeyRecord,
+  NewRequest,
+  Store,
+  TerminalWrite,
+  UsageRecord,
+  WebhookAttempt,
+  WebhookJob,
+} from "../../src/store/store.js";
+
+const LEASE_MS = 30_000;
+
+const SUCCESS: TerminalWrite = {
+  state: "SUCCEEDED",
+  output: { images: [{ url: "http://localhost/files/a.png", width: 64 }] },
+  statusCode: 200,
+  error: null,
+  errorType: null,
+  billableUnits: 1.5,
+};
+
+const EXHAUSTED: TerminalWrite = {
+  state: "FAILED",
+  output: { detail: "Runner disconnected", error_type: "runner_disconnected" },
+  statusCode: 503,
+  error: "Runner disconnected",
+  errorType: "runner_disconnected",
+  billableUnits: null,
+};
+
+const DEADLINE_EXPIRED: TerminalWrite = {
+  state: "FAILED",
+  output: null,
+  statusCode: 504,
+  error: "Request timed out",
+  errorType: "request_timeout",
+  billableUnits: null,
+};
+
+function randomAppId(): string {
+  return `app-${randomUUID()}`;
+}
+
+function newRequest(appId: string, overrides: Partial<NewRequest> = {}): NewRequest {
+  return {
+    id: randomUUID(),
+    appId,
+    endpoint: "",
+    input: { prompt: "a cat" },
+    priority: "normal",
+    mode: "queue",
+    startDeadline: null,
+    maxAttempts: 3,
+    webhookUrl: null,
+    keyId: null,
+    baseUrl: "http://127.0.0.1:8787",
+    ...overrides,
+  };
+}
+
+function ids(records: readonly { id: string }[]): string[] {
+  return records.map((r) => r.id);
+}
+
+function webhookIds(jobs: readonly { id: number }[]): number[] {
+  return jobs.map((j) => j.id);
+}
+
+function required<T>(value: T | null | undefined, what: string): T {
+  assert.ok(value !== null && value !== undefined, `expected ${what}`);
+  return value;
+}
+
+export function runStoreConformance(driverName: string, createStore: () => Promise<Store>): void {
+  /** Runs `body` against a fresh, migrated store and closes it afterwards. */
+  async function withStore(body: (store: Store) => Promise<void>): Promise<void> {
+    const store = await createStore();
+    try {
+      await store.migrate();
+      await body(store);
+    } finally {
+      await store.close();
+    }
+  }
+
+  async function enqueueAll(store: Store, requests: NewRequest[]): Promise<RequestRecord[]> {
+    const records: RequestRecord[] = [];
+    // One at a time: the order of enqueue is the order under test.
+    for (const request of requests) records.push(await store.enqueue(request));
+    return records;
+  }
+
+  async function positions(store: Store, requestIds: string[]): Promise<(number | null)[]> {
+    return Promise.all(requestIds.map((id) => store.queuePosition(id)));
+  }
+
+  describe(`store conformance: ${driverName}`, () => {
+    describe("enqueue and get", () => {
+      it("round-trips every field of a new request", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const input = {
+            prompt: "日本語のプロンプト 🎞️ — «quotes» \"escaped\" \\ back\nslash",
+            nested: { deep: { list: [1, 2.5, -3e-7, true, false, null, "x"], empty: {}, emptyList: [] } },
+            "": "empty key",
+            "ключ": "значение",
+          };
+          const request = newRequest(appId, {
+            endpoint: "image-to-image/fast",
+            input,
+            priority: "low",
+            mode: "stream",
+            startDeadline: Date.now() + 60_000,
+            maxAttempts: 5,
+            webhookUrl: "https://hooks.example.com/fal?x=1&y=ü",
+            keyId: "key_123",
+            baseUrl: "http://darkroom.local:9000",
+          });
+          const before = Date.now();
+          const created = await store.enqueue(request);
+          const after = Date.now();
+
+          assert.ok(created.createdAt >= before && created.createdAt <= after, "createdAt is the enqueue time");
+          const expected: RequestRecord = {
+            id: request.id,
+            appId,
+            endpoint: "image-to-image/fast",
+            input,
+            state: "QUEUED",
+            priority: "low",
+            mode: "stream",
+            createdAt: created.createdAt,
+            startedAt: null,
+            finishedAt: null,
+            startDeadline: request.startDeadline,
+            attempt: 1,
+            maxAttempts: 5,
+            leaseOwner: null,
+            leaseExpiresAt: null,
+            cancelRequested: false,
+            webhookUrl: "https://hooks.example.com/fal?x=1&y=ü",
+            keyId: "key_123",
+            baseUrl: "http://darkroom.local:9000",
+            output: null,
+            statusCode: null,
+            error: null,
+            errorType: null,
+            billableUnits: null,
+          };
+          assert.deepEqual(created, expected);
+          assert.deepEqual(await store.get(request.id), expected);
+        }));
+
+      it("round-trips nulls and non-object inputs", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const inputs: unknown[] = [null, "just a string", 42, [1, "two", { three: 3 }]];
+          for (const input of inputs) {
+            const request = newRequest(appId, { input, mode: "sync" });
+            await store.enqueue(request);
+            const got = required(await store.get(request.id), "the record");
+            assert.deepEqual(got.input, input);
+            assert.equal(got.startDeadline, null);
+            assert.equal(got.webhookUrl, null);
+            assert.equal(got.keyId, null);
+            assert.equal(got.mode, "sync");
+          }
+        }));
+
+      it("returns null for an unknown id and refuses a duplicate id", () =>
+        withStore(async (store) => {
+          assert.equal(await store.get(randomUUID()), null);
+          const request = newRequest(randomAppId());
+          await store.enqueue(request);
+          await assert.rejects(store.enqueue(request));
+        }));
+    });
+
+    describe("claim", () => {
+      it("claims normal before low, oldest first within a priority, and only from its app", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const otherApp = randomAppId();
+          const [low1, normal1, low2, normal2] = await enqueueAll(store, [
+            newRequest(appId, { priority: "low" }),
+            newRequest(appId, { priority: "normal" }),
+            newRequest(appId, { priority: "low" }),
+            newRequest(appId, { priority: "normal" }),
+          ]);
+          const other = await store.enqueue(newRequest(otherApp));
+
+          const claimed: string[] = [];
+          for (;;) {
+            const record = await store.claim(appId, "runner-1", LEASE_MS, 1_000);
+            if (!record) break;
+            claimed.push(record.id);
+          }
+          assert.deepEqual(claimed, ids([normal1!, normal2!, low1!, low2!]));
+          assert.equal((await store.get(other.id))?.state, "QUEUED", "another app's request is untouched");
+        }));
+
+      it("sets RUNNING, the lease and the start time on the claimed record", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const created = await store.enqueue(newRequest(appId));
+          const claimed = required(await store.claim(appId, "runner-7", 5_000, 123_456), "a claim");
+          const expected: RequestRecord = {
+            ...created,
+            state: "RUNNING",
+            leaseOwner: "runner-7",
+            leaseExpiresAt: 128_456,
+            startedAt: 123_456,
+          };
+          assert.deepEqual(claimed, expected);
+          assert.deepEqual(await store.get(created.id), expected);
+          assert.equal(await store.claim(appId, "runner-7", 5_000, 123_456), null, "the queue is empty");
+        }));
+
+      it("never hands one request to two concurrent claims", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const created = await enqueueAll(
+            store,
+            Array.from({ length: 20 }, () => newRequest(appId)),
+          );
+          const results = await Promise.all(
+            Array.from({ length: 50 }, (_, i) => store.claim(appId, `runner-${i}`, LEASE_MS)),
+          );
+          const won = results.filter((r): r is RequestRecord => r !== null);
+          assert.equal(won.length, 20);
+          assert.equal(new Set(ids(won)).size, 20, "every claimed request is distinct");
+          assert.deepEqual(new Set(ids(won)), new Set(ids(created)));
+          for (const [i, result] of results.entries()) {
+            if (result) assert.equal(result.leaseOwner, `runner-${i}`, "the record names the claimer that got it");
+          }
+          const stored = await Promise.all(created.map((r) => store.get(r.id)));
+          assert.ok(stored.every((r) => r?.state === "RUNNING"));
+        }));
+
+      it("skips requests whose start deadline passed and lists them as expired", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const now = Date.now() + 10_000;
+          const [expired, onTheDot, later, noDeadline] = await enqueueAll(store, [
+            newRequest(appId, { startDeadline: now - 1 }),
+            newRequest(appId, { startDeadline: now }),
+            newRequest(appId, { startDeadline: now + 60_000 }),
+            newRequest(appId, { startDeadline: null }),
+          ]);
+
+          assert.deepEqual(ids(await store.expiredStartDeadlines(now)), [expired!.id]);
+          assert.deepEqual(await store.expiredStartDeadlines(now - 1), [], "a deadline equal to now has not passed");
+
+          const claimed: string[] = [];
+          for (;;) {
+            const record = await store.claim(appId, "runner", LEASE_MS, now);
+            if (!record) break;
+            claimed.push(record.id);
+          }
+          assert.deepEqual(claimed, ids([onTheDot!, later!, noDeadline!]));
+          assert.equal((await store.get(expired!.id))?.state, "QUEUED", "claim skips it but does not finish it");
+
+          const failed = required(await store.finish(expired!.id, DEADLINE_EXPIRED), "the expiry write");
+          assert.equal(failed.state, "FAILED");
+          assert.equal(failed.errorType, "request_timeout");
+          assert.deepEqual(await store.expiredStartDeadlines(now), []);
+        }));
+    });
+
+    describe("queue position", () => {
+      it("is exact with mixed priorities as requests are enqueued, cancelled and claimed", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const [n1, l1, n2, l2, n3] = await enqueueAll(store, [
+            newRequest(appId, { priority: "normal" }),
+            newRequest(appId, { priority: "low" }),
+            newRequest(appId, { priority: "normal" }),
+            newRequest(appId, { priority: "low" }),
+            newRequest(appId, { priority: "normal" }),
+          ]);
+          // Another app's queue never counts.
+          await enqueueAll(store, [newRequest(randomAppId()), newRequest(randomAppId(), { priority: "low" })]);
+          const all = ids([n1!, l1!, n2!, l2!, n3!]);
+          assert.deepEqual(await positions(store, all), [0, 3, 1, 4, 2]);
+
+          const n4 = await store.enqueue(newRequest(appId, { priority: "normal" }));
+          const l3 = await store.enqueue(newRequest(appId, { priority: "low" }));
+          all.push(n4.id, l3.id);
+          assert.deepEqual(await positions(store, all), [0, 4, 1, 5, 2, 3, 6]);
+
+          assert.equal((await store.cancel(n2!.id)).kind, "removed");
+          assert.deepEqual(await positions(store, all), [0, 3, null, 4, 1, 2, 5]);
+
+          assert.equal((await store.cancel(l1!.id)).kind, "removed");
+          assert.deepEqual(await positions(store, all), [0, null, null, 3, 1, 2, 4]);
+
+          assert.equal((await store.claim(appId, "runner", LEASE_MS))?.id, n1!.id);
+          assert.deepEqual(await positions(store, all), [null, null, null, 2, 0, 1, 3]);
+
+          assert.equal((await store.claim(appId, "runner", LEASE_MS))?.id, n3!.id);
+          assert.equal((await store.claim(appId, "runner", LEASE_MS))?.id, n4.id);
+          assert.deepEqual(await positions(store, all), [null, null, null, 0, null, null, 1]);
+        }));
+
+      it("is null for an unknown request and for running or finished ones", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          assert.equal(await store.queuePosition(randomUUID()), null);
+          const request = await store.enqueue(newRequest(appId));
+          assert.equal(await store.queuePosition(request.id), 0);
+          const claimed = required(await store.claim(appId, "runner", LEASE_MS), "a claim");
+          assert.equal(await store.queuePosition(request.id), null);
+          await store.finish(request.id, SUCCESS, { owner: "runner", attempt: claimed.attempt });
+          assert.equal(await store.queuePosition(request.id), null);
+        }));
+    });
+
+    describe("leases", () => {
+      it("extends the lease on heartbeat only for its owner", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const queued = await store.enqueue(newRequest(appId));
+          assert.equal(await store.heartbeat(queued.id, "owner", 5_000, 1_000), false, "a queued request has no lease");
+
+          await store.claim(appId, "owner", 5_000, 1_000);
+          assert.equal(await store.heartbeat(queued.id, "intruder", 60_000, 2_000), false);
+          assert.equal((await store.get(queued.id))?.leaseExpiresAt, 6_000, "a foreign heartbeat changes nothing");
+
+          assert.equal(await store.heartbeat(queued.id, "owner", 10_000, 2_000), true);
+          assert.equal((await store.get(queued.id))?.leaseExpiresAt, 12_000);
+
+          await store.finish(queued.id, SUCCESS, { owner: "owner", attempt: 1 });
+          assert.equal(await store.heartbeat(queued.id, "owner", 10_000, 3_000), false, "a finished request has no lease");
+          assert.equal(await store.heartbeat(randomUUID(), "owner", 10_000, 3_000), false);
+        }));
+
+      it("lists running requests whose lease expired before now", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          await enqueueAll(store, [newRequest(appId), newRequest(appId), newRequest(appId), newRequest(appId)]);
+          const short = required(await store.claim(appId, "a", 500, 1_000), "a claim");
+          const long = required(await store.claim(appId, "b", 5_000, 1_000), "a claim");
+          const finished = required(await store.claim(appId, "c", 100, 1_000), "a claim");
+          await store.finish(finished.id, SUCCESS, { owner: "c", attempt: 1 });
+
+          assert.deepEqual(await store.expiredLeases(1_500), [], "a lease expiring exactly now has not expired");
+          assert.deepEqual(ids(await store.expiredLeases(1_501)), [short.id]);
+          assert.deepEqual(new Set(ids(await store.expiredLeases(10_000))), new Set([short.id, long.id]));
+
+          await store.heartbeat(short.id, "a", 60_000, 1_400);
+          assert.deepEqual(ids(await store.expiredLeases(10_000)), [long.id]);
+        }));
+
+      it("lists every running request, and only those", () =>
+        withStore(async (store) => {
+          const appA = randomAppId();
+          const appB = randomAppId();
+          await enqueueAll(store, [newRequest(appA), newRequest(appA), newRequest(appB), newRequest(appB)]);
+          const a = required(await store.claim(appA, "runner", LEASE_MS), "a claim");
+          const b = required(await store.claim(appB, "runner", LEASE_MS), "a claim");
+          const done = required(await store.claim(appA, "runner", LEASE_MS), "a claim");
+          await store.finish(done.id, SUCCESS, { owner: "runner", attempt: 1 });
+
+          const running = await store.running();
+          assert.deepEqual(new Set(ids(running)), new Set([a.id, b.id]));
+          assert.ok(running.every((r) => r.state === "RUNNING" && r.leaseOwner === "runner"));
+        }));
+    });
+
+    describe("finish", () => {
+      it("writes the terminal state exactly once", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const request = await store.enqueue(newRequest(appId));
+          const claimed = required(await store.claim(appId, "runner", LEASE_MS), "a claim");
+
+          assert.equal(await store.finish(request.id, SUCCESS, { owner: "other", attempt: 1 }), null, "wrong owner");
+          assert.equal(await store.finish(request.id, SUCCESS, { owner: "runner", attempt: 2 }), null, "wrong attempt");
+
+          const before = Date.now();
+          const finished = required(await store.finish(request.id, SUCCESS, { owner: "runner", attempt: 1 }), "the write");
+          assert.equal(finished.state, "SUCCEEDED");
+          assert.deepEqual(finished.output, SUCCESS.output);
+          assert.equal(finished.statusCode, 200);
+          assert.equal(finished.error, null);
+          assert.equal(finished.errorType, null);
+          assert.equal(finished.billableUnits, 1.5);
+          assert.equal(finished.startedAt, claimed.startedAt);
+          assert.ok(finished.finishedAt !== null && finished.finishedAt >= before);
+          assert.deepEqual(await store.get(request.id), finished);
+
+          const failure: TerminalWrite = { ...EXHAUSTED, state: "FAILED" };
+          assert.equal(await store.finish(request.id, failure, { owner: "runner", attempt: 1 }), null, "a duplicate result");
+          assert.equal(await store.finish(request.id, failure), null, "an unguarded write after the outcome");
+          assert.deepEqual(await store.get(request.id), finished, "the outcome is unchanged");
+          assert.equal(await store.finish(randomUUID(), SUCCESS), null);
+        }));
+
+      it("finishes a queued request only without a guard", () =>
+        withStore(async (store) => {
+          const request = await store.enqueue(newRequest(randomAppId()));
+          assert.equal(await store.finish(request.id, SUCCESS, { owner: "runner", attempt: 1 }), null);
+          const failed = required(await store.finish(request.id, DEADLINE_EXPIRED), "the write");
+          assert.equal(failed.state, "FAILED");
+          assert.equal(failed.statusCode, 504);
+          assert.equal(failed.output, null);
+        }));
+
+      it("ignores a stale result from an earlier attempt after a requeue", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const request = await store.enqueue(newRequest(appId));
+          await store.claim(appId, "first", LEASE_MS);
+          const requeued = required(await store.requeue(request.id, { owner: "first", attempt: 1 }, EXHAUSTED), "the requeue");
+
+          assert.equal(await store.finish(request.id, SUCCESS, { owner: "first", attempt: 1 }), null);
+          assert.deepEqual(await store.get(request.id), requeued, "a stale finish changes nothing while queued");
+
+          const reclaimed = required(await store.claim(appId, "second", LEASE_MS), "a claim");
+          assert.equal(reclaimed.attempt, 2);
+          assert.equal(await store.finish(request.id, SUCCESS, { owner: "first", attempt: 1 }), null);
+          assert.equal(await store.finish(request.id, SUCCESS, { owner: "second", attempt: 1 }), null);
+          assert.equal(await store.finish(request.id, SUCCESS, { owner: "first", attempt: 2 }), null);
+          assert.deepEqual(await store.get(request.id), reclaimed, "stale finishes change nothing while running");
+
+          const finished = required(await store.finish(request.id, SUCCESS, { owner: "second", attempt: 2 }), "the write");
+          assert.equal(finished.state, "SUCCEEDED");
+          assert.equal(finished.attempt, 2);
+        }));
+    });
+
+    describe("requeue", () => {
+      it("bumps the attempt, clears the lease and keeps the place ahead of later requests", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const [first, second] = await enqueueAll(store, [newRequest(appId), newRequest(appId)]);
+          const claimed = required(await store.claim(appId, "runner", LEASE_MS), "a claim");
+          assert.equal(claimed.id, first!.id);
+          const later = await store.enqueue(newRequest(appId));
+
+          assert.equal(await store.requeue(first!.id, { owner: "other", attempt: 1 }, EXHAUSTED), null, "wrong owner");
+          assert.equal(await store.requeue(first!.id, { owner: "runner", attempt: 2 }, EXHAUSTED), null, "wrong attempt");
+          assert.deepEqual(await store.get(first!.id), claimed, "a refused requeue changes nothing");
+
+          const requeued = required(await store.requeue(first!.id, { owner: "runner", attempt: 1 }, EXHAUSTED), "the requeue");
+          assert.equal(requeued.state, "QUEUED");
+          assert.equal(requeued.attempt, 2);
+          assert.equal(requeued.leaseOwner, null);
+          assert.equal(requeued.leaseExpiresAt, null);
+          assert.equal(requeued.createdAt, first!.createdAt);
+          assert.equal(requeued.finishedAt, null);
+          assert.deepEqual(await store.get(first!.id), requeued);
+
+          assert.deepEqual(await positions(store, ids([first!, second!, later])), [0, 1, 2]);
+          const reclaimed = required(await store.claim(appId, "runner-2", LEASE_MS), "a claim");
+          assert.equal(reclaimed.id, first!.id);
+          assert.equal(reclaimed.attempt, 2);
+          assert.equal(reclaimed.leaseOwner, "runner-2");
+
+          assert.equal(await store.requeue(second!.id, null, EXHAUSTED), null, "a queued request cannot be requeued");
+          assert.equal(await store.requeue(randomUUID(), null, EXHAUSTED), null);
+        }));
+
+      it("requeues a running request without a guard (recovery)", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const request = await store.enqueue(newRequest(appId));
+          await store.claim(appId, "dead-runner", LEASE_MS);
+          const requeued = required(await store.requeue(request.id, null, EXHAUSTED), "the requeue");
+          assert.equal(requeued.state, "QUEUED");
+          assert.equal(requeued.attempt, 2);
+        }));
+
+      it("finishes with the exhausted write once attempts are used up", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const request = await store.enqueue(newRequest(appId, { maxAttempts: 2 }));
+          await store.claim(appId, "r1", LEASE_MS);
+          assert.equal((await store.requeue(request.id, { owner: "r1", attempt: 1 }, EXHAUSTED))?.state, "QUEUED");
+          await store.claim(appId, "r2", LEASE_MS);
+          const exhausted = required(await store.requeue(request.id, { owner: "r2", attempt: 2 }, EXHAUSTED), "the write");
+
+          assert.equal(exhausted.state, "FAILED");
+          assert.equal(exhausted.attempt, 2);
+          assert.equal(exhausted.statusCode, 503);
+          assert.equal(exhausted.error, "Runner disconnected");
+          assert.equal(exhausted.errorType, "runner_disconnected");
+          assert.deepEqual(exhausted.output, EXHAUSTED.output);
+          assert.ok(exhausted.finishedAt !== null);
+          assert.deepEqual(await store.get(request.id), exhausted);
+          assert.equal(await store.claim(appId, "r3", LEASE_MS), null);
+          assert.equal(await store.requeue(request.id, null, EXHAUSTED), null, "a finished request stays finished");
+
+          const single = await store.enqueue(newRequest(appId, { maxAttempts: 1 }));
+          await store.claim(appId, "r4", LEASE_MS);
+          assert.equal((await store.requeue(single.id, null, EXHAUSTED))?.state, "FAILED");
+        }));
+    });
+
+    describe("cancel", () => {
+      it("removes a queued request with the client-cancelled outcome", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const request = await store.enqueue(newRequest(appId));
+          const result = await store.cancel(request.id);
+          assert.equal(result.kind, "removed");
+          if (result.kind !== "removed") return;
+          assert.equal(result.record.state, "CANCELLED");
+          assert.equal(result.record.output, null);
+          assert.equal(result.record.statusCode, 499);
+          assert.equal(result.record.error, "Request cancelled by client");
+          assert.equal(result.record.errorType, "client_cancelled");
+          assert.ok(result.record.finishedAt !== null);
+          assert.deepEqual(await store.get(request.id), result.record);
+          assert.equal(await store.claim(appId, "runner", LEASE_MS), null, "a cancelled request is never claimed");
+        }));
+
+      it("signals a running request and leaves it running", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const request = await store.enqueue(newRequest(appId));
+          await store.claim(appId, "runner", LEASE_MS);
+          const result = await store.cancel(request.id);
+          assert.equal(result.kind, "signalled");
+          if (result.kind !== "signalled") return;
+          assert.equal(result.record.state, "RUNNING");
+          assert.equal(result.record.cancelRequested, true);
+          assert.equal((await store.get(request.id))?.cancelRequested, true);
+          assert.equal((await store.cancel(request.id)).kind, "signalled", "signalling again is harmless");
+
+          const cancelled: TerminalWrite = {
+            state: "CANCELLED",
+            output: null,
+            statusCode: 499,
+            error: "Request cancelled by client",
+            errorType: "client_cancelled",
+            billableUnits: null,
+          };
+          assert.equal((await store.finish(request.id, cancelled, { owner: "runner", attempt: 1 }))?.state, "CANCELLED");
+        }));
+
+      it("reports finished and unknown requests", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const request = await store.enqueue(newRequest(appId));
+          await store.claim(appId, "runner", LEASE_MS);
+          const finished = required(await store.finish(request.id, SUCCESS, { owner: "runner", attempt: 1 }), "the write");
+          assert.deepEqual(await store.cancel(request.id), { kind: "already_completed", record: finished });
+          assert.deepEqual(await store.get(request.id), finished, "cancel does not touch a finished request");
+          assert.deepEqual(await store.cancel(randomUUID()), { kind: "not_found" });
+        }));
+    });
+
+    describe("queue depths and listing", () => {
+      it("counts queued requests per app", () =>
+        withStore(async (store) => {
+          const appA = randomAppId();
+          const appB = randomAppId();
+          const appC = randomAppId();
+          await enqueueAll(store, [
+            newRequest(appA),
+            newRequest(appA, { priority: "low" }),
+            newRequest(appA),
+            newRequest(appB),
+            newRequest(appB),
+            newRequest(appC),
+          ]);
+          await store.claim(appB, "runner", LEASE_MS);
+          await store.claim(appC, "runner", LEASE_MS);
+          assert.deepEqual(
+            await store.queueDepths(),
+            new Map([
+              [appA, 3],
+              [appB, 1],
+            ]),
+          );
+        }));
+
+      it("lists newest first with filters, limits and a time cursor", () =>
+        withStore(async (store) => {
+          const appA = randomAppId();
+          const appB = randomAppId();
+          const created: RequestRecord[] = [];
+          for (const [i, appId] of [appA, appB, appA, appB, appA].entries()) {
+            created.push(await store.enqueue(newRequest(appId, { keyId: i % 2 === 0 ? "key-even" : "key-odd" })));
+            await sleep(3); // distinct creation times, so the cursor has something to cut between
+          }
+          const newestFirst = [...created].reverse();
+          assert.deepEqual(ids(await store.list({})), ids(newestFirst));
+          assert.deepEqual(await store.list({}), newestFirst, "records are complete");
+          assert.deepEqual(ids(await store.list({ appId: appA })), ids([created[4]!, created[2]!, created[0]!]));
+          assert.deepEqual(ids(await store.list({ keyId: "key-odd" })), ids([created[3]!, created[1]!]));
+          assert.deepEqual(ids(await store.list({ limit: 2 })), ids([created[4]!, created[3]!]));
+          assert.deepEqual(ids(await store.list({ before: created[2]!.createdAt })), ids([created[1]!, created[0]!]));
+
+          await store.claim(appB, "runner", LEASE_MS);
+          assert.deepEqual(ids(await store.list({ state: "RUNNING" })), [created[1]!.id]);
+          assert.deepEqual(ids(await store.list({ state: "QUEUED", appId: appB })), [created[3]!.id]);
+          assert.deepEqual(await store.list({ appId: randomAppId() }), []);
+        }));
+
+      it("returns 50 records by default", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          await enqueueAll(store, Array.from({ length: 55 }, () => newRequest(appId)));
+          assert.equal((await store.list({})).length, 50);
+          assert.equal((await store.list({ limit: 100 })).length, 55);
+        }));
+    });
+
+    describe("logs", () => {
+      function log(message: string, level: RequestLog["level"] = "INFO"): RequestLog {
+        return { message, level, source: "USER", timestamp: new Date(Date.UTC(2025, 0, 1, 0, 0, message.length)).toISOString() };
+      }
+
+      it("appends in order and reads from an index", () =>
+        withStore(async (store) => {
+          const request = await store.enqueue(newRequest(randomAppId()));
+          const other = await store.enqueue(newRequest(randomAppId()));
+          const firstBatch = [log("loading weights"), log("step 1/2 — ✓", "STDOUT"), log("warning: 🐢", "WARN")];
+          const secondBatch = [log("step 2/2", "STDERR"), log("done", "DEBUG")];
+          await store.appendLogs(request.id, firstBatch);
+          await store.appendLogs(other.id, [log("other request")]);
+          await store.appendLogs(request.id, []);
+          await store.appendLogs(request.id, secondBatch);
+
+          assert.deepEqual(await store.getLogs(request.id), [...firstBatch, ...secondBatch]);
+          assert.deepEqual(await store.getLogs(request.id, 0), [...firstBatch, ...secondBatch]);
+          assert.deepEqual(await store.getLogs(request.id, 3), secondBatch);
+          assert.deepEqual(await store.getLogs(request.id, 4), [secondBatch[1]]);
+          assert.deepEqual(await store.getLogs(request.id, 5), []);
+          assert.deepEqual(await store.getLogs(request.id, 99), []);
+          assert.deepEqual(await store.getLogs(other.id), [log("other request")]);
+          assert.deepEqual(await store.getLogs(randomUUID()), []);
+        }));
+
+      it("keeps every line when many appends run at once", () =>
+        withStore(async (store) => {
+          const request = await store.enqueue(newRequest(randomAppId()));
+          await Promise.all(
+            Array.from({ length: 10 }, (_, batch) =>
+              store.appendLogs(request.id, [log(`batch ${batch} line 0`), log(`batch ${batch} line 1`)]),
+            ),
+          );
+          const logs = await store.getLogs(request.id);
+          assert.equal(logs.length, 20);
+          for (let batch = 0; batch < 10; batch += 1) {
+            const first = logs.findIndex((l) => l.message === `batch ${batch} line 0`);
+            assert.equal(logs[first + 1]?.message, `batch ${batch} line 1`, "a batch lands contiguously");
+          }
+        }));
+    });
+
+    describe("API keys", () => {
+      function key(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
+        return {
+          id: `key_${randomUUID()}`,
+          secretHash: "scrypt$16384$8$1$c2FsdA$aGFzaA",
+          name: "CI key — ünïcode",
+          scope: "api",
+          createdAt: 1_000,
+          revokedAt: null,
+          lastUsedAt: null,
+          ...overrides,
+        };
+      }
+
+      it("creates, gets, lists, touches and revokes keys", () =>
+        withStore(async (store) => {
+          const admin = key({ scope: "admin", name: "admin", createdAt: 1_000 });
+          const api = key({ createdAt: 2_000 });
+          await store.createKey(admin);
+          await store.createKey(api);
+          await assert.rejects(store.createKey(api), "a duplicate id is refused");
+
+          assert.deepEqual(await store.getKey(admin.id), admin);
+          assert.deepEqual(await store.getKey(api.id), api);
+          assert.equal(await store.getKey("key_missing"), null);
+          assert.deepEqual(await store.listKeys(), [admin, api]);
+
+          await store.touchKey(api.id, 5_000);
+          assert.equal((await store.getKey(api.id))?.lastUsedAt, 5_000);
+          await store.touchKey(api.id, 6_000);
+          assert.equal((await store.getKey(api.id))?.lastUsedAt, 6_000);
+
+          assert.equal(await store.revokeKey(api.id, 7_000), true);
+          assert.deepEqual(await store.getKey(api.id), { ...api, lastUsedAt: 6_000, revokedAt: 7_000 });
+          assert.equal(await store.revokeKey(api.id, 8_000), true, "revoking again still finds the key");
+          assert.equal((await store.getKey(api.id))?.revokedAt, 7_000, "the first revocation time stays");
+          assert.equal(await store.revokeKey("key_missing", 7_000), false);
+          assert.deepEqual(await store.getKey(admin.id), admin, "other keys are untouched");
+        }));
+    });
+
+    describe("usage", () => {
+      function usage(overrides: Partial<UsageRecord>): UsageRecord {
+        return {
+          requestId: randomUUID(),
+          keyId: null,
+          appId: "app",
+          endpoint: "",
+          state: "SUCCEEDED",
+          queueMs: 12,
+          runMs: 3_400,
+          billableUnits: null,
+          finishedAt: 1_000,
+          ...overrides,
+        };
+      }
+
+      it("records usage and filters by app, key and time", () =>
+        withStore(async (store) => {
+          const appA = randomAppId();
+          const appB = randomAppId();
+          const u1 = usage({ appId: appA, keyId: "k1", finishedAt: 1_000, billableUnits: 0.25 });
+          const u2 = usage({ appId: appB, keyId: "k2", finishedAt: 2_000, state: "FAILED", endpoint: "fast" });
+          const u3 = usage({ appId: appA, keyId: null, finishedAt: 3_000, state: "CANCELLED", queueMs: 0, runMs: 0 });
+          const u4 = usage({ appId: appA, keyId: "k2", finishedAt: 4_000, billableUnits: 2 });
+          for (const u of [u1, u2, u3, u4]) await store.recordUsage(u);
+
+          assert.deepEqual(await store.listUsage({}), [u4, u3, u2, u1], "newest first, every field kept");
+          assert.deepEqual(await store.listUsage({ appId: appA }), [u4, u3, u1]);
+          assert.deepEqual(await store.listUsage({ keyId: "k2" }), [u4, u2]);
+          assert.deepEqual(await store.listUsage({ since: 2_000 }), [u4, u3, u2], "since is inclusive");
+          assert.deepEqual(await store.listUsage({ until: 3_000 }), [u2, u1], "until is exclusive");
+          assert.deepEqual(await store.listUsage({ since: 2_000, until: 4_000, appId: appA }), [u3]);
+          assert.deepEqual(await store.listUsage({ limit: 2 }), [u4, u3]);
+          assert.deepEqual(await store.listUsage({ appId: randomAppId() }), []);
+
+          const corrected = { ...u1, runMs: 9_999, billableUnits: 0.5 };
+          await store.recordUsage(corrected);
+          assert.deepEqual(await store.listUsage({ keyId: "k1" }), [corrected], "a request is recorded once");
+        }));
+    });
+
+    describe("webhook outbox", () => {
+      function attempt(job: { id: number; requestId: string }, n: number, overrides: Partial<WebhookAttempt> = {}): WebhookAttempt {
+        return {
+          webhookId: job.id,
+          requestId: job.requestId,
+          attempt: n,
+          at: 1_000 * n,
+          status: 500,
+          ok: false,
+          error: "HTTP 500",
+          durationMs: 40 + n,
+          ...overrides,
+        };
+      }
+
+      it("enqueues a pending job with the exact body", () =>
+        withStore(async (store) => {
+          const requestId = randomUUID();
+          const body = '{"request_id":"x","status":"OK","payload":{"text":"ünïcödé 🎉"}}\n  ';
+          const job = await store.enqueueWebhook({ requestId, url: "https://hooks.example.com/a", body, now: 1_000 });
+          assert.ok(Number.isInteger(job.id));
+          assert.deepEqual(job, {
+            id: job.id,
+            requestId,
+            url: "https://hooks.example.com/a",
+            body,
+            attempts: 0,
+            nextAttemptAt: 1_000,
+            state: "pending",
+            createdAt: 1_000,
+          });
+          assert.deepEqual(await store.listWebhooks(requestId), [{ job, attempts: [] }]);
+          assert.deepEqual(await store.listWebhooks(randomUUID()), []);
+        }));
+
+      it("leases claimed jobs so they are not claimed again until the lease passes", () =>
+        withStore(async (store) => {
+          const job = await store.enqueueWebhook({ requestId: randomUUID(), url: "https://h.example/x", body: "{}", now: 1_000 });
+          assert.deepEqual(await store.claimDueWebhooks(999, 10, 30_000), [], "not due yet");
+
+          const claimed = await store.claimDueWebhooks(1_000, 10, 30_000);
+          assert.deepEqual(claimed, [{ ...job, nextAttemptAt: 31_000 }]);
+          assert.deepEqual(await store.claimDueWebhooks(1_000, 10, 30_000), [], "leased");
+          assert.deepEqual(await store.claimDueWebhooks(30_999, 10, 30_000), [], "still leased");
+          assert.deepEqual(webhookIds(await store.claimDueWebhooks(31_000, 10, 30_000)), [job.id], "the lease passed");
+        }));
+
+      it("claims oldest first, up to the limit, and never the same job twice at once", () =>
+        withStore(async (store) => {
+          const requestId = randomUUID();
+          const jobs: WebhookJob[] = [];
+          for (let i = 0; i < 5; i += 1) {
+            jobs.push(await store.enqueueWebhook({ requestId, url: `https://h.example/${i}`, body: `${i}`, now: 1_000 + i }));
+          }
+          assert.deepEqual(webhookIds(await store.claimDueWebhooks(2_000, 2, 60_000)), [jobs[0]!.id, jobs[1]!.id]);
+          const [a, b] = await Promise.all([
+            store.claimDueWebhooks(2_000, 2, 60_000),
+            store.claimDueWebhooks(2_000, 2, 60_000),
+          ]);
+          const together = [...webhookIds(a!), ...webhookIds(b!)];
+          assert.equal(together.length, 3);
+          assert.deepEqual(new Set(together), new Set([jobs[2]!.id, jobs[3]!.id, jobs[4]!.id]));
+          assert.deepEqual(await store.claimDueWebhooks(2_000, 10, 60_000), []);
+        }));
+
+      it("records attempts in order and ends delivered or failed", () =>
+        withStore(async (store) => {
+          const requestId = randomUUID();
+          const delivered = await store.enqueueWebhook({ requestId, url: "https://h.example/ok", body: "{}", now: 0 });
+          const failed = await store.enqueueWebhook({ requestId, url: "https://h.example/down", body: "{}", now: 0 });
+          const unrelated = await store.enqueueWebhook({ requestId: randomUUID(), url: "https://h.example/o", body: "{}", now: 0 });
+
+          const a1 = attempt(delivered, 1);
+          const a2 = attempt(delivered, 2, { status: null, error: "timeout" });
+          const a3 = attempt(delivered, 3, { status: 204, ok: true, error: null });
+          await store.recordWebhookAttempt(a1, { state: "pending", nextAttemptAt: 5_000 });
+          let [entry] = await store.listWebhooks(requestId);
+          assert.deepEqual(entry, { job: { ...delivered, attempts: 1, nextAttemptAt: 5_000 }, attempts: [a1] });
+
+          await store.recordWebhookAttempt(a2, { state: "pending", nextAttemptAt: 9_000 });
+          await store.recordWebhookAttempt(a3, { state: "delivered", nextAttemptAt: 9_000 });
+          const f1 = attempt(failed, 1, { status: null, error: "refused: loopback address 127.0.0.1" });
+          await store.recordWebhookAttempt(f1, { state: "failed", nextAttemptAt: 0 });
+
+          const listed = await store.listWebhooks(requestId);
+          assert.equal(listed.length, 2);
+          [entry] = listed;
+          assert.equal(entry?.job.state, "delivered");
+          assert.equal(entry?.job.attempts, 3);
+          assert.deepEqual(entry?.attempts, [a1, a2, a3]);
+          assert.equal(listed[1]?.job.id, failed.id);
+          assert.equal(listed[1]?.job.state, "failed");
+          assert.equal(listed[1]?.job.attempts, 1);
+          assert.deepEqual(listed[1]?.attempts, [f1]);
+
+          const due = await store.claimDueWebhooks(1_000_000, 10, 1_000);
+          assert.deepEqual(webhookIds(due), [unrelated.id], "delivered and failed jobs are never claimed");
+        }));
+    });
+  });
+}
