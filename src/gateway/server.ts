@@ -5,7 +5,7 @@
  * @module
  */
 import websocket from "@fastify/websocket";
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import pino, { type Logger } from "pino";
 import { isPlatformError, PlatformError } from "../core/errors.js";
 import { pathSegments } from "./app-path.js";
@@ -65,7 +65,8 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
     bodyLimit: ctx.config.limits.maxBodyBytes,
     // Request ids in logs follow fal's header when a client sends one.
     requestIdHeader: "x-request-id",
-    disableRequestLogging: true,
+    // Per-request access logs would dominate at thousands of requests a second; requests are in the store.
+    logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
   }) as unknown as FastifyInstance;
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
