@@ -10,7 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import path from "node:path";
-import type { ApiKeyRecord, Store } from "../store/store.js";
+import type { ApiKeyRecord, KeyPatch, Store } from "../store/store.js";
 import { writePrivateFile } from "./private-file.js";
 import { hashSecret, SecretVerifier, verifySecret } from "./secrets.js";
 import type { TokenClaims, TokenService } from "./tokens.js";
@@ -79,9 +79,6 @@ export function parseAuthorization(header: string | null | undefined): Credentia
   return null;
 }
 
-/** The store operation `ensureAdminKey` needs to fix an existing key; see {@link KeyService.ensureAdminKey}. */
-type KeyPatch = Partial<Pick<ApiKeyRecord, "secretHash" | "scope" | "revokedAt" | "name">>;
-type StoreWithKeyUpdate = Store & { updateKey?: (id: string, patch: KeyPatch) => Promise<boolean> };
 
 export interface KeyServiceOptions {
   store: Store;
@@ -94,7 +91,7 @@ export interface KeyServiceOptions {
 }
 
 export class KeyService {
-  private readonly store: StoreWithKeyUpdate;
+  private readonly store: Store;
   private readonly tokens: TokenService | null;
   private readonly verifier: SecretVerifier;
   private readonly now: () => number;
@@ -213,13 +210,6 @@ export class KeyService {
     if (existing.revokedAt !== null) patch.revokedAt = null;
     if (Object.keys(patch).length === 0) return result;
 
-    // The Store interface has no way to change a key yet; drivers that add `updateKey` get it used.
-    if (typeof this.store.updateKey !== "function") {
-      throw new Error(
-        `DARKROOM_ADMIN_KEY names key ${pair.id}, which exists with a different secret, scope or revocation, ` +
-          `and the ${this.store.name} store cannot update keys; remove the key or choose another id`,
-      );
-    }
     await this.store.updateKey(pair.id, patch);
     this.verifier.forget(pair.id);
     return result;

@@ -71,7 +71,8 @@ export async function safeFetch(url: string, options: SafeFetchOptions): Promise
 
   // One deadline for the whole fetch; aborting the controller tears down whatever stage is running.
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(failed(`fetch timed out after ${timeoutMs} ms`)), timeoutMs);
+  // setTimeout fires at once for delays past 2^31-1 ms, so a huge timeout is clamped, not inverted.
+  const timer = setTimeout(() => controller.abort(failed(`fetch timed out after ${timeoutMs} ms`)), Math.min(timeoutMs, 2 ** 31 - 1));
   const stopTimer = (): void => clearTimeout(timer);
 
   try {

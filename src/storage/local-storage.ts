@@ -5,8 +5,8 @@
  * - `b.png~<version>.data`, the bytes, and
  * - `b.png~meta.json`, the sidecar metadata, which names the current version.
  *
- * The sidecar is the commit point. Data streams into `b.png~<version>.tmp`, is fsynced and renamed to
- * `.data`; then a new sidecar is written aside and renamed over the old one. A rename is atomic, so a
+ * The sidecar is the commit point. Data streams into `b.png~<version>.data.tmp`, is fsynced and renamed
+ * to `.data`; then a new sidecar is written aside and renamed over the old one. A rename is atomic, so a
  * reader (or a restart after a crash) sees either the old object or the new one, never a half-written
  * one or new bytes under old metadata. Leftovers of a crash are unreferenced `.tmp`/`.data` files,
  * which {@link StorageDriver.sweepExpired} removes once they are old.

@@ -3,7 +3,7 @@
  * On any failure the partial file is deleted; on success it is fsynced, so that a later rename makes
  * complete data visible even across a crash.
  *
- * The caller's stream is never destroyed here. On a refusal it is unpiped and paused: a gateway
+ * The caller's stream is never destroyed here. On a refusal it is detached and paused: a gateway
  * handing in an HTTP request body still wants to answer 413 on that connection.
  * @module
  */

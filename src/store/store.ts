@@ -55,6 +55,8 @@ export interface ApiKeyRecord {
   lastUsedAt: number | null;
 }
 
+export type KeyPatch = Partial<Pick<ApiKeyRecord, "secretHash" | "scope" | "revokedAt" | "name">>;
+
 export interface UsageRecord {
   requestId: string;
   keyId: string | null;
@@ -168,6 +170,8 @@ export interface Store {
   /** Returns false if no such key. Revoking a revoked key keeps its first `revokedAt`. */
   revokeKey(id: string, now?: number): Promise<boolean>;
   touchKey(id: string, now: number): Promise<void>;
+  /** Changes a key's secret hash, scope, name or revocation (re-provisioning the admin key). False if no such key. */
+  updateKey(id: string, patch: KeyPatch): Promise<boolean>;
 
   // --- usage ---
   /** One record per request: recording the same `requestId` again replaces the earlier record. */

@@ -197,7 +197,7 @@ describe("the app's handler", () => {
   }
 
   const dataUri = (bytes: Buffer, type: string): string => `data:${type};base64,${bytes.toString("base64")}`;
-  const run = (input: Record<string, unknown>, ctx: HandlerContext<State>) =>
+  const run = async (input: Record<string, unknown>, ctx: HandlerContext<State>): Promise<{ image: FileRef }> =>
     handler(endpoint.input.parse(input), ctx);
 
   test("upscales ×4 and stores a PNG of that size", async () => {

@@ -701,6 +701,20 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           assert.equal(await store.revokeKey("key_missing", 7_000), false);
           assert.deepEqual(await store.getKey(admin.id), admin, "other keys are untouched");
         }));
+
+      it("updates a key's hash, scope, name and revocation, and only the fields given", () =>
+        withStore(async (store) => {
+          const k = key({ revokedAt: 9_000 });
+          const other = key();
+          await store.createKey(k);
+          await store.createKey(other);
+          assert.equal(await store.updateKey(k.id, { secretHash: "scrypt$new", scope: "admin" }), true);
+          assert.deepEqual(await store.getKey(k.id), { ...k, secretHash: "scrypt$new", scope: "admin" }, "revocation kept when not in the patch");
+          assert.equal(await store.updateKey(k.id, { revokedAt: null, name: "renamed" }), true);
+          assert.deepEqual(await store.getKey(k.id), { ...k, secretHash: "scrypt$new", scope: "admin", revokedAt: null, name: "renamed" });
+          assert.equal(await store.updateKey("key_missing", { name: "x" }), false);
+          assert.deepEqual(await store.getKey(other.id), other, "other keys are untouched");
+        }));
     });
 
     describe("usage", () => {

@@ -401,6 +401,13 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`,
   );
   const touchKeyById = db.prepare<[number, string]>(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`);
+  const updateKeyById = db.prepare<{ id: string; secretHash: string | null; scope: string | null; name: string | null; setRevoked: number; revokedAt: number | null }>(`
+    UPDATE api_keys SET
+      secret_hash = COALESCE(@secretHash, secret_hash),
+      scope = COALESCE(@scope, scope),
+      name = COALESCE(@name, name),
+      revoked_at = CASE WHEN @setRevoked = 1 THEN @revokedAt ELSE revoked_at END
+    WHERE id = @id`);
 
   const upsertUsage = db.prepare<UsageRecord>(`
     INSERT OR REPLACE INTO usage (request_id, key_id, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at)
@@ -619,6 +626,19 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     async revokeKey(id, now = Date.now()) {
       return revokeKeyById.run(now, id).changes > 0;
+    },
+
+    async updateKey(id, patch) {
+      return (
+        updateKeyById.run({
+          id,
+          secretHash: patch.secretHash ?? null,
+          scope: patch.scope ?? null,
+          name: patch.name ?? null,
+          setRevoked: "revokedAt" in patch ? 1 : 0,
+          revokedAt: patch.revokedAt ?? null,
+        }).changes > 0
+      );
     },
 
     async touchKey(id, now) {
