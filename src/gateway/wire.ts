@@ -76,5 +76,11 @@ export function sendOutcome(reply: FastifyReply, record: RequestRecord): Fastify
   if (record.errorType) reply.header("x-fal-error-type", record.errorType);
   if (isUserStartTimeout(record)) reply.header("x-fal-request-timeout-type", "user");
   if (record.billableUnits !== null) reply.header("x-fal-billable-units", String(record.billableUnits));
-  return reply.code(record.statusCode ?? 200).type("application/json").send(JSON.stringify(record.output ?? null));
+  // Platform outcomes written by the store (a queued request cancelled, a start deadline) carry no
+  // body, only error and error_type: clients still need fal's `{detail, error_type}` error shape.
+  const body =
+    record.state !== "SUCCEEDED" && (record.output === null || record.output === undefined)
+      ? { detail: record.error ?? "Request failed", ...(record.errorType ? { error_type: record.errorType } : {}) }
+      : (record.output ?? null);
+  return reply.code(record.statusCode ?? 200).type("application/json").send(JSON.stringify(body));
 }

@@ -21,6 +21,11 @@ import { PlatformError, isPlatformError } from "../core/errors.js";
 import { addressRefusalReason } from "./address-policy.js";
 import type { AllowList } from "./allow-list.js";
 
+/** Abort reasons are `any`; callers always get an Error. */
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
+}
+
 export interface SafeFetchOptions {
   allow: AllowList;
   method?: string;
@@ -209,7 +214,7 @@ function requestOnce(
     const reason = addressRefusal(host, allow);
     if (reason !== null) return Promise.reject(refused(reason));
   }
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) return Promise.reject(asError(signal.reason));
 
   const finalHeaders: Record<string, string> = { "user-agent": USER_AGENT, ...lowerKeys(headers) };
   if (body !== undefined && finalHeaders["content-length"] === undefined) {
@@ -242,7 +247,7 @@ function requestOnce(
     req.on("error", (err) => {
       signal.removeEventListener("abort", onAbort);
       if (refusal) reject(refusal);
-      else if (signal.aborted) reject(signal.reason);
+      else if (signal.aborted) reject(asError(signal.reason));
       else if (isPlatformError(err)) reject(err);
       else reject(failed(`fetch of ${url.origin} failed: ${err.message}`, err));
     });

@@ -19,7 +19,7 @@ export async function importApp(modulePath: string): Promise<DefinedApp> {
 
 /** JSON Schema 2020-12 of a zod schema as clients send it (defaults make fields optional). */
 export function toWireSchema(schema: z.ZodType, io: "input" | "output"): JsonSchema {
-  return z.toJSONSchema(schema, { target: "draft-2020-12", io, unrepresentable: "any" }) as JsonSchema;
+  return z.toJSONSchema(schema, { target: "draft-2020-12", io, unrepresentable: "any" });
 }
 
 export async function buildManifest(app: DefinedApp, modulePath: string): Promise<AppManifest> {

@@ -130,7 +130,7 @@ export class RunnerHost {
       if (controller.signal.aborted) throw controller.signal.reason;
       send({ t: "result", requestId: run.requestId, output, ...(billableUnits !== undefined ? { billableUnits } : {}) });
     } catch (err) {
-      const error = controller.signal.aborted && !(err instanceof PlatformError) ? controller.signal.reason : err;
+      const error: unknown = controller.signal.aborted && !(err instanceof PlatformError) ? controller.signal.reason : err;
       if (!(error instanceof PlatformError)) {
         this.#log(run.requestId, error instanceof Error ? (error.stack ?? error.message) : String(error), "ERROR");
       }

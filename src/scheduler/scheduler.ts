@@ -175,7 +175,7 @@ export class Scheduler {
         if (settled) return;
         settled = true;
         unsubscribe();
-        reject(signal?.reason ?? new PlatformError("ERR_CLIENT_DISCONNECTED"));
+        reject(signal?.reason instanceof Error ? signal.reason : new PlatformError("ERR_CLIENT_DISCONNECTED"));
       };
       const settle = (record: RequestRecord): void => {
         if (settled) return;

@@ -105,7 +105,7 @@ function copyStream(source: Readable, fh: FileHandle, options: ReceiveOptions): 
     let size = 0;
     let settled = false;
 
-    const finish = (err?: unknown): void => {
+    const finish = (err?: Error): void => {
       if (settled) return;
       settled = true;
       source.off("data", onData);

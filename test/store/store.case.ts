@@ -817,7 +817,7 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
             store.claimDueWebhooks(2_000, 2, 60_000),
             store.claimDueWebhooks(2_000, 2, 60_000),
           ]);
-          const together = [...webhookIds(a!), ...webhookIds(b!)];
+          const together = [...webhookIds(a), ...webhookIds(b)];
           assert.equal(together.length, 3);
           assert.deepEqual(new Set(together), new Set([jobs[2]!.id, jobs[3]!.id, jobs[4]!.id]));
           assert.deepEqual(await store.claimDueWebhooks(2_000, 10, 60_000), []);

@@ -314,7 +314,7 @@ describe("webhook deliverer", () => {
   it("logs a refused loopback URL with status null, and keeps retrying on schedule", async () => {
     const allowed = await receiver([200]);
     const forbidden = await receiver([200]);
-    let clock = 1_750_000_000_000;
+    const clock = 1_750_000_000_000;
     const d = deliverer({ allow: allowOnly(allowed), now: () => clock });
     const record = await finishedRequest(forbidden.url);
     await d.enqueueFor(record);
