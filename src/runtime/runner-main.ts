@@ -18,9 +18,22 @@ function required(name: string): string {
 
 if (!process.send) throw new Error("runner-main must be spawned with an IPC channel");
 
+// Messages handed to the channel but not yet written: a large result can take several writes, and
+// process.exit() would drop whatever is still queued.
+let unsent = 0;
+let exitWhenSent = false;
+const exitIfSent = (): void => {
+  if (exitWhenSent && unsent === 0) process.exit(0);
+};
+
 const send = (message: FromRunner): void => {
   // A closed channel means the scheduler is gone; the disconnect handler below exits.
-  if (process.connected) process.send?.(message);
+  if (!process.connected) return;
+  unsent += 1;
+  process.send?.(message, undefined, {}, () => {
+    unsent -= 1;
+    exitIfSent();
+  });
 };
 
 const storage = createLocalStorage({ root: required("DARKROOM_STORAGE_ROOT") });
@@ -46,7 +59,10 @@ const host = new RunnerHost({
       fetchTimeoutMs,
       ...(outputTtl ? { outputTtlSeconds: Number(outputTtl) } : {}),
     }),
-  onDrained: () => process.exit(0),
+  onDrained: () => {
+    exitWhenSent = true;
+    exitIfSent();
+  },
 });
 
 process.on("message", (message: ToRunner) => host.handle(message));

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import type { FromRunner, ToRunner } from "../runtime/protocol.js";
 
-/** starting: spawned, setup() running · ready: takes work · draining: finishing, takes none · stopped: exited */
+/** starting: spawned, setup() running · ready: takes work · draining: finishing, takes none · stopped: the process exited */
 export type RunnerState = "starting" | "ready" | "draining" | "stopped";
 
 /** One request a runner is working on. */
@@ -41,6 +41,7 @@ export class RunnerProcess {
   idleSince = Date.now();
   lastHeartbeat = Date.now();
   readonly #child: ChildProcess;
+  #exitReported = false;
 
   constructor(options: SpawnOptions) {
     this.appId = options.appId;
@@ -57,9 +58,19 @@ export class RunnerProcess {
       serialization: "advanced",
     });
     this.#child.on("message", (message: FromRunner) => options.onMessage(this, message));
+    const report = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (this.#exitReported) return;
+      this.#exitReported = true;
+      options.onExit(this, code, signal);
+    };
+    // 'exit' can come before the last messages in the IPC pipe have been read (a result sent just
+    // before the runner exited); 'close' comes once the channel is read to its end. The exit is
+    // reported on 'close', so that a runner's last result is never mistaken for a lost request.
+    this.#child.once("close", report);
     this.#child.once("exit", (code, signal) => {
       this.state = "stopped";
-      options.onExit(this, code, signal);
+      // Should something else hold the channel open (a grandchild that inherited it), do not wait forever.
+      setTimeout(() => report(code, signal), 2000).unref();
     });
     // An IPC write to a dying child raises EPIPE here; the exit handler deals with the consequences.
     this.#child.on("error", () => undefined);
@@ -69,8 +80,9 @@ export class RunnerProcess {
     return this.#child.pid;
   }
 
+  /** False once the scheduler has been told of the exit (all of the runner's messages handled before). */
   get alive(): boolean {
-    return this.state !== "stopped";
+    return !this.#exitReported;
   }
 
   send(message: ToRunner): boolean {

@@ -7,7 +7,7 @@
  * @module
  */
 import { PlatformError, deserializeError, type ErrorCode } from "../core/errors.js";
-import type { AppManifest, Progress, RequestRecord, RequestState } from "../core/types.js";
+import { isTerminal, type AppManifest, type Progress, type RequestRecord, type RequestState } from "../core/types.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { FromRunner } from "../runtime/protocol.js";
 import type { NewRequest, Store, TerminalWrite } from "../store/store.js";
@@ -53,6 +53,13 @@ interface Pool {
   ephemeralInFlight: Map<string, EphemeralCall>;
   coldStarts: number;
   recentErrors: { at: number; requestId: string | null; message: string }[];
+  /**
+   * Requests that must run alone on a runner: they were in flight when a runner died for no reason
+   * that another request explains (a crash), or they hung it past request_timeout. One of them may
+   * crash every runner it runs on; alone, it takes nobody else down on its retries. While the set is
+   * not empty the pool dispatches one request per runner. Entries leave when their request ends.
+   */
+  isolated: Set<string>;
 }
 
 export interface PoolSnapshot {
@@ -85,6 +92,8 @@ export class Scheduler {
   readonly #cancelTimers = new Map<string, NodeJS.Timeout>();
   #tick: NodeJS.Timeout | undefined;
   #stopping = false;
+  /** Store writes started for runner outcomes and exits; stop() waits for them before the store closes. */
+  readonly #inProgress = new Set<Promise<void>>();
   #ephemeralSeq = 0;
 
   constructor(options: SchedulerOptions) {
@@ -101,6 +110,7 @@ export class Scheduler {
         ephemeralInFlight: new Map(),
         coldStarts: 0,
         recentErrors: [],
+        isolated: new Set(),
       });
     }
   }
@@ -150,7 +160,17 @@ export class Scheduler {
     await Promise.race([Promise.all(exited), timeout]);
     for (const r of runners) r.kill();
     await Promise.all(exited);
+    // The last results and exits are still being written; the caller closes the store next.
+    while (this.#inProgress.size > 0) await Promise.all([...this.#inProgress]);
     for (const t of this.#cancelTimers.values()) clearTimeout(t);
+  }
+
+  /** Keeps a store write started from a runner event: a failure is logged (never an unhandled rejection) and stop() waits for it. */
+  #track(work: Promise<void>, what: string): void {
+    const tracked: Promise<void> = work
+      .catch((err: unknown) => this.#options.logger?.error({ err }, `${what} failed`))
+      .finally(() => this.#inProgress.delete(tracked));
+    this.#inProgress.add(tracked);
   }
 
   /** Durably enqueues a request and wakes its app's pool. */
@@ -254,13 +274,37 @@ export class Scheduler {
     });
   }
 
+  /** Requests one runner may hold at once: max_multiplexing, or 1 while isolated requests are about. */
+  #slotsPerRunner(pool: Pool): number {
+    return pool.isolated.size > 0 ? 1 : pool.app.knobs.max_multiplexing;
+  }
+
   #freeRunner(pool: Pool): RunnerProcess | undefined {
     let best: RunnerProcess | undefined;
     for (const r of pool.runners.values()) {
-      if (r.state !== "ready" || r.assignments.size >= pool.app.knobs.max_multiplexing) continue;
+      if (r.state !== "ready" || r.assignments.size >= this.#slotsPerRunner(pool)) continue;
       if (!best || r.assignments.size < best.assignments.size) best = r;
     }
     return best;
+  }
+
+  /** One entry per free slot of the ready runners, least loaded first, interleaved across runners. */
+  #freeSlots(pool: Pool, cap: number): RunnerProcess[] {
+    const free = [...pool.runners.values()]
+      .filter((r) => r.state === "ready")
+      .map((r) => ({ runner: r, n: this.#slotsPerRunner(pool) - r.assignments.size }))
+      .filter((f) => f.n > 0)
+      .sort((a, b) => b.n - a.n);
+    const slots: RunnerProcess[] = [];
+    while (slots.length < cap && free.some((f) => f.n > 0)) {
+      for (const f of free) {
+        if (f.n > 0 && slots.length < cap) {
+          slots.push(f.runner);
+          f.n -= 1;
+        }
+      }
+    }
+    return slots;
   }
 
   async #pumpLoop(pool: Pool): Promise<void> {
@@ -268,30 +312,38 @@ export class Scheduler {
     if (pool.app.unavailable) return;
     let claimedAll = true;
     for (;;) {
-      const runner = this.#freeRunner(pool);
-      if (!runner) {
+      for (let runner = this.#freeRunner(pool); runner && pool.ephemeralQueue.length > 0; runner = this.#freeRunner(pool)) {
+        const call = pool.ephemeralQueue.shift();
+        if (call) this.#dispatchEphemeral(pool, runner, call);
+      }
+      const slots = this.#freeSlots(pool, 64);
+      if (slots.length === 0) {
         claimedAll = false;
         break;
       }
-      const call = pool.ephemeralQueue.shift();
-      if (call) {
-        this.#dispatchEphemeral(pool, runner, call);
-        continue;
+      // Claims for all free slots go out together, so the store commits them as one group.
+      const claims = await Promise.all(
+        slots.map((runner) =>
+          store.claim(pool.app.id, runner.id, leaseMs).catch((err: unknown) => {
+            this.#options.logger?.error({ err, app: pool.app.id }, "claim failed");
+            return null;
+          }),
+        ),
+      );
+      let claimed = 0;
+      for (const [i, record] of claims.entries()) {
+        const runner = slots[i];
+        if (!record || !runner) continue;
+        claimed += 1;
+        if (!runner.alive || runner.state !== "ready") {
+          // The runner died while we were claiming: hand the request back.
+          const back = await store.requeue(record.id, { owner: runner.id, attempt: record.attempt }, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED")));
+          if (back && back.state !== "QUEUED") this.#finished(back);
+          continue;
+        }
+        this.#dispatch(pool, runner, record);
       }
-      let record: RequestRecord | null;
-      try {
-        record = await store.claim(pool.app.id, runner.id, leaseMs);
-      } catch (err) {
-        this.#options.logger?.error({ err, app: pool.app.id }, "claim failed");
-        break;
-      }
-      if (!record) break;
-      if (!runner.alive || runner.state !== "ready") {
-        // The runner died while we were claiming: hand the request back.
-        await store.requeue(record.id, { owner: runner.id, attempt: record.attempt }, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED")));
-        continue;
-      }
-      this.#dispatch(pool, runner, record);
+      if (claimed < slots.length) break; // the queue is empty (for now)
     }
     await this.#scale(pool, claimedAll);
   }
@@ -322,7 +374,7 @@ export class Scheduler {
     let queued = pool.ephemeralQueue.length;
     if (!claimedAll) queued += (await this.#options.store.queueDepths()).get(pool.app.id) ?? 0;
     const inFlight = alive.reduce((n, r) => n + r.assignments.size, 0);
-    const needed = Math.ceil((queued + inFlight) / knobs.max_multiplexing) + knobs.concurrency_buffer;
+    const needed = Math.ceil((queued + inFlight) / this.#slotsPerRunner(pool)) + knobs.concurrency_buffer;
     const desired = Math.min(knobs.max_runners, Math.max(knobs.min_runners, needed));
     for (let i = alive.length; i < desired; i++) this.#spawn(pool);
   }
@@ -333,7 +385,7 @@ export class Scheduler {
       modulePath: pool.app.modulePath,
       env: this.#options.runnerEnv,
       onMessage: (r, m) => this.#onRunnerMessage(pool, r, m),
-      onExit: (r, code, signal) => void this.#onRunnerExit(pool, r, code, signal),
+      onExit: (r, code, signal) => this.#track(this.#onRunnerExit(pool, r, code, signal), "handling a runner exit"),
     });
     pool.runners.set(runner.id, runner);
     this.#updateRunnerGauge(pool);
@@ -354,6 +406,8 @@ export class Scheduler {
       case "hello":
         return;
       case "ready": {
+        // A runner told to drain (or one that already exited) during setup does not take work.
+        if (runner.state !== "starting") return;
         runner.state = "ready";
         runner.readyAt = Date.now();
         runner.idleSince = Date.now();
@@ -399,10 +453,10 @@ export class Scheduler {
         return;
       }
       case "result":
-        void this.#onOutcome(pool, runner, message.requestId, { ok: true, output: message.output, billableUnits: message.billableUnits });
+        this.#track(this.#onOutcome(pool, runner, message.requestId, { ok: true, output: message.output, billableUnits: message.billableUnits }), "recording a result");
         return;
       case "error":
-        void this.#onOutcome(pool, runner, message.requestId, { ok: false, error: deserializeError(message.error) });
+        this.#track(this.#onOutcome(pool, runner, message.requestId, { ok: false, error: deserializeError(message.error) }), "recording an error");
         return;
     }
   }
@@ -459,6 +513,7 @@ export class Scheduler {
       }
     }
     const { store } = this.#options;
+    const durable: { a: Assignment; current: RequestRecord | null }[] = [];
     for (const a of orphaned) {
       this.#clearCancelTimer(a.requestId);
       const call = pool.ephemeralInFlight.get(a.requestId);
@@ -467,8 +522,14 @@ export class Scheduler {
         call.reject(new PlatformError("ERR_RUNNER_DISCONNECTED"));
         continue;
       }
+      durable.push({ a, current: await store.get(a.requestId) });
+    }
+    // The scheduler killed the runner because of one of its requests (hung past request_timeout, or
+    // ignored its cancellation): the others were bystanders. Otherwise nobody can tell which request
+    // crashed it, so each of them retries alone.
+    const explained = durable.some(({ a, current }) => a.timedOut === true || current?.cancelRequested === true);
+    for (const { a, current } of durable) {
       const guard = { owner: runner.id, attempt: a.attempt };
-      const current = await store.get(a.requestId);
       let record: RequestRecord | null;
       if (current?.cancelRequested) {
         record = await store.finish(a.requestId, terminalWriteFor(new PlatformError("ERR_CLIENT_CANCELLED")), guard);
@@ -477,6 +538,9 @@ export class Scheduler {
           ? new PlatformError("ERR_REQUEST_TIMEOUT", { message: `Request ran longer than request_timeout (${pool.app.knobs.request_timeout} s)` })
           : new PlatformError("ERR_RUNNER_DISCONNECTED", { message: `Runner disconnected (exit code ${code}, signal ${signal})` });
         this.#recordError(pool, a.requestId, error.message);
+        // Isolated before it is back in the queue, so no pump can pair it with other requests first;
+        // #finished drops the mark if the attempts are used up.
+        if (a.timedOut || !explained) pool.isolated.add(a.requestId);
         record = await store.requeue(a.requestId, guard, terminalWriteFor(error));
       }
       if (record && record.state !== "QUEUED") this.#finished(record);
@@ -528,6 +592,7 @@ export class Scheduler {
 
   #finished(record: RequestRecord): void {
     this.#progress.delete(record.id);
+    this.#pools.get(record.appId)?.isolated.delete(record.id);
     const m = this.#options.metrics;
     if (m && record.finishedAt !== null) {
       m.requestsTotal.inc({ app: record.appId, state: record.state });
@@ -601,6 +666,17 @@ export class Scheduler {
         const next = await store.requeue(record.id, record.leaseOwner ? { owner: record.leaseOwner, attempt: record.attempt } : null, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED", { message: "Runner lease expired" })));
         if (next && next.state !== "QUEUED") this.#finished(next);
         else if (next) this.#pump(next.appId);
+      }
+      // An isolated request that ended where #finished did not see it (another scheduler on the same
+      // store, a store-side expiry) must not keep its pool at one request per runner.
+      for (const pool of this.#pools.values()) {
+        for (const id of pool.isolated) {
+          const record = await store.get(id);
+          if (!record || isTerminal(record.state)) {
+            pool.isolated.delete(id);
+            this.#pump(pool.app.id);
+          }
+        }
       }
     } catch (err) {
       this.#options.logger?.error({ err }, "housekeeping failed");

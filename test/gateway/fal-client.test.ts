@@ -95,7 +95,12 @@ describe("@fal-ai/client 1.10.1 against Darkroom", () => {
 
   after(async () => {
     await p?.close();
-    for (const r of [hooks, forbidden]) if (r) await new Promise((resolve) => r.server.close(resolve));
+    for (const r of [hooks, forbidden]) {
+      if (!r) continue;
+      // The platform's webhook sender may hold a keep-alive connection open.
+      r.server.closeAllConnections();
+      await new Promise((resolve) => r.server.close(resolve));
+    }
   });
 
   it("run returns {data, requestId} and the id names the server's request record", async () => {
@@ -186,9 +191,9 @@ describe("@fal-ai/client 1.10.1 against Darkroom", () => {
 
     const started = Date.now();
     await fal.queue.cancel("darkroom/echo", { requestId });
-    const done = await waitFor(async () => {
+    const done = await waitFor<Json>(async () => {
       const s = await fal.queue.status("darkroom/echo", { requestId, logs: true });
-      return s.status === "COMPLETED" ? (s as Json) : null;
+      return s.status === "COMPLETED" ? s : null;
     });
     // The handler stops at once on its AbortSignal rather than sleeping out its 5 s.
     assert.ok(Date.now() - started < 4000, `cancellation took ${Date.now() - started} ms`);
@@ -224,7 +229,7 @@ describe("@fal-ai/client 1.10.1 against Darkroom", () => {
     // 1.10.1's submit options are `priority` ("normal" | "low", sent as x-fal-queue-priority) and
     // `startTimeout` (seconds, must be > 1, sent as x-fal-request-timeout).
     const app = "darkroom-test/serial";
-    const blocker = await fal.queue.submit(app, { input: { label: "blocker", sleep_ms: 3000 } });
+    const blocker = await fal.queue.submit(app, { input: { label: "blocker", sleep_ms: 4000 } });
     await eventually(async () => (await fal.queue.status(app, { requestId: blocker.request_id })).status === "IN_PROGRESS", 20_000);
 
     const low = await fal.queue.submit(app, { input: { label: "low" }, priority: "low" });
@@ -244,9 +249,9 @@ describe("@fal-ai/client 1.10.1 against Darkroom", () => {
       `positions: normal ${(normalStatus as Json)["queue_position"]}, low ${(lowStatus as Json)["queue_position"]}`,
     );
 
-    const timeout = await waitFor(async () => {
+    const timeout = await waitFor<Json>(async () => {
       const s = await fal.queue.status(app, { requestId: timed.request_id });
-      return s.status === "COMPLETED" ? (s as Json) : null;
+      return s.status === "COMPLETED" ? s : null;
     }, 10_000);
     assert.equal(timeout["error_type"], "request_timeout");
     const timeoutErr = await apiError(() => fal.queue.result(app, { requestId: timed.request_id }));

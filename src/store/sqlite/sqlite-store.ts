@@ -22,6 +22,7 @@ import type {
   WebhookAttempt,
   WebhookJob,
 } from "../store.js";
+import { GroupCommit } from "./group-commit.js";
 import { migrate } from "./schema.js";
 
 export interface SqliteStoreOptions {
@@ -312,6 +313,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   // The schema is brought up to date on open, not only in migrate(), because the statements below
   // are prepared once here and preparing needs the tables to exist.
   migrate(db);
+  const writes = new GroupCommit(db);
 
   const insertRequest = db.prepare<InsertRequestParams, RequestRow>(`
     INSERT INTO requests (id, app_id, endpoint, input, state, priority, mode, created_at, start_deadline,
@@ -518,11 +520,12 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async close() {
+      writes.flush();
       db.close();
     },
 
     async enqueue(req: NewRequest) {
-      const row = insertRequest.get({
+      const row = await writes.run(() => insertRequest.get({
         id: req.id,
         appId: req.appId,
         endpoint: req.endpoint,
@@ -536,7 +539,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         webhookUrl: req.webhookUrl,
         keyId: req.keyId,
         baseUrl: req.baseUrl,
-      });
+      }));
       if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
       return toRequestRecord(row);
     },
@@ -559,27 +562,29 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async claim(appId, owner, leaseMs, now = Date.now()) {
-      const row = claimNext.get({ appId, owner, now, leaseExpiresAt: now + leaseMs });
+      const row = await writes.run(() => claimNext.get({ appId, owner, now, leaseExpiresAt: now + leaseMs }));
       return row ? toRequestRecord(row) : null;
     },
 
     async heartbeat(id, owner, leaseMs, now = Date.now()) {
-      return extendLease.run({ id, owner, leaseExpiresAt: now + leaseMs }).changes > 0;
+      return (await writes.run(() => extendLease.run({ id, owner, leaseExpiresAt: now + leaseMs }))).changes > 0;
     },
 
     async finish(id, write, guard) {
       const params = terminalParams(id, write, Date.now());
-      const row = guard ? finishGuarded.get({ ...params, owner: guard.owner, attempt: guard.attempt }) : finishUnguarded.get(params);
+      const row = await writes.run(() =>
+        guard ? finishGuarded.get({ ...params, owner: guard.owner, attempt: guard.attempt }) : finishUnguarded.get(params),
+      );
       return row ? toRequestRecord(row) : null;
     },
 
     async requeue(id, guard, exhausted) {
-      const row = requeueTransaction.immediate(id, guard, exhausted);
+      const row = await writes.run(() => requeueTransaction(id, guard, exhausted));
       return row ? toRequestRecord(row) : null;
     },
 
     async cancel(id) {
-      return cancelTransaction.immediate(id);
+      return writes.run(() => cancelTransaction(id));
     },
 
     async queuePosition(id) {
@@ -604,7 +609,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     async appendLogs(requestId, logs) {
       if (logs.length === 0) return;
-      appendLogsTransaction.immediate(requestId, logs);
+      await writes.run(() => appendLogsTransaction(requestId, logs));
     },
 
     async getLogs(requestId, after = 0) {
@@ -646,7 +651,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async recordUsage(usage) {
-      upsertUsage.run(usage);
+      await writes.run(() => upsertUsage.run(usage));
     },
 
     async listUsage(filter: UsageFilter) {

@@ -1,0 +1,209 @@
+/**
+ * End-to-end overhead of the platform with the echo app, against calling the same handler
+ * in-process (the baseline, measured in the same run).
+ *
+ *   npm run bench                    # default: 5 rounds
+ *   node --import tsx bench/queue-echo.bench.ts --rounds 5 --latency-n 300 --throughput-n 4000 --concurrency 64
+ *
+ * It starts a real server (`darkroom serve`, embedded SQLite, one echo app) in a child process on a
+ * temporary data folder, so that the load generator and the server do not share an event loop, and
+ * reports per round, then the median and spread (min–max) over rounds:
+ * - in-process handler latency (baseline);
+ * - sync run latency (POST /run) and its added latency over the baseline, p50 and p99;
+ * - queue latency: submit, then completion seen over the SSE status stream, p50 and p99;
+ * - queued requests/s at saturation: N submits with `concurrency` in flight until all are COMPLETED.
+ * Results are written to bench/results/queue-echo.json.
+ */
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import echoApp from "../src/apps/echo/app.js";
+import type { HandlerContext } from "../src/runtime/sdk.js";
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "5" },
+    "latency-n": { type: "string", default: "300" },
+    "throughput-n": { type: "string", default: "4000" },
+    concurrency: { type: "string", default: "64" },
+  },
+});
+const ROUNDS = Number(values.rounds);
+const LATENCY_N = Number(values["latency-n"]);
+const THROUGHPUT_N = Number(values["throughput-n"]);
+const CONCURRENCY = Number(values.concurrency);
+const KEY = "dk_bench:bench-secret-0123456789abcdef";
+const AUTH = { authorization: `Key ${KEY}`, "content-type": "application/json" };
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+
+const quantile = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+};
+const median = (xs: number[]): number => quantile(xs, 0.5);
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const a = srv.address();
+      srv.close(() => resolve(typeof a === "object" && a ? a.port : 0));
+    });
+  });
+}
+
+/** The echo handler called directly, with a context that does nothing. */
+async function inProcessLatencies(n: number): Promise<number[]> {
+  const endpoint = echoApp.endpoints.find((e) => e.path === "")!;
+  const ctx: HandlerContext = {
+    requestId: "bench",
+    state: undefined,
+    signal: new AbortController().signal,
+    attempt: 1,
+    log: () => undefined,
+    progress: () => undefined,
+    emit: () => undefined,
+    bill: () => undefined,
+    files: { put: () => Promise.reject(new Error("unused")), read: () => Promise.reject(new Error("unused")) },
+    throwIfCancelled: () => undefined,
+  };
+  const handler = endpoint.handler as (i: unknown, c: HandlerContext) => Promise<unknown>;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    const input = endpoint.input.parse({ message: { i } });
+    await handler(input, ctx);
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+async function syncLatencies(base: string, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    const res = await fetch(`${base}/run/darkroom/echo`, { method: "POST", headers: AUTH, body: JSON.stringify({ message: { i } }) });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`sync run returned ${res.status}`);
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+/** Submit, then read the status stream until COMPLETED. */
+async function queueLatencies(base: string, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    const submitted = await fetch(`${base}/queue/darkroom/echo`, { method: "POST", headers: AUTH, body: JSON.stringify({ message: { i } }) });
+    const { status_url } = (await submitted.json()) as { status_url: string };
+    const stream = await fetch(`${status_url}/stream`, { headers: AUTH });
+    const text = await stream.text(); // the server closes the stream after COMPLETED
+    if (!text.includes('"COMPLETED"')) throw new Error("stream ended without COMPLETED");
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+async function throughput(base: string, n: number, concurrency: number): Promise<number> {
+  const t = performance.now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      const res = await fetch(`${base}/queue/darkroom/echo`, { method: "POST", headers: AUTH, body: JSON.stringify({ message: { i } }) });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`submit returned ${res.status}`);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  // Done when nothing is queued or running: the last request has completed.
+  for (;;) {
+    const ops = (await (await fetch(`${base}/v1/ops`, { headers: AUTH })).json()) as { apps: { app: string; queue_depth: number; runners: { in_flight: number }[] }[] };
+    const echo = ops.apps.find((a) => a.app === "darkroom/echo")!;
+    if (echo.queue_depth === 0 && echo.runners.every((r) => r.in_flight === 0)) break;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return n / ((performance.now() - t) / 1000);
+}
+
+async function main(): Promise<void> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "darkroom-bench-"));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = spawn(process.execPath, [path.join(ROOT, "bin/darkroom.js"), "serve", "--port", String(port), "--data-dir", dataDir, "--only", "darkroom/echo"], {
+    env: { ...process.env, DARKROOM_ADMIN_KEY: KEY, DARKROOM_LOG_LEVEL: "warn" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${base}/ready`)).ok) break;
+      } catch {
+        // not up yet
+      }
+      if (i > 300) throw new Error("server did not start");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // Warm up: start runners, JIT both sides.
+    await syncLatencies(base, 200);
+    await throughput(base, 500, CONCURRENCY);
+
+    const rounds: Record<string, number>[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const direct = await inProcessLatencies(LATENCY_N);
+      const sync = await syncLatencies(base, LATENCY_N);
+      const queued = await queueLatencies(base, LATENCY_N);
+      const rps = await throughput(base, THROUGHPUT_N, CONCURRENCY);
+      const round = {
+        direct_p50_ms: median(direct),
+        direct_p99_ms: quantile(direct, 0.99),
+        sync_p50_ms: median(sync),
+        sync_p99_ms: quantile(sync, 0.99),
+        sync_added_p50_ms: median(sync) - median(direct),
+        sync_added_p99_ms: quantile(sync, 0.99) - quantile(direct, 0.99),
+        queue_sse_p50_ms: median(queued),
+        queue_sse_p99_ms: quantile(queued, 0.99),
+        queue_added_p50_ms: median(queued) - median(direct),
+        queue_added_p99_ms: quantile(queued, 0.99) - quantile(direct, 0.99),
+        queued_rps: rps,
+      };
+      rounds.push(round);
+      console.log(`round ${r + 1}: ${Object.entries(round).map(([k, v]) => `${k}=${v.toFixed(3)}`).join(" ")}`);
+    }
+    const keys = Object.keys(rounds[0] ?? {});
+    const summary = Object.fromEntries(
+      keys.map((k) => {
+        const xs = rounds.map((r) => r[k] ?? NaN);
+        return [k, { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) }];
+      }),
+    );
+    console.log("\n| metric | median | min | max |\n|---|---|---|---|");
+    for (const [k, v] of Object.entries(summary)) console.log(`| ${k} | ${v.median.toFixed(3)} | ${v.min.toFixed(3)} | ${v.max.toFixed(3)} |`);
+    mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
+    writeFileSync(
+      path.join(ROOT, "bench/results/queue-echo.json"),
+      `${JSON.stringify(
+        {
+          command: `node --import tsx bench/queue-echo.bench.ts --rounds ${ROUNDS} --latency-n ${LATENCY_N} --throughput-n ${THROUGHPUT_N} --concurrency ${CONCURRENCY}`,
+          date: new Date().toISOString(),
+          machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, load_avg: os.loadavg() },
+          rounds,
+          summary,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  } finally {
+    server.kill("SIGTERM");
+    await new Promise((r) => server.once("exit", r));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();
