@@ -85,10 +85,16 @@ export class RunnerProcess {
     return !this.#exitReported;
   }
 
+  /**
+   * Queues a message for the runner. False only when it cannot be delivered (the channel is closed).
+   * Node's own `send` also answers false when its write backlog is long (a large input still being
+   * written) while it does queue the message: that is backpressure, not a failure.
+   */
   send(message: ToRunner): boolean {
     if (!this.#child.connected) return false;
     try {
-      return this.#child.send(message);
+      this.#child.send(message);
+      return true;
     } catch {
       return false;
     }
