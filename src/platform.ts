@@ -88,22 +88,8 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     ...(options.webhookBackoff ? { backoff: options.webhookBackoff } : {}),
   });
 
+  // Usage is recorded by the store in the same transaction as the terminal state.
   const onFinished = (record: RequestRecord): void => {
-    const finishedAt = record.finishedAt ?? Date.now();
-    const startedAt = record.startedAt ?? finishedAt;
-    void store
-      .recordUsage({
-        requestId: record.id,
-        keyId: record.keyId,
-        appId: record.appId,
-        endpoint: record.endpoint,
-        state: record.state,
-        queueMs: Math.max(0, startedAt - record.createdAt),
-        runMs: record.startedAt === null ? 0 : Math.max(0, finishedAt - record.startedAt),
-        billableUnits: record.billableUnits,
-        finishedAt,
-      })
-      .catch((err: unknown) => logger.error({ err, request: record.id }, "recording usage failed"));
     if (record.webhookUrl) {
       void webhooks.enqueueFor(record).catch((err: unknown) => logger.error({ err, request: record.id }, "enqueueing webhook failed"));
     }

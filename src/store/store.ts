@@ -7,6 +7,8 @@
  * - `enqueue` is durable when it resolves (the gateway answers 200 after it).
  * - `claim` hands a QUEUED request to exactly one runner slot, `normal` before `low`, oldest first,
  *   skipping requests whose start deadline has passed; it sets state RUNNING and a lease.
+ * - Every write of a terminal state (`finish`, an exhausted `requeue`, `cancel` of a queued request)
+ *   records the request's usage in the same transaction: exactly one usage record per finished request.
  * - `finish` writes a terminal state at most once: it succeeds only while the request is RUNNING under
  *   the given lease owner and attempt (or QUEUED, for cancellations and deadline expiry) and returns
  *   null otherwise, so a late or duplicate result can never overwrite an outcome.
@@ -175,6 +177,7 @@ export interface Store {
 
   // --- usage ---
   /** One record per request: recording the same `requestId` again replaces the earlier record. */
+  /** Writes a usage record directly (imports, corrections); terminal writes record usage themselves. */
   recordUsage(usage: UsageRecord): Promise<void>;
   listUsage(filter: UsageFilter): Promise<UsageRecord[]>;
 

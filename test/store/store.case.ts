@@ -517,7 +517,7 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           assert.equal(result.kind, "removed");
           if (result.kind !== "removed") return;
           assert.equal(result.record.state, "CANCELLED");
-          assert.equal(result.record.output, null);
+          assert.deepEqual(result.record.output, { detail: "Request cancelled by client", error_type: "client_cancelled" });
           assert.equal(result.record.statusCode, 499);
           assert.equal(result.record.error, "Request cancelled by client");
           assert.equal(result.record.errorType, "client_cancelled");
@@ -755,6 +755,38 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           const corrected = { ...u1, runMs: 9_999, billableUnits: 0.5 };
           await store.recordUsage(corrected);
           assert.deepEqual(await store.listUsage({ keyId: "k1" }), [corrected], "a request is recorded once");
+        }));
+
+      it("records usage with every terminal write, exactly once per request", () =>
+        withStore(async (store) => {
+          const app = randomAppId();
+          const done = await store.enqueue(newRequest(app, { keyId: "k-usage" }));
+          const exhausted = await store.enqueue(newRequest(app, { keyId: "k-usage", maxAttempts: 1 }));
+          const cancelled = await store.enqueue(newRequest(app, { keyId: "k-usage" }));
+          const first = await store.claim(app, "owner", 30_000);
+          const second = await store.claim(app, "owner", 30_000);
+          assert.deepEqual([first?.id, second?.id], [done.id, exhausted.id]);
+          const finished = await store.finish(done.id, { ...SUCCESS, billableUnits: 2.5 }, { owner: "owner", attempt: 1 });
+          assert.ok(finished);
+          // A duplicate outcome writes nothing, and so records no second usage row.
+          assert.equal(await store.finish(done.id, SUCCESS, { owner: "owner", attempt: 1 }), null);
+          const failed = await store.requeue(exhausted.id, { owner: "owner", attempt: 1 }, EXHAUSTED);
+          assert.equal(failed?.state, EXHAUSTED.state);
+          assert.equal((await store.cancel(cancelled.id)).kind, "removed");
+
+          const usage = await store.listUsage({ appId: app });
+          assert.equal(usage.length, 3);
+          const byId = new Map(usage.map((u) => [u.requestId, u]));
+          const u1 = byId.get(done.id);
+          assert.equal(u1?.state, "SUCCEEDED");
+          assert.equal(u1?.billableUnits, 2.5);
+          assert.equal(u1?.keyId, "k-usage");
+          assert.equal(u1?.finishedAt, finished.finishedAt);
+          assert.equal(u1?.queueMs, (finished.startedAt ?? 0) - finished.createdAt);
+          assert.equal(u1?.runMs, (finished.finishedAt ?? 0) - (finished.startedAt ?? 0));
+          assert.equal(byId.get(exhausted.id)?.state, EXHAUSTED.state);
+          assert.equal(byId.get(cancelled.id)?.state, "CANCELLED");
+          assert.equal(byId.get(cancelled.id)?.runMs, 0, "a request cancelled in the queue never ran");
         }));
     });
 

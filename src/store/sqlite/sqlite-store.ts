@@ -39,7 +39,8 @@ const BUSY_TIMEOUT_MS = 5000;
 
 const CANCELLED_BY_CLIENT: TerminalWrite = {
   state: "CANCELLED",
-  output: null,
+  // The body fal's clients get from the result endpoint, as for any other request error.
+  output: { detail: "Request cancelled by client", error_type: "client_cancelled" },
   statusCode: 499,
   error: "Request cancelled by client",
   errorType: "client_cancelled",
@@ -455,6 +456,27 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     WHERE webhook_id IN (SELECT id FROM webhooks WHERE request_id = ?)
     ORDER BY webhook_id, attempt, seq`);
 
+  /**
+   * Every terminal write records the request's usage in the same transaction, so metering sees each
+   * finished request exactly once, whatever crashes in between.
+   */
+  const withUsage = (row: RequestRow | undefined): RequestRow | undefined => {
+    if (!row || row.finished_at === null) return row;
+    const started = row.started_at ?? row.finished_at;
+    upsertUsage.run({
+      requestId: row.id,
+      keyId: row.key_id,
+      appId: row.app_id,
+      endpoint: row.endpoint,
+      state: row.state as RequestState,
+      queueMs: Math.max(0, started - row.created_at),
+      runMs: row.started_at === null ? 0 : Math.max(0, row.finished_at - row.started_at),
+      billableUnits: row.billable_units,
+      finishedAt: row.finished_at,
+    });
+    return row;
+  };
+
   // --- read-then-write transactions (run with .immediate(), see the module comment) ---
 
   const requeueTransaction = db.transaction(
@@ -462,7 +484,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       const row = selectRequest.get(id);
       if (!row || row.state !== "RUNNING") return undefined;
       if (guard && (row.lease_owner !== guard.owner || row.attempt !== guard.attempt)) return undefined;
-      if (row.attempt >= row.max_attempts) return finishUnguarded.get(terminalParams(id, exhausted, Date.now()));
+      if (row.attempt >= row.max_attempts) return withUsage(finishUnguarded.get(terminalParams(id, exhausted, Date.now())));
       return putBackInQueue.get(id);
     },
   );
@@ -471,7 +493,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     const row = selectRequest.get(id);
     if (!row) return { kind: "not_found" };
     if (row.state === "QUEUED") {
-      const cancelled = finishUnguarded.get(terminalParams(id, CANCELLED_BY_CLIENT, Date.now()));
+      const cancelled = withUsage(finishUnguarded.get(terminalParams(id, CANCELLED_BY_CLIENT, Date.now())));
       if (cancelled) return { kind: "removed", record: toRequestRecord(cancelled) };
     } else if (row.state === "RUNNING") {
       const signalled = requestCancel.get(id);
@@ -573,7 +595,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     async finish(id, write, guard) {
       const params = terminalParams(id, write, Date.now());
       const row = await writes.run(() =>
-        guard ? finishGuarded.get({ ...params, owner: guard.owner, attempt: guard.attempt }) : finishUnguarded.get(params),
+        withUsage(guard ? finishGuarded.get({ ...params, owner: guard.owner, attempt: guard.attempt }) : finishUnguarded.get(params)),
       );
       return row ? toRequestRecord(row) : null;
     },
