@@ -84,6 +84,8 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     allow,
     userId: "darkroom",
     logger,
+    onAttempt: (attempt, next) =>
+      metrics.webhookDeliveries.inc({ outcome: attempt.ok ? "delivered" : next.state === "failed" ? "failed" : "retrying" }),
     ...(options.webhookPollIntervalMs ? { pollIntervalMs: options.webhookPollIntervalMs } : {}),
     ...(options.webhookBackoff ? { backoff: options.webhookBackoff } : {}),
   });
@@ -157,7 +159,10 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
       const closing = server.close();
       await scheduler.stop(graceMs);
       await webhooks.stop();
+      // Status streams of requests that did not finish would hold the server open forever.
+      const linger = setTimeout(() => server.server.closeAllConnections(), 1000);
       await closing;
+      clearTimeout(linger);
       await store.close();
     },
   };

@@ -55,6 +55,8 @@ export interface WebhookDelivererOptions {
   backoff?: (attemptNumber: number) => number | null;
   /** Jobs claimed (and sent concurrently) per pass. Default 16. */
   batchSize?: number;
+  /** Called after each attempt (metrics). */
+  onAttempt?: (attempt: WebhookAttempt, next: { state: WebhookJob["state"] }) => void;
 }
 
 const USER_AGENT = "darkroom-webhooks/1";
@@ -82,6 +84,7 @@ export class WebhookDeliverer {
   private readonly batchSize: number;
   /** Long enough for a send and its bookkeeping, so that no other deliverer picks the job up meanwhile. */
   private readonly leaseMs: number;
+  private readonly onAttempt: WebhookDelivererOptions["onAttempt"];
 
   private running = false;
   private loop: Promise<void> | null = null;
@@ -101,6 +104,7 @@ export class WebhookDeliverer {
     this.backoff = options.backoff ?? ((n) => nextDelayMs(n));
     this.batchSize = options.batchSize ?? 16;
     this.leaseMs = this.timeoutMs + 60_000;
+    this.onAttempt = options.onAttempt;
   }
 
   start(): void {
@@ -235,6 +239,7 @@ export class WebhookDeliverer {
     }
 
     const attempt: WebhookAttempt = { webhookId: job.id, requestId: job.requestId, attempt: attemptNumber, at, status, ok, error, durationMs };
+    this.onAttempt?.(attempt, next);
     try {
       await this.store.recordWebhookAttempt(attempt, next);
     } catch (err) {
