@@ -44,6 +44,22 @@ function toPlatformError(err: unknown): PlatformError {
   return new PlatformError("ERR_INTERNAL", { cause: err });
 }
 
+/** Deepest JSON nesting accepted in a request body; no model input comes near it. */
+const MAX_JSON_DEPTH = 512;
+
+/** Whether a parsed JSON value nests deeper than `max`, checked without recursion. */
+function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: { v: unknown; depth: number }[] = [{ v: value, depth: 1 }];
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    if (typeof item.v !== "object" || item.v === null) continue;
+    if (item.depth > max) return true;
+    for (const child of Array.isArray(item.v) ? item.v : Object.values(item.v)) {
+      if (typeof child === "object" && child !== null) stack.push({ v: child, depth: item.depth + 1 });
+    }
+  }
+  return false;
+}
+
 function sendError(reply: FastifyReply, error: PlatformError): FastifyReply {
   for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
   if (error.errorType) reply.header("x-fal-error-type", error.errorType);
@@ -76,11 +92,18 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
     const buf = body as Buffer;
     if (buf.length === 0 || buf.toString("utf8").trim() === "") return done(null, undefined);
+    let value: unknown;
     try {
-      done(null, JSON.parse(buf.toString("utf8")));
+      value = JSON.parse(buf.toString("utf8"));
     } catch {
-      done(new PlatformError("ERR_BAD_JSON", { message: "Malformed JSON body" }), undefined);
+      return done(new PlatformError("ERR_BAD_JSON", { message: "Malformed JSON body" }), undefined);
     }
+    // JSON.parse takes any depth, but storing the input (JSON.stringify) and handing it to a runner
+    // (structured clone) overflow the stack a few thousand levels down: refuse such bodies here.
+    if (nestedDeeperThan(value, MAX_JSON_DEPTH)) {
+      return done(new PlatformError("ERR_BAD_JSON", { message: `JSON body is nested deeper than ${MAX_JSON_DEPTH} levels` }), undefined);
+    }
+    done(null, value);
   });
   // Everything else stays an unread stream: upload routes pipe it straight into storage.
   app.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));

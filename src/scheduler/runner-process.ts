@@ -89,14 +89,17 @@ export class RunnerProcess {
    * Queues a message for the runner. False only when it cannot be delivered (the channel is closed).
    * Node's own `send` also answers false when its write backlog is long (a large input still being
    * written) while it does queue the message: that is backpressure, not a failure.
+   * Throws when the message itself cannot be serialized (a value nested too deeply to clone).
    */
   send(message: ToRunner): boolean {
     if (!this.#child.connected) return false;
     try {
       this.#child.send(message);
       return true;
-    } catch {
-      return false;
+    } catch (err) {
+      // The channel closed under us: the exit handler deals with the consequences.
+      if (!this.#child.connected) return false;
+      throw err;
     }
   }
 

@@ -9,7 +9,7 @@
 import { PlatformError, deserializeError, type ErrorCode } from "../core/errors.js";
 import { isTerminal, type AppManifest, type Progress, type RequestRecord, type RequestState } from "../core/types.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { FromRunner } from "../runtime/protocol.js";
+import type { FromRunner, ToRunner } from "../runtime/protocol.js";
 import type { NewRequest, Store, TerminalWrite } from "../store/store.js";
 import { RequestEvents } from "./request-events.js";
 import { RunnerProcess, type Assignment } from "./runner-process.js";
@@ -353,16 +353,30 @@ export class Scheduler {
     runner.assignments.set(record.id, assignment);
     const input = record.input as Record<string, unknown> | null;
     const syncMode = typeof input === "object" && input !== null && input["sync_mode"] === true;
-    runner.send({ t: "run", requestId: record.id, endpoint: record.endpoint, input: record.input, attempt: record.attempt, baseUrl: record.baseUrl, syncMode });
     this.events.emit(record.id, { type: "state", record });
+    if (!this.#sendRun(pool, runner, record.id, { t: "run", requestId: record.id, endpoint: record.endpoint, input: record.input, attempt: record.attempt, baseUrl: record.baseUrl, syncMode })) return;
     if (record.cancelRequested) this.#signalCancel(record);
-    void pool;
   }
 
   #dispatchEphemeral(pool: Pool, runner: RunnerProcess, call: EphemeralCall): void {
     runner.assignments.set(call.id, { requestId: call.id, attempt: 1, startedAt: Date.now(), ephemeral: true });
     pool.ephemeralInFlight.set(call.id, call);
-    runner.send({ t: "run", requestId: call.id, endpoint: call.endpoint, input: call.input, attempt: 1, baseUrl: call.baseUrl, ephemeral: true, syncMode: true });
+    this.#sendRun(pool, runner, call.id, { t: "run", requestId: call.id, endpoint: call.endpoint, input: call.input, attempt: 1, baseUrl: call.baseUrl, ephemeral: true, syncMode: true });
+  }
+
+  /**
+   * Hands a run to its runner. An input that cannot be serialized for the runner (nested too deeply
+   * to clone) fails its request at once; otherwise the request would wait for a result that never comes.
+   */
+  #sendRun(pool: Pool, runner: RunnerProcess, requestId: string, message: Extract<ToRunner, { t: "run" }>): boolean {
+    try {
+      runner.send(message);
+      return true;
+    } catch (err) {
+      const error = new PlatformError("ERR_BAD_REQUEST", { message: `The input cannot be passed to a runner: ${err instanceof Error ? err.message : String(err)}`, cause: err });
+      this.#track(this.#onOutcome(pool, runner, requestId, { ok: false, error }), "failing an unsendable request");
+      return false;
+    }
   }
 
   /** Starts runners up to what the queue needs (within max); idle ones are reaped by housekeeping. */

@@ -236,11 +236,12 @@ async function result(call: FalCall, record: RequestRecord): Promise<void> {
 async function cancel(ctx: GatewayContext, call: FalCall, appId: string, requestId: string): Promise<void> {
   const record = await ctx.store.get(requestId);
   const principal = requirePrincipal(call.request);
-  call.reply.header("x-fal-request-id", requestId);
   if (!record || record.appId !== appId || !canSeeRequest(principal, record.keyId)) {
     await call.reply.code(404).header("x-fal-error-type", "not_found").send({ status: "NOT_FOUND", detail: `Request ${requestId} not found`, error_type: "not_found" });
     return;
   }
+  // Only a stored id goes into the header: the raw path segment may hold characters a header cannot.
+  call.reply.header("x-fal-request-id", record.id);
   const outcome = await ctx.scheduler.cancel(requestId);
   if (outcome === "removed" || outcome === "signalled") {
     await call.reply.code(202).send({ status: "CANCELLATION_REQUESTED" });
