@@ -11,10 +11,13 @@
  * - in-process handler latency (baseline);
  * - sync run latency (POST /run) and its added latency over the baseline, p50 and p99;
  * - queue latency: submit, then completion seen over the SSE status stream, p50 and p99;
- * - queued requests/s at saturation: N submits with `concurrency` in flight until all are COMPLETED.
+ * - queued requests/s at saturation, submit to completion: N submits from Node's fetch with
+ *   `concurrency` in flight, and (when `wrk` is installed) wrk submitting for `--wrk-seconds`; each is
+ *   timed until every accepted request has completed. Node's fetch costs more CPU per request than
+ *   the server does, so on 2 cores the wrk figure is the one that measures the server.
  * Results are written to bench/results/queue-echo.json.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
@@ -30,12 +33,14 @@ const { values } = parseArgs({
     "latency-n": { type: "string", default: "300" },
     "throughput-n": { type: "string", default: "4000" },
     concurrency: { type: "string", default: "64" },
+    "wrk-seconds": { type: "string", default: "5" },
   },
 });
 const ROUNDS = Number(values.rounds);
 const LATENCY_N = Number(values["latency-n"]);
 const THROUGHPUT_N = Number(values["throughput-n"]);
 const CONCURRENCY = Number(values.concurrency);
+const WRK_SECONDS = Number(values["wrk-seconds"]);
 const KEY = "dk_bench:bench-secret-0123456789abcdef";
 const AUTH = { authorization: `Key ${KEY}`, "content-type": "application/json" };
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -109,6 +114,37 @@ async function queueLatencies(base: string, n: number): Promise<number[]> {
   return out;
 }
 
+async function waitUntilDrained(base: string): Promise<void> {
+  // Done when nothing is queued or running: the last request has completed.
+  for (;;) {
+    const ops = (await (await fetch(`${base}/v1/ops`, { headers: AUTH })).json()) as { apps: { app: string; queue_depth: number; runners: { in_flight: number }[] }[] };
+    const echo = ops.apps.find((a) => a.app === "darkroom/echo")!;
+    if (echo.queue_depth === 0 && echo.runners.every((r) => r.in_flight === 0)) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+const WRK_SCRIPT = path.join(os.tmpdir(), `darkroom-bench-${process.pid}.lua`);
+function hasWrk(): boolean {
+  return spawnSync("wrk", ["--version"]).error === undefined;
+}
+
+/**
+ * Saturation with wrk (C, so the load generator does not eat the CPU the server needs on a 2-core
+ * box): submits for `seconds`, then waits until every accepted request has completed.
+ */
+function wrkThroughput(base: string, seconds: number, concurrency: number): Promise<number> {
+  writeFileSync(
+    WRK_SCRIPT,
+    `wrk.method = "POST"\nwrk.body = '{"message":{"hello":"world"}}'\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Key ${KEY}"\n`,
+  );
+  const t = performance.now();
+  const out = spawnSync("wrk", ["-t1", `-c${concurrency}`, `-d${seconds}s`, "-s", WRK_SCRIPT, `${base}/queue/darkroom/echo`], { encoding: "utf8" });
+  const total = /(\d+) requests in/.exec(out.stdout)?.[1];
+  if (!total || /Non-2xx/.test(out.stdout)) throw new Error(`wrk failed: ${out.stdout}${out.stderr}`);
+  return waitUntilDrained(base).then(() => Number(total) / ((performance.now() - t) / 1000));
+}
+
 async function throughput(base: string, n: number, concurrency: number): Promise<number> {
   const t = performance.now();
   let next = 0;
@@ -121,13 +157,7 @@ async function throughput(base: string, n: number, concurrency: number): Promise
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  // Done when nothing is queued or running: the last request has completed.
-  for (;;) {
-    const ops = (await (await fetch(`${base}/v1/ops`, { headers: AUTH })).json()) as { apps: { app: string; queue_depth: number; runners: { in_flight: number }[] }[] };
-    const echo = ops.apps.find((a) => a.app === "darkroom/echo")!;
-    if (echo.queue_depth === 0 && echo.runners.every((r) => r.in_flight === 0)) break;
-    await new Promise((r) => setTimeout(r, 2));
-  }
+  await waitUntilDrained(base);
   return n / ((performance.now() - t) / 1000);
 }
 
@@ -149,6 +179,8 @@ async function main(): Promise<void> {
       if (i > 300) throw new Error("server did not start");
       await new Promise((r) => setTimeout(r, 100));
     }
+    const useWrk = hasWrk();
+    if (!useWrk) console.log("wrk not found (apt-get install wrk): measuring saturation with the fetch client only");
     // Warm up: start runners, JIT both sides.
     await syncLatencies(base, 200);
     await throughput(base, 500, CONCURRENCY);
@@ -159,6 +191,7 @@ async function main(): Promise<void> {
       const sync = await syncLatencies(base, LATENCY_N);
       const queued = await queueLatencies(base, LATENCY_N);
       const rps = await throughput(base, THROUGHPUT_N, CONCURRENCY);
+      const wrkRps = useWrk ? await wrkThroughput(base, WRK_SECONDS, CONCURRENCY) : NaN;
       const round = {
         direct_p50_ms: median(direct),
         direct_p99_ms: quantile(direct, 0.99),
@@ -170,7 +203,8 @@ async function main(): Promise<void> {
         queue_sse_p99_ms: quantile(queued, 0.99),
         queue_added_p50_ms: median(queued) - median(direct),
         queue_added_p99_ms: quantile(queued, 0.99) - quantile(direct, 0.99),
-        queued_rps: rps,
+        queued_rps_fetch_client: rps,
+        ...(useWrk ? { queued_rps_wrk_client: wrkRps } : {}),
       };
       rounds.push(round);
       console.log(`round ${r + 1}: ${Object.entries(round).map(([k, v]) => `${k}=${v.toFixed(3)}`).join(" ")}`);
@@ -189,7 +223,8 @@ async function main(): Promise<void> {
       path.join(ROOT, "bench/results/queue-echo.json"),
       `${JSON.stringify(
         {
-          command: `node --import tsx bench/queue-echo.bench.ts --rounds ${ROUNDS} --latency-n ${LATENCY_N} --throughput-n ${THROUGHPUT_N} --concurrency ${CONCURRENCY}`,
+          command: `node --import tsx bench/queue-echo.bench.ts --rounds ${ROUNDS} --latency-n ${LATENCY_N} --throughput-n ${THROUGHPUT_N} --concurrency ${CONCURRENCY} --wrk-seconds ${WRK_SECONDS}`,
+          load_generators: { fetch: "Node's fetch, in the bench process", wrk: useWrk ? spawnSync("wrk", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0] : "not installed" },
           date: new Date().toISOString(),
           machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, load_avg: os.loadavg() },
           rounds,

@@ -88,6 +88,12 @@ export interface KeyServiceOptions {
   now?: () => number;
   /** `lastUsedAt` is written at most this often per key, ms, so auth is not a write per call. Default 60 s. */
   touchIntervalMs?: number;
+  /**
+   * How long a key record read for authentication is reused, ms (default 1 s), so that auth is not a
+   * database read per call. Revoking through this service takes effect at once; a revocation made by
+   * another server sharing the database takes effect within this time.
+   */
+  recordCacheMs?: number;
 }
 
 export class KeyService {
@@ -96,6 +102,8 @@ export class KeyService {
   private readonly verifier: SecretVerifier;
   private readonly now: () => number;
   private readonly touchIntervalMs: number;
+  private readonly recordCacheMs: number;
+  private readonly records = new Map<string, { record: ApiKeyRecord | null; at: number }>();
 
   constructor(options: KeyServiceOptions) {
     this.store = options.store;
@@ -103,6 +111,20 @@ export class KeyService {
     this.now = options.now ?? Date.now;
     this.verifier = options.verifier ?? new SecretVerifier({ now: this.now });
     this.touchIntervalMs = options.touchIntervalMs ?? 60_000;
+    this.recordCacheMs = options.recordCacheMs ?? 1000;
+  }
+
+  /** The key record, from a short-lived cache (see `recordCacheMs`). */
+  private async keyRecord(id: string): Promise<ApiKeyRecord | null> {
+    const now = this.now();
+    const cached = this.records.get(id);
+    if (cached && now - cached.at < this.recordCacheMs) return cached.record;
+    const record = await this.store.getKey(id);
+    // Unknown ids are cached too, so a flood of made-up ids cannot turn into a flood of reads;
+    // the map is bounded for the same reason.
+    if (this.records.size >= 10_000) this.records.clear();
+    this.records.set(id, { record, at: now });
+    return record;
   }
 
   async create(input: { name: string; scope: KeyScope }): Promise<CreatedKey> {
@@ -120,6 +142,7 @@ export class KeyService {
       lastUsedAt: null,
     };
     await this.store.createKey(record);
+    this.records.delete(id);
     return { id, secret, record };
   }
 
@@ -135,7 +158,7 @@ export class KeyService {
       const claims = this.tokens?.verify(credentials.token, options) ?? null;
       if (!claims) return null;
       // Revoking a key also kills the tokens issued for it: they are checked against the live record.
-      const record = await this.store.getKey(claims.sub);
+      const record = await this.keyRecord(claims.sub);
       if (!record || record.revokedAt !== null) return null;
       // A token never carries more than its key has now, even if the key was narrowed after issue.
       const scope: KeyScope = claims.scope === "admin" && record.scope === "admin" ? "admin" : "api";
@@ -143,7 +166,7 @@ export class KeyService {
       return { ...record, scope, via: "token", token: claims };
     }
 
-    const record = await this.store.getKey(credentials.id);
+    const record = await this.keyRecord(credentials.id);
     if (!record || record.revokedAt !== null) return null;
     if (!(await this.verifier.verify(record.id, credentials.secret, record.secretHash))) return null;
     this.touch(record);
@@ -158,6 +181,7 @@ export class KeyService {
   async revoke(id: string): Promise<boolean> {
     const revoked = await this.store.revokeKey(id, this.now());
     this.verifier.forget(id);
+    this.records.delete(id);
     return revoked;
   }
 
@@ -211,6 +235,7 @@ export class KeyService {
     if (Object.keys(patch).length === 0) return result;
 
     await this.store.updateKey(pair.id, patch);
+    this.records.delete(pair.id);
     this.verifier.forget(pair.id);
     return result;
   }

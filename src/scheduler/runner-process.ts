@@ -15,6 +15,8 @@ export interface Assignment {
   requestId: string;
   attempt: number;
   startedAt: number;
+  /** When the lease was last extended (renewed at a third of its length, not every tick). */
+  leaseRenewedAt: number;
   /** Realtime calls have no durable record; they resolve a promise instead. */
   ephemeral: boolean;
   /** Set when the scheduler decided to kill the runner because this request ran past request_timeout. */

@@ -288,25 +288,6 @@ export class Scheduler {
     return best;
   }
 
-  /** One entry per free slot of the ready runners, least loaded first, interleaved across runners. */
-  #freeSlots(pool: Pool, cap: number): RunnerProcess[] {
-    const free = [...pool.runners.values()]
-      .filter((r) => r.state === "ready")
-      .map((r) => ({ runner: r, n: this.#slotsPerRunner(pool) - r.assignments.size }))
-      .filter((f) => f.n > 0)
-      .sort((a, b) => b.n - a.n);
-    const slots: RunnerProcess[] = [];
-    while (slots.length < cap && free.some((f) => f.n > 0)) {
-      for (const f of free) {
-        if (f.n > 0 && slots.length < cap) {
-          slots.push(f.runner);
-          f.n -= 1;
-        }
-      }
-    }
-    return slots;
-  }
-
   async #pumpLoop(pool: Pool): Promise<void> {
     const { store, leaseMs } = this.#options;
     if (pool.app.unavailable) return;
@@ -316,40 +297,46 @@ export class Scheduler {
         const call = pool.ephemeralQueue.shift();
         if (call) this.#dispatchEphemeral(pool, runner, call);
       }
-      const slots = this.#freeSlots(pool, 64);
-      if (slots.length === 0) {
+      const perRunner = this.#slotsPerRunner(pool);
+      const free = [...pool.runners.values()]
+        .filter((r) => r.state === "ready" && r.assignments.size < perRunner)
+        .map((runner) => ({ runner, slots: perRunner - runner.assignments.size }));
+      if (free.length === 0) {
         claimedAll = false;
         break;
       }
-      // Claims for all free slots go out together, so the store commits them as one group.
+      // One claim per runner for all its free slots; the store commits them together.
       const claims = await Promise.all(
-        slots.map((runner) =>
-          store.claim(pool.app.id, runner.id, leaseMs).catch((err: unknown) => {
+        free.map(({ runner, slots }) =>
+          store.claimMany(pool.app.id, runner.id, leaseMs, slots).catch((err: unknown) => {
             this.#options.logger?.error({ err, app: pool.app.id }, "claim failed");
-            return null;
+            return [] as RequestRecord[];
           }),
         ),
       );
-      let claimed = 0;
-      for (const [i, record] of claims.entries()) {
-        const runner = slots[i];
-        if (!record || !runner) continue;
-        claimed += 1;
-        if (!runner.alive || runner.state !== "ready") {
-          // The runner died while we were claiming: hand the request back.
-          const back = await store.requeue(record.id, { owner: runner.id, attempt: record.attempt }, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED")));
-          if (back && back.state !== "QUEUED") this.#finished(back);
-          continue;
+      let short = false;
+      for (const [i, records] of claims.entries()) {
+        const entry = free[i];
+        if (!entry) continue;
+        if (records.length < entry.slots) short = true;
+        for (const record of records) {
+          if (!entry.runner.alive || entry.runner.state !== "ready") {
+            // The runner died while we were claiming: hand the request back.
+            const back = await store.requeue(record.id, { owner: entry.runner.id, attempt: record.attempt }, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED")));
+            if (back && back.state !== "QUEUED") this.#finished(back);
+            continue;
+          }
+          this.#dispatch(pool, entry.runner, record);
         }
-        this.#dispatch(pool, runner, record);
       }
-      if (claimed < slots.length) break; // the queue is empty (for now)
+      if (short) break; // the queue is empty (for now)
     }
     await this.#scale(pool, claimedAll);
   }
 
   #dispatch(pool: Pool, runner: RunnerProcess, record: RequestRecord): void {
-    const assignment: Assignment = { requestId: record.id, attempt: record.attempt, startedAt: Date.now(), ephemeral: false };
+    const now = Date.now();
+    const assignment: Assignment = { requestId: record.id, attempt: record.attempt, startedAt: now, leaseRenewedAt: now, ephemeral: false };
     runner.assignments.set(record.id, assignment);
     const input = record.input as Record<string, unknown> | null;
     const syncMode = typeof input === "object" && input !== null && input["sync_mode"] === true;
@@ -359,7 +346,7 @@ export class Scheduler {
   }
 
   #dispatchEphemeral(pool: Pool, runner: RunnerProcess, call: EphemeralCall): void {
-    runner.assignments.set(call.id, { requestId: call.id, attempt: 1, startedAt: Date.now(), ephemeral: true });
+    runner.assignments.set(call.id, { requestId: call.id, attempt: 1, startedAt: Date.now(), leaseRenewedAt: Date.now(), ephemeral: true });
     pool.ephemeralInFlight.set(call.id, call);
     this.#sendRun(pool, runner, call.id, { t: "run", requestId: call.id, endpoint: call.endpoint, input: call.input, attempt: 1, baseUrl: call.baseUrl, ephemeral: true, syncMode: true });
   }
@@ -654,8 +641,9 @@ export class Scheduler {
               a.timedOut = true;
               this.#options.metrics?.runnerFailures.inc({ app: pool.app.id, reason: "request_timeout" });
               runner.kill();
-            } else if (!a.ephemeral) {
+            } else if (!a.ephemeral && now - a.leaseRenewedAt > leaseMs / 3) {
               // The process is alive and owns the request: keep its lease fresh.
+              a.leaseRenewedAt = now;
               void store.heartbeat(a.requestId, runner.id, leaseMs).catch(() => undefined);
             }
           }

@@ -133,6 +133,11 @@ export interface Store {
    * `now` is injectable for tests.
    */
   claim(appId: string, owner: string, leaseMs: number, now?: number): Promise<RequestRecord | null>;
+  /**
+   * Claims up to `limit` runnable requests of `appId` for one `owner` at once (a runner with several
+   * free slots), in claim order. Same rules as `claim`.
+   */
+  claimMany(appId: string, owner: string, leaseMs: number, limit: number, now?: number): Promise<RequestRecord[]>;
   /** Extends the lease if `owner` still holds it. Returns false if the lease was lost. */
   heartbeat(id: string, owner: string, leaseMs: number, now?: number): Promise<boolean>;
   /**

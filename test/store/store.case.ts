@@ -188,6 +188,40 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
     });
 
     describe("claim", () => {
+      it("claims several requests at once for one owner, in claim order", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const low = await store.enqueue(newRequest(appId, { priority: "low" }));
+          const a = await store.enqueue(newRequest(appId));
+          const expired = await store.enqueue(newRequest(appId, { startDeadline: 1 }));
+          const b = await store.enqueue(newRequest(appId));
+          const c = await store.enqueue(newRequest(appId));
+          const other = await store.enqueue(newRequest(randomAppId()));
+          const now = Date.now();
+          const first = await store.claimMany(appId, "runner-1", LEASE_MS, 3, now);
+          assert.deepEqual(ids(first), [a.id, b.id, c.id], "normal before low, FIFO, deadline-expired skipped");
+          for (const r of first) {
+            assert.equal(r.state, "RUNNING");
+            assert.equal(r.leaseOwner, "runner-1");
+            assert.equal(r.leaseExpiresAt, now + LEASE_MS);
+          }
+          assert.deepEqual(ids(await store.claimMany(appId, "runner-2", LEASE_MS, 10, now)), [low.id]);
+          assert.deepEqual(await store.claimMany(appId, "runner-2", LEASE_MS, 10, now), []);
+          assert.deepEqual(await store.claimMany(appId, "runner-2", LEASE_MS, 0, now), []);
+          assert.equal((await store.get(expired.id))?.state, "QUEUED");
+          assert.equal((await store.get(other.id))?.state, "QUEUED", "other apps are untouched");
+        }));
+
+      it("never hands one request to two concurrent claimMany calls", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          for (let i = 0; i < 30; i++) await store.enqueue(newRequest(appId));
+          const results = await Promise.all(Array.from({ length: 8 }, (_, i) => store.claimMany(appId, `runner-${i}`, LEASE_MS, 5)));
+          const all = results.flat();
+          assert.equal(all.length, 30);
+          assert.equal(new Set(ids(all)).size, 30);
+        }));
+
       it("claims normal before low, oldest first within a priority, and only from its app", () =>
         withStore(async (store) => {
           const appId = randomAppId();
@@ -279,6 +313,28 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
     });
 
     describe("queue position", () => {
+      it("is exact across a long queue, from either end, after cancels and requeues", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const order: { id: string; rank: number }[] = [];
+          for (let i = 0; i < 250; i++) {
+            const priority = i % 3 === 2 ? "low" : "normal";
+            const r = await store.enqueue(newRequest(appId, { priority }));
+            order.push({ id: r.id, rank: priority === "normal" ? 0 : 1 });
+          }
+          for (let i = 5; i < 250; i += 7) assert.equal((await store.cancel(order[i]!.id)).kind, "removed");
+          const claimed = await store.claimMany(appId, "runner", LEASE_MS, 10);
+          for (const r of claimed.slice(0, 3)) await store.requeue(r.id, { owner: "runner", attempt: 1 }, EXHAUSTED);
+          const queued = new Set<string>();
+          for (const { id } of order) if ((await store.get(id))?.state === "QUEUED") queued.add(id);
+          // Expected: normal before low, then enqueue order (requeued requests keep their place).
+          const expected = order.filter((o) => queued.has(o.id)).sort((a, b) => a.rank - b.rank);
+          assert.equal((await store.queueDepths()).get(appId), expected.length);
+          for (const [position, { id }] of expected.entries()) {
+            assert.equal(await store.queuePosition(id), position, `position of request #${order.findIndex((o) => o.id === id)}`);
+          }
+        }));
+
       it("is exact with mixed priorities as requests are enqueued, cancelled and claimed", () =>
         withStore(async (store) => {
           const appId = randomAppId();

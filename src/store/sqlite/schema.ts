@@ -26,9 +26,10 @@ const MIGRATIONS: readonly Migration[] = [
         input            TEXT    NOT NULL, -- JSON
         state            TEXT    NOT NULL CHECK (state IN ('QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')),
         priority         TEXT    NOT NULL CHECK (priority IN ('normal', 'low')),
-        -- Derived from priority so that the claim index can sort by it; generated so it can never
-        -- disagree with priority.
-        priority_rank    INTEGER GENERATED ALWAYS AS (CASE priority WHEN 'normal' THEN 0 ELSE 1 END) VIRTUAL,
+        -- Derived from priority so that the claim index can sort by it. A plain column, filled by the
+        -- insert and checked against priority here, because an index on a VIRTUAL generated column is
+        -- not covering: counting queue positions would then read every row behind the index entry.
+        priority_rank    INTEGER NOT NULL CHECK (priority_rank = CASE priority WHEN 'normal' THEN 0 ELSE 1 END),
         mode             TEXT    NOT NULL CHECK (mode IN ('queue', 'sync', 'stream')),
         created_at       INTEGER NOT NULL,
         started_at       INTEGER,
@@ -57,6 +58,32 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX requests_running_lease ON requests (lease_expires_at) WHERE state = 'RUNNING';
       CREATE INDEX requests_queued_deadline ON requests (start_deadline)
         WHERE state = 'QUEUED' AND start_deadline IS NOT NULL;
+
+      -- Queued requests per app and priority, kept by triggers in the same transaction as every state
+      -- change. Counting index entries is linear in the queue's length; these counts make queue depth
+      -- and the position of a request near either end of the queue cheap (see queuePosition).
+      CREATE TABLE queue_counts (
+        app_id        TEXT    NOT NULL,
+        priority_rank INTEGER NOT NULL,
+        queued        INTEGER NOT NULL,
+        PRIMARY KEY (app_id, priority_rank)
+      ) WITHOUT ROWID;
+      CREATE TRIGGER queue_counts_insert AFTER INSERT ON requests WHEN NEW.state = 'QUEUED' BEGIN
+        INSERT INTO queue_counts (app_id, priority_rank, queued) VALUES (NEW.app_id, NEW.priority_rank, 1)
+          ON CONFLICT (app_id, priority_rank) DO UPDATE SET queued = queued + 1;
+      END;
+      CREATE TRIGGER queue_counts_leave AFTER UPDATE OF state ON requests
+        WHEN OLD.state = 'QUEUED' AND NEW.state <> 'QUEUED' BEGIN
+        UPDATE queue_counts SET queued = queued - 1 WHERE app_id = OLD.app_id AND priority_rank = OLD.priority_rank;
+      END;
+      CREATE TRIGGER queue_counts_enter AFTER UPDATE OF state ON requests
+        WHEN OLD.state <> 'QUEUED' AND NEW.state = 'QUEUED' BEGIN
+        INSERT INTO queue_counts (app_id, priority_rank, queued) VALUES (NEW.app_id, NEW.priority_rank, 1)
+          ON CONFLICT (app_id, priority_rank) DO UPDATE SET queued = queued + 1;
+      END;
+      CREATE TRIGGER queue_counts_delete AFTER DELETE ON requests WHEN OLD.state = 'QUEUED' BEGIN
+        UPDATE queue_counts SET queued = queued - 1 WHERE app_id = OLD.app_id AND priority_rank = OLD.priority_rank;
+      END;
 
       CREATE TABLE request_logs (
         request_id TEXT    NOT NULL,

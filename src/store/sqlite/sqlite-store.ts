@@ -22,6 +22,7 @@ import type {
   WebhookAttempt,
   WebhookJob,
 } from "../store.js";
+import { startCheckpointer } from "./checkpointer.js";
 import { GroupCommit } from "./group-commit.js";
 import { migrate } from "./schema.js";
 
@@ -36,6 +37,9 @@ const USAGE_DEFAULT_LIMIT = 1000;
 const USAGE_MAX_LIMIT = 10_000;
 /** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
+
+/** How many requests behind a queued one are counted before counting those ahead instead. */
+const TAIL_SCAN_LIMIT = 64;
 
 const CANCELLED_BY_CLIENT: TerminalWrite = {
   state: "CANCELLED",
@@ -304,6 +308,11 @@ function openDatabase(path: string): Database.Database {
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
+  // Checkpoints run in a worker thread (checkpointer.ts); an in-memory database has no WAL.
+  if (path !== ":memory:") db.pragma("wal_autocheckpoint = 0");
+  // A fully checkpointed WAL is truncated back to this size rather than left at its peak.
+  db.pragma("journal_size_limit = 67108864");
+  db.pragma("cache_size = -65536");
   db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   db.pragma("foreign_keys = ON");
   return db;
@@ -315,12 +324,13 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   // are prepared once here and preparing needs the tables to exist.
   migrate(db);
   const writes = new GroupCommit(db);
+  const checkpointer = options.path === ":memory:" ? null : startCheckpointer(options.path);
 
   const insertRequest = db.prepare<InsertRequestParams, RequestRow>(`
-    INSERT INTO requests (id, app_id, endpoint, input, state, priority, mode, created_at, start_deadline,
+    INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
                           attempt, max_attempts, webhook_url, key_id, base_url)
-    VALUES (@id, @appId, @endpoint, @input, 'QUEUED', @priority, @mode, @createdAt, @startDeadline,
-            1, @maxAttempts, @webhookUrl, @keyId, @baseUrl)
+    VALUES (@id, @appId, @endpoint, @input, 'QUEUED', @priority, CASE @priority WHEN 'normal' THEN 0 ELSE 1 END, @mode,
+            @createdAt, @startDeadline, 1, @maxAttempts, @webhookUrl, @keyId, @baseUrl)
     RETURNING *`);
   const selectRequest = db.prepare<[string], RequestRow>(`SELECT * FROM requests WHERE id = ?`);
   const listRequests = db.prepare<RequestListParams, RequestRow>(`
@@ -343,6 +353,16 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       WHERE app_id = @appId AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= @now)
       ORDER BY priority_rank, created_at, seq
       LIMIT 1
+    )
+    RETURNING *`);
+  const claimBatch = db.prepare<{ appId: string; owner: string; now: number; leaseExpiresAt: number; limit: number }, RequestRow>(`
+    UPDATE requests
+    SET state = 'RUNNING', lease_owner = @owner, lease_expires_at = @leaseExpiresAt, started_at = @now
+    WHERE seq IN (
+      SELECT seq FROM requests
+      WHERE app_id = @appId AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= @now)
+      ORDER BY priority_rank, created_at, seq
+      LIMIT @limit
     )
     RETURNING *`);
   const extendLease = db.prepare<{ id: string; owner: string; leaseExpiresAt: number }>(`
@@ -369,15 +389,41 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   const requestCancel = db.prepare<[string], RequestRow>(`
     UPDATE requests SET cancel_requested = 1 WHERE id = ? AND state = 'RUNNING' RETURNING *`);
   // NULL position when the request exists but is not queued; no row when it does not exist.
-  const selectQueuePosition = db.prepare<[string], { position: number | null }>(`
-    SELECT CASE WHEN me.state = 'QUEUED' THEN (
-      SELECT COUNT(*) FROM requests ahead
-      WHERE ahead.app_id = me.app_id AND ahead.state = 'QUEUED'
-        AND (ahead.priority_rank, ahead.created_at, ahead.seq) < (me.priority_rank, me.created_at, me.seq)
-    ) END AS position
-    FROM requests me WHERE me.id = ?`);
   const selectQueueDepths = db.prepare<[], { app_id: string; depth: number }>(`
-    SELECT app_id, COUNT(*) AS depth FROM requests WHERE state = 'QUEUED' GROUP BY app_id`);
+    SELECT app_id, SUM(queued) AS depth FROM queue_counts GROUP BY app_id HAVING SUM(queued) > 0`);
+  const selectPositionOf = db.prepare<[string], { app_id: string; state: string; priority_rank: number; created_at: number; seq: number }>(
+    `SELECT app_id, state, priority_rank, created_at, seq FROM requests WHERE id = ?`,
+  );
+  const selectQueueCounts = db.prepare<[string], { priority_rank: number; queued: number }>(
+    `SELECT priority_rank, queued FROM queue_counts WHERE app_id = ?`,
+  );
+  const countSameRankBehind = db.prepare<[string, number, number, number, number], { n: number }>(`
+    SELECT COUNT(*) AS n FROM (
+      SELECT 1 FROM requests
+      WHERE app_id = ? AND state = 'QUEUED' AND priority_rank = ? AND (created_at, seq) > (?, ?)
+      LIMIT ?
+    )`);
+  const countSameRankAhead = db.prepare<[string, number, number, number], { n: number }>(`
+    SELECT COUNT(*) AS n FROM requests
+    WHERE app_id = ? AND state = 'QUEUED' AND priority_rank = ? AND (created_at, seq) < (?, ?)`);
+  /**
+   * Position = queued requests of lower rank (from the counters) + those of the same rank ahead.
+   * The same-rank part is counted from whichever end is cheap: a request near the tail (every new
+   * submit) counts the few behind it and subtracts from the counter; otherwise those ahead are counted.
+   */
+  const queuePositionTransaction = db.transaction((id: string): number | null => {
+    const me = selectPositionOf.get(id);
+    if (!me || me.state !== "QUEUED") return null;
+    let lower = 0;
+    let sameRank = 0;
+    for (const c of selectQueueCounts.all(me.app_id)) {
+      if (c.priority_rank < me.priority_rank) lower += c.queued;
+      else if (c.priority_rank === me.priority_rank) sameRank = c.queued;
+    }
+    const behind = countSameRankBehind.get(me.app_id, me.priority_rank, me.created_at, me.seq, TAIL_SCAN_LIMIT)?.n ?? 0;
+    if (behind < TAIL_SCAN_LIMIT) return lower + sameRank - 1 - behind;
+    return lower + (countSameRankAhead.get(me.app_id, me.priority_rank, me.created_at, me.seq)?.n ?? 0);
+  });
   const selectExpiredLeases = db.prepare<[number], RequestRow>(`
     SELECT * FROM requests WHERE state = 'RUNNING' AND lease_expires_at < ? ORDER BY lease_expires_at, seq`);
   const selectRunning = db.prepare<[], RequestRow>(`SELECT * FROM requests WHERE state = 'RUNNING' ORDER BY seq`);
@@ -543,6 +589,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     async close() {
       writes.flush();
+      await checkpointer?.stop();
+      // Leave a compact file behind: fold the whole WAL into the database.
+      if (options.path !== ":memory:") db.pragma("wal_checkpoint(TRUNCATE)");
       db.close();
     },
 
@@ -588,6 +637,15 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       return row ? toRequestRecord(row) : null;
     },
 
+    async claimMany(appId, owner, leaseMs, limit, now = Date.now()) {
+      if (limit <= 0) return [];
+      const rows = await writes.run(() => claimBatch.all({ appId, owner, now, leaseExpiresAt: now + leaseMs, limit: Math.trunc(limit) }));
+      // RETURNING gives no order guarantee: put them back in claim order.
+      return rows
+        .sort((a, b) => (a.priority === b.priority ? 0 : a.priority === "normal" ? -1 : 1) || a.created_at - b.created_at || a.seq - b.seq)
+        .map(toRequestRecord);
+    },
+
     async heartbeat(id, owner, leaseMs, now = Date.now()) {
       return (await writes.run(() => extendLease.run({ id, owner, leaseExpiresAt: now + leaseMs }))).changes > 0;
     },
@@ -610,7 +668,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async queuePosition(id) {
-      return selectQueuePosition.get(id)?.position ?? null;
+      return queuePositionTransaction(id);
     },
 
     async queueDepths() {
