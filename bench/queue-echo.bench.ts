@@ -8,7 +8,8 @@
  * It starts a real server (`darkroom serve`, embedded SQLite, one echo app) in a child process on a
  * temporary data folder, so that the load generator and the server do not share an event loop, and
  * reports per round, then the median and spread (min–max) over rounds:
- * - in-process handler latency (baseline);
+ * - in-process handler latency (baseline), and GET /health as the HTTP floor of this client (context:
+ *   the added latency includes it, since the baseline makes no HTTP call);
  * - sync run latency (POST /run) and its added latency over the baseline, p50 and p99;
  * - queue latency: submit, then completion seen over the SSE status stream, p50 and p99;
  * - queued requests/s at saturation, submit to completion: N submits from Node's fetch with
@@ -82,6 +83,18 @@ async function inProcessLatencies(n: number): Promise<number[]> {
     const t = performance.now();
     const input = endpoint.input.parse({ message: { i } });
     await handler(input, ctx);
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+/** GET /health: the HTTP round trip of this client and server alone, for context. */
+async function httpFloorLatencies(base: string, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    const res = await fetch(`${base}/health`);
+    await res.arrayBuffer();
     out.push(performance.now() - t);
   }
   return out;
@@ -188,6 +201,7 @@ async function main(): Promise<void> {
     const rounds: Record<string, number>[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       const direct = await inProcessLatencies(LATENCY_N);
+      const floor = await httpFloorLatencies(base, LATENCY_N);
       const sync = await syncLatencies(base, LATENCY_N);
       const queued = await queueLatencies(base, LATENCY_N);
       const rps = await throughput(base, THROUGHPUT_N, CONCURRENCY);
@@ -195,6 +209,8 @@ async function main(): Promise<void> {
       const round = {
         direct_p50_ms: median(direct),
         direct_p99_ms: quantile(direct, 0.99),
+        http_floor_p50_ms: median(floor),
+        http_floor_p99_ms: quantile(floor, 0.99),
         sync_p50_ms: median(sync),
         sync_p99_ms: quantile(sync, 0.99),
         sync_added_p50_ms: median(sync) - median(direct),

@@ -313,6 +313,7 @@ function openDatabase(path: string): Database.Database {
   // A fully checkpointed WAL is truncated back to this size rather than left at its peak.
   db.pragma("journal_size_limit = 67108864");
   db.pragma("cache_size = -65536");
+  db.pragma("mmap_size = 268435456");
   db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   db.pragma("foreign_keys = ON");
   return db;
