@@ -7,7 +7,7 @@
 import websocket from "@fastify/websocket";
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import pino, { type Logger } from "pino";
-import { isPlatformError, PlatformError } from "../core/errors.js";
+import { ERRORS, isPlatformError, PlatformError, type ErrorDefinition } from "../core/errors.js";
 import { pathSegments } from "./app-path.js";
 import type { GatewayContext } from "./context.js";
 import { registerFileRoutes } from "./routes/files.js";
@@ -63,6 +63,9 @@ function nestedDeeperThan(value: unknown, max: number): boolean {
 function sendError(reply: FastifyReply, error: PlatformError): FastifyReply {
   for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
   if (error.errorType) reply.header("x-fal-error-type", error.errorType);
+  // fal's optional hint for clients deciding whether to retry.
+  const definition: ErrorDefinition = ERRORS[error.code];
+  reply.header("x-fal-retryable", definition.retryable === true ? "true" : "false");
   if (error.code === "ERR_VALIDATION") reply.header("x-fal-billable-units", "0");
   return reply.code(error.status).type("application/json").send(error.toBody());
 }

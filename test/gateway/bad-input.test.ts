@@ -17,6 +17,8 @@ function assertFalError(res: { status: number; headers: Headers; body: any }, st
   assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
   assert.equal(typeof res.body, "object");
   assert.ok(res.body !== null && "detail" in res.body, `no detail in ${JSON.stringify(res.body)}`);
+  // None of these client errors can be fixed by retrying the same request.
+  if (status < 500 && status !== 429) assert.equal(res.headers.get("x-fal-retryable"), "false");
   if (errorType) {
     assert.equal(res.body.error_type, errorType);
     assert.equal(res.headers.get("x-fal-error-type"), errorType);

@@ -165,6 +165,8 @@ describe("runners", () => {
     assert.equal(first.status, 200);
     assert.equal(second.status, 200);
     assert.equal(first.body.pid, pid, "served by the runner started ahead of time");
+    // The platform runs in this test process: handler code must never run here.
+    assert.notEqual(first.body.pid, process.pid, "the handler ran in a runner process, not the gateway");
     assert.equal(second.body.pid, pid);
     assert.equal(second.body.setup_id, first.body.setup_id, "setup() ran once for both");
     assert.equal(second.body.setup_calls, 1);
