@@ -624,10 +624,10 @@ export class Scheduler {
     const { store, leaseMs, metrics } = this.#options;
     try {
       await this.#expireDeadlines();
-      const depths = metrics ? await store.queueDepths() : null;
+      const depths = await store.queueDepths();
       for (const pool of this.#pools.values()) {
         const knobs = pool.app.knobs;
-        if (depths) metrics?.queueDepth.set({ app: pool.app.id }, depths.get(pool.app.id) ?? 0);
+        metrics?.queueDepth.set({ app: pool.app.id }, depths.get(pool.app.id) ?? 0);
         const alive = [...pool.runners.values()].filter((r) => r.state === "starting" || r.state === "ready");
         for (const runner of pool.runners.values()) {
           if (runner.state === "starting" && now - runner.spawnedAt > knobs.startup_timeout * 1000) {
@@ -658,7 +658,8 @@ export class Scheduler {
             surplus -= 1;
           }
         }
-        if (pool.ephemeralQueue.length > 0 || alive.length < floor) this.#pump(pool.app.id);
+        // Also a safety net: a queued request never waits on a wake-up that was missed.
+        if (pool.ephemeralQueue.length > 0 || alive.length < floor || (depths.get(pool.app.id) ?? 0) > 0) this.#pump(pool.app.id);
       }
       // Expired leases only occur when a lease holder vanished without the exit event (other processes).
       for (const record of await store.expiredLeases(now)) {
