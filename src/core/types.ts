@@ -70,6 +70,8 @@ export interface RequestRecord {
   error: string | null;
   errorType: string | null;
   billableUnits: number | null;
+  /** Seconds until this request's output files expire (fal's object lifecycle preference), or null to keep them. */
+  outputTtlSeconds: number | null;
 }
 
 /** What a finished run reports. */

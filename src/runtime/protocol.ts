@@ -23,6 +23,8 @@ export type ToRunner =
       ephemeral?: boolean;
       /** Return files inline as data URIs (fal's sync_mode). */
       syncMode?: boolean;
+      /** Seconds until this request's output files expire; absent keeps the runner's default. */
+      outputTtlSeconds?: number;
     }
   | { t: "cancel"; requestId: string }
   /** Finish in-flight work, take no more, then exit. */

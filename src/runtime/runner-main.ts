@@ -57,7 +57,7 @@ const host = new RunnerHost({
       syncMode: run.syncMode === true,
       maxFileBytes,
       fetchTimeoutMs,
-      ...(outputTtl ? { outputTtlSeconds: Number(outputTtl) } : {}),
+      ...(run.outputTtlSeconds !== undefined ? { outputTtlSeconds: run.outputTtlSeconds } : outputTtl ? { outputTtlSeconds: Number(outputTtl) } : {}),
     }),
   onDrained: () => {
     exitWhenSent = true;

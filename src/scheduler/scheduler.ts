@@ -341,7 +341,7 @@ export class Scheduler {
     const input = record.input as Record<string, unknown> | null;
     const syncMode = typeof input === "object" && input !== null && input["sync_mode"] === true;
     this.events.emit(record.id, { type: "state", record });
-    if (!this.#sendRun(pool, runner, record.id, { t: "run", requestId: record.id, endpoint: record.endpoint, input: record.input, attempt: record.attempt, baseUrl: record.baseUrl, syncMode })) return;
+    if (!this.#sendRun(pool, runner, record.id, { t: "run", requestId: record.id, endpoint: record.endpoint, input: record.input, attempt: record.attempt, baseUrl: record.baseUrl, syncMode, ...(record.outputTtlSeconds !== null ? { outputTtlSeconds: record.outputTtlSeconds } : {}) })) return;
     if (record.cancelRequested) this.#signalCancel(record);
   }
 

@@ -28,6 +28,8 @@ export interface NewRequest {
   webhookUrl: string | null;
   keyId: string | null;
   baseUrl: string;
+  /** Seconds until output files expire (`x-fal-object-lifecycle-preference`); absent or null keeps them. */
+  outputTtlSeconds?: number | null;
 }
 
 export interface TerminalWrite {

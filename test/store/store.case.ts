@@ -126,6 +126,7 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
             webhookUrl: "https://hooks.example.com/fal?x=1&y=ü",
             keyId: "key_123",
             baseUrl: "http://darkroom.local:9000",
+            outputTtlSeconds: 3600,
           });
           const before = Date.now();
           const created = await store.enqueue(request);
@@ -157,6 +158,7 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
             error: null,
             errorType: null,
             billableUnits: null,
+            outputTtlSeconds: 3600,
           };
           assert.deepEqual(created, expected);
           assert.deepEqual(await store.get(request.id), expected);

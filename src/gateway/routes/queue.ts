@@ -8,6 +8,7 @@ import { isTerminal, type AppManifest, type EndpointManifest, type Priority, typ
 import { parseAppPath } from "../app-path.js";
 import { canSeeRequest, requirePrincipal, type GatewayContext } from "../context.js";
 import { openSse } from "../sse.js";
+import { lifecycleSeconds } from "./rest.js";
 import { baseUrlOf, requestUrls, sendOutcome, statusBody } from "../wire.js";
 
 /** A fal API call, however it arrived: a direct route or the proxy's `x-fal-target-url`. */
@@ -70,6 +71,11 @@ export function parseStartDeadline(request: FastifyRequest, now: number): number
   return now + Math.round(seconds * 1000);
 }
 
+/** `x-fal-object-lifecycle-preference`: how long this request's output files are kept. */
+export function outputTtlOf(request: FastifyRequest): number | null {
+  return lifecycleSeconds(request.headers["x-fal-object-lifecycle-preference"]) ?? null;
+}
+
 function parseWebhook(query: URLSearchParams): string | null {
   const url = query.get("fal_webhook");
   if (!url) return null;
@@ -123,6 +129,7 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
     webhookUrl,
     keyId: principal.keyId,
     baseUrl,
+    outputTtlSeconds: outputTtlOf(request),
   });
   // The record is durable at this point: only now does the client get its 200.
   const position = record.state === "QUEUED" ? await ctx.store.queuePosition(record.id) : null;

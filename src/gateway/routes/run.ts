@@ -10,7 +10,7 @@ import { parseAppPath } from "../app-path.js";
 import { requirePrincipal, type GatewayContext } from "../context.js";
 import { openSse, type SseStream } from "../sse.js";
 import { baseUrlOf, sendOutcome } from "../wire.js";
-import { assertAppAllowed, assertAvailable, findApp, findEndpoint, parseStartDeadline, type FalCall } from "./queue.js";
+import { assertAppAllowed, assertAvailable, findApp, findEndpoint, outputTtlOf, parseStartDeadline, type FalCall } from "./queue.js";
 
 interface Target {
   app: AppManifest;
@@ -64,6 +64,7 @@ export async function handleRunCall(ctx: GatewayContext, call: FalCall): Promise
     webhookUrl: null,
     keyId: principal.keyId,
     baseUrl: baseUrlOf(request, ctx.config.publicUrl),
+    outputTtlSeconds: outputTtlOf(request),
   });
   // A sync caller that hangs up no longer wants the work: cancel it so the runner is freed.
   const disconnected = new AbortController();

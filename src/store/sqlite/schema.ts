@@ -47,7 +47,8 @@ const MIGRATIONS: readonly Migration[] = [
         status_code      INTEGER,
         error            TEXT,
         error_type       TEXT,
-        billable_units   REAL
+        billable_units   REAL,
+        output_ttl_seconds INTEGER
       );
 
       -- Claim and queue position walk this index in claim order within one app's queue.

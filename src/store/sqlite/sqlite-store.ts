@@ -74,6 +74,7 @@ interface RequestRow {
   webhook_url: string | null;
   key_id: string | null;
   base_url: string;
+  output_ttl_seconds: number | null;
   output: string | null;
   status_code: number | null;
   error: string | null;
@@ -155,6 +156,7 @@ function toRequestRecord(row: RequestRow): RequestRecord {
     webhookUrl: row.webhook_url,
     keyId: row.key_id,
     baseUrl: row.base_url,
+    outputTtlSeconds: row.output_ttl_seconds,
     output: row.output === null ? null : (JSON.parse(row.output) as unknown),
     statusCode: row.status_code,
     error: row.error,
@@ -249,6 +251,7 @@ interface InsertRequestParams {
   webhookUrl: string | null;
   keyId: string | null;
   baseUrl: string;
+  outputTtlSeconds: number | null;
 }
 
 interface TerminalParams {
@@ -329,9 +332,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
   const insertRequest = db.prepare<InsertRequestParams, RequestRow>(`
     INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
-                          attempt, max_attempts, webhook_url, key_id, base_url)
+                          attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds)
     VALUES (@id, @appId, @endpoint, @input, 'QUEUED', @priority, CASE @priority WHEN 'normal' THEN 0 ELSE 1 END, @mode,
-            @createdAt, @startDeadline, 1, @maxAttempts, @webhookUrl, @keyId, @baseUrl)
+            @createdAt, @startDeadline, 1, @maxAttempts, @webhookUrl, @keyId, @baseUrl, @outputTtlSeconds)
     RETURNING *`);
   const selectRequest = db.prepare<[string], RequestRow>(`SELECT * FROM requests WHERE id = ?`);
   const listRequests = db.prepare<RequestListParams, RequestRow>(`
@@ -611,6 +614,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         webhookUrl: req.webhookUrl,
         keyId: req.keyId,
         baseUrl: req.baseUrl,
+        outputTtlSeconds: req.outputTtlSeconds ?? null,
       }));
       if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
       return toRequestRecord(row);
