@@ -7,4 +7,11 @@ import { fileURLToPath } from "node:url";
 
 const builtin = (folder: string): string => fileURLToPath(new URL(`./${folder}/app.ts`, import.meta.url));
 
-export const BUILTIN_APP_MODULES: readonly string[] = [builtin("echo"), builtin("upscale")];
+export const BUILTIN_APP_MODULES: readonly string[] = [
+  builtin("echo"),
+  builtin("upscale"),
+  builtin("face-analysis"),
+  builtin("safety-checker"),
+  builtin("image-to-video"),
+  builtin("frame-interpolation"),
+];

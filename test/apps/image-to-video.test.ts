@@ -1,0 +1,178 @@
+/**
+ * `darkroom/image-to-video` and the shared ffmpeg helpers: the availability check, progress and
+ * failure reporting of `runFfmpeg`, a real Ken Burns render through the platform (checked with
+ * ffprobe and by comparing extracted frames), and cancellation that leaves no ffmpeg behind.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import sharp from "sharp";
+import { checkFfmpeg, probe, runFfmpeg } from "../../src/apps/video-common/ffmpeg.js";
+import { eventually, FIXTURES, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { cancel, record, submit, waitCompleted, waitFor } from "../helpers/queue.js";
+
+const run = promisify(execFile);
+const APP = "darkroom/image-to-video";
+
+/** Frame `index` of `file` as 8-bit grey pixels resized to w×h, so that frames of any size compare. */
+async function grabFrame(file: string, index: number, w: number, h: number): Promise<Buffer> {
+  const { stdout } = await run(
+    "ffmpeg",
+    ["-v", "error", "-i", file, "-vf", `select=eq(n\\,${index}),scale=${w}:${h}:flags=area`, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"],
+    { encoding: "buffer", maxBuffer: 64 << 20 },
+  );
+  assert.equal(stdout.length, w * h, `frame ${index} of ${path.basename(file)} was extracted`);
+  return stdout;
+}
+
+/** Mean absolute difference of two equally sized grey images, 0..255. */
+function mad(a: Buffer, b: Buffer): number {
+  assert.equal(a.length, b.length);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs((a[i] ?? 0) - (b[i] ?? 0));
+  return sum / a.length;
+}
+
+/** Whether any process's command line contains `needle` (pgrep exits 1 when none does). */
+async function processMatches(needle: string): Promise<boolean> {
+  try {
+    await run("pgrep", ["-f", needle]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("video-common ffmpeg helpers", () => {
+  it("reports ffmpeg as available here, and unavailable with a reason and remedy when FFMPEG_PATH is wrong", async () => {
+    assert.equal(await checkFfmpeg(), null);
+    const saved = process.env["FFMPEG_PATH"];
+    process.env["FFMPEG_PATH"] = "/nonexistent";
+    try {
+      const missing = await checkFfmpeg();
+      assert.ok(missing, "a missing ffmpeg is reported");
+      assert.match(missing.reason, /ffmpeg/);
+      assert.match(missing.reason, /\/nonexistent/);
+      assert.match(missing.remedy, /apt-get install ffmpeg/);
+    } finally {
+      if (saved === undefined) delete process.env["FFMPEG_PATH"];
+      else process.env["FFMPEG_PATH"] = saved;
+    }
+    assert.equal(await checkFfmpeg(), null, "restoring the variable restores the app");
+  });
+
+  it("runFfmpeg reports rising progress, probe measures the file, and a failure carries ffmpeg's message", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "darkroom-i2v-unit-"));
+    try {
+      const out = path.join(dir, "t.mp4");
+      const fractions: number[] = [];
+      await runFfmpeg(["-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=3", "-c:v", "libx264", "-preset", "ultrafast", out], {
+        durationSec: 3,
+        onProgress: (f) => fractions.push(f),
+      });
+      assert.ok(fractions.length >= 1 && fractions.at(-1)! > 0.9, `progress reaches the end: ${fractions.join(",")}`);
+      assert.deepEqual(fractions, [...fractions].sort((a, b) => a - b));
+      const info = await probe(out);
+      assert.deepEqual([info.width, info.height, info.fps, info.num_frames, info.codec], [160, 120, 10, 30, "h264"]);
+      assert.ok(Math.abs(info.duration - 3) < 0.05);
+
+      await writeFile(path.join(dir, "bad.png"), "not an image");
+      await assert.rejects(runFfmpeg(["-i", path.join(dir, "bad.png"), path.join(dir, "x.mp4")]), /ffmpeg failed.*\n?.*(Invalid|error|bad\.png)/is);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("darkroom/image-to-video through the platform", () => {
+  let p: TestPlatform;
+  let work: string;
+  let astronaut: string;
+  before(async () => {
+    p = await startTestPlatform({ appModules: [path.join(REPO_ROOT, "src/apps/image-to-video/app.ts")] });
+    work = await mkdtemp(path.join(tmpdir(), "darkroom-i2v-test-"));
+    astronaut = `data:image/png;base64,${(await readFile(path.join(FIXTURES, "astronaut.png"))).toString("base64")}`;
+  });
+  after(async () => {
+    await p.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it("renders a 2 s, 12 fps, 480p zoom that starts on the input and moves", async () => {
+    const res = await http(p, "POST", `/run/${APP}`, { image_url: astronaut, duration: 2, fps: 12, resolution: "480p" });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const video = res.body.video;
+    assert.equal(video.content_type, "video/mp4");
+    assert.deepEqual([video.width, video.height, video.fps, video.num_frames], [854, 480, 12, 24]);
+    assert.ok(Math.abs(video.duration - 2) <= 0.1, `duration ${video.duration}`);
+
+    const bytes = Buffer.from(await (await fetch(video.url)).arrayBuffer());
+    assert.equal(bytes.length, video.file_size);
+    const file = path.join(work, "out.mp4");
+    await writeFile(file, bytes);
+    const info = await probe(file);
+    assert.equal(info.codec, "h264");
+    assert.deepEqual([info.width, info.height], [854, 480]);
+    assert.ok(Math.abs(info.duration - 2) <= 0.1, `ffprobe duration ${info.duration}`);
+    assert.ok(Math.abs(info.num_frames - 24) <= 1, `ffprobe frames ${info.num_frames}`);
+    // faststart: the moov atom precedes the media data, so players can start before the download ends.
+    assert.ok(bytes.indexOf("moov") < bytes.indexOf("mdat"), "moov before mdat");
+
+    const [w, h] = [64, 36];
+    const first = await grabFrame(file, 0, w, h);
+    const last = await grabFrame(file, 23, w, h);
+    // The input as the app frames it: covered and centre-cropped to 16:9.
+    // Two pipelines: sharp keeps only the last resize of one pipeline.
+    const framed = await sharp(path.join(FIXTURES, "astronaut.png")).resize(854, 480, { fit: "cover" }).png().toBuffer();
+    const input = await sharp(framed)
+      .resize(w, h, { fit: "fill" })
+      .grayscale()
+      .raw()
+      .toBuffer();
+    const startDiff = mad(first, input);
+    const motion = mad(first, last);
+    assert.ok(startDiff < 8, `the first frame resembles the input (MAD ${startDiff.toFixed(2)})`);
+    assert.ok(motion > 10, `the last frame differs from the first: the camera moved (MAD ${motion.toFixed(2)})`);
+    assert.ok(motion > 2 * startDiff, "the move is larger than the encoding error");
+
+    const usage = await http(p, "GET", `/v1/usage?app=${APP}`);
+    assert.ok(usage.body.usage.some((u: { billable_units: number }) => Math.abs(u.billable_units - 2) < 0.1), "bills the seconds of video");
+  });
+
+  it("refuses a resolution over 1920×1080 and an input over 16 MP with 422s naming the limit", async () => {
+    const tooWide = await http(p, "POST", `/run/${APP}`, { image_url: astronaut, resolution: { width: 2560, height: 1080 } });
+    assert.equal(tooWide.status, 422);
+    assert.match(JSON.stringify(tooWide.body.detail), /1920/);
+
+    // 4100×4100 = 16.8 MP: a flat PNG is small to send, the limit is checked from its header.
+    const big = await sharp({ create: { width: 4100, height: 4100, channels: 3, background: "#336699" } }).png().toBuffer();
+    const res = await http(p, "POST", `/run/${APP}`, { image_url: `data:image/png;base64,${big.toString("base64")}`, duration: 1, fps: 6 });
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    assert.deepEqual(res.body.detail[0].loc, ["body", "image_url"]);
+    assert.match(res.body.detail[0].msg, /16 megapixels/);
+  });
+
+  it("cancels a long render: the request ends cancelled at once and its ffmpeg and temp folder are gone", async () => {
+    // 20 s at 60 fps in 1080p takes far longer than this test waits.
+    const id = await submit(p, APP, { image_url: astronaut, duration: 20, fps: 60, resolution: "1080p", motion: "pan_left" });
+    await waitFor(p, APP, id, "IN_PROGRESS");
+    // The per-request temp folder carries the request id, and so does ffmpeg's command line.
+    await eventually(() => processMatches(id), 15_000, 50);
+
+    const cancelledAt = Date.now();
+    assert.equal((await cancel(p, APP, id)).status, 202);
+    const done = await waitCompleted(p, APP, id, 10_000);
+    const took = Date.now() - cancelledAt;
+    assert.equal(done.error_type, "client_cancelled");
+    assert.equal((await record(p, id)).state, "CANCELLED");
+    assert.ok(took < 1400, `ffmpeg stops within the grace period rather than the runner being killed (${took} ms)`);
+
+    assert.equal(await processMatches(id), false, "no ffmpeg process of this request is left");
+    await eventually(() => !readdirSync(tmpdir()).some((d) => d.includes(id)), 5000);
+  });
+});
