@@ -12,6 +12,7 @@ export const BUILTIN_APP_MODULES: readonly string[] = [
   builtin("upscale"),
   builtin("face-analysis"),
   builtin("safety-checker"),
+  builtin("ocr"),
   builtin("image-to-video"),
   builtin("frame-interpolation"),
 ];

@@ -1,0 +1,170 @@
+/**
+ * Throughput of a built-in app through the platform at saturation, against calling the same model
+ * directly in one process (same input, measured in the same run), as a ratio.
+ *
+ *   node --import tsx bench/app-throughput.bench.ts --app upscale --n 12 --rounds 3
+ *   node --import tsx bench/app-throughput.bench.ts --app face-analysis --n 20 --rounds 3
+ *
+ * Direct: the app module is imported here, `setup()` runs once, then the endpoint handler is called
+ * back to back with a real file context (local storage in a temp folder). Platform: `darkroom serve`
+ * runs in a child process with only that app; N requests are submitted to the queue at once and the
+ * clock stops when the last one has completed. Both use the app's default knobs, so on 2 cores the
+ * platform runs the app's `max_runners` runners. Results go to bench/results/<app>-throughput.json.
+ */
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { AllowList } from "../src/net/allow-list.js";
+import { importApp } from "../src/runtime/app-loader.js";
+import { createFileAccess } from "../src/runtime/file-access.js";
+import type { HandlerContext } from "../src/runtime/sdk.js";
+import { createLocalStorage } from "../src/storage/local-storage.js";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const FIXTURES = path.resolve(ROOT, "../shared/fixtures");
+const KEY = "dk_bench:bench-secret-0123456789abcdef";
+const AUTH = { authorization: `Key ${KEY}`, "content-type": "application/json" };
+
+const dataUri = (file: string, type: string): string => `data:${type};base64,${readFileSync(path.join(FIXTURES, file)).toString("base64")}`;
+
+/** One representative input per app. */
+const INPUTS: Record<string, () => Record<string, unknown>> = {
+  upscale: () => ({ image_url: dataUri("chelsea.png", "image/png"), scale: 2 }),
+  "face-analysis": () => ({ image_url: dataUri("astronaut.png", "image/png") }),
+  "safety-checker": () => ({ image_url: dataUri("coffee.png", "image/png") }),
+  "image-to-video": () => ({ image_url: dataUri("astronaut.png", "image/png"), duration: 2, fps: 12, resolution: "480p" }),
+  "frame-interpolation": () => ({ video_url: dataUri("clip-320x240-2s.mp4", "video/mp4"), target_fps: 24 }),
+  ocr: () => ({ image_url: dataUri("coffee.png", "image/png") }),
+  "speech-to-text": () => ({ audio_url: dataUri("speech-16k.wav", "audio/wav") }),
+  "text-to-speech": () => ({ text: "The quick brown fox jumps over the lazy dog. Welcome to the media platform." }),
+};
+
+const { values } = parseArgs({ options: { app: { type: "string", default: "upscale" }, n: { type: "string", default: "12" }, rounds: { type: "string", default: "3" } } });
+const APP = values.app;
+const N = Number(values.n);
+const ROUNDS = Number(values.rounds);
+const makeInput = INPUTS[APP];
+if (!makeInput) throw new Error(`no bench input for ${APP}; known: ${Object.keys(INPUTS).join(", ")}`);
+const MODULE = path.join(ROOT, "src/apps", APP, "app.ts");
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+async function direct(input: Record<string, unknown>): Promise<{ perSecond: number; setupMs: number }> {
+  const app = await importApp(MODULE);
+  const endpoint = app.endpoints.find((e) => e.path === "")!;
+  const t0 = performance.now();
+  const state: unknown = app.setup ? await app.setup(() => undefined) : undefined;
+  const setupMs = performance.now() - t0;
+  const dir = mkdtempSync(path.join(os.tmpdir(), "darkroom-direct-"));
+  const storage = createLocalStorage({ root: dir });
+  const handler = endpoint.handler as (i: unknown, c: HandlerContext) => Promise<unknown>;
+  const run = async (i: number): Promise<void> => {
+    const ctx: HandlerContext = {
+      requestId: `direct-${i}`,
+      state,
+      signal: new AbortController().signal,
+      attempt: 1,
+      log: () => undefined,
+      progress: () => undefined,
+      emit: () => undefined,
+      bill: () => undefined,
+      files: createFileAccess({ storage, allow: AllowList.parse(""), requestId: `direct-${i}`, baseUrl: "http://127.0.0.1:1", ownOrigins: [], syncMode: false, maxFileBytes: 512 * 1024 * 1024, fetchTimeoutMs: 60_000 }),
+      throwIfCancelled: () => undefined,
+    };
+    await handler(endpoint.input.parse(input), ctx);
+  };
+  await run(-1); // warm-up
+  const t = performance.now();
+  for (let i = 0; i < N; i++) await run(i);
+  const perSecond = N / ((performance.now() - t) / 1000);
+  rmSync(dir, { recursive: true, force: true });
+  return { perSecond, setupMs };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const a = srv.address();
+      srv.close(() => resolve(typeof a === "object" && a ? a.port : 0));
+    });
+  });
+}
+
+async function platform(input: Record<string, unknown>): Promise<number[]> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "darkroom-bench-"));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = spawn(process.execPath, [path.join(ROOT, "bin/darkroom.js"), "serve", "--port", String(port), "--data-dir", dataDir, "--only", `darkroom/${APP}`], {
+    env: { ...process.env, DARKROOM_ADMIN_KEY: KEY, DARKROOM_LOG_LEVEL: "warn" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const body = JSON.stringify(input);
+  const runAll = async (n: number): Promise<number> => {
+    const t = performance.now();
+    const ids = await Promise.all(
+      Array.from({ length: n }, async () => {
+        const res = await fetch(`${base}/queue/darkroom/${APP}`, { method: "POST", headers: AUTH, body });
+        if (res.status !== 200) throw new Error(`submit: ${res.status} ${await res.text()}`);
+        return ((await res.json()) as { request_id: string }).request_id;
+      }),
+    );
+    for (const id of ids) {
+      for (;;) {
+        const s = (await (await fetch(`${base}/queue/darkroom/${APP}/requests/${id}/status`, { headers: AUTH })).json()) as { status: string; error?: string };
+        if (s.status === "COMPLETED") {
+          if (s.error) throw new Error(`request failed: ${s.error}`);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    return n / ((performance.now() - t) / 1000);
+  };
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${base}/ready`)).ok) break;
+      } catch {
+        // starting
+      }
+      if (i > 300) throw new Error("server did not start");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await runAll(2); // cold start and warm-up outside the measurement
+    const out: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) out.push(await runAll(N));
+    return out;
+  } finally {
+    server.kill("SIGTERM");
+    await new Promise((r) => server.once("exit", r));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+const input = makeInput();
+const directRounds: number[] = [];
+let setupMs = NaN;
+for (let r = 0; r < ROUNDS; r++) {
+  const d = await direct(input);
+  directRounds.push(d.perSecond);
+  setupMs = d.setupMs;
+}
+const platformRounds = await platform(input);
+const summary = {
+  app: `darkroom/${APP}`,
+  n: N,
+  direct_per_s: { median: median(directRounds), min: Math.min(...directRounds), max: Math.max(...directRounds) },
+  platform_per_s: { median: median(platformRounds), min: Math.min(...platformRounds), max: Math.max(...platformRounds) },
+  ratio_platform_over_direct: median(platformRounds) / median(directRounds),
+  direct_setup_ms: setupMs,
+};
+console.log(JSON.stringify(summary, null, 2));
+mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
+writeFileSync(
+  path.join(ROOT, `bench/results/${APP}-throughput.json`),
+  `${JSON.stringify({ command: `node --import tsx bench/app-throughput.bench.ts --app ${APP} --n ${N} --rounds ${ROUNDS}`, date: new Date().toISOString(), machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, load_avg: os.loadavg() }, direct_rounds: directRounds, platform_rounds: platformRounds, ...summary }, null, 2)}\n`,
+);
+process.exit(0);
