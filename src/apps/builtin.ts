@@ -13,6 +13,8 @@ export const BUILTIN_APP_MODULES: readonly string[] = [
   builtin("face-analysis"),
   builtin("safety-checker"),
   builtin("ocr"),
+  builtin("text-to-speech"),
+  builtin("speech-to-text"),
   builtin("image-to-video"),
   builtin("frame-interpolation"),
 ];
