@@ -135,12 +135,35 @@ interface WebhookAttemptRow {
 
 // --- rows to records (the CHECK constraints in the schema guarantee the enum casts) ---
 
+/**
+ * Defines a JSON column as a property parsed on first read. Inputs can be megabytes of data URIs,
+ * and most readers (status polls, claims, listings) never look at them.
+ */
+function lazyJson(target: object, key: "input" | "output", text: string | null): void {
+  let parsed = false;
+  let value: unknown = null;
+  Object.defineProperty(target, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      if (!parsed) {
+        value = text === null ? null : (JSON.parse(text) as unknown);
+        parsed = true;
+      }
+      return value;
+    },
+    set(next: unknown) {
+      value = next;
+      parsed = true;
+    },
+  });
+}
+
 function toRequestRecord(row: RequestRow): RequestRecord {
-  return {
+  const record = {
     id: row.id,
     appId: row.app_id,
     endpoint: row.endpoint,
-    input: JSON.parse(row.input) as unknown,
     state: row.state as RequestState,
     priority: row.priority as Priority,
     mode: row.mode as RequestMode,
@@ -157,12 +180,14 @@ function toRequestRecord(row: RequestRow): RequestRecord {
     keyId: row.key_id,
     baseUrl: row.base_url,
     outputTtlSeconds: row.output_ttl_seconds,
-    output: row.output === null ? null : (JSON.parse(row.output) as unknown),
     statusCode: row.status_code,
     error: row.error,
     errorType: row.error_type,
     billableUnits: row.billable_units,
-  };
+  } as RequestRecord;
+  lazyJson(record, "input", row.input);
+  lazyJson(record, "output", row.output);
+  return record;
 }
 
 function toRequestLog(row: LogRow): RequestLog {
