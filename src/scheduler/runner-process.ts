@@ -49,7 +49,8 @@ export class RunnerProcess {
     this.appId = options.appId;
     this.#child = fork(RUNNER_MAIN, [], {
       // Runners execute TypeScript app modules directly, like the gateway.
-      execArgv: ["--import", "tsx"],
+      // DARKROOM_RUNNER_NODE_ARGS adds Node flags to runners only (e.g. "--cpu-prof --cpu-prof-dir=prof").
+      execArgv: ["--import", "tsx", ...(process.env["DARKROOM_RUNNER_NODE_ARGS"] ?? "").split(" ").filter(Boolean)],
       env: {
         ...process.env,
         ...options.env,

@@ -141,7 +141,7 @@ export default defineApp<SafetyState>({
   },
   // One runner: the model is single-threaded wasm. Loading took ~1 s here, but research measured up to
   // 11 s on a busy machine, so startup has a wide margin.
-  knobs: { max_runners: 1, keep_alive: 300, startup_timeout: 180 },
+  knobs: { max_runners: 1, max_multiplexing: 2, keep_alive: 300, startup_timeout: 180 },
   async setup(log) {
     return { classifier: await loadSafetyClassifier(log) };
   },
