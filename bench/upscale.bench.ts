@@ -21,11 +21,12 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 }
 
 // Imported here rather than statically so that their load time is measured as part of the cold start.
-const [[{ default: sharp }, { initBackend, loadUpscaleModel }, { upscaleRaw }], importMs] = await timed(() =>
+const [[{ default: sharp }, { loadUpscaleModel }, { upscaleRaw }, { initBackend }], importMs] = await timed(() =>
   Promise.all([
     import("sharp"),
     import("../src/apps/upscale/model-loader.js"),
     import("../src/apps/upscale/tiled-upscale.js"),
+    import("../src/apps/tfjs-common/wasm-backend.js"),
   ]),
 );
 

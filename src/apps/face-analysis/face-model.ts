@@ -4,12 +4,15 @@
  * tfjs wasm backend. Kept free of platform code so that tests and benchmarks can use it directly.
  * @module
  */
-import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { packageDir } from "../tfjs-common/package-dir.js";
+import { initBackend } from "../tfjs-common/wasm-backend.js";
 import type * as FaceApi from "@vladmandic/face-api/dist/face-api.node-wasm.js";
+
+// face-api ships CommonJS builds that are loaded by path.
+const require = createRequire(import.meta.url);
 
 export type FaceApiModule = typeof FaceApi;
 
@@ -37,79 +40,9 @@ export interface RgbImage {
   height: number;
 }
 
-const require = createRequire(import.meta.url);
-
-/**
- * Directory of an installed package, found through Node's resolver so that hoisting and workspaces
- * work. Resolving `<name>/package.json` breaks for packages whose `exports` map omits it, so the
- * entry point is resolved and the walk goes up to the package.json that carries the name.
- */
-function packageDir(name: string): string {
-  let dir = path.dirname(require.resolve(name));
-  for (;;) {
-    const manifest = path.join(dir, "package.json");
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name === name) {
-      return dir;
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`cannot find the package directory of ${name}`);
-    dir = parent;
-  }
-}
-
 /** Folder holding the weight manifests and shards that face-api ships. */
 export function modelDir(): string {
   return path.join(packageDir("@vladmandic/face-api"), "model");
-}
-
-/**
- * Emscripten's Node glue adds process-wide `uncaughtException`/`unhandledRejection` listeners that
- * rethrow when the wasm module starts; they would crash the runner past its own handlers, so every
- * such listener added during the call is removed again afterwards.
- */
-function keepProcessListeners(): () => void {
-  // Seen as a plain EventEmitter: process's per-event overloads do not accept a union of event names.
-  const emitter: NodeJS.EventEmitter = process;
-  const events = ["uncaughtException", "unhandledRejection"];
-  const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
-  return () => {
-    for (const event of events) {
-      for (const listener of emitter.listeners(event)) {
-        if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void);
-      }
-    }
-  };
-}
-
-let backendReady: Promise<string> | undefined;
-
-/**
- * Starts the tfjs wasm backend once per process and resolves to the backend in use. face-api's
- * node-wasm build `require`s the same `@tensorflow/tfjs` this module imports, so they share one
- * engine and this selection applies to face-api too. The pure-JS cpu fallback is much slower, so it
- * is logged.
- */
-export function initBackend(log: (message: string) => void = () => {}): Promise<string> {
-  backendReady ??= (async () => {
-    // In Node, emscripten reads the .wasm with fs, so a directory path works.
-    setWasmPaths(path.join(packageDir("@tensorflow/tfjs-backend-wasm"), "dist") + path.sep);
-    let ok = false;
-    const restoreListeners = keepProcessListeners();
-    try {
-      ok = await tf.setBackend("wasm");
-    } catch (err) {
-      log(`tfjs wasm backend failed to start: ${err instanceof Error ? err.message : String(err)}`);
-    } finally {
-      restoreListeners();
-    }
-    if (!ok) {
-      log("falling back to the tfjs cpu backend: face analysis will be much slower");
-      await tf.setBackend("cpu");
-    }
-    await tf.ready();
-    return tf.getBackend();
-  })();
-  return backendReady;
 }
 
 /** The loaded nets; face-api keeps them as module singletons, so this is a handle to them. */

@@ -7,7 +7,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { NSFWJS } from "nsfwjs";
 import sharp from "sharp";
-import { initBackend } from "../upscale/model-loader.js";
+import { initBackend } from "../tfjs-common/wasm-backend.js";
 
 /** The model's five output classes, in the order of its softmax output (nsfwjs's NSFW_CLASSES). */
 export const NSFW_CLASSES = ["drawing", "hentai", "neutral", "porn", "sexy"] as const;

@@ -7,7 +7,8 @@
 import sharp from "sharp";
 import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, ImageSchema, z, type HandlerContext } from "../../runtime/sdk.js";
-import { initBackend, ModelCache } from "./model-loader.js";
+import { initBackend } from "../tfjs-common/wasm-backend.js";
+import { ModelCache } from "./model-loader.js";
 import { upscaleRaw } from "./tiled-upscale.js";
 
 /** 2048² pixels: decoding and tiling stay within a few hundred MB of memory. */

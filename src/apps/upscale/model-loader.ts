@@ -4,12 +4,11 @@
  * tests can use it directly.
  * @module
  */
-import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { packageDir } from "../tfjs-common/package-dir.js";
+import { initBackend } from "../tfjs-common/wasm-backend.js";
 
 /** The three model sizes UpscalerJS publishes: each trades latency for quality. */
 export type ModelSize = "slim" | "medium" | "thick";
@@ -48,26 +47,6 @@ const VALUE_RANGE: Record<ModelSize, 1 | 255> = { slim: 255, medium: 255, thick:
  * within one grey level (PSNR 96 dB); more context only costs time.
  */
 const CONTEXT_PX: Record<ModelSize, number> = { slim: 10, medium: 16, thick: 16 };
-
-const require = createRequire(import.meta.url);
-
-/**
- * Directory of an installed package, found through Node's resolver so hoisting and workspaces work.
- * The UpscalerJS packages have an `exports` map without `./package.json`, so resolving that subpath
- * fails; resolve the package's entry point instead and walk up to the package.json that names it.
- */
-function packageDir(name: string): string {
-  let dir = path.dirname(require.resolve(name));
-  for (;;) {
-    const manifest = path.join(dir, "package.json");
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name === name) {
-      return dir;
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`cannot find the package directory of ${name}`);
-    dir = parent;
-  }
-}
 
 /** `model.json` of one size and scale. */
 export function modelJsonPath(size: ModelSize, scale: ModelScale): string {
@@ -161,56 +140,6 @@ export function registerCustomLayers(): void {
   tf.serialization.registerClass(MultiplyBeta);
   for (const scale of [2, 3, 4, 8] as const) tf.serialization.registerClass(pixelShuffle(scale));
   layersRegistered = true;
-}
-
-/**
- * Emscripten's Node glue, run when the wasm module is instantiated, adds process-wide
- * `uncaughtException` and `unhandledRejection` listeners that rethrow. They would crash the host
- * process past any handler the runner installed itself, dumping a screen of minified source, so the
- * returned function removes every such listener added since the call.
- */
-function keepProcessListeners(): () => void {
-  // Seen as a plain EventEmitter: process's per-event overloads do not accept a union of event names.
-  const emitter: NodeJS.EventEmitter = process;
-  const events = ["uncaughtException", "unhandledRejection"];
-  const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
-  return () => {
-    for (const event of events) {
-      for (const listener of emitter.listeners(event)) {
-        if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void);
-      }
-    }
-  };
-}
-
-let backendReady: Promise<string> | undefined;
-
-/**
- * Selects the wasm backend once per process and resolves to the backend in use. The pure-JS cpu
- * backend is ~35x slower on these conv nets, so falling back to it is logged loudly.
- */
-export function initBackend(log: (message: string) => void = () => {}): Promise<string> {
-  backendReady ??= (async () => {
-    // In Node, emscripten reads the .wasm with fs, so a directory path works (a file:// URL too);
-    // pointing at the installed package keeps it working wherever node_modules ends up.
-    setWasmPaths(path.join(packageDir("@tensorflow/tfjs-backend-wasm"), "dist") + path.sep);
-    let ok = false;
-    const restoreListeners = keepProcessListeners();
-    try {
-      ok = await tf.setBackend("wasm");
-    } catch (err) {
-      log(`tfjs wasm backend failed to start: ${err instanceof Error ? err.message : String(err)}`);
-    } finally {
-      restoreListeners();
-    }
-    if (!ok) {
-      log("falling back to the tfjs cpu backend: upscaling will be much slower");
-      await tf.setBackend("cpu");
-    }
-    await tf.ready();
-    return tf.getBackend();
-  })();
-  return backendReady;
 }
 
 /** Loads one model from its package. The backend is initialised first if needed. */
