@@ -13,6 +13,7 @@ import { EMOTIONS } from "../../src/apps/face-analysis/face-model.js";
 import { PlatformError } from "../../src/core/errors.js";
 import type { Handler, HandlerContext } from "../../src/runtime/sdk.js";
 import { FIXTURES, REPO_ROOT, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { fakeContext as makeFakeContext, type FakeContext } from "../helpers/handler-context.js";
 
 const ASTRONAUT = path.join(FIXTURES, "astronaut.png");
 const COFFEE = path.join(FIXTURES, "coffee.png");
@@ -80,33 +81,7 @@ describe("the app's handler", () => {
     state = await app.setup!(() => {});
   });
 
-  /** A stand-in for the runner's context: reads data URIs, captures progress and billing. */
-  function fakeContext(controller = new AbortController()) {
-    const progress: string[] = [];
-    const billed: number[] = [];
-    const ctx: HandlerContext<State> = {
-      requestId: "test-request",
-      state,
-      signal: controller.signal,
-      attempt: 1,
-      log: () => {},
-      progress: (step, total, message) => progress.push(`${step}/${total} ${message ?? ""}`),
-      emit: () => {},
-      bill: (units) => billed.push(units),
-      throwIfCancelled: () => controller.signal.throwIfAborted(),
-      files: {
-        async read(url) {
-          const match = /^data:([^;,]+);base64,(.*)$/.exec(url);
-          assert.ok(match, "the test passes data URIs");
-          return { data: Buffer.from(match[2]!, "base64"), contentType: match[1]! };
-        },
-        async put() {
-          throw new Error("face analysis stores no files");
-        },
-      },
-    };
-    return { ctx, progress, billed };
-  }
+  const fakeContext = (controller = new AbortController()): FakeContext<State> => makeFakeContext(state, controller);
 
   const run = async (input: Record<string, unknown>, ctx: HandlerContext<State>): Promise<any> =>
     handler(endpoint.input.parse(input), ctx);

@@ -14,6 +14,7 @@ import { isNsfw, NSFW_CLASSES, type NsfwScores } from "../../src/apps/safety-che
 import { PlatformError } from "../../src/core/errors.js";
 import type { Handler, HandlerContext } from "../../src/runtime/sdk.js";
 import { FIXTURES, REPO_ROOT, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { fakeContext as makeFakeContext, type FakeContext } from "../helpers/handler-context.js";
 
 const PHOTOS = ["astronaut.png", "coffee.png", "chelsea.png"];
 const dataUri = (bytes: Buffer, type = "image/png"): string => `data:${type};base64,${bytes.toString("base64")}`;
@@ -61,33 +62,7 @@ describe("the app's handler", () => {
     await app.teardown?.(state);
   });
 
-  /** A stand-in for the runner's context: reads data URIs, records progress and billing. */
-  function fakeContext(controller = new AbortController()) {
-    const progress: string[] = [];
-    const billed: number[] = [];
-    const ctx: HandlerContext<State> = {
-      requestId: "test-request",
-      state,
-      signal: controller.signal,
-      attempt: 1,
-      log: () => {},
-      progress: (step, total, message) => progress.push(`${step}/${total} ${message ?? ""}`),
-      emit: () => {},
-      bill: (units) => billed.push(units),
-      throwIfCancelled: () => controller.signal.throwIfAborted(),
-      files: {
-        async read(url) {
-          const match = /^data:([^;,]+);base64,(.*)$/.exec(url);
-          assert.ok(match, "the test passes data URIs");
-          return { data: Buffer.from(match[2]!, "base64"), contentType: match[1]! };
-        },
-        async put() {
-          throw new Error("the safety checker stores no files");
-        },
-      },
-    };
-    return { ctx, progress, billed };
-  }
+  const fakeContext = (controller = new AbortController()): FakeContext<State> => makeFakeContext(state, controller);
 
   const run = async (input: Record<string, unknown>, ctx: HandlerContext<State>): Promise<Output> =>
     handler(endpoint.input.parse(input), ctx);
