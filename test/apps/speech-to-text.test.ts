@@ -8,27 +8,12 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parsePocketsphinx } from "../../src/apps/speech-to-text/app.js";
 import { checkPrograms, POCKETSPHINX } from "../../src/apps/audio-common/process.js";
+import { wordErrorRate } from "../helpers/word-error-rate.js";
 import { FIXTURES, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 
 const APP = "darkroom/speech-to-text";
 const FIXTURE_TEXT = "the quick brown fox jumps over the lazy dog welcome to the media platform";
 
-/** Word error rate: word-level edit distance (substitutions, insertions, deletions) over the reference length. */
-function wordErrorRate(reference: string, hypothesis: string): number {
-  const words = (s: string): string[] => s.toLowerCase().replace(/[^a-z0-9' ]+/g, " ").split(/\s+/).filter(Boolean);
-  const ref = words(reference);
-  const hyp = words(hypothesis);
-  let prev = Array.from({ length: hyp.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= ref.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= hyp.length; j++) {
-      const cost = ref[i - 1] === hyp[j - 1] ? 0 : 1;
-      row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost));
-    }
-    prev = row;
-  }
-  return prev[hyp.length]! / Math.max(1, ref.length);
-}
 
 describe("speech-to-text helpers", () => {
   it("computes word error rate", () => {

@@ -16,28 +16,13 @@ import { checkPrograms, FLITE } from "../../src/apps/audio-common/process.js";
 import textToSpeech from "../../src/apps/text-to-speech/app.js";
 import { eventually, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 import { cancel, record, submit, waitCompleted, waitFor } from "../helpers/queue.js";
+import { wordErrorRate } from "../helpers/word-error-rate.js";
 
 const run = promisify(execFile);
 const APP = "darkroom/text-to-speech";
 const STT = "darkroom/speech-to-text";
 const SENTENCE = "The quick brown fox jumps over the lazy dog";
 
-/** Word error rate: word-level edit distance over the reference length (same as in speech-to-text.test.ts). */
-function wordErrorRate(reference: string, hypothesis: string): number {
-  const words = (s: string): string[] => s.toLowerCase().replace(/[^a-z0-9' ]+/g, " ").split(/\s+/).filter(Boolean);
-  const ref = words(reference);
-  const hyp = words(hypothesis);
-  let prev = Array.from({ length: hyp.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= ref.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= hyp.length; j++) {
-      const cost = ref[i - 1] === hyp[j - 1] ? 0 : 1;
-      row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost));
-    }
-    prev = row;
-  }
-  return prev[hyp.length]! / Math.max(1, ref.length);
-}
 
 /** RMS of a 16-bit PCM WAV's samples, 0..1, found by walking the RIFF chunks to `data`. */
 function wavRms(wav: Buffer): number {
