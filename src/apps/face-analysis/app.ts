@@ -8,6 +8,7 @@ import sharp from "sharp";
 import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
 import { EMOTIONS, analyseFaces, loadFaceModels, type FaceModels } from "./face-model.js";
+import { assertPixelLimit, readImageHeader } from "../image-common/image-header.js";
 
 /**
  * 16 megapixels (e.g. 4096×4096 or a 16 MP camera photo): the decoded RGB buffer (48 MiB) and its
@@ -67,7 +68,6 @@ interface FaceAnalysisState {
   models: FaceModels;
 }
 
-const megapixels = (pixels: number): string => (pixels / 1e6).toFixed(2);
 
 async function analyse(
   input: z.output<typeof FaceAnalysisInput>,
@@ -77,21 +77,9 @@ async function analyse(
   ctx.progress(0, steps, "decode");
   const { data } = await ctx.files.read(input.image_url);
 
-  let meta: sharp.Metadata;
-  try {
-    meta = await sharp(data).metadata();
-  } catch (err) {
-    throw fieldError("image_url", `could not decode the image: ${err instanceof Error ? err.message : String(err)}`);
-  }
   // The header alone gives the size, so an oversized image is refused before any pixel is decoded.
-  const { width, height } = meta.autoOrient;
-  if (width * height > MAX_INPUT_PIXELS) {
-    throw fieldError(
-      "image_url",
-      `image is ${width}×${height} (${megapixels(width * height)} MP); the input limit is ` +
-        `${megapixels(MAX_INPUT_PIXELS)} MP (${MAX_INPUT_PIXELS} pixels)`,
-    );
-  }
+  const { width, height } = (await readImageHeader(data)).autoOrient;
+  assertPixelLimit(width, height, MAX_INPUT_PIXELS);
   let pixels: { data: Buffer; info: sharp.OutputInfo };
   try {
     pixels = await sharp(data, { limitInputPixels: MAX_INPUT_PIXELS })

@@ -4,10 +4,10 @@
  * progress, billing); the model work lives in `ocr-model.ts`.
  * @module
  */
-import sharp from "sharp";
 import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
 import { joinLines, loadOcrEngine, prepareImage, recogniseText, type OcrEngine } from "./ocr-model.js";
+import { assertPixelLimit, readImageHeader } from "../image-common/image-header.js";
 
 /**
  * 16 megapixels (e.g. 4096×4096 or a 16 MP scan): the detector runs on the full-resolution image,
@@ -42,7 +42,6 @@ interface OcrState {
   engine: OcrEngine;
 }
 
-const megapixels = (pixels: number): string => (pixels / 1e6).toFixed(2);
 const reason = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 async function read(
@@ -53,21 +52,9 @@ async function read(
   ctx.progress(0, steps, "decode");
   const { data } = await ctx.files.read(input.image_url);
 
-  let meta: sharp.Metadata;
-  try {
-    meta = await sharp(data).metadata();
-  } catch (err) {
-    throw fieldError("image_url", `could not decode the image: ${reason(err)}`);
-  }
   // The header alone gives the size, so an oversized image is refused before any pixel is decoded.
-  const { width, height } = meta.autoOrient;
-  if (width * height > MAX_INPUT_PIXELS) {
-    throw fieldError(
-      "image_url",
-      `image is ${width}×${height} (${megapixels(width * height)} MP); the input limit is ` +
-        `${megapixels(MAX_INPUT_PIXELS)} MP (${MAX_INPUT_PIXELS} pixels)`,
-    );
-  }
+  const { width, height } = (await readImageHeader(data)).autoOrient;
+  assertPixelLimit(width, height, MAX_INPUT_PIXELS);
   let image;
   try {
     image = await prepareImage(data, MAX_INPUT_PIXELS);

@@ -10,6 +10,7 @@ import { defineApp, endpoint, FileUrl, ImageSchema, z, type HandlerContext } fro
 import { initBackend } from "../tfjs-common/wasm-backend.js";
 import { ModelCache } from "./model-loader.js";
 import { upscaleRaw } from "./tiled-upscale.js";
+import { readImageHeader } from "../image-common/image-header.js";
 
 /** 2048² pixels: decoding and tiling stay within a few hundred MB of memory. */
 export const MAX_INPUT_PIXELS = 2048 * 2048;
@@ -72,12 +73,7 @@ async function upscale(
 ): Promise<z.input<typeof UpscaleOutput>> {
   const { data } = await ctx.files.read(input.image_url);
 
-  let meta: sharp.Metadata;
-  try {
-    meta = await sharp(data).metadata();
-  } catch (err) {
-    throw fieldError("image_url", `could not decode the image: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  const meta = await readImageHeader(data);
   // autoOrient holds the size after the EXIF rotation, which is the size that gets upscaled.
   const { width, height } = meta.autoOrient;
   checkLimits(width, height, input.scale);
