@@ -59,9 +59,20 @@ export function statusBody(record: RequestRecord, options: StatusBodyOptions): R
   body["metrics"] = { inference_time: inference };
   if (record.state !== "SUCCEEDED") {
     body["error"] = record.error ?? "Request failed";
-    body["error_type"] = record.errorType ?? "internal_error";
+    body["error_type"] = errorTypeOf(record);
   }
   return body;
+}
+
+/**
+ * fal's `error_type` of a failed request. Platform failures record theirs; an app's own error (an
+ * exception, or an error status it chose) records none, and is typed by its status the way fal's
+ * gateway sees a runner's answer: 5xx is the runner's server error, anything else a bad request. The
+ * status payload and the result's `X-Fal-Error-Type` both use this, so they always agree.
+ */
+export function errorTypeOf(record: RequestRecord): string {
+  if (record.errorType) return record.errorType;
+  return (record.statusCode ?? 500) >= 500 ? "runner_server_error" : "bad_request";
 }
 
 /** True when the request ended because its x-fal-request-timeout start deadline passed. */
@@ -73,7 +84,7 @@ export function isUserStartTimeout(record: RequestRecord): boolean {
 export function sendOutcome(reply: FastifyReply, record: RequestRecord): FastifyReply {
   if (!isTerminal(record.state)) throw new Error("sendOutcome on a request that is not finished");
   reply.header("x-fal-request-id", record.id);
-  if (record.errorType) reply.header("x-fal-error-type", record.errorType);
+  if (record.state !== "SUCCEEDED") reply.header("x-fal-error-type", errorTypeOf(record));
   if (isUserStartTimeout(record)) reply.header("x-fal-request-timeout-type", "user");
   if (record.billableUnits !== null) reply.header("x-fal-billable-units", String(record.billableUnits));
   // Platform outcomes written by the store (a queued request cancelled, a start deadline) carry no

@@ -173,11 +173,44 @@ export class Scheduler {
     this.#inProgress.add(tracked);
   }
 
-  /** Durably enqueues a request and wakes its app's pool. */
-  async submit(request: NewRequest): Promise<RequestRecord> {
-    const record = await this.#options.store.enqueue(request);
-    this.#pump(request.appId);
-    return record;
+  /**
+   * Durably enqueues a request. When a runner slot is free, the same commit claims the head of the
+   * app's queue for it (the new request itself when nothing is ahead), so an idle app starts a
+   * request one store round trip sooner than through the pump. Resolves with the new record and its
+   * queue position (null once claimed).
+   */
+  async submit(request: NewRequest): Promise<{ record: RequestRecord; queuePosition: number | null }> {
+    const { store, leaseMs } = this.#options;
+    const pool = this.#pools.get(request.appId);
+    // The pump's flag doubles as the lock on runner slots: a claim in flight is not yet in
+    // `assignments`, so only one claimer at a time may count free slots.
+    const runner = pool && !pool.pumping && !this.#stopping && !pool.app.unavailable && pool.ephemeralQueue.length === 0 ? this.#freeRunner(pool) : undefined;
+    if (!pool || !runner) {
+      const submitted = await store.submit(request, null);
+      this.#pump(request.appId);
+      return { record: submitted.record, queuePosition: submitted.queuePosition };
+    }
+    pool.pumping = true;
+    let tookNew = false;
+    try {
+      const submitted = await store.submit(request, { owner: runner.id, leaseMs, limit: 1 });
+      for (const record of submitted.claimed) {
+        if (record.id === request.id) tookNew = true;
+        // The request is durable whatever happens here: a failed hand-back is the lease reaper's to fix.
+        await this.#dispatchClaimed(pool, runner, record).catch((err: unknown) => this.#options.logger?.error({ err, app: pool.app.id }, "dispatch failed"));
+      }
+      return { record: submitted.record, queuePosition: submitted.queuePosition };
+    } finally {
+      pool.pumping = false;
+      // Others may be waiting (submits that found the pool busy, or an older request that was
+      // claimed instead of this one): pump. Otherwise only scaling is left to do.
+      if (pool.pumpAgain || !tookNew) {
+        pool.pumpAgain = false;
+        this.#pump(request.appId);
+      } else {
+        void this.#scale(pool, true).catch((err: unknown) => this.#options.logger?.error({ err, app: pool.app.id }, "scaling failed"));
+      }
+    }
   }
 
   progressOf(requestId: string): Progress | undefined {
@@ -319,19 +352,21 @@ export class Scheduler {
         const entry = free[i];
         if (!entry) continue;
         if (records.length < entry.slots) short = true;
-        for (const record of records) {
-          if (!entry.runner.alive || entry.runner.state !== "ready") {
-            // The runner died while we were claiming: hand the request back.
-            const back = await store.requeue(record.id, { owner: entry.runner.id, attempt: record.attempt }, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED")));
-            if (back && back.state !== "QUEUED") this.#finished(back);
-            continue;
-          }
-          this.#dispatch(pool, entry.runner, record);
-        }
+        for (const record of records) await this.#dispatchClaimed(pool, entry.runner, record);
       }
       if (short) break; // the queue is empty (for now)
     }
     await this.#scale(pool, claimedAll);
+  }
+
+  /** Dispatches a request just claimed for `runner`, or hands it back if the runner died during the claim. */
+  async #dispatchClaimed(pool: Pool, runner: RunnerProcess, record: RequestRecord): Promise<void> {
+    if (runner.alive && runner.state === "ready") {
+      this.#dispatch(pool, runner, record);
+      return;
+    }
+    const back = await this.#options.store.requeue(record.id, { owner: runner.id, attempt: record.attempt }, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED")));
+    if (back && back.state !== "QUEUED") this.#finished(back);
   }
 
   #dispatch(pool: Pool, runner: RunnerProcess, record: RequestRecord): void {

@@ -32,6 +32,24 @@ export interface NewRequest {
   outputTtlSeconds?: number | null;
 }
 
+/** A claim made in the same transaction as an enqueue (see `Store.submit`). */
+export interface ClaimFor {
+  owner: string;
+  leaseMs: number;
+  /** Most requests to claim (the runner's free slots). */
+  limit: number;
+}
+
+/** What `Store.submit` did. */
+export interface Submitted {
+  /** The new request as it stands when the transaction commits (RUNNING if it was claimed). */
+  record: RequestRecord;
+  /** Its 0-based queue position at commit; null when it was claimed. */
+  queuePosition: number | null;
+  /** Requests claimed for `ClaimFor.owner`, in claim order (the new one among them when it was next). */
+  claimed: RequestRecord[];
+}
+
 export interface TerminalWrite {
   state: Extract<RequestState, "SUCCEEDED" | "FAILED" | "CANCELLED">;
   output: unknown;
@@ -128,6 +146,13 @@ export interface Store {
 
   // --- requests and queue ---
   enqueue(req: NewRequest): Promise<RequestRecord>;
+  /**
+   * Enqueues like `enqueue` and, in the same transaction, claims up to `claim.limit` requests of the
+   * app for `claim.owner` by the rules of `claimMany` (so the new request is taken only when nothing
+   * is ahead of it), and reports the new request's queue position. One commit instead of three
+   * (enqueue, position read, claim): the path every submit takes.
+   */
+  submit(req: NewRequest, claim: ClaimFor | null): Promise<Submitted>;
   get(id: string): Promise<RequestRecord | null>;
   list(filter: RequestListFilter): Promise<RequestRecord[]>;
   /**

@@ -175,9 +175,10 @@ describe("queue API", () => {
     const done = await waitCompleted(p, ECHO, failed);
     assert.equal(done.status, "COMPLETED");
     assert.match(done.error, /echo failed on request/);
-    assert.equal(typeof done.error_type, "string");
+    assert.equal(done.error_type, "runner_server_error", "an app's exception is the runner's server error");
     const res = await result(p, ECHO, failed);
     assert.equal(res.status, 500);
+    assert.equal(res.headers.get("x-fal-error-type"), done.error_type, "the result's header agrees with the status");
     assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
     assert.deepEqual(res.body, { detail: "echo failed on request (fail: error)" });
     assert.equal(res.headers.get("x-fal-request-id"), failed);
@@ -191,6 +192,7 @@ describe("queue API", () => {
     const res422 = await result(p, ECHO, invalid);
     assert.equal(res422.status, 422);
     assert.deepEqual(res422.body.detail[0].loc, ["body", "fail"]);
+    assert.equal(res422.headers.get("x-fal-error-type"), "bad_request");
   });
 
   it("ends a request that cannot start before x-fal-request-timeout with a user 504", async () => {

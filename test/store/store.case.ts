@@ -384,6 +384,55 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
         }));
     });
 
+    describe("submit (enqueue with position and claim in one write)", () => {
+      it("reports the new request's queue position behind normal requests and, for low, behind all", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          await enqueueAll(store, [newRequest(appId), newRequest(appId, { priority: "low" }), newRequest(appId)]);
+          const normal = await store.submit(newRequest(appId), null);
+          const low = await store.submit(newRequest(appId, { priority: "low" }), null);
+          assert.equal(normal.queuePosition, 2, "after the two queued normal requests");
+          assert.equal(low.queuePosition, 4, "after three normal and one earlier low request");
+          assert.deepEqual(normal.claimed, []);
+          // The position given at submit is the one queuePosition computes the long way.
+          assert.equal(await store.queuePosition(normal.record.id), normal.queuePosition);
+          assert.equal(await store.queuePosition(low.record.id), low.queuePosition);
+          assert.equal(normal.record.state, "QUEUED");
+        }));
+
+      it("claims the new request for the owner when nothing is ahead of it", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const submitted = await store.submit(newRequest(appId), { owner: "runner-9", leaseMs: LEASE_MS, limit: 1 });
+          assert.equal(submitted.queuePosition, null);
+          assert.deepEqual(ids(submitted.claimed), [submitted.record.id]);
+          assert.equal(submitted.record.state, "RUNNING");
+          assert.equal(submitted.record.leaseOwner, "runner-9");
+          assert.deepEqual(await store.get(submitted.record.id), submitted.record);
+          assert.equal((await store.queueDepths()).get(appId) ?? 0, 0);
+        }));
+
+      it("claims the head of the queue, not the new request, when others wait ahead of it", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const [first, second] = await enqueueAll(store, [newRequest(appId), newRequest(appId)]);
+          const submitted = await store.submit(newRequest(appId), { owner: "runner-1", leaseMs: LEASE_MS, limit: 1 });
+          assert.deepEqual(ids(submitted.claimed), ids([first!]), "the oldest request goes first");
+          assert.equal(submitted.record.state, "QUEUED");
+          assert.equal(submitted.queuePosition, 1, "behind the second request only");
+          assert.equal(await store.queuePosition(second!.id), 0);
+          assert.equal(await store.queuePosition(submitted.record.id), 1);
+        }));
+
+      it("is durable and refuses a duplicate id like enqueue", () =>
+        withStore(async (store) => {
+          const request = newRequest(randomAppId());
+          await store.submit(request, null);
+          await assert.rejects(store.submit(request, { owner: "runner-1", leaseMs: LEASE_MS, limit: 1 }));
+          assert.equal((await store.get(request.id))?.state, "QUEUED", "the failed duplicate claimed nothing");
+        }));
+    });
+
     describe("leases", () => {
       it("extends the lease on heartbeat only for its owner", () =>
         withStore(async (store) => {

@@ -10,7 +10,7 @@ import type { AppManifest, RequestState } from "../../core/types.js";
 import type { ApiKeyRecord, RequestListFilter, UsageFilter } from "../../store/store.js";
 import { canSeeRequest, requireAdmin, requirePrincipal, type GatewayContext } from "../context.js";
 import { openApiDocument } from "../openapi.js";
-import { baseUrlOf, requestUrls, statusBody, wireStatus } from "../wire.js";
+import { baseUrlOf, errorTypeOf, requestUrls, statusBody, wireStatus } from "../wire.js";
 
 function modelEntry(app: AppManifest, baseUrl: string, expandOpenApi: boolean): Record<string, unknown> {
   return {
@@ -100,7 +100,7 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
         finished_at: r.finishedAt ? new Date(r.finishedAt).toISOString() : null,
         attempt: r.attempt,
         error: r.error,
-        error_type: r.errorType,
+        error_type: r.state === "FAILED" || r.state === "CANCELLED" ? errorTypeOf(r) : null,
       })),
       next_before: records.length > 0 ? records[records.length - 1]?.createdAt : null,
     };

@@ -117,7 +117,7 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
     }
   }
   const baseUrl = baseUrlOf(request, ctx.config.publicUrl);
-  const record = await ctx.scheduler.submit({
+  const { record, queuePosition } = await ctx.scheduler.submit({
     id: crypto.randomUUID(),
     appId: app.id,
     endpoint: endpoint.path,
@@ -132,14 +132,13 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
     outputTtlSeconds: outputTtlOf(request),
   });
   // The record is durable at this point: only now does the client get its 200.
-  const position = record.state === "QUEUED" ? await ctx.store.queuePosition(record.id) : null;
   reply.header("x-fal-request-id", record.id);
   await reply.code(200).send({
     status: "IN_QUEUE",
     request_id: record.id,
     gateway_request_id: record.id,
     ...requestUrls(baseUrl, app.id, record.id),
-    queue_position: position ?? 0,
+    queue_position: queuePosition ?? 0,
   });
 }
 

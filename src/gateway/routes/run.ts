@@ -52,7 +52,7 @@ export async function handleRunCall(ctx: GatewayContext, call: FalCall): Promise
   assertAvailable(target.app);
   const input = inputOf(call);
   ctx.validator.validate(target.endpoint.input, input);
-  const record = await ctx.scheduler.submit({
+  const { record } = await ctx.scheduler.submit({
     id: crypto.randomUUID(),
     appId: target.app.id,
     endpoint: target.endpoint.path,

@@ -13,6 +13,7 @@ import type { LogLevel, Priority, RequestLog, RequestMode, RequestRecord, Reques
 import type {
   ApiKeyRecord,
   CancelResult,
+  ClaimFor,
   NewRequest,
   RequestListFilter,
   Store,
@@ -61,6 +62,7 @@ interface RequestRow {
   input: string;
   state: string;
   priority: string;
+  priority_rank: number;
   mode: string;
   created_at: number;
   started_at: number | null;
@@ -324,6 +326,30 @@ function terminalParams(id: string, write: TerminalWrite, finishedAt: number): T
   };
 }
 
+function insertParams(req: NewRequest, createdAt: number): InsertRequestParams {
+  return {
+    id: req.id,
+    appId: req.appId,
+    endpoint: req.endpoint,
+    // Input is never NULL in the table: an absent input is the JSON `null`.
+    input: JSON.stringify(req.input ?? null),
+    priority: req.priority,
+    mode: req.mode,
+    createdAt,
+    startDeadline: req.startDeadline,
+    maxAttempts: req.maxAttempts,
+    webhookUrl: req.webhookUrl,
+    keyId: req.keyId,
+    baseUrl: req.baseUrl,
+    outputTtlSeconds: req.outputTtlSeconds ?? null,
+  };
+}
+
+/** RETURNING gives no order guarantee: claimed rows are put back in claim order. */
+function sortInClaimOrder(rows: RequestRow[]): RequestRow[] {
+  return rows.sort((a, b) => a.priority_rank - b.priority_rank || a.created_at - b.created_at || a.seq - b.seq);
+}
+
 /**
  * Durability: WAL with `synchronous = NORMAL`. A commit appends the transaction to the WAL file with
  * write(2) before the call returns, so the data is in the operating system's page cache; a crash of
@@ -453,6 +479,23 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     if (behind < TAIL_SCAN_LIMIT) return lower + sameRank - 1 - behind;
     return lower + (countSameRankAhead.get(me.app_id, me.priority_rank, me.created_at, me.seq)?.n ?? 0);
   });
+  /**
+   * Insert, optional claim and queue position in one write. The new request is the newest of its
+   * priority (created now, highest seq), so it is last among the queued requests of its rank: its
+   * position follows from the queue counters alone, without the index walk of queuePosition.
+   */
+  const submitTransaction = (req: NewRequest, claim: ClaimFor | null, now: number): { row: RequestRow; claimed: RequestRow[]; queuePosition: number | null } => {
+    const row = insertRequest.get(insertParams(req, now));
+    if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
+    const claimed = claim && claim.limit > 0
+      ? claimBatch.all({ appId: req.appId, owner: claim.owner, now, leaseExpiresAt: now + claim.leaseMs, limit: Math.trunc(claim.limit) })
+      : [];
+    const mine = claimed.find((r) => r.id === row.id);
+    if (mine) return { row: mine, claimed, queuePosition: null };
+    let position = -1;
+    for (const c of selectQueueCounts.all(req.appId)) if (c.priority_rank <= row.priority_rank) position += c.queued;
+    return { row, claimed, queuePosition: Math.max(0, position) };
+  };
   const selectExpiredLeases = db.prepare<[number], RequestRow>(`
     SELECT * FROM requests WHERE state = 'RUNNING' AND lease_expires_at < ? ORDER BY lease_expires_at, seq`);
   const selectRunning = db.prepare<[], RequestRow>(`SELECT * FROM requests WHERE state = 'RUNNING' ORDER BY seq`);
@@ -625,24 +668,19 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async enqueue(req: NewRequest) {
-      const row = await writes.run(() => insertRequest.get({
-        id: req.id,
-        appId: req.appId,
-        endpoint: req.endpoint,
-        // Input is never NULL in the table: an absent input is the JSON `null`.
-        input: JSON.stringify(req.input ?? null),
-        priority: req.priority,
-        mode: req.mode,
-        createdAt: Date.now(),
-        startDeadline: req.startDeadline,
-        maxAttempts: req.maxAttempts,
-        webhookUrl: req.webhookUrl,
-        keyId: req.keyId,
-        baseUrl: req.baseUrl,
-        outputTtlSeconds: req.outputTtlSeconds ?? null,
-      }));
+      const row = await writes.run(() => insertRequest.get(insertParams(req, Date.now())));
       if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
       return toRequestRecord(row);
+    },
+
+    async submit(req, claim) {
+      const now = Date.now();
+      const result = await writes.run(() => submitTransaction(req, claim, now));
+      return {
+        record: toRequestRecord(result.row),
+        queuePosition: result.queuePosition,
+        claimed: sortInClaimOrder(result.claimed).map(toRequestRecord),
+      };
     },
 
     async get(id) {
@@ -670,10 +708,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     async claimMany(appId, owner, leaseMs, limit, now = Date.now()) {
       if (limit <= 0) return [];
       const rows = await writes.run(() => claimBatch.all({ appId, owner, now, leaseExpiresAt: now + leaseMs, limit: Math.trunc(limit) }));
-      // RETURNING gives no order guarantee: put them back in claim order.
-      return rows
-        .sort((a, b) => (a.priority === b.priority ? 0 : a.priority === "normal" ? -1 : 1) || a.created_at - b.created_at || a.seq - b.seq)
-        .map(toRequestRecord);
+      return sortInClaimOrder(rows).map(toRequestRecord);
     },
 
     async heartbeat(id, owner, leaseMs, now = Date.now()) {
