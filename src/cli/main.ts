@@ -1,53 +1,119 @@
 /**
- * The `darkroom` command line.
+ * The `darkroom` command line. Commands load lazily: the client commands never pay for the
+ * server's imports (Fastify, SQLite, the scheduler), which roughly halves their start-up time.
  * @module
  */
-import { parseArgs } from "node:util";
-import { keysCommand } from "./keys.js";
-import { serveCommand } from "./serve.js";
-import { CliError } from "./http.js";
+import { readFileSync } from "node:fs";
+import { CliError, EXIT } from "./http.js";
 
 const USAGE = `darkroom — self-hosted generative media platform (fal-compatible)
 
 Usage:
   darkroom serve [--port 8787] [--host 127.0.0.1] [--data-dir ./.darkroom] [--apps a.ts,b.ts] [--only id,id]
-  darkroom keys create [--name NAME] [--scope api|admin]
-  darkroom keys list
-  darkroom keys revoke <id>
+  darkroom run <owner/alias[/path]> [key=value ...] [--input JSON | --input-file F] [--out DIR] [--json]
+  darkroom apps list | show <owner/alias>
+  darkroom requests list [--app A] [--status S] [--limit N] | show <id> | cancel <id>
+  darkroom keys create [--name NAME] [--scope api|admin] | list | revoke <id>
+
+'darkroom <command> --help' describes a command.
 
 Client commands talk to --url / DARKROOM_URL (default http://127.0.0.1:8787) with DARKROOM_KEY or
-FAL_KEY; without one they use the admin key saved in --data-dir. Add --json for machine output.
+FAL_KEY; without one they use the admin key saved in --data-dir (./.darkroom). --json prints JSON.
+
+Exit codes: 0 ok, 1 request failed or refused, 2 usage error, 3 server unreachable or key refused,
+124 run --timeout passed, 130 interrupted (the request was cancelled).
 `;
 
+// Kept here rather than in serve.ts, whose imports start the whole server stack.
+const SERVE_USAGE = `Usage: darkroom serve [options]
+
+  --port N            listen port (default $PORT or 8787; 0 picks a free one)
+  --host H            listen address (default $DARKROOM_HOST or 127.0.0.1)
+  --data-dir DIR      database, files and secrets (default $DARKROOM_DATA_DIR or ./.darkroom)
+  --apps a.ts,b.ts    extra app modules, besides the built-ins
+  --only id,id        serve only these app ids
+  --public-url URL    base of the absolute URLs the server returns (behind a proxy)
+  --allow-hosts LIST  SSRF exceptions for input URLs and webhooks
+  --log-level L       pino level (default info)
+
+See docs/api.md#configuration for the environment variables.
+`;
+
+interface Command {
+  usage: () => Promise<string>;
+  run: (argv: string[]) => Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    usage: async () => SERVE_USAGE,
+    run: async (argv) => (await import("./serve.js")).serveCommand(argv),
+  },
+  run: {
+    usage: async () => (await import("./run.js")).RUN_USAGE,
+    run: async (argv) => (await import("./run.js")).runCommand(argv),
+  },
+  apps: {
+    usage: async () => (await import("./apps.js")).APPS_USAGE,
+    run: async (argv) => (await import("./apps.js")).appsCommand(argv),
+  },
+  requests: {
+    usage: async () => (await import("./requests.js")).REQUESTS_USAGE,
+    run: async (argv) => (await import("./requests.js")).requestsCommand(argv),
+  },
+  keys: {
+    usage: async () => (await import("./keys.js")).KEYS_USAGE,
+    run: async (argv) => (await import("./keys.js")).keysCommand(argv),
+  },
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+/** `util.parseArgs` reports bad flags as TypeErrors with ERR_PARSE_ARGS_* codes. */
+function isParseArgsError(err: unknown): err is Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof Error && typeof code === "string" && code.startsWith("ERR_PARSE_ARGS_");
+}
+
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case "serve":
-      return serveCommand(rest);
-    case "keys":
-      return keysCommand(rest);
-    case undefined:
-    case "help":
-    case "--help":
-    case "-h":
-      process.stdout.write(USAGE);
-      return command === undefined ? 1 : 0;
-    default:
-      process.stderr.write(`Unknown command '${command}'.\n\n${USAGE}`);
-      return 2;
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    process.stderr.write(USAGE);
+    return EXIT.USAGE;
+  }
+  if (name === "help" || name === "--help" || name === "-h") {
+    const topic = rest[0] ? COMMANDS[rest[0]] : undefined;
+    process.stdout.write(topic ? await topic.usage() : USAGE);
+    return EXIT.OK;
+  }
+  if (name === "--version" || name === "-v" || name === "version") {
+    process.stdout.write(`${version()}\n`);
+    return EXIT.OK;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`error: unknown command '${name}'\n\n${USAGE}`);
+    return EXIT.USAGE;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(await command.usage());
+    return EXIT.OK;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (isParseArgsError(err)) throw new CliError(`${err.message}\n\n${await command.usage()}`, EXIT.USAGE);
+    throw err;
   }
 }
 
 try {
-  // Parse once early so that `--help` anywhere works.
-  parseArgs({ args: process.argv.slice(2), strict: false });
-  const code = await main(process.argv.slice(2));
-  if (code !== 0) process.exitCode = code;
+  process.exitCode = await main(process.argv.slice(2));
 } catch (err) {
-  if (err instanceof CliError) {
-    process.stderr.write(`error: ${err.message}\n`);
-    process.exitCode = err.exitCode;
-  } else {
-    throw err;
-  }
+  if (!(err instanceof CliError)) throw err;
+  process.stderr.write(`error: ${err.message}\n`);
+  process.exitCode = err.exitCode;
 }

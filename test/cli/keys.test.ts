@@ -2,23 +2,14 @@
  * `darkroom keys` against a real server: create, use, list, revoke — and clear errors.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
-import { ADMIN_KEY, REPO_ROOT, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { ADMIN_KEY, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { cli as runCli, closedPort, scratchDir, type CliResult } from "./helpers.js";
 
-const run = promisify(execFile);
-const CLI = path.join(REPO_ROOT, "bin/darkroom.js");
-
-async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function cli(args: string[], env: Record<string, string>, cwd?: string): Promise<CliResult> {
+  return runCli(args, { env, ...(cwd ? { cwd } : {}) });
 }
 
 describe("darkroom keys", () => {
@@ -57,12 +48,30 @@ describe("darkroom keys", () => {
     assert.match((await cli(["keys", "list"], env)).stdout, new RegExp(`${key.id}\\s+api\\s+revoked`));
   });
 
+  it("falls back to the admin key in --data-dir when no key is set in the environment", async () => {
+    const scratch = scratchDir();
+    try {
+      const dataDir = path.join(scratch.dir, "data");
+      mkdirSync(dataDir);
+      writeFileSync(path.join(dataDir, "admin-key"), `${ADMIN_KEY}\n`);
+      const listed = await cli(["keys", "list", "--data-dir", dataDir, "--json"], { DARKROOM_URL: p.url });
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.ok(Array.isArray(JSON.parse(listed.stdout)));
+      const none = await cli(["keys", "list"], { DARKROOM_URL: p.url }, scratch.dir);
+      assert.equal(none.code, 3);
+      assert.match(none.stderr, /refused the request \(no key was sent\)/);
+    } finally {
+      scratch.remove();
+    }
+  });
+
   it("explains an unreachable server, a bad key and bad usage", async () => {
-    const down = await cli(["keys", "list"], { DARKROOM_URL: "http://127.0.0.1:9", DARKROOM_KEY: ADMIN_KEY });
-    assert.equal(down.code, 1);
-    assert.match(down.stderr, /cannot reach the server at http:\/\/127\.0\.0\.1:9/);
+    const port = await closedPort();
+    const down = await cli(["keys", "list"], { DARKROOM_URL: `http://127.0.0.1:${port}`, DARKROOM_KEY: ADMIN_KEY });
+    assert.equal(down.code, 3);
+    assert.match(down.stderr, new RegExp(`cannot reach the server at http://127\\.0\\.0\\.1:${port}`));
     const badKey = await cli(["keys", "list"], { DARKROOM_URL: p.url, DARKROOM_KEY: "nope:nope" });
-    assert.equal(badKey.code, 1);
+    assert.equal(badKey.code, 3);
     assert.match(badKey.stderr, /401/);
     const usage = await cli(["keys", "revoke"], { DARKROOM_URL: p.url, DARKROOM_KEY: ADMIN_KEY });
     assert.equal(usage.code, 2);
