@@ -17,4 +17,5 @@ export const BUILTIN_APP_MODULES: readonly string[] = [
   builtin("speech-to-text"),
   builtin("image-to-video"),
   builtin("frame-interpolation"),
+  builtin("video-upscale"),
 ];
