@@ -18,4 +18,6 @@ export const BUILTIN_APP_MODULES: readonly string[] = [
   builtin("image-to-video"),
   builtin("frame-interpolation"),
   builtin("video-upscale"),
+  builtin("remove-background"),
+  builtin("video-remove-background"),
 ];

@@ -59,7 +59,7 @@ describe("group commit", () => {
     ]);
     assert.equal(outcomes[0]?.status, "fulfilled");
     assert.equal(outcomes[1]?.status, "rejected");
-    assert.match(String((outcomes[1] as PromiseRejectedResult).reason), /UNIQUE/);
+    assert.match(String(outcomes[1].reason), /UNIQUE/);
     assert.equal(outcomes[2]?.status, "fulfilled");
     const rows = reader.prepare("SELECT v FROM t ORDER BY id").all() as { v: string }[];
     assert.deepEqual(rows.map((r) => r.v), ["first", "third"]);
