@@ -177,8 +177,16 @@ async function matteVideo(
   try {
     let done = 0;
     const frames = readFrames(decoder.child.stdout!, width * height * 3);
+    /** A decoder that fails mid-stream had an input it could not read: a 422, with ffmpeg's reason. */
+    const nextFrame = async (): Promise<IteratorResult<Buffer>> => {
+      try {
+        return await frames.next();
+      } catch (err) {
+        return await exitErrorOr(err, decoder).catch((cause: unknown) => Promise.reject(decodeFailure(cause)));
+      }
+    };
     for (;;) {
-      const next = await frames.next().catch((err: unknown) => exitErrorOr(err, decoder).catch((e: unknown) => Promise.reject(decodeFailure(e))));
+      const next = await nextFrame();
       if (next.done) break;
       ctx.throwIfCancelled();
       const matte = await session.next({ data: next.value, width, height });
