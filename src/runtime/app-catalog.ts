@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type { AppManifest } from "../core/types.js";
 import type { ProbeReply } from "./protocol.js";
+import { TSX_LOADER } from "./tsx-loader.js";
 
 const PROBE_MAIN = fileURLToPath(new URL("./probe-main.ts", import.meta.url));
 const run = promisify(execFile);
@@ -20,7 +21,7 @@ export interface CatalogResult {
 
 export async function probeApps(modulePaths: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<CatalogResult> {
   if (modulePaths.length === 0) return { apps: [], failures: [] };
-  const { stdout } = await run(process.execPath, ["--import", "tsx", PROBE_MAIN, ...modulePaths], {
+  const { stdout } = await run(process.execPath, ["--import", TSX_LOADER, PROBE_MAIN, ...modulePaths], {
     env,
     maxBuffer: 64 * 1024 * 1024,
     timeout: 120_000,

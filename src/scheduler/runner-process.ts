@@ -6,6 +6,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import type { FromRunner, ToRunner } from "../runtime/protocol.js";
+import { TSX_LOADER } from "../runtime/tsx-loader.js";
 
 /** starting: spawned, setup() running · ready: takes work · draining: finishing, takes none · stopped: the process exited */
 export type RunnerState = "starting" | "ready" | "draining" | "stopped";
@@ -50,7 +51,7 @@ export class RunnerProcess {
     this.#child = fork(RUNNER_MAIN, [], {
       // Runners execute TypeScript app modules directly, like the gateway.
       // DARKROOM_RUNNER_NODE_ARGS adds Node flags to runners only (e.g. "--cpu-prof --cpu-prof-dir=prof").
-      execArgv: ["--import", "tsx", ...(process.env["DARKROOM_RUNNER_NODE_ARGS"] ?? "").split(" ").filter(Boolean)],
+      execArgv: ["--import", TSX_LOADER, ...(process.env["DARKROOM_RUNNER_NODE_ARGS"] ?? "").split(" ").filter(Boolean)],
       env: {
         ...process.env,
         ...options.env,

@@ -474,8 +474,16 @@ export class Scheduler {
         }
         const log = { message: message.message, level: message.level, source: "USER" as const, timestamp: message.timestamp };
         if (pool.ephemeralInFlight.has(message.requestId)) return;
-        void this.#options.store.appendLogs(message.requestId, [log]).catch((err: unknown) => this.#options.logger?.warn({ err }, "appendLogs failed"));
-        this.events.emit(message.requestId, { type: "log", log });
+        // The event goes out once the line is stored: a status stream answers it by reading the
+        // stored logs, and would miss a line still waiting for its commit.
+        const requestId = message.requestId;
+        this.#track(
+          this.#options.store
+            .appendLogs(requestId, [log])
+            .catch((err: unknown) => this.#options.logger?.warn({ err }, "appendLogs failed"))
+            .then(() => this.events.emit(requestId, { type: "log", log })),
+          "storing a log line",
+        );
         return;
       }
       case "progress":

@@ -26,6 +26,8 @@ async function freePort(): Promise<number> {
 function startServer(dataDir: string, port: number): ChildProcess {
   return spawn(process.execPath, [path.join(REPO_ROOT, "bin/darkroom.js"), "serve", "--port", String(port), "--data-dir", dataDir, "--only", "darkroom/echo"], {
     env: { ...process.env, DARKROOM_ADMIN_KEY: ADMIN_KEY, DARKROOM_LOG_LEVEL: "warn" },
+    // Started outside the repository, as an installed `darkroom` is: runners must still find tsx.
+    cwd: dataDir,
     stdio: ["ignore", "ignore", "inherit"],
   });
 }

@@ -157,6 +157,9 @@ describe("queue API", () => {
     // fal's JS client appends each event's logs: every line must arrive exactly once, in order.
     const lines = stream.events.flatMap((e) => (e.logs ?? []).map((l: any) => l.message));
     assert.deepEqual(lines, ["started S", "l1", "l2", "l3"]);
+    // Lines come while the request runs (300 ms apart), not all at once with the outcome.
+    const whileRunning = stream.events.filter((e) => e.status === "IN_PROGRESS").flatMap((e) => (e.logs ?? []).map((l: any) => l.message));
+    assert.deepEqual(whileRunning, ["started S", "l1", "l2", "l3"], `events: ${JSON.stringify(stream.events.map((e) => [e.status, e.logs?.length]))}`);
     await waitCompleted(p, SLOW, blocker);
   });
 
