@@ -244,6 +244,8 @@ export class KeyService {
   private touch(record: ApiKeyRecord): void {
     const now = this.now();
     if (record.lastUsedAt !== null && now - record.lastUsedAt < this.touchIntervalMs) return;
+    // The record may be the cached one: mark it, or every call until the cache refreshes writes again.
+    record.lastUsedAt = now;
     this.store.touchKey(record.id, now).catch(() => undefined);
   }
 }

@@ -153,6 +153,26 @@ describe("KeyService", () => {
     assert.ok(touched);
   });
 
+  it("writes last use at most once per interval, also while the key record is cached", async () => {
+    let clock = 2_000_000;
+    let touches = 0;
+    const counting: Store = Object.create(store) as Store;
+    counting.touchKey = (id, now) => {
+      touches += 1;
+      return store.touchKey(id, now);
+    };
+    const keys = new KeyService({ store: counting, now: () => clock, touchIntervalMs: 60_000 });
+    const { id, secret } = await keys.create({ name: "busy", scope: "api" });
+    for (let i = 0; i < 20; i++) {
+      clock += 10; // 20 calls within the 1 s record cache
+      assert.ok(await keys.verify(`Key ${id}:${secret}`));
+    }
+    assert.equal(touches, 1, "one write for twenty calls");
+    clock += 61_000;
+    assert.ok(await keys.verify(`Key ${id}:${secret}`));
+    assert.equal(touches, 2, "written again once the interval has passed");
+  });
+
   it("generates the admin key once, saves it 0600, and reports it only the first time", async () => {
     const dataDir = await freshDir();
     const keys = new KeyService({ store });
