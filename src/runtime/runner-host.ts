@@ -8,6 +8,7 @@ import { PlatformError, serializeError, type FieldError } from "../core/errors.j
 import type { LogLevel } from "../core/types.js";
 import type { FromRunner, ToRunner } from "./protocol.js";
 import { RUNNER_PROTOCOL_VERSION } from "./protocol.js";
+import { SafetyGuard, safetyCheckerConfigFromEnv, type SafetyCheckerConfig } from "./safety-checker.js";
 import type { DefinedApp, EndpointDefinition, FileAccess, HandlerContext } from "./sdk.js";
 
 export interface RunnerHostOptions {
@@ -18,6 +19,8 @@ export interface RunnerHostOptions {
   /** Called once the host has drained; the process exits afterwards. */
   onDrained: () => void;
   heartbeatMs?: number;
+  /** How flagged images are treated; read from the environment when an endpoint declares the safety checker and this is unset. */
+  safetyChecker?: SafetyCheckerConfig;
 }
 
 interface InFlight {
@@ -41,6 +44,7 @@ export class RunnerHost {
   readonly #options: RunnerHostOptions;
   readonly #inFlight = new Map<string, InFlight>();
   #state: unknown;
+  #safetyChecker: SafetyCheckerConfig | undefined;
   #draining = false;
   #heartbeat: NodeJS.Timeout | undefined;
 
@@ -53,6 +57,10 @@ export class RunnerHost {
     send({ t: "hello", protocol: RUNNER_PROTOCOL_VERSION, appId: app.id, pid: process.pid });
     const started = performance.now();
     try {
+      // A bad configuration stops the runner at setup, where the operator sees it, not at the first flagged image.
+      if (app.endpoints.some((e) => e.safetyChecker)) {
+        this.#safetyChecker = this.#options.safetyChecker ?? safetyCheckerConfigFromEnv(process.env);
+      }
       this.#state = app.setup ? await app.setup((message) => this.#log(null, message, "INFO")) : undefined;
     } catch (err) {
       send({ t: "setup_failed", error: serializeError(err) });
@@ -105,12 +113,15 @@ export class RunnerHost {
       if (!endpoint) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path /${run.endpoint} not found` });
       const parsed = endpoint.input.safeParse(run.input);
       if (!parsed.success) throw new PlatformError("ERR_VALIDATION", { fieldErrors: zodFieldErrors(parsed.error.issues) });
+      const log = (message: string, level: LogLevel = "INFO"): void => this.#log(run.requestId, message, level);
+      const files = this.#options.fileAccess(run);
+      const guard = this.#safetyGuard(endpoint, parsed.data, files, log, controller.signal);
       const ctx: HandlerContext = {
         requestId: run.requestId,
         state: this.#state,
         signal: controller.signal,
         attempt: run.attempt,
-        log: (message, level = "INFO") => this.#log(run.requestId, message, level),
+        log,
         progress: (step, total, message) =>
           send({
             t: "progress",
@@ -121,12 +132,13 @@ export class RunnerHost {
         bill: (units) => {
           billableUnits = units;
         },
-        files: this.#options.fileAccess(run),
+        files: guard?.files ?? files,
         throwIfCancelled: () => {
           if (controller.signal.aborted) throw controller.signal.reason;
         },
       };
-      const output = await this.#invoke(endpoint, parsed.data, ctx, run.requestId);
+      let output = await this.#invoke(endpoint, parsed.data, ctx, run.requestId);
+      if (guard) output = await guard.finish(output);
       if (controller.signal.aborted) throw controller.signal.reason;
       send({ t: "result", requestId: run.requestId, output, ...(billableUnits !== undefined ? { billableUnits } : {}) });
     } catch (err) {
@@ -139,6 +151,19 @@ export class RunnerHost {
       this.#inFlight.delete(run.requestId);
       this.#maybeDrained();
     }
+  }
+
+  /** A guard for requests that enable the safety checker on an endpoint that declares it; else undefined (no model work at all). */
+  #safetyGuard(
+    endpoint: EndpointDefinition<unknown>,
+    input: unknown,
+    files: FileAccess,
+    log: (message: string) => void,
+    signal: AbortSignal,
+  ): SafetyGuard | undefined {
+    if (!endpoint.safetyChecker || !this.#safetyChecker) return undefined;
+    if ((input as { enable_safety_checker?: unknown }).enable_safety_checker !== true) return undefined;
+    return new SafetyGuard({ files, config: this.#safetyChecker, log, signal });
   }
 
   async #invoke(endpoint: EndpointDefinition<unknown>, input: unknown, ctx: HandlerContext, requestId: string): Promise<unknown> {

@@ -64,6 +64,21 @@ export type Handler<I, O, S> = (input: I, ctx: HandlerContext<S>) => Promise<O> 
 /** A streaming handler yields partial results; the last yielded value is the final output. */
 export type StreamHandler<I, O, S> = (input: I, ctx: HandlerContext<S>) => AsyncIterable<O>;
 
+/**
+ * Declares that an endpoint returns images and takes the platform's `enable_safety_checker`
+ * (see `safety-checker.ts`): `defineApp` adds `enable_safety_checker` to the input schema and
+ * `has_nsfw_concepts` to the output schema, and the runner screens the images of requests that
+ * enable it. Both schemas must be `z.object`s.
+ */
+export interface SafetyCheckerOption {
+  /**
+   * `enable_safety_checker` when a request leaves it out. fal's generators default to true; an
+   * endpoint that only transforms the client's own image may default to false, sparing its
+   * runners the model load (seconds) until a client asks.
+   */
+  default: boolean;
+}
+
 export interface EndpointDefinition<S> {
   /** "" for the root endpoint, else e.g. "stream" or "realtime" */
   path: string;
@@ -72,6 +87,7 @@ export interface EndpointDefinition<S> {
   input: z.ZodType;
   output: z.ZodType;
   handler: Handler<never, unknown, S> | StreamHandler<never, unknown, S>;
+  safetyChecker?: SafetyCheckerOption;
 }
 
 export interface AppDefinition<S = unknown> {
@@ -96,6 +112,37 @@ const APP_MARK = Symbol.for("darkroom.App");
 
 export type DefinedApp<S = unknown> = AppDefinition<S> & { [APP_MARK]: true };
 
+/** Input schemas this module has already given `enable_safety_checker`, so that a second `defineApp` leaves them be. */
+const SAFETY_EXTENDED = new WeakSet<z.ZodType>();
+
+/** The endpoint with the safety checker's fields in its schemas. */
+function withSafetyCheckerFields<S>(appId: string, e: EndpointDefinition<S>, option: SafetyCheckerOption): EndpointDefinition<S> {
+  if (SAFETY_EXTENDED.has(e.input)) return e;
+  const where = `Endpoint '${e.path}' of ${appId}`;
+  if (!(e.input instanceof z.ZodObject) || !(e.output instanceof z.ZodObject)) {
+    throw new Error(`${where} declares safetyChecker, which needs z.object() input and output schemas`);
+  }
+  if ("enable_safety_checker" in e.input.shape) throw new Error(`${where}: enable_safety_checker is the platform's field; remove it from the input`);
+  if ("has_nsfw_concepts" in e.output.shape) throw new Error(`${where}: has_nsfw_concepts is the platform's field; remove it from the output`);
+  const input = e.input.extend({
+    enable_safety_checker: z
+      .boolean()
+      .default(option.default)
+      .describe(
+        "Check the output images for NSFW content; flagged images are replaced by a black image or blurred, " +
+          "as the server is configured, and has_nsfw_concepts says which",
+      ),
+  });
+  SAFETY_EXTENDED.add(input);
+  const output = e.output.extend({
+    has_nsfw_concepts: z
+      .array(z.boolean())
+      .optional()
+      .describe("Whether each output image was flagged as NSFW, in output order; present when enable_safety_checker was true"),
+  });
+  return { ...e, input, output };
+}
+
 /** Declares an app. Type parameters flow from `setup()` to handlers. */
 export function defineApp<S>(def: AppDefinition<S>): DefinedApp<S> {
   if (!/^[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9._-]*$/.test(def.id)) {
@@ -108,7 +155,8 @@ export function defineApp<S>(def: AppDefinition<S>): DefinedApp<S> {
     if (seen.has(e.path)) throw new Error(`Duplicate endpoint path '${e.path}' in ${def.id}`);
     seen.add(e.path);
   }
-  return Object.assign(def, { [APP_MARK]: true as const });
+  const endpoints = def.endpoints.map((e) => (e.safetyChecker ? withSafetyCheckerFields(def.id, e, e.safetyChecker) : e));
+  return Object.assign(def, { endpoints, [APP_MARK]: true as const });
 }
 
 /** Typed endpoint helper so that handler input/output types come from the schemas. */
@@ -119,6 +167,7 @@ export function endpoint<I extends z.ZodType, O extends z.ZodType, S = unknown>(
   input: I;
   output: O;
   handler: Handler<z.output<I>, z.input<O>, S>;
+  safetyChecker?: SafetyCheckerOption;
 }): EndpointDefinition<S>;
 export function endpoint<I extends z.ZodType, O extends z.ZodType, S = unknown>(def: {
   path: string;
@@ -127,6 +176,7 @@ export function endpoint<I extends z.ZodType, O extends z.ZodType, S = unknown>(
   input: I;
   output: O;
   handler: StreamHandler<z.output<I>, z.input<O>, S>;
+  safetyChecker?: SafetyCheckerOption;
 }): EndpointDefinition<S>;
 export function endpoint<S>(def: EndpointDefinition<S>): EndpointDefinition<S> {
   return def;
