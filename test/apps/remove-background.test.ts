@@ -22,12 +22,12 @@ const COFFEE = path.join(FIXTURES, "coffee.png");
 const dataUri = (bytes: Buffer, type = "image/png"): string => `data:${type};base64,${bytes.toString("base64")}`;
 
 /**
- * Regions of astronaut.png (512×512), checked by eye: her face and hair (x 170–280, y 40–170) and the
+ * Regions of astronaut.png (512×512), checked by eye: her face and hair (x 180–270, y 40–160) and the
  * orange suit below the collar (x 60–250, y 300–500) are person; the flag's top-left corner and the
  * grey backdrop right of the shuttle model are not.
  */
 const PERSON_BOXES = [
-  { x0: 170, y0: 40, x1: 280, y1: 170 },
+  { x0: 180, y0: 40, x1: 270, y1: 160 },
   { x0: 60, y0: 300, x1: 250, y1: 500 },
 ];
 const BACKGROUND_BOXES = [
