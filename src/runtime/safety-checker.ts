@@ -14,7 +14,7 @@
  * The check fails closed: if the model cannot load or an image cannot be decoded, the request fails
  * rather than returning an unchecked image.
  *
- * The model (nsfwjs MobileNetV2 on tfjs wasm, seconds to load) is imported and loaded on the first
+ * The model (nsfwjs MobileNetV2 on tfjs wasm, 0.5–3 s to load) is imported and loaded on the first
  * checked request of a runner and kept; runners of endpoints that never run a check never import it.
  * @module
  */
