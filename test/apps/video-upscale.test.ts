@@ -229,9 +229,20 @@ describe("the video-upscale handler", () => {
     assert.ok(ours > lanczos - 0.3, `level with Lanczos: ${report}`);
   });
 
-  test("×2 doubles the size and keeps frames and rate", async () => {
-    const out = await upscale({ video_url: await dataUri(small) }, context("vu-x2").ctx);
+  test("×2 of a Matroska input with PCM audio: double size, same frames and rate, audio re-encoded to AAC", async () => {
+    const mkv = path.join(work, "pcm.mkv");
+    await ffmpeg("-i", small, "-f", "lavfi", "-i", "sine=frequency=220:duration=0.5", "-c:v", "copy", "-c:a", "pcm_s16le", "-shortest", mkv);
+    const out = await upscale({ video_url: await dataUri(mkv) }, context("vu-x2").ctx);
     assert.deepEqual([out.video.width, out.video.height, out.video.num_frames, out.video.fps, out.video.duration], [160, 120, 6, 12, 0.5]);
+    const audio = (await ffprobeStreams(await fetchOutput(out, "x2.mp4"))).filter((s) => s.codec_type === "audio");
+    assert.deepEqual(audio.map((s) => s.codec_name), ["aac"], "PCM cannot go into MP4 as is: it is re-encoded");
+  });
+
+  test("a clip flagged as rotated (portrait phone video) is upscaled upright, at its displayed size", async () => {
+    const rotated = path.join(work, "rotated.mp4");
+    await ffmpeg("-i", small, "-c", "copy", "-metadata:s:v:0", "rotate=90", rotated);
+    const out = await upscale({ video_url: await dataUri(rotated) }, context("vu-rot").ctx);
+    assert.deepEqual([out.video.width, out.video.height, out.video.num_frames], [120, 160, 6]);
   });
 
   describe("limits answer 422 naming the limit, from ffprobe, before any frame is decoded", () => {

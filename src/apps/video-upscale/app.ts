@@ -33,8 +33,11 @@ export const MAX_FRAMES = 1800;
  */
 export const MAX_WORK_PIXELS = { slim: 8_000_000, medium: 3_000_000 } as const;
 
-/** MP4 takes these audio codecs as they are; anything else is re-encoded to AAC. */
-const MP4_AUDIO = new Set(["aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"]);
+/**
+ * Audio codecs copied into the MP4 as they are; anything else (PCM, Vorbis, FLAC, which ffmpeg 5.1
+ * only muxes into MP4 as experimental) is re-encoded to AAC.
+ */
+const MP4_AUDIO = new Set(["aac", "mp3", "alac", "opus", "ac3", "eac3"]);
 
 const VideoUpscaleInput = z.object({
   video_url: FileUrl.describe(
@@ -75,9 +78,8 @@ interface Plan {
 
 /** Checks every limit from ffprobe's view of the file, before any frame is decoded. */
 function plan(info: VideoInfo, details: StreamDetails, input: Input): Plan {
-  const turned = details.rotation === 90 || details.rotation === 270;
-  const width = turned ? info.height : info.width;
-  const height = turned ? info.width : info.height;
+  const width = details.quarterTurn ? info.height : info.width;
+  const height = details.quarterTurn ? info.width : info.height;
   const pixels = width * height;
   if (pixels > MAX_INPUT_PIXELS) {
     throw fieldError(

@@ -27,8 +27,11 @@ function abortReason(signal: AbortSignal): Error {
 
 /** What `video-common`'s `probe()` leaves out and frame-by-frame work needs. */
 export interface StreamDetails {
-  /** Clockwise degrees (0, 90, 180, 270) ffmpeg turns the frames by when it decodes them. */
-  rotation: 0 | 90 | 180 | 270;
+  /**
+   * Whether the stream's display matrix (or legacy `rotate` tag) turns it by 90° or 270°: ffmpeg
+   * then rotates the frames as it decodes them, so they come out with width and height swapped.
+   */
+  quarterTurn: boolean;
   /** The video stream's average frame rate as ffprobe's exact `num/den`, e.g. `30000/1001`; null if unknown. */
   frameRate: string | null;
   /** Codec of the first audio stream, or null when there is none. */
@@ -52,7 +55,7 @@ const validRate = (rate: string | undefined): string | null => {
   return num !== undefined && den !== undefined && num > 0 && den > 0 ? rate : null;
 };
 
-/** Rotation, exact frame rate and audio codec of `file`, from one ffprobe run. */
+/** Quarter turn, exact frame rate and audio codec of `file`, from one ffprobe run. */
 export async function probeStreamDetails(file: string, signal?: AbortSignal): Promise<StreamDetails> {
   const child = spawn(ffprobePath(), ["-v", "error", "-print_format", "json", "-show_streams", file], {
     stdio: ["ignore", "pipe", "pipe"],
@@ -69,13 +72,11 @@ export async function probeStreamDetails(file: string, signal?: AbortSignal): Pr
   const json = JSON.parse(out) as StreamsJson;
   const video = json.streams?.find((s) => s.codec_type === "video");
   const audio = json.streams?.find((s) => s.codec_type === "audio");
-  // The display matrix holds the counter-clockwise angle (ffprobe prints -90 for a portrait phone
-  // clip); older muxers wrote the clockwise `rotate` tag instead.
+  // Which way it turns does not matter here, only whether width and height trade places.
   const matrix = video?.side_data_list?.find((d) => typeof d.rotation === "number")?.rotation;
-  const degrees = matrix !== undefined ? -matrix : Number(video?.tags?.rotate ?? 0) || 0;
-  const rotation = ((((Math.round(degrees / 90) * 90) % 360) + 360) % 360) as StreamDetails["rotation"];
+  const degrees = matrix ?? (Number(video?.tags?.rotate ?? 0) || 0);
   return {
-    rotation,
+    quarterTurn: Math.abs(Math.round(degrees / 90)) % 2 === 1,
     frameRate: validRate(video?.avg_frame_rate) ?? validRate(video?.r_frame_rate),
     audioCodec: audio?.codec_name ?? null,
   };
