@@ -524,6 +524,10 @@ export class Scheduler {
       return;
     }
     if (!assignment) return;
+    // Pump now, not after the write below: the claim of the runner's next request then goes into the
+    // same group commit as this outcome (it runs after it, so a retry requeued here can be claimed at
+    // once), and the runner gets its next request one commit sooner.
+    this.#pump(pool.app.id);
     this.#options.metrics?.runDuration.observe({ app: pool.app.id }, (Date.now() - assignment.startedAt) / 1000);
     const guard = { owner: runner.id, attempt: assignment.attempt };
     const { store } = this.#options;
@@ -537,7 +541,6 @@ export class Scheduler {
       record = await store.finish(requestId, terminalWriteFor(outcome.error), guard);
     }
     if (record && record.state !== "QUEUED") this.#finished(record);
-    this.#pump(pool.app.id);
   }
 
   async #onRunnerExit(pool: Pool, runner: RunnerProcess, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
