@@ -167,6 +167,8 @@ export default defineApp<RemoveBackgroundState>({
       input: RemoveBackgroundInput,
       output: RemoveBackgroundOutput,
       handler: removeBackground,
+      // Off by default, like upscale: a cut-out shows nothing the client did not send.
+      safetyChecker: { default: false },
     }),
   ],
 });
