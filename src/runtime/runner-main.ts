@@ -3,6 +3,7 @@
  * Configuration comes from the environment the scheduler sets; messages arrive over Node IPC.
  * @module
  */
+import { PlatformError, serializeError } from "../core/errors.js";
 import { AllowList } from "../net/allow-list.js";
 import { createLocalStorage } from "../storage/local-storage.js";
 import { importApp } from "./app-loader.js";
@@ -30,10 +31,23 @@ const send = (message: FromRunner): void => {
   // A closed channel means the scheduler is gone; the disconnect handler below exits.
   if (!process.connected) return;
   unsent += 1;
-  process.send?.(message, undefined, {}, () => {
+  try {
+    process.send?.(message, undefined, {}, () => {
+      unsent -= 1;
+      exitIfSent();
+    });
+  } catch (err) {
+    // The channel uses structured clone: a value it cannot copy (a function, a class with private
+    // state) throws here, at send time. Its request still needs an outcome.
     unsent -= 1;
-    exitIfSent();
-  });
+    if (message.t === "result" || message.t === "partial") {
+      const error = new PlatformError("ERR_RUNNER_INCOMPLETE", { message: `The app returned a value that cannot be sent: ${err instanceof Error ? err.message : String(err)}` });
+      if (message.t === "result") send({ t: "error", requestId: message.requestId, error: serializeError(error) });
+      else send({ t: "log", requestId: message.requestId, level: "ERROR", message: error.message, timestamp: new Date().toISOString() });
+    } else {
+      throw err;
+    }
+  }
 };
 
 const storage = createLocalStorage({ root: required("DARKROOM_STORAGE_ROOT") });
