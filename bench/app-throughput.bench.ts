@@ -7,9 +7,12 @@
  *
  * Direct: the app module is imported here, `setup()` runs once, then the endpoint handler is called
  * back to back with a real file context (local storage in a temp folder). Platform: `darkroom serve`
- * runs in a child process with only that app; N requests are submitted to the queue at once and the
- * clock stops when the last one has completed. Both use the app's default knobs, so on 2 cores the
- * platform runs the app's `max_runners` runners. Results go to bench/results/<app>-throughput.json.
+ * runs in a child process with only that app; N requests are submitted to the queue at once. Rounds
+ * alternate between the two. Each round gives two rates: steady, (N − 1) over the time from the
+ * first completion to the last (saturation, as the issue asks), and batch, N over the time from the
+ * first submit to the last completion (with the client's uploads and the polling that sees the last
+ * result). Both use the app's default knobs, so on 2 cores the platform runs the app's
+ * `max_runners` runners. Results go to bench/results/<app>-throughput.json.
  */
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -52,7 +55,21 @@ if (!makeInput) throw new Error(`no bench input for ${APP}; known: ${Object.keys
 const MODULE = path.join(ROOT, "src/apps", APP, "app.ts");
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
-async function direct(input: Record<string, unknown>): Promise<{ perSecond: number; setupMs: number }> {
+/** A round's throughput two ways: the whole batch, and the steady rate between completions. */
+interface RoundRate {
+  /** N ÷ (last completion − start): includes getting the batch in and seeing the last result. */
+  batch: number;
+  /** (N − 1) ÷ (last completion − first completion): the rate at saturation, without those edges. */
+  steady: number;
+}
+
+function rateOf(startedAt: number, completions: number[]): RoundRate {
+  const first = Math.min(...completions);
+  const last = Math.max(...completions);
+  return { batch: completions.length / ((last - startedAt) / 1000), steady: (completions.length - 1) / ((last - first) / 1000) };
+}
+
+async function directRunner(input: Record<string, unknown>): Promise<{ round: () => Promise<RoundRate>; setupMs: number; close: () => void }> {
   const app = await importApp(MODULE);
   const endpoint = app.endpoints.find((e) => e.path === "")!;
   const t0 = performance.now();
@@ -77,11 +94,19 @@ async function direct(input: Record<string, unknown>): Promise<{ perSecond: numb
     await handler(endpoint.input.parse(input), ctx);
   };
   await run(-1); // warm-up
-  const t = performance.now();
-  for (let i = 0; i < N; i++) await run(i);
-  const perSecond = N / ((performance.now() - t) / 1000);
-  rmSync(dir, { recursive: true, force: true });
-  return { perSecond, setupMs };
+  return {
+    setupMs,
+    round: async () => {
+      const t = Date.now();
+      const completions: number[] = [];
+      for (let i = 0; i < N; i++) {
+        await run(i);
+        completions.push(Date.now());
+      }
+      return rateOf(t, completions);
+    },
+    close: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 async function freePort(): Promise<number> {
@@ -93,7 +118,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function platform(input: Record<string, unknown>): Promise<number[]> {
+async function platformRunner(input: Record<string, unknown>): Promise<{ round: () => Promise<RoundRate>; close: () => Promise<void> }> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "darkroom-bench-"));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -101,9 +126,14 @@ async function platform(input: Record<string, unknown>): Promise<number[]> {
     env: { ...process.env, DARKROOM_ADMIN_KEY: KEY, DARKROOM_LOG_LEVEL: "warn" },
     stdio: ["ignore", "ignore", "inherit"],
   });
+  const close = async (): Promise<void> => {
+    server.kill("SIGTERM");
+    await new Promise((r) => server.once("exit", r));
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   const body = JSON.stringify(input);
-  const runAll = async (n: number): Promise<number> => {
-    const t = performance.now();
+  const runAll = async (n: number): Promise<RoundRate> => {
+    const t = Date.now();
     const ids = await Promise.all(
       Array.from({ length: n }, async () => {
         const res = await fetch(`${base}/queue/darkroom/${APP}`, { method: "POST", headers: AUTH, body });
@@ -121,7 +151,11 @@ async function platform(input: Record<string, unknown>): Promise<number[]> {
         await new Promise((r) => setTimeout(r, 20));
       }
     }
-    return n / ((performance.now() - t) / 1000);
+    // Completion times as the server recorded them (same clock as this process: same machine).
+    const completions = await Promise.all(
+      ids.map(async (id) => Date.parse(((await (await fetch(`${base}/v1/requests/${id}`, { headers: AUTH })).json()) as { finished_at: string }).finished_at)),
+    );
+    return rateOf(t, completions);
   };
   try {
     for (let i = 0; ; i++) {
@@ -134,32 +168,42 @@ async function platform(input: Record<string, unknown>): Promise<number[]> {
       await new Promise((r) => setTimeout(r, 100));
     }
     await runAll(2); // cold start and warm-up outside the measurement
-    const out: number[] = [];
-    for (let r = 0; r < ROUNDS; r++) out.push(await runAll(N));
-    return out;
-  } finally {
-    server.kill("SIGTERM");
-    await new Promise((r) => server.once("exit", r));
-    rmSync(dataDir, { recursive: true, force: true });
+  } catch (err) {
+    await close();
+    throw err;
   }
+  return { round: () => runAll(N), close };
 }
 
 const input = makeInput();
-const directRounds: number[] = [];
-let setupMs = NaN;
-for (let r = 0; r < ROUNDS; r++) {
-  const d = await direct(input);
-  directRounds.push(d.perSecond);
-  setupMs = d.setupMs;
+const directSide = await directRunner(input);
+const platformSide = await platformRunner(input);
+const directRounds: RoundRate[] = [];
+const platformRounds: RoundRate[] = [];
+try {
+  // Alternate, so that a noisy neighbour's drift does not land on one side only.
+  for (let r = 0; r < ROUNDS; r++) {
+    directRounds.push(await directSide.round());
+    platformRounds.push(await platformSide.round());
+    console.log(`round ${r + 1}: direct ${directRounds[r]!.steady.toFixed(2)}/s steady, ${directRounds[r]!.batch.toFixed(2)}/s batch; platform ${platformRounds[r]!.steady.toFixed(2)}/s steady, ${platformRounds[r]!.batch.toFixed(2)}/s batch`);
+  }
+} finally {
+  directSide.close();
+  await platformSide.close();
 }
-const platformRounds = await platform(input);
+const spread = (xs: number[]): { median: number; min: number; max: number } => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+const steadyRatios = platformRounds.map((p, i) => p.steady / directRounds[i]!.steady);
+const batchRatios = platformRounds.map((p, i) => p.batch / directRounds[i]!.batch);
 const summary = {
   app: `darkroom/${APP}`,
   n: N,
-  direct_per_s: { median: median(directRounds), min: Math.min(...directRounds), max: Math.max(...directRounds) },
-  platform_per_s: { median: median(platformRounds), min: Math.min(...platformRounds), max: Math.max(...platformRounds) },
-  ratio_platform_over_direct: median(platformRounds) / median(directRounds),
-  direct_setup_ms: setupMs,
+  direct_steady_per_s: spread(directRounds.map((r) => r.steady)),
+  platform_steady_per_s: spread(platformRounds.map((r) => r.steady)),
+  ratio_steady: spread(steadyRatios),
+  direct_batch_per_s: spread(directRounds.map((r) => r.batch)),
+  platform_batch_per_s: spread(platformRounds.map((r) => r.batch)),
+  ratio_batch: spread(batchRatios),
+  direct_setup_ms: directSide.setupMs,
 };
 console.log(JSON.stringify(summary, null, 2));
 mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
