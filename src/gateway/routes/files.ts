@@ -5,11 +5,12 @@
  * @module
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { z } from "zod";
 import { PlatformError } from "../../core/errors.js";
 import type { ByteRange } from "../../storage/storage.js";
 import type { GatewayContext } from "../context.js";
 import { baseUrlOf } from "../wire.js";
+import { MultipartCompleteBody } from "./multipart-parts.js";
+import { registerPythonMultipartCompleteRoute, registerPythonMultipartUploadRoutes } from "./python-multipart.js";
 import { lifecycleSeconds, uploadKey } from "./rest.js";
 
 function signedMeta(query: Record<string, string | undefined>, keys: readonly string[]): string {
@@ -82,7 +83,6 @@ async function serveFile(ctx: GatewayContext, request: FastifyRequest, reply: Fa
 }
 
 
-const CompleteBody = z.object({ parts: z.array(z.object({ partNumber: z.number().int().min(1).max(10_000), etag: z.string().min(1).max(200) })).min(1).max(10_000) });
 
 function contentTypeOf(request: FastifyRequest, fallback: string | undefined): string {
   return String(request.headers["content-type"] ?? fallback ?? "application/octet-stream").split(";")[0]?.trim() || "application/octet-stream";
@@ -102,7 +102,7 @@ export function registerFileRoutes(app: FastifyInstance, ctx: GatewayContext): v
     const { uploadId } = request.params as { uploadId: string };
     const query = request.query as Record<string, string | undefined>;
     ctx.urlSigner.verify("PUT", `multipart:${uploadId}?${signedMeta(query, ["ct", "name", "ttl", "key"])}`, query);
-    const parsed = CompleteBody.safeParse(request.body);
+    const parsed = MultipartCompleteBody.safeParse(request.body);
     if (!parsed.success) throw new PlatformError("ERR_BAD_REQUEST", { message: "Expected {parts: [{partNumber, etag}]}" });
     const ttl = query["ttl"] ? Number(query["ttl"]) : undefined;
     const stored = await ctx.storage.completeMultipart(query["key"] ?? "", uploadId, parsed.data.parts, {
@@ -114,11 +114,14 @@ export function registerFileRoutes(app: FastifyInstance, ctx: GatewayContext): v
     await reply.send({ file_url: `${baseUrlOf(request, ctx.config.publicUrl)}/files/${stored.key}`, file_size: stored.size });
   });
 
+  registerPythonMultipartCompleteRoute(app, ctx);
+
   // Upload bodies of any content type (JSON files too) must reach storage unparsed.
   app.register(async (uploads) => {
     uploads.removeAllContentTypeParsers();
     uploads.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
     registerUploadRoutes(uploads, ctx);
+    registerPythonMultipartUploadRoutes(uploads, ctx);
   });
 }
 
