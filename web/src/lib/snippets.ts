@@ -1,0 +1,105 @@
+/**
+ * Copyable code for one exact input: curl against the queue, `@fal-ai/client` through the proxy
+ * route, and Python's `fal_client` pointed at this server. The setups follow docs/api.md.
+ * @module
+ */
+
+export interface SnippetInput {
+  /** The server's origin, e.g. `http://127.0.0.1:8787`. */
+  baseUrl: string;
+  /** `owner/alias` or `owner/alias/path`. */
+  endpointId: string;
+  input: Record<string, unknown>;
+}
+
+/** Quotes text for a POSIX shell: single quotes, with embedded ones closed and escaped. */
+export function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+export function curlSnippet({ baseUrl, endpointId, input }: SnippetInput): string {
+  const body = JSON.stringify(input, null, 2);
+  return [
+    `# Submit to the queue; FAL_KEY holds your Darkroom key (id:secret).`,
+    `curl -s -X POST ${shellQuote(`${baseUrl}/queue/${endpointId}`)} \\`,
+    `  -H "Authorization: Key $FAL_KEY" \\`,
+    `  -H 'Content-Type: application/json' \\`,
+    `  -d ${shellQuote(body)}`,
+    `# Then GET the response_url from the answer (or its status_url for progress).`,
+  ].join("\n");
+}
+
+function indent(text: string, by: string): string {
+  return text.split("\n").map((line, i) => (i === 0 ? line : by + line)).join("\n");
+}
+
+export function javascriptSnippet({ baseUrl, endpointId, input }: SnippetInput): string {
+  return [
+    `import { createFalClient } from "@fal-ai/client";`,
+    ``,
+    `const fal = createFalClient({`,
+    `  credentials: process.env.FAL_KEY, // your Darkroom key, "id:secret"`,
+    `  proxyUrl: { url: ${JSON.stringify(`${baseUrl}/api/fal/proxy`)}, when: "always" },`,
+    `});`,
+    ``,
+    `const result = await fal.subscribe(${JSON.stringify(endpointId)}, {`,
+    `  input: ${indent(JSON.stringify(input, null, 2), "  ")},`,
+    `  logs: true,`,
+    `  onQueueUpdate: (update) => console.log(update.status),`,
+    `});`,
+    `console.log(result.data);`,
+  ].join("\n");
+}
+
+/** A JSON value as a Python literal: JSON's string escapes are valid Python, its constants are not. */
+export function pythonLiteral(value: unknown, level = 0): string {
+  const pad = "    ".repeat(level + 1);
+  const end = "    ".repeat(level);
+  if (value === null || value === undefined) return "None";
+  if (value === true) return "True";
+  if (value === false) return "False";
+  if (typeof value === "number") return Number.isFinite(value) ? String(value) : "None";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (Array.isArray(value)) {
+    if (value.length === 0) return "[]";
+    return `[\n${value.map((v) => `${pad}${pythonLiteral(v, level + 1)},`).join("\n")}\n${end}]`;
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length === 0) return "{}";
+  return `{\n${entries.map(([k, v]) => `${pad}${JSON.stringify(k)}: ${pythonLiteral(v, level + 1)},`).join("\n")}\n${end}}`;
+}
+
+export function pythonSnippet({ baseUrl, endpointId, input }: SnippetInput): string {
+  const ws = baseUrl.replace(/^http/, "ws");
+  return [
+    `import fal_client`,
+    `import fal_client.client as fal_urls`,
+    ``,
+    `# Point fal_client at this server; FAL_KEY holds your Darkroom key (id:secret).`,
+    `fal_urls.RUN_URL_FORMAT = ${JSON.stringify(`${baseUrl}/run/`)}`,
+    `fal_urls.QUEUE_URL_FORMAT = ${JSON.stringify(`${baseUrl}/queue/`)}`,
+    `fal_urls.REALTIME_URL_FORMAT = ${JSON.stringify(`${ws}/run/`)}`,
+    `fal_urls.REST_URL = ${JSON.stringify(`${baseUrl}/rest`)}`,
+    `fal_urls.CDN_URL = ${JSON.stringify(`${baseUrl}/cdn`)}`,
+    ``,
+    `result = fal_client.subscribe(`,
+    `    ${JSON.stringify(endpointId)},`,
+    `    arguments=${pythonLiteral(input, 1)},`,
+    `    with_logs=True,`,
+    `)`,
+    `print(result)`,
+  ].join("\n");
+}
+
+export type SnippetLanguage = "curl" | "javascript" | "python";
+
+export function snippet(language: SnippetLanguage, input: SnippetInput): string {
+  switch (language) {
+    case "curl":
+      return curlSnippet(input);
+    case "javascript":
+      return javascriptSnippet(input);
+    case "python":
+      return pythonSnippet(input);
+  }
+}
