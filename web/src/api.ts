@@ -1,0 +1,281 @@
+/**
+ * The playground's HTTP client: the platform API, the queue, storage uploads and status streams,
+ * all on the server that served the page, with the signed-in key.
+ * @module
+ */
+import { errorMessageOf, errorTypeOf, fieldErrorsOf } from "./lib/fal-errors.js";
+import type { FieldError, JsonSchema } from "./lib/schema-form.js";
+import { SseParser } from "./lib/sse.js";
+
+export interface ModelEndpoint {
+  path: string;
+  kind: "http" | "stream" | "realtime";
+  input_schema: JsonSchema;
+  output_schema: JsonSchema;
+}
+
+export interface ModelEntry {
+  endpoint_id: string;
+  metadata: {
+    display_name: string;
+    category: string;
+    description: string;
+    tags: string[];
+    thumbnail_url: string | null;
+    license: string | null;
+  };
+  availability: { available: true } | { available: false; reason: string; remedy: string };
+  endpoints: ModelEndpoint[];
+}
+
+export interface LogLine {
+  message: string;
+  level: string;
+  source?: string;
+  timestamp: string;
+}
+
+export interface QueueStatus {
+  status: "IN_QUEUE" | "IN_PROGRESS" | "COMPLETED";
+  request_id: string;
+  queue_position?: number | null;
+  logs?: LogLine[] | null;
+  progress?: { step: number; total: number; fraction: number; message?: string | null } | null;
+  metrics?: { inference_time?: number | null } | null;
+  error?: string | null;
+  error_type?: string | null;
+}
+
+export type RequestState = "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+
+export interface RequestSummary {
+  request_id: string;
+  endpoint_id: string;
+  app_id: string;
+  state: RequestState;
+  mode: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  attempt: number;
+  error: string | null;
+  error_type: string | null;
+}
+
+export interface RequestDetail extends QueueStatus {
+  app_id: string;
+  endpoint: string;
+  state: RequestState;
+  input: unknown;
+  output: unknown;
+  status_code: number | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  billable_units: number | null;
+}
+
+export interface RunnerView {
+  id: string;
+  state: "starting" | "ready" | "draining";
+  pid: number | null;
+  in_flight: number;
+  spawned_at: string | number | null;
+  ready_at: string | number | null;
+}
+
+export interface AppOps {
+  app: string;
+  runners: RunnerView[];
+  cold_starts: number;
+  setup_failures: number;
+  last_setup_error: string | null;
+  recent_errors: { at: string | number; request_id: string | null; message: string }[];
+  queue_depth: number;
+}
+
+export interface OpsSnapshot {
+  uptime_s: number;
+  apps: AppOps[];
+}
+
+export interface KeyView {
+  id: string;
+  name: string;
+  scope: "admin" | "api";
+  created_at: string;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly body: unknown;
+  readonly errorType: string | null;
+  readonly fieldErrors: FieldError[];
+
+  constructor(status: number, body: unknown) {
+    super(errorMessageOf(body, status));
+    this.name = "ApiError";
+    this.status = status;
+    this.body = body;
+    this.errorType = errorTypeOf(body);
+    this.fieldErrors = fieldErrorsOf(body);
+  }
+}
+
+export interface RawResponse {
+  status: number;
+  ok: boolean;
+  body: unknown;
+}
+
+async function readBody(res: Response): Promise<unknown> {
+  const text = await res.text();
+  if (text === "") return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+/** `owner/alias` of an endpoint id: status, result and cancel are addressed by the app alone. */
+export function appIdOf(endpointId: string): string {
+  return endpointId.split("/").slice(0, 2).join("/");
+}
+
+export class Api {
+  readonly #key: string;
+
+  constructor(key: string) {
+    this.#key = key;
+  }
+
+  #headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { authorization: `Key ${this.#key}`, ...extra };
+  }
+
+  /** Any call; HTTP errors come back as values, network errors throw. */
+  async raw(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<RawResponse> {
+    const res = await fetch(path, {
+      method,
+      headers: this.#headers(body !== undefined ? { "content-type": "application/json" } : {}),
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    return { status: res.status, ok: res.ok, body: await readBody(res) };
+  }
+
+  /** A call whose HTTP errors throw `ApiError`. */
+  async json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const res = await this.raw(method, path, body, signal);
+    if (!res.ok) throw new ApiError(res.status, res.body);
+    return res.body as T;
+  }
+
+  async models(): Promise<ModelEntry[]> {
+    const out: ModelEntry[] = [];
+    let cursor: string | null = "0";
+    // The list is paged; a server rarely has more than one page, but nothing is lost if it does.
+    while (cursor !== null) {
+      const page: { models: ModelEntry[]; next_cursor: string | null } = await this.json("GET", `/v1/models?limit=500&cursor=${encodeURIComponent(cursor)}`);
+      out.push(...page.models);
+      cursor = page.next_cursor;
+    }
+    return out;
+  }
+
+  /**
+   * Uploads through the storage API as fal's clients do: initiate, then one PUT of the bytes to the
+   * signed URL (which needs no key). XHR rather than fetch: only it reports upload progress.
+   */
+  async upload(file: Blob & { name?: string }, onProgress?: (fraction: number) => void): Promise<string> {
+    const contentType = file.type || "application/octet-stream";
+    const initiated = await this.json<{ upload_url: string; file_url: string }>("POST", "/rest/storage/upload/initiate", {
+      content_type: contentType,
+      ...(file.name ? { file_name: file.name } : {}),
+    });
+    await new Promise<void>((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("PUT", initiated.upload_url);
+      xhr.setRequestHeader("content-type", contentType);
+      xhr.upload.onprogress = (e) => {
+        if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total);
+      };
+      xhr.onload = () => {
+        if (xhr.status >= 200 && xhr.status < 300) resolve();
+        else {
+          let body: unknown = xhr.responseText;
+          try {
+            body = JSON.parse(xhr.responseText) as unknown;
+          } catch {
+            // not JSON
+          }
+          reject(new ApiError(xhr.status, body));
+        }
+      };
+      xhr.onerror = () => reject(new Error("Upload failed: the server could not be reached"));
+      xhr.send(file);
+    });
+    return initiated.file_url;
+  }
+
+  /**
+   * Follows a queued request through `status/stream?logs=1` until it completes, calling `onStatus`
+   * for each event with the full log so far. A dropped stream is reopened: its first event carries
+   * every line again, so the log is replaced rather than appended then.
+   */
+  async follow(endpointId: string, requestId: string, onStatus: (status: QueueStatus, logs: LogLine[]) => void, signal: AbortSignal): Promise<QueueStatus> {
+    const base = `/queue/${appIdOf(endpointId)}/requests/${encodeURIComponent(requestId)}`;
+    let failures = 0;
+    for (;;) {
+      let logs: LogLine[] = [];
+      let first = true;
+      try {
+        const res = await fetch(`${base}/status/stream?logs=1`, { headers: this.#headers({ accept: "text/event-stream" }), signal });
+        if (!res.ok || !res.body) throw new ApiError(res.status, await readBody(res));
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        const parser = new SseParser();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          for (const event of parser.push(value)) {
+            if (event.event !== "message") continue;
+            const status = JSON.parse(event.data) as QueueStatus;
+            if (status.logs) logs = first ? [...status.logs] : [...logs, ...status.logs];
+            first = false;
+            failures = 0;
+            onStatus(status, logs);
+            if (status.status === "COMPLETED") {
+              await reader.cancel().catch(() => undefined);
+              return status;
+            }
+          }
+        }
+      } catch (err) {
+        if (signal.aborted) throw err;
+        // 4xx will not get better by retrying; transport errors and 5xx might.
+        if (err instanceof ApiError && err.status < 500) throw err;
+        if (++failures > 30) throw err;
+      }
+      await new Promise((r) => setTimeout(r, Math.min(500 * failures, 3000)));
+    }
+  }
+
+  async submit(endpointId: string, input: Record<string, unknown>): Promise<{ request_id: string; queue_position: number }> {
+    return this.json("POST", `/queue/${endpointId}`, input);
+  }
+
+  async result(endpointId: string, requestId: string): Promise<RawResponse> {
+    return this.raw("GET", `/queue/${appIdOf(endpointId)}/requests/${encodeURIComponent(requestId)}`);
+  }
+
+  async cancel(endpointId: string, requestId: string): Promise<RawResponse> {
+    return this.raw("PUT", `/queue/${appIdOf(endpointId)}/requests/${encodeURIComponent(requestId)}/cancel`);
+  }
+
+  async request(requestId: string): Promise<RequestDetail> {
+    return this.json("GET", `/v1/requests/${encodeURIComponent(requestId)}`);
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Code for the current input in three flavours, as ARIA tabs (arrow keys move between them).
+ * @module
+ */
+import { useId, useRef, useState, type KeyboardEvent, type ReactNode } from "react";
+import { snippet, type SnippetInput, type SnippetLanguage } from "../lib/snippets.js";
+import { CopyButton } from "./common.js";
+
+const TABS: { id: SnippetLanguage; label: string }[] = [
+  { id: "curl", label: "curl" },
+  { id: "javascript", label: "JavaScript (@fal-ai/client)" },
+  { id: "python", label: "Python (fal_client)" },
+];
+
+export function CodeTabs({ input }: { input: SnippetInput }): ReactNode {
+  const [active, setActive] = useState<SnippetLanguage>("curl");
+  const base = useId();
+  const refs = useRef<(HTMLButtonElement | null)[]>([]);
+  const code = snippet(active, input);
+
+  const onKeyDown = (e: KeyboardEvent<HTMLButtonElement>, index: number): void => {
+    const last = TABS.length - 1;
+    const next = e.key === "ArrowRight" ? (index === last ? 0 : index + 1) : e.key === "ArrowLeft" ? (index === 0 ? last : index - 1) : e.key === "Home" ? 0 : e.key === "End" ? last : null;
+    if (next === null) return;
+    e.preventDefault();
+    const tab = TABS[next];
+    if (tab) setActive(tab.id);
+    refs.current[next]?.focus();
+  };
+
+  return (
+    <div className="code-tabs">
+      <div role="tablist" aria-label="Code for this input" className="tabs">
+        {TABS.map((t, i) => (
+          <button
+            key={t.id}
+            ref={(el) => {
+              refs.current[i] = el;
+            }}
+            type="button"
+            role="tab"
+            id={`${base}-tab-${t.id}`}
+            aria-selected={active === t.id}
+            aria-controls={`${base}-panel`}
+            tabIndex={active === t.id ? 0 : -1}
+            className={active === t.id ? "tab active" : "tab"}
+            onClick={() => setActive(t.id)}
+            onKeyDown={(e) => onKeyDown(e, i)}
+          >
+            {t.label}
+          </button>
+        ))}
+      </div>
+      <div role="tabpanel" id={`${base}-panel`} aria-labelledby={`${base}-tab-${active}`} className="tab-panel">
+        <div className="code-actions">
+          <CopyButton text={code} label={`Copy ${active}`} />
+        </div>
+        <pre className="code" tabIndex={0} data-language={active}>
+          <code>{code}</code>
+        </pre>
+      </div>
+    </div>
+  );
+}

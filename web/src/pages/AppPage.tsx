@@ -1,0 +1,446 @@
+/**
+ * One app: the form generated from its input schema, a run through the queue with live status,
+ * logs and Cancel, the result shown for what it is, and code for the same input. With
+ * `?request=<id>` it reopens a past request: its inputs in the form, its outcome beside them.
+ * @module
+ */
+import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent, type ReactNode } from "react";
+import { ApiError, type LogLine, type ModelEntry, type QueueStatus, type RawResponse, type RequestDetail } from "../api.js";
+import { CodeTabs } from "../components/CodeTabs.js";
+import { ErrorNotice, Loading } from "../components/common.js";
+import { UploadTracker } from "../components/FileInput.js";
+import { JsonView } from "../components/JsonView.js";
+import { AudioPlayer, CompareSlider, ImageGallery, OtherFile, VideoPlayer } from "../components/Media.js";
+import { SchemaForm } from "../components/SchemaForm.js";
+import { errorMessageOf, errorTypeOf, fieldErrorsOf } from "../lib/fal-errors.js";
+import { formatSeconds, formatTime, secondsBetween } from "../lib/format.js";
+import { compareSource, findFiles } from "../lib/outputs.js";
+import { buildInput, draftsFromInput, fieldsFor, initialDrafts, type DraftObject, type FieldError } from "../lib/schema-form.js";
+import { useInterval, useModels, useTitle } from "../hooks.js";
+import { Link, navigate } from "../router.js";
+import { useSession } from "../session.js";
+
+type Outcome = "succeeded" | "failed" | "cancelled";
+
+type Run =
+  | { phase: "idle" }
+  | { phase: "submitting" }
+  | { phase: "queued" | "running"; requestId: string; status: QueueStatus | null; startedAt: number }
+  | { phase: "done"; requestId: string; outcome: Outcome; result: RawResponse; detail: RequestDetail | null; status: QueueStatus | null };
+
+const RUNNABLE = new Set(["http", "stream"]);
+
+function outcomeOf(status: QueueStatus | null, result: RawResponse): Outcome {
+  if (status?.error_type === "client_cancelled" || errorTypeOf(result.body) === "client_cancelled") return "cancelled";
+  return result.ok ? "succeeded" : "failed";
+}
+
+function StatusLine({ run, cancelling }: { run: Run; cancelling: boolean }): ReactNode {
+  let text = "";
+  if (run.phase === "submitting") text = "Submitting…";
+  else if (run.phase === "queued") {
+    const ahead = run.status?.queue_position ?? 0;
+    text = ahead === 0 ? "In queue: next to run" : `In queue: position ${ahead + 1} (${ahead} ahead)`;
+  } else if (run.phase === "running") {
+    const p = run.status?.progress;
+    text = p ? `Running: ${p.message ?? `step ${p.step} of ${p.total}`} (${Math.round(p.fraction * 100)}%)` : "Running";
+  } else if (run.phase === "done") {
+    if (run.outcome === "succeeded") text = "Completed";
+    else if (run.outcome === "cancelled") text = "Cancelled";
+    else text = `Failed: ${errorMessageOf(run.result.body, run.result.status)}`;
+  }
+  if (cancelling && (run.phase === "queued" || run.phase === "running")) text += " · cancelling…";
+  return (
+    <p className={`run-status phase-${run.phase}${run.phase === "done" ? ` outcome-${run.outcome}` : ""}`} role="status" aria-live="polite" data-testid="run-status">
+      {text}
+    </p>
+  );
+}
+
+function Timings({ detail, status }: { detail: RequestDetail | null; status: QueueStatus | null }): ReactNode {
+  if (!detail) return null;
+  const queued = secondsBetween(detail.created_at, detail.started_at);
+  const ran = secondsBetween(detail.started_at, detail.finished_at);
+  const total = secondsBetween(detail.created_at, detail.finished_at);
+  const inference = status?.metrics?.inference_time ?? detail.metrics?.inference_time ?? null;
+  return (
+    <dl className="timings" aria-label="Timings">
+      <div>
+        <dt>In queue</dt>
+        <dd>{formatSeconds(queued)}</dd>
+      </div>
+      <div>
+        <dt>Running</dt>
+        <dd>{formatSeconds(ran)}</dd>
+      </div>
+      <div>
+        <dt>Inference</dt>
+        <dd>{formatSeconds(inference)}</dd>
+      </div>
+      <div>
+        <dt>Total</dt>
+        <dd>{formatSeconds(total)}</dd>
+      </div>
+    </dl>
+  );
+}
+
+function Outputs({ model, run, input }: { model: ModelEntry; run: Extract<Run, { phase: "done" }>; input: Record<string, unknown> }): ReactNode {
+  const endpoint = model.endpoints.find((e) => e.path === (run.detail?.endpoint ?? "")) ?? model.endpoints[0];
+  const fields = useMemo(() => (endpoint ? fieldsFor(endpoint.input_schema) : []), [endpoint]);
+  const body = run.result.body;
+  const files = run.result.ok ? findFiles(body) : [];
+  const before = compareSource(model.metadata.category, fields, input, files);
+  const images = files.filter((f) => f.kind === "image");
+  const firstImage = images[0];
+  return (
+    <div className="outputs" data-testid="outputs">
+      {before && firstImage ? <CompareSlider before={before} after={firstImage} /> : null}
+      {images.length > 0 ? <ImageGallery files={images} /> : null}
+      {files.filter((f) => f.kind === "audio").map((f) => <AudioPlayer key={f.path} file={f} />)}
+      {files.filter((f) => f.kind === "video").map((f) => <VideoPlayer key={f.path} file={f} />)}
+      {files.filter((f) => f.kind === "other").map((f) => <OtherFile key={f.path} file={f} />)}
+      <Timings detail={run.detail} status={run.status} />
+      <JsonView value={body} label={run.result.ok ? "Output (JSON)" : `Error body (HTTP ${run.result.status})`} />
+      <p className="muted small">
+        Request <code>{run.requestId}</code>
+        {run.detail ? <> · {formatTime(run.detail.created_at)}</> : null} · <Link href={`/history?app=${encodeURIComponent(model.endpoint_id)}`}>History</Link>
+      </p>
+    </div>
+  );
+}
+
+function ErrorSummary({ errors, idPrefix }: { errors: readonly FieldError[]; idPrefix: string }): ReactNode {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (errors.length > 0) ref.current?.focus();
+  }, [errors]);
+  if (errors.length === 0) return null;
+  return (
+    <div className="notice error" role="alert" tabIndex={-1} ref={ref}>
+      <p>Fix {errors.length === 1 ? "this field" : "these fields"} first:</p>
+      <ul>
+        {errors.map((e) => (
+          <li key={e.path + e.message}>
+            <a href={`#${idPrefix}-${e.path.replace(/[^A-Za-z0-9_-]/g, "-")}`}>{e.path || "input"}</a>: {e.message}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | null }): ReactNode {
+  const { session } = useSession();
+  const api = session?.api;
+  const runnable = useMemo(() => model.endpoints.filter((e) => RUNNABLE.has(e.kind)), [model]);
+  const [endpointPath, setEndpointPath] = useState(runnable[0]?.path ?? "");
+  const endpoint = runnable.find((e) => e.path === endpointPath) ?? runnable[0];
+  const fields = useMemo(() => (endpoint ? fieldsFor(endpoint.input_schema) : []), [endpoint]);
+  const [drafts, setDrafts] = useState<DraftObject>(() => initialDrafts(fields));
+  const [errors, setErrors] = useState<FieldError[]>([]);
+  const [run, setRun] = useState<Run>({ phase: "idle" });
+  const [logs, setLogs] = useState<LogLine[]>([]);
+  const [cancelling, setCancelling] = useState(false);
+  const [ranInput, setRanInput] = useState<Record<string, unknown>>({});
+  const [submitError, setSubmitError] = useState<Error | null>(null);
+  const [uploads, setUploads] = useState(0);
+  const [, setNow] = useState(0);
+  const followRef = useRef<AbortController | null>(null);
+  /** The request this view shows; the URL names it too, and must not make the view load it twice. */
+  const currentRef = useRef<string | null>(null);
+  const logRef = useRef<HTMLPreElement>(null);
+  const idPrefix = "in";
+  const endpointId = endpoint && endpoint.path ? `${model.endpoint_id}/${endpoint.path}` : model.endpoint_id;
+  const active = run.phase === "submitting" || run.phase === "queued" || run.phase === "running";
+
+  const tracker = useMemo(
+    () => ({
+      begin: () => {
+        setUploads((n) => n + 1);
+        let done = false;
+        return () => {
+          if (!done) setUploads((n) => n - 1);
+          done = true;
+        };
+      },
+    }),
+    [],
+  );
+
+  // A run in flight is only followed, not cancelled, when the page goes away: it keeps its place.
+  useEffect(() => () => followRef.current?.abort(), []);
+  useInterval(() => setNow(Date.now()), 500, run.phase === "queued" || run.phase === "running");
+  useEffect(() => {
+    const el = logRef.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [logs]);
+
+  const finish = useCallback(
+    async (requestId: string, status: QueueStatus | null, forEndpoint: string) => {
+      if (!api) return;
+      const [result, detail] = await Promise.all([api.result(forEndpoint, requestId), api.request(requestId).catch(() => null)]);
+      setRun({ phase: "done", requestId, outcome: outcomeOf(status, result), result, detail, status });
+      setCancelling(false);
+      if (result.status === 422) setErrors(fieldErrorsOf(result.body));
+    },
+    [api],
+  );
+
+  const follow = useCallback(
+    async (requestId: string, forEndpoint: string) => {
+      if (!api) return;
+      followRef.current?.abort();
+      const controller = new AbortController();
+      followRef.current = controller;
+      const startedAt = Date.now();
+      try {
+        const final = await api.follow(
+          forEndpoint,
+          requestId,
+          (status, lines) => {
+            setLogs(lines);
+            if (status.status !== "COMPLETED") setRun({ phase: status.status === "IN_QUEUE" ? "queued" : "running", requestId, status, startedAt });
+          },
+          controller.signal,
+        );
+        await finish(requestId, final, forEndpoint);
+      } catch (err) {
+        if (controller.signal.aborted) return;
+        setSubmitError(err instanceof Error ? err : new Error(String(err)));
+        setRun({ phase: "idle" });
+      }
+    },
+    [api, finish],
+  );
+
+  // Reopening a request: its input goes into the form; a finished one shows its outcome, a live one is followed.
+  useEffect(() => {
+    if (!reopenId || !api || reopenId === currentRef.current) return;
+    currentRef.current = reopenId;
+    followRef.current?.abort();
+    setRun({ phase: "idle" });
+    setSubmitError(null);
+    let stale = false;
+    api.request(reopenId).then(
+      (detail) => {
+        if (stale) return;
+        const path = runnable.some((e) => e.path === detail.endpoint) ? detail.endpoint : (runnable[0]?.path ?? "");
+        setEndpointPath(path);
+        const target = runnable.find((e) => e.path === path);
+        const input = typeof detail.input === "object" && detail.input !== null ? (detail.input as Record<string, unknown>) : {};
+        if (target) setDrafts(draftsFromInput(fieldsFor(target.input_schema), input));
+        setRanInput(input);
+        setLogs(detail.logs ?? []);
+        const forEndpoint = path ? `${model.endpoint_id}/${path}` : model.endpoint_id;
+        if (detail.state === "QUEUED" || detail.state === "RUNNING") {
+          void follow(detail.request_id, forEndpoint);
+        } else {
+          void finish(detail.request_id, detail, forEndpoint);
+        }
+      },
+      (err: unknown) => !stale && setSubmitError(err instanceof Error ? err : new Error(String(err))),
+    );
+    return () => {
+      stale = true;
+    };
+  }, [reopenId, api, runnable, model.endpoint_id, follow, finish]);
+
+  const built = useMemo(() => buildInput(fields, drafts), [fields, drafts]);
+
+  const submit = async (e?: FormEvent): Promise<void> => {
+    e?.preventDefault();
+    if (!api || active || uploads > 0) return;
+    setSubmitError(null);
+    if (built.errors.length > 0) {
+      setErrors(built.errors);
+      return;
+    }
+    setErrors([]);
+    setLogs([]);
+    setRanInput(built.input);
+    setRun({ phase: "submitting" });
+    try {
+      const submitted = await api.submit(endpointId, built.input);
+      currentRef.current = submitted.request_id;
+      // The URL names the request, so a reload or a shared link reopens it.
+      navigate(`/app?id=${encodeURIComponent(model.endpoint_id)}&request=${encodeURIComponent(submitted.request_id)}`, { replace: true });
+      setRun({ phase: "queued", requestId: submitted.request_id, status: null, startedAt: Date.now() });
+      await follow(submitted.request_id, endpointId);
+    } catch (err) {
+      if (err instanceof ApiError && err.fieldErrors.length > 0) setErrors(err.fieldErrors);
+      setSubmitError(err instanceof Error ? err : new Error(String(err)));
+      setRun({ phase: "idle" });
+    }
+  };
+
+  const cancel = async (): Promise<void> => {
+    if (!api || (run.phase !== "queued" && run.phase !== "running")) return;
+    setCancelling(true);
+    const res = await api.cancel(endpointId, run.requestId).catch(() => null);
+    // Already finished: the stream is about to say how; anything else is worth showing.
+    if (res && !res.ok && res.status !== 400) {
+      setSubmitError(new ApiError(res.status, res.body));
+      setCancelling(false);
+    }
+  };
+
+  const reset = (): void => {
+    setDrafts(initialDrafts(fields));
+    setErrors([]);
+  };
+
+  const fraction = run.phase === "running" ? run.status?.progress?.fraction : undefined;
+  const elapsed = run.phase === "queued" || run.phase === "running" ? (Date.now() - run.startedAt) / 1000 : null;
+
+  return (
+    <div className="app-layout">
+      <section className="panel input-panel" aria-labelledby="input-heading">
+        <h2 id="input-heading">Input</h2>
+        {runnable.length > 1 ? (
+          <div className="field">
+            <label htmlFor="endpoint" className="label">
+              Endpoint
+            </label>
+            <select
+              id="endpoint"
+              value={endpointPath}
+              disabled={active}
+              onChange={(e) => {
+                const path = e.target.value;
+                const next = runnable.find((x) => x.path === path);
+                setEndpointPath(path);
+                if (next) setDrafts(initialDrafts(fieldsFor(next.input_schema)));
+                setErrors([]);
+              }}
+            >
+              {runnable.map((e) => (
+                <option key={e.path} value={e.path}>
+                  /{e.path} ({e.kind})
+                </option>
+              ))}
+            </select>
+          </div>
+        ) : null}
+        <form
+          onSubmit={(e) => void submit(e)}
+          onKeyDown={(e) => {
+            if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) void submit(e);
+          }}
+          noValidate
+          aria-label={`Input for ${model.endpoint_id}`}
+        >
+          <ErrorSummary errors={errors} idPrefix={idPrefix} />
+          <UploadTracker.Provider value={tracker}>
+            <SchemaForm fields={fields} drafts={drafts} onChange={setDrafts} errors={errors} idPrefix={idPrefix} disabled={active} />
+          </UploadTracker.Provider>
+          <div className="actions">
+            <button type="submit" className="button primary" disabled={active || uploads > 0 || !model.availability.available}>
+              {uploads > 0 ? "Uploading…" : active ? "Running…" : "Run"}
+            </button>
+            <button type="button" className="button" onClick={reset} disabled={active}>
+              Reset
+            </button>
+            <span className="muted small hide-narrow">Ctrl+Enter runs</span>
+          </div>
+        </form>
+      </section>
+
+      <section className="panel result-panel" aria-labelledby="result-heading">
+        <h2 id="result-heading">Result</h2>
+        {submitError ? <ErrorNotice error={submitError} /> : null}
+        {run.phase === "idle" && !submitError ? <p className="muted">Fill in the form and press Run. The request goes through the queue, as from any client.</p> : null}
+        {run.phase !== "idle" ? (
+          <div className="run">
+            <StatusLine run={run} cancelling={cancelling} />
+            {run.phase === "queued" || run.phase === "running" || run.phase === "submitting" ? (
+              <div className="run-live">
+                {fraction !== undefined && fraction !== null ? (
+                  <progress value={fraction} max={1} aria-label="Progress" />
+                ) : (
+                  <progress aria-label={run.phase === "running" ? "Running" : "Waiting"} />
+                )}
+                {elapsed !== null ? <span className="muted small">{formatSeconds(elapsed)}</span> : null}
+                {run.phase !== "submitting" ? (
+                  <button type="button" className="button danger" onClick={() => void cancel()} disabled={cancelling}>
+                    Cancel
+                  </button>
+                ) : null}
+              </div>
+            ) : null}
+          </div>
+        ) : null}
+        {logs.length > 0 || run.phase === "running" ? (
+          <details className="logs-box" open>
+            <summary>Logs ({logs.length})</summary>
+            <pre className="logs" ref={logRef} tabIndex={0} aria-label="Logs" aria-live="off" data-testid="logs">
+              {logs.map((l, i) => (
+                <span key={i} className={`log level-${l.level.toLowerCase()}`}>
+                  <span className="log-time">{l.timestamp.slice(11, 23)}</span> {l.message}
+                  {"\n"}
+                </span>
+              ))}
+            </pre>
+          </details>
+        ) : null}
+        {run.phase === "done" ? <Outputs model={model} run={run} input={ranInput} /> : null}
+      </section>
+
+      <section className="panel code-panel" aria-labelledby="code-heading">
+        <h2 id="code-heading">Code</h2>
+        <p className="muted small">The exact input of the form{built.errors.length > 0 ? " (fields with errors left out)" : ""}.</p>
+        <CodeTabs input={{ baseUrl: window.location.origin, endpointId, input: built.input }} />
+      </section>
+    </div>
+  );
+}
+
+export function AppPage({ appId, reopenId }: { appId: string; reopenId: string | null }): ReactNode {
+  const models = useModels();
+  const model = models.data?.find((m) => m.endpoint_id === appId) ?? null;
+  useTitle(model?.metadata.display_name ?? appId);
+  if (models.error) return <ErrorNotice error={models.error} onRetry={models.reload} />;
+  if (!models.data) return <Loading what="the app" />;
+  if (!model) {
+    return (
+      <div>
+        <h1 tabIndex={-1}>Not found</h1>
+        <p>
+          No app <code>{appId}</code> on this server. <Link href="/">Back to the gallery</Link>
+        </p>
+      </div>
+    );
+  }
+  const unavailable = model.availability.available ? null : model.availability;
+  return (
+    <article className="app-page">
+      <header className="page-head">
+        <p className="crumbs">
+          <Link href="/">Gallery</Link> / <code>{model.endpoint_id}</code>
+        </p>
+        <h1 tabIndex={-1}>{model.metadata.display_name}</h1>
+        <p className="meta">
+          <span className="badge">{model.metadata.category}</span>
+          {model.metadata.tags.slice(0, 6).map((t) => (
+            <span key={t} className="tag">
+              {t}
+            </span>
+          ))}
+          <a href={`/run/${model.endpoint_id}/openapi.json`} target="_blank" rel="noreferrer">
+            OpenAPI
+          </a>
+        </p>
+        <p className="description">{model.metadata.description}</p>
+        {unavailable ? (
+          <div className="notice warning" role="note">
+            <p>
+              <strong>Unavailable:</strong> {unavailable.reason}. <strong>Remedy:</strong> {unavailable.remedy}
+            </p>
+          </div>
+        ) : null}
+      </header>
+      <AppView key={appId} model={model} reopenId={reopenId} />
+    </article>
+  );
+}
+

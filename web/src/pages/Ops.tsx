@@ -1,0 +1,128 @@
+/**
+ * The operations view from `/v1/ops` (admin keys): per app, queue depth, runners by state, cold
+ * starts, setup failures and recent errors. Refreshes itself every few seconds.
+ * @module
+ */
+import { useState, type ReactNode } from "react";
+import type { AppOps, OpsSnapshot } from "../api.js";
+import { ErrorNotice, Loading } from "../components/common.js";
+import { formatSeconds, formatTime } from "../lib/format.js";
+import { useAsync, useInterval, useTitle } from "../hooks.js";
+import { Link } from "../router.js";
+import { useApi, useSession } from "../session.js";
+
+const REFRESH_MS = 3000;
+
+const iso = (v: string | number | null): string | null => (v === null ? null : typeof v === "number" ? new Date(v).toISOString() : v);
+
+function AppCard({ ops }: { ops: AppOps }): ReactNode {
+  const count = (state: string): number => ops.runners.filter((r) => r.state === state).length;
+  const inFlight = ops.runners.reduce((n, r) => n + r.in_flight, 0);
+  const headingId = `ops-${ops.app.replace(/[^A-Za-z0-9]/g, "-")}`;
+  return (
+    <li className="ops-card" aria-labelledby={headingId}>
+      <h2 id={headingId} className="card-title">
+        <Link href={`/app?id=${encodeURIComponent(ops.app)}`}>{ops.app}</Link>
+      </h2>
+      <dl className="stats">
+        <div>
+          <dt>Queue depth</dt>
+          <dd data-stat="queue_depth">{ops.queue_depth}</dd>
+        </div>
+        <div>
+          <dt>Starting</dt>
+          <dd>{count("starting")}</dd>
+        </div>
+        <div>
+          <dt>Ready</dt>
+          <dd>{count("ready")}</dd>
+        </div>
+        <div>
+          <dt>Draining</dt>
+          <dd>{count("draining")}</dd>
+        </div>
+        <div>
+          <dt>In flight</dt>
+          <dd>{inFlight}</dd>
+        </div>
+        <div>
+          <dt>Cold starts</dt>
+          <dd data-stat="cold_starts">{ops.cold_starts}</dd>
+        </div>
+        <div>
+          <dt>Setup failures</dt>
+          <dd className={ops.setup_failures > 0 ? "bad" : ""}>{ops.setup_failures}</dd>
+        </div>
+      </dl>
+      {ops.last_setup_error ? (
+        <p className="notice error small">
+          <strong>Last setup error:</strong> {ops.last_setup_error}
+        </p>
+      ) : null}
+      {ops.runners.length > 0 ? (
+        <details className="runners">
+          <summary>Runners ({ops.runners.length})</summary>
+          <ul className="plain">
+            {ops.runners.map((r) => (
+              <li key={r.id}>
+                <code>{r.id}</code> {r.state}, pid {r.pid ?? "–"}, {r.in_flight} in flight, since {formatTime(iso(r.ready_at ?? r.spawned_at))}
+              </li>
+            ))}
+          </ul>
+        </details>
+      ) : null}
+      {ops.recent_errors.length > 0 ? (
+        <details className="recent-errors">
+          <summary>Recent errors ({ops.recent_errors.length})</summary>
+          <ul className="plain">
+            {[...ops.recent_errors].reverse().map((e, i) => (
+              <li key={i}>
+                <span className="muted">{formatTime(iso(e.at))}</span>{" "}
+                {e.request_id ? (
+                  <Link href={`/app?id=${encodeURIComponent(ops.app)}&request=${encodeURIComponent(e.request_id)}`}>
+                    <code>{e.request_id.slice(0, 8)}</code>
+                  </Link>
+                ) : null}{" "}
+                {e.message}
+              </li>
+            ))}
+          </ul>
+        </details>
+      ) : (
+        <p className="muted small">No recent errors.</p>
+      )}
+    </li>
+  );
+}
+
+export function Ops(): ReactNode {
+  useTitle("Operations");
+  const { session } = useSession();
+  const api = useApi();
+  const [live, setLive] = useState(true);
+  const ops = useAsync((signal) => api.json<OpsSnapshot>("GET", "/v1/ops", undefined, signal), [api]);
+  useInterval(ops.reload, REFRESH_MS, live && !ops.error);
+
+  return (
+    <div>
+      <h1 tabIndex={-1}>Operations</h1>
+      <div className="filters">
+        <label className="checkbox">
+          <input type="checkbox" checked={live} onChange={(e) => setLive(e.target.checked)} />
+          <span>Refresh every {REFRESH_MS / 1000} s</span>
+        </label>
+        {ops.data ? <span className="muted small">Server up {formatSeconds(ops.data.uptime_s)}</span> : null}
+      </div>
+      {session?.scope !== "admin" ? <p className="notice warning">The operations view needs an admin key.</p> : null}
+      {ops.error ? <ErrorNotice error={ops.error} onRetry={ops.reload} /> : null}
+      {!ops.data && !ops.error ? <Loading what="the operations view" /> : null}
+      {ops.data ? (
+        <ul className="cards ops-cards" aria-label="Apps">
+          {ops.data.apps.map((a) => (
+            <AppCard key={a.app} ops={a} />
+          ))}
+        </ul>
+      ) : null}
+    </div>
+  );
+}
