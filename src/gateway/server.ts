@@ -1,7 +1,7 @@
 /**
  * Builds the gateway's HTTP server: body parsing and limits, authentication, the one error handler
  * that gives every error fal's shape, and the route families (fal hosts, proxy, files, platform API,
- * operations).
+ * operations, the playground).
  * @module
  */
 import websocket from "@fastify/websocket";
@@ -13,6 +13,7 @@ import type { GatewayContext } from "./context.js";
 import { registerFileRoutes } from "./routes/files.js";
 import { registerOpsRoutes } from "./routes/ops.js";
 import { openApiFor, registerPlatformRoutes } from "./routes/platform.js";
+import { registerPlaygroundRoutes } from "./routes/playground.js";
 import { handleFalProxy } from "./routes/proxy.js";
 import { handleQueueCall, type FalCall } from "./routes/queue.js";
 import { realtimeHandler } from "./routes/realtime.js";
@@ -163,6 +164,7 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
   registerFileRoutes(app, ctx);
   registerPlatformRoutes(app, ctx);
   registerOpsRoutes(app, ctx);
+  registerPlaygroundRoutes(app, { publicUrl: ctx.config.publicUrl });
   return app;
 }
 

@@ -76,7 +76,7 @@ export function CompareSlider({ before, after }: { before: string; after: Output
   const [position, setPosition] = useState(50);
   return (
     <figure className="compare">
-      <div className="compare-frame checker">
+      <div className="compare-frame checker" style={after.width && after.height ? { aspectRatio: `${after.width} / ${after.height}` } : undefined}>
         <img className="compare-after" src={after.url} alt="After" />
         <img className="compare-before" src={before} alt="Before" style={{ clipPath: `inset(0 ${100 - position}% 0 0)` }} />
         <div className="compare-handle" style={{ left: `${position}%` }} aria-hidden="true" />

@@ -61,7 +61,10 @@ function LabelText({ field }: { field: Field }): ReactNode {
           *
         </span>
       ) : null}
-      <code className="key">{field.key}</code>
+      {/* The wire name, for people writing code; screen readers get the label alone. */}
+      <code className="key" aria-hidden="true">
+        {field.key}
+      </code>
     </>
   );
 }

@@ -104,7 +104,7 @@ export function History(): ReactNode {
           <p className="muted">No requests{app || status ? " match these filters" : " yet"}.</p>
         ) : (
           <div className="table-wrap" tabIndex={0} role="region" aria-label="Requests">
-            <table className="table">
+            <table className="table stack">
               <thead>
                 <tr>
                   <th scope="col">Created</th>
@@ -117,16 +117,16 @@ export function History(): ReactNode {
               <tbody>
                 {rows.map((r) => (
                   <tr key={r.request_id} data-request-id={r.request_id}>
-                    <td>{formatTime(r.created_at)}</td>
-                    <td>
+                    <td data-label="Created">{formatTime(r.created_at)}</td>
+                    <td data-label="App">
                       <code>{r.endpoint_id}</code>
                     </td>
-                    <td>
+                    <td data-label="Status">
                       <StateBadge state={r.state} />
                       {r.error ? <span className="row-error" title={r.error}>{r.error_type ?? "error"}</span> : null}
                     </td>
-                    <td>{formatSeconds(secondsBetween(r.created_at, r.finished_at))}</td>
-                    <td>
+                    <td data-label="Duration">{formatSeconds(secondsBetween(r.created_at, r.finished_at))}</td>
+                    <td data-label="Request">
                       <Link href={`/app?id=${encodeURIComponent(r.app_id)}&request=${encodeURIComponent(r.request_id)}`} aria-label={`Open request ${r.request_id} of ${r.app_id}`}>
                         Open <code>{r.request_id.slice(0, 8)}</code>
                       </Link>

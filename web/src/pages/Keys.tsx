@@ -113,8 +113,8 @@ export function Keys(): ReactNode {
               Scope
             </label>
             <select id="key-scope" value={scope} onChange={(e) => setScope(e.target.value === "admin" ? "admin" : "api")} aria-describedby="key-scope-hint">
-              <option value="api">api: run apps, upload, see its own requests</option>
-              <option value="admin">admin: everything, keys and operations too</option>
+              <option value="api">api (apps, uploads, own requests)</option>
+              <option value="admin">admin (everything)</option>
             </select>
           </div>
           <button type="submit" className="button primary" disabled={busy}>
@@ -131,7 +131,7 @@ export function Keys(): ReactNode {
       {!keys.data && !keys.error ? <Loading what="keys" /> : null}
       {keys.data ? (
         <div className="table-wrap" tabIndex={0} role="region" aria-label="Keys">
-          <table className="table">
+          <table className="table stack">
             <thead>
               <tr>
                 <th scope="col">Name</th>
@@ -147,13 +147,13 @@ export function Keys(): ReactNode {
             <tbody>
               {keys.data.keys.map((k) => (
                 <tr key={k.id} className={k.revoked_at ? "revoked" : ""} data-key-id={k.id}>
-                  <td>{k.name}</td>
-                  <td>
+                  <td data-label="Name">{k.name}</td>
+                  <td data-label="Id">
                     <code>{k.id}</code>
                   </td>
-                  <td>{k.scope}</td>
-                  <td>{formatTime(k.created_at)}</td>
-                  <td>{formatTime(k.last_used_at)}</td>
+                  <td data-label="Scope">{k.scope}</td>
+                  <td data-label="Created">{formatTime(k.created_at)}</td>
+                  <td data-label="Last used">{formatTime(k.last_used_at)}</td>
                   <td>
                     {k.revoked_at ? (
                       <span className="badge bad">Revoked {formatTime(k.revoked_at)}</span>
