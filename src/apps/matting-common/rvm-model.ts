@@ -10,10 +10,10 @@
  * zero state, as the RVM authors' own inference does for the first frame.
  * @module
  */
-import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
+import { modelFileHandler } from "../tfjs-common/model-files.js";
 import { initBackend } from "../tfjs-common/wasm-backend.js";
 
 const require = createRequire(import.meta.url);
@@ -45,47 +45,6 @@ export function rvmModelPath(): string {
 export function autoDownsampleRatio(width: number, height: number): number {
   const ratio = TARGET_SHORT_SIDE / Math.max(1, Math.min(width, height));
   return Math.min(1, Math.max(MIN_DOWNSAMPLE_RATIO, ratio));
-}
-
-interface GraphModelJson {
-  modelTopology: object;
-  format?: string;
-  generatedBy?: string;
-  convertedBy?: string;
-  signature?: object;
-  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
-}
-
-/**
- * A tfjs IOHandler that reads a graph model and its weight shards from disk (tfjs's `file://` loader
- * is part of tfjs-node, which is not installed). Unlike the layers-model handler in the upscale app,
- * it keeps the `signature`: RVM's inputs and outputs are addressed by the names it declares.
- */
-export function graphModelFileHandler(jsonPath: string): tf.io.IOHandler {
-  return {
-    async load(): Promise<tf.io.ModelArtifacts> {
-      const json = JSON.parse(await readFile(jsonPath, "utf8")) as GraphModelJson;
-      const dir = path.dirname(jsonPath);
-      const weightSpecs: tf.io.WeightsManifestEntry[] = [];
-      const shards: Buffer[] = [];
-      // Shards are concatenated in manifest order: that is the order the weight specs index into.
-      for (const group of json.weightsManifest) {
-        weightSpecs.push(...group.weights);
-        for (const shard of group.paths) shards.push(await readFile(path.join(dir, shard)));
-      }
-      const all = Buffer.concat(shards);
-      return {
-        modelTopology: json.modelTopology,
-        weightSpecs,
-        // A Buffer may be a view into Node's shared pool; tfjs needs an ArrayBuffer holding exactly the weights.
-        weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
-        ...(json.format !== undefined ? { format: json.format } : {}),
-        ...(json.generatedBy !== undefined ? { generatedBy: json.generatedBy } : {}),
-        ...(json.convertedBy !== undefined ? { convertedBy: json.convertedBy } : {}),
-        ...(json.signature !== undefined ? { signature: json.signature } : {}),
-      };
-    },
-  };
 }
 
 /** Packed 8-bit RGB, row-major. */
@@ -211,7 +170,7 @@ export function loadRvm(log: (message: string) => void = () => {}): Promise<RvmM
   modelReady ??= (async (): Promise<RvmModel> => {
     const backend = await initBackend(log);
     const started = performance.now();
-    const graph = await tf.loadGraphModel(graphModelFileHandler(rvmModelPath()));
+    const graph = await tf.loadGraphModel(modelFileHandler(rvmModelPath()));
     log(`loaded RVM (mobilenetv3) on tfjs ${backend} in ${Math.round(performance.now() - started)} ms`);
     return {
       graph,

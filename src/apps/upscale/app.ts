@@ -7,8 +7,7 @@
 import sharp from "sharp";
 import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, ImageSchema, z, type HandlerContext } from "../../runtime/sdk.js";
-import { initBackend } from "../tfjs-common/wasm-backend.js";
-import { ModelCache } from "./model-loader.js";
+import { preloadModelCache, type ModelCache } from "./model-loader.js";
 import { upscaleRaw } from "./tiled-upscale.js";
 import { readImageHeader } from "../image-common/image-header.js";
 
@@ -133,12 +132,7 @@ export default defineApp<UpscaleState>({
   },
   knobs: { max_runners: 1, keep_alive: 300, request_timeout: 600, startup_timeout: 120 },
   async setup(log) {
-    const backend = await initBackend(log);
-    log(`tfjs backend: ${backend}`);
-    const models = new ModelCache(log);
-    // The defaults load now so that the first request pays no load time; medium and thick load on first use.
-    await Promise.all([models.get("slim", 2), models.get("slim", 4)]);
-    return { models };
+    return { models: await preloadModelCache(log) };
   },
   async teardown(state) {
     await state.models.dispose();

@@ -4,9 +4,9 @@
  * tests can use it directly.
  * @module
  */
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
+import { modelFileHandler } from "../tfjs-common/model-files.js";
 import { packageDir } from "../tfjs-common/package-dir.js";
 import { initBackend } from "../tfjs-common/wasm-backend.js";
 
@@ -51,44 +51,6 @@ const CONTEXT_PX: Record<ModelSize, number> = { slim: 10, medium: 16, thick: 16 
 /** `model.json` of one size and scale. */
 export function modelJsonPath(size: ModelSize, scale: ModelScale): string {
   return path.join(packageDir(PACKAGES[size]), "models", `x${scale}`, "model.json");
-}
-
-interface ModelJson {
-  modelTopology: object;
-  format?: string;
-  generatedBy?: string;
-  convertedBy?: string;
-  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
-}
-
-/**
- * A tfjs IOHandler that reads `model.json` and its weight shards from the file system. tfjs's own
- * `file://` loader lives in tfjs-node, which cannot be installed offline (it downloads libtensorflow).
- */
-export function fileSystemHandler(jsonPath: string): tf.io.IOHandler {
-  return {
-    async load(): Promise<tf.io.ModelArtifacts> {
-      const json = JSON.parse(await readFile(jsonPath, "utf8")) as ModelJson;
-      const dir = path.dirname(jsonPath);
-      const weightSpecs: tf.io.WeightsManifestEntry[] = [];
-      const shards: Buffer[] = [];
-      // Shards are concatenated in manifest order: that is the order the weight specs index into.
-      for (const group of json.weightsManifest) {
-        weightSpecs.push(...group.weights);
-        for (const shard of group.paths) shards.push(await readFile(path.join(dir, shard)));
-      }
-      const all = Buffer.concat(shards);
-      return {
-        modelTopology: json.modelTopology,
-        weightSpecs,
-        // A Buffer may be a view into Node's shared pool; tfjs needs an ArrayBuffer holding exactly the weights.
-        weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
-        ...(json.format !== undefined ? { format: json.format } : {}),
-        ...(json.generatedBy !== undefined ? { generatedBy: json.generatedBy } : {}),
-        ...(json.convertedBy !== undefined ? { convertedBy: json.convertedBy } : {}),
-      };
-    },
-  };
 }
 
 function firstInput(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -150,7 +112,7 @@ export async function loadUpscaleModel(
 ): Promise<UpscaleModel> {
   await initBackend(log);
   if (size === "thick") registerCustomLayers();
-  const layers = await tf.loadLayersModel(fileSystemHandler(modelJsonPath(size, scale)));
+  const layers = await tf.loadLayersModel(modelFileHandler(modelJsonPath(size, scale)));
   return { size, scale, layers, valueRange: VALUE_RANGE[size], contextPx: CONTEXT_PX[size] };
 }
 
@@ -194,4 +156,17 @@ export class ModelCache {
       if (result.status === "fulfilled") result.value.layers.dispose();
     }
   }
+}
+
+/**
+ * Setup shared by darkroom/upscale and darkroom/video-upscale: starts the backend (logging which one
+ * runs) and loads the default models, slim ×2 and ×4, so that the first request pays no load time;
+ * other sizes load on first use.
+ */
+export async function preloadModelCache(log: (message: string) => void): Promise<ModelCache> {
+  const backend = await initBackend(log);
+  log(`tfjs backend: ${backend}`);
+  const models = new ModelCache(log);
+  await Promise.all([models.get("slim", 2), models.get("slim", 4)]);
+  return models;
 }
