@@ -11,6 +11,7 @@ import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
 import { checkFfmpeg, probe, runFfmpeg, withTempDir, type VideoInfo } from "../video-common/ffmpeg.js";
 import { storeVideo, VideoSchema } from "../video-common/video-file.js";
+import { probeInput } from "../video-common/video-input.js";
 
 /** 60 s of input: motion-compensated interpolation runs at a few frames per second per core at 1080p. */
 export const MAX_INPUT_SECONDS = 60;
@@ -67,13 +68,7 @@ async function interpolate(input: Input, ctx: HandlerContext<unknown>): Promise<
     const output = path.join(dir, "output.mp4");
     await writeFile(source, data);
 
-    let info: VideoInfo;
-    try {
-      info = await probe(source, ctx.signal);
-    } catch (err) {
-      ctx.throwIfCancelled();
-      throw fieldError("video_url", `could not read the video: ${err instanceof Error ? err.message : String(err)}`);
-    }
+    const info = await probeInput(ctx, probe(source, ctx.signal));
     checkLimits(info);
     if (!(info.duration > 0) || !(info.fps > 0)) {
       throw fieldError("video_url", "could not determine the video's duration and frame rate");

@@ -16,7 +16,7 @@ import path from "node:path";
 export const FFMPEG_REMEDY = "apt-get install ffmpeg (or set FFMPEG_PATH)";
 
 /** Keeps the tail of stderr bounded: ffmpeg can log megabytes on a long job, only the end explains a failure. */
-const STDERR_TAIL_BYTES = 4000;
+export const STDERR_TAIL_BYTES = 4000;
 
 /** `FFMPEG_PATH` when set, else `ffmpeg` looked up on PATH. Read on every call so tests can change it. */
 export function ffmpegPath(): string {
@@ -66,7 +66,7 @@ export async function checkFfmpeg(): Promise<{ reason: string; remedy: string } 
  * The signal's reason as an Error. The platform aborts with its own error (a client cancellation),
  * which passes through unchanged so the request ends as cancelled, not failed.
  */
-function abortReason(signal: AbortSignal): Error {
+export function abortReason(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   return reason instanceof Error ? reason : new Error(`aborted: ${String(reason)}`);
 }
@@ -179,7 +179,7 @@ interface ProbeJson {
 }
 
 /** Runs ffprobe and returns its stdout; rejects with stderr's tail on failure. */
-function runFfprobe(args: string[], signal?: AbortSignal): Promise<string> {
+export function runFfprobe(args: string[], signal?: AbortSignal): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(ffprobePath(), ["-v", "error", ...args], { stdio: ["ignore", "pipe", "pipe"], signal });
     let out = "";

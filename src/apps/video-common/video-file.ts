@@ -1,7 +1,7 @@
 /**
- * fal's video output record, and storing an encoded MP4 as one: every number in the record is
- * measured with ffprobe from the file actually stored, never copied from the request, so a client
- * sees what it got even where the encoder rounded (odd sizes, frame counts).
+ * fal's video output record, and storing an encoded video (MP4 or WebM) as one: every number in the
+ * record is measured with ffprobe from the file actually stored, never copied from the request, so a
+ * client sees what it got even where the encoder rounded (odd sizes, frame counts).
  * @module
  */
 import { readFile } from "node:fs/promises";
@@ -18,18 +18,29 @@ export const VideoSchema = FileSchema.extend({
 
 export type VideoRecord = z.input<typeof VideoSchema>;
 
-/** Probes `file`, stores it as an output of the request and returns fal's `video` record. */
-export async function storeVideo(ctx: HandlerContext<unknown>, file: string, fileName: string): Promise<VideoRecord> {
+/** The containers the video apps write. */
+export type VideoContentType = "video/mp4" | "video/webm";
+
+/**
+ * Probes `file`, stores it as an output of the request and returns fal's `video` record.
+ * `contentType` must match the container in `file` (and `fileName`'s extension).
+ */
+export async function storeVideo(
+  ctx: HandlerContext<unknown>,
+  file: string,
+  fileName: string,
+  contentType: VideoContentType = "video/mp4",
+): Promise<VideoRecord> {
   const info = await probe(file, ctx.signal);
   const stored = await ctx.files.put(await readFile(file), {
-    contentType: "video/mp4",
+    contentType,
     fileName,
     width: info.width,
     height: info.height,
   });
   return {
     url: stored.url,
-    content_type: "video/mp4",
+    content_type: contentType,
     file_name: stored.file_name,
     file_size: stored.file_size,
     width: info.width,

@@ -3,10 +3,10 @@
  * colour (MP4, H.264) or with transparency (WebM, VP9 with alpha), using Robust Video Matting frame by
  * frame with its recurrent state carried from each frame to the next, which is what keeps the matte
  * stable over time. ffmpeg decodes to raw frames on a pipe and encodes from another; see
- * `frame-pipes.ts`.
+ * `video-common/frame-pipe.ts`.
  * @module
  */
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { fieldError } from "../../core/errors.js";
@@ -15,9 +15,10 @@ import { compositeOver, cutout, parseHexColor } from "../matting-common/compose.
 import { RVM_LICENSE, RVM_WEIGHTS_ORIGIN } from "../matting-common/provenance.js";
 import { readLimited } from "../matting-common/read-input.js";
 import { autoDownsampleRatio, loadRvm, type RvmModel } from "../matting-common/rvm-model.js";
-import { checkFfmpeg, probe, withTempDir, type VideoInfo } from "../video-common/ffmpeg.js";
-import { VideoSchema, type VideoRecord } from "../video-common/video-file.js";
-import { probeLayout, readFrames, spawnFfmpegPipe, writeFrame, type FfmpegPipe, type StreamLayout } from "./frame-pipes.js";
+import { checkFfmpeg, probe, runFfmpeg, withTempDir, type VideoInfo } from "../video-common/ffmpeg.js";
+import { decodedSize, decodeFrames, FrameEncoder, probeStreamLayout } from "../video-common/frame-pipe.js";
+import { storeVideo, VideoSchema } from "../video-common/video-file.js";
+import { probeInput } from "../video-common/video-input.js";
 
 /** 60 s of input. */
 export const MAX_INPUT_SECONDS = 60;
@@ -92,58 +93,26 @@ function checkLimits(info: VideoInfo, width: number, height: number): void {
 /** Tags outputs as BT.709 and converts with that matrix, so players show the chosen colour as chosen. */
 const COLOUR_ARGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"];
 
-function encoderArgs(format: Input["output_format"], width: number, height: number, rate: string, output: string): string[] {
-  const input = ["-f", "rawvideo", "-pix_fmt", format === "webm" ? "rgba" : "rgb24", "-s", `${width}x${height}`, "-framerate", rate, "-i", "pipe:0"];
+/** The encoder's output after the raw frames: VP9 with alpha in WebM, or H.264 in MP4. */
+function encoderOutputArgs(format: Input["output_format"], output: string): string[] {
   const scale = ["-vf", "scale=out_color_matrix=bt709:out_range=tv"];
   if (format === "webm") {
     // Constant quality (-b:v 0); cpu-used 4 with row threading keeps VP9 near the model's own pace.
-    return [...input, ...scale, "-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p", "-crf", "30", "-b:v", "0", "-deadline", "good", "-cpu-used", "4", "-row-mt", "1", ...COLOUR_ARGS, output];
+    return [...scale, "-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p", "-crf", "30", "-b:v", "0", "-deadline", "good", "-cpu-used", "4", "-row-mt", "1", ...COLOUR_ARGS, output];
   }
-  return [...input, ...scale, "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", ...COLOUR_ARGS, "-movflags", "+faststart", output];
+  return [...scale, "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", ...COLOUR_ARGS, "-movflags", "+faststart", output];
 }
 
 /** Copies the matted video and re-encodes the source's first audio stream beside it. */
 function muxAudioArgs(format: Input["output_format"], video: string, source: string, output: string): string[] {
   const audio = format === "webm" ? ["-c:a", "libopus", "-b:a", "128k"] : ["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart"];
-  return ["-i", video, "-i", source, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", ...audio, "-shortest", output];
-}
-
-/** Probes `file`, stores it and returns fal's video record (video-common's `storeVideo` is MP4-only). */
-async function storeOutput(ctx: HandlerContext<unknown>, file: string, fileName: string, contentType: string): Promise<VideoRecord> {
-  const info = await probe(file, ctx.signal);
-  const stored = await ctx.files.put(await readFile(file), { contentType, fileName, width: info.width, height: info.height });
-  return {
-    url: stored.url,
-    content_type: contentType,
-    file_name: stored.file_name,
-    file_size: stored.file_size,
-    width: info.width,
-    height: info.height,
-    fps: Math.round(info.fps * 1000) / 1000,
-    duration: Math.round(info.duration * 1000) / 1000,
-    num_frames: info.num_frames,
-  };
+  // Errors only on stderr, so that a failure's message is ffmpeg's reason rather than its stream listing.
+  return ["-v", "error", "-i", video, "-i", source, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", ...audio, "-shortest", output];
 }
 
 interface MattingRun {
   frames: number;
   downsampleRatio: number;
-}
-
-/**
- * After a pipe error (EPIPE on a dead encoder, a decoder that stopped inside a frame) the process's
- * own exit error says what went wrong. The process has exited or is exiting by then; the timer only
- * guards against waiting on one that somehow is not.
- */
-async function exitErrorOr(err: unknown, pipe: FfmpegPipe): Promise<never> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)));
-  try {
-    await Promise.race([pipe.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-  throw err;
 }
 
 const decodeFailure = (err: unknown): Error =>
@@ -164,34 +133,27 @@ async function matteVideo(
   const { width, height, totalFrames, rate } = size;
   const downsampleRatio = input.downsample_ratio ?? autoDownsampleRatio(width, height);
   const background = parseHexColor(input.background_color);
-  // One controller stops both processes on cancellation or on any failure of the other end.
-  const stop = new AbortController();
-  const signal = AbortSignal.any([ctx.signal, stop.signal]);
+  const { signal } = ctx;
   // ffmpeg auto-rotates while decoding; the crop keeps even sizes, which H.264 4:2:0 requires.
-  const decoder = spawnFfmpegPipe(
-    ["-i", source, "-map", "0:v:0", "-vf", `crop=${width}:${height}:0:0`, "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
-    { stdout: true, signal },
-  );
-  const encoder = spawnFfmpegPipe(encoderArgs(input.output_format, width, height, rate, output), { stdin: true, signal });
+  const frames = decodeFrames(source, { width, height }, { filter: `crop=${width}:${height}:0:0`, signal });
+  const encoder = new FrameEncoder({
+    size: { width, height },
+    pixelFormat: input.output_format === "webm" ? "rgba" : "rgb24",
+    frameRate: rate,
+    outputArgs: encoderOutputArgs(input.output_format, output),
+    signal,
+  });
   const session = ctx.state.model.session(downsampleRatio);
   try {
     let done = 0;
-    const frames = readFrames(decoder.child.stdout!, width * height * 3);
     /** A decoder that fails mid-stream had an input it could not read: a 422, with ffmpeg's reason. */
-    const nextFrame = async (): Promise<IteratorResult<Buffer>> => {
-      try {
-        return await frames.next();
-      } catch (err) {
-        return await exitErrorOr(err, decoder).catch((cause: unknown) => Promise.reject(decodeFailure(cause)));
-      }
-    };
+    const nextFrame = (): Promise<IteratorResult<Buffer>> => frames.next().catch((err: unknown) => Promise.reject(decodeFailure(err)));
     for (;;) {
       const next = await nextFrame();
       if (next.done) break;
       ctx.throwIfCancelled();
       const matte = await session.next({ data: next.value, width, height });
-      const pixels = input.output_format === "webm" ? cutout(matte) : compositeOver(matte, background);
-      await writeFrame(encoder.child.stdin!, pixels).catch((err: unknown) => exitErrorOr(err, encoder));
+      await encoder.write(input.output_format === "webm" ? cutout(matte) : compositeOver(matte, background));
       done++;
       const total = Math.max(totalFrames, done);
       ctx.progress(done, total, `frame ${done}/${total}`);
@@ -199,14 +161,12 @@ async function matteVideo(
       await yieldToEventLoop();
     }
     ctx.throwIfCancelled();
-    await decoder.exited.catch((err: unknown) => Promise.reject(decodeFailure(err)));
     if (done === 0) throw fieldError("video_url", "the video has no decodable frames");
-    encoder.child.stdin!.end();
-    await encoder.exited;
+    await encoder.finish();
     return { frames: done, downsampleRatio };
   } catch (err) {
-    stop.abort(err);
-    await Promise.allSettled([decoder.exited, encoder.exited]);
+    // Stops whichever end is still running: the decoder if the encoder or the model failed, and the other way round.
+    await Promise.allSettled([frames.return(undefined), encoder.abort()]);
     // A cancellation kills the decoder too, whose cut-off output must not be reported as the cause.
     ctx.throwIfCancelled();
     throw err;
@@ -227,18 +187,9 @@ async function removeVideoBackground(
     const source = path.join(dir, "input");
     await writeFile(source, data);
 
-    let info: VideoInfo;
-    let layout: StreamLayout;
-    try {
-      [info, layout] = await Promise.all([probe(source, ctx.signal), probeLayout(source, ctx.signal)]);
-    } catch (err) {
-      ctx.throwIfCancelled();
-      throw fieldError("video_url", `could not read the video: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    const turned = layout.rotation === 90 || layout.rotation === 270;
-    const shownWidth = turned ? info.height : info.width;
-    const shownHeight = turned ? info.width : info.height;
-    checkLimits(info, shownWidth, shownHeight);
+    const [info, layout] = await probeInput(ctx, Promise.all([probe(source, ctx.signal), probeStreamLayout(source, ctx.signal)]));
+    const shown = decodedSize(info, layout.rotation);
+    checkLimits(info, shown.width, shown.height);
     if (!(info.duration > 0) || !(info.fps > 0)) {
       throw fieldError("video_url", "could not determine the video's duration and frame rate");
     }
@@ -246,20 +197,20 @@ async function removeVideoBackground(
     const ext = input.output_format;
     const matted = path.join(dir, `matted.${ext}`);
     const run = await matteVideo(ctx, input, source, matted, {
-      width: shownWidth & ~1,
-      height: shownHeight & ~1,
+      width: shown.width & ~1,
+      height: shown.height & ~1,
       totalFrames: info.num_frames,
       rate: layout.frameRate ?? String(info.fps),
     });
     ctx.log(`matted ${run.frames} frames at downsample ratio ${run.downsampleRatio.toFixed(3)}`);
 
     let output = matted;
-    if (layout.hasAudio) {
+    if (layout.audioCodec !== null) {
       output = path.join(dir, `with-audio.${ext}`);
-      await spawnFfmpegPipe(muxAudioArgs(input.output_format, matted, source, output), { signal: ctx.signal }).exited;
+      await runFfmpeg(muxAudioArgs(input.output_format, matted, source, output), { signal: ctx.signal });
     }
     ctx.throwIfCancelled();
-    const video = await storeOutput(ctx, output, `background-removed.${ext}`, ext === "webm" ? "video/webm" : "video/mp4");
+    const video = await storeVideo(ctx, output, `background-removed.${ext}`, ext === "webm" ? "video/webm" : "video/mp4");
     ctx.bill(video.duration);
     return { video };
   });
