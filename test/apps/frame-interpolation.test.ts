@@ -4,53 +4,19 @@
  * SSE, the limits answer 422, and a cancelled job leaves no ffmpeg behind.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import { probe } from "../../src/apps/video-common/ffmpeg.js";
+import { mad } from "../helpers/pixels.js";
 import { eventually, FIXTURES, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
-import { cancel, readSse, record, result, submit, waitCompleted, waitFor } from "../helpers/queue.js";
+import { processMatches } from "../helpers/processes.js";
+import { assertProgressForward, cancelAndWait, result, streamedProgress, submit, waitFor } from "../helpers/queue.js";
+import { downloadVideo, fileDataUri, grabFrame, syntheticClip } from "../helpers/video.js";
 
-const run = promisify(execFile);
 const APP = "darkroom/frame-interpolation";
 const CLIP = path.join(FIXTURES, "clip-320x240-2s.mp4");
-
-/** Frame `index` of `file` as 8-bit grey pixels at its own size. */
-async function grabFrame(file: string, index: number, w: number, h: number): Promise<Buffer> {
-  const { stdout } = await run(
-    "ffmpeg",
-    ["-v", "error", "-i", file, "-vf", `select=eq(n\\,${index})`, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"],
-    { encoding: "buffer", maxBuffer: 64 << 20 },
-  );
-  assert.equal(stdout.length, w * h, `frame ${index} of ${path.basename(file)} was extracted`);
-  return stdout;
-}
-
-function mad(a: Buffer, b: Buffer): number {
-  assert.equal(a.length, b.length);
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += Math.abs((a[i] ?? 0) - (b[i] ?? 0));
-  return sum / a.length;
-}
-
-async function processMatches(needle: string): Promise<boolean> {
-  try {
-    await run("pgrep", ["-f", needle]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A synthetic test-pattern clip as a data URI (ultrafast, so making it costs little). */
-async function syntheticClip(dir: string, name: string, size: string, seconds: number, fps: number): Promise<string> {
-  const file = path.join(dir, name);
-  await run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", `testsrc2=s=${size}:r=${fps}:d=${seconds}`, "-c:v", "libx264", "-preset", "ultrafast", "-crf", "35", file]);
-  return `data:video/mp4;base64,${(await readFile(file)).toString("base64")}`;
-}
 
 describe("darkroom/frame-interpolation through the platform", () => {
   let p: TestPlatform;
@@ -59,7 +25,7 @@ describe("darkroom/frame-interpolation through the platform", () => {
   before(async () => {
     p = await startTestPlatform({ appModules: [path.join(REPO_ROOT, "src/apps/frame-interpolation/app.ts")] });
     work = await mkdtemp(path.join(tmpdir(), "darkroom-fi-test-"));
-    clip = `data:video/mp4;base64,${(await readFile(CLIP)).toString("base64")}`;
+    clip = await fileDataUri(CLIP);
   });
   after(async () => {
     await p.close();
@@ -68,12 +34,9 @@ describe("darkroom/frame-interpolation through the platform", () => {
 
   it("doubles the fixture from 12 to 24 fps with new in-between frames, streaming progress", async () => {
     const id = await submit(p, APP, { video_url: clip, target_fps: 24 });
-    const sse = await readSse(p, `/queue/${APP}/requests/${id}/status/stream?logs=1`, 30_000);
-    assert.equal(sse.events.at(-1).status, "COMPLETED");
-    assert.equal(sse.events.at(-1).error, undefined);
-    const fractions = sse.events.filter((e) => e.progress).map((e) => e.progress.fraction as number);
+    const fractions = (await streamedProgress(p, APP, id, 30_000)).map((e) => e.fraction as number);
     assert.ok(fractions.length >= 1, "progress events arrive while ffmpeg runs");
-    assert.deepEqual(fractions, [...fractions].sort((a, b) => a - b), "progress only moves forward");
+    assertProgressForward(fractions);
 
     const res = await result(p, APP, id);
     assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -83,10 +46,8 @@ describe("darkroom/frame-interpolation through the platform", () => {
     assert.ok(Math.abs(video.num_frames - 48) <= 1, `frames ${video.num_frames}`);
     assert.ok(Math.abs(video.duration - 2) <= 0.1, `duration ${video.duration}`);
 
-    const bytes = Buffer.from(await (await fetch(video.url)).arrayBuffer());
-    assert.equal(bytes.length, video.file_size);
     const file = path.join(work, "out.mp4");
-    await writeFile(file, bytes);
+    await downloadVideo(video, file);
     const info = await probe(file);
     assert.equal(info.codec, "h264");
     assert.ok(Math.abs(info.num_frames - 48) <= 1 && Math.abs(info.duration - 2) <= 0.1, JSON.stringify(info));
@@ -143,12 +104,7 @@ describe("darkroom/frame-interpolation through the platform", () => {
     await waitFor(p, APP, id, "IN_PROGRESS");
     await eventually(() => processMatches(id), 15_000, 50);
 
-    const cancelledAt = Date.now();
-    assert.equal((await cancel(p, APP, id)).status, 202);
-    const done = await waitCompleted(p, APP, id, 10_000);
-    const took = Date.now() - cancelledAt;
-    assert.equal(done.error_type, "client_cancelled");
-    assert.equal((await record(p, id)).state, "CANCELLED");
+    const took = await cancelAndWait(p, APP, id);
     assert.ok(took < 1400, `ffmpeg is killed within the grace period (${took} ms)`);
     assert.equal(await processMatches(id), false, "no ffmpeg process of this request is left");
   });

@@ -4,49 +4,20 @@
  * ffprobe and by comparing extracted frames), and cancellation that leaves no ffmpeg behind.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { readdirSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import sharp from "sharp";
 import { checkFfmpeg, probe, runFfmpeg } from "../../src/apps/video-common/ffmpeg.js";
+import { mad } from "../helpers/pixels.js";
 import { eventually, FIXTURES, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
-import { cancel, record, submit, waitCompleted, waitFor } from "../helpers/queue.js";
+import { processMatches } from "../helpers/processes.js";
+import { cancelAndWait, submit, waitFor } from "../helpers/queue.js";
+import { downloadVideo, fileDataUri, grabFrame } from "../helpers/video.js";
 
-const run = promisify(execFile);
 const APP = "darkroom/image-to-video";
-
-/** Frame `index` of `file` as 8-bit grey pixels resized to w×h, so that frames of any size compare. */
-async function grabFrame(file: string, index: number, w: number, h: number): Promise<Buffer> {
-  const { stdout } = await run(
-    "ffmpeg",
-    ["-v", "error", "-i", file, "-vf", `select=eq(n\\,${index}),scale=${w}:${h}:flags=area`, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"],
-    { encoding: "buffer", maxBuffer: 64 << 20 },
-  );
-  assert.equal(stdout.length, w * h, `frame ${index} of ${path.basename(file)} was extracted`);
-  return stdout;
-}
-
-/** Mean absolute difference of two equally sized grey images, 0..255. */
-function mad(a: Buffer, b: Buffer): number {
-  assert.equal(a.length, b.length);
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += Math.abs((a[i] ?? 0) - (b[i] ?? 0));
-  return sum / a.length;
-}
-
-/** Whether any process's command line contains `needle` (pgrep exits 1 when none does). */
-async function processMatches(needle: string): Promise<boolean> {
-  try {
-    await run("pgrep", ["-f", needle]);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("video-common ffmpeg helpers", () => {
   it("reports ffmpeg as available here, and unavailable with a reason and remedy when FFMPEG_PATH is wrong", async () => {
@@ -96,7 +67,7 @@ describe("darkroom/image-to-video through the platform", () => {
   before(async () => {
     p = await startTestPlatform({ appModules: [path.join(REPO_ROOT, "src/apps/image-to-video/app.ts")] });
     work = await mkdtemp(path.join(tmpdir(), "darkroom-i2v-test-"));
-    astronaut = `data:image/png;base64,${(await readFile(path.join(FIXTURES, "astronaut.png"))).toString("base64")}`;
+    astronaut = await fileDataUri(path.join(FIXTURES, "astronaut.png"), "image/png");
   });
   after(async () => {
     await p.close();
@@ -111,10 +82,8 @@ describe("darkroom/image-to-video through the platform", () => {
     assert.deepEqual([video.width, video.height, video.fps, video.num_frames], [854, 480, 12, 24]);
     assert.ok(Math.abs(video.duration - 2) <= 0.1, `duration ${video.duration}`);
 
-    const bytes = Buffer.from(await (await fetch(video.url)).arrayBuffer());
-    assert.equal(bytes.length, video.file_size);
     const file = path.join(work, "out.mp4");
-    await writeFile(file, bytes);
+    const bytes = await downloadVideo(video, file);
     const info = await probe(file);
     assert.equal(info.codec, "h264");
     assert.deepEqual([info.width, info.height], [854, 480]);
@@ -124,8 +93,8 @@ describe("darkroom/image-to-video through the platform", () => {
     assert.ok(bytes.indexOf("moov") < bytes.indexOf("mdat"), "moov before mdat");
 
     const [w, h] = [64, 36];
-    const first = await grabFrame(file, 0, w, h);
-    const last = await grabFrame(file, 23, w, h);
+    const first = await grabFrame(file, 0, w, h, { resize: true });
+    const last = await grabFrame(file, 23, w, h, { resize: true });
     // The input as the app frames it: covered and centre-cropped to 16:9.
     // Two pipelines: sharp keeps only the last resize of one pipeline.
     const framed = await sharp(path.join(FIXTURES, "astronaut.png")).resize(854, 480, { fit: "cover" }).png().toBuffer();
@@ -164,12 +133,7 @@ describe("darkroom/image-to-video through the platform", () => {
     // The per-request temp folder carries the request id, and so does ffmpeg's command line.
     await eventually(() => processMatches(id), 15_000, 50);
 
-    const cancelledAt = Date.now();
-    assert.equal((await cancel(p, APP, id)).status, 202);
-    const done = await waitCompleted(p, APP, id, 10_000);
-    const took = Date.now() - cancelledAt;
-    assert.equal(done.error_type, "client_cancelled");
-    assert.equal((await record(p, id)).state, "CANCELLED");
+    const took = await cancelAndWait(p, APP, id);
     assert.ok(took < 1400, `ffmpeg stops within the grace period rather than the runner being killed (${took} ms)`);
 
     assert.equal(await processMatches(id), false, "no ffmpeg process of this request is left");

@@ -8,10 +8,10 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
 import app, { MAX_INPUT_PIXELS } from "../../src/apps/ocr/app.js";
-import { PlatformError } from "../../src/core/errors.js";
 import type { Handler, HandlerContext } from "../../src/runtime/sdk.js";
 import { REPO_ROOT, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 import { fakeContext as makeFakeContext, type FakeContext } from "../helpers/handler-context.js";
+import { testImageInputRejections } from "../helpers/image-input-cases.js";
 
 const dataUri = (bytes: Buffer, type = "image/png"): string => `data:${type};base64,${bytes.toString("base64")}`;
 
@@ -68,7 +68,7 @@ describe("the app's handler", () => {
     [state, page] = await Promise.all([app.setup!(() => {}), renderPage()]);
   });
 
-  const fakeContext = (controller = new AbortController()): FakeContext<State> => makeFakeContext(state, controller);
+  const fakeContext = (controller = new AbortController()): FakeContext<State> => makeFakeContext(state, { controller });
 
   const run = async (input: Record<string, unknown>, ctx: HandlerContext<State>): Promise<any> =>
     handler(endpoint.input.parse(input), ctx);
@@ -99,30 +99,9 @@ describe("the app's handler", () => {
     assert.deepEqual(billed, [1]);
   });
 
-  test("rejects an input over the pixel limit with a 422 that names it", async () => {
-    const side = Math.ceil(Math.sqrt(MAX_INPUT_PIXELS)) + 16;
-    const big = await sharp({ create: { width: side, height: side, channels: 3, background: "#ffffff" } })
-      .png()
-      .toBuffer();
+  testImageInputRejections(MAX_INPUT_PIXELS, (imageUrl) => {
     const { ctx, billed } = fakeContext();
-    await assert.rejects(run({ image_url: dataUri(big) }, ctx), (err) => {
-      assert.ok(err instanceof PlatformError);
-      assert.equal(err.status, 422);
-      assert.deepEqual(err.fieldErrors?.[0]?.loc, ["body", "image_url"]);
-      assert.match(err.fieldErrors?.[0]?.msg ?? "", new RegExp(`input limit .*${MAX_INPUT_PIXELS}`));
-      return true;
-    });
-    assert.deepEqual(billed, []);
-  });
-
-  test("rejects bytes that are not an image with a 422", async () => {
-    const { ctx } = fakeContext();
-    await assert.rejects(run({ image_url: dataUri(Buffer.from("not an image")) }, ctx), (err) => {
-      assert.ok(err instanceof PlatformError);
-      assert.equal(err.status, 422);
-      assert.deepEqual(err.fieldErrors?.[0]?.loc, ["body", "image_url"]);
-      return true;
-    });
+    return { result: run({ image_url: imageUrl }, ctx), billed };
   });
 
   test("a cancelled request stops before recognition and bills nothing", async () => {

@@ -11,9 +11,9 @@ import * as tf from "@tensorflow/tfjs";
 import sharp from "sharp";
 import app, { MAX_INPUT_BYTES, MAX_INPUT_PIXELS } from "../../src/apps/remove-background/app.js";
 import { autoDownsampleRatio } from "../../src/apps/matting-common/rvm-model.js";
-import { PlatformError } from "../../src/core/errors.js";
-import type { Handler, HandlerContext, PutFileOptions } from "../../src/runtime/sdk.js";
-import { parseDataUri } from "../../src/storage/data-uri.js";
+import type { Handler, HandlerContext } from "../../src/runtime/sdk.js";
+import { rejects422 } from "../helpers/field-error.js";
+import { fakeContext as makeFakeContext, type FakeContext } from "../helpers/handler-context.js";
 import { FIXTURES } from "../helpers/platform.js";
 
 const ASTRONAUT = path.join(FIXTURES, "astronaut.png");
@@ -59,40 +59,9 @@ function channel(image: { data: Uint8Array; channels: number }, c: number): Uint
 
 type State = Awaited<ReturnType<NonNullable<typeof app.setup>>>;
 
-/** A stand-in for the runner's context that reads data URIs under the size limit it is given and keeps stored files. */
-function fakeContext(state: State, controller = new AbortController()) {
-  const stored: { body: Buffer; options: PutFileOptions }[] = [];
-  const progress: string[] = [];
-  const billed: number[] = [];
-  const ctx: HandlerContext<State> = {
-    requestId: "test-request",
-    state,
-    signal: controller.signal,
-    attempt: 1,
-    log: () => {},
-    progress: (step, total, message) => progress.push(`${step}/${total} ${message ?? ""}`),
-    emit: () => {},
-    bill: (units) => billed.push(units),
-    throwIfCancelled: () => controller.signal.throwIfAborted(),
-    files: {
-      // The platform's own decoder, so that the size limit behaves as in a runner.
-      async read(url, options) {
-        return parseDataUri(url, options?.maxBytes);
-      },
-      async put(body, options) {
-        assert.ok(Buffer.isBuffer(body));
-        stored.push({ body, options });
-        return {
-          url: `http://localhost/files/${stored.length}`,
-          content_type: options.contentType,
-          file_name: options.fileName ?? "file",
-          file_size: body.length,
-        };
-      },
-    },
-  };
-  return { ctx, stored, progress, billed };
-}
+/** The shared stand-in for the runner's context, keeping the files the handler stores. */
+const fakeContext = (state: State, controller?: AbortController): FakeContext<State> =>
+  makeFakeContext(state, { controller, storeFiles: true });
 
 test("the automatic downsample ratio brings the short side to about 256 px, never above 1", () => {
   assert.equal(autoDownsampleRatio(512, 512), 0.5);
@@ -208,20 +177,11 @@ describe("the app's handler", () => {
     assert.equal(tf.memory().numTensors, before);
   });
 
-  /** Asserts a 422 on image_url whose message matches `pattern`. */
-  const rejects422 = (pattern: RegExp) => (err: unknown) => {
-    assert.ok(err instanceof PlatformError, String(err));
-    assert.equal(err.status, 422);
-    assert.deepEqual(err.fieldErrors?.[0]?.loc, ["body", "image_url"]);
-    assert.match(err.fieldErrors?.[0]?.msg ?? "", pattern);
-    return true;
-  };
-
   test("refuses an image over the pixel limit from its header, naming the limit", async () => {
     const side = Math.ceil(Math.sqrt(MAX_INPUT_PIXELS)) + 1;
     const big = await sharp({ create: { width: side, height: side, channels: 3, background: "#336699" } }).png().toBuffer();
     const { ctx, stored } = fakeContext(state);
-    await assert.rejects(run({ image_url: dataUri(big) }, ctx), rejects422(new RegExp(`input limit .*${MAX_INPUT_PIXELS} pixels`)));
+    await assert.rejects(run({ image_url: dataUri(big) }, ctx), rejects422("image_url", new RegExp(`input limit .*${MAX_INPUT_PIXELS} pixels`)));
     assert.equal(stored.length, 0);
   });
 
@@ -229,13 +189,13 @@ describe("the app's handler", () => {
     const { ctx } = fakeContext(state);
     await assert.rejects(
       run({ image_url: dataUri(Buffer.alloc(MAX_INPUT_BYTES + 1)) }, ctx),
-      rejects422(new RegExp(`input limit of 25 MiB \\(${MAX_INPUT_BYTES} bytes\\)`)),
+      rejects422("image_url", new RegExp(`input limit of 25 MiB \\(${MAX_INPUT_BYTES} bytes\\)`)),
     );
   });
 
   test("refuses bytes that are not an image", async () => {
     const { ctx } = fakeContext(state);
-    await assert.rejects(run({ image_url: dataUri(Buffer.from("not an image")) }, ctx), rejects422(/could not decode/));
+    await assert.rejects(run({ image_url: dataUri(Buffer.from("not an image")) }, ctx), rejects422("image_url", /could not decode/));
   });
 
   test("stops before matting when cancelled", async () => {

@@ -30,6 +30,7 @@ import {
 import { defineApp, endpoint, z } from "../../src/runtime/sdk.js";
 import { createLocalStorage } from "../../src/storage/local-storage.js";
 import app from "../fixtures/apps/image-maker.js";
+import { laplacianVariance } from "../helpers/pixels.js";
 import { FIXTURES, TEST_APPS } from "../helpers/platform.js";
 
 const BASE_URL = "http://127.0.0.1:1";
@@ -48,25 +49,6 @@ interface Output {
   images: Image[];
   count: number;
   has_nsfw_concepts?: boolean[];
-}
-
-/** Variance of the 4-neighbour Laplacian of the grey image: high-frequency energy, which a blur removes. */
-async function laplacianVariance(image: Buffer): Promise<number> {
-  const { data, info } = await sharp(image).greyscale().raw().toBuffer({ resolveWithObject: true });
-  const { width: w, height: h } = info;
-  let sum = 0;
-  let sumSq = 0;
-  let n = 0;
-  for (let y = 1; y < h - 1; y++) {
-    for (let x = 1; x < w - 1; x++) {
-      const i = y * w + x;
-      const v = 4 * data[i]! - data[i - 1]! - data[i + 1]! - data[i - w]! - data[i + w]!;
-      sum += v;
-      sumSq += v * v;
-      n++;
-    }
-  }
-  return sumSq / n - (sum / n) ** 2;
 }
 
 async function meanAndMax(image: Buffer): Promise<{ mean: number; max: number }> {

@@ -9,28 +9,11 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
+import { laplacianVariance } from "../helpers/pixels.js";
 import { FIXTURES, REPO_ROOT, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 import { opsOf, record } from "../helpers/queue.js";
 
 const APP = "darkroom/upscale";
-
-async function laplacianVariance(image: Buffer): Promise<number> {
-  const { data, info } = await sharp(image).greyscale().raw().toBuffer({ resolveWithObject: true });
-  const { width: w, height: h } = info;
-  let sum = 0;
-  let sumSq = 0;
-  let n = 0;
-  for (let y = 1; y < h - 1; y++) {
-    for (let x = 1; x < w - 1; x++) {
-      const i = y * w + x;
-      const v = 4 * data[i]! - data[i - 1]! - data[i + 1]! - data[i - w]! - data[i + w]!;
-      sum += v;
-      sumSq += v * v;
-      n++;
-    }
-  }
-  return sumSq / n - (sum / n) ** 2;
-}
 
 describe("enable_safety_checker on darkroom/upscale through the platform", () => {
   let p: TestPlatform;

@@ -11,9 +11,9 @@ import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
 import app, { MAX_IMAGES, MAX_PIXELS } from "../../src/apps/safety-checker/app.js";
 import { isNsfw, NSFW_CLASSES, type NsfwScores } from "../../src/apps/safety-checker/model.js";
-import { PlatformError } from "../../src/core/errors.js";
 import type { Handler, HandlerContext } from "../../src/runtime/sdk.js";
 import { FIXTURES, REPO_ROOT, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { rejects422 } from "../helpers/field-error.js";
 import { fakeContext as makeFakeContext, type FakeContext } from "../helpers/handler-context.js";
 
 const PHOTOS = ["astronaut.png", "coffee.png", "chelsea.png"];
@@ -62,19 +62,10 @@ describe("the app's handler", () => {
     await app.teardown?.(state);
   });
 
-  const fakeContext = (controller = new AbortController()): FakeContext<State> => makeFakeContext(state, controller);
+  const fakeContext = (controller = new AbortController()): FakeContext<State> => makeFakeContext(state, { controller });
 
   const run = async (input: Record<string, unknown>, ctx: HandlerContext<State>): Promise<Output> =>
     handler(endpoint.input.parse(input), ctx);
-
-  /** Asserts a 422 field error at `loc` whose message matches `msg`. */
-  const rejects422 = (loc: (string | number)[], msg: RegExp) => (err: unknown) => {
-    assert.ok(err instanceof PlatformError, String(err));
-    assert.equal(err.status, 422);
-    assert.deepEqual(err.fieldErrors?.[0]?.loc, ["body", ...loc]);
-    assert.match(err.fieldErrors?.[0]?.msg ?? "", msg);
-    return true;
-  };
 
   test("safe photos are not flagged, classed neutral or drawing, with scores summing to 1", async () => {
     const { ctx, progress, billed } = fakeContext();

@@ -6,14 +6,8 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
+import { psnr } from "../helpers/pixels.js";
 import { FIXTURES, REPO_ROOT, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
-
-function psnr(a: Buffer, b: Buffer): number {
-  assert.equal(a.length, b.length);
-  let se = 0;
-  for (let i = 0; i < a.length; i++) se += ((a[i] ?? 0) - (b[i] ?? 0)) ** 2;
-  return 10 * Math.log10((255 * 255) / (se / a.length));
-}
 
 describe("darkroom/upscale through the platform", () => {
   let p: TestPlatform;

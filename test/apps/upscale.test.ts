@@ -10,8 +10,9 @@ import sharp from "sharp";
 import app, { MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS } from "../../src/apps/upscale/app.js";
 import { loadUpscaleModel, type UpscaleModel } from "../../src/apps/upscale/model-loader.js";
 import { planTiles, upscaleRaw, type RawImage } from "../../src/apps/upscale/tiled-upscale.js";
-import { PlatformError } from "../../src/core/errors.js";
-import type { FileRef, Handler, HandlerContext, PutFileOptions } from "../../src/runtime/sdk.js";
+import type { FileRef, Handler, HandlerContext } from "../../src/runtime/sdk.js";
+import { rejects422 } from "../helpers/field-error.js";
+import { fakeContext as makeFakeContext, type FakeContext } from "../helpers/handler-context.js";
 
 // sharp takes file paths, not URLs.
 const ASTRONAUT = fileURLToPath(new URL("../../../shared/fixtures/astronaut.png", import.meta.url));
@@ -157,44 +158,8 @@ describe("the app's handler", () => {
     state = await app.setup!(() => {});
   });
 
-  /** A stand-in for the runner's context: reads data URIs, captures stored files and progress. */
-  function fakeContext() {
-    const stored: { body: Buffer; options: PutFileOptions }[] = [];
-    const progress: string[] = [];
-    const billed: number[] = [];
-    const controller = new AbortController();
-    const ctx: HandlerContext<State> = {
-      requestId: "test-request",
-      state,
-      signal: controller.signal,
-      attempt: 1,
-      log: () => {},
-      progress: (step, total, message) => progress.push(`${step}/${total} ${message ?? ""}`),
-      emit: () => {},
-      bill: (units) => billed.push(units),
-      throwIfCancelled: () => controller.signal.throwIfAborted(),
-      files: {
-        async read(url) {
-          const match = /^data:([^;,]+);base64,(.*)$/.exec(url);
-          assert.ok(match, "the test passes data URIs");
-          return { data: Buffer.from(match[2]!, "base64"), contentType: match[1]! };
-        },
-        async put(body, options) {
-          assert.ok(Buffer.isBuffer(body));
-          stored.push({ body, options });
-          return {
-            url: "http://localhost/files/test",
-            content_type: options.contentType,
-            file_name: options.fileName ?? "file",
-            file_size: body.length,
-            ...(options.width !== undefined ? { width: options.width } : {}),
-            ...(options.height !== undefined ? { height: options.height } : {}),
-          };
-        },
-      },
-    };
-    return { ctx, stored, progress, billed };
-  }
+  /** The shared stand-in for the runner's context, keeping the files the handler stores. */
+  const fakeContext = (): FakeContext<State> => makeFakeContext(state, { storeFiles: true });
 
   const dataUri = (bytes: Buffer, type: string): string => `data:${type};base64,${bytes.toString("base64")}`;
   const run = async (input: Record<string, unknown>, ctx: HandlerContext<State>): Promise<{ image: FileRef }> =>
@@ -235,15 +200,7 @@ describe("the app's handler", () => {
       .png()
       .toBuffer();
     const { ctx, stored } = fakeContext();
-    await assert.rejects(run({ image_url: dataUri(big, "image/png") }, ctx), (err) => {
-      assert.ok(err instanceof PlatformError);
-      assert.equal(err.code, "ERR_VALIDATION");
-      assert.equal(err.status, 422);
-      const detail = err.fieldErrors?.[0];
-      assert.deepEqual(detail?.loc, ["body", "image_url"]);
-      assert.match(detail?.msg ?? "", new RegExp(`input limit .*${MAX_INPUT_PIXELS}`));
-      return true;
-    });
+    await assert.rejects(run({ image_url: dataUri(big, "image/png") }, ctx), rejects422("image_url", new RegExp(`input limit .*${MAX_INPUT_PIXELS}`)));
     assert.equal(stored.length, 0);
   });
 
@@ -253,21 +210,14 @@ describe("the app's handler", () => {
       .png()
       .toBuffer();
     const { ctx } = fakeContext();
-    await assert.rejects(run({ image_url: dataUri(input, "image/png"), scale: 4 }, ctx), (err) => {
-      assert.ok(err instanceof PlatformError);
-      assert.equal(err.code, "ERR_VALIDATION");
-      assert.deepEqual(err.fieldErrors?.[0]?.loc, ["body", "image_url"]);
-      assert.match(err.fieldErrors?.[0]?.msg ?? "", new RegExp(`output limit .*${MAX_OUTPUT_PIXELS}`));
-      return true;
-    });
+    await assert.rejects(
+      run({ image_url: dataUri(input, "image/png"), scale: 4 }, ctx),
+      rejects422("image_url", new RegExp(`output limit .*${MAX_OUTPUT_PIXELS}`)),
+    );
   });
 
   test("rejects bytes that are not an image", async () => {
     const { ctx } = fakeContext();
-    await assert.rejects(run({ image_url: dataUri(Buffer.from("not an image"), "image/png") }, ctx), (err) => {
-      assert.ok(err instanceof PlatformError);
-      assert.deepEqual(err.fieldErrors?.[0]?.loc, ["body", "image_url"]);
-      return true;
-    });
+    await assert.rejects(run({ image_url: dataUri(Buffer.from("not an image"), "image/png") }, ctx), rejects422("image_url"));
   });
 });

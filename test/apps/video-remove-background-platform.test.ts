@@ -6,33 +6,20 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { probe } from "../../src/apps/video-common/ffmpeg.js";
 import { eventually, FIXTURES, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
-import { cancel, opsOf, readSse, record, result, status, submit, waitCompleted } from "../helpers/queue.js";
+import { processMatches } from "../helpers/processes.js";
+import { assertProgressForward, cancelAndWait, opsOf, result, status, streamedProgress, submit } from "../helpers/queue.js";
+import { downloadVideo, fileDataUri, syntheticClip as synthetic } from "../helpers/video.js";
 
 const run = promisify(execFile);
 const APP = "darkroom/video-remove-background";
 const CLIP = path.join(FIXTURES, "clip-320x240-2s.mp4");
-
-async function processMatches(needle: string): Promise<boolean> {
-  try {
-    await run("pgrep", ["-f", needle]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function synthetic(dir: string, name: string, size: string, seconds: number, fps: number): Promise<string> {
-  const file = path.join(dir, name);
-  await run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", `testsrc2=s=${size}:r=${fps}:d=${seconds}`, "-c:v", "libx264", "-preset", "ultrafast", "-crf", "35", file]);
-  return `data:video/mp4;base64,${(await readFile(file)).toString("base64")}`;
-}
 
 describe("darkroom/video-remove-background through the platform", () => {
   let p: TestPlatform;
@@ -51,25 +38,21 @@ describe("darkroom/video-remove-background through the platform", () => {
   });
 
   it("keeps the fixture's duration and frame count, reports progress per frame, and fills a person-free clip with the colour", async () => {
-    const clip = `data:video/mp4;base64,${(await readFile(CLIP)).toString("base64")}`;
+    const clip = await fileDataUri(CLIP);
     // A ratio of 0.5 halves the model's work on this 320×240 clip; the default would be 1.
     const id = await submit(p, APP, { video_url: clip, downsample_ratio: 0.5 });
-    const sse = await readSse(p, `/queue/${APP}/requests/${id}/status/stream?logs=1`, 120_000);
-    assert.equal(sse.events.at(-1).status, "COMPLETED");
-    assert.equal(sse.events.at(-1).error, undefined);
-    const steps = sse.events.filter((e) => e.progress).map((e) => e.progress.step as number);
+    const progress = await streamedProgress(p, APP, id, 120_000);
+    const steps = progress.map((e) => e.step as number);
     assert.ok(steps.length >= 5, `progress arrives frame by frame (${steps.length} events)`);
-    assert.deepEqual(steps, [...steps].sort((a, b) => a - b), "progress only moves forward");
-    assert.ok(sse.events.filter((e) => e.progress).every((e) => e.progress.total === 24), "out of the clip's 24 frames");
+    assertProgressForward(steps);
+    assert.ok(progress.every((e) => e.total === 24), "out of the clip's 24 frames");
 
     const res = await result(p, APP, id);
     assert.equal(res.status, 200, JSON.stringify(res.body));
     const video = res.body.video;
     assert.deepEqual([video.content_type, video.width, video.height, video.fps, video.num_frames, video.duration], ["video/mp4", 320, 240, 12, 24, 2]);
-    const bytes = Buffer.from(await (await fetch(video.url)).arrayBuffer());
-    assert.equal(bytes.length, video.file_size);
     const file = path.join(work, "out.mp4");
-    await writeFile(file, bytes);
+    await downloadVideo(video, file);
     const [input, output] = await Promise.all([probe(CLIP), probe(file)]);
     assert.equal(output.codec, "h264");
     assert.equal(output.num_frames, input.num_frames, "as many frames as the input");
@@ -96,12 +79,7 @@ describe("darkroom/video-remove-background through the platform", () => {
     const before = await opsOf(p, APP);
     assert.equal(before.runners.length, 1);
 
-    const cancelledAt = Date.now();
-    assert.equal((await cancel(p, APP, id)).status, 202);
-    const done = await waitCompleted(p, APP, id, 10_000);
-    const took = Date.now() - cancelledAt;
-    assert.equal(done.error_type, "client_cancelled");
-    assert.equal((await record(p, id)).state, "CANCELLED");
+    const took = await cancelAndWait(p, APP, id);
     assert.ok(took < 5000, `the handler stopped itself, before the grace period ran out (${took} ms)`);
     assert.equal(await processMatches(id), false, "no ffmpeg process of this request is left");
     const afterCancel = await opsOf(p, APP);

@@ -17,9 +17,12 @@ import { loadRvm, type Matte, type MattingSession, type RvmModel } from "../../s
 import app, { MAX_FRAMES, MAX_INPUT_BYTES, MAX_INPUT_SECONDS } from "../../src/apps/video-remove-background/app.js";
 import { probe } from "../../src/apps/video-common/ffmpeg.js";
 import { PlatformError } from "../../src/core/errors.js";
-import type { Handler, HandlerContext, PutFileOptions } from "../../src/runtime/sdk.js";
-import { parseDataUri } from "../../src/storage/data-uri.js";
+import type { Handler, HandlerContext } from "../../src/runtime/sdk.js";
+import { rejects422 } from "../helpers/field-error.js";
+import { fakeContext as makeFakeContext, type FakeContext, type FakeContextOptions } from "../helpers/handler-context.js";
 import { FIXTURES } from "../helpers/platform.js";
+import { processMatches } from "../helpers/processes.js";
+import { syntheticClip } from "../helpers/video.js";
 
 const run = promisify(execFile);
 const ASTRONAUT = path.join(FIXTURES, "astronaut.png");
@@ -47,15 +50,6 @@ async function decodeFrames(file: string, width: number, height: number, mode: "
   return Array.from({ length: stdout.length / size }, (_, i) => new Uint8Array(stdout.subarray(i * size, (i + 1) * size)));
 }
 
-async function processMatches(needle: string): Promise<boolean> {
-  try {
-    await run("pgrep", ["-f", needle]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The real model behind a recorder: every session the handler opens, and the matte of every frame. */
 function spyOn(model: RvmModel): { model: RvmModel; sessions: { session: MattingSession; mattes: Matte[] }[] } {
   const sessions: { session: MattingSession; mattes: Matte[] }[] = [];
@@ -79,39 +73,9 @@ function spyOn(model: RvmModel): { model: RvmModel; sessions: { session: Matting
   };
 }
 
-function fakeContext(state: State, options: { requestId?: string; controller?: AbortController; onProgress?: (step: number) => void } = {}) {
-  const controller = options.controller ?? new AbortController();
-  const stored: { body: Buffer; options: PutFileOptions }[] = [];
-  const progress: string[] = [];
-  const billed: number[] = [];
-  const reads: (number | undefined)[] = [];
-  const ctx: HandlerContext<State> = {
-    requestId: options.requestId ?? "test-request",
-    state,
-    signal: controller.signal,
-    attempt: 1,
-    log: () => {},
-    progress: (step, total, message) => {
-      progress.push(`${step}/${total} ${message ?? ""}`);
-      options.onProgress?.(step);
-    },
-    emit: () => {},
-    bill: (units) => billed.push(units),
-    throwIfCancelled: () => controller.signal.throwIfAborted(),
-    files: {
-      async read(url, readOptions) {
-        reads.push(readOptions?.maxBytes);
-        return parseDataUri(url, readOptions?.maxBytes);
-      },
-      async put(body, putOptions) {
-        assert.ok(Buffer.isBuffer(body));
-        stored.push({ body, options: putOptions });
-        return { url: `http://localhost/files/${stored.length}`, content_type: putOptions.contentType, file_name: putOptions.fileName ?? "file", file_size: body.length };
-      },
-    },
-  };
-  return { ctx, stored, progress, billed, reads };
-}
+/** The shared stand-in for the runner's context, keeping the files the handler stores. */
+const fakeContext = (state: State, options: Omit<FakeContextOptions, "storeFiles"> = {}): FakeContext<State> =>
+  makeFakeContext(state, { ...options, storeFiles: true });
 
 const dataUri = (bytes: Buffer): string => `data:video/mp4;base64,${bytes.toString("base64")}`;
 
@@ -276,39 +240,26 @@ describe("the app's handler", () => {
     assert.equal(tf.memory().numTensors, baseline);
   });
 
-  /** Asserts a 422 on video_url whose message matches `pattern`. */
-  const rejects422 = (pattern: RegExp) => (err: unknown) => {
-    assert.ok(err instanceof PlatformError, String(err));
-    assert.equal(err.status, 422);
-    assert.deepEqual(err.fieldErrors?.[0]?.loc, ["body", "video_url"]);
-    assert.match(err.fieldErrors?.[0]?.msg ?? "", pattern);
-    return true;
-  };
-
   /** A tiny synthetic clip, cheap to make and to probe. */
-  async function synthetic(name: string, size: string, seconds: number, fps: number): Promise<string> {
-    const file = path.join(work, name);
-    await run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", `testsrc2=s=${size}:r=${fps}:d=${seconds}`, "-c:v", "libx264", "-preset", "ultrafast", "-crf", "40", file]);
-    return dataUri(await readFile(file));
-  }
+  const synthetic = (name: string, size: string, seconds: number, fps: number): Promise<string> => syntheticClip(work, name, size, seconds, fps, 40);
 
   test("refuses videos over the duration, frame and size limits with 422s naming the limit", async () => {
     const { ctx } = fakeContext(state);
-    await assert.rejects(call({ video_url: await synthetic("long.mp4", "64x48", MAX_INPUT_SECONDS + 1, 5) }, ctx), rejects422(/input limit is 60 seconds/));
-    await assert.rejects(call({ video_url: await synthetic("many.mp4", "64x48", 20.1, 30) }, ctx), rejects422(new RegExp(`has 603 frames; the input limit is ${MAX_FRAMES} frames`)));
-    await assert.rejects(call({ video_url: await synthetic("wide.mp4", "2000x240", 0.2, 5) }, ctx), rejects422(/input limit is 1920×1080/));
+    await assert.rejects(call({ video_url: await synthetic("long.mp4", "64x48", MAX_INPUT_SECONDS + 1, 5) }, ctx), rejects422("video_url", /input limit is 60 seconds/));
+    await assert.rejects(call({ video_url: await synthetic("many.mp4", "64x48", 20.1, 30) }, ctx), rejects422("video_url", new RegExp(`has 603 frames; the input limit is ${MAX_FRAMES} frames`)));
+    await assert.rejects(call({ video_url: await synthetic("wide.mp4", "2000x240", 0.2, 5) }, ctx), rejects422("video_url", /input limit is 1920×1080/));
   });
 
   test("reads the input under its byte limit and answers an oversized file with a 422 naming the limit", async () => {
     const small = fakeContext(state);
-    await assert.rejects(call({ video_url: dataUri(Buffer.from("not a video")) }, small.ctx), rejects422(/could not read the video/));
+    await assert.rejects(call({ video_url: dataUri(Buffer.from("not a video")) }, small.ctx), rejects422("video_url", /could not read the video/));
     assert.deepEqual(small.reads, [MAX_INPUT_BYTES]);
 
     const big = fakeContext(state);
     big.ctx.files.read = async (_url, options) => {
       throw new PlatformError("ERR_FILE_TOO_LARGE", { message: `File exceeds ${options?.maxBytes} bytes` });
     };
-    await assert.rejects(call({ video_url: dataUri(clip) }, big.ctx), rejects422(new RegExp(`input limit of 100 MiB \\(${MAX_INPUT_BYTES} bytes\\)`)));
+    await assert.rejects(call({ video_url: dataUri(clip) }, big.ctx), rejects422("video_url", new RegExp(`input limit of 100 MiB \\(${MAX_INPUT_BYTES} bytes\\)`)));
   });
 
   test("refuses a background colour that is not #rrggbb", () => {

@@ -21,13 +21,14 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import app, { MAX_INPUT_BYTES } from "../../src/apps/video-upscale/app.js";
-import { PlatformError } from "../../src/core/errors.js";
-import { AllowList } from "../../src/net/allow-list.js";
-import { createFileAccess } from "../../src/runtime/file-access.js";
 import type { Handler, HandlerContext } from "../../src/runtime/sdk.js";
-import { createLocalStorage } from "../../src/storage/local-storage.js";
+import { rejects422 } from "../helpers/field-error.js";
+import { fakeContext, type FakeContext, type StoredFile, storedAt } from "../helpers/handler-context.js";
+import { psnr } from "../helpers/pixels.js";
 import { eventually, FIXTURES, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
-import { cancel, opsOf, readSse, record, result, status, submit, waitCompleted, waitFor } from "../helpers/queue.js";
+import { processMatches } from "../helpers/processes.js";
+import { assertProgressForward, cancelAndWait, opsOf, result, status, streamedProgress, submit, waitFor } from "../helpers/queue.js";
+import { ffmpeg, ffprobeStreams, fileDataUri as dataUri } from "../helpers/video.js";
 
 const run = promisify(execFile);
 const APP = "darkroom/video-upscale";
@@ -38,12 +39,6 @@ interface VideoOut {
   video: { url: string; width: number; height: number; fps: number; duration: number; num_frames: number; content_type: string; file_name: string; file_size: number };
 }
 
-async function ffmpeg(...args: string[]): Promise<void> {
-  await run("ffmpeg", ["-v", "error", "-y", ...args]);
-}
-
-const dataUri = async (file: string): Promise<string> => `data:video/mp4;base64,${(await readFile(file)).toString("base64")}`;
-
 /** Every frame of `file` as 8-bit luma (ffmpeg's own conversion for every file, so they compare). */
 async function lumaFrames(file: string, vf?: string): Promise<Buffer> {
   const { stdout } = await run("ffmpeg", ["-v", "error", "-i", file, ...(vf ? ["-vf", vf] : []), "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"], {
@@ -53,13 +48,6 @@ async function lumaFrames(file: string, vf?: string): Promise<Buffer> {
   return stdout;
 }
 
-function psnr(a: Buffer, b: Buffer): number {
-  assert.equal(a.length, b.length, "same number of pixels");
-  let se = 0;
-  for (let i = 0; i < a.length; i++) se += ((a[i] ?? 0) - (b[i] ?? 0)) ** 2;
-  return 10 * Math.log10((255 * 255) / (se / a.length));
-}
-
 /** The classic baseline: ffmpeg scales the small clip with `flags` and encodes it as the app does. */
 async function classicUpscale(work: string, small: string, width: number, height: number, flags: string): Promise<Buffer> {
   const out = path.join(work, `classic-${flags}-${width}.mp4`);
@@ -67,34 +55,9 @@ async function classicUpscale(work: string, small: string, width: number, height
   return lumaFrames(out);
 }
 
-interface StreamInfo {
-  codec_type: string;
-  codec_name: string;
-  width?: number;
-  height?: number;
-  r_frame_rate?: string;
-  nb_frames?: string;
-  duration?: string;
-}
-
-async function ffprobeStreams(file: string): Promise<StreamInfo[]> {
-  const { stdout } = await run("ffprobe", ["-v", "error", "-print_format", "json", "-show_streams", file]);
-  return (JSON.parse(stdout) as { streams: StreamInfo[] }).streams;
-}
-
-async function processMatches(needle: string): Promise<boolean> {
-  try {
-    await run("pgrep", ["-f", needle]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe("the video-upscale handler", () => {
   let state: State;
   let work: string;
-  let storage: ReturnType<typeof createLocalStorage>;
   /** The fixture at 320×240, first 0.5 s (6 frames at 12 fps), lossless: the reference. */
   let hiRes: string;
   /** The same frames shrunk to 80×60 (lossless), the input. */
@@ -104,7 +67,6 @@ describe("the video-upscale handler", () => {
 
   before(async () => {
     work = await mkdtemp(path.join(tmpdir(), "darkroom-vu-test-"));
-    storage = createLocalStorage({ root: path.join(work, "storage") });
     hiRes = path.join(work, "hi.mkv");
     small = path.join(work, "small.mp4");
     await ffmpeg("-i", CLIP, "-t", "0.5", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p", hiRes);
@@ -116,43 +78,13 @@ describe("the video-upscale handler", () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  /** A handler context whose files are real (local storage in the temp folder), recording progress and billing. */
-  function context(requestId: string, controller = new AbortController()): { ctx: HandlerContext<State>; progress: string[]; billed: number[] } {
-    const progress: string[] = [];
-    const billed: number[] = [];
-    const ctx: HandlerContext<State> = {
-      requestId,
-      state,
-      signal: controller.signal,
-      attempt: 1,
-      log: () => {},
-      progress: (step, total, message) => progress.push(`${step}/${total} ${message ?? ""}`),
-      emit: () => {},
-      bill: (units) => billed.push(units),
-      throwIfCancelled: () => controller.signal.throwIfAborted(),
-      files: createFileAccess({
-        storage,
-        allow: AllowList.parse(""),
-        requestId,
-        baseUrl: "http://127.0.0.1:1",
-        ownOrigins: [],
-        syncMode: false,
-        maxFileBytes: 512 * 1024 * 1024,
-        fetchTimeoutMs: 10_000,
-      }),
-    };
-    return { ctx, progress, billed };
-  }
+  /** The shared stand-in for the runner's context, keeping the files the handler stores. */
+  const context = (requestId: string): FakeContext<State> => fakeContext(state, { requestId, storeFiles: true });
 
   /** Writes the stored output of a run to a file and returns its path. */
-  async function fetchOutput(out: VideoOut, name: string): Promise<string> {
-    const key = decodeURIComponent(new URL(out.video.url).pathname.slice("/files/".length));
-    const object = await storage.get(key);
-    assert.ok(object, `the output ${key} is stored`);
-    const chunks: Buffer[] = [];
-    for await (const chunk of object.body) chunks.push(chunk as Buffer);
+  async function fetchOutput(stored: StoredFile[], out: VideoOut, name: string): Promise<string> {
     const file = path.join(work, name);
-    await writeFile(file, Buffer.concat(chunks));
+    await writeFile(file, storedAt(stored, out.video.url));
     return file;
   }
 
@@ -160,7 +92,7 @@ describe("the video-upscale handler", () => {
     handler(endpoint.input.parse(input), ctx);
 
   test("×4 of the 80×60 fixture: 320×240, same frames, rate and duration, frames in order, quality near classic interpolation", async () => {
-    const { ctx, progress, billed } = context("vu-x4");
+    const { ctx, progress, billed, stored } = context("vu-x4");
     const out = await upscale({ video_url: await dataUri(small), scale: 4 }, ctx);
     const v = out.video;
     assert.deepEqual([v.width, v.height, v.fps, v.num_frames, v.duration], [320, 240, 12, 6, 0.5]);
@@ -168,7 +100,7 @@ describe("the video-upscale handler", () => {
     assert.deepEqual(progress, [1, 2, 3, 4, 5, 6].map((i) => `${i}/6 frame ${i}/6`), "one progress report per frame");
     assert.deepEqual(billed, [(6 * 320 * 240) / 1e6], "bills output megapixels over all frames");
 
-    const file = await fetchOutput(out, "x4.mp4");
+    const file = await fetchOutput(stored, out, "x4.mp4");
     assert.equal((await readFile(file)).length, v.file_size);
     const streams = await ffprobeStreams(file);
     const video = streams.find((s) => s.codec_type === "video");
@@ -208,9 +140,10 @@ describe("the video-upscale handler", () => {
       "-i", hi, "-f", "lavfi", "-i", "sine=frequency=440:duration=0.5",
       "-vf", "scale=80:60:flags=area", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", lo,
     );
-    const out = await upscale({ video_url: await dataUri(lo), scale: 4, model: "medium" }, context("vu-pan").ctx);
+    const { ctx, stored } = context("vu-pan");
+    const out = await upscale({ video_url: await dataUri(lo), scale: 4, model: "medium" }, ctx);
     assert.deepEqual([out.video.width, out.video.height, out.video.num_frames, out.video.fps], [320, 240, 6, 12]);
-    const file = await fetchOutput(out, "pan.mp4");
+    const file = await fetchOutput(stored, out, "pan.mp4");
 
     const audio = (await ffprobeStreams(file)).filter((s) => s.codec_type === "audio");
     assert.equal(audio.length, 1, "the audio track is kept");
@@ -232,9 +165,10 @@ describe("the video-upscale handler", () => {
   test("×2 of a Matroska input with PCM audio: double size, same frames and rate, audio re-encoded to AAC", async () => {
     const mkv = path.join(work, "pcm.mkv");
     await ffmpeg("-i", small, "-f", "lavfi", "-i", "sine=frequency=220:duration=0.5", "-c:v", "copy", "-c:a", "pcm_s16le", "-shortest", mkv);
-    const out = await upscale({ video_url: await dataUri(mkv) }, context("vu-x2").ctx);
+    const { ctx, stored } = context("vu-x2");
+    const out = await upscale({ video_url: await dataUri(mkv) }, ctx);
     assert.deepEqual([out.video.width, out.video.height, out.video.num_frames, out.video.fps, out.video.duration], [160, 120, 6, 12, 0.5]);
-    const audio = (await ffprobeStreams(await fetchOutput(out, "x2.mp4"))).filter((s) => s.codec_type === "audio");
+    const audio = (await ffprobeStreams(await fetchOutput(stored, out, "x2.mp4"))).filter((s) => s.codec_type === "audio");
     assert.deepEqual(audio.map((s) => s.codec_name), ["aac"], "PCM cannot go into MP4 as is: it is re-encoded");
   });
 
@@ -254,13 +188,7 @@ describe("the video-upscale handler", () => {
 
     async function rejects(input: Record<string, unknown>, msg: RegExp): Promise<void> {
       const { ctx, progress, billed } = context("vu-limit");
-      await assert.rejects(upscale(input, ctx), (err: unknown) => {
-        assert.ok(err instanceof PlatformError, String(err));
-        assert.equal(err.status, 422);
-        assert.deepEqual(err.fieldErrors?.[0]?.loc, ["body", "video_url"]);
-        assert.match(err.fieldErrors?.[0]?.msg ?? "", msg);
-        return true;
-      });
+      await assert.rejects(upscale(input, ctx), rejects422("video_url", msg));
       assert.deepEqual(progress, [], "no frame was processed");
       assert.deepEqual(billed, []);
     }
@@ -315,12 +243,9 @@ describe("darkroom/video-upscale through the platform", () => {
     const small = path.join(work, "small.mp4");
     await ffmpeg("-i", CLIP, "-t", "0.5", "-vf", "scale=80:60:flags=area", "-c:v", "libx264", "-crf", "10", "-pix_fmt", "yuv420p", small);
     const id = await submit(p, APP, { video_url: await dataUri(small), scale: 2 });
-    const sse = await readSse(p, `/queue/${APP}/requests/${id}/status/stream?logs=1`, 30_000);
-    assert.equal(sse.events.at(-1).status, "COMPLETED");
-    assert.equal(sse.events.at(-1).error, undefined);
-    const steps = sse.events.filter((e) => e.progress).map((e) => e.progress.step as number);
+    const steps = (await streamedProgress(p, APP, id, 30_000)).map((e) => e.step as number);
     assert.ok(steps.length >= 1, "progress arrives while frames are processed");
-    assert.deepEqual(steps, [...steps].sort((a, b) => a - b), "progress only moves forward");
+    assertProgressForward(steps);
 
     const res = await result(p, APP, id);
     assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -353,13 +278,7 @@ describe("darkroom/video-upscale through the platform", () => {
     assert.ok(await processMatches(id), "the request's ffmpeg processes are running");
     const runner = (await opsOf(p, APP)).runners[0];
 
-    const cancelledAt = Date.now();
-    assert.equal((await cancel(p, APP, id)).status, 202);
-    const done = await waitCompleted(p, APP, id, 10_000);
-    const took = Date.now() - cancelledAt;
-    assert.equal(done.error_type, "client_cancelled");
-    const rec = await record(p, id);
-    assert.equal(rec.state, "CANCELLED");
+    const took = await cancelAndWait(p, APP, id);
     assert.ok(took < 1400, `stopped within the grace period, between frames (${took} ms)`);
     assert.equal(await processMatches(id), false, "no ffmpeg process of this request is left");
     // The handler stopped by itself: the runner was not killed at the end of the cancel grace period.

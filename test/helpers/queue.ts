@@ -98,6 +98,36 @@ export async function readSse(p: Target, route: string, timeoutMs = 20_000): Pro
   return { status: res.status, contentType: res.headers.get("content-type") ?? "", events, closedByServer };
 }
 
+/**
+ * Follows a request's status stream (with logs) to its end, asserts that the request completed
+ * without an error, and returns the progress reports the stream carried, in order.
+ */
+export async function streamedProgress(p: Target, appId: string, id: string, timeoutMs = 20_000): Promise<any[]> {
+  const sse = await readSse(p, `/queue/${appId}/requests/${id}/status/stream?logs=1`, timeoutMs);
+  assert.equal(sse.events.at(-1).status, "COMPLETED");
+  assert.equal(sse.events.at(-1).error, undefined);
+  return sse.events.filter((e) => e.progress).map((e) => e.progress);
+}
+
+/** Asserts that progress values (steps or fractions) never go down. */
+export function assertProgressForward(values: number[]): void {
+  assert.deepEqual(values, [...values].sort((a, b) => a - b), "progress only moves forward");
+}
+
+/**
+ * Cancels a running request and waits for it to end; asserts that it ended as a client cancellation
+ * (wire error type and stored state) and returns the milliseconds from the cancel to the end.
+ */
+export async function cancelAndWait(p: Target, appId: string, id: string, timeoutMs = 10_000): Promise<number> {
+  const cancelledAt = Date.now();
+  assert.equal((await cancel(p, appId, id)).status, 202);
+  const done = await waitCompleted(p, appId, id, timeoutMs);
+  const took = Date.now() - cancelledAt;
+  assert.equal(done.error_type, "client_cancelled");
+  assert.equal((await record(p, id)).state, "CANCELLED");
+  return took;
+}
+
 /** The pool snapshot of one app from `/v1/ops` (runners, cold starts, setup errors). */
 export async function opsOf(p: Target, appId: string): Promise<any> {
   const res = await http(p, "GET", "/v1/ops");
