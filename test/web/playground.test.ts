@@ -126,7 +126,7 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
     await page.locator('input[type=file][data-field="image_url"]').setInputFiles(cropFile);
     // Uploaded through initiate + signed PUT: the field now holds this server's file URL.
     const url = page.locator("#in-image_url");
-    await page.waitForFunction(() => /\/files\/uploads\/.+\/chelsea-crop\.png$/.test((document.querySelector("#in-image_url") as HTMLInputElement | null)?.value ?? ""));
+    await page.waitForFunction(() => /\/files\/uploads\/.+\/chelsea-crop\.png$/.test(document.querySelector<HTMLInputElement>("#in-image_url")?.value ?? ""));
     assert.ok((await url.inputValue()).startsWith(p.url));
     await page.getByRole("img", { name: "Preview of Image URL" }).waitFor();
     await page.getByRole("button", { name: "Run" }).click();
@@ -221,6 +221,21 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
     await page.getByRole("button", { name: "Done" }).click();
     assert.equal(await page.getByLabel("New key").count(), 0);
     assert.ok(!(await page.content()).includes(key.split(":")[1] ?? "never"));
+
+    // Signed in with it: an api key sees the apps and its history, not the admin pages.
+    const signInAs = async (k: string): Promise<void> => {
+      await page.getByRole("button", { name: "Sign out" }).click();
+      assert.equal(await page.evaluate(() => sessionStorage.getItem("darkroom.key")), null);
+      await page.getByLabel("API key").fill(k);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("navigation", { name: "Main" }).waitFor();
+    };
+    await signInAs(key);
+    const nav = page.getByRole("navigation", { name: "Main" });
+    assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["Apps", "History"]);
+    assert.match(await page.locator(".account").innerText(), /api/);
+    await signInAs(ADMIN_KEY);
+    await nav.getByRole("link", { name: "Keys" }).click();
 
     const row = page.locator("tbody tr").filter({ hasText: "playground-test" });
     await row.getByRole("button", { name: /^Revoke playground-test/ }).click();

@@ -14,12 +14,12 @@ import { SignIn } from "./pages/SignIn.js";
 import { Link, useLocation } from "./router.js";
 import { SessionProvider, useSession } from "./session.js";
 
-const NAV = [
-  { href: "/", label: "Apps" },
-  { href: "/history", label: "History" },
-  { href: "/ops", label: "Ops" },
-  { href: "/keys", label: "Keys" },
-] as const;
+const NAV: readonly { href: string; label: string; adminOnly: boolean }[] = [
+  { href: "/", label: "Apps", adminOnly: false },
+  { href: "/history", label: "History", adminOnly: false },
+  { href: "/ops", label: "Ops", adminOnly: true },
+  { href: "/keys", label: "Keys", adminOnly: true },
+];
 
 function Page(): ReactNode {
   const { path, query } = useLocation();
@@ -79,7 +79,7 @@ function Shell(): ReactNode {
         {session ? (
           <nav aria-label="Main">
             <ul>
-              {NAV.map((n) => (
+              {NAV.filter((n) => !n.adminOnly || session.scope === "admin").map((n) => (
                 <li key={n.href}>
                   <Link href={n.href} aria-current={path === n.href || (n.href === "/" && path === "/app") ? "page" : undefined}>
                     {n.label}
