@@ -64,6 +64,8 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
   it("opens the gallery: asks for a key, refuses a wrong one, then lists the apps", async () => {
     await page.goto("/");
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to content");
     const keyInput = page.getByLabel("API key");
     assert.equal(await keyInput.getAttribute("type"), "password");
     await keyInput.fill("dk_testadmin:not-the-secret");
@@ -118,11 +120,29 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
     assert.equal(await page.getByRole("tab", { name: "JavaScript (@fal-ai/client)" }).getAttribute("aria-selected"), "true");
     assert.match(await page.locator("pre.code[data-language=javascript]").innerText(), /fal\.subscribe\("darkroom\/echo"/);
     await shot("app-echo-result");
+
+    // The app's own 422 marks the field it names.
+    await page.getByRole("combobox", { name: "Fail", exact: true }).selectOption("validation");
+    await page.getByRole("button", { name: "Run" }).click();
+    await status().filter({ hasText: "Failed" }).waitFor({ timeout: 15_000 });
+    assert.match(await status().innerText(), /fail: echo refused the input on request/);
+    assert.equal(await page.getByRole("combobox", { name: "Fail", exact: true }).getAttribute("aria-invalid"), "true");
+    // A handler that throws: a failure the operations view lists among recent errors.
+    await page.getByRole("combobox", { name: "Fail", exact: true }).selectOption("error");
+    await page.getByRole("button", { name: "Run" }).click();
+    await status().filter({ hasText: "echo failed on request" }).waitFor({ timeout: 15_000 });
+    await page.getByRole("combobox", { name: "Fail", exact: true }).selectOption("");
   });
 
   it("uploads an image and runs darkroom/upscale: the result is twice the input, with a before/after slider", async () => {
     await page.goto("/app?id=darkroom/upscale");
     await page.getByRole("heading", { name: "Upscale (ESRGAN)", level: 1 }).waitFor();
+    // Checked before anything is sent: the summary names the field and takes the focus.
+    await page.getByRole("button", { name: "Run" }).click();
+    const summary = page.getByRole("alert").filter({ hasText: "Fix this field first" });
+    await summary.waitFor();
+    assert.match(await summary.innerText(), /image_url: Choose a file or enter a URL/);
+    assert.equal(await summary.evaluate((el) => el === document.activeElement), true);
     await page.locator('input[type=file][data-field="image_url"]').setInputFiles(cropFile);
     // Uploaded through initiate + signed PUT: the field now holds this server's file URL.
     const url = page.locator("#in-image_url");
@@ -172,7 +192,7 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "History" }).click();
     const rows = page.locator("tbody tr");
     await rows.first().waitFor();
-    assert.equal(await rows.count(), 3);
+    assert.equal(await rows.count(), 5);
     await page.getByLabel("Status").selectOption("CANCELLED");
     await page.waitForURL(/status=CANCELLED/);
     await rows.filter({ hasText: "darkroom-test/slow-single" }).waitFor();
@@ -183,13 +203,13 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
     await page.getByLabel("Status").selectOption("");
     await page.getByLabel("App", { exact: true }).selectOption("darkroom/echo");
     await page.waitForURL(/app=darkroom%2Fecho/);
-    await rows.filter({ hasText: "darkroom/echo" }).first().waitFor();
-    assert.equal(await rows.count(), 1);
+    await page.waitForFunction(() => [...document.querySelectorAll("tbody tr")].every((r) => r.textContent?.includes("darkroom/echo")));
+    assert.equal(await rows.count(), 3);
     await page.getByLabel("App", { exact: true }).selectOption("");
-    await page.waitForFunction(() => document.querySelectorAll("tbody tr").length === 3);
+    await page.waitForFunction(() => document.querySelectorAll("tbody tr").length === 5);
     await shot("history");
 
-    await rows.filter({ hasText: "darkroom/echo" }).getByRole("link", { name: /Open request/ }).click();
+    await rows.filter({ hasText: "darkroom/echo" }).filter({ hasText: "Succeeded" }).getByRole("link", { name: /Open request/ }).click();
     await page.getByRole("heading", { name: "Echo", level: 1 }).waitFor();
     await status().filter({ hasText: "Completed" }).waitFor();
     assert.deepEqual(JSON.parse(await page.getByRole("textbox", { name: "Message", exact: true }).inputValue()), { hello: "world" });
@@ -204,6 +224,8 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
     assert.equal(await echo.locator("[data-stat=cold_starts]").innerText(), "1");
     assert.equal(await echo.locator("[data-stat=queue_depth]").innerText(), "0");
     assert.match(await echo.innerText(), /Ready\s*1/);
+    await echo.getByText(/^Recent errors/).click();
+    assert.match(await echo.locator(".recent-errors").innerText(), /echo failed on request \(fail: error\)/);
     assert.match(await page.getByRole("listitem").filter({ has: page.getByRole("heading", { name: "darkroom/upscale" }) }).innerText(), /Cold starts\s*1/);
     await shot("ops");
   });
