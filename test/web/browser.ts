@@ -4,7 +4,9 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import { REPO_ROOT } from "../helpers/platform.js";
@@ -23,18 +25,42 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
+function isFresh(): boolean {
+  const index = path.join(DIST_DIR, "index.html");
+  const sourcesAt = Math.max(newestMtime(path.join(WEB_DIR, "src")), statSync(path.join(WEB_DIR, "index.html")).mtimeMs, statSync(path.join(WEB_DIR, "vite.config.ts")).mtimeMs);
+  return existsSync(index) && statSync(index).mtimeMs >= sourcesAt;
+}
+
+const sleepSync = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
 /**
  * Builds web/ into web/dist when the build is missing or older than its sources, so that the tests
  * never judge a stale bundle. `npm ci` builds it too (the prepare script); this covers edits since.
+ * Test files may run in parallel (DARKROOM_TEST_CONCURRENCY): one builds, the others wait for it,
+ * since Vite empties the output folder first.
  */
 export function ensureWebBuild(): void {
-  const index = path.join(DIST_DIR, "index.html");
-  const sourcesAt = Math.max(newestMtime(path.join(WEB_DIR, "src")), statSync(path.join(WEB_DIR, "index.html")).mtimeMs, statSync(path.join(WEB_DIR, "vite.config.ts")).mtimeMs);
-  if (existsSync(index) && statSync(index).mtimeMs >= sourcesAt) return;
-  const vite = path.join(REPO_ROOT, "node_modules", "vite", "bin", "vite.js");
-  const built = spawnSync(process.execPath, [vite, "build", "--config", path.join(WEB_DIR, "vite.config.ts"), "--logLevel", "warn"], { cwd: REPO_ROOT, encoding: "utf8" });
-  if (built.status !== 0) {
-    throw new Error(`building the playground failed (npx vite build --config web/vite.config.ts):\n${built.stdout}\n${built.stderr}`);
+  if (isFresh()) return;
+  const lock = path.join(tmpdir(), `darkroom-web-build-${createHash("sha256").update(REPO_ROOT).digest("hex").slice(0, 12)}.lock`);
+  for (const deadline = Date.now() + 120_000; ; sleepSync(200)) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      // A lock left by a killed run is older than any build takes.
+      if (Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > 120_000) rmSync(lock, { recursive: true, force: true });
+      if (Date.now() > deadline) throw new Error(`waited 120 s for another test's build of web/ (lock ${lock})`);
+    }
+  }
+  try {
+    if (isFresh()) return;
+    const vite = path.join(REPO_ROOT, "node_modules", "vite", "bin", "vite.js");
+    const built = spawnSync(process.execPath, [vite, "build", "--config", path.join(WEB_DIR, "vite.config.ts"), "--logLevel", "warn"], { cwd: REPO_ROOT, encoding: "utf8" });
+    if (built.status !== 0) {
+      throw new Error(`building the playground failed (npx vite build --config web/vite.config.ts):\n${built.stdout}\n${built.stderr}`);
+    }
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
   }
 }
 
