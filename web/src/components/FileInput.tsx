@@ -33,20 +33,27 @@ export function FileInput({ field, id, value, onChange, disabled, aria }: { fiel
   const { session } = useSession();
   const tracker = useContext(UploadTracker);
   const fileRef = useRef<HTMLInputElement>(null);
-  const [local, setLocal] = useState<{ url: string; type: string; name: string; size: number } | null>(null);
+  const [localFile, setLocalFile] = useState<File | null>(null);
+  const [localUrl, setLocalUrl] = useState<string | null>(null);
   const [progress, setProgress] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [dragging, setDragging] = useState(false);
 
-  // Object URLs hold the file in memory until revoked.
-  useEffect(() => () => {
-    if (local) URL.revokeObjectURL(local.url);
-  }, [local]);
+  // The preview's object URL holds the file in memory until revoked; made here so that each one made is revoked.
+  useEffect(() => {
+    if (!localFile) {
+      setLocalUrl(null);
+      return undefined;
+    }
+    const url = URL.createObjectURL(localFile);
+    setLocalUrl(url);
+    return () => URL.revokeObjectURL(url);
+  }, [localFile]);
 
   const upload = (file: File): void => {
     if (!session) return;
     setError(null);
-    setLocal({ url: URL.createObjectURL(file), type: file.type, name: file.name, size: file.size });
+    setLocalFile(file);
     setProgress(0);
     onChange("");
     const done = tracker.begin();
@@ -69,8 +76,8 @@ export function FileInput({ field, id, value, onChange, disabled, aria }: { fiel
     if (file && !disabled) upload(file);
   };
 
-  const previewUrl = local && (value === "" || progress !== null) ? local.url : value;
-  const kind: OutputKind = field.media !== "any" ? field.media : kindOf(local?.type, previewUrl);
+  const previewUrl = localUrl && (value === "" || progress !== null) ? localUrl : value;
+  const kind: OutputKind = field.media !== "any" ? field.media : kindOf(localFile?.type, previewUrl);
   const showPreview = previewUrl !== "" && /^(https?:|data:|blob:)/i.test(previewUrl);
 
   return (
@@ -112,14 +119,14 @@ export function FileInput({ field, id, value, onChange, disabled, aria }: { fiel
         value={value}
         disabled={disabled || progress !== null}
         onChange={(e) => {
-          setLocal(null);
+          setLocalFile(null);
           onChange(e.target.value);
         }}
         {...aria}
       />
       {progress !== null ? (
         <p className="upload-status" role="status">
-          <progress value={progress} max={1} aria-label={`Uploading ${field.label}`} /> Uploading {local ? `${local.name} (${formatBytes(local.size)})` : ""}…
+          <progress value={progress} max={1} aria-label={`Uploading ${field.label}`} /> Uploading {localFile ? `${localFile.name} (${formatBytes(localFile.size)})` : ""}…
         </p>
       ) : null}
       {error ? (

@@ -217,14 +217,15 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
   // Reopening a request: its input goes into the form; a finished one shows its outcome, a live one is followed.
   useEffect(() => {
     if (!reopenId || !api || reopenId === currentRef.current) return;
-    currentRef.current = reopenId;
     followRef.current?.abort();
     setRun({ phase: "idle" });
     setSubmitError(null);
     let stale = false;
     api.request(reopenId).then(
       (detail) => {
+        // Marked only once loaded: React's development mode runs this effect twice, the first run stale.
         if (stale) return;
+        currentRef.current = reopenId;
         const path = runnable.some((e) => e.path === detail.endpoint) ? detail.endpoint : (runnable[0]?.path ?? "");
         setEndpointPath(path);
         const target = runnable.find((e) => e.path === path);
