@@ -70,6 +70,12 @@ export async function handleRestCall(ctx: GatewayContext, call: FalCall): Promis
   const base = baseUrlOf(request, ctx.config.publicUrl);
   const expiresAt = Math.floor(Date.now() / 1000) + UPLOAD_URL_TTL_SECONDS;
 
+  if (method === "POST" && (path === "tokens" || path === "storage/auth/token") && principal.allowedApps !== null) {
+    // A token is handed to less trusted code (a browser, a Python upload): were it able to mint
+    // tokens, it could give itself more apps and a longer life than it was issued with.
+    throw new PlatformError("ERR_FORBIDDEN", { message: "Tokens are issued for an API key, not for another token" });
+  }
+
   if (method === "POST" && path === "tokens") {
     const body = parseBody(TokenRequest, request.body);
     const issued = ctx.tokens.issue({
