@@ -25,6 +25,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const platform = await startPlatform(config);
   const { logger } = platform;
   logger.info({ url: platform.url, data_dir: config.dataDir, apps: platform.scheduler.apps.map((a) => a.id) }, "darkroom listening");
+  process.stderr.write(`\n  Darkroom is up: the API and the Playground at ${platform.url}/\n`);
   if (platform.generatedAdminKey) {
     // Printed once, on the first start; afterwards it is only in the 0600 file.
     process.stderr.write(
