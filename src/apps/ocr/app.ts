@@ -98,7 +98,7 @@ export default defineApp<OcrState>({
       "inference models (github.com/PaddlePaddle/PaddleOCR). The package also ships " +
       "ch_ppocr_mobile_v2.0_cls_infer.onnx, which the library does not use",
   },
-  knobs: { max_runners: 1, keep_alive: 300, startup_timeout: 120 },
+  knobs: { max_runners: 2, keep_alive: 300, startup_timeout: 120 },
   async setup(log) {
     const started = performance.now();
     const engine = await loadOcrEngine();

@@ -42,9 +42,17 @@ export interface PreparedImage {
 /** The detector needs width and height to be multiples of 32 (its down-sampling stride). */
 const STRIDE = 32;
 
+/**
+ * One inference thread per session. With onnxruntime's default pool (one thread per core) a request
+ * on 2 cores took 188 ms but 354 ms of CPU, the second thread mostly spinning; with one thread it
+ * took 201 ms and 203 ms of CPU (bench/README.md). The platform needs that CPU for its own work, and
+ * a second runner uses it far better than a spinning thread.
+ */
+const ONNX_OPTIONS = { intraOpNumThreads: 1, interOpNumThreads: 1 };
+
 /** Loads the detection and recognition sessions and the dictionary once; reused across requests. */
 export async function loadOcrEngine(): Promise<OcrEngine> {
-  return (await Ocr.create()) as OcrEngine;
+  return (await Ocr.create({ onnxOptions: ONNX_OPTIONS } as Parameters<typeof Ocr.create>[0])) as OcrEngine;
 }
 
 /**
