@@ -198,6 +198,18 @@ describe("queue API", () => {
     assert.equal(res422.headers.get("x-fal-error-type"), "bad_request");
   });
 
+  it("carries partial results on the status stream while the request runs (a Darkroom addition)", async () => {
+    const id = await submit(p, `${ECHO}/stream`, { message: "parts", progress_steps: 3, sleep_ms: 900 });
+    const stream = await readSse(p, `/queue/${ECHO}/requests/${id}/status/stream`);
+    const partials = stream.events.filter((e) => e.partial !== undefined);
+    assert.ok(partials.every((e) => e.status === "IN_PROGRESS"), "partials come only while running");
+    const steps = partials.map((e) => e.partial.step as number);
+    assert.deepEqual(steps.slice(0, 2), [1, 2], `steps seen: ${JSON.stringify(steps)}`);
+    assert.equal(partials[0].partial.message, "parts");
+    assert.equal(stream.events.at(-1)?.status, "COMPLETED");
+    assert.equal(stream.events.at(-1)?.partial, undefined);
+  });
+
   it("ends a request that cannot start before x-fal-request-timeout with a user 504", async () => {
     const blocker = await occupy(4000);
     const started = Date.now();

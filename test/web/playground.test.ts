@@ -132,6 +132,16 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
     await page.getByRole("button", { name: "Run" }).click();
     await status().filter({ hasText: "echo failed on request" }).waitFor({ timeout: 15_000 });
     await page.getByRole("combobox", { name: "Fail", exact: true }).selectOption("");
+
+    // The streaming endpoint through the queue: its partial results show while it runs.
+    await page.locator("#endpoint").selectOption("stream");
+    await page.locator("#in-progress_steps").fill("3");
+    await page.locator("#in-sleep_ms").fill("3000");
+    await page.getByRole("button", { name: "Run" }).click();
+    await page.getByTestId("partial-result").filter({ hasText: '"step": 1' }).waitFor({ timeout: 15_000 });
+    await status().filter({ hasText: "Completed" }).waitFor({ timeout: 30_000 });
+    assert.equal(await page.getByTestId("partial-result").count(), 0, "the partial gives way to the result");
+    await page.locator("#endpoint").selectOption("");
   });
 
   it("uploads an image and runs darkroom/upscale: the result is twice the input, with a before/after slider", async () => {
@@ -192,7 +202,7 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "History" }).click();
     const rows = page.locator("tbody tr");
     await rows.first().waitFor();
-    assert.equal(await rows.count(), 5);
+    assert.equal(await rows.count(), 6);
     await page.getByLabel("Status").selectOption("CANCELLED");
     await page.waitForURL(/status=CANCELLED/);
     await rows.filter({ hasText: "darkroom-test/slow-single" }).waitFor();
@@ -204,12 +214,12 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
     await page.getByLabel("App", { exact: true }).selectOption("darkroom/echo");
     await page.waitForURL(/app=darkroom%2Fecho/);
     await page.waitForFunction(() => [...document.querySelectorAll("tbody tr")].every((r) => r.textContent?.includes("darkroom/echo")));
-    assert.equal(await rows.count(), 3);
+    assert.equal(await rows.count(), 4);
     await page.getByLabel("App", { exact: true }).selectOption("");
-    await page.waitForFunction(() => document.querySelectorAll("tbody tr").length === 5);
+    await page.waitForFunction(() => document.querySelectorAll("tbody tr").length === 6);
     await shot("history");
 
-    await rows.filter({ hasText: "darkroom/echo" }).filter({ hasText: "Succeeded" }).getByRole("link", { name: /Open request/ }).click();
+    await rows.filter({ hasText: "darkroom/echo" }).filter({ hasText: "Succeeded" }).filter({ hasNotText: "darkroom/echo/stream" }).getByRole("link", { name: /Open request/ }).click();
     await page.getByRole("heading", { name: "Echo", level: 1 }).waitFor();
     await status().filter({ hasText: "Completed" }).waitFor();
     assert.deepEqual(JSON.parse(await page.getByRole("textbox", { name: "Message", exact: true }).inputValue()), { hello: "world" });

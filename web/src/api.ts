@@ -44,6 +44,8 @@ export interface QueueStatus {
   metrics?: { inference_time?: number | null } | null;
   error?: string | null;
   error_type?: string | null;
+  /** Darkroom addition: the latest partial result the handler emitted while running. */
+  partial?: unknown;
 }
 
 export type RequestState = "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";

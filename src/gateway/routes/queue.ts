@@ -181,11 +181,14 @@ async function statusStream(ctx: GatewayContext, call: FalCall, initial: Request
     else chain = chain.then(fn).catch(() => undefined);
   };
 
-  const sendStatus = async (record: RequestRecord, logs: RequestLog[] | null): Promise<void> => {
+  const sendStatus = async (record: RequestRecord, logs: RequestLog[] | null, partial?: { data: unknown }): Promise<void> => {
     if (finished || sse.closed) return;
     const position = record.state === "QUEUED" ? await ctx.store.queuePosition(record.id) : null;
     if (record.state === "QUEUED") lastPosition = position;
-    sse.send(statusBody(record, { logs: withLogs ? (logs ?? []) : null, queuePosition: position, progress: ctx.scheduler.progressOf(record.id) }));
+    const body = statusBody(record, { logs: withLogs ? (logs ?? []) : null, queuePosition: position, progress: ctx.scheduler.progressOf(record.id) });
+    // A Darkroom addition, like `progress`: what the handler emitted while running (fal's clients ignore it).
+    if (partial && record.state === "RUNNING") body["partial"] = partial.data;
+    sse.send(body);
     if (isTerminal(record.state)) {
       finished = true;
       sse.close();
@@ -208,6 +211,8 @@ async function statusStream(ctx: GatewayContext, call: FalCall, initial: Request
         await sendStatus(current, await newLogs());
       } else if (event.type === "progress" && current.state === "RUNNING") {
         await sendStatus(current, withLogs ? [] : null);
+      } else if (event.type === "partial" && current.state === "RUNNING") {
+        await sendStatus(current, withLogs ? [] : null, { data: event.data });
       }
     });
   });

@@ -141,6 +141,8 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
   const [errors, setErrors] = useState<FieldError[]>([]);
   const [run, setRun] = useState<Run>({ phase: "idle" });
   const [logs, setLogs] = useState<LogLine[]>([]);
+  // The latest partial result of the running request; cleared when it ends.
+  const [partial, setPartial] = useState<{ value: unknown } | null>(null);
   const [cancelling, setCancelling] = useState(false);
   const [ranInput, setRanInput] = useState<Record<string, unknown>>({});
   const [submitError, setSubmitError] = useState<Error | null>(null);
@@ -193,6 +195,7 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
       followRef.current?.abort();
       const controller = new AbortController();
       followRef.current = controller;
+      setPartial(null);
       const startedAt = Date.now();
       try {
         const final = await api.follow(
@@ -200,10 +203,12 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
           requestId,
           (status, lines) => {
             setLogs(lines);
+            if (status.partial !== undefined) setPartial({ value: status.partial });
             if (status.status !== "COMPLETED") setRun({ phase: status.status === "IN_QUEUE" ? "queued" : "running", requestId, status, startedAt });
           },
           controller.signal,
         );
+        setPartial(null);
         await finish(requestId, final, forEndpoint);
       } catch (err) {
         if (controller.signal.aborted) return;
@@ -369,6 +374,11 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
                 ) : null}
               </div>
             ) : null}
+          </div>
+        ) : null}
+        {partial !== null && run.phase === "running" ? (
+          <div className="partial-result" data-testid="partial-result">
+            <JsonView value={partial.value} label="Partial result (latest)" />
           </div>
         ) : null}
         {logs.length > 0 || run.phase === "running" ? (
