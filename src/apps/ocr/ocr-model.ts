@@ -52,7 +52,7 @@ const ONNX_OPTIONS = { intraOpNumThreads: 1, interOpNumThreads: 1 };
 
 /** Loads the detection and recognition sessions and the dictionary once; reused across requests. */
 export async function loadOcrEngine(): Promise<OcrEngine> {
-  return (await Ocr.create({ onnxOptions: ONNX_OPTIONS } as Parameters<typeof Ocr.create>[0])) as OcrEngine;
+  return (await Ocr.create({ onnxOptions: ONNX_OPTIONS })) as OcrEngine;
 }
 
 /**
