@@ -14,14 +14,13 @@
  * result). Both use the app's default knobs, so on 2 cores the platform runs the app's
  * `max_runners` runners. Results go to bench/results/<app>-throughput.json.
  */
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { AllowList } from "../src/net/allow-list.js";
+import { BENCH_AUTH, startBenchServer } from "./lib/bench-server.js";
 import { importApp } from "../src/runtime/app-loader.js";
 import { createFileAccess } from "../src/runtime/file-access.js";
 import type { HandlerContext } from "../src/runtime/sdk.js";
@@ -29,8 +28,7 @@ import { createLocalStorage } from "../src/storage/local-storage.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const FIXTURES = path.resolve(ROOT, "../shared/fixtures");
-const KEY = "dk_bench:bench-secret-0123456789abcdef";
-const AUTH = { authorization: `Key ${KEY}`, "content-type": "application/json" };
+const AUTH = BENCH_AUTH;
 
 const dataUri = (file: string, type: string): string => `data:${type};base64,${readFileSync(path.join(FIXTURES, file)).toString("base64")}`;
 
@@ -109,28 +107,9 @@ async function directRunner(input: Record<string, unknown>): Promise<{ round: ()
   };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
-
 async function platformRunner(input: Record<string, unknown>): Promise<{ round: () => Promise<RoundRate>; close: () => Promise<void> }> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), "darkroom-bench-"));
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const server = spawn(process.execPath, [path.join(ROOT, "bin/darkroom.js"), "serve", "--port", String(port), "--data-dir", dataDir, "--only", `darkroom/${APP}`], {
-    env: { ...process.env, DARKROOM_ADMIN_KEY: KEY, DARKROOM_LOG_LEVEL: "warn" },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const close = async (): Promise<void> => {
-    server.kill("SIGTERM");
-    await new Promise((r) => server.once("exit", r));
-    rmSync(dataDir, { recursive: true, force: true });
-  };
+  const server = await startBenchServer([`darkroom/${APP}`]);
+  const { base, close } = server;
   const body = JSON.stringify(input);
   const runAll = async (n: number): Promise<RoundRate> => {
     const t = Date.now();
@@ -158,15 +137,6 @@ async function platformRunner(input: Record<string, unknown>): Promise<{ round: 
     return rateOf(t, completions);
   };
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${base}/ready`)).ok) break;
-      } catch {
-        // starting
-      }
-      if (i > 300) throw new Error("server did not start");
-      await new Promise((r) => setTimeout(r, 100));
-    }
     await runAll(2); // cold start and warm-up outside the measurement
   } catch (err) {
     await close();

@@ -18,15 +18,15 @@
  *   the server does, so on 2 cores the wrk figure is the one that measures the server.
  * Results are written to bench/results/queue-echo.json.
  */
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import echoApp from "../src/apps/echo/app.js";
 import type { HandlerContext } from "../src/runtime/sdk.js";
+import { BENCH_AUTH, BENCH_KEY, startBenchServer } from "./lib/bench-server.js";
 
 const { values } = parseArgs({
   options: {
@@ -42,10 +42,9 @@ const LATENCY_N = Number(values["latency-n"]);
 const THROUGHPUT_N = Number(values["throughput-n"]);
 const CONCURRENCY = Number(values.concurrency);
 const WRK_SECONDS = Number(values["wrk-seconds"]);
-const KEY = "dk_bench:bench-secret-0123456789abcdef";
-const AUTH = { authorization: `Key ${KEY}`, "content-type": "application/json" };
+const KEY = BENCH_KEY;
+const AUTH = BENCH_AUTH;
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-
 
 const quantile = (xs: number[], q: number): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -53,14 +52,6 @@ const quantile = (xs: number[], q: number): number => {
 };
 const median = (xs: number[]): number => quantile(xs, 0.5);
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
 
 /** The echo handler called directly, with a context that does nothing. */
 async function inProcessLatencies(n: number): Promise<number[]> {
@@ -175,23 +166,9 @@ async function throughput(base: string, n: number, concurrency: number): Promise
 }
 
 async function main(): Promise<void> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), "darkroom-bench-"));
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const server = spawn(process.execPath, [path.join(ROOT, "bin/darkroom.js"), "serve", "--port", String(port), "--data-dir", dataDir, "--only", "darkroom/echo"], {
-    env: { ...process.env, DARKROOM_ADMIN_KEY: KEY, DARKROOM_LOG_LEVEL: "warn" },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  const server = await startBenchServer(["darkroom/echo"]);
+  const { base } = server;
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${base}/ready`)).ok) break;
-      } catch {
-        // not up yet
-      }
-      if (i > 300) throw new Error("server did not start");
-      await new Promise((r) => setTimeout(r, 100));
-    }
     const useWrk = hasWrk();
     if (!useWrk) console.log("wrk not found (apt-get install wrk): measuring saturation with the fetch client only");
     // Warm up: start runners, JIT both sides.
@@ -251,9 +228,7 @@ async function main(): Promise<void> {
       )}\n`,
     );
   } finally {
-    server.kill("SIGTERM");
-    await new Promise((r) => server.once("exit", r));
-    rmSync(dataDir, { recursive: true, force: true });
+    await server.close();
   }
 }
 

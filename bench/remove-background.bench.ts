@@ -17,14 +17,13 @@
  *
  * With `--save` the results go to bench/results/remove-background.json.
  */
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { HandlerContext } from "../src/runtime/sdk.js";
+import { BENCH_AUTH, startBenchServer } from "./lib/bench-server.js";
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const started = performance.now();
@@ -55,8 +54,7 @@ const ROUNDS = Number(values.rounds);
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const FIXTURES = path.resolve(ROOT, "../shared/fixtures");
-const KEY = "dk_bench:bench-secret-0123456789abcdef";
-const AUTH = { authorization: `Key ${KEY}`, "content-type": "application/json" };
+const AUTH = BENCH_AUTH;
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -124,14 +122,6 @@ async function directApp(folder: string): Promise<DirectApp> {
   };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
 
 /** Submits `n` requests at once and resolves when all have completed. */
 async function runAll(base: string, app: string, input: unknown, n: number): Promise<void> {
@@ -159,14 +149,8 @@ const image = await directApp("remove-background");
 const video = await directApp("video-remove-background");
 await image.run(IMAGE_INPUT, -1); // warm-up at this input's shapes
 
-const dataDir = mkdtempSync(path.join(os.tmpdir(), "darkroom-bench-"));
-const port = await freePort();
-const base = `http://127.0.0.1:${port}`;
-const server = spawn(
-  process.execPath,
-  [path.join(ROOT, "bin/darkroom.js"), "serve", "--port", String(port), "--data-dir", dataDir, "--only", "darkroom/remove-background,darkroom/video-remove-background"],
-  { env: { ...process.env, DARKROOM_ADMIN_KEY: KEY, DARKROOM_LOG_LEVEL: "warn" }, stdio: ["ignore", "ignore", "inherit"] },
-);
+const server = await startBenchServer(["darkroom/remove-background", "darkroom/video-remove-background"]);
+const { base } = server;
 const directImage: number[] = [];
 const directVideo: number[] = [];
 const platformImage: number[] = [];
@@ -174,15 +158,6 @@ const platformVideo: number[] = [];
 let platformColdMs = NaN;
 let platformVideoColdMs = NaN;
 try {
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${base}/ready`)).ok) break;
-    } catch {
-      // starting
-    }
-    if (i > 300) throw new Error("server did not start");
-    await new Promise((r) => setTimeout(r, 100));
-  }
   platformColdMs = (await timed(() => runAll(base, "darkroom/remove-background", IMAGE_INPUT, 1)))[1];
   platformVideoColdMs = (await timed(() => runAll(base, "darkroom/video-remove-background", VIDEO_INPUT, 1)))[1];
   // Direct and platform rounds alternate, so that a change in the shared machine's load hits both.
@@ -199,9 +174,7 @@ try {
     platformVideo.push(24 / (ms / 1000));
   }
 } finally {
-  server.kill("SIGTERM");
-  await new Promise((r) => server.once("exit", r));
-  rmSync(dataDir, { recursive: true, force: true });
+  await server.close();
   image.close();
   video.close();
 }

@@ -11,19 +11,18 @@
  * (runner spawn, import, setup), then the same runs are timed warm. Results go to
  * bench/results/video-upscale.json.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { HandlerContext } from "../src/runtime/sdk.js";
+import { BENCH_AUTH, startBenchServer } from "./lib/bench-server.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CLIP = path.resolve(ROOT, "../shared/fixtures/clip-320x240-2s.mp4");
-const KEY = "dk_bench:bench-secret-0123456789abcdef";
-const AUTH = { authorization: `Key ${KEY}`, "content-type": "application/json" };
+const AUTH = BENCH_AUTH;
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "3" } } });
 const RUNS = Number(values.runs);
@@ -92,24 +91,9 @@ async function direct(): Promise<{ importMs: number; setupMs: number; warm: Reco
   return { importMs: modulesMs + appMs, setupMs, warm };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
-
 async function platform(): Promise<{ readyMs: number; firstMs: number; firstCase: string; warm: Record<string, number[]> }> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), "darkroom-vu-bench-data-"));
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const started = performance.now();
-  const server = spawn(process.execPath, [path.join(ROOT, "bin/darkroom.js"), "serve", "--port", String(port), "--data-dir", dataDir, "--only", "darkroom/video-upscale"], {
-    env: { ...process.env, DARKROOM_ADMIN_KEY: KEY, DARKROOM_LOG_LEVEL: "warn" },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  const server = await startBenchServer(["darkroom/video-upscale"]);
+  const { base, readyMs } = server;
   const runOnce = async (input: Record<string, unknown>): Promise<number> => {
     const [res, ms] = await timed(() => fetch(`${base}/run/darkroom/video-upscale`, { method: "POST", headers: AUTH, body: JSON.stringify(input) }));
     if (res.status !== 200) throw new Error(`run: ${res.status} ${await res.text()}`);
@@ -117,16 +101,6 @@ async function platform(): Promise<{ readyMs: number; firstMs: number; firstCase
     return ms;
   };
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${base}/ready`)).ok) break;
-      } catch {
-        // starting
-      }
-      if (i > 300) throw new Error("server did not start");
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const readyMs = performance.now() - started;
     const first = cases[0]!;
     const firstMs = await runOnce(first.input);
     const warm: Record<string, number[]> = {};
@@ -137,9 +111,7 @@ async function platform(): Promise<{ readyMs: number; firstMs: number; firstCase
     }
     return { readyMs, firstMs, firstCase: first.label, warm };
   } finally {
-    server.kill("SIGTERM");
-    await new Promise((r) => server.once("exit", r));
-    rmSync(dataDir, { recursive: true, force: true });
+    await server.close();
   }
 }
 
