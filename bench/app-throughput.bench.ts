@@ -19,10 +19,9 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { AllowList } from "../src/net/allow-list.js";
 import { BENCH_AUTH, startBenchServer } from "./lib/bench-server.js";
 import { importApp } from "../src/runtime/app-loader.js";
-import { createFileAccess } from "../src/runtime/file-access.js";
+import { directContext } from "./lib/direct-context.js";
 import type { HandlerContext } from "../src/runtime/sdk.js";
 import { createLocalStorage } from "../src/storage/local-storage.js";
 
@@ -77,19 +76,7 @@ async function directRunner(input: Record<string, unknown>): Promise<{ round: ()
   const storage = createLocalStorage({ root: dir });
   const handler = endpoint.handler as (i: unknown, c: HandlerContext) => Promise<unknown>;
   const run = async (i: number): Promise<void> => {
-    const ctx: HandlerContext = {
-      requestId: `direct-${i}`,
-      state,
-      signal: new AbortController().signal,
-      attempt: 1,
-      log: () => undefined,
-      progress: () => undefined,
-      emit: () => undefined,
-      bill: () => undefined,
-      files: createFileAccess({ storage, allow: AllowList.parse(""), requestId: `direct-${i}`, baseUrl: "http://127.0.0.1:1", ownOrigins: [], syncMode: false, maxFileBytes: 512 * 1024 * 1024, fetchTimeoutMs: 60_000 }),
-      throwIfCancelled: () => undefined,
-    };
-    await handler(endpoint.input.parse(input), ctx);
+    await handler(endpoint.input.parse(input), directContext(storage, `direct-${i}`, state));
   };
   await run(-1); // warm-up
   return {

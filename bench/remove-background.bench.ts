@@ -35,9 +35,8 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 const [[{ default: sharp }, rvm, { initBackend }], importMs] = await timed(() =>
   Promise.all([import("sharp"), import("../src/apps/matting-common/rvm-model.js"), import("../src/apps/tfjs-common/wasm-backend.js")]),
 );
-const { AllowList } = await import("../src/net/allow-list.js");
 const { importApp } = await import("../src/runtime/app-loader.js");
-const { createFileAccess } = await import("../src/runtime/file-access.js");
+const { directContext } = await import("./lib/direct-context.js");
 const { createLocalStorage } = await import("../src/storage/local-storage.js");
 
 const { values } = parseArgs({
@@ -104,19 +103,7 @@ async function directApp(folder: string): Promise<DirectApp> {
   const handler = endpoint.handler as (i: unknown, c: HandlerContext) => Promise<unknown>;
   return {
     async run(input, i) {
-      const ctx: HandlerContext = {
-        requestId: `direct-${i}`,
-        state,
-        signal: new AbortController().signal,
-        attempt: 1,
-        log: () => undefined,
-        progress: () => undefined,
-        emit: () => undefined,
-        bill: () => undefined,
-        files: createFileAccess({ storage, allow: AllowList.parse(""), requestId: `direct-${i}`, baseUrl: "http://127.0.0.1:1", ownOrigins: [], syncMode: false, maxFileBytes: 512 * 1024 * 1024, fetchTimeoutMs: 60_000 }),
-        throwIfCancelled: () => undefined,
-      };
-      await handler(endpoint.input.parse(input), ctx);
+      await handler(endpoint.input.parse(input), directContext(storage, `direct-${i}`, state));
     },
     close: () => rmSync(dir, { recursive: true, force: true }),
   };

@@ -52,11 +52,10 @@ for (const clip of CLIPS) {
 }
 
 async function direct(): Promise<{ importMs: number; setupMs: number; warm: Record<string, number[]> }> {
-  const [[{ importApp }, { AllowList }, { createFileAccess }, { createLocalStorage }], modulesMs] = await timed(() =>
+  const [[{ importApp }, { directContext }, { createLocalStorage }], modulesMs] = await timed(() =>
     Promise.all([
       import("../src/runtime/app-loader.js"),
-      import("../src/net/allow-list.js"),
-      import("../src/runtime/file-access.js"),
+      import("./lib/direct-context.js"),
       import("../src/storage/local-storage.js"),
     ]),
   );
@@ -67,18 +66,7 @@ async function direct(): Promise<{ importMs: number; setupMs: number; warm: Reco
   const handler = endpoint.handler as (i: unknown, c: HandlerContext) => Promise<unknown>;
   const call = async (input: Record<string, unknown>, i: number): Promise<void> => {
     const requestId = `bench-${i}`;
-    await handler(endpoint.input.parse(input), {
-      requestId,
-      state,
-      signal: new AbortController().signal,
-      attempt: 1,
-      log: () => undefined,
-      progress: () => undefined,
-      emit: () => undefined,
-      bill: () => undefined,
-      throwIfCancelled: () => undefined,
-      files: createFileAccess({ storage, allow: AllowList.parse(""), requestId, baseUrl: "http://127.0.0.1:1", ownOrigins: [], syncMode: false, maxFileBytes: 512 << 20, fetchTimeoutMs: 60_000 }),
-    });
+    await handler(endpoint.input.parse(input), directContext(storage, requestId, state));
   };
   const warm: Record<string, number[]> = {};
   let i = 0;
