@@ -1,6 +1,6 @@
 /**
  * The store: requests and their queue, logs, API keys, usage and the webhook outbox behind one
- * interface. Drivers: `sqlite` (embedded, default) and, later, `postgres`. Every driver passes the
+ * interface. Drivers: `sqlite` (embedded, default) and `postgres` (several gateways). Every driver passes the
  * shared conformance suite in `test/store/store.case.ts`.
  *
  * Semantics every driver must keep:
@@ -15,6 +15,7 @@
  * @module
  */
 import type { Priority, RequestLog, RequestMode, RequestRecord, RequestState } from "../core/types.js";
+import type { Bus } from "./bus.js";
 
 export interface NewRequest {
   id: string;
@@ -140,6 +141,12 @@ export interface RequestListFilter {
 
 export interface Store {
   readonly name: string;
+  /**
+   * Notifications between the processes sharing this store (queue wake-ups, request events). The
+   * embedded SQLite store has an in-process bus (`distributed` false: one process holds the file);
+   * PostgreSQL's crosses processes with LISTEN/NOTIFY. A hint only: see `src/store/bus.ts`.
+   */
+  readonly bus: Bus;
   /** Creates or upgrades the schema. Idempotent. */
   migrate(): Promise<void>;
   close(): Promise<void>;

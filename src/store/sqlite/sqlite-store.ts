@@ -23,6 +23,7 @@ import type {
   WebhookAttempt,
   WebhookJob,
 } from "../store.js";
+import { createMemoryBus } from "../memory-bus.js";
 import { startCheckpointer } from "./checkpointer.js";
 import { GroupCommit } from "./group-commit.js";
 import { migrate } from "./schema.js";
@@ -654,6 +655,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
   return {
     name: "sqlite",
+    bus: createMemoryBus(),
 
     async migrate() {
       migrate(db);

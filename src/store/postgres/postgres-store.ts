@@ -1,0 +1,855 @@
+/**
+ * The store driver on PostgreSQL (node-postgres), for several gateways sharing one database.
+ *
+ * Claims pick rows with `FOR UPDATE SKIP LOCKED`: concurrent claimers, in this process or another,
+ * each lock different queued rows and never wait on each other. Terminal writes are one statement
+ * whose guard (`WHERE state ... AND lease_owner ... AND attempt ...`) is re-checked on the latest row
+ * version after any concurrent writer commits (READ COMMITTED), so a second result finds nothing to
+ * update; the usage row is written by the same statement. Read-then-write operations (requeue, cancel)
+ * lock the request row first.
+ *
+ * Times are unix milliseconds from this process's clock, as in the SQLite driver (`bigint` columns,
+ * parsed to numbers). Gateways are expected to run NTP: claim order by creation time is only as good
+ * as their clocks agree.
+ * @module
+ */
+import pg from "pg";
+import type { LogLevel, Priority, RequestLog, RequestMode, RequestRecord, RequestState } from "../../core/types.js";
+import type {
+  ApiKeyRecord,
+  CancelResult,
+  ClaimFor,
+  NewRequest,
+  RequestListFilter,
+  Store,
+  TerminalWrite,
+  UsageFilter,
+  UsageRecord,
+  WebhookAttempt,
+  WebhookJob,
+} from "../store.js";
+import { createPgBus, type PgBus } from "./pg-bus.js";
+import { migrate } from "./schema.js";
+
+export interface PostgresStoreOptions {
+  /** `postgres://user:password@host:port/database` (any libpq-style URL node-postgres accepts). */
+  url: string;
+  /**
+   * Connections in the pool. The bus holds one more, outside the pool.
+   * @default 10
+   */
+  poolSize?: number;
+  /**
+   * Schema that holds the tables, created by `migrate()` if missing. It also namespaces the bus
+   * channels, so deployments in different schemas of one database do not hear each other.
+   * @default the connection's own search path (normally `public`)
+   */
+  schema?: string;
+  /**
+   * Errors no caller is waiting for: a pooled idle connection lost, the bus connection lost, a bus
+   * listener that threw.
+   * @default a process warning
+   */
+  onError?: (error: unknown, context: string) => void;
+}
+
+/** A PostgreSQL store; its bus can also say when its subscriptions are live. */
+export interface PostgresStore extends Store {
+  readonly bus: PgBus;
+}
+
+const DEFAULT_POOL_SIZE = 10;
+const LIST_DEFAULT_LIMIT = 50;
+const LIST_MAX_LIMIT = 500;
+const USAGE_DEFAULT_LIMIT = 1000;
+const USAGE_MAX_LIMIT = 10_000;
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,40}$/;
+
+const CANCELLED_BY_CLIENT: TerminalWrite = {
+  state: "CANCELLED",
+  // The body fal's clients get from the result endpoint, as for any other request error.
+  output: { detail: "Request cancelled by client", error_type: "client_cancelled" },
+  statusCode: 499,
+  error: "Request cancelled by client",
+  errorType: "client_cancelled",
+  billableUnits: null,
+};
+
+/**
+ * Per-pool type parsing (the global `pg.types` belongs to every user of pg in the process): `bigint`
+ * columns hold unix milliseconds, counts and ids, all far below 2^53, so they are read as numbers.
+ */
+const INT8_OID = 20;
+const TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") => {
+    if (oid === INT8_OID && format !== "binary") return (value: string) => Number(value);
+    return pg.types.getTypeParser(oid, format) as unknown;
+  }) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+// --- rows as node-postgres returns them (with TYPES) ---
+
+interface RequestRow {
+  seq: number;
+  id: string;
+  app_id: string;
+  endpoint: string;
+  input: string;
+  state: string;
+  priority: string;
+  priority_rank: number;
+  mode: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  start_deadline: number | null;
+  attempt: number;
+  max_attempts: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  cancel_requested: boolean;
+  webhook_url: string | null;
+  key_id: string | null;
+  base_url: string;
+  output_ttl_seconds: number | null;
+  output: string | null;
+  status_code: number | null;
+  error: string | null;
+  error_type: string | null;
+  billable_units: number | null;
+}
+
+interface LogRow {
+  message: string;
+  level: string;
+  source: string;
+  timestamp: string;
+}
+
+interface ApiKeyRow {
+  id: string;
+  secret_hash: string;
+  name: string;
+  scope: string;
+  created_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+interface UsageRow {
+  request_id: string;
+  key_id: string | null;
+  app_id: string;
+  endpoint: string;
+  state: string;
+  queue_ms: number;
+  run_ms: number;
+  billable_units: number | null;
+  finished_at: number;
+}
+
+interface WebhookRow {
+  id: number;
+  request_id: string;
+  url: string;
+  body: string;
+  attempts: number;
+  next_attempt_at: number;
+  state: string;
+  created_at: number;
+}
+
+interface WebhookWithAttemptRow extends WebhookRow {
+  a_request_id: string | null;
+  a_attempt: number | null;
+  a_at: number | null;
+  a_status: number | null;
+  a_ok: boolean | null;
+  a_error: string | null;
+  a_duration_ms: number | null;
+}
+
+// --- rows to records (the CHECK constraints in the schema guarantee the enum casts) ---
+
+/**
+ * Defines a JSON column as a property parsed on first read. Inputs can be megabytes of data URIs,
+ * and most readers (status polls, claims, listings) never look at them.
+ */
+function lazyJson(target: object, key: "input" | "output", text: string | null): void {
+  let parsed = false;
+  let value: unknown = null;
+  Object.defineProperty(target, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      if (!parsed) {
+        value = text === null ? null : (JSON.parse(text) as unknown);
+        parsed = true;
+      }
+      return value;
+    },
+    set(next: unknown) {
+      value = next;
+      parsed = true;
+    },
+  });
+}
+
+function toRequestRecord(row: RequestRow): RequestRecord {
+  const record = {
+    id: row.id,
+    appId: row.app_id,
+    endpoint: row.endpoint,
+    state: row.state as RequestState,
+    priority: row.priority as Priority,
+    mode: row.mode as RequestMode,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    startDeadline: row.start_deadline,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    leaseOwner: row.lease_owner,
+    leaseExpiresAt: row.lease_expires_at,
+    cancelRequested: row.cancel_requested,
+    webhookUrl: row.webhook_url,
+    keyId: row.key_id,
+    baseUrl: row.base_url,
+    outputTtlSeconds: row.output_ttl_seconds,
+    statusCode: row.status_code,
+    error: row.error,
+    errorType: row.error_type,
+    billableUnits: row.billable_units,
+  } as RequestRecord;
+  lazyJson(record, "input", row.input);
+  lazyJson(record, "output", row.output);
+  return record;
+}
+
+function toRequestLog(row: LogRow): RequestLog {
+  return {
+    message: row.message,
+    level: row.level as LogLevel,
+    source: row.source as RequestLog["source"],
+    timestamp: row.timestamp,
+  };
+}
+
+function toApiKeyRecord(row: ApiKeyRow): ApiKeyRecord {
+  return {
+    id: row.id,
+    secretHash: row.secret_hash,
+    name: row.name,
+    scope: row.scope as ApiKeyRecord["scope"],
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+    lastUsedAt: row.last_used_at,
+  };
+}
+
+function toUsageRecord(row: UsageRow): UsageRecord {
+  return {
+    requestId: row.request_id,
+    keyId: row.key_id,
+    appId: row.app_id,
+    endpoint: row.endpoint,
+    state: row.state as RequestState,
+    queueMs: row.queue_ms,
+    runMs: row.run_ms,
+    billableUnits: row.billable_units,
+    finishedAt: row.finished_at,
+  };
+}
+
+function toWebhookJob(row: WebhookRow): WebhookJob {
+  return {
+    id: row.id,
+    requestId: row.request_id,
+    url: row.url,
+    body: row.body,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    state: row.state as WebhookJob["state"],
+    createdAt: row.created_at,
+  };
+}
+
+function toJsonColumn(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
+}
+
+/**
+ * PostgreSQL text cannot hold U+0000, which SQLite stores and runner output can contain. Free text
+ * from runners (log lines, error messages) has it replaced rather than failing the whole write: a
+ * refused terminal write would leave the request running. JSON columns need nothing: JSON.stringify
+ * escapes it.
+ */
+function pgText<T extends string | null>(value: T): T {
+  return (value !== null && value.includes("\u0000") ? value.replaceAll("\u0000", "\uFFFD") : value) as T;
+}
+
+function clampLimit(limit: number | undefined, fallback: number, max: number): number {
+  if (limit === undefined || !Number.isFinite(limit)) return fallback;
+  return Math.min(Math.max(Math.trunc(limit), 1), max);
+}
+
+/** RETURNING gives no order guarantee: claimed rows are put back in claim order. */
+function sortInClaimOrder(rows: RequestRow[]): RequestRow[] {
+  return rows.sort((a, b) => a.priority_rank - b.priority_rank || a.created_at - b.created_at || a.seq - b.seq);
+}
+
+function warn(error: unknown, context: string): void {
+  process.emitWarning(`${context}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+}
+
+// --- statements ---
+
+const INSERT_REQUEST = `
+  INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
+                        attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds)
+  VALUES ($1, $2, $3, $4, 'QUEUED', $5, CASE $5 WHEN 'normal' THEN 0 ELSE 1 END, $6, $7, $8, 1, $9, $10, $11, $12, $13)
+  RETURNING *`;
+
+function insertValues(req: NewRequest, createdAt: number): unknown[] {
+  return [
+    req.id,
+    req.appId,
+    req.endpoint,
+    // Input is never NULL in the table: an absent input is the JSON `null`.
+    JSON.stringify(req.input ?? null),
+    req.priority,
+    req.mode,
+    createdAt,
+    req.startDeadline,
+    req.maxAttempts,
+    req.webhookUrl,
+    req.keyId,
+    req.baseUrl,
+    req.outputTtlSeconds ?? null,
+  ];
+}
+
+// One statement picks and takes the requests. started_at is overwritten on every claim: it is the
+// start of the latest attempt, which run time is measured from.
+const CLAIM = `
+  UPDATE requests r
+  SET state = 'RUNNING', lease_owner = $2, lease_expires_at = $4, started_at = $3
+  FROM (
+    SELECT seq FROM requests
+    WHERE app_id = $1 AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= $3)
+    ORDER BY priority_rank, created_at, seq
+    LIMIT $5
+    FOR UPDATE SKIP LOCKED
+  ) picked
+  WHERE r.seq = picked.seq
+  RETURNING r.*`;
+
+/**
+ * A terminal write and its usage row in one statement. `condition` is the guard; the usage insert
+ * reads the updated row from the CTE, so it exists exactly when the write happened.
+ */
+function terminalStatement(condition: string): string {
+  // lease_owner is kept on terminal records (who ran it last); only the lease time is cleared.
+  return `
+    WITH done AS (
+      UPDATE requests
+      SET state = $2, output = $3, status_code = $4, error = $5, error_type = $6,
+          billable_units = $7, finished_at = $8, lease_expires_at = NULL
+      WHERE id = $1 AND ${condition}
+      RETURNING *
+    ), recorded AS (
+      INSERT INTO usage (request_id, key_id, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at)
+      SELECT id, key_id, app_id, endpoint, state,
+             GREATEST(0, COALESCE(started_at, finished_at) - created_at),
+             CASE WHEN started_at IS NULL THEN 0 ELSE GREATEST(0, finished_at - started_at) END,
+             billable_units, finished_at
+      FROM done
+      ON CONFLICT (request_id) DO UPDATE SET
+        key_id = EXCLUDED.key_id, app_id = EXCLUDED.app_id, endpoint = EXCLUDED.endpoint, state = EXCLUDED.state,
+        queue_ms = EXCLUDED.queue_ms, run_ms = EXCLUDED.run_ms, billable_units = EXCLUDED.billable_units,
+        finished_at = EXCLUDED.finished_at
+    )
+    SELECT * FROM done`;
+}
+
+const FINISH_GUARDED = terminalStatement("state = 'RUNNING' AND lease_owner = $9 AND attempt = $10");
+const FINISH_UNGUARDED = terminalStatement("state IN ('QUEUED', 'RUNNING')");
+
+function terminalValues(id: string, write: TerminalWrite, finishedAt: number): unknown[] {
+  return [
+    id,
+    write.state,
+    toJsonColumn(write.output),
+    write.statusCode,
+    pgText(write.error),
+    pgText(write.errorType),
+    write.billableUnits,
+    finishedAt,
+  ];
+}
+
+// Queued requests of the app ahead in claim order: normal before low, then creation time, then seq.
+const COUNT_AHEAD = `
+  SELECT count(*) AS n FROM requests q
+  WHERE q.app_id = $1 AND q.state = 'QUEUED' AND (q.priority_rank, q.created_at, q.seq) < ($2, $3, $4)`;
+
+const UPSERT_USAGE = `
+  INSERT INTO usage (request_id, key_id, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+  ON CONFLICT (request_id) DO UPDATE SET
+    key_id = EXCLUDED.key_id, app_id = EXCLUDED.app_id, endpoint = EXCLUDED.endpoint, state = EXCLUDED.state,
+    queue_ms = EXCLUDED.queue_ms, run_ms = EXCLUDED.run_ms, billable_units = EXCLUDED.billable_units,
+    finished_at = EXCLUDED.finished_at`;
+
+/**
+ * The upsert on the per-request counter takes a row lock that concurrent appenders of the same
+ * request queue behind, and on conflict it reads the latest committed count: each batch gets its own
+ * contiguous range of indexes, all in one statement.
+ */
+const APPEND_LOGS = `
+  WITH counted AS (
+    INSERT INTO request_log_counts (request_id, count) VALUES ($1, $2)
+    ON CONFLICT (request_id) DO UPDATE SET count = request_log_counts.count + EXCLUDED.count
+    RETURNING count - $2 AS first
+  )
+  INSERT INTO request_logs (request_id, idx, message, level, source, timestamp)
+  SELECT $1, counted.first + line.ord - 1, line.message, line.level, line.source, line.timestamp
+  FROM counted, unnest($3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
+    AS line (message, level, source, timestamp, ord)`;
+
+export function createPostgresStore(options: PostgresStoreOptions): PostgresStore {
+  const schema = options.schema ?? null;
+  if (schema !== null && !SCHEMA_NAME.test(schema)) {
+    throw new Error(`Invalid PostgreSQL schema name "${schema}": use lower-case letters, digits and _ (at most 41)`);
+  }
+  const onError = options.onError ?? warn;
+  const clientConfig: pg.ClientConfig = {
+    connectionString: options.url,
+    types: TYPES,
+    // The search path is set at connection start, so every pooled connection sees the same tables
+    // without an extra round trip.
+    ...(schema !== null ? { options: `-c search_path=${schema}` } : {}),
+  };
+  const pool = new pg.Pool({ ...clientConfig, max: options.poolSize ?? DEFAULT_POOL_SIZE, application_name: "darkroom" });
+  // An idle pooled connection that dies (database restart, network) emits here; without a listener
+  // the process would crash. The pool replaces it on the next checkout.
+  pool.on("error", (error) => onError(error, "idle PostgreSQL connection"));
+  const bus = createPgBus({
+    pool,
+    clientConfig,
+    channelPrefix: schema === null ? "darkroom" : `darkroom_${schema}`,
+    onError,
+  });
+
+  async function transaction<T>(body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query("BEGIN");
+      const result = await body(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (error) {
+      try {
+        await client.query("ROLLBACK");
+      } catch (rollbackError) {
+        // The connection is unusable: have the pool discard it rather than hand it out again.
+        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+      }
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async function rows<R extends pg.QueryResultRow>(text: string, values: unknown[], name?: string): Promise<R[]> {
+    const result = await pool.query<R>(name ? { name, text, values } : { text, values });
+    return result.rows;
+  }
+
+  return {
+    name: "postgres",
+    bus,
+
+    async migrate() {
+      const client = await pool.connect();
+      try {
+        await migrate(client, schema);
+      } finally {
+        client.release();
+      }
+    },
+
+    async close() {
+      await bus.close();
+      await pool.end();
+    },
+
+    async enqueue(req) {
+      const [row] = await rows<RequestRow>(INSERT_REQUEST, insertValues(req, Date.now()), "darkroom_insert_request");
+      if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
+      return toRequestRecord(row);
+    },
+
+    async submit(req: NewRequest, claim: ClaimFor | null) {
+      const now = Date.now();
+      if (!claim || claim.limit <= 0) {
+        // Without a claim one statement does it: the count runs on the statement's snapshot, which
+        // does not include the new row, so it is exactly the number of requests ahead.
+        const [row] = await rows<RequestRow & { ahead: number }>(
+          `WITH inserted AS (${INSERT_REQUEST})
+           SELECT inserted.*, (
+             SELECT count(*) FROM requests q
+             WHERE q.app_id = inserted.app_id AND q.state = 'QUEUED' AND q.priority_rank <= inserted.priority_rank
+           ) AS ahead
+           FROM inserted`,
+          insertValues(req, now),
+          "darkroom_submit",
+        );
+        if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
+        return { record: toRequestRecord(row), queuePosition: row.ahead, claimed: [] };
+      }
+      return transaction(async (client) => {
+        const inserted = await client.query<RequestRow>({ name: "darkroom_insert_request", text: INSERT_REQUEST, values: insertValues(req, now) });
+        const row = inserted.rows[0];
+        if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
+        const claimed = await client.query<RequestRow>({
+          name: "darkroom_claim",
+          text: CLAIM,
+          values: [req.appId, claim.owner, now, now + claim.leaseMs, Math.trunc(claim.limit)],
+        });
+        const ordered = sortInClaimOrder(claimed.rows);
+        const mine = ordered.find((r) => r.id === row.id);
+        if (mine) return { record: toRequestRecord(mine), queuePosition: null, claimed: ordered.map(toRequestRecord) };
+        // The new request is the newest of its rank, so what is ahead of it is every queued request of
+        // its rank or better but itself.
+        const ahead = await client.query<{ n: number }>({
+          name: "darkroom_count_ahead",
+          text: COUNT_AHEAD,
+          values: [row.app_id, row.priority_rank, row.created_at, row.seq],
+        });
+        return { record: toRequestRecord(row), queuePosition: ahead.rows[0]?.n ?? 0, claimed: ordered.map(toRequestRecord) };
+      });
+    },
+
+    async get(id) {
+      const [row] = await rows<RequestRow>("SELECT * FROM requests WHERE id = $1", [id], "darkroom_get_request");
+      return row ? toRequestRecord(row) : null;
+    },
+
+    async list(filter: RequestListFilter) {
+      const where: string[] = [];
+      const values: unknown[] = [];
+      // Only the filters given go into the statement, so the planner sees plain equalities.
+      if (filter.appId !== undefined) where.push(`app_id = $${values.push(filter.appId)}`);
+      if (filter.state !== undefined) where.push(`state = $${values.push(filter.state)}`);
+      if (filter.keyId !== undefined) where.push(`key_id = $${values.push(filter.keyId)}`);
+      if (filter.before !== undefined) where.push(`created_at < $${values.push(filter.before)}`);
+      const limit = `$${values.push(clampLimit(filter.limit, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT))}`;
+      const found = await rows<RequestRow>(
+        `SELECT * FROM requests ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+         ORDER BY created_at DESC, seq DESC LIMIT ${limit}`,
+        values,
+      );
+      return found.map(toRequestRecord);
+    },
+
+    async claim(appId, owner, leaseMs, now = Date.now()) {
+      const [row] = await rows<RequestRow>(CLAIM, [appId, owner, now, now + leaseMs, 1], "darkroom_claim");
+      return row ? toRequestRecord(row) : null;
+    },
+
+    async claimMany(appId, owner, leaseMs, limit, now = Date.now()) {
+      if (limit <= 0) return [];
+      const claimed = await rows<RequestRow>(CLAIM, [appId, owner, now, now + leaseMs, Math.trunc(limit)], "darkroom_claim");
+      return sortInClaimOrder(claimed).map(toRequestRecord);
+    },
+
+    async heartbeat(id, owner, leaseMs, now = Date.now()) {
+      const result = await pool.query({
+        name: "darkroom_heartbeat",
+        text: "UPDATE requests SET lease_expires_at = $3 WHERE id = $1 AND state = 'RUNNING' AND lease_owner = $2",
+        values: [id, owner, now + leaseMs],
+      });
+      return (result.rowCount ?? 0) > 0;
+    },
+
+    async finish(id, write, guard) {
+      const values = terminalValues(id, write, Date.now());
+      const [row] = guard
+        ? await rows<RequestRow>(FINISH_GUARDED, [...values, guard.owner, guard.attempt], "darkroom_finish_guarded")
+        : await rows<RequestRow>(FINISH_UNGUARDED, values, "darkroom_finish_unguarded");
+      return row ? toRequestRecord(row) : null;
+    },
+
+    async requeue(id, guard, exhausted) {
+      const row = await transaction(async (client) => {
+        const current = (await client.query<RequestRow>("SELECT * FROM requests WHERE id = $1 FOR UPDATE", [id])).rows[0];
+        if (!current || current.state !== "RUNNING") return undefined;
+        if (guard && (current.lease_owner !== guard.owner || current.attempt !== guard.attempt)) return undefined;
+        if (current.attempt >= current.max_attempts) {
+          return (await client.query<RequestRow>(FINISH_UNGUARDED, terminalValues(id, exhausted, Date.now()))).rows[0];
+        }
+        // created_at is left alone so that the request keeps its place in the queue.
+        const requeued = await client.query<RequestRow>(
+          `UPDATE requests SET state = 'QUEUED', attempt = attempt + 1, lease_owner = NULL, lease_expires_at = NULL
+           WHERE id = $1 AND state = 'RUNNING'
+           RETURNING *`,
+          [id],
+        );
+        return requeued.rows[0];
+      });
+      return row ? toRequestRecord(row) : null;
+    },
+
+    async cancel(id): Promise<CancelResult> {
+      return transaction(async (client): Promise<CancelResult> => {
+        const current = (await client.query<RequestRow>("SELECT * FROM requests WHERE id = $1 FOR UPDATE", [id])).rows[0];
+        if (!current) return { kind: "not_found" };
+        if (current.state === "QUEUED") {
+          const [cancelled] = (await client.query<RequestRow>(FINISH_UNGUARDED, terminalValues(id, CANCELLED_BY_CLIENT, Date.now()))).rows;
+          if (cancelled) return { kind: "removed", record: toRequestRecord(cancelled) };
+        } else if (current.state === "RUNNING") {
+          const [signalled] = (
+            await client.query<RequestRow>(
+              "UPDATE requests SET cancel_requested = true WHERE id = $1 AND state = 'RUNNING' RETURNING *",
+              [id],
+            )
+          ).rows;
+          if (signalled) return { kind: "signalled", record: toRequestRecord(signalled) };
+        }
+        return { kind: "already_completed", record: toRequestRecord(current) };
+      });
+    },
+
+    async queuePosition(id) {
+      const [row] = await rows<{ state: string; ahead: number }>(
+        `SELECT r.state, (
+           SELECT count(*) FROM requests q
+           WHERE q.app_id = r.app_id AND q.state = 'QUEUED'
+             AND (q.priority_rank, q.created_at, q.seq) < (r.priority_rank, r.created_at, r.seq)
+         ) AS ahead
+         FROM requests r WHERE r.id = $1`,
+        [id],
+        "darkroom_queue_position",
+      );
+      return row && row.state === "QUEUED" ? row.ahead : null;
+    },
+
+    async queueDepths() {
+      const found = await rows<{ app_id: string; depth: number }>(
+        "SELECT app_id, count(*) AS depth FROM requests WHERE state = 'QUEUED' GROUP BY app_id",
+        [],
+      );
+      return new Map(found.map((row) => [row.app_id, row.depth]));
+    },
+
+    async expiredLeases(now) {
+      const found = await rows<RequestRow>(
+        "SELECT * FROM requests WHERE state = 'RUNNING' AND lease_expires_at < $1 ORDER BY lease_expires_at, seq",
+        [now],
+      );
+      return found.map(toRequestRecord);
+    },
+
+    async running() {
+      return (await rows<RequestRow>("SELECT * FROM requests WHERE state = 'RUNNING' ORDER BY seq", [])).map(toRequestRecord);
+    },
+
+    async expiredStartDeadlines(now) {
+      const found = await rows<RequestRow>(
+        `SELECT * FROM requests
+         WHERE state = 'QUEUED' AND start_deadline IS NOT NULL AND start_deadline < $1
+         ORDER BY start_deadline, seq`,
+        [now],
+      );
+      return found.map(toRequestRecord);
+    },
+
+    async appendLogs(requestId, logs) {
+      if (logs.length === 0) return;
+      await pool.query({
+        name: "darkroom_append_logs",
+        text: APPEND_LOGS,
+        values: [
+          requestId,
+          logs.length,
+          logs.map((l) => pgText(l.message)),
+          logs.map((l) => l.level),
+          logs.map((l) => l.source),
+          logs.map((l) => l.timestamp),
+        ],
+      });
+    },
+
+    async getLogs(requestId, after = 0) {
+      const found = await rows<LogRow>(
+        "SELECT message, level, source, timestamp FROM request_logs WHERE request_id = $1 AND idx >= $2 ORDER BY idx",
+        [requestId, Math.max(0, Math.trunc(after))],
+        "darkroom_get_logs",
+      );
+      return found.map(toRequestLog);
+    },
+
+    async createKey(key) {
+      await pool.query(
+        `INSERT INTO api_keys (id, secret_hash, name, scope, created_at, revoked_at, last_used_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [key.id, key.secretHash, key.name, key.scope, key.createdAt, key.revokedAt, key.lastUsedAt],
+      );
+    },
+
+    async getKey(id) {
+      const [row] = await rows<ApiKeyRow>("SELECT * FROM api_keys WHERE id = $1", [id], "darkroom_get_key");
+      return row ? toApiKeyRecord(row) : null;
+    },
+
+    async listKeys() {
+      return (await rows<ApiKeyRow>("SELECT * FROM api_keys ORDER BY created_at, id", [])).map(toApiKeyRecord);
+    },
+
+    async revokeKey(id, now = Date.now()) {
+      // A second revoke keeps the first revocation time: that is when the key stopped working.
+      const result = await pool.query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1", [id, now]);
+      return (result.rowCount ?? 0) > 0;
+    },
+
+    async touchKey(id, now) {
+      await pool.query({ name: "darkroom_touch_key", text: "UPDATE api_keys SET last_used_at = $2 WHERE id = $1", values: [id, now] });
+    },
+
+    async updateKey(id, patch) {
+      const result = await pool.query(
+        `UPDATE api_keys SET
+           secret_hash = COALESCE($2, secret_hash),
+           scope = COALESCE($3, scope),
+           name = COALESCE($4, name),
+           revoked_at = CASE WHEN $5 THEN $6::bigint ELSE revoked_at END
+         WHERE id = $1`,
+        [id, patch.secretHash ?? null, patch.scope ?? null, patch.name ?? null, "revokedAt" in patch, patch.revokedAt ?? null],
+      );
+      return (result.rowCount ?? 0) > 0;
+    },
+
+    async recordUsage(usage) {
+      await pool.query(UPSERT_USAGE, [
+        usage.requestId,
+        usage.keyId,
+        usage.appId,
+        usage.endpoint,
+        usage.state,
+        usage.queueMs,
+        usage.runMs,
+        usage.billableUnits,
+        usage.finishedAt,
+      ]);
+    },
+
+    async listUsage(filter: UsageFilter) {
+      const where: string[] = [];
+      const values: unknown[] = [];
+      if (filter.appId !== undefined) where.push(`app_id = $${values.push(filter.appId)}`);
+      if (filter.keyId !== undefined) where.push(`key_id = $${values.push(filter.keyId)}`);
+      if (filter.since !== undefined) where.push(`finished_at >= $${values.push(filter.since)}`);
+      if (filter.until !== undefined) where.push(`finished_at < $${values.push(filter.until)}`);
+      const limit = `$${values.push(clampLimit(filter.limit, USAGE_DEFAULT_LIMIT, USAGE_MAX_LIMIT))}`;
+      const found = await rows<UsageRow>(
+        `SELECT * FROM usage ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+         ORDER BY finished_at DESC, request_id LIMIT ${limit}`,
+        values,
+      );
+      return found.map(toUsageRecord);
+    },
+
+    async enqueueWebhook(job) {
+      const now = job.now ?? Date.now();
+      const [row] = await rows<WebhookRow>(
+        `INSERT INTO webhooks (request_id, url, body, attempts, next_attempt_at, state, created_at)
+         VALUES ($1, $2, $3, 0, $4, 'pending', $4)
+         RETURNING *`,
+        [job.requestId, job.url, job.body, now],
+      );
+      if (!row) throw new Error(`Enqueue of a webhook for request ${job.requestId} returned no row`);
+      return toWebhookJob(row);
+    },
+
+    async claimDueWebhooks(now, limit, leaseMs) {
+      if (limit <= 0) return [];
+      // Pushing next_attempt_at forward is the lease: until it passes, the job is not due for anyone else.
+      const claimed = await rows<WebhookRow>(
+        `UPDATE webhooks w SET next_attempt_at = $3
+         FROM (
+           SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2
+           FOR UPDATE SKIP LOCKED
+         ) due
+         WHERE w.id = due.id
+         RETURNING w.*`,
+        [now, Math.trunc(limit), now + leaseMs],
+        "darkroom_claim_webhooks",
+      );
+      return claimed.map(toWebhookJob).sort((a, b) => a.id - b.id);
+    },
+
+    async recordWebhookAttempt(attempt: WebhookAttempt, next) {
+      // The attempt row and the job's counter change in one statement, so attempts always agrees with
+      // the attempt rows. A job already delivered or failed keeps its state: a late attempt (after its
+      // lease passed) is recorded but cannot reopen it.
+      await pool.query(
+        `WITH recorded AS (
+           INSERT INTO webhook_attempts (webhook_id, request_id, attempt, at, status, ok, error, duration_ms)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         )
+         UPDATE webhooks
+         SET attempts = attempts + 1,
+             state = CASE WHEN state = 'pending' THEN $9 ELSE state END,
+             next_attempt_at = CASE WHEN state = 'pending' THEN $10 ELSE next_attempt_at END
+         WHERE id = $1`,
+        [
+          attempt.webhookId,
+          attempt.requestId,
+          attempt.attempt,
+          attempt.at,
+          attempt.status,
+          attempt.ok,
+          pgText(attempt.error),
+          attempt.durationMs,
+          next.state,
+          next.nextAttemptAt,
+        ],
+      );
+    },
+
+    async listWebhooks(requestId) {
+      // One statement, so the jobs and their attempts come from one snapshot.
+      const found = await rows<WebhookWithAttemptRow>(
+        `SELECT w.*, a.request_id AS a_request_id, a.attempt AS a_attempt, a.at AS a_at, a.status AS a_status, a.ok AS a_ok, a.error AS a_error,
+                a.duration_ms AS a_duration_ms
+         FROM webhooks w LEFT JOIN webhook_attempts a ON a.webhook_id = w.id
+         WHERE w.request_id = $1
+         ORDER BY w.id, a.attempt, a.seq`,
+        [requestId],
+      );
+      const listed: { job: WebhookJob; attempts: WebhookAttempt[] }[] = [];
+      for (const row of found) {
+        let entry = listed.at(-1);
+        if (entry?.job.id !== row.id) {
+          entry = { job: toWebhookJob(row), attempts: [] };
+          listed.push(entry);
+        }
+        if (row.a_attempt !== null) {
+          entry.attempts.push({
+            webhookId: row.id,
+            requestId: row.a_request_id ?? row.request_id,
+            attempt: row.a_attempt,
+            at: row.a_at ?? 0,
+            status: row.a_status,
+            ok: row.a_ok === true,
+            error: row.a_error,
+            durationMs: row.a_duration_ms ?? 0,
+          });
+        }
+      }
+      return listed;
+    },
+  };
+}
