@@ -1,0 +1,86 @@
+/**
+ * HTTP for the model manager: retries with backoff for transient failures, the Hugging Face token
+ * attached only for the Hub's own origin, and one place that turns error answers into ModelErrors.
+ * @module
+ */
+import { ModelError } from "./errors.js";
+
+export interface Transport {
+  fetch: typeof fetch;
+  /** Attempts per request (and per stalled download), counting the first. */
+  attempts: number;
+  /** First retry delay; it doubles up to 30 s. */
+  retryDelayMs: number;
+  /** `HF_TOKEN`; sent as a bearer token to `tokenOrigin` only. Never logged or put in messages. */
+  token: string | null;
+  tokenOrigin: string | null;
+  sleep: (ms: number) => Promise<void>;
+}
+
+export const DEFAULT_ATTEMPTS = 5;
+
+export function backoff(t: Transport, attempt: number): number {
+  return Math.min(t.retryDelayMs * 2 ** (attempt - 1), 30_000);
+}
+
+export function authHeaders(t: Transport, url: string): Record<string, string> {
+  if (!t.token || !t.tokenOrigin) return {};
+  return new URL(url).origin === t.tokenOrigin ? { authorization: `Bearer ${t.token}` } : {};
+}
+
+/** Statuses where trying again later can help. */
+export function isTransientStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/** The URL without query or credentials, for messages (signed CDN URLs carry secrets in the query). */
+export function displayUrl(url: string): string {
+  const u = new URL(url);
+  return `${u.origin}${u.pathname}`;
+}
+
+export function statusError(url: string, status: number, hasToken: boolean): ModelError {
+  if (status === 401 || status === 403) {
+    const hint = hasToken ? "HF_TOKEN was sent and refused: check that it is valid and has access" : "set HF_TOKEN for a private or gated repository";
+    return new ModelError("ERR_MODEL_AUTH", `${displayUrl(url)} answered ${status} (${hint})`);
+  }
+  if (status === 404) return new ModelError("ERR_MODEL_NOT_FOUND", `${displayUrl(url)} answered 404: no such repository, revision or file`);
+  return new ModelError("ERR_MODEL_DOWNLOAD", `${displayUrl(url)} answered ${status}`);
+}
+
+/** Node's fetch (undici) wraps socket errors in TypeError("fetch failed") and keeps the cause. */
+export function describeFailure(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } } | null)?.cause;
+  return cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+}
+
+/** A request that is retried on network errors and transient statuses; other statuses are returned. */
+export async function fetchWithRetry(t: Transport, url: string, init: RequestInit = {}): Promise<Response> {
+  let lastError: unknown = null;
+  for (let attempt = 1; attempt <= t.attempts; attempt++) {
+    if (attempt > 1) await t.sleep(backoff(t, attempt - 1));
+    try {
+      const res = await t.fetch(url, { ...init, headers: { ...authHeaders(t, url), ...(init.headers as Record<string, string> | undefined) } });
+      if (!isTransientStatus(res.status) || attempt === t.attempts) return res;
+      await res.body?.cancel();
+      lastError = new Error(`status ${res.status}`);
+    } catch (err) {
+      if ((err as { name?: string }).name === "AbortError") throw err;
+      lastError = err;
+    }
+  }
+  throw new ModelError("ERR_MODEL_DOWNLOAD", `cannot reach ${displayUrl(url)} after ${t.attempts} attempts (${describeFailure(lastError)})`, { cause: lastError });
+}
+
+export async function fetchJson<T>(t: Transport, url: string): Promise<{ body: T; response: Response }> {
+  const response = await fetchWithRetry(t, url, { headers: { accept: "application/json" } });
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw statusError(url, response.status, authHeaders(t, url)["authorization"] !== undefined);
+  }
+  try {
+    return { body: (await response.json()) as T, response };
+  } catch (err) {
+    throw new ModelError("ERR_MODEL_DOWNLOAD", `${displayUrl(url)} did not answer JSON`, { cause: err });
+  }
+}
