@@ -14,6 +14,7 @@ Usage:
   darkroom apps list | show <owner/alias>
   darkroom requests list [--app A] [--status S] [--limit N] | show <id> | cancel <id>
   darkroom keys create [--name NAME] [--scope api|admin] | list | revoke <id>
+  darkroom models pull <source> [--name N] [--revision R] | list | show <name> | rm <name>
 
 'darkroom <command> --help' describes a command.
 
@@ -64,6 +65,10 @@ const COMMANDS: Record<string, Command> = {
   keys: {
     usage: async () => (await import("./keys.js")).KEYS_USAGE,
     run: async (argv) => (await import("./keys.js")).keysCommand(argv),
+  },
+  models: {
+    usage: async () => (await import("./models.js")).MODELS_USAGE,
+    run: async (argv) => (await import("./models.js")).modelsCommand(argv),
   },
 };
 
