@@ -5,7 +5,7 @@
  */
 import { PlatformError, serializeError } from "../core/errors.js";
 import { AllowList } from "../net/allow-list.js";
-import { createLocalStorage } from "../storage/local-storage.js";
+import { openStorageFromEnv } from "../storage/open-storage.js";
 import { importApp } from "./app-loader.js";
 import { createFileAccess } from "./file-access.js";
 import type { FromRunner, ToRunner } from "./protocol.js";
@@ -50,7 +50,8 @@ const send = (message: FromRunner): void => {
   }
 };
 
-const storage = createLocalStorage({ root: required("DARKROOM_STORAGE_ROOT") });
+// DARKROOM_STORAGE_URL (any driver) when the server passes one, else the local DARKROOM_STORAGE_ROOT.
+const storage = openStorageFromEnv(process.env);
 const allow = AllowList.parse(process.env["DARKROOM_ALLOW_HOSTS"] ?? "");
 const ownOrigins = (process.env["DARKROOM_OWN_ORIGINS"] ?? "").split(",").filter(Boolean);
 const maxFileBytes = Number(process.env["DARKROOM_MAX_FILE_BYTES"] ?? 512 * 1024 * 1024);

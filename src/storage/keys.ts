@@ -2,7 +2,8 @@
  * What a storage key and a multipart upload id may look like. Every driver validates through here
  * before touching its backend, so that no key can name anything outside the store: the allowed
  * alphabet has no separators other than `/`, no `%` (so nothing decodes into `..` later) and no `~`,
- * which the local driver reserves for its own file names.
+ * which drivers reserve for their own names (the local driver's sidecars, the S3 driver's `~expires/`
+ * and `~multipart/` areas).
  * @module
  */
 import { PlatformError } from "../core/errors.js";

@@ -89,15 +89,31 @@ export async function receiveToFile(body: Readable | Buffer | Uint8Array, file: 
 }
 
 /** A source that already speaks in platform errors (e.g. a safeFetch body over its limit) keeps its code. */
-function streamFailure(err: Error): PlatformError {
+export function streamFailure(err: Error): PlatformError {
   return isPlatformError(err) ? err : new PlatformError("ERR_BAD_REQUEST", { message: `upload stream failed: ${err.message}`, cause: err });
 }
 
-/**
- * Flowing-mode copy that pauses the source while each chunk is written: backpressure without
- * `pipe`, whose error handling would either leak the source's errors or destroy the source.
- */
 function copyStream(source: Readable, fh: FileHandle, options: ReceiveOptions): Promise<number> {
+  return pumpStream(source, { maxBytes: options.maxBytes, hash: options.hash }, (buf) => fh.write(buf));
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+export interface PumpOptions {
+  maxBytes?: number | undefined;
+  hash?: Hash | undefined;
+}
+
+/**
+ * Feeds every chunk of `source` to `write` and resolves with the byte count once the source ends.
+ * Flowing mode that pauses the source while each write is pending: backpressure without `pipe`,
+ * whose error handling would either leak the source's errors or destroy the source. On a refusal
+ * (ERR_FILE_TOO_LARGE, a failed write) the source is left paused, never destroyed. Listeners are
+ * attached synchronously, so a caller may start this before awaiting anything else.
+ */
+export function pumpStream(source: Readable, options: PumpOptions, write: (chunk: Buffer) => Promise<unknown> | undefined): Promise<number> {
   if (source.destroyed || source.readableEnded) {
     return Promise.reject(new PlatformError("ERR_BAD_REQUEST", { message: "upload stream was already consumed" }));
   }
@@ -125,10 +141,20 @@ function copyStream(source: Readable, fh: FileHandle, options: ReceiveOptions): 
       size += buf.length;
       if (options.maxBytes !== undefined && size > options.maxBytes) return finish(tooLarge(options.maxBytes));
       options.hash?.update(buf);
+      let pending: Promise<unknown> | undefined;
+      try {
+        pending = write(buf);
+      } catch (err) {
+        return finish(asError(err));
+      }
+      if (pending === undefined) return;
       source.pause();
-      fh.write(buf).then(() => {
-        if (!settled) source.resume();
-      }, finish);
+      pending.then(
+        () => {
+          if (!settled) source.resume();
+        },
+        (err: unknown) => finish(asError(err)),
+      );
     };
     // 'end' cannot overtake a pending write: the source stays paused until that write is done.
     const onEnd = (): void => finish();
