@@ -235,6 +235,42 @@ export function runStorageConformance(name: string, create: () => Promise<Storag
       assert.equal(await store.head("m/y.bin"), null);
     });
 
+    it("does not destroy a caller's stream when refusing it", async () => {
+      const store = await create();
+      const source = trickle(Buffer.alloc(50_000, 7), 1000);
+      await rejectsWith(store.put("s.bin", source, { contentType: "x/y", fileName: "s", maxBytes: 10_000 }), "ERR_FILE_TOO_LARGE");
+      assert.equal(source.destroyed, false);
+      assert.equal(source.isPaused(), true);
+    });
+
+    it("refuses a stream that fails midway and keeps no object, nor replaces an old one", async () => {
+      const store = await create();
+      await store.put("broken.bin", Buffer.from("before"), { contentType: "x/y", fileName: "b" });
+      const source = new Readable({ read() {} });
+      const pending = store.put("broken.bin", source, { contentType: "x/y", fileName: "b" });
+      source.push(Buffer.alloc(1000));
+      setImmediate(() => source.destroy(new Error("client went away")));
+      await rejectsWith(pending, "ERR_BAD_REQUEST", /client went away/);
+      const got = await store.get("broken.bin");
+      assert.ok(got);
+      assert.equal((await readAll(got.body)).toString(), "before");
+
+      const fresh = new Readable({ read() {} });
+      const failing = store.put("broken-new.bin", fresh, { contentType: "x/y", fileName: "b" });
+      fresh.push(Buffer.alloc(1000));
+      setImmediate(() => fresh.destroy(new Error("client went away")));
+      await rejectsWith(failing, "ERR_BAD_REQUEST", /client went away/);
+      assert.equal(await store.head("broken-new.bin"), null);
+    });
+
+    it("refuses a part stream that fails before the driver has prepared the upload", async () => {
+      const store = await create();
+      const source = new Readable({ read() {} });
+      const pending = store.putPart("p.bin", "early", 1, source);
+      source.destroy(new Error("reset by peer"));
+      await rejectsWith(pending, "ERR_BAD_REQUEST", /reset by peer/);
+    });
+
     it("refuses keys that could escape the store", async () => {
       const store = await create();
       const opts = { contentType: "text/plain", fileName: "evil.txt" };
