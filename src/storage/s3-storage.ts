@@ -306,6 +306,9 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
     let chunks: Buffer[] = [];
     let buffered = 0;
     let multipartId: string | undefined;
+    // The SDK puts a CRC32 on every part by default, and AWS refuses part checksums on an upload
+    // created without an algorithm ("Checksum Type mismatch … expected null"). So the upload names
+    // CRC32 and the completion repeats each part's checksum, as AWS documents.
     const parts: CompletedPart[] = [];
 
     const take = (): Buffer => {
@@ -319,16 +322,22 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
       const body = take();
       if (multipartId === undefined) {
         const created = await client.send(
-          new CreateMultipartUploadCommand({ Bucket: bucket, Key: target, ContentType: contentType, ...(metadata ? { Metadata: metadata } : {}) }),
+          new CreateMultipartUploadCommand({
+            Bucket: bucket,
+            Key: target,
+            ContentType: contentType,
+            ChecksumAlgorithm: "CRC32",
+            ...(metadata ? { Metadata: metadata } : {}),
+          }),
         );
         if (!created.UploadId) throw new Error("S3 returned no multipart upload id");
         multipartId = created.UploadId;
       }
       const PartNumber = parts.length + 1;
       const sent = await client.send(
-        new UploadPartCommand({ Bucket: bucket, Key: target, UploadId: multipartId, PartNumber, Body: body, ContentLength: body.length }),
+        new UploadPartCommand({ Bucket: bucket, Key: target, UploadId: multipartId, PartNumber, Body: body, ContentLength: body.length, ChecksumAlgorithm: "CRC32" }),
       );
-      parts.push({ PartNumber, ETag: sent.ETag });
+      parts.push({ PartNumber, ETag: sent.ETag, ...(sent.ChecksumCRC32 ? { ChecksumCRC32: sent.ChecksumCRC32 } : {}) });
     };
 
     return {

@@ -67,14 +67,15 @@ runStorageConformance("s3", async () => s3Store());
 
 describe("s3 storage driver", () => {
   it("streams a large body of unknown length as multipart, never holding it whole, byte-exact", async () => {
-    const calls: { command: string; bytes?: number; producedAtSend: number }[] = [];
+    const calls: { command: string; bytes?: number; checksum?: string; producedAtSend: number }[] = [];
     let produced = 0;
     const recording = new S3Client({ endpoint, region: "us-east-1", forcePathStyle: true, credentials: CREDENTIALS });
     recording.middlewareStack.add(
       (next, context) => async (args) => {
-        const input = args.input as { Body?: unknown };
+        const input = args.input as { Body?: unknown; ChecksumAlgorithm?: string };
         calls.push({
           command: context.commandName ?? "?",
+          ...(input.ChecksumAlgorithm ? { checksum: input.ChecksumAlgorithm } : {}),
           ...(Buffer.isBuffer(input.Body) ? { bytes: input.Body.length } : {}),
           producedAtSend: produced,
         });
@@ -106,6 +107,9 @@ describe("s3 storage driver", () => {
       ["CreateMultipartUploadCommand", "CompleteMultipartUploadCommand"],
     );
     assert.equal(parts.length, 3, "12 MiB in parts of 5 MiB");
+    // AWS refuses CRC32 part checksums (the SDK's default) on an upload created without an algorithm.
+    assert.equal(calls.find((c) => c.command === "CreateMultipartUploadCommand")?.checksum, "CRC32");
+    for (const part of parts) assert.equal(part.checksum, "CRC32");
     for (const part of parts) assert.ok((part.bytes ?? Infinity) <= 5 * MiB + 64 * 1024, `a part holds about one part size, not ${part.bytes}`);
     assert.ok((parts[0]?.producedAtSend ?? Infinity) < 6 * MiB, `the source was read only one part ahead (${parts[0]?.producedAtSend} bytes)`);
 
