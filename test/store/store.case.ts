@@ -431,6 +431,46 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           await assert.rejects(store.submit(request, { owner: "runner-1", leaseMs: LEASE_MS, limit: 1 }));
           assert.equal((await store.get(request.id))?.state, "QUEUED", "the failed duplicate claimed nothing");
         }));
+
+      it("claims by the rules of claimMany: priority, limit, start deadlines, and reports what stays ahead", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const claim = (limit: number) => ({ owner: "runner", leaseMs: LEASE_MS, limit });
+          const low = await store.enqueue(newRequest(appId, { priority: "low" }));
+
+          const normal = await store.submit(newRequest(appId), claim(1));
+          assert.deepEqual(ids(normal.claimed), [normal.record.id], "a new normal request goes before a queued low one");
+          assert.equal(normal.queuePosition, null);
+
+          const laterLow = await store.submit(newRequest(appId, { priority: "low" }), claim(1));
+          assert.deepEqual(ids(laterLow.claimed), [low.id], "a new low request waits behind the older low one");
+          assert.equal(laterLow.record.state, "QUEUED");
+          assert.equal(laterLow.queuePosition, 0);
+
+          const a = await store.enqueue(newRequest(appId));
+          const withRoom = await store.submit(newRequest(appId), claim(5));
+          assert.deepEqual(ids(withRoom.claimed), [a.id, withRoom.record.id, laterLow.record.id], "claim order, the new one among them");
+          for (const r of withRoom.claimed) {
+            assert.equal(r.state, "RUNNING");
+            assert.equal(r.leaseOwner, "runner");
+          }
+          assert.deepEqual(await store.get(withRoom.record.id), withRoom.claimed[1]);
+          assert.deepEqual(withRoom.record, withRoom.claimed[1]);
+
+          const b = await store.enqueue(newRequest(appId));
+          const late = await store.submit(newRequest(appId, { startDeadline: 1 }), claim(5));
+          assert.deepEqual(ids(late.claimed), [b.id], "a request past its start deadline is not claimed, the others are");
+          assert.equal(late.record.state, "QUEUED");
+          assert.equal(late.queuePosition, 0);
+
+          const c = await store.enqueue(newRequest(appId));
+          await store.enqueue(newRequest(appId));
+          const behind = await store.submit(newRequest(appId), claim(1));
+          assert.deepEqual(ids(behind.claimed), [c.id], "the expired request is skipped");
+          assert.equal(behind.queuePosition, 2, "the expired request and the one after c are still ahead");
+          assert.equal(await store.queuePosition(behind.record.id), 2);
+          assert.equal((await store.queueDepths()).get(appId), 3);
+        }));
     });
 
     describe("leases", () => {

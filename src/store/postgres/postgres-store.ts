@@ -388,11 +388,6 @@ function terminalValues(id: string, write: TerminalWrite, finishedAt: number): u
   ];
 }
 
-// Queued requests of the app ahead in claim order: normal before low, then creation time, then seq.
-const COUNT_AHEAD = `
-  SELECT count(*) AS n FROM requests q
-  WHERE q.app_id = $1 AND q.state = 'QUEUED' AND (q.priority_rank, q.created_at, q.seq) < ($2, $3, $4)`;
-
 const UPSERT_USAGE = `
   INSERT INTO usage (request_id, key_id, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -400,6 +395,50 @@ const UPSERT_USAGE = `
     key_id = EXCLUDED.key_id, app_id = EXCLUDED.app_id, endpoint = EXCLUDED.endpoint, state = EXCLUDED.state,
     queue_ms = EXCLUDED.queue_ms, run_ms = EXCLUDED.run_ms, billable_units = EXCLUDED.billable_units,
     finished_at = EXCLUDED.finished_at`;
+
+/**
+ * `submit` with a claim as one statement (one round trip, one commit). The new request competes with
+ * the head of the queue: it is the newest of its rank, so it is taken only when fewer than `limit`
+ * claimable requests come before it, and then it is inserted already RUNNING. Parameters: $1-$13 as
+ * INSERT_REQUEST, $14 owner, $15 lease expiry, $16 limit, $17 the new request's priority rank.
+ * `ahead` (on the new row) is its queue position: queued requests of its rank or better in the
+ * statement's snapshot, which still shows the ones claimed here as queued, less those.
+ */
+const SUBMIT_AND_CLAIM = `
+  WITH candidates AS (
+    SELECT seq, priority_rank, created_at FROM requests
+    WHERE app_id = $2 AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= $7)
+    ORDER BY priority_rank, created_at, seq
+    LIMIT $16
+    FOR UPDATE SKIP LOCKED
+  ), ranked AS (
+    SELECT seq, row_number() OVER (ORDER BY priority_rank, created_at, seq) AS n,
+           (priority_rank, created_at) <= ($17::smallint, $7::bigint) AS before_new
+    FROM candidates
+  ), decision AS (
+    SELECT ($8::bigint IS NULL OR $8::bigint >= $7::bigint) AND (SELECT count(*) FROM ranked WHERE before_new) < $16 AS take_new
+  ), taken AS (
+    UPDATE requests r
+    SET state = 'RUNNING', lease_owner = $14, lease_expires_at = $15, started_at = $7
+    FROM ranked, decision
+    WHERE r.seq = ranked.seq AND ranked.n + CASE WHEN decision.take_new AND NOT ranked.before_new THEN 1 ELSE 0 END <= $16
+    RETURNING r.*
+  ), inserted AS (
+    INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
+                          attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds,
+                          lease_owner, lease_expires_at, started_at)
+    SELECT $1, $2, $3, $4, CASE WHEN take_new THEN 'RUNNING' ELSE 'QUEUED' END, $5, $17, $6, $7, $8,
+           1, $9, $10, $11, $12, $13,
+           CASE WHEN take_new THEN $14 END, CASE WHEN take_new THEN $15::bigint END, CASE WHEN take_new THEN $7::bigint END
+    FROM decision
+    RETURNING *
+  )
+  SELECT true AS is_new, inserted.*,
+         (SELECT count(*) FROM requests q WHERE q.app_id = $2 AND q.state = 'QUEUED' AND q.priority_rank <= $17)
+           - (SELECT count(*) FROM taken WHERE taken.priority_rank <= $17) AS ahead
+  FROM inserted
+  UNION ALL
+  SELECT false, taken.*, NULL FROM taken`;
 
 /**
  * The upsert on the per-request counter takes a row lock that concurrent appenders of the same
@@ -509,27 +548,15 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
         if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
         return { record: toRequestRecord(row), queuePosition: row.ahead, claimed: [] };
       }
-      return transaction(async (client) => {
-        const inserted = await client.query<RequestRow>({ name: "darkroom_insert_request", text: INSERT_REQUEST, values: insertValues(req, now) });
-        const row = inserted.rows[0];
-        if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
-        const claimed = await client.query<RequestRow>({
-          name: "darkroom_claim",
-          text: CLAIM,
-          values: [req.appId, claim.owner, now, now + claim.leaseMs, Math.trunc(claim.limit)],
-        });
-        const ordered = sortInClaimOrder(claimed.rows);
-        const mine = ordered.find((r) => r.id === row.id);
-        if (mine) return { record: toRequestRecord(mine), queuePosition: null, claimed: ordered.map(toRequestRecord) };
-        // The new request is the newest of its rank, so what is ahead of it is every queued request of
-        // its rank or better but itself.
-        const ahead = await client.query<{ n: number }>({
-          name: "darkroom_count_ahead",
-          text: COUNT_AHEAD,
-          values: [row.app_id, row.priority_rank, row.created_at, row.seq],
-        });
-        return { record: toRequestRecord(row), queuePosition: ahead.rows[0]?.n ?? 0, claimed: ordered.map(toRequestRecord) };
-      });
+      const found = await rows<RequestRow & { is_new: boolean; ahead: number | null }>(
+        SUBMIT_AND_CLAIM,
+        [...insertValues(req, now), claim.owner, now + claim.leaseMs, Math.trunc(claim.limit), req.priority === "normal" ? 0 : 1],
+        "darkroom_submit_and_claim",
+      );
+      const row = found.find((r) => r.is_new);
+      if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
+      const claimed = sortInClaimOrder(found.filter((r) => r.is_new ? r.state === "RUNNING" : true)).map(toRequestRecord);
+      return { record: toRequestRecord(row), queuePosition: row.state === "RUNNING" ? null : row.ahead, claimed };
     },
 
     async get(id) {
