@@ -10,6 +10,9 @@ import {
   draftsFromInput,
   fieldsFor,
   humanize,
+  jsonError,
+  jsonShapeError,
+  parseInputJson,
   initialDrafts,
   locToPath,
   randomSeed,
@@ -229,6 +232,39 @@ describe("fieldsFor maps each schema shape to a widget", () => {
     );
   });
 
+  it("free-form shapes get a JSON editor: maps, lists of shapeless objects, unions of shapes, objects without properties", () => {
+    // As zod's toJSONSchema publishes `record`, `array(object({}).passthrough())` and a union.
+    const fields = fieldsFor({
+      type: "object",
+      properties: {
+        weights: { type: "object", propertyNames: { type: "string" }, additionalProperties: { type: "number" } } as JsonSchema,
+        items: { type: "array", items: { type: "object", properties: {}, additionalProperties: {} } },
+        value: { anyOf: [{ type: "string" }, { type: "array", items: { type: "number" } }] },
+        anything: {},
+        bag: { type: "object" },
+        // Letting extra keys through does not hide the named fields: still a fieldset.
+        open: { type: "object", properties: { a: { type: "string" } }, additionalProperties: {} },
+        // A list of objects the form can lay out stays a list of fieldsets.
+        boxes: { type: "array", items: { type: "object", properties: { x: { type: "number" } } } },
+        // Nullable is not a union of shapes.
+        maybe: { anyOf: [{ type: "integer" }, { type: "null" }] },
+      },
+    });
+    assert.deepEqual(
+      fields.map((f) => [f.key, f.kind, f.kind === "json" ? [f.strict, f.expects ?? null] : null]),
+      [
+        ["weights", "json", [true, "object"]],
+        ["items", "json", [true, "array"]],
+        ["value", "json", [false, null]],
+        ["anything", "json", [false, null]],
+        ["bag", "json", [true, "object"]],
+        ["open", "object", null],
+        ["boxes", "array", null],
+        ["maybe", "number", null],
+      ],
+    );
+  });
+
   it("a schema that refers to itself stops at a depth limit instead of recursing forever", () => {
     const node: JsonSchema = { type: "object", properties: { child: { $ref: "#" }, name: { type: "string" } } };
     const fields = fieldsFor(node);
@@ -294,11 +330,49 @@ describe("buildInput turns drafts into the input", () => {
       required: ["image_urls"],
     });
     const { errors } = buildInput(fields, { image_urls: ["https://a/1.png", "https://a/2.png", "https://a/3.png"], extra: "{oops" });
-    assert.deepEqual(errors, [
-      { path: "image_urls", message: "At most 2 items" },
-      { path: "extra", message: "Must be valid JSON" },
-    ]);
+    assert.equal(errors.length, 2);
+    assert.deepEqual(errors[0], { path: "image_urls", message: "At most 2 items" });
+    // The parser's own words, so that the place of the mistake is named.
+    assert.equal(errors[1]?.path, "extra");
+    assert.match(errors[1]?.message ?? "", /^Not valid JSON: .*JSON/);
     assert.deepEqual(buildInput(fields, { image_urls: [], extra: "" }).errors, [{ path: "image_urls", message: "At least 1 item" }]);
+  });
+
+  it("JSON editors send parsed JSON, refuse what does not parse or has the wrong shape, and let loose fields take text", () => {
+    const fields = fieldsFor({
+      type: "object",
+      properties: {
+        weights: { type: "object", additionalProperties: { type: "number" } },
+        items: { type: "array", items: { type: "object", properties: {}, additionalProperties: {} } },
+        value: { anyOf: [{ type: "string" }, { type: "array", items: { type: "number" } }] },
+      },
+      required: ["weights"],
+    });
+    assert.deepEqual(buildInput(fields, { weights: '{"a": 1, "b": 2.5}', items: '[{"k": [1, 2]}]', value: "[1, 2]" }), {
+      input: { weights: { a: 1, b: 2.5 }, items: [{ k: [1, 2] }], value: [1, 2] },
+      errors: [],
+    });
+    assert.deepEqual(buildInput(fields, { weights: '{"a": 1}', items: "", value: "plain words" }).input, { weights: { a: 1 }, value: "plain words" });
+    const { errors } = buildInput(fields, { weights: "[1]", items: '{"k": 1}', value: "" });
+    assert.deepEqual(errors, [
+      { path: "weights", message: "Must be a JSON object ({…})" },
+      { path: "items", message: "Must be a JSON array ([…])" },
+    ]);
+    assert.deepEqual(buildInput(fields, { weights: "", items: "", value: "" }).errors, [{ path: "weights", message: "Required" }]);
+    // Reopening shows stored values as JSON text that builds the same input.
+    const input = { weights: { a: 1 }, items: [{ k: "v" }], value: "text" };
+    assert.deepEqual(buildInput(fields, draftsFromInput(fields, input)).input, input);
+  });
+
+  it("jsonError, jsonShapeError and the whole-input JSON view", () => {
+    assert.equal(jsonError('{"a": 1}'), null);
+    assert.match(jsonError('{"a": ') ?? "", /JSON/);
+    assert.equal(jsonShapeError({ expects: "object" }, { a: 1 }), null);
+    assert.equal(jsonShapeError({ expects: "object" }, null), "Must be a JSON object ({…})");
+    assert.equal(jsonShapeError({}, 5), null);
+    assert.deepEqual(parseInputJson('{"message": 1}'), { input: { message: 1 }, errors: [] });
+    assert.deepEqual(parseInputJson("[1]"), { input: {}, errors: [{ path: "", message: "The input must be a JSON object ({…})" }] });
+    assert.match(parseInputJson("{oops").errors[0]?.message ?? "", /^Not valid JSON: /);
   });
 
   it("optional nested objects with nothing filled in are left out", () => {

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { curlSnippet, javascriptSnippet, pythonLiteral, pythonSnippet, shellQuote } from "../../web/src/lib/snippets.js";
+import { curlSnippet, javascriptSnippet, pythonLiteral, pythonSnippet, realtimeJavascriptSnippet, realtimePythonSnippet, shellQuote } from "../../web/src/lib/snippets.js";
 import { ADMIN_KEY, eventually, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 
 const run = promisify(execFile);
@@ -54,6 +54,31 @@ describe("code snippets", () => {
     writeFileSync(file, code.replace('from "@fal-ai/client"', `from ${JSON.stringify(import.meta.resolve("@fal-ai/client"))}`).replace("console.log(update.status)", "undefined"));
     const { stdout } = await run(process.execPath, [file], { env: { ...process.env, FAL_KEY: ADMIN_KEY } });
     assert.match(stdout, /text: .it's a "test" \$\(rm -rf \/\) ünï 🎞/);
+  });
+
+  it("realtime, JavaScript: the WebSocket snippet gets a token, sends msgpack and prints the echoed result", async () => {
+    const code = realtimeJavascriptSnippet({ baseUrl: p.url, endpointId: "darkroom/echo/realtime", input: INPUT });
+    const file = path.join(dir, "realtime.mjs");
+    // Node 20 has no global WebSocket; `ws` stands in. The snippet keeps its socket open, as a page would.
+    const prelude = `import { WebSocket } from ${JSON.stringify(import.meta.resolve("ws"))};\n`;
+    const ending = `\nws.addEventListener("message", (e) => { if (typeof e.data !== "string") setTimeout(() => ws.close(), 300); });\n`;
+    writeFileSync(file, prelude + code.replace('from "@msgpack/msgpack"', `from ${JSON.stringify(import.meta.resolve("@msgpack/msgpack"))}`) + ending);
+    const { stdout } = await run(process.execPath, [file], { env: { ...process.env, FAL_KEY: ADMIN_KEY }, timeout: 30_000 });
+    assert.match(stdout, /text: .it's a "test" \$\(rm -rf \/\) ünï 🎞/);
+    assert.match(stdout, /action: 'timings'/);
+  });
+
+  it("realtime, Python: valid Python that names the app and its path", (t) => {
+    assert.match(realtimePythonSnippet({ baseUrl: p.url, endpointId: "darkroom/echo/realtime", input: INPUT }), /fal_client\.realtime\("darkroom\/echo"\) as connection/);
+    const code = realtimePythonSnippet({ baseUrl: p.url, endpointId: "owner/app/live", input: INPUT });
+    assert.match(code, /fal_client\.realtime\("owner\/app", path="\/live"\)/);
+    const probe = spawnSync("python3", ["--version"]);
+    if (probe.error) {
+      t.skip("python3 is not installed: syntax not checked");
+      return;
+    }
+    const parsed = spawnSync("python3", ["-c", "import ast, sys; ast.parse(sys.stdin.read())"], { input: code, encoding: "utf8" });
+    assert.equal(parsed.status, 0, parsed.stderr);
   });
 
   it("Python: the literal and the snippet are valid Python", (t) => {

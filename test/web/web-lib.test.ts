@@ -1,6 +1,6 @@
 /**
  * The playground's small pure modules: the SSE parser its status streams go through, output file
- * discovery, fal error bodies and formatting.
+ * discovery, fal error bodies, formatting, and the realtime URL and error text.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -9,6 +9,7 @@ import { formatBytes, formatSeconds, maskKey, secondsBetween } from "../../web/s
 import { compareSource, downloadName, findFiles, kindOf } from "../../web/src/lib/outputs.js";
 import { fieldsFor } from "../../web/src/lib/schema-form.js";
 import { SseParser } from "../../web/src/lib/sse.js";
+import { describeReason, realtimeUrl } from "../../web/src/realtime.js";
 
 describe("SseParser", () => {
   it("splits events across arbitrary chunk boundaries and line endings", () => {
@@ -99,5 +100,22 @@ describe("formatting", () => {
     assert.equal(formatBytes(1536), "1.5 KB");
     assert.equal(maskKey("dk_abc:s3cret"), "dk_abc:••••••••");
     assert.ok(!maskKey("dk_abc:s3cret").includes("s3cret"));
+  });
+});
+
+describe("realtime", () => {
+  it("builds fal's WebSocket URL on the page's own origin, ws or wss as the page", () => {
+    assert.equal(realtimeUrl("http://127.0.0.1:8787", "darkroom/echo/realtime", "t.o/k+n"), "ws://127.0.0.1:8787/darkroom/echo/realtime?fal_jwt_token=t.o%2Fk%2Bn");
+    assert.equal(realtimeUrl("https://dr.example", "a/b/realtime", "t"), "wss://dr.example/a/b/realtime?fal_jwt_token=t");
+  });
+
+  it("shows a validation error's detail[] as field: message", () => {
+    const reason = JSON.stringify([
+      { loc: ["body", "request_id"], msg: "must be string", type: "type_error" },
+      { loc: ["body", "size", 0], msg: "too big", type: "value_error" },
+    ]);
+    assert.equal(describeReason("VALIDATION_ERROR", reason), "request_id: must be string; size[0]: too big");
+    assert.equal(describeReason("VALIDATION_ERROR", "not json"), "not json");
+    assert.equal(describeReason("INTERNAL_ERROR", "boom"), "boom");
   });
 });

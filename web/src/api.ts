@@ -142,6 +142,39 @@ async function readBody(res: Response): Promise<unknown> {
   }
 }
 
+/** Files above this go up in parts (fal's client switches at 90 MiB; smaller parts suit a browser on a slow link). */
+export const MULTIPART_THRESHOLD = 8 * 1024 * 1024;
+/** S3's smallest part size (only the last may be smaller). */
+export const PART_SIZE = 5 * 1024 * 1024;
+const PART_CONCURRENCY = 3;
+/** As fal's client: three tries per part. */
+const PART_TRIES = 3;
+
+/**
+ * Sends a body with XHR rather than fetch: only XHR reports upload progress. Resolves with the
+ * parsed answer; HTTP errors reject with `ApiError`.
+ */
+function xhrSend(method: string, url: string, body: Blob, contentType: string, onProgress: (loaded: number) => void): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, url);
+    xhr.setRequestHeader("content-type", contentType);
+    xhr.upload.onprogress = (e) => onProgress(e.loaded);
+    xhr.onload = () => {
+      let answer: unknown = xhr.responseText;
+      try {
+        answer = JSON.parse(xhr.responseText) as unknown;
+      } catch {
+        // not JSON
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(answer);
+      else reject(new ApiError(xhr.status, answer));
+    };
+    xhr.onerror = () => reject(new Error("Upload failed: the server could not be reached"));
+    xhr.send(body);
+  });
+}
+
 /** `owner/alias` of an endpoint id: status, result and cancel are addressed by the app alone. */
 export function appIdOf(endpointId: string): string {
   return endpointId.split("/").slice(0, 2).join("/");
@@ -190,36 +223,60 @@ export class Api {
 
   /**
    * Uploads through the storage API as fal's clients do: initiate, then one PUT of the bytes to the
-   * signed URL (which needs no key). XHR rather than fetch: only it reports upload progress.
+   * signed URL (which needs no key); files above MULTIPART_THRESHOLD go up in parts instead.
    */
   async upload(file: Blob & { name?: string }, onProgress?: (fraction: number) => void): Promise<string> {
     const contentType = file.type || "application/octet-stream";
-    const initiated = await this.json<{ upload_url: string; file_url: string }>("POST", "/rest/storage/upload/initiate", {
-      content_type: contentType,
-      ...(file.name ? { file_name: file.name } : {}),
-    });
-    await new Promise<void>((resolve, reject) => {
-      const xhr = new XMLHttpRequest();
-      xhr.open("PUT", initiated.upload_url);
-      xhr.setRequestHeader("content-type", contentType);
-      xhr.upload.onprogress = (e) => {
-        if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total);
-      };
-      xhr.onload = () => {
-        if (xhr.status >= 200 && xhr.status < 300) resolve();
-        else {
-          let body: unknown = xhr.responseText;
+    const body = { content_type: contentType, ...(file.name ? { file_name: file.name } : {}) };
+    if (file.size > MULTIPART_THRESHOLD) return this.#uploadMultipart(file, body, onProgress);
+    const initiated = await this.json<{ upload_url: string; file_url: string }>("POST", "/rest/storage/upload/initiate", body);
+    await xhrSend("PUT", initiated.upload_url, file, contentType, (loaded) => onProgress?.(loaded / Math.max(1, file.size)));
+    return initiated.file_url;
+  }
+
+  /**
+   * fal's multipart protocol (docs/api.md, storage): initiate-multipart, each part PUT to
+   * `{upload_url path}/{n}` (answering `{partNumber, etag}`), then `…/complete` with the list.
+   * A few parts go at once, and a failed part is tried again on its own.
+   */
+  async #uploadMultipart(file: Blob, body: Record<string, string>, onProgress?: (fraction: number) => void): Promise<string> {
+    const initiated = await this.json<{ upload_url: string; file_url: string }>("POST", "/rest/storage/upload/initiate-multipart", body);
+    const target = new URL(initiated.upload_url, window.location.origin);
+    const partUrl = (suffix: string): string => `${target.origin}${target.pathname}/${suffix}${target.search}`;
+    const count = Math.ceil(file.size / PART_SIZE);
+    const loaded = new Array<number>(count).fill(0);
+    const report = (): void => onProgress?.(loaded.reduce((a, b) => a + b, 0) / file.size);
+    const parts: { partNumber: number; etag: string }[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < count) {
+        const index = next++;
+        const chunk = file.slice(index * PART_SIZE, Math.min(file.size, (index + 1) * PART_SIZE));
+        for (let attempt = 1; ; attempt++) {
           try {
-            body = JSON.parse(xhr.responseText) as unknown;
-          } catch {
-            // not JSON
+            const answer = await xhrSend("PUT", partUrl(String(index + 1)), chunk, "application/octet-stream", (n) => {
+              loaded[index] = n;
+              report();
+            });
+            const etag = typeof answer === "object" && answer !== null ? (answer as { etag?: unknown }).etag : undefined;
+            if (typeof etag !== "string") throw new Error(`Part ${index + 1} was stored without an etag`);
+            parts.push({ partNumber: index + 1, etag });
+            loaded[index] = chunk.size;
+            report();
+            break;
+          } catch (err) {
+            loaded[index] = 0;
+            // A refused signature or size will not change on a retry; a dropped connection might.
+            if (attempt >= PART_TRIES || (err instanceof ApiError && err.status < 500)) throw err;
           }
-          reject(new ApiError(xhr.status, body));
         }
-      };
-      xhr.onerror = () => reject(new Error("Upload failed: the server could not be reached"));
-      xhr.send(file);
-    });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PART_CONCURRENCY, count) }, worker));
+    parts.sort((a, b) => a.partNumber - b.partNumber);
+    const res = await fetch(partUrl("complete"), { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ parts }) });
+    const completed = await readBody(res);
+    if (!res.ok) throw new ApiError(res.status, completed);
     return initiated.file_url;
   }
 

@@ -12,18 +12,26 @@ const TABS: { id: SnippetLanguage; label: string }[] = [
   { id: "python", label: "Python (fal_client)" },
 ];
 
-export function CodeTabs({ input }: { input: SnippetInput }): ReactNode {
-  const [active, setActive] = useState<SnippetLanguage>("curl");
+/** A realtime endpoint has no curl form: a WebSocket in JavaScript, and Python's `fal_client.realtime`. */
+const REALTIME_TABS: { id: SnippetLanguage; label: string }[] = [
+  { id: "javascript", label: "JavaScript (WebSocket)" },
+  { id: "python", label: "Python (fal_client.realtime)" },
+];
+
+export function CodeTabs({ input, realtime = false }: { input: SnippetInput; realtime?: boolean }): ReactNode {
+  const tabs = realtime ? REALTIME_TABS : TABS;
+  const [chosen, setActive] = useState<SnippetLanguage>("curl");
+  const active = tabs.some((t) => t.id === chosen) ? chosen : (tabs[0]?.id ?? "javascript");
   const base = useId();
   const refs = useRef<(HTMLButtonElement | null)[]>([]);
-  const code = snippet(active, input);
+  const code = snippet(active, input, realtime);
 
   const onKeyDown = (e: KeyboardEvent<HTMLButtonElement>, index: number): void => {
-    const last = TABS.length - 1;
+    const last = tabs.length - 1;
     const next = e.key === "ArrowRight" ? (index === last ? 0 : index + 1) : e.key === "ArrowLeft" ? (index === 0 ? last : index - 1) : e.key === "Home" ? 0 : e.key === "End" ? last : null;
     if (next === null) return;
     e.preventDefault();
-    const tab = TABS[next];
+    const tab = tabs[next];
     if (tab) setActive(tab.id);
     refs.current[next]?.focus();
   };
@@ -31,7 +39,7 @@ export function CodeTabs({ input }: { input: SnippetInput }): ReactNode {
   return (
     <div className="code-tabs">
       <div role="tablist" aria-label="Code for this input" className="tabs">
-        {TABS.map((t, i) => (
+        {tabs.map((t, i) => (
           <button
             key={t.id}
             ref={(el) => {

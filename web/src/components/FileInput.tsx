@@ -7,6 +7,7 @@ import { createContext, useContext, useEffect, useRef, useState, type DragEvent,
 import { kindOf, type OutputKind } from "../lib/outputs.js";
 import type { FileField } from "../lib/schema-form.js";
 import { formatBytes } from "../lib/format.js";
+import { MULTIPART_THRESHOLD } from "../api.js";
 import { useSession } from "../session.js";
 
 /** Lets the page know uploads are in flight, so that it does not run with a half-filled form. */
@@ -126,7 +127,10 @@ export function FileInput({ field, id, value, onChange, disabled, aria }: { fiel
       />
       {progress !== null ? (
         <p className="upload-status" role="status">
-          <progress value={progress} max={1} aria-label={`Uploading ${field.label}`} /> Uploading {localFile ? `${localFile.name} (${formatBytes(localFile.size)})` : ""}…
+          <progress value={progress} max={1} aria-label={`Uploading ${field.label}`} /> Uploading {localFile ? `${localFile.name} (${formatBytes(localFile.size)}${localFile.size > MULTIPART_THRESHOLD ? ", in parts" : ""})` : ""}…{" "}
+          <span className="muted small" data-testid="upload-percent">
+            {Math.round(progress * 100)}%
+          </span>
         </p>
       ) : null}
       {error ? (

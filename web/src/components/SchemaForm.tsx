@@ -6,6 +6,8 @@
 import { createContext, useContext, type ReactNode } from "react";
 import {
   initialDraft,
+  jsonError,
+  jsonShapeError,
   randomSeed,
   sliderRange,
   type ArrayField,
@@ -13,6 +15,7 @@ import {
   type DraftObject,
   type Field,
   type FieldError,
+  type JsonField,
   type NumberField,
   type PresetDraft,
   type PresetField,
@@ -108,6 +111,55 @@ function NumberEditor({ field, id, draft, onChange, aria }: { field: NumberField
           <span aria-hidden="true">🎲</span>
         </button>
       ) : null}
+    </div>
+  );
+}
+
+const JSON_PLACEHOLDER: Record<NonNullable<JsonField["expects"]> | "any", string> = { object: '{"key": "value"}', array: "[…]", any: "JSON, or plain text" };
+
+/** What is wrong with the text as the user types it, so that a parse error shows before Run. */
+function jsonStatus(field: JsonField, text: string): { error: string | null; note: string | null } {
+  if (text.trim() === "") return { error: null, note: null };
+  const parseError = jsonError(text);
+  if (parseError) return field.strict ? { error: `Not valid JSON: ${parseError}`, note: null } : { error: null, note: "Not JSON: sent as this text (a string)" };
+  const value = JSON.parse(text) as unknown;
+  return { error: jsonShapeError(field, value), note: field.strict ? null : `Sent as JSON (${Array.isArray(value) ? "array" : value === null ? "null" : typeof value})` };
+}
+
+function JsonEditor({ field, id, draft, onChange, aria }: { field: JsonField; id: string; draft: Draft; onChange: (d: Draft) => void; aria: Record<string, unknown> }): ReactNode {
+  const { disabled } = useContext(FormContext);
+  const text = typeof draft === "string" ? draft : "";
+  const { error, note } = jsonStatus(field, text);
+  const lines = Math.min(12, Math.max(3, text.split("\n").length));
+  return (
+    <div className="json-editor">
+      <textarea
+        id={id}
+        className={`mono${error ? " invalid" : ""}`}
+        rows={lines}
+        value={text}
+        placeholder={JSON_PLACEHOLDER[field.expects ?? (field.strict ? "object" : "any")]}
+        spellCheck={false}
+        autoCapitalize="off"
+        autoCorrect="off"
+        disabled={disabled}
+        onChange={(e) => onChange(e.target.value)}
+        {...aria}
+        aria-invalid={error ? true : (aria["aria-invalid"] as boolean | undefined)}
+      />
+      <div className="json-editor-bar">
+        {/* When the form already marks this field, its hint below says why; not twice. */}
+        {error && !aria["aria-invalid"] ? (
+          <span className="field-error" data-testid="json-error">
+            {error}
+          </span>
+        ) : (
+          <span className="muted small">{error ? "" : (note ?? (field.strict ? `JSON ${field.expects ?? "value"}` : "JSON, or plain text"))}</span>
+        )}
+        <button type="button" className="button small" disabled={disabled || jsonError(text) !== null || text.trim() === ""} onClick={() => onChange(JSON.stringify(JSON.parse(text), null, 2))}>
+          Format
+        </button>
+      </div>
     </div>
   );
 }
@@ -242,19 +294,7 @@ function FieldEditor({ field, path, draft, onChange }: { field: Field; path: str
       control = <PresetEditor field={field} id={id} path={path} draft={draft as PresetDraft} onChange={onChange} aria={aria} />;
       break;
     case "json":
-      control = (
-        <textarea
-          id={id}
-          className="mono"
-          rows={3}
-          value={typeof draft === "string" ? draft : ""}
-          placeholder={field.strict ? "JSON" : "JSON, or plain text"}
-          spellCheck={false}
-          disabled={disabled}
-          onChange={(e) => onChange(e.target.value)}
-          {...aria}
-        />
-      );
+      control = <JsonEditor field={field} id={id} draft={draft} onChange={onChange} aria={aria} />;
       break;
   }
   return (

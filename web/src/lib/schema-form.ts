@@ -121,11 +121,13 @@ export interface ObjectField extends FieldBase {
   fields: Field[];
 }
 
-/** Anything else, edited as JSON text. */
+/** Anything the other widgets cannot show (free-form objects and maps, tuples, unions), edited as JSON text. */
 export interface JsonField extends FieldBase {
   kind: "json";
   /** The schema demands an object or array: text that is not JSON is an error, not a string. */
   strict: boolean;
+  /** What the value must be, when the schema says: checked before sending. */
+  expects?: "object" | "array";
 }
 
 export type Field = TextField | NumberField | BooleanField | EnumField | FileField | PresetField | ArrayField | ObjectField | JsonField;
@@ -343,19 +345,32 @@ function fieldFor(key: string, raw: JsonSchema, required: boolean, root: JsonSch
     case "boolean":
       return { ...base, kind: "boolean" };
     case "array": {
-      if (typeof schema.items !== "object" || schema.prefixItems) return { ...base, kind: "json", strict: true };
+      if (typeof schema.items !== "object" || schema.prefixItems) return { ...base, kind: "json", strict: true, expects: "array" };
       const item = fieldFor(key, schema.items, true, root, depth + 1);
+      // A list of JSON boxes says less than one JSON array, and pastes worse.
+      if (item.kind === "json") return { ...base, kind: "json", strict: true, expects: "array" };
       // A list of lines reads better on one line each, whatever the item's length limit.
       const listItem: Field = item.kind === "text" ? { ...item, multiline: false, label: `${base.label} item` } : { ...item, label: `${base.label} item` };
       return { ...base, kind: "array", item: listItem, minItems: schema.minItems ?? 0, ...(schema.maxItems !== undefined ? { maxItems: schema.maxItems } : {}) };
     }
     case "object":
-      if (!schema.properties || Object.keys(schema.properties).length === 0) return { ...base, kind: "json", strict: true };
+      // A map (`additionalProperties`, pydantic's `dict[str, X]`) has keys the form cannot know in advance.
+      if (!schema.properties || Object.keys(schema.properties).length === 0 || isOpenMap(schema)) return { ...base, kind: "json", strict: true, expects: "object" };
       return { ...base, kind: "object", fields: objectFields(schema, root, depth + 1) };
     default:
       if (schema.properties) return { ...base, kind: "object", fields: objectFields(schema, root, depth + 1) };
       return { ...base, kind: "json", strict: false };
   }
+}
+
+/**
+ * A map: extra keys with a described value (`additionalProperties: {type: …}`, pydantic's
+ * `dict[str, X]`, zod's `record`). An object that merely lets extra keys through (`true`, `{}`)
+ * keeps its fieldset, since its named fields are the point of it.
+ */
+function isOpenMap(schema: JsonSchema): boolean {
+  const extra = schema.additionalProperties;
+  return typeof extra === "object" && extra !== null && Object.keys(extra).length > 0;
 }
 
 function objectFields(schema: JsonSchema, root: JsonSchema, depth: number): Field[] {
@@ -500,22 +515,46 @@ function buildNumber(field: NumberField, draft: Draft, path: string, errors: Fie
   return n;
 }
 
+/** What JSON.parse says is wrong with `text`, or null when it parses. */
+export function jsonError(text: string): string | null {
+  try {
+    JSON.parse(text);
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
+/** Why `value` is not what a JSON field expects, or null. */
+export function jsonShapeError(field: Pick<JsonField, "expects">, value: unknown): string | null {
+  if (field.expects === "object" && (typeof value !== "object" || value === null || Array.isArray(value))) return "Must be a JSON object ({…})";
+  if (field.expects === "array" && !Array.isArray(value)) return "Must be a JSON array ([…])";
+  return null;
+}
+
 function buildJson(field: JsonField, draft: Draft, path: string, errors: FieldError[]): unknown {
   const text = typeof draft === "string" ? draft : "";
   if (text.trim() === "") {
     if (field.required) errors.push({ path, message: "Required" });
     return OMIT;
   }
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
-  } catch {
+    value = JSON.parse(text) as unknown;
+  } catch (err) {
     // As on the command line: text that is not JSON is a string, unless the schema wants structure.
     if (field.strict) {
-      errors.push({ path, message: "Must be valid JSON" });
+      errors.push({ path, message: `Not valid JSON: ${err instanceof Error ? err.message : String(err)}` });
       return OMIT;
     }
     return text;
   }
+  const shape = jsonShapeError(field, value);
+  if (shape) {
+    errors.push({ path, message: shape });
+    return OMIT;
+  }
+  return value;
 }
 
 function buildValue(field: Field, draft: Draft, path: string, errors: FieldError[]): unknown {
@@ -585,6 +624,18 @@ export function buildInput(fields: readonly Field[], drafts: DraftObject): { inp
   const errors: FieldError[] = [];
   const built = buildObject(fields, drafts, "", errors, true);
   return { input: built === OMIT ? {} : (built as Record<string, unknown>), errors };
+}
+
+/** The whole input typed as JSON (the form's JSON view): it must be an object. */
+export function parseInputJson(text: string): { input: Record<string, unknown>; errors: FieldError[] } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text) as unknown;
+  } catch (err) {
+    return { input: {}, errors: [{ path: "", message: `Not valid JSON: ${err instanceof Error ? err.message : String(err)}` }] };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return { input: {}, errors: [{ path: "", message: "The input must be a JSON object ({…})" }] };
+  return { input: value as Record<string, unknown>, errors: [] };
 }
 
 // --- Helpers for widgets ---

@@ -91,9 +91,55 @@ export function pythonSnippet({ baseUrl, endpointId, input }: SnippetInput): str
   ].join("\n");
 }
 
+/** `owner/alias` and the realtime path of an endpoint id (`darkroom/echo/realtime`). */
+function splitRealtime(endpointId: string): { app: string; path: string } {
+  const parts = endpointId.split("/");
+  return { app: parts.slice(0, 2).join("/"), path: parts.slice(2).join("/") || "realtime" };
+}
+
+/** A plain WebSocket, as fal's client opens it: a token (browsers cannot send the key), msgpack frames. */
+export function realtimeJavascriptSnippet({ baseUrl, endpointId, input }: SnippetInput): string {
+  const { app } = splitRealtime(endpointId);
+  const ws = baseUrl.replace(/^http/, "ws");
+  return [
+    `import { decode, encode } from "@msgpack/msgpack";`,
+    ``,
+    `// A short-lived token for this app; FAL_KEY holds your Darkroom key (id:secret).`,
+    `const token = await fetch(${JSON.stringify(`${baseUrl}/rest/tokens`)}, {`,
+    `  method: "POST",`,
+    `  headers: { Authorization: \`Key \${process.env.FAL_KEY}\`, "Content-Type": "application/json" },`,
+    `  body: JSON.stringify({ allowed_apps: [${JSON.stringify(app)}] }),`,
+    `}).then((r) => r.json());`,
+    ``,
+    `const ws = new WebSocket(\`${ws}/${endpointId}?fal_jwt_token=\${token}\`);`,
+    `ws.binaryType = "arraybuffer";`,
+    `// Results are msgpack (binary); timings and errors are JSON text.`,
+    `ws.onmessage = (e) => console.log(typeof e.data === "string" ? JSON.parse(e.data) : decode(new Uint8Array(e.data)));`,
+    `ws.onopen = () => ws.send(encode(${indent(JSON.stringify(input, null, 2), "")}));`,
+  ].join("\n");
+}
+
+export function realtimePythonSnippet({ baseUrl, endpointId, input }: SnippetInput): string {
+  const { app, path } = splitRealtime(endpointId);
+  const ws = baseUrl.replace(/^http/, "ws");
+  return [
+    `import fal_client`,
+    `import fal_client.client as fal_urls`,
+    ``,
+    `# Point fal_client at this server; FAL_KEY holds your Darkroom key (id:secret).`,
+    `fal_urls.REALTIME_URL_FORMAT = ${JSON.stringify(`${ws}/run/`)}`,
+    `fal_urls.REST_URL = ${JSON.stringify(`${baseUrl}/rest`)}`,
+    ``,
+    `with fal_client.realtime(${JSON.stringify(app)}${path === "realtime" ? "" : `, path=${JSON.stringify(`/${path}`)}`}) as connection:`,
+    `    connection.send(${pythonLiteral(input, 1)})`,
+    `    print(connection.recv())`,
+  ].join("\n");
+}
+
 export type SnippetLanguage = "curl" | "javascript" | "python";
 
-export function snippet(language: SnippetLanguage, input: SnippetInput): string {
+export function snippet(language: SnippetLanguage, input: SnippetInput, realtime = false): string {
+  if (realtime) return language === "python" ? realtimePythonSnippet(input) : realtimeJavascriptSnippet(input);
   switch (language) {
     case "curl":
       return curlSnippet(input);

@@ -10,12 +10,13 @@ import { CodeTabs } from "../components/CodeTabs.js";
 import { ErrorNotice, Loading } from "../components/common.js";
 import { UploadTracker } from "../components/FileInput.js";
 import { JsonView } from "../components/JsonView.js";
+import { RealtimeResults, RealtimeStatus, useRealtime } from "../components/Realtime.js";
 import { AudioPlayer, CompareSlider, ImageGallery, OtherFile, VideoPlayer } from "../components/Media.js";
 import { SchemaForm } from "../components/SchemaForm.js";
 import { errorMessageOf, errorTypeOf, fieldErrorsOf } from "../lib/fal-errors.js";
 import { formatSeconds, formatTime, secondsBetween } from "../lib/format.js";
 import { compareSource, findFiles } from "../lib/outputs.js";
-import { buildInput, draftsFromInput, fieldsFor, initialDrafts, type DraftObject, type FieldError } from "../lib/schema-form.js";
+import { buildInput, draftsFromInput, fieldsFor, initialDrafts, parseInputJson, type DraftObject, type FieldError } from "../lib/schema-form.js";
 import { useInterval, useModels, useTitle } from "../hooks.js";
 import { Link, navigate } from "../router.js";
 import { useSession } from "../session.js";
@@ -28,7 +29,11 @@ type Run =
   | { phase: "queued" | "running"; requestId: string; status: QueueStatus | null; startedAt: number }
   | { phase: "done"; requestId: string; outcome: Outcome; result: RawResponse; detail: RequestDetail | null; status: QueueStatus | null };
 
+/** Kinds that go through the queue; a realtime endpoint is run over its WebSocket instead. */
 const RUNNABLE = new Set(["http", "stream"]);
+const USABLE = new Set(["http", "stream", "realtime"]);
+/** A live form sends once typing pauses this long (fal's client throttles realtime sends at 128 ms). */
+const LIVE_DELAY_MS = 150;
 
 function outcomeOf(status: QueueStatus | null, result: RawResponse): Outcome {
   if (status?.error_type === "client_cancelled" || errorTypeOf(result.body) === "client_cancelled") return "cancelled";
@@ -110,11 +115,12 @@ function Outputs({ model, run, input }: { model: ModelEntry; run: Extract<Run, {
   );
 }
 
-function ErrorSummary({ errors, idPrefix }: { errors: readonly FieldError[]; idPrefix: string }): ReactNode {
+/** `focusKey` changes when a run is refused: only then does the summary take the focus, not while fields are fixed. */
+function ErrorSummary({ errors, idPrefix, focusKey }: { errors: readonly FieldError[]; idPrefix: string; focusKey: number }): ReactNode {
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => {
-    if (errors.length > 0) ref.current?.focus();
-  }, [errors]);
+    if (focusKey > 0) ref.current?.focus();
+  }, [focusKey]);
   if (errors.length === 0) return null;
   return (
     <div className="notice error" role="alert" tabIndex={-1} ref={ref}>
@@ -134,11 +140,18 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
   const { session } = useSession();
   const api = session?.api;
   const runnable = useMemo(() => model.endpoints.filter((e) => RUNNABLE.has(e.kind)), [model]);
-  const [endpointPath, setEndpointPath] = useState(runnable[0]?.path ?? "");
-  const endpoint = runnable.find((e) => e.path === endpointPath) ?? runnable[0];
+  const usable = useMemo(() => model.endpoints.filter((e) => USABLE.has(e.kind)), [model]);
+  const [endpointPath, setEndpointPath] = useState(usable[0]?.path ?? "");
+  const endpoint = usable.find((e) => e.path === endpointPath) ?? usable[0];
+  const realtime = endpoint?.kind === "realtime";
   const fields = useMemo(() => (endpoint ? fieldsFor(endpoint.input_schema) : []), [endpoint]);
   const [drafts, setDrafts] = useState<DraftObject>(() => initialDrafts(fields));
   const [errors, setErrors] = useState<FieldError[]>([]);
+  const [errorFocus, setErrorFocus] = useState(0);
+  const showErrors = useCallback((list: FieldError[]) => {
+    setErrors(list);
+    if (list.length > 0) setErrorFocus((n) => n + 1);
+  }, []);
   const [run, setRun] = useState<Run>({ phase: "idle" });
   const [logs, setLogs] = useState<LogLine[]>([]);
   // The latest partial result of the running request; cleared when it ends.
@@ -147,6 +160,9 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
   const [ranInput, setRanInput] = useState<Record<string, unknown>>({});
   const [submitError, setSubmitError] = useState<Error | null>(null);
   const [uploads, setUploads] = useState(0);
+  // The JSON view of the whole input: its text, or null while the form is shown.
+  const [jsonText, setJsonText] = useState<string | null>(null);
+  const [live, setLive] = useState(false);
   const [, setNow] = useState(0);
   const followRef = useRef<AbortController | null>(null);
   /** The request this view shows; the URL names it too, and must not make the view load it twice. */
@@ -154,7 +170,8 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
   const logRef = useRef<HTMLPreElement>(null);
   const idPrefix = "in";
   const endpointId = endpoint && endpoint.path ? `${model.endpoint_id}/${endpoint.path}` : model.endpoint_id;
-  const active = run.phase === "submitting" || run.phase === "queued" || run.phase === "running";
+  const active = !realtime && (run.phase === "submitting" || run.phase === "queued" || run.phase === "running");
+  const rt = useRealtime(api, realtime ? endpointId : null);
 
   const tracker = useMemo(
     () => ({
@@ -184,9 +201,9 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
       const [result, detail] = await Promise.all([api.result(forEndpoint, requestId), api.request(requestId).catch(() => null)]);
       setRun({ phase: "done", requestId, outcome: outcomeOf(status, result), result, detail, status });
       setCancelling(false);
-      if (result.status === 422) setErrors(fieldErrorsOf(result.body));
+      if (result.status === 422) showErrors(fieldErrorsOf(result.body));
     },
-    [api],
+    [api, showErrors],
   );
 
   const follow = useCallback(
@@ -252,17 +269,51 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
     };
   }, [reopenId, api, runnable, model.endpoint_id, follow, finish]);
 
-  const built = useMemo(() => buildInput(fields, drafts), [fields, drafts]);
+  const fromForm = useMemo(() => buildInput(fields, drafts), [fields, drafts]);
+  const fromJson = useMemo(() => (jsonText === null ? null : parseInputJson(jsonText)), [jsonText]);
+  const built = fromJson ?? fromForm;
+  const builtText = JSON.stringify(built.input);
+
+  // Live realtime: each change of a valid input is sent once typing pauses.
+  const sendLive = rt.send;
+  useEffect(() => {
+    if (!live || !realtime || built.errors.length > 0 || uploads > 0) return undefined;
+    const timer = window.setTimeout(() => sendLive(JSON.parse(builtText) as unknown), LIVE_DELAY_MS);
+    return () => window.clearTimeout(timer);
+  }, [live, realtime, builtText, built.errors.length, uploads, sendLive]);
+
+  // Once errors are shown they follow the edits, so that a fixed field stops being marked; the
+  // server's own (422) errors go with the first edit, since only a new run can tell.
+  const onFormChange = (next: DraftObject): void => {
+    setDrafts(next);
+    setErrors((prev) => (prev.length === 0 ? prev : buildInput(fields, next).errors));
+  };
+
+  const toggleJson = (): void => {
+    if (jsonText === null) {
+      setJsonText(JSON.stringify(fromForm.input, null, 2));
+      setErrors([]);
+      return;
+    }
+    // Back to the form only with an input it can show; otherwise the JSON view says what is wrong.
+    if (!fromJson || fromJson.errors.length > 0) return;
+    setDrafts(draftsFromInput(fields, fromJson.input));
+    setJsonText(null);
+  };
 
   const submit = async (e?: FormEvent): Promise<void> => {
     e?.preventDefault();
     if (!api || active || uploads > 0) return;
     setSubmitError(null);
     if (built.errors.length > 0) {
-      setErrors(built.errors);
+      if (jsonText === null) showErrors(built.errors);
       return;
     }
     setErrors([]);
+    if (realtime) {
+      rt.send(built.input);
+      return;
+    }
     setLogs([]);
     setRanInput(built.input);
     setRun({ phase: "submitting" });
@@ -274,7 +325,7 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
       setRun({ phase: "queued", requestId: submitted.request_id, status: null, startedAt: Date.now() });
       await follow(submitted.request_id, endpointId);
     } catch (err) {
-      if (err instanceof ApiError && err.fieldErrors.length > 0) setErrors(err.fieldErrors);
+      if (err instanceof ApiError && err.fieldErrors.length > 0) showErrors(err.fieldErrors);
       setSubmitError(err instanceof Error ? err : new Error(String(err)));
       setRun({ phase: "idle" });
     }
@@ -293,6 +344,7 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
 
   const reset = (): void => {
     setDrafts(initialDrafts(fields));
+    if (jsonText !== null) setJsonText(JSON.stringify(buildInput(fields, initialDrafts(fields)).input, null, 2));
     setErrors([]);
   };
 
@@ -303,7 +355,7 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
     <div className="app-layout">
       <section className="panel input-panel" aria-labelledby="input-heading">
         <h2 id="input-heading">Input</h2>
-        {runnable.length > 1 ? (
+        {usable.length > 1 ? (
           <div className="field">
             <label htmlFor="endpoint" className="label">
               Endpoint
@@ -314,13 +366,15 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
               disabled={active}
               onChange={(e) => {
                 const path = e.target.value;
-                const next = runnable.find((x) => x.path === path);
+                const next = usable.find((x) => x.path === path);
                 setEndpointPath(path);
                 if (next) setDrafts(initialDrafts(fieldsFor(next.input_schema)));
+                if (next && jsonText !== null) setJsonText(JSON.stringify(buildInput(fieldsFor(next.input_schema), initialDrafts(fieldsFor(next.input_schema))).input, null, 2));
                 setErrors([]);
+                setLive(false);
               }}
             >
-              {runnable.map((e) => (
+              {usable.map((e) => (
                 <option key={e.path} value={e.path}>
                   /{e.path} ({e.kind})
                 </option>
@@ -336,27 +390,85 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
           noValidate
           aria-label={`Input for ${model.endpoint_id}`}
         >
-          <ErrorSummary errors={errors} idPrefix={idPrefix} />
-          <UploadTracker.Provider value={tracker}>
-            <SchemaForm fields={fields} drafts={drafts} onChange={setDrafts} errors={errors} idPrefix={idPrefix} disabled={active} />
-          </UploadTracker.Provider>
+          <div className="input-mode">
+            <button type="button" className="button small" aria-pressed={jsonText !== null} onClick={toggleJson} disabled={active || (fromJson !== null && fromJson.errors.length > 0)}>
+              JSON
+            </button>
+            <span className="muted small">{jsonText === null ? "Edit the whole input as JSON" : "Press JSON again to go back to the form"}</span>
+          </div>
+          {jsonText === null ? (
+            <>
+              <ErrorSummary errors={errors} idPrefix={idPrefix} focusKey={errorFocus} />
+              <UploadTracker.Provider value={tracker}>
+                <SchemaForm fields={fields} drafts={drafts} onChange={onFormChange} errors={errors} idPrefix={idPrefix} disabled={active} />
+              </UploadTracker.Provider>
+            </>
+          ) : (
+            <div className="field kind-json">
+              <label htmlFor="in-json" className="label">
+                Input (JSON)
+              </label>
+              <textarea
+                id="in-json"
+                className={`mono input-json${fromJson && fromJson.errors.length > 0 ? " invalid" : ""}`}
+                rows={Math.min(24, Math.max(6, jsonText.split("\n").length + 1))}
+                value={jsonText}
+                spellCheck={false}
+                disabled={active}
+                aria-invalid={fromJson !== null && fromJson.errors.length > 0}
+                aria-describedby="in-json-error"
+                onChange={(e) => setJsonText(e.target.value)}
+              />
+              <p className="field-error" id="in-json-error" role="alert">
+                {fromJson?.errors[0]?.message ?? ""}
+              </p>
+              <p className="hint">Sent as it is; the server checks it against the schema. Keys the form does not know are dropped when you go back to it.</p>
+            </div>
+          )}
           <div className="actions">
             <button type="submit" className="button primary" disabled={active || uploads > 0 || !model.availability.available}>
-              {uploads > 0 ? "Uploading…" : active ? "Running…" : "Run"}
+              {uploads > 0 ? "Uploading…" : active ? "Running…" : realtime ? "Send" : "Run"}
             </button>
+            {realtime ? (
+              <label className="checkbox inline-check">
+                <input type="checkbox" checked={live} onChange={(e) => setLive(e.target.checked)} />
+                <span>Send on every change</span>
+              </label>
+            ) : null}
             <button type="button" className="button" onClick={reset} disabled={active}>
               Reset
             </button>
-            <span className="muted small hide-narrow">Ctrl+Enter runs</span>
+            <span className="muted small hide-narrow">Ctrl+Enter {realtime ? "sends" : "runs"}</span>
           </div>
         </form>
       </section>
 
       <section className="panel result-panel" aria-labelledby="result-heading">
-        <h2 id="result-heading">Result</h2>
+        <h2 id="result-heading">{realtime ? "Realtime" : "Result"}</h2>
         {submitError ? <ErrorNotice error={submitError} /> : null}
-        {run.phase === "idle" && !submitError ? <p className="muted">Fill in the form and press Run. The request goes through the queue, as from any client.</p> : null}
-        {run.phase !== "idle" ? (
+        {realtime ? (
+          <>
+            <div className="realtime-bar">
+              <RealtimeStatus view={rt} />
+              {rt.state === "open" || rt.state === "connecting" ? (
+                <button type="button" className="button small" onClick={rt.disconnect}>
+                  Disconnect
+                </button>
+              ) : (
+                <button type="button" className="button small" onClick={rt.connect} disabled={!model.availability.available}>
+                  Connect
+                </button>
+              )}
+            </div>
+            <p className="muted small">
+              A WebSocket to <code>/{endpointId}</code>, as fal&apos;s <code>fal.realtime.connect</code> opens it: each input is one msgpack message, answered in order. Nothing is stored
+              in the history.
+            </p>
+            <RealtimeResults view={rt} />
+          </>
+        ) : null}
+        {realtime ? null : run.phase === "idle" && !submitError ? <p className="muted">Fill in the form and press Run. The request goes through the queue, as from any client.</p> : null}
+        {run.phase !== "idle" && !realtime ? (
           <div className="run">
             <StatusLine run={run} cancelling={cancelling} />
             {run.phase === "queued" || run.phase === "running" || run.phase === "submitting" ? (
@@ -376,12 +488,12 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
             ) : null}
           </div>
         ) : null}
-        {partial !== null && run.phase === "running" ? (
+        {partial !== null && run.phase === "running" && !realtime ? (
           <div className="partial-result" data-testid="partial-result">
             <JsonView value={partial.value} label="Partial result (latest)" />
           </div>
         ) : null}
-        {logs.length > 0 || run.phase === "running" ? (
+        {!realtime && (logs.length > 0 || run.phase === "running") ? (
           <details className="logs-box" open>
             <summary>Logs ({logs.length})</summary>
             <pre className="logs" ref={logRef} tabIndex={0} aria-label="Logs" aria-live="off" data-testid="logs">
@@ -394,13 +506,13 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
             </pre>
           </details>
         ) : null}
-        {run.phase === "done" ? <Outputs model={model} run={run} input={ranInput} /> : null}
+        {run.phase === "done" && !realtime ? <Outputs model={model} run={run} input={ranInput} /> : null}
       </section>
 
       <section className="panel code-panel" aria-labelledby="code-heading">
         <h2 id="code-heading">Code</h2>
         <p className="muted small">The exact input of the form{built.errors.length > 0 ? " (fields with errors left out)" : ""}.</p>
-        <CodeTabs input={{ baseUrl: window.location.origin, endpointId, input: built.input }} />
+        <CodeTabs input={{ baseUrl: window.location.origin, endpointId, input: built.input }} realtime={realtime} />
       </section>
     </div>
   );
