@@ -217,6 +217,7 @@ describe("playground in Chromium: realtime, media, JSON, large uploads", { timeo
     const field = page.locator(".field").filter({ has: weights });
     assert.match(await field.getByTestId("json-error").innerText(), /^Not valid JSON: /);
     assert.equal(await weights.getAttribute("aria-invalid"), "true");
+    await field.screenshot({ path: path.join(ARTIFACTS, "app-json-field-error.png") });
     await page.getByRole("button", { name: "Run" }).click();
     assert.match(await page.getByRole("alert").filter({ hasText: "Fix this field first" }).innerText(), /weights: Not valid JSON/);
     // Once marked, the field follows the edits: a new mistake replaces the old, a fix clears it.
