@@ -460,12 +460,10 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
     if (record.key !== key) throw badRequest("multipart upload belongs to a different key");
   }
 
-  async function* listKeys(prefix: string, startAfter?: string): AsyncGenerator<{ key: string; lastModified: number }> {
+  async function* listKeys(prefix: string): AsyncGenerator<{ key: string; lastModified: number }> {
     let token: string | undefined;
     do {
-      const page = await client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}) }),
-      );
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
       for (const item of page.Contents ?? []) {
         if (item.Key !== undefined) yield { key: item.Key, lastModified: item.LastModified?.getTime() ?? 0 };
       }
@@ -684,7 +682,13 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
       const assembled = Readable.from(concatParts(ordered.map((p) => ({ fullKey: `${dir}${p.partNumber}`, partNumber: p.partNumber, etag: stripQuotes(p.etag) }))), {
         objectMode: false,
       });
-      const size = await upload(target, assembled, d, { maxBytes: o.maxBytes }, () => beforeCommit(d));
+      let size: number;
+      try {
+        size = await upload(target, assembled, d, { maxBytes: o.maxBytes }, () => beforeCommit(d));
+      } finally {
+        // The stream is ours: on a failure it may still hold a part's open download.
+        assembled.destroy();
+      }
       for await (const item of listKeys(dir)) await deleteQuietly(item.key);
       return { key, size, contentType: o.contentType, fileName: o.fileName, createdAt: d.createdAt, expiresAt: d.expiresAt };
     },
