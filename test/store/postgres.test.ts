@@ -295,6 +295,21 @@ describe("postgres store", () => {
     }
   });
 
+  it("retries a bus connection that cannot be made, with backoff, and closes without waiting it out", async () => {
+    const url = new URL((await testDatabase()).url);
+    url.pathname = "/darkroom_test_no_such_database";
+    const errors: { at: number; context: string }[] = [];
+    const store = createPostgresStore({ url: url.toString(), onError: (_error, context) => errors.push({ at: Date.now(), context }) });
+    store.bus.subscribe("queue", () => undefined);
+    await waitUntil(() => errors.length >= 3);
+    assert.match(errors[0]!.context, /retrying in 100 ms/);
+    assert.match(errors[1]!.context, /retrying in 200 ms/);
+    assert.ok(errors[2]!.at - errors[1]!.at >= 190, "the wait doubles");
+    const closing = Date.now();
+    await store.close();
+    assert.ok(Date.now() - closing < 1_000, "close cut the backoff short");
+  });
+
   it("deletes spilled bus messages after a minute", async () => {
     const schema = uniqueSchema();
     const store = await openStore(schema);

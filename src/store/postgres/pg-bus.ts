@@ -39,6 +39,8 @@ const INLINE_LIMIT_BYTES = 7900;
 const SPILL_RETENTION_MS = 60_000;
 const RECONNECT_MIN_MS = 100;
 const RECONNECT_MAX_MS = 5_000;
+/** A connection that lived this long resets the backoff; one that drops sooner does not. */
+const STABLE_CONNECTION_MS = 10_000;
 const CHANNELS: readonly BusChannel[] = ["queue", "request"];
 
 // Payload kinds: the message itself, or the id of its bus_spill row.
@@ -58,6 +60,8 @@ export function createPgBus(options: PgBusOptions): PgBus {
   let connecting: Promise<void> | null = null;
   let pendingListens = 0;
   let wakeReconnect: (() => void) | null = null;
+  let retryDelay = RECONNECT_MIN_MS;
+  let connectedAt = 0;
   const waiters = new Set<() => void>();
   const inFlight = new Set<Promise<void>>();
 
@@ -109,14 +113,31 @@ export function createPgBus(options: PgBusOptions): PgBus {
     lost.removeAllListeners("notification");
     // The socket is gone or broken either way; end() only releases what is left of it.
     lost.end().catch(() => undefined);
-    if (!closed) ensureConnected();
+    // A server that accepts the connection and then drops it at once must not be redialled at
+    // full speed: the backoff carries over until a connection stays up.
+    const stable = Date.now() - connectedAt >= STABLE_CONNECTION_MS;
+    if (stable) retryDelay = RECONNECT_MIN_MS;
+    if (!closed) ensureConnected(!stable);
+  }
+
+  /** Waits out the current backoff (cut short by close) and lengthens the next one. */
+  async function backOff(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, retryDelay);
+      wakeReconnect = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    wakeReconnect = null;
+    retryDelay = Math.min(retryDelay * 2, RECONNECT_MAX_MS);
   }
 
   /** Opens the listening connection, retrying with backoff until it works or the bus closes. */
-  function ensureConnected(): void {
+  function ensureConnected(waitFirst = false): void {
     if (connecting || client || closed) return;
     connecting = (async () => {
-      let delay = RECONNECT_MIN_MS;
+      if (waitFirst) await backOff();
       while (!closed) {
         const next = new pg.Client({
           ...options.clientConfig,
@@ -142,21 +163,14 @@ export function createPgBus(options: PgBusOptions): PgBus {
             return;
           }
           client = next;
+          connectedAt = Date.now();
           return;
         } catch (error) {
           next.removeAllListeners("notification");
           next.end().catch(() => undefined);
           if (closed) return;
-          onError(error, `bus listening connection (retrying in ${delay} ms)`);
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, delay);
-            wakeReconnect = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-          });
-          wakeReconnect = null;
-          delay = Math.min(delay * 2, RECONNECT_MAX_MS);
+          onError(error, `bus listening connection (retrying in ${retryDelay} ms)`);
+          await backOff();
         }
       }
     })().finally(() => {
