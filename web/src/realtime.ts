@@ -108,6 +108,11 @@ export class RealtimeConnection {
       this.#events.onState("closed", `No token: ${err instanceof Error ? err.message : String(err)}`);
       throw err;
     }
+    // Disconnected (or the page moved on) while the token was on its way: no socket to open.
+    if (this.#closedByUs) {
+      this.#events.onState("disconnected", null);
+      throw new Error("Disconnected");
+    }
     const socket = new WebSocket(realtimeUrl(window.location.origin, this.#endpointId, token));
     socket.binaryType = "arraybuffer";
     this.#socket = socket;
