@@ -491,7 +491,8 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
       } catch (err) {
         if (httpStatus(err) === 412 || errorName(err) === "PreconditionFailed") return false;
         if (isNotFound(err)) return false;
-        if (!isNotImplemented(err)) throw err;
+        // A server that does not know the header may refuse it as a bad request rather than 501.
+        if (!isNotImplemented(err) && httpStatus(err) !== 400) throw err;
       }
     }
     await deleteQuietly(fullKey);

@@ -122,6 +122,30 @@ describe("s3 storage driver", () => {
     recording.destroy();
   });
 
+  it("cuts the response to the asked range when a server ignores Range", async () => {
+    const ignoring = new S3Client({ endpoint, region: "us-east-1", forcePathStyle: true, credentials: CREDENTIALS });
+    // HTTP allows a server to answer a Range request with the whole entity (200).
+    ignoring.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { headers?: Record<string, string> };
+        if (request.headers) delete request.headers["range"];
+        return next(args);
+      },
+      { step: "finalizeRequest", name: "dropRange" },
+    );
+    const store = s3Store({ client: ignoring });
+    const data = randomBytes(100_000);
+    await store.put("r.bin", data, { contentType: "x/y", fileName: "r.bin" });
+    for (const [start, end] of [[0, 0], [10, 99], [99_990, 200_000], [50_000, 50_000]] as const) {
+      const got = await store.get("r.bin", { start, end });
+      assert.ok(got);
+      assert.equal(got.meta.size, data.length);
+      assert.deepEqual(await readAll(got.body), data.subarray(start, Math.min(end, data.length - 1) + 1), `${start}-${end}`);
+    }
+    await rejectsWith(store.get("r.bin", { start: 100_000, end: 100_001 }), "ERR_RANGE_NOT_SATISFIABLE");
+    ignoring.destroy();
+  });
+
   it("refuses a streamed put that passes maxBytes after several parts, and keeps the old object", async () => {
     const store = s3Store({ partSize: 5 * MiB });
     await store.put("cap.bin", Buffer.from("old"), { contentType: "text/plain", fileName: "cap.bin" });
