@@ -470,9 +470,13 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     ...(schema !== null ? { options: `-c search_path=${schema}` } : {}),
   };
   const pool = new pg.Pool({ ...clientConfig, max: options.poolSize ?? DEFAULT_POOL_SIZE, application_name: "darkroom" });
+  let closed = false;
   // An idle pooled connection that dies (database restart, network) emits here; without a listener
-  // the process would crash. The pool replaces it on the next checkout.
-  pool.on("error", (error) => onError(error, "idle PostgreSQL connection"));
+  // the process would crash. The pool replaces it on the next checkout. Once the store is closing,
+  // connections the server ends are expected: pool.end() resolves before their sockets are gone.
+  pool.on("error", (error) => {
+    if (!closed) onError(error, "idle PostgreSQL connection");
+  });
   const bus = createPgBus({
     pool,
     clientConfig,
@@ -520,6 +524,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
 
     async close() {
+      closed = true;
       await bus.close();
       await pool.end();
     },
