@@ -1,7 +1,7 @@
 /**
  * The store: requests and their queue, logs, API keys, usage and the webhook outbox behind one
- * interface. Drivers: `sqlite` (embedded, default) and `postgres` (several gateways). Every driver passes the
- * shared conformance suite in `test/store/store.case.ts`.
+ * interface. Drivers: `sqlite` (embedded, default) and `postgres` (several gateways on one database).
+ * Every driver passes the shared conformance suite in `test/store/store.case.ts`.
  *
  * Semantics every driver must keep:
  * - `enqueue` is durable when it resolves (the gateway answers 200 after it).
