@@ -100,6 +100,8 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   const scheduler = new Scheduler({
     store,
     apps,
+    leaseMs: config.leaseMs,
+    localRunners: config.localRunners,
     metrics,
     logger,
     onFinished,

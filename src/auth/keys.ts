@@ -19,8 +19,12 @@ export const ADMIN_KEY_FILE = "admin-key";
 
 export type KeyScope = ApiKeyRecord["scope"];
 
+/** What an authenticated caller may do: a key's scope, or `runner` for runner tokens. */
+export type PrincipalScope = KeyScope | "runner";
+
 /** A key record as seen by an authenticated request. */
-export interface AuthenticatedKey extends ApiKeyRecord {
+export interface AuthenticatedKey extends Omit<ApiKeyRecord, "scope"> {
+  scope: PrincipalScope;
   /** "token" when the caller showed a short-lived token instead of the key. */
   via: "key" | "token";
   /** The token's claims (with `allowed_apps` the gateway must honour) when `via` is "token". */
@@ -161,7 +165,9 @@ export class KeyService {
       const record = await this.keyRecord(claims.sub);
       if (!record || record.revokedAt !== null) return null;
       // A token never carries more than its key has now, even if the key was narrowed after issue.
-      const scope: KeyScope = claims.scope === "admin" && record.scope === "admin" ? "admin" : "api";
+      // Runner tokens come only from admin keys; one whose key lost admin is refused outright.
+      if (claims.scope === "runner" && record.scope !== "admin") return null;
+      const scope: PrincipalScope = claims.scope === "runner" ? "runner" : claims.scope === "admin" && record.scope === "admin" ? "admin" : "api";
       this.touch(record);
       return { ...record, scope, via: "token", token: claims };
     }

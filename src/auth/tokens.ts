@@ -20,6 +20,18 @@ export const TOKEN_SECRET_FILE = "token-secret";
 export const MIN_TOKEN_TTL_SEC = 10;
 export const MAX_TOKEN_TTL_SEC = 3600;
 export const DEFAULT_TOKEN_TTL_SEC = 120;
+/**
+ * Runner tokens live longer: a runner on another machine holds one for its whole life and trades it
+ * for a fresh one before it expires (`POST /runner/v1/token`), so a stolen one still dies within a day.
+ */
+export const DEFAULT_RUNNER_TOKEN_TTL_SEC = 24 * 3600;
+export const MAX_RUNNER_TOKEN_TTL_SEC = 30 * 24 * 3600;
+
+/**
+ * What a token may do: what its key may (`admin`, `api`), or only serve apps over the runner
+ * protocol (`runner`: issued for admin keys, `allowed_apps` lists the app ids it may serve).
+ */
+export type TokenScope = ApiKeyRecord["scope"] | "runner";
 
 /** How far in the future an `iat` may lie before the token is suspect (clock skew between servers). */
 const IAT_SKEW_SEC = 60;
@@ -27,7 +39,7 @@ const IAT_SKEW_SEC = 60;
 export interface TokenClaims {
   /** The API key id the token was issued for. */
   sub: string;
-  scope: ApiKeyRecord["scope"];
+  scope: TokenScope;
   /** App aliases (fal's `allowed_apps`, e.g. "flux" for "fal-ai/flux/dev"). */
   allowed_apps: string[];
   /** unix seconds */
@@ -45,9 +57,10 @@ export interface IssuedToken {
 const HEADER = { alg: "HS256", typ: "JWT" } as const;
 const ENCODED_HEADER = Buffer.from(JSON.stringify(HEADER)).toString("base64url");
 
-function clampTtl(ttlSec: number | undefined): number {
-  if (ttlSec === undefined || !Number.isFinite(ttlSec)) return DEFAULT_TOKEN_TTL_SEC;
-  return Math.min(MAX_TOKEN_TTL_SEC, Math.max(MIN_TOKEN_TTL_SEC, Math.floor(ttlSec)));
+function clampTtl(ttlSec: number | undefined, scope: TokenScope): number {
+  const [fallback, max] = scope === "runner" ? [DEFAULT_RUNNER_TOKEN_TTL_SEC, MAX_RUNNER_TOKEN_TTL_SEC] : [DEFAULT_TOKEN_TTL_SEC, MAX_TOKEN_TTL_SEC];
+  if (ttlSec === undefined || !Number.isFinite(ttlSec)) return fallback;
+  return Math.min(max, Math.max(MIN_TOKEN_TTL_SEC, Math.floor(ttlSec)));
 }
 
 /**
@@ -66,7 +79,7 @@ function isClaims(value: unknown): value is TokenClaims {
   const c = value as Record<string, unknown>;
   return (
     typeof c["sub"] === "string" &&
-    (c["scope"] === "admin" || c["scope"] === "api") &&
+    (c["scope"] === "admin" || c["scope"] === "api" || c["scope"] === "runner") &&
     Array.isArray(c["allowed_apps"]) &&
     c["allowed_apps"].every((a) => typeof a === "string") &&
     Number.isSafeInteger(c["iat"]) &&
@@ -107,14 +120,14 @@ export class TokenService {
     return new TokenService(secret, options);
   }
 
-  issue(input: { keyId: string; scope: ApiKeyRecord["scope"]; allowedApps: readonly string[]; ttlSec?: number }): IssuedToken {
+  issue(input: { keyId: string; scope: TokenScope; allowedApps: readonly string[]; ttlSec?: number }): IssuedToken {
     const iat = Math.floor(this.now() / 1000);
     const claims: TokenClaims = {
       sub: input.keyId,
       scope: input.scope,
       allowed_apps: [...input.allowedApps],
       iat,
-      exp: iat + clampTtl(input.ttlSec),
+      exp: iat + clampTtl(input.ttlSec, input.scope),
       jti: randomBytes(16).toString("base64url"),
     };
     const signingInput = `${ENCODED_HEADER}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;

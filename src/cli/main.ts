@@ -14,6 +14,7 @@ Usage:
   darkroom apps list | show <owner/alias>
   darkroom requests list [--app A] [--status S] [--limit N] | show <id> | cancel <id>
   darkroom keys create [--name NAME] [--scope api|admin] | list | revoke <id>
+  darkroom runner --gateway URL --token T --app PATH|APP_ID | token --app APP_ID
   darkroom models pull <source> [--name N] [--revision R] | list | show <name> | rm <name>
 
 'darkroom <command> --help' describes a command.
@@ -36,6 +37,9 @@ const SERVE_USAGE = `Usage: darkroom serve [options]
   --public-url URL    base of the absolute URLs the server returns (behind a proxy)
   --allow-hosts LIST  SSRF exceptions for input URLs and webhooks
   --log-level L       pino level (default info)
+  --database-url URL  postgres://… to keep the queue in PostgreSQL (default: SQLite in --data-dir)
+  --storage-url URL   file:///path or s3://bucket/prefix (default: <data-dir>/files)
+  --local-runners B   false: start no runners here; serve remote runners ('darkroom runner') only
 
 See docs/api.md#configuration for the environment variables.
 `;
@@ -61,6 +65,10 @@ const COMMANDS: Record<string, Command> = {
   requests: {
     usage: async () => (await import("./requests.js")).REQUESTS_USAGE,
     run: async (argv) => (await import("./requests.js")).requestsCommand(argv),
+  },
+  runner: {
+    usage: async () => (await import("./runner.js")).RUNNER_USAGE,
+    run: async (argv) => (await import("./runner.js")).runnerCommand(argv),
   },
   keys: {
     usage: async () => (await import("./keys.js")).KEYS_USAGE,

@@ -18,6 +18,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
       "public-url": { type: "string" },
       "allow-hosts": { type: "string" },
       "log-level": { type: "string" },
+      "database-url": { type: "string" },
+      "storage-url": { type: "string" },
+      "local-runners": { type: "string" },
     },
   });
   const flags = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Record<string, string>;

@@ -31,6 +31,17 @@ export interface Config {
   limits: Limits;
   /** Seconds a webhook delivery is retried in total (the backoff schedule stretches over it). */
   logLevel: string;
+  /**
+   * How long a runner holds a request without renewing its lease (`DARKROOM_LEASE_MS`, 30 s). A
+   * runner that vanishes (a machine lost, `kill -9`) gets its requests retried this long after.
+   */
+  leaseMs: number;
+  /** `--database-url` / `DARKROOM_DATABASE_URL`: `postgres://…`; null means the embedded SQLite in the data folder. */
+  databaseUrl: string | null;
+  /** `--storage-url` / `DARKROOM_STORAGE_URL`: `file:///path` or `s3://bucket/prefix`; null means `<data folder>/files`. */
+  storageUrl: string | null;
+  /** `--local-runners false` / `DARKROOM_LOCAL_RUNNERS=false`: spawn no runners; serve remote runners only. */
+  localRunners: boolean;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -38,6 +49,13 @@ export const DEFAULT_LIMITS: Limits = {
   maxFileBytes: 512 * 1024 * 1024,
   fetchTimeoutMs: 60_000,
 };
+
+function positiveInt(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`Invalid ${name}: ${raw}`);
+  return value;
+}
 
 export function loadConfig(flags: Partial<Record<string, string>> = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const port = Number(flags["port"] ?? env["PORT"] ?? 8787);
@@ -62,5 +80,9 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
       fetchTimeoutMs: Number(env["DARKROOM_FETCH_TIMEOUT_MS"] ?? DEFAULT_LIMITS.fetchTimeoutMs),
     },
     logLevel: flags["log-level"] ?? env["DARKROOM_LOG_LEVEL"] ?? "info",
+    databaseUrl: flags["database-url"] ?? env["DARKROOM_DATABASE_URL"] ?? null,
+    storageUrl: flags["storage-url"] ?? env["DARKROOM_STORAGE_URL"] ?? null,
+    leaseMs: positiveInt("DARKROOM_LEASE_MS", env["DARKROOM_LEASE_MS"], 30_000),
+    localRunners: !["false", "0", "no", "off"].includes((flags["local-runners"] ?? env["DARKROOM_LOCAL_RUNNERS"] ?? "true").toLowerCase()),
   };
 }

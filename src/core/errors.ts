@@ -50,6 +50,7 @@ export const ERRORS = {
   ERR_RUNNER_DISCONNECTED: { status: 503, errorType: "runner_disconnected", message: "Runner disconnected", retryable: true },
   ERR_RUNNER_SERVER_ERROR: { status: 500, errorType: "runner_server_error", message: "Internal Server Error" },
   ERR_RUNNER_INCOMPLETE: { status: 502, errorType: "runner_incomplete_response", message: "Runner returned an incomplete response" },
+  ERR_LEASE_LOST: { status: 409, errorType: "lease_lost", message: "The runner no longer holds this request" },
   ERR_CLIENT_CANCELLED: { status: 499, errorType: "client_cancelled", message: "Request cancelled by client" },
   ERR_CLIENT_DISCONNECTED: { status: 499, errorType: "client_disconnected", message: "Client disconnected" },
   ERR_APP_ERROR: { status: 500, message: "Application error" },

@@ -139,4 +139,6 @@ export interface AppManifest {
   modulePath: string;
   /** Why the app cannot run here, or null when it can. */
   unavailable: { reason: string; remedy: string } | null;
+  /** Served only by remote runners that registered it (the gateway cannot load its module). */
+  remote?: boolean;
 }

@@ -34,7 +34,8 @@ export interface GatewayContext {
 /** Who made a request: an API key, or a short-lived token issued for one. */
 export interface Principal {
   keyId: string;
-  scope: "admin" | "api";
+  /** `runner`: a runner token, accepted only by the runner API (`/runner/v1/`). */
+  scope: "admin" | "api" | "runner";
   /** Set for tokens: the app aliases the token may call. */
   allowedApps: string[] | null;
 }

@@ -19,6 +19,7 @@ import { handleQueueCall, type FalCall } from "./routes/queue.js";
 import { realtimeHandler } from "./routes/realtime.js";
 import { handleRestCall } from "./routes/rest.js";
 import { handleRunCall } from "./routes/run.js";
+import { registerRunnerApiRoutes } from "./routes/runner-api.js";
 import { baseUrlOf } from "./wire.js";
 
 export interface GatewayServerOptions {
@@ -119,6 +120,10 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
     const key = await ctx.keys.verify(authorization);
     // A wrong key is refused outright rather than treated as anonymous.
     if (!key) throw new PlatformError("ERR_UNAUTHORIZED", { message: "Invalid API key or token" });
+    // A runner token serves apps and nothing else: it must not read other people's requests.
+    if (key.scope === "runner" && !request.url.startsWith("/runner/v1/")) {
+      throw new PlatformError("ERR_FORBIDDEN", { message: "Runner tokens are accepted only by the runner API" });
+    }
     request.principal = { keyId: key.id, scope: key.scope, allowedApps: key.via === "token" ? (key.token?.allowed_apps ?? []) : null };
   });
 
@@ -164,6 +169,7 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
   registerFileRoutes(app, ctx);
   registerPlatformRoutes(app, ctx);
   registerOpsRoutes(app, ctx);
+  registerRunnerApiRoutes(app, ctx);
   registerPlaygroundRoutes(app, { publicUrl: ctx.config.publicUrl });
   return app;
 }

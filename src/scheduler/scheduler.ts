@@ -11,7 +11,7 @@ import { isTerminal, type AppManifest, type Progress, type RequestRecord, type R
 import type { Metrics } from "../observability/metrics.js";
 import type { FromRunner, ToRunner } from "../runtime/protocol.js";
 import type { NewRequest, Store, TerminalWrite } from "../store/store.js";
-import { RequestEvents } from "./request-events.js";
+import { RequestEvents, type RequestEvent } from "./request-events.js";
 import { RunnerProcess, type Assignment } from "./runner-process.js";
 
 export interface SchedulerOptions {
@@ -30,6 +30,12 @@ export interface SchedulerOptions {
   /** Consecutive setup failures after which the app's queued requests are failed. */
   maxSetupFailures?: number;
   tickMs?: number;
+  /**
+   * Whether this scheduler starts runner processes itself (default true). A gateway in a fleet whose
+   * runners all connect over the runner protocol (`darkroom runner`) sets false: it keeps the queue,
+   * the leases and the outcomes, and spawns nothing.
+   */
+  localRunners?: boolean;
 }
 
 interface EphemeralCall {
@@ -85,10 +91,12 @@ function terminalWriteFor(error: PlatformError, state: Extract<RequestState, "FA
 }
 
 export class Scheduler {
-  readonly events = new RequestEvents();
-  readonly #options: Required<Pick<SchedulerOptions, "leaseMs" | "cancelGraceMs" | "maxSetupFailures" | "tickMs">> & SchedulerOptions;
+  readonly events: RequestEvents;
+  readonly #options: Required<Pick<SchedulerOptions, "leaseMs" | "cancelGraceMs" | "maxSetupFailures" | "tickMs" | "localRunners">> & SchedulerOptions;
   readonly #pools = new Map<string, Pool>();
-  readonly #progress = new Map<string, Progress>();
+  /** Who waits for an app's queue to get work (runner-protocol long polls), by app id. */
+  readonly #queueWatchers = new Map<string, Set<() => void>>();
+  #unsubscribeQueue: (() => void) | null = null;
   readonly #cancelTimers = new Map<string, NodeJS.Timeout>();
   #tick: NodeJS.Timeout | undefined;
   #stopping = false;
@@ -97,22 +105,42 @@ export class Scheduler {
   #ephemeralSeq = 0;
 
   constructor(options: SchedulerOptions) {
-    this.#options = { leaseMs: 30_000, cancelGraceMs: 5_000, maxSetupFailures: 3, tickMs: 500, ...options };
-    for (const app of options.apps) {
-      this.#pools.set(app.id, {
-        app,
-        runners: new Map(),
-        pumping: false,
-        pumpAgain: false,
-        setupFailures: 0,
-        lastSetupError: null,
-        ephemeralQueue: [],
-        ephemeralInFlight: new Map(),
-        coldStarts: 0,
-        recentErrors: [],
-        isolated: new Set(),
-      });
-    }
+    this.#options = { leaseMs: 30_000, cancelGraceMs: 5_000, maxSetupFailures: 3, tickMs: 500, localRunners: true, ...options };
+    this.events = new RequestEvents({ bus: options.store.bus, onBusError: (err) => this.#options.logger?.warn({ err }, "publishing a request event failed") });
+    for (const app of options.apps) this.#addPool(app);
+  }
+
+  #addPool(app: AppManifest): Pool {
+    const pool: Pool = {
+      app,
+      runners: new Map(),
+      pumping: false,
+      pumpAgain: false,
+      setupFailures: 0,
+      lastSetupError: null,
+      ephemeralQueue: [],
+      ephemeralInFlight: new Map(),
+      coldStarts: 0,
+      recentErrors: [],
+      isolated: new Set(),
+    };
+    this.#pools.set(app.id, pool);
+    return pool;
+  }
+
+  /**
+   * Adds an app that a remote runner serves and this gateway does not load itself (a Python app, say),
+   * so that its requests are accepted here. Its pool never spawns runners. An app already known keeps
+   * its manifest.
+   */
+  addRemoteApp(manifest: AppManifest): void {
+    if (this.#pools.has(manifest.id)) return;
+    this.#addPool({ ...manifest, knobs: { ...manifest.knobs, min_runners: 0 }, remote: true });
+  }
+
+  /** True once stop() was called: long polls answer at once. */
+  get stopping(): boolean {
+    return this.#stopping;
   }
 
   get apps(): AppManifest[] {
@@ -126,15 +154,21 @@ export class Scheduler {
   /** Recovers requests interrupted by a previous crash, starts min runners and the housekeeping tick. */
   async start(): Promise<void> {
     const { store } = this.#options;
-    // Whatever was RUNNING belonged to runners of a process that no longer exists.
-    for (const record of await store.running()) {
-      const next = await store.requeue(record.id, null, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED", { message: "Server restarted while the request was running" })));
-      if (next && next.state !== "QUEUED") this.#finished(next);
+    // On a store this process has alone, whatever was RUNNING belonged to runners of a process that no
+    // longer exists. On a shared one, other gateways' and remote runners hold live leases: only
+    // expired leases are taken back, by housekeeping.
+    if (!store.bus.distributed) {
+      for (const record of await store.running()) {
+        const next = await store.requeue(record.id, null, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED", { message: "Server restarted while the request was running" })));
+        if (next && next.state !== "QUEUED") this.#finished(next);
+      }
+    } else {
+      this.#unsubscribeQueue = store.bus.subscribe("queue", (appId) => this.#onQueued(appId));
     }
     await this.#expireDeadlines();
     for (const pool of this.#pools.values()) {
       if (pool.app.unavailable) continue;
-      for (let i = pool.runners.size; i < pool.app.knobs.min_runners; i++) this.#spawn(pool);
+      if (this.#spawnsRunners(pool)) for (let i = pool.runners.size; i < pool.app.knobs.min_runners; i++) this.#spawn(pool);
       this.#pump(pool.app.id);
     }
     this.#tick = setInterval(() => void this.#housekeeping(), this.#options.tickMs);
@@ -145,6 +179,9 @@ export class Scheduler {
   async stop(graceMs = 10_000): Promise<void> {
     this.#stopping = true;
     if (this.#tick) clearInterval(this.#tick);
+    this.#unsubscribeQueue?.();
+    this.events.close();
+    for (const watchers of this.#queueWatchers.values()) for (const wake of watchers) wake();
     const runners = [...this.#pools.values()].flatMap((p) => [...p.runners.values()]);
     const exited = runners.map((r) => new Promise<void>((resolve) => {
       if (!r.alive) return resolve();
@@ -188,6 +225,7 @@ export class Scheduler {
     if (!pool || !runner) {
       const submitted = await store.submit(request, null);
       this.#pump(request.appId);
+      this.#announceQueued(request.appId);
       return { record: submitted.record, queuePosition: submitted.queuePosition };
     }
     pool.pumping = true;
@@ -214,7 +252,7 @@ export class Scheduler {
   }
 
   progressOf(requestId: string): Progress | undefined {
-    return this.#progress.get(requestId);
+    return this.events.progressOf(requestId);
   }
 
   /** Resolves with the terminal record of a request (subscribing before reading, so no event is missed). */
@@ -403,7 +441,7 @@ export class Scheduler {
 
   /** Starts runners up to what the queue needs (within max); idle ones are reaped by housekeeping. */
   async #scale(pool: Pool, claimedAll: boolean): Promise<void> {
-    if (this.#stopping || pool.app.unavailable) return;
+    if (this.#stopping || pool.app.unavailable || !this.#spawnsRunners(pool)) return;
     const knobs = pool.app.knobs;
     const alive = [...pool.runners.values()].filter((r) => r.state === "starting" || r.state === "ready");
     if (alive.length >= knobs.max_runners) return;
@@ -487,7 +525,6 @@ export class Scheduler {
         return;
       }
       case "progress":
-        this.#progress.set(message.requestId, message.progress);
         this.events.emit(message.requestId, { type: "progress", progress: message.progress });
         return;
       case "partial": {
@@ -541,6 +578,7 @@ export class Scheduler {
       record = await store.finish(requestId, terminalWriteFor(outcome.error), guard);
     }
     if (record && record.state !== "QUEUED") this.#finished(record);
+    else if (record) this.#announceQueued(record.appId);
   }
 
   async #onRunnerExit(pool: Pool, runner: RunnerProcess, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
@@ -594,6 +632,7 @@ export class Scheduler {
     }
     if (pool.setupFailures >= this.#options.maxSetupFailures) await this.#failQueuedAfterSetupFailures(pool);
     this.#pump(pool.app.id);
+    if (durable.length > 0) this.#announceQueued(pool.app.id);
   }
 
   /** Setup keeps failing: fail what waits rather than let it wait forever, and start over on the next request. */
@@ -638,7 +677,6 @@ export class Scheduler {
   }
 
   #finished(record: RequestRecord): void {
-    this.#progress.delete(record.id);
     this.#pools.get(record.appId)?.isolated.delete(record.id);
     const m = this.#options.metrics;
     if (m && record.finishedAt !== null) {
@@ -651,6 +689,106 @@ export class Scheduler {
     } catch (err) {
       this.#options.logger?.error({ err }, "onFinished hook failed");
     }
+  }
+
+  // --- queue wake-ups ---
+
+  #spawnsRunners(pool: Pool): boolean {
+    return this.#options.localRunners && pool.app.remote !== true;
+  }
+
+  /**
+   * Calls `wake` whenever a request of `appId` may have become claimable here or, on a shared store,
+   * on any gateway. Returns the function that stops watching. Runner-protocol long polls wait on it.
+   */
+  watchQueue(appId: string, wake: () => void): () => void {
+    let set = this.#queueWatchers.get(appId);
+    if (!set) {
+      set = new Set();
+      this.#queueWatchers.set(appId, set);
+    }
+    set.add(wake);
+    return () => {
+      const current = this.#queueWatchers.get(appId);
+      current?.delete(wake);
+      if (current?.size === 0) this.#queueWatchers.delete(appId);
+    };
+  }
+
+  /** A request of `appId` went (back) into the queue: wake watchers here and, on a shared store, everywhere. */
+  #announceQueued(appId: string): void {
+    this.#wakeWatchers(appId);
+    const { bus } = this.#options.store;
+    if (bus.distributed) void bus.publish("queue", appId).catch((err: unknown) => this.#options.logger?.warn({ err }, "publishing a queue wake-up failed"));
+  }
+
+  /** Another gateway queued a request. */
+  #onQueued(appId: string): void {
+    if (!this.#pools.has(appId)) return;
+    this.#pump(appId);
+    this.#wakeWatchers(appId);
+  }
+
+  #wakeWatchers(appId: string): void {
+    const watchers = this.#queueWatchers.get(appId);
+    if (!watchers) return;
+    for (const wake of [...watchers]) {
+      try {
+        wake();
+      } catch (err) {
+        this.#options.logger?.warn({ err }, "queue watcher failed");
+      }
+    }
+  }
+
+  // --- remote runners (runner protocol over HTTP) ---
+
+  /**
+   * Claims up to `slots` requests of `appId` for a remote runner. Any gateway may serve any remote
+   * runner: the lease lives in the store under the runner's id.
+   */
+  async claimForRemote(appId: string, runnerId: string, slots: number, leaseMs = this.#options.leaseMs): Promise<RequestRecord[]> {
+    if (this.#stopping) return [];
+    const claimed = await this.#options.store.claimMany(appId, runnerId, leaseMs, slots);
+    for (const record of claimed) this.events.emit(record.id, { type: "state", record });
+    return claimed;
+  }
+
+  /** A remote runner's log line, progress or partial output for a request it holds. */
+  async remoteEvent(requestId: string, event: Extract<RequestEvent, { type: "log" | "progress" | "partial" }>): Promise<void> {
+    // As for local runners: a log event goes out once the line is stored (status streams re-read logs).
+    if (event.type === "log") await this.#options.store.appendLogs(requestId, [event.log]);
+    this.events.emit(requestId, event);
+  }
+
+  /**
+   * A remote runner's outcome for a request it holds under `guard`. Returns the resulting record, or
+   * null when the guard no longer matches (the lease was lost and the request retried or ended).
+   */
+  async remoteOutcome(
+    requestId: string,
+    guard: { owner: string; attempt: number },
+    outcome: { ok: true; output: unknown; billableUnits: number | undefined } | { ok: false; error: PlatformError },
+  ): Promise<RequestRecord | null> {
+    const { store } = this.#options;
+    let record: RequestRecord | null;
+    if (outcome.ok) {
+      record = await store.finish(requestId, { state: "SUCCEEDED", output: outcome.output, statusCode: 200, error: null, errorType: null, billableUnits: outcome.billableUnits ?? null }, guard);
+    } else if (RETRYABLE_CODES.has(outcome.error.code)) {
+      record = await store.requeue(requestId, guard, terminalWriteFor(outcome.error));
+    } else {
+      record = await store.finish(requestId, terminalWriteFor(outcome.error), guard);
+      const pool = record ? this.#pools.get(record.appId) : undefined;
+      if (pool && outcome.error.status >= 500) this.#recordError(pool, requestId, outcome.error.message);
+    }
+    if (record && record.state !== "QUEUED") {
+      if (record.startedAt !== null && record.finishedAt !== null) this.#options.metrics?.runDuration.observe({ app: record.appId }, (record.finishedAt - record.startedAt) / 1000);
+      this.#finished(record);
+    } else if (record) {
+      this.#pump(record.appId);
+      this.#announceQueued(record.appId);
+    }
+    return record;
   }
 
   // --- housekeeping ---
@@ -712,9 +850,16 @@ export class Scheduler {
         const pool = this.#pools.get(record.appId);
         const held = pool && [...pool.runners.values()].some((r) => r.id === record.leaseOwner && r.alive);
         if (held) continue;
-        const next = await store.requeue(record.id, record.leaseOwner ? { owner: record.leaseOwner, attempt: record.attempt } : null, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED", { message: "Runner lease expired" })));
+        const guard = record.leaseOwner ? { owner: record.leaseOwner, attempt: record.attempt } : null;
+        // A request its client cancelled ends cancelled; retrying it would run what nobody wants.
+        const next = record.cancelRequested
+          ? await store.finish(record.id, terminalWriteFor(new PlatformError("ERR_CLIENT_CANCELLED")), guard ?? undefined)
+          : await store.requeue(record.id, guard, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED", { message: "Runner lease expired" })));
         if (next && next.state !== "QUEUED") this.#finished(next);
-        else if (next) this.#pump(next.appId);
+        else if (next) {
+          this.#pump(next.appId);
+          this.#announceQueued(next.appId);
+        }
       }
       // An isolated request that ended where #finished did not see it (another scheduler on the same
       // store, a store-side expiry) must not keep its pool at one request per runner.

@@ -56,7 +56,7 @@ function assertSizeAllowed(ctx: GatewayContext, request: FastifyRequest): void {
   }
 }
 
-async function serveFile(ctx: GatewayContext, request: FastifyRequest, reply: FastifyReply, key: string): Promise<void> {
+export async function serveFile(ctx: GatewayContext, request: FastifyRequest, reply: FastifyReply, key: string): Promise<void> {
   const meta = await ctx.storage.head(key);
   if (!meta) throw new PlatformError("ERR_FILE_NOT_FOUND");
   const rangeHeader = request.headers.range;

@@ -1,0 +1,332 @@
+/**
+ * The runner protocol over HTTP (`/runner/v1/`), for runners on other machines (`darkroom runner`,
+ * the Python SDK). See docs/runner-protocol.md.
+ *
+ * Every call is stateless on the gateway: leases, attempts and cancellation live in the store under
+ * the runner's id, so a runner may talk to any gateway, and switch when one goes away. A report on a
+ * request is accepted only from the runner that holds its lease at that attempt (ERR_LEASE_LOST
+ * otherwise), which is what keeps an outcome from being written twice.
+ * @module
+ */
+import { randomUUID } from "node:crypto";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { z } from "zod";
+import { ERRORS, PlatformError, type ErrorCode } from "../../core/errors.js";
+import { DEFAULT_KNOBS, type AppManifest, type RequestRecord } from "../../core/types.js";
+import { RUNNER_PROTOCOL_VERSION } from "../../runtime/protocol.js";
+import type { GatewayContext, Principal } from "../context.js";
+
+/** Longest a lease call waits for work before answering with no runs. */
+const MAX_POLL_WAIT_MS = 30_000;
+/** How often a waiting lease call looks at the queue even without a wake-up (one may be missed). */
+const POLL_RECHECK_MS = 1_000;
+const MAX_SLOTS = 64;
+const MAX_EVENTS_PER_CALL = 500;
+
+const RUNNER_ID = /^rr-[A-Za-z0-9_-]{8,64}$/;
+const RunnerId = z.string().regex(RUNNER_ID, "runner_id must look like rr-<8 to 64 letters, digits, _ or ->");
+
+const EndpointBody = z.object({
+  path: z.string().max(200).regex(/^[A-Za-z0-9_\-/]*$/),
+  kind: z.enum(["http", "stream", "realtime"]).default("http"),
+  input: z.record(z.string(), z.unknown()),
+  output: z.record(z.string(), z.unknown()).default({}),
+  description: z.string().max(2000).optional(),
+});
+
+const RegisterBody = z.object({
+  protocol: z.number().int(),
+  runner_id: RunnerId.optional(),
+  app: z.object({
+    id: z.string().min(1).max(200).regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/, "app id must look like owner/name"),
+    version: z.string().max(64).default("0.1.0"),
+    endpoints: z.array(EndpointBody).min(1).max(100),
+    knobs: z.record(z.string(), z.number()).default({}),
+    metadata: z
+      .object({
+        display_name: z.string().max(200).optional(),
+        category: z.string().max(100).optional(),
+        description: z.string().max(5000).optional(),
+        tags: z.array(z.string().max(50)).max(20).optional(),
+        license: z.string().max(200).optional(),
+      })
+      .default({}),
+  }),
+  runner: z.object({ hostname: z.string().max(255).optional(), pid: z.number().int().optional(), slots: z.number().int().min(1).max(MAX_SLOTS).default(1) }).default({ slots: 1 }),
+});
+
+const LeaseBody = z.object({
+  runner_id: RunnerId,
+  app_id: z.string().min(1).max(200),
+  slots: z.number().int().min(1).max(MAX_SLOTS),
+  wait_ms: z.number().int().min(0).max(MAX_POLL_WAIT_MS).default(MAX_POLL_WAIT_MS),
+});
+
+const HeartbeatBody = z.object({
+  runner_id: RunnerId,
+  requests: z.array(z.object({ request_id: z.string().min(1).max(200), attempt: z.number().int().min(1) })).max(MAX_SLOTS * 4),
+});
+
+const Held = z.object({ runner_id: RunnerId, attempt: z.number().int().min(1) });
+
+const RunnerEvent = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("log"), level: z.enum(["DEBUG", "INFO", "WARN", "WARNING", "ERROR", "STDOUT", "STDERR"]).default("INFO"), message: z.string().max(64 * 1024), timestamp: z.string().max(64).optional() }),
+  z.object({ type: z.literal("progress"), step: z.number().min(0).optional(), total: z.number().min(0).optional(), fraction: z.number().min(0).max(1).optional(), message: z.string().max(1000).optional() }),
+  z.object({ type: z.literal("partial"), data: z.unknown() }),
+]);
+
+const EventsBody = Held.extend({ events: z.array(RunnerEvent).min(1).max(MAX_EVENTS_PER_CALL) });
+const ResultBody = Held.extend({ output: z.unknown(), billable_units: z.number().min(0).optional() });
+const ErrorBody = Held.extend({
+  error: z.object({
+    code: z.string().max(64),
+    message: z.string().max(64 * 1024),
+    status: z.number().int().min(400).max(599).optional(),
+    field_errors: z.array(z.object({ loc: z.array(z.union([z.string(), z.number()])), msg: z.string(), type: z.string() })).optional(),
+  }),
+});
+
+function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    throw new PlatformError("ERR_VALIDATION", {
+      fieldErrors: parsed.error.issues.map((issue) => ({ loc: ["body", ...issue.path.map((p) => (typeof p === "symbol" ? String(p) : p))], msg: issue.message, type: issue.code })),
+    });
+  }
+  return parsed.data;
+}
+
+/** Runner tokens and admin keys may serve apps; a runner token only the apps it names. */
+function requireRunner(request: FastifyRequest, appId?: string): Principal {
+  const principal = request.principal;
+  if (!principal) throw new PlatformError("ERR_UNAUTHORIZED");
+  if (principal.scope === "admin" && principal.allowedApps === null) return principal;
+  if (principal.scope !== "runner") throw new PlatformError("ERR_FORBIDDEN", { message: "The runner API needs a runner token or an admin key" });
+  if (appId !== undefined && !(principal.allowedApps ?? []).includes(appId)) {
+    throw new PlatformError("ERR_FORBIDDEN", { message: `This runner token may not serve ${appId}` });
+  }
+  return principal;
+}
+
+/** The request, if `runnerId` holds it at `attempt`; ERR_LEASE_LOST otherwise. */
+async function heldRecord(ctx: GatewayContext, request: FastifyRequest, requestId: string, runnerId: string, attempt: number): Promise<RequestRecord> {
+  const record = await ctx.store.get(requestId);
+  if (!record) throw new PlatformError("ERR_REQUEST_NOT_FOUND");
+  requireRunner(request, record.appId);
+  if (record.state !== "RUNNING" || record.leaseOwner !== runnerId || record.attempt !== attempt) {
+    throw new PlatformError("ERR_LEASE_LOST", { message: `Runner ${runnerId} does not hold request ${requestId} at attempt ${attempt} (state ${record.state}, attempt ${record.attempt})` });
+  }
+  return record;
+}
+
+function runOf(record: RequestRecord): Record<string, unknown> {
+  const input = record.input as Record<string, unknown> | null;
+  return {
+    request_id: record.id,
+    endpoint: record.endpoint,
+    input: record.input,
+    attempt: record.attempt,
+    base_url: record.baseUrl,
+    sync_mode: typeof input === "object" && input !== null && input["sync_mode"] === true,
+    cancel_requested: record.cancelRequested,
+    ...(record.outputTtlSeconds !== null ? { output_ttl_seconds: record.outputTtlSeconds } : {}),
+  };
+}
+
+/** Waits until `wake` is called, `ms` pass or the client goes away. */
+function waitForWork(ctx: GatewayContext, appId: string, ms: number, request: FastifyRequest): Promise<void> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      stopWatching();
+      request.raw.off("close", finish);
+      resolve();
+    };
+    const timer = setTimeout(finish, ms);
+    const stopWatching = ctx.scheduler.watchQueue(appId, finish);
+    request.raw.once("close", finish);
+  });
+}
+
+export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContext): void {
+  const leaseMs = (): number => ctx.config.leaseMs;
+
+  app.post("/runner/v1/register", async (request) => {
+    const body = parse(RegisterBody, request.body);
+    requireRunner(request, body.app.id);
+    if (body.protocol !== RUNNER_PROTOCOL_VERSION) {
+      throw new PlatformError("ERR_BAD_REQUEST", { message: `This gateway speaks runner protocol ${RUNNER_PROTOCOL_VERSION}; the runner sent ${body.protocol}` });
+    }
+    let manifest = ctx.scheduler.app(body.app.id);
+    if (!manifest) {
+      // An app the gateway does not load (a Python app): its runner describes it.
+      const knobs = { ...DEFAULT_KNOBS };
+      for (const [name, value] of Object.entries(body.app.knobs)) if (name in knobs) (knobs as Record<string, number>)[name] = value;
+      const described: AppManifest = {
+        id: body.app.id,
+        version: body.app.version,
+        metadata: {
+          display_name: body.app.metadata.display_name ?? body.app.id,
+          category: body.app.metadata.category ?? "other",
+          description: body.app.metadata.description ?? "",
+          tags: body.app.metadata.tags ?? [],
+          ...(body.app.metadata.license ? { license: body.app.metadata.license } : {}),
+        },
+        knobs,
+        endpoints: body.app.endpoints.map((e) => ({ path: e.path.replace(/^\/+/, ""), kind: e.kind, input: e.input, output: e.output, ...(e.description ? { description: e.description } : {}) })),
+        modulePath: "",
+        unavailable: null,
+        remote: true,
+      };
+      ctx.scheduler.addRemoteApp(described);
+      manifest = ctx.scheduler.app(body.app.id);
+    }
+    const runnerId = body.runner_id ?? `rr-${randomUUID()}`;
+    request.log.info({ app: body.app.id, runner: runnerId, hostname: body.runner.hostname, slots: body.runner.slots }, "remote runner registered");
+    return {
+      protocol: RUNNER_PROTOCOL_VERSION,
+      runner_id: runnerId,
+      lease_ms: leaseMs(),
+      // A third of the lease: two heartbeats may be lost before the lease is.
+      heartbeat_ms: Math.max(200, Math.floor(leaseMs() / 3)),
+      poll_wait_ms: MAX_POLL_WAIT_MS,
+      knobs: manifest?.knobs ?? DEFAULT_KNOBS,
+    };
+  });
+
+  app.post("/runner/v1/lease", async (request) => {
+    const body = parse(LeaseBody, request.body);
+    requireRunner(request, body.app_id);
+    if (!ctx.scheduler.app(body.app_id)) throw new PlatformError("ERR_APP_NOT_FOUND", { message: `Unknown app ${body.app_id}: register it first` });
+    const deadline = Date.now() + body.wait_ms;
+    for (;;) {
+      const claimed = await ctx.scheduler.claimForRemote(body.app_id, body.runner_id, body.slots, leaseMs());
+      const left = deadline - Date.now();
+      if (claimed.length > 0 || left <= 0 || request.raw.destroyed || ctx.scheduler.stopping) return { runs: claimed.map(runOf) };
+      await waitForWork(ctx, body.app_id, Math.min(left, POLL_RECHECK_MS), request);
+    }
+  });
+
+  app.post("/runner/v1/heartbeat", async (request) => {
+    const body = parse(HeartbeatBody, request.body);
+    requireRunner(request);
+    const results = await Promise.all(
+      body.requests.map(async ({ request_id, attempt }) => {
+        const record = await ctx.store.get(request_id);
+        if (!record || record.state !== "RUNNING" || record.leaseOwner !== body.runner_id || record.attempt !== attempt) {
+          return { request_id, status: "lost" as const };
+        }
+        requireRunner(request, record.appId);
+        const renewed = await ctx.store.heartbeat(request_id, body.runner_id, leaseMs());
+        if (!renewed) return { request_id, status: "lost" as const };
+        return { request_id, status: record.cancelRequested ? ("cancel" as const) : ("ok" as const) };
+      }),
+    );
+    return { lease_ms: leaseMs(), requests: results };
+  });
+
+  app.post("/runner/v1/requests/:id/events", async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const body = parse(EventsBody, request.body);
+    await heldRecord(ctx, request, id, body.runner_id, body.attempt);
+    for (const event of body.events) {
+      if (event.type === "log") {
+        const level = event.level === "WARNING" ? "WARN" : event.level;
+        await ctx.scheduler.remoteEvent(id, { type: "log", log: { message: event.message, level, source: "USER", timestamp: event.timestamp ?? new Date().toISOString() } });
+      } else if (event.type === "progress") {
+        const fraction = event.fraction ?? (event.step !== undefined && event.total !== undefined && event.total > 0 ? Math.min(1, event.step / event.total) : undefined);
+        const progress = {
+          ...(event.step !== undefined ? { step: event.step } : {}),
+          ...(event.total !== undefined ? { total: event.total } : {}),
+          ...(fraction !== undefined ? { fraction } : {}),
+          ...(event.message ? { message: event.message } : {}),
+        };
+        await ctx.scheduler.remoteEvent(id, { type: "progress", progress });
+      } else {
+        await ctx.scheduler.remoteEvent(id, { type: "partial", data: event.data });
+      }
+    }
+    return reply.code(204).send();
+  });
+
+  app.post("/runner/v1/requests/:id/result", async (request) => {
+    const { id } = request.params as { id: string };
+    const body = parse(ResultBody, request.body);
+    await heldRecord(ctx, request, id, body.runner_id, body.attempt);
+    const record = await ctx.scheduler.remoteOutcome(id, { owner: body.runner_id, attempt: body.attempt }, { ok: true, output: body.output, billableUnits: body.billable_units });
+    if (!record) throw new PlatformError("ERR_LEASE_LOST");
+    return { state: record.state };
+  });
+
+  app.post("/runner/v1/requests/:id/error", async (request) => {
+    const { id } = request.params as { id: string };
+    const body = parse(ErrorBody, request.body);
+    await heldRecord(ctx, request, id, body.runner_id, body.attempt);
+    const code: ErrorCode = body.error.code in ERRORS ? (body.error.code as ErrorCode) : "ERR_APP_ERROR";
+    const error = new PlatformError(code, {
+      message: body.error.message,
+      ...(body.error.status !== undefined ? { status: body.error.status } : {}),
+      ...(body.error.field_errors ? { fieldErrors: body.error.field_errors } : {}),
+    });
+    const record = await ctx.scheduler.remoteOutcome(id, { owner: body.runner_id, attempt: body.attempt }, { ok: false, error });
+    if (!record) throw new PlatformError("ERR_LEASE_LOST");
+    return { state: record.state };
+  });
+
+  // Output files. The body streams into storage under the request's own prefix; the content type
+  // travels in a header so that a JSON output is not parsed as a request body.
+  app.register(async (uploads) => {
+    uploads.removeAllContentTypeParsers();
+    uploads.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
+    uploads.put("/runner/v1/files/*", async (request) => {
+      const key = (request.params as { "*": string })["*"];
+      // The runner picks the key (its ctx.files builds the URL from it), but only under the
+      // request's own output prefix: outputs/<request id>/<random>/<file name>.
+      const match = /^outputs\/([^/]+)\/[A-Za-z0-9_-]{8,64}\/[A-Za-z0-9._-]{1,100}$/.exec(key);
+      if (!match) throw new PlatformError("ERR_BAD_REQUEST", { message: "Output keys look like outputs/<request id>/<random>/<file name>" });
+      const headers = request.headers;
+      const runnerId = String(headers["x-darkroom-runner-id"] ?? "");
+      const attempt = Number(headers["x-darkroom-attempt"] ?? NaN);
+      if (!RUNNER_ID.test(runnerId) || !Number.isInteger(attempt)) {
+        throw new PlatformError("ERR_BAD_REQUEST", { message: "x-darkroom-runner-id and x-darkroom-attempt headers are required" });
+      }
+      const record = await heldRecord(ctx, request, match[1] as string, runnerId, attempt);
+      const length = headers["content-length"] === undefined ? null : Number(headers["content-length"]);
+      if (length !== null && length > ctx.config.limits.maxFileBytes) {
+        throw new PlatformError("ERR_FILE_TOO_LARGE", { message: `Output files are limited to ${ctx.config.limits.maxFileBytes} bytes` });
+      }
+      const fileName = String(headers["x-darkroom-file-name"] ?? key.split("/").pop() ?? "output.bin").replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "").slice(0, 100) || "output.bin";
+      const contentType = String(headers["x-darkroom-content-type"] ?? "application/octet-stream").split(";")[0]?.trim() || "application/octet-stream";
+      const ttlHeader = headers["x-darkroom-expires-in"];
+      const ttl = ttlHeader !== undefined ? Number(ttlHeader) : record.outputTtlSeconds;
+      const meta = await ctx.storage.put(key, request.raw, {
+        contentType,
+        fileName,
+        maxBytes: ctx.config.limits.maxFileBytes,
+        ...(ttl !== null && Number.isFinite(ttl) && ttl > 0 ? { expiresInSeconds: ttl } : {}),
+      });
+      return { key: meta.key, size: meta.size, content_type: meta.contentType, file_name: meta.fileName };
+    });
+  });
+
+  // A runner trades its token for a fresh one before it expires, so runner tokens can stay short-lived.
+  app.post("/runner/v1/token", async (request) => {
+    const principal = requireRunner(request);
+    if (principal.scope !== "runner") throw new PlatformError("ERR_BAD_REQUEST", { message: "Only runner tokens are refreshed; an admin key does not expire" });
+    const issued = ctx.tokens.issue({ keyId: principal.keyId, scope: "runner", allowedApps: principal.allowedApps ?? [] });
+    return { token: issued.token, expires_at: new Date(issued.claims.exp * 1000).toISOString() };
+  });
+
+  // Admins mint runner tokens for the apps a machine will serve.
+  app.post("/v1/runner-tokens", async (request, reply) => {
+    const principal = request.principal;
+    if (!principal) throw new PlatformError("ERR_UNAUTHORIZED");
+    if (principal.scope !== "admin" || principal.allowedApps !== null) throw new PlatformError("ERR_FORBIDDEN", { message: "Runner tokens are issued for admin keys" });
+    const body = parse(z.object({ apps: z.array(z.string().min(1).max(200)).min(1).max(100), ttl_seconds: z.number().int().positive().optional() }), request.body);
+    const issued = ctx.tokens.issue({ keyId: principal.keyId, scope: "runner", allowedApps: body.apps, ...(body.ttl_seconds !== undefined ? { ttlSec: body.ttl_seconds } : {}) });
+    return reply.code(201).send({ token: issued.token, apps: issued.claims.allowed_apps, expires_at: new Date(issued.claims.exp * 1000).toISOString() });
+  });
+}
