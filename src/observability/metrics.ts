@@ -7,6 +7,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 export class Metrics {
   readonly registry = new Registry();
   readonly queueDepth = new Gauge({ name: "darkroom_queue_depth", help: "Queued requests per app", labelNames: ["app"], registers: [this.registry] });
+  /** What runner autoscalers (KEDA) scale on: queue depth alone reads 0 while runners are busy, which would scale them away mid-request. */
+  readonly outstanding = new Gauge({ name: "darkroom_requests_outstanding", help: "Queued plus running requests per app", labelNames: ["app"], registers: [this.registry] });
   readonly runners = new Gauge({ name: "darkroom_runners", help: "Runners per app and state", labelNames: ["app", "state"], registers: [this.registry] });
   readonly requestDuration = new Histogram({
     name: "darkroom_request_duration_seconds",

@@ -20,7 +20,12 @@ export function registerOpsRoutes(app: FastifyInstance, ctx: GatewayContext): vo
 
   app.get("/metrics", async (_request, reply) => {
     const depths = await ctx.store.queueDepths();
-    for (const a of ctx.scheduler.apps) ctx.metrics.queueDepth.set({ app: a.id }, depths.get(a.id) ?? 0);
+    const running = new Map<string, number>();
+    for (const r of await ctx.store.running()) running.set(r.appId, (running.get(r.appId) ?? 0) + 1);
+    for (const a of ctx.scheduler.apps) {
+      ctx.metrics.queueDepth.set({ app: a.id }, depths.get(a.id) ?? 0);
+      ctx.metrics.outstanding.set({ app: a.id }, (depths.get(a.id) ?? 0) + (running.get(a.id) ?? 0));
+    }
     return reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
   });
 
