@@ -60,7 +60,7 @@ export class EulerDiscreteScheduler extends EulerBase {
   readonly name = "EulerDiscreteScheduler";
 
   /** x_{i+1} = x + (σ_{i+1} − σ_i)·(x − x̂₀)/σ_i, which for ε-prediction is x + (σ_{i+1} − σ_i)·ε. */
-  step(modelOutput: Float32Array, i: number, sample: Float32Array): Float32Array {
+  step(modelOutput: Float32Array, i: number, sample: Float32Array, _rng?: Random): Float32Array {
     checkIndex(this, i);
     checkSizes(modelOutput, sample);
     const sigma = this.sigmas[i] ?? 0;
