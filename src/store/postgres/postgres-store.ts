@@ -59,6 +59,7 @@ export interface PostgresStore extends Store {
 }
 
 const DEFAULT_POOL_SIZE = 10;
+const CONNECT_TIMEOUT_MS = 10_000;
 const LIST_DEFAULT_LIMIT = 50;
 const LIST_MAX_LIMIT = 500;
 const USAGE_DEFAULT_LIMIT = 1000;
@@ -465,6 +466,9 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   const clientConfig: pg.ClientConfig = {
     connectionString: options.url,
     types: TYPES,
+    // An unreachable server fails the call instead of leaving it waiting forever.
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
     // The search path is set at connection start, so every pooled connection sees the same tables
     // without an extra round trip.
     ...(schema !== null ? { options: `-c search_path=${schema}` } : {}),
