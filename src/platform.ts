@@ -19,10 +19,10 @@ import { AllowList } from "./net/allow-list.js";
 import { Metrics } from "./observability/metrics.js";
 import { probeApps } from "./runtime/app-catalog.js";
 import { Scheduler } from "./scheduler/scheduler.js";
-import { createLocalStorage } from "./storage/local-storage.js";
+import { openStorage } from "./storage/open-storage.js";
 import { createUrlSigner, loadOrCreateSecret } from "./storage/signed-url.js";
 import type { StorageDriver } from "./storage/storage.js";
-import { createSqliteStore } from "./store/sqlite/sqlite-store.js";
+import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 import { WebhookDeliverer } from "./webhooks/deliverer.js";
 import { SigningKeys } from "./webhooks/signing-keys.js";
@@ -60,9 +60,9 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   const logger = options.logger ?? pino({ level: config.logLevel });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const storageRoot = path.join(config.dataDir, "files");
-  const store = createSqliteStore({ path: path.join(config.dataDir, "darkroom.db") });
+  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, onError: (err, context) => logger.warn({ err }, context) });
   await store.migrate();
-  const storage = createLocalStorage({ root: storageRoot });
+  const storage = await openStorage({ storageUrl: config.storageUrl, dataDir: config.dataDir, env: process.env });
   const allow = AllowList.parse(config.allowHosts);
   const tokens = await TokenService.open(config.dataDir);
   const keys = new KeyService({ store, tokens });
@@ -107,6 +107,8 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     onFinished,
     runnerEnv: {
       DARKROOM_STORAGE_ROOT: storageRoot,
+      // Runners write output files straight into storage: the same storage as the server's.
+      ...(config.storageUrl ? { DARKROOM_STORAGE_URL: config.storageUrl } : {}),
       DARKROOM_ALLOW_HOSTS: config.allowHosts,
       DARKROOM_MAX_FILE_BYTES: String(config.limits.maxFileBytes),
       DARKROOM_FETCH_TIMEOUT_MS: String(config.limits.fetchTimeoutMs),
@@ -166,6 +168,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
       await closing;
       clearTimeout(linger);
       await store.close();
+      await (storage as { close?: () => Promise<void> | void }).close?.();
     },
   };
 }

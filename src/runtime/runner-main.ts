@@ -51,7 +51,7 @@ const send = (message: FromRunner): void => {
 };
 
 // DARKROOM_STORAGE_URL (any driver) when the server passes one, else the local DARKROOM_STORAGE_ROOT.
-const storage = openStorageFromEnv(process.env);
+const storage = await openStorageFromEnv(process.env);
 const allow = AllowList.parse(process.env["DARKROOM_ALLOW_HOSTS"] ?? "");
 const ownOrigins = (process.env["DARKROOM_OWN_ORIGINS"] ?? "").split(",").filter(Boolean);
 const maxFileBytes = Number(process.env["DARKROOM_MAX_FILE_BYTES"] ?? 512 * 1024 * 1024);

@@ -15,7 +15,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { PlatformError } from "../core/errors.js";
 import { createLocalStorage } from "./local-storage.js";
-import { createS3Storage, normalizePrefix } from "./s3-storage.js";
+import { normalizePrefix } from "./s3-prefix.js";
 import type { StorageDriver } from "./storage.js";
 
 export type StorageLocation = { driver: "local"; root: string } | { driver: "s3"; bucket: string; prefix: string };
@@ -90,10 +90,14 @@ export function s3SettingsFromEnv(env: NodeJS.ProcessEnv): { endpoint?: string; 
   return { ...(endpoint ? { endpoint } : {}), region, ...(forcePathStyle !== undefined ? { forcePathStyle } : {}) };
 }
 
-/** Opens the driver a storage URL names; see the module doc for the forms and variables. */
-export function openStorage(options: OpenStorageOptions): StorageDriver {
+/**
+ * Opens the driver a storage URL names; see the module doc for the forms and variables. The S3 driver
+ * is loaded only when named: the AWS SDK adds about 400 ms to the start of every runner process.
+ */
+export async function openStorage(options: OpenStorageOptions): Promise<StorageDriver> {
   const location = parseStorageUrl(options.storageUrl, options.dataDir);
   if (location.driver === "local") return createLocalStorage({ root: location.root });
+  const { createS3Storage } = await import("./s3-storage.js");
   return createS3Storage({ bucket: location.bucket, prefix: location.prefix, ...s3SettingsFromEnv(options.env ?? process.env) });
 }
 
@@ -101,7 +105,7 @@ export function openStorage(options: OpenStorageOptions): StorageDriver {
  * The storage of a runner process: `DARKROOM_STORAGE_URL` when set (the server passes its own
  * storage URL, so both sides see the same objects), else the local folder `DARKROOM_STORAGE_ROOT`.
  */
-export function openStorageFromEnv(env: NodeJS.ProcessEnv = process.env): StorageDriver {
+export async function openStorageFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<StorageDriver> {
   const storageUrl = env["DARKROOM_STORAGE_URL"]?.trim();
   // With a URL set the data folder plays no part.
   if (storageUrl) return openStorage({ storageUrl, dataDir: ".", env });

@@ -47,6 +47,9 @@ import {
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { PlatformError } from "../core/errors.js";
 import { assertValidKey, assertValidPartNumber, assertValidUploadId } from "./keys.js";
+import { normalizePrefix } from "./s3-prefix.js";
+
+export { normalizePrefix };
 import { pumpStream, tooLarge } from "./receive-to-file.js";
 import { MAX_PRESIGN_SECONDS, type ByteRange, type ObjectMeta, type PresignOptions, type PutOptions, type StorageDriver } from "./storage.js";
 
@@ -121,18 +124,6 @@ function isNotFound(err: unknown): boolean {
 
 function isNotImplemented(err: unknown): boolean {
   return errorName(err) === "NotImplemented" || errorName(err) === "MethodNotAllowed" || httpStatus(err) === 501 || httpStatus(err) === 405;
-}
-
-/** `darkroom/prod`, `/darkroom/prod/` → `darkroom/prod/`; `` → ``. Segments follow the key rules. */
-export function normalizePrefix(prefix: string | undefined): string {
-  const trimmed = (prefix ?? "").replace(/^\/+|\/+$/g, "");
-  if (trimmed === "") return "";
-  try {
-    assertValidKey(trimmed);
-  } catch {
-    throw badRequest(`invalid S3 key prefix ${JSON.stringify(prefix)}: use [A-Za-z0-9._-] segments separated by "/"`);
-  }
-  return `${trimmed}/`;
 }
 
 function checkPutOptions(o: PutOptions): void {

@@ -321,7 +321,7 @@ describe("openStorage", () => {
   it("opens the local driver or a working S3 driver", async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), "darkroom-open-"));
     try {
-      const local = openStorage({ storageUrl: null, dataDir, env: {} });
+      const local = await openStorage({ storageUrl: null, dataDir, env: {} });
       assert.equal(local.name, "local");
       await local.put("x.txt", Buffer.from("x"), { contentType: "text/plain", fileName: "x.txt" });
       assert.deepEqual(await readdir(path.join(dataDir, "files")), ["objects"]);
@@ -331,23 +331,23 @@ describe("openStorage", () => {
       const saved = { ...process.env };
       Object.assign(process.env, env);
       try {
-        const s3 = openStorage({ storageUrl: `s3://${BUCKET}/opened`, dataDir, env }) as S3StorageDriver;
+        const s3 = (await openStorage({ storageUrl: `s3://${BUCKET}/opened`, dataDir, env })) as S3StorageDriver;
         drivers.push(s3);
         assert.equal(s3.name, "s3");
         assert.equal(s3.prefix, "opened/");
         await s3.put("y.txt", Buffer.from("via env"), { contentType: "text/plain", fileName: "y.txt" });
         assert.deepEqual(await listBucket("opened/"), ["opened/y.txt"]);
 
-        const runner = openStorageFromEnv({ ...env, DARKROOM_STORAGE_URL: `s3://${BUCKET}/opened`, DARKROOM_STORAGE_ROOT: dataDir }) as S3StorageDriver;
+        const runner = (await openStorageFromEnv({ ...env, DARKROOM_STORAGE_URL: `s3://${BUCKET}/opened`, DARKROOM_STORAGE_ROOT: dataDir })) as S3StorageDriver;
         drivers.push(runner);
         assert.equal((await readAll((await runner.get("y.txt"))!.body)).toString(), "via env", "the runner sees the server's objects");
       } finally {
         for (const name of Object.keys(env)) if (!(name in saved)) delete process.env[name];
         Object.assign(process.env, saved);
       }
-      assert.equal(openStorageFromEnv({ DARKROOM_STORAGE_ROOT: dataDir }).name, "local");
-      assert.equal(openStorageFromEnv({ DARKROOM_STORAGE_URL: `file://${dataDir}` }).name, "local");
-      assert.throws(() => openStorageFromEnv({}), /DARKROOM_STORAGE_URL/);
+      assert.equal((await openStorageFromEnv({ DARKROOM_STORAGE_ROOT: dataDir })).name, "local");
+      assert.equal((await openStorageFromEnv({ DARKROOM_STORAGE_URL: `file://${dataDir}` })).name, "local");
+      await assert.rejects(openStorageFromEnv({}), /DARKROOM_STORAGE_URL/);
     } finally {
       await rm(dataDir, { recursive: true, force: true });
     }

@@ -155,6 +155,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
   const leaseMs = (): number => ctx.config.leaseMs;
 
   app.post("/runner/v1/register", async (request) => {
+    requireRunner(request);
     const body = parse(RegisterBody, request.body);
     requireRunner(request, body.app.id);
     if (body.protocol !== RUNNER_PROTOCOL_VERSION) {
@@ -198,6 +199,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
   });
 
   app.post("/runner/v1/lease", async (request) => {
+    requireRunner(request);
     const body = parse(LeaseBody, request.body);
     requireRunner(request, body.app_id);
     if (!ctx.scheduler.app(body.app_id)) throw new PlatformError("ERR_APP_NOT_FOUND", { message: `Unknown app ${body.app_id}: register it first` });
@@ -211,8 +213,8 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
   });
 
   app.post("/runner/v1/heartbeat", async (request) => {
-    const body = parse(HeartbeatBody, request.body);
     requireRunner(request);
+    const body = parse(HeartbeatBody, request.body);
     const results = await Promise.all(
       body.requests.map(async ({ request_id, attempt }) => {
         const record = await ctx.store.get(request_id);
@@ -230,6 +232,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
 
   app.post("/runner/v1/requests/:id/events", async (request, reply) => {
     const { id } = request.params as { id: string };
+    requireRunner(request);
     const body = parse(EventsBody, request.body);
     await heldRecord(ctx, request, id, body.runner_id, body.attempt);
     for (const event of body.events) {
@@ -254,6 +257,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
 
   app.post("/runner/v1/requests/:id/result", async (request) => {
     const { id } = request.params as { id: string };
+    requireRunner(request);
     const body = parse(ResultBody, request.body);
     await heldRecord(ctx, request, id, body.runner_id, body.attempt);
     const record = await ctx.scheduler.remoteOutcome(id, { owner: body.runner_id, attempt: body.attempt }, { ok: true, output: body.output, billableUnits: body.billable_units });
@@ -263,6 +267,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
 
   app.post("/runner/v1/requests/:id/error", async (request) => {
     const { id } = request.params as { id: string };
+    requireRunner(request);
     const body = parse(ErrorBody, request.body);
     await heldRecord(ctx, request, id, body.runner_id, body.attempt);
     const code: ErrorCode = body.error.code in ERRORS ? (body.error.code as ErrorCode) : "ERR_APP_ERROR";

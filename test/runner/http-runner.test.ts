@@ -1,0 +1,230 @@
+/**
+ * The runner protocol over HTTP, end to end: a real gateway that starts no runners of its own, and
+ * `darkroom runner` processes serving the echo app through /runner/v1. Requests run, stream logs and
+ * progress, upload output files, cancel, and survive a runner killed mid-run: each ends exactly once.
+ * @module
+ */
+import assert from "node:assert/strict";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { createFalClient } from "@fal-ai/client";
+import { ADMIN_KEY, ECHO_APP, eventually, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { cancel, readSse, record, sleep, submit, waitCompleted } from "../helpers/queue.js";
+import { startRunnerProcess, type RunnerProcess } from "../helpers/remote-runner.js";
+
+const APP = "darkroom/echo";
+const LEASE_MS = 1500;
+
+describe("runner protocol over HTTP", () => {
+  let p: TestPlatform;
+  let token: string;
+  const runners: RunnerProcess[] = [];
+
+  before(async () => {
+    p = await startTestPlatform({ env: { DARKROOM_LOCAL_RUNNERS: "false", DARKROOM_LEASE_MS: String(LEASE_MS) } });
+    const minted = await http(p, "POST", "/v1/runner-tokens", { apps: [APP] });
+    assert.equal(minted.status, 201, JSON.stringify(minted.body));
+    token = minted.body.token as string;
+    runners.push(await startRunnerProcess({ gateways: [p.url], token, app: APP, slots: 4 }));
+  });
+
+  after(async () => {
+    await Promise.all(runners.map((r) => r.kill()));
+    await p.close();
+  });
+
+  it("runs a request on a remote runner: output, logs and progress on the status stream", async () => {
+    const id = await submit(p, APP, { message: { hello: "world" }, logs: ["first line", "second line"], progress_steps: 3, sleep_ms: 300 });
+    const sse = await readSse(p, `/queue/${APP}/requests/${id}/status/stream?logs=1`);
+    const last = sse.events.at(-1);
+    assert.equal(last.status, "COMPLETED");
+    const logs = sse.events.flatMap((e) => (e.logs ?? []) as { message: string }[]).map((l) => l.message);
+    assert.deepEqual([...new Set(logs)], ["first line", "second line"]);
+    const steps = sse.events.filter((e) => e.progress).map((e) => e.progress.step as number);
+    assert.ok(steps.length >= 1, "progress reached the status stream");
+    assert.deepEqual(steps, [...steps].sort((a, b) => a - b));
+    const res = await http(p, "GET", `/queue/${APP}/requests/${id}`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body, { message: { hello: "world" }, attempt: 1 });
+    const stored = await p.store.get(id);
+    assert.equal(stored?.state, "SUCCEEDED");
+    assert.equal(stored?.leaseOwner, runners[0]?.runnerId, "the remote runner held it");
+  });
+
+  it("uploads output files through the gateway: the URL serves the exact bytes", async () => {
+    const payload = Buffer.from("bytes made on another machine \u2014 \u00e9\u00e8");
+    const res = await http(p, "POST", `/run/${APP}`, { file_url: `data:text/plain;base64,${payload.toString("base64")}` });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const file = res.body.file as { url: string; file_size: number; content_type: string };
+    assert.equal(file.file_size, payload.length);
+    assert.match(file.url, new RegExp(`^${p.url}/files/outputs/`));
+    const got = Buffer.from(await (await fetch(file.url)).arrayBuffer());
+    assert.deepEqual(got, payload);
+  });
+
+  it("works with the official fal client, logs included", async () => {
+    const fal = createFalClient({ credentials: ADMIN_KEY, proxyUrl: { url: `${p.url}/api/fal/proxy`, when: "always" } } as never);
+    const seen: string[] = [];
+    const result = await fal.subscribe(APP, {
+      input: { message: "via fal", logs: ["from the remote runner"] },
+      logs: true,
+      onQueueUpdate: (update) => {
+        for (const log of (update as { logs?: { message: string }[] }).logs ?? []) seen.push(log.message);
+      },
+    });
+    assert.deepEqual(result.data, { message: "via fal", attempt: 1 });
+    assert.ok(seen.includes("from the remote runner"), `logs seen: ${JSON.stringify(seen)}`);
+  });
+
+  it("input the app refuses comes back as fal's 422 with field errors", async () => {
+    const res = await http(p, "POST", `/run/${APP}`, { fail: "validation" });
+    assert.equal(res.status, 422);
+    assert.equal(res.body.detail[0].loc.at(-1), "fail");
+  });
+
+  it("cancelling a running request aborts the remote handler and ends it once, as cancelled", async () => {
+    const id = await submit(p, APP, { sleep_ms: 20_000, progress_steps: 200 });
+    await eventually(async () => (await record(p, id)).state === "RUNNING", 10_000);
+    const cancelledAt = Date.now();
+    assert.equal((await cancel(p, APP, id)).status, 202);
+    const done = await waitCompleted(p, APP, id, 10_000);
+    assert.equal(done.error_type, "client_cancelled");
+    // The heartbeat carries the cancellation: well under the 20 s the handler would have slept.
+    assert.ok(Date.now() - cancelledAt < LEASE_MS * 3, `took ${Date.now() - cancelledAt} ms`);
+    const usage = await p.store.listUsage({ appId: APP });
+    assert.equal(usage.filter((u) => u.requestId === id).length, 1);
+    assert.equal((await record(p, id)).state, "CANCELLED");
+  });
+
+  it("a runner killed mid-run: its lease expires and another runner completes the request, once", async () => {
+    const second = await startRunnerProcess({ gateways: [p.url], token, app: APP, slots: 4 });
+    runners.push(second);
+    const first = runners[0] as RunnerProcess;
+    // Either runner may take it: kill the one that did.
+    const id = await submit(p, APP, { message: "survivor", sleep_ms: 1500, progress_steps: 3 });
+    const holder = await eventually(async () => {
+      const r = await p.store.get(id);
+      return r?.state === "RUNNING" ? r.leaseOwner : null;
+    }, 10_000);
+    const victim = [first, second].find((r) => r.runnerId === holder);
+    assert.ok(victim, `held by ${holder}, not one of the test's runners`);
+    await victim.kill();
+    const done = await waitCompleted(p, APP, id, 20_000);
+    assert.equal(done.error, undefined, JSON.stringify(done));
+    const res = await http(p, "GET", `/queue/${APP}/requests/${id}`);
+    assert.deepEqual(res.body, { message: "survivor", attempt: 2 });
+    const usage = await p.store.listUsage({ appId: APP });
+    assert.equal(usage.filter((u) => u.requestId === id).length, 1, "exactly one terminal write");
+  });
+
+  it("refuses outcomes from a runner that does not hold the lease (409 lease_lost) and keeps the request", async () => {
+    const id = await submit(p, APP, { message: "keep me", sleep_ms: 800 });
+    const done = await waitCompleted(p, APP, id, 10_000);
+    assert.equal(done.error, undefined);
+    const forged = await fetch(`${p.url}/runner/v1/requests/${id}/result`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ runner_id: "rr-someoneelse01", attempt: 1, output: { message: "forged" } }),
+    });
+    assert.equal(forged.status, 409);
+    assert.equal(((await forged.json()) as { error_type: string }).error_type, "lease_lost");
+    const res = await http(p, "GET", `/queue/${APP}/requests/${id}`);
+    assert.equal(res.body.message, "keep me");
+  });
+
+  it("runner tokens serve their apps and nothing else; API keys cannot act as runners", async () => {
+    const bearer = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    // Not the platform API, not the apps.
+    assert.equal((await fetch(`${p.url}/v1/keys`, { headers: bearer })).status, 403);
+    assert.equal((await fetch(`${p.url}/run/${APP}`, { method: "POST", headers: bearer, body: "{}" })).status, 403);
+    // Not another app.
+    const other = await fetch(`${p.url}/runner/v1/lease`, { method: "POST", headers: bearer, body: JSON.stringify({ runner_id: "rr-testrunner01", app_id: "darkroom/upscale", slots: 1, wait_ms: 0 }) });
+    assert.equal(other.status, 403);
+    // No credentials; an API key.
+    assert.equal((await fetch(`${p.url}/runner/v1/lease`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status, 401);
+    const key = await http(p, "POST", "/v1/keys", { name: "api", scope: "api" });
+    const apiAuth = { authorization: `Key ${key.body.key as string}`, "content-type": "application/json" };
+    assert.equal((await fetch(`${p.url}/runner/v1/lease`, { method: "POST", headers: apiAuth, body: JSON.stringify({ runner_id: "rr-testrunner01", app_id: APP, slots: 1, wait_ms: 0 }) })).status, 403);
+    // Only admins mint runner tokens.
+    assert.equal((await fetch(`${p.url}/v1/runner-tokens`, { method: "POST", headers: apiAuth, body: JSON.stringify({ apps: [APP] }) })).status, 403);
+    // A runner token is traded for a fresh one for the same apps.
+    const refreshed = await fetch(`${p.url}/runner/v1/token`, { method: "POST", headers: bearer, body: "{}" });
+    assert.equal(refreshed.status, 200);
+    const fresh = ((await refreshed.json()) as { token: string }).token;
+    assert.notEqual(fresh, token);
+    const lease = await fetch(`${p.url}/runner/v1/lease`, { method: "POST", headers: { ...bearer, authorization: `Bearer ${fresh}` }, body: JSON.stringify({ runner_id: "rr-testrunner01", app_id: APP, slots: 1, wait_ms: 0 }) });
+    assert.equal(lease.status, 200);
+    assert.deepEqual(await lease.json(), { runs: [] });
+  });
+
+  it("a malformed runner call gets fal's 422 and the server stays up", async () => {
+    const bearer = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    for (const [route, body] of [
+      ["/runner/v1/lease", { runner_id: "bad id", app_id: APP, slots: 1 }],
+      ["/runner/v1/lease", { runner_id: "rr-testrunner01", app_id: APP, slots: 10_000 }],
+      ["/runner/v1/heartbeat", { runner_id: "rr-testrunner01", requests: "nope" }],
+      ["/runner/v1/register", { protocol: 1, app: { id: "no-slash", endpoints: [] } }],
+      ["/runner/v1/requests/x/events", { runner_id: "rr-testrunner01", attempt: 1, events: [{ type: "nope" }] }],
+    ] as const) {
+      const res = await fetch(`${p.url}${route}`, { method: "POST", headers: bearer, body: JSON.stringify(body) });
+      assert.equal(res.status, 422, `${route} ${JSON.stringify(body)} → ${res.status}`);
+      const parsed = (await res.json()) as { detail: unknown[] };
+      assert.ok(Array.isArray(parsed.detail) && parsed.detail.length > 0);
+    }
+    const upload = await fetch(`${p.url}/runner/v1/files/outputs/../../etc/passwd`, { method: "PUT", headers: { authorization: `Bearer ${token}` }, body: "x" });
+    assert.ok(upload.status === 400 || upload.status === 404, `traversal upload → ${upload.status}`);
+    assert.equal((await fetch(`${p.url}/health`)).status, 200);
+  });
+
+  it("a draining runner finishes what it holds before it exits", async () => {
+    const extra = await startRunnerProcess({ gateways: [p.url], token, app: APP, slots: 1 });
+    // Stop the other runners from taking the request: it must land on `extra`.
+    for (const r of runners) await r.stop();
+    const id = await submit(p, APP, { message: "drained", sleep_ms: 1200 });
+    await eventually(async () => (await record(p, id)).state === "RUNNING", 10_000);
+    const code = await extra.stop();
+    assert.equal(code, 0, extra.output());
+    const res = await http(p, "GET", `/queue/${APP}/requests/${id}`);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body, { message: "drained", attempt: 1 });
+  });
+});
+
+describe("remote apps the gateway does not load", () => {
+  let p: TestPlatform;
+
+  before(async () => {
+    // The gateway loads no app at all: the runner brings its own.
+    p = await startTestPlatform({ appModules: [], env: { DARKROOM_LOCAL_RUNNERS: "false", DARKROOM_LEASE_MS: String(LEASE_MS) } });
+  });
+
+  after(async () => p.close());
+
+  it("learns the app from the runner's registration, lists it and serves it", async () => {
+    const appModule = path.join(REPO_ROOT, "test/fixtures/apps/warm.ts");
+    const minted = await http(p, "POST", "/v1/runner-tokens", { apps: ["darkroom-test/warm"] });
+    assert.equal(minted.status, 201);
+    assert.equal((await http(p, "GET", "/v1/models/darkroom-test/warm")).status, 404);
+    const runner = await startRunnerProcess({ gateways: [p.url], token: minted.body.token as string, app: appModule });
+    try {
+      const listed = await http(p, "GET", "/v1/models");
+      assert.ok((listed.body.models as { endpoint_id: string }[]).some((m) => m.endpoint_id === "darkroom-test/warm"), JSON.stringify(listed.body));
+      const res = await http(p, "POST", "/run/darkroom-test/warm", {});
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      await sleep(10);
+    } finally {
+      await runner.kill();
+    }
+  });
+
+  it("a runner token for another app cannot register this one", async () => {
+    const minted = await http(p, "POST", "/v1/runner-tokens", { apps: ["test/other"] });
+    const res = await fetch(`${p.url}/runner/v1/register`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${minted.body.token as string}`, "content-type": "application/json" },
+      body: JSON.stringify({ protocol: 1, app: { id: "darkroom-test/warm", endpoints: [{ path: "", input: { type: "object" } }] } }),
+    });
+    assert.equal(res.status, 403);
+    void ECHO_APP;
+  });
+});
