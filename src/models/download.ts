@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, rm, stat } from "node:fs/promises";
 import { ModelError } from "./errors.js";
-import { authHeaders, backoff, describeFailure, displayUrl, isTransientStatus, statusError, type Transport } from "./transport.js";
+import { authHeaders, backoff, describeFailure, displayUrl, fetchFollow, isTransientStatus, statusError, type Transport } from "./transport.js";
 
 export interface DownloadTarget {
   url: string;
@@ -45,13 +45,13 @@ async function attempt(t: Transport, target: DownloadTarget, partial: string, op
     have = 0;
   }
   if (target.size !== null && have > 0 && have === target.size) return;
-  const headers: Record<string, string> = { ...authHeaders(t, target.url), "accept-encoding": "identity" };
+  const headers: Record<string, string> = { "accept-encoding": "identity" };
   if (have > 0) headers["range"] = `bytes=${have}-`;
   let res: Response;
   try {
-    res = await t.fetch(target.url, { headers, ...(options.signal ? { signal: options.signal } : {}) });
+    res = await fetchFollow(t, target.url, { headers, ...(options.signal ? { signal: options.signal } : {}) });
   } catch (err) {
-    if ((err as { name?: string }).name === "AbortError") throw err;
+    if ((err as { name?: string }).name === "AbortError" || err instanceof ModelError) throw err;
     throw new Transient(describeFailure(err));
   }
   if (res.status === 416 && have > 0) {
@@ -68,7 +68,7 @@ async function attempt(t: Transport, target: DownloadTarget, partial: string, op
   }
   if (res.status !== 200 && res.status !== 206) {
     await res.body?.cancel();
-    throw statusError(target.url, res.status, headers["authorization"] !== undefined);
+    throw statusError(target.url, res.status, authHeaders(t, target.url)["authorization"] !== undefined);
   }
   let append = false;
   if (res.status === 206) {

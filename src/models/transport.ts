@@ -54,18 +54,42 @@ export function describeFailure(err: unknown): string {
   return cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
 }
 
+const MAX_REDIRECTS = 10;
+
+/**
+ * One request, following redirects here rather than in fetch: the Hub answers LFS downloads with
+ * a redirect to a CDN on another origin, and the token must not travel there. Redirects to plain
+ * http are refused unless they stay on loopback.
+ */
+export async function fetchFollow(t: Transport, url: string, init: { method?: string; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
+  let current = url;
+  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+    const res = await t.fetch(current, { ...init, headers: { ...init.headers, ...authHeaders(t, current) }, redirect: "manual" });
+    const location = res.headers.get("location");
+    if (res.status < 300 || res.status > 399 || res.status === 304 || !location) return res;
+    await res.body?.cancel();
+    const next = new URL(location, current);
+    const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(next.hostname) || /^127\./.test(next.hostname);
+    if (next.protocol !== "https:" && !(next.protocol === "http:" && loopback)) {
+      throw new ModelError("ERR_MODEL_DOWNLOAD", `${displayUrl(current)} redirected to ${displayUrl(next.href)}, which is not https`);
+    }
+    current = next.href;
+  }
+  throw new ModelError("ERR_MODEL_DOWNLOAD", `${displayUrl(url)} redirected more than ${MAX_REDIRECTS} times`);
+}
+
 /** A request that is retried on network errors and transient statuses; other statuses are returned. */
-export async function fetchWithRetry(t: Transport, url: string, init: RequestInit = {}): Promise<Response> {
+export async function fetchWithRetry(t: Transport, url: string, init: { method?: string; headers?: Record<string, string> } = {}): Promise<Response> {
   let lastError: unknown = null;
   for (let attempt = 1; attempt <= t.attempts; attempt++) {
     if (attempt > 1) await t.sleep(backoff(t, attempt - 1));
     try {
-      const res = await t.fetch(url, { ...init, headers: { ...authHeaders(t, url), ...(init.headers as Record<string, string> | undefined) } });
+      const res = await fetchFollow(t, url, init);
       if (!isTransientStatus(res.status) || attempt === t.attempts) return res;
       await res.body?.cancel();
       lastError = new Error(`status ${res.status}`);
     } catch (err) {
-      if ((err as { name?: string }).name === "AbortError") throw err;
+      if ((err as { name?: string }).name === "AbortError" || err instanceof ModelError) throw err;
       lastError = err;
     }
   }

@@ -6,7 +6,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { createServer, type IncomingHttpHeaders } from "node:http";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface FixtureFile {
@@ -19,13 +19,18 @@ export interface FixtureFile {
 }
 
 export interface SeenRequest {
+  /** `hub` (API and resolve URLs) or `cdn` (where LFS files are redirected, another origin as on huggingface.co). */
+  server: "hub" | "cdn";
   method: string;
   url: string;
   headers: IncomingHttpHeaders;
+  /** The file whose bytes this request was answered with (or cut, or refused with 503). */
+  file?: string;
 }
 
 export interface HubServer {
   url: string;
+  cdnUrl: string;
   commit: string;
   requests: SeenRequest[];
   /** Path inside a repo (`unet/model.onnx`) → bytes after which the next GET of it drops the connection (once). */
@@ -75,15 +80,17 @@ export async function startHubServer(repos: Record<string, FixtureFile[]>): Prom
   const failTimes = new Map<string, number>();
   const plain = new Map<string, Buffer>();
 
-  const server = createServer((req, res) => {
-    requests.push({ method: req.method ?? "GET", url: req.url ?? "", headers: req.headers });
+  let cdnUrl = "";
+  const handler = (server: "hub" | "cdn") => (req: IncomingMessage, res: ServerResponse) => {
+    const seen: SeenRequest = { server, method: req.method ?? "GET", url: req.url ?? "", headers: req.headers };
+    requests.push(seen);
     const url = new URL(req.url ?? "/", "http://x");
     const parts = url.pathname.split("/").slice(1).map(decodeURIComponent);
     const sendJson = (status: number, body: unknown): void => {
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
     };
 
-    if (parts[0] === "api" && parts[1] === "models") {
+    if (server === "hub" && parts[0] === "api" && parts[1] === "models") {
       const repo = `${parts[2]}/${parts[3]}`;
       const files = repos[repo];
       if (!files) return sendJson(404, { error: "Repository not found" });
@@ -105,14 +112,21 @@ export async function startHubServer(repos: Record<string, FixtureFile[]>): Prom
 
     let content: Buffer | undefined;
     let key = "";
-    if (parts[0] === "files") {
+    if (server === "hub" && parts[0] === "files") {
       key = parts.slice(1).join("/");
       content = plain.get(key);
-    } else if (parts[2] === "resolve") {
+    } else if (server === "hub" && parts[2] === "resolve") {
       key = parts.slice(4).join("/");
-      content = repos[`${parts[0]}/${parts[1]}`]?.find((f) => f.path === key)?.content;
+      const file = repos[`${parts[0]}/${parts[1]}`]?.find((f) => f.path === key);
+      // Like huggingface.co: LFS files are a redirect to a CDN on another origin.
+      if (file?.lfs) return res.writeHead(302, { location: `${cdnUrl}/cdn/${parts[0]}/${parts[1]}/${parts.slice(4).map(encodeURIComponent).join("/")}` }).end();
+      content = file?.content;
+    } else if (server === "cdn" && parts[0] === "cdn") {
+      key = parts.slice(3).join("/");
+      content = repos[`${parts[1]}/${parts[2]}`]?.find((f) => f.path === key)?.content;
     }
     if (!content) return sendJson(404, { error: "Entry not found" });
+    if (req.method === "GET") seen.file = key;
 
     const failing = failTimes.get(key) ?? 0;
     if (req.method === "GET" && failing > 0) {
@@ -133,26 +147,34 @@ export async function startHubServer(repos: Record<string, FixtureFile[]>): Prom
     const cut = cutAfter.get(key);
     if (cut !== undefined && cut < body.length) {
       cutAfter.delete(key);
-      // Flushed first, so the client holds exactly `cut` bytes when the connection drops.
-      res.write(body.subarray(0, cut), () => res.socket?.destroy());
+      // The connection closes after exactly `cut` bytes of a body that promised more. A half-close
+      // (FIN after the buffered bytes) rather than destroy(): a reset can discard bytes still in
+      // flight, and the test wants to know exactly where the resume must start.
+      res.write(body.subarray(0, cut), () => res.socket?.end());
       return;
     }
     res.end(body);
-  });
+  };
+  const server = createServer(handler("hub"));
+  const cdn = createServer(handler("cdn"));
+  await new Promise<void>((resolve) => cdn.listen(0, "127.0.0.1", resolve));
+  cdnUrl = `http://127.0.0.1:${(cdn.address() as AddressInfo).port}`;
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    cdnUrl,
     commit,
     requests,
     cutAfter,
     failTimes,
     plain,
-    downloads: (p) => requests.filter((r) => r.method === "GET" && (r.url.endsWith(`/resolve/${commit}/${p}`) || r.url === `/files/${p}`)),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    downloads: (p) => requests.filter((r) => r.file === p),
+    close: async () => {
+      for (const s of [server, cdn]) {
+        s.closeAllConnections();
+        await new Promise<void>((resolve) => s.close(() => resolve()));
+      }
+    },
   };
 }
