@@ -71,7 +71,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   const urlSigner = createUrlSigner(loadOrCreateSecret(path.join(config.dataDir, "url-secret")));
   const metrics = new Metrics();
 
-  const modules = options.appModules ?? [...BUILTIN_APP_MODULES, ...config.appPaths.map((p) => path.resolve(p))];
+  const modules = options.appModules ?? [...(config.builtinApps ? BUILTIN_APP_MODULES : []), ...config.appPaths.map((p) => path.resolve(p))];
   const catalog = await probeApps(modules);
   for (const failure of catalog.failures) logger.error({ module: failure.modulePath, error: failure.error }, "app failed to load");
   let apps: AppManifest[] = catalog.apps;

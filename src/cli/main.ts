@@ -40,6 +40,7 @@ const SERVE_USAGE = `Usage: darkroom serve [options]
   --database-url URL  postgres://… to keep the queue in PostgreSQL (default: SQLite in --data-dir)
   --storage-url URL   file:///path or s3://bucket/prefix (default: <data-dir>/files)
   --local-runners B   false: start no runners here; serve remote runners ('darkroom runner') only
+  --builtin-apps B    false: load only the --apps modules, not the built-in apps
 
 See docs/api.md#configuration for the environment variables.
 `;

@@ -21,6 +21,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       "database-url": { type: "string" },
       "storage-url": { type: "string" },
       "local-runners": { type: "string" },
+      "builtin-apps": { type: "string" },
     },
   });
   const flags = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Record<string, string>;

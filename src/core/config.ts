@@ -40,6 +40,8 @@ export interface Config {
   databaseUrl: string | null;
   /** `--storage-url` / `DARKROOM_STORAGE_URL`: `file:///path` or `s3://bucket/prefix`; null means `<data folder>/files`. */
   storageUrl: string | null;
+  /** `--builtin-apps false` / `DARKROOM_BUILTIN_APPS=false`: load only the apps named by `--apps`. */
+  builtinApps: boolean;
   /** `--local-runners false` / `DARKROOM_LOCAL_RUNNERS=false`: spawn no runners; serve remote runners only. */
   localRunners: boolean;
 }
@@ -83,6 +85,7 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
     databaseUrl: flags["database-url"] ?? env["DARKROOM_DATABASE_URL"] ?? null,
     storageUrl: flags["storage-url"] ?? env["DARKROOM_STORAGE_URL"] ?? null,
     leaseMs: positiveInt("DARKROOM_LEASE_MS", env["DARKROOM_LEASE_MS"], 30_000),
+    builtinApps: !["false", "0", "no", "off"].includes((flags["builtin-apps"] ?? env["DARKROOM_BUILTIN_APPS"] ?? "true").toLowerCase()),
     localRunners: !["false", "0", "no", "off"].includes((flags["local-runners"] ?? env["DARKROOM_LOCAL_RUNNERS"] ?? "true").toLowerCase()),
   };
 }
