@@ -1,0 +1,120 @@
+"""``python -m darkroom_runner --gateway URL[,URL...] --token T --app module:attr``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from types import ModuleType
+from typing import Optional
+
+from .app import App
+from .runner import Runner
+
+USAGE = """Serve one app on Darkroom gateways (the runner protocol over HTTP).
+
+  python -m darkroom_runner --gateway http://10.0.0.5:8787,http://10.0.0.6:8787 \\
+      --token "$(darkroom runner token --app demo/echo)" --app examples/echo_app.py
+
+--app names a module (`package.module`) or a file (`path/app.py`), optionally with `:attribute`.
+Without the attribute, the module's `app` is used, else its only App instance, else its only App
+subclass (instantiated). SIGINT/SIGTERM drain: held requests finish (up to --grace seconds) or go
+back to the queue.
+"""
+
+
+def _load_module(target: str) -> ModuleType:
+    if target.endswith(".py") or os.sep in target or "/" in target:
+        path = os.path.abspath(target)
+        if not os.path.exists(path):
+            raise SystemExit(f"app module not found: {path}")
+        name = os.path.splitext(os.path.basename(path))[0]
+        # The app's own folder is importable, as `python app.py` would make it.
+        sys.path.insert(0, os.path.dirname(path))
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(target)
+
+
+def load_app(spec: str) -> App:
+    """`module:attr`, `path/file.py:attr`, or either without `:attr`."""
+    target, _, attr = spec.partition(":") if ":" in spec else (spec, "", "")
+    module = _load_module(target)
+    if attr:
+        found = getattr(module, attr, None)
+        if found is None:
+            raise SystemExit(f"{target} has no attribute {attr!r}")
+    elif isinstance(getattr(module, "app", None), App):
+        found = module.app
+    else:
+        instances = [v for v in vars(module).values() if isinstance(v, App)]
+        classes = [v for v in vars(module).values() if inspect.isclass(v) and issubclass(v, App) and v is not App and v.__module__ == module.__name__]
+        if len(instances) == 1:
+            found = instances[0]
+        elif not instances and len(classes) == 1:
+            found = classes[0]
+        else:
+            raise SystemExit(f"{target}: name the app with {target}:ATTRIBUTE ({len(instances)} App instances, {len(classes)} App classes found)")
+    if inspect.isclass(found) and issubclass(found, App):
+        found = found()
+    if not isinstance(found, App):
+        raise SystemExit(f"{spec} is not a darkroom_runner.App")
+    return found
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m darkroom_runner", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gateway", default=os.environ.get("DARKROOM_GATEWAY", ""), help="gateway base URLs, comma-separated ($DARKROOM_GATEWAY)")
+    parser.add_argument("--token", default=os.environ.get("DARKROOM_RUNNER_TOKEN", ""), help="runner token from 'darkroom runner token' ($DARKROOM_RUNNER_TOKEN), or an admin key")
+    parser.add_argument("--app", required=True, help="module[:attr] or path/file.py[:attr]")
+    parser.add_argument("--slots", type=int, default=None, help="requests held at once (default: the app's max_multiplexing)")
+    parser.add_argument("--id", default=None, help="a stable runner id (rr-...; default: one from the gateway)")
+    parser.add_argument("--grace", type=float, default=30.0, help="seconds held requests may finish in on SIGINT/SIGTERM (default 30)")
+    parser.add_argument("--manifest", action="store_true", help="print the app's manifest as JSON and exit (no setup, no gateway)")
+    parser.add_argument("--log-level", default=os.environ.get("DARKROOM_LOG_LEVEL", "info"))
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    app = load_app(args.app)
+    if args.manifest:
+        print(json.dumps(app.manifest(), indent=2))
+        return 0
+    gateways = [g.strip() for g in args.gateway.split(",") if g.strip()]
+    if not gateways or not args.token:
+        parser.error("--gateway (or $DARKROOM_GATEWAY) and --token (or $DARKROOM_RUNNER_TOKEN) are required")
+    if args.slots is not None and not 1 <= args.slots <= 64:
+        parser.error("--slots must be 1 to 64")
+
+    runner = Runner(app, gateways, args.token, slots=args.slots, runner_id=args.id)
+    try:
+        runner.start()
+    except Exception as err:  # noqa: BLE001
+        logging.getLogger("darkroom_runner").error("could not start: %s", err, exc_info=not isinstance(err, OSError))
+        return 1
+    print(f"runner ready: {runner.runner_id}", file=sys.stderr, flush=True)
+
+    def shutdown(signum: int, _frame: object) -> None:
+        logging.getLogger("darkroom_runner").info("%s: draining (%d in flight)", signal.Signals(signum).name, len(runner.in_flight))
+        # Not in the handler itself: stop() waits, and the main thread must keep taking signals.
+        threading.Thread(target=runner.stop, args=(args.grace,), name="darkroom-drain", daemon=True).start()
+
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
+    runner.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+import os
+import subprocess
+import sys
+import unittest
+
+from darkroom_runner import App, Cancelled, RunnerError, endpoint, field_error
+from darkroom_runner.__main__ import load_app
+from darkroom_runner.app import DEFAULT_KNOBS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLES = os.path.join(os.path.dirname(HERE), "examples")
+
+
+class DecoratorStyleTest(unittest.TestCase):
+    def test_manifest_carries_endpoints_knobs_and_metadata(self):
+        app = App("demo/echo", version="1.2.3", knobs={"max_multiplexing": 4}, metadata={"display_name": "Echo", "category": "other", "description": "d", "unknown": 1})
+
+        @app.endpoint("/", input_schema={"type": "object", "properties": {"a": {"type": "string"}}}, output_schema={"type": "object"}, description="root")
+        def root(input, ctx):
+            return input
+
+        @app.endpoint("/v2/edit")
+        def edit(input, ctx):
+            return {}
+
+        manifest = app.manifest()
+        self.assertEqual(manifest["id"], "demo/echo")
+        self.assertEqual(manifest["version"], "1.2.3")
+        self.assertEqual(manifest["knobs"], {**DEFAULT_KNOBS, "max_multiplexing": 4})
+        self.assertEqual(manifest["metadata"], {"display_name": "Echo", "category": "other", "description": "d"})
+        self.assertEqual([e["path"] for e in manifest["endpoints"]], ["", "v2/edit"])
+        self.assertEqual(manifest["endpoints"][0]["description"], "root")
+        self.assertEqual(manifest["endpoints"][1]["input"], {"type": "object"})
+        self.assertIs(app.endpoints[""].handler, root)
+
+    def test_setup_decorator_result_becomes_the_state(self):
+        app = App("demo/s")
+
+        @app.setup
+        def load():
+            return {"model": 42}
+
+        app.run_setup()
+        self.assertEqual(app.state, {"model": 42})
+
+    def test_bad_declarations_are_refused(self):
+        with self.assertRaises(ValueError):
+            App("NoSlash")
+        with self.assertRaises(ValueError):
+            App("demo/x", knobs={"gpus": 1})
+        app = App("demo/x")
+        with self.assertRaises(ValueError):
+            app.manifest()  # no endpoints
+        app.endpoint("/")(lambda i, c: i)
+        with self.assertRaises(ValueError):
+            app.endpoint("/")(lambda i, c: {})
+        with self.assertRaises(ValueError):
+            app.endpoint("/rt", kind="realtime")
+
+
+class SubclassStyleTest(unittest.TestCase):
+    def test_methods_marked_with_endpoint_are_bound(self):
+        class Upper(App):
+            id = "demo/upper"
+            knobs = {"request_timeout": 10}
+            metadata = {"category": "text"}
+
+            def setup(self):
+                self.suffix = "!"
+
+            @endpoint("/", input_schema={"type": "object"})
+            def shout(self, input, ctx):
+                return {"text": input["text"].upper() + self.suffix}
+
+        app = Upper()
+        app.run_setup()
+        self.assertEqual(app.endpoints[""].handler({"text": "hi"}, None), {"text": "HI!"})
+        manifest = app.manifest()
+        self.assertEqual(manifest["knobs"]["request_timeout"], 10)
+        self.assertEqual(manifest["metadata"]["display_name"], "demo/upper")
+        # Class attributes are defaults, not shared state.
+        self.assertEqual(App.knobs, {})
+
+
+class ErrorsTest(unittest.TestCase):
+    def test_field_error_is_a_validation_error_in_fal_shape(self):
+        err = field_error(["images", 0, "url"], "must be a URL")
+        self.assertEqual(err.to_wire(), {"code": "ERR_VALIDATION", "message": "must be a URL", "field_errors": [{"loc": ["body", "images", 0, "url"], "msg": "must be a URL", "type": "value_error"}]})
+
+    def test_cancelled_is_a_client_cancellation(self):
+        self.assertEqual(Cancelled().code, "ERR_CLIENT_CANCELLED")
+        self.assertEqual(RunnerError("ERR_APP_UNAVAILABLE", "busy", status=503).to_wire(), {"code": "ERR_APP_UNAVAILABLE", "message": "busy", "status": 503})
+
+
+class LoadAppTest(unittest.TestCase):
+    def test_loads_a_file_with_or_without_the_attribute(self):
+        path = os.path.join(EXAMPLES, "echo_app.py")
+        self.assertEqual(load_app(path).id, "examples/python-echo")
+        self.assertEqual(load_app(f"{path}:app").id, "examples/python-echo")
+
+    def test_instantiates_a_lone_app_subclass(self):
+        app = load_app(os.path.join(EXAMPLES, "diffusers_text_to_image.py"))
+        self.assertEqual(type(app).__name__, "TextToImage")
+
+
+class DiffusersExampleTest(unittest.TestCase):
+    """The GPU example must import and describe itself where torch and diffusers are missing."""
+
+    def test_manifest_builds_without_torch(self):
+        # A fresh interpreter in which importing torch or diffusers fails, whatever is installed.
+        code = (
+            "import sys, json\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('torch', 'diffusers', 'transformers'):\n"
+            "            raise ImportError('blocked: ' + name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from darkroom_runner.__main__ import main\n"
+            f"sys.exit(main(['--app', {os.path.join(EXAMPLES, 'diffusers_text_to_image.py')!r}, '--manifest']))\n"
+        )
+        env = {**os.environ, "PYTHONPATH": os.path.dirname(HERE)}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        import json
+
+        manifest = json.loads(done.stdout)
+        self.assertEqual(manifest["metadata"]["category"], "text-to-image")
+        self.assertEqual(manifest["knobs"]["max_multiplexing"], 1)
+        root = manifest["endpoints"][0]
+        self.assertEqual(root["path"], "")
+        fields = root["input"]["properties"]
+        for name in ("prompt", "negative_prompt", "image_size", "num_inference_steps", "guidance_scale", "seed", "num_images", "enable_safety_checker", "output_format", "sync_mode"):
+            self.assertIn(name, fields)
+        self.assertEqual(fields["output_format"]["enum"], ["jpeg", "png"])
+        self.assertEqual(root["input"]["required"], ["prompt"])
+        self.assertIn("images", root["output"]["properties"])
+
+    def test_image_size_presets_and_custom_sizes(self):
+        sys.path.insert(0, EXAMPLES)
+        try:
+            import diffusers_text_to_image as t2i
+        finally:
+            sys.path.remove(EXAMPLES)
+        self.assertEqual(t2i.image_dimensions("landscape_4_3"), (1024, 768))
+        self.assertEqual(t2i.image_dimensions("portrait_16_9"), (576, 1024))
+        self.assertEqual(t2i.image_dimensions({"width": 500, "height": 300}), (496, 288))
+        from darkroom_runner import validate
+
+        value, errors = validate(t2i.INPUT_SCHEMA, {"prompt": "a cat", "image_size": {"width": 640}})
+        self.assertEqual(errors, [])
+        self.assertEqual(value["image_size"], {"width": 640, "height": 512})
+        self.assertEqual(value["num_images"], 1)
+        _, errors = validate(t2i.INPUT_SCHEMA, {"prompt": "a cat", "image_size": "huge"})
+        self.assertTrue(errors)
+
+
+if __name__ == "__main__":
+    unittest.main()
