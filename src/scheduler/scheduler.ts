@@ -302,6 +302,10 @@ export class Scheduler {
   invokeEphemeral(appId: string, endpoint: string, input: unknown, baseUrl: string, onPartial?: (data: unknown) => void): Promise<unknown> {
     const pool = this.#pools.get(appId);
     if (!pool) return Promise.reject(new PlatformError("ERR_APP_NOT_FOUND"));
+    if (!this.#spawnsRunners(pool) && pool.runners.size === 0) {
+      // Remote runners take durable requests only: a realtime message would wait forever.
+      return Promise.reject(new PlatformError("ERR_APP_UNAVAILABLE", { message: `Realtime calls to ${appId} need a runner started by this gateway; remote runners serve queued and sync requests only` }));
+    }
     return new Promise((resolve, reject) => {
       pool.ephemeralQueue.push({ id: `rt-${++this.#ephemeralSeq}`, endpoint, input, baseUrl, resolve, reject, ...(onPartial ? { onPartial } : {}) });
       this.#pump(appId);

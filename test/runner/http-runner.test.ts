@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createFalClient } from "@fal-ai/client";
+import WebSocket from "ws";
 import { ADMIN_KEY, ECHO_APP, eventually, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 import { cancel, readSse, record, sleep, submit, waitCompleted } from "../helpers/queue.js";
 import { startRunnerProcess, type RunnerProcess } from "../helpers/remote-runner.js";
@@ -174,6 +175,21 @@ describe("runner protocol over HTTP", () => {
     const upload = await fetch(`${p.url}/runner/v1/files/outputs/../../etc/passwd`, { method: "PUT", headers: { authorization: `Bearer ${token}` }, body: "x" });
     assert.ok(upload.status === 400 || upload.status === 404, `traversal upload → ${upload.status}`);
     assert.equal((await fetch(`${p.url}/health`)).status, 200);
+  });
+
+  it("realtime messages to an app with no local runners are refused at once, not left waiting", async () => {
+    const socket = new WebSocket(`${p.url.replace(/^http/, "ws")}/${APP}/realtime`, { headers: { authorization: `Key ${ADMIN_KEY}` } });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("open", () => resolve());
+      socket.once("error", reject);
+    });
+    const reply = new Promise<string>((resolve) => socket.once("message", (data: Buffer) => resolve(data.toString("utf8"))));
+    socket.send(JSON.stringify({ message: "rt" }));
+    const control = JSON.parse(await reply) as { type: string; error: string; reason: string };
+    socket.close();
+    assert.equal(control.type, "x-fal-error");
+    assert.equal(control.error, "APP_UNAVAILABLE");
+    assert.match(control.reason, /remote runners/);
   });
 
   it("a draining runner finishes what it holds before it exits", async () => {

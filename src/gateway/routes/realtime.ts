@@ -84,7 +84,8 @@ export function realtimeHandler(ctx: GatewayContext): (socket: WebSocket, reques
         }
       } catch (err) {
         const reason = isPlatformError(err) && err.fieldErrors ? JSON.stringify(err.fieldErrors) : err instanceof Error ? err.message : String(err);
-        sendControl(socket, isPlatformError(err) && err.code === "ERR_VALIDATION" ? "VALIDATION_ERROR" : "INTERNAL_ERROR", reason);
+        const code = isPlatformError(err) ? err.code : null;
+        sendControl(socket, code === "ERR_VALIDATION" ? "VALIDATION_ERROR" : code === "ERR_APP_UNAVAILABLE" ? "APP_UNAVAILABLE" : "INTERNAL_ERROR", reason);
       } finally {
         busy = false;
         void runNext();
