@@ -220,18 +220,25 @@ export class KeyService {
     if (!pair) throw new Error('DARKROOM_ADMIN_KEY must be "id:secret" (id of letters, digits, ".", "_" or "-")');
     const result: AdminKeyResult = { id: pair.id, source: "env", credentials: null, file: null };
 
-    const existing = await this.store.getKey(pair.id);
+    let existing = await this.store.getKey(pair.id);
     if (!existing) {
-      await this.store.createKey({
-        id: pair.id,
-        secretHash: await hashSecret(pair.secret),
-        name: "admin (DARKROOM_ADMIN_KEY)",
-        scope: "admin",
-        createdAt: this.now(),
-        revokedAt: null,
-        lastUsedAt: null,
-      });
-      return result;
+      try {
+        await this.store.createKey({
+          id: pair.id,
+          secretHash: await hashSecret(pair.secret),
+          name: "admin (DARKROOM_ADMIN_KEY)",
+          scope: "admin",
+          createdAt: this.now(),
+          revokedAt: null,
+          lastUsedAt: null,
+        });
+        return result;
+      } catch (err) {
+        // Gateways of a fleet start together on one database: another one may have created it
+        // between the read and the write. Then bring that record in line like any existing one.
+        existing = await this.store.getKey(pair.id);
+        if (!existing) throw err;
+      }
     }
 
     const patch: KeyPatch = {};

@@ -225,6 +225,29 @@ describe("KeyService", () => {
     assert.equal((await keys.ensureAdminKey({ dataDir })).source, "existing");
   });
 
+  it("two servers provisioning the same DARKROOM_ADMIN_KEY at once both start (a fleet on one database)", async () => {
+    const dataDir = await freshDir();
+    const env = "fleet-admin:shared-secret-for-every-gateway";
+    // Each reads "no such key" before either writes: the second create hits the first one's row.
+    let reads = 0;
+    let release!: () => void;
+    const bothRead = new Promise<void>((resolve) => (release = resolve));
+    const racing: Store = Object.create(store) as Store;
+    racing.getKey = async (id) => {
+      const record = await store.getKey(id);
+      if (record === null && ++reads <= 2) {
+        if (reads === 2) release();
+        await bothRead;
+      }
+      return record;
+    };
+    const results = await Promise.all([new KeyService({ store: racing }).ensureAdminKey({ dataDir, adminKeyEnv: env }), new KeyService({ store: racing }).ensureAdminKey({ dataDir, adminKeyEnv: env })]);
+    assert.deepEqual(results.map((r) => r.source), ["env", "env"]);
+    const keys = new KeyService({ store });
+    assert.equal((await keys.verify(`Key ${env}`))?.scope, "admin");
+    assert.equal((await keys.list()).filter((k) => k.id === "fleet-admin").length, 1);
+  });
+
   it("brings an existing DARKROOM_ADMIN_KEY in line when its secret changed", async () => {
     const dataDir = await freshDir();
     const keys = new KeyService({ store });
