@@ -7,8 +7,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { cli } from "../cli/helpers.js";
-import { diffusersFixture, startHubServer, type HubServer } from "./hub-server.js";
+import { setTimeout as delay } from "node:timers/promises";
+import { statSync } from "node:fs";
+import { cli, startCli } from "../cli/helpers.js";
+import { diffusersFixture, sha256, startHubServer, type HubServer } from "./hub-server.js";
 
 describe("darkroom models (CLI)", () => {
   let hub: HubServer;
@@ -22,7 +24,34 @@ describe("darkroom models (CLI)", () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
+  it("stops on Ctrl-C with exit 130, and the next pull resumes the partial file", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "darkroom-models-cli-int-"));
+    try {
+      const env = { HF_ENDPOINT: hub.url, DARKROOM_DATA_DIR: dir };
+      const unet = diffusersFixture().find((f) => f.path === "unet/model.onnx")!;
+      const partial = path.join(dir, "models/tmp", `${sha256(unet.content)}.partial`);
+      hub.stallAfter.set("unet/model.onnx", 250_000);
+      const running = startCli(["models", "pull", "acme/tiny-turbo"], { env });
+      const size = (): number => statSync(partial, { throwIfNoEntry: false })?.size ?? 0;
+      for (let i = 0; i < 200 && size() < 250_000; i++) await delay(50);
+      assert.equal(size(), 250_000);
+      running.child.kill("SIGINT");
+      const stopped = await running.done;
+      assert.equal(stopped.code, 130, stopped.stderr);
+      assert.match(stopped.stderr, /interrupted; run the same pull again to resume/);
+
+      const before = hub.requests.length;
+      const resumed = await cli(["models", "pull", "acme/tiny-turbo"], { env });
+      assert.equal(resumed.code, 0, resumed.stderr);
+      const again = hub.requests.slice(before).filter((r) => r.file === "unet/model.onnx");
+      assert.equal(again[0]?.headers.range, "bytes=250000-");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("pulls, lists, shows and removes a model", async () => {
+    hub.requests.length = 0;
     const env = { HF_ENDPOINT: hub.url, DARKROOM_DATA_DIR: dataDir };
     hub.cutAfter.set("unet/model.onnx", 400_000);
     const pulled = await cli(["models", "pull", "acme/tiny-turbo", "--name", "turbo"], { env });

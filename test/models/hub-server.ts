@@ -35,6 +35,8 @@ export interface HubServer {
   requests: SeenRequest[];
   /** Path inside a repo (`unet/model.onnx`) → bytes after which the next GET of it drops the connection (once). */
   cutAfter: Map<string, number>;
+  /** Path → bytes after which the next GET of it stalls (sends nothing more, never closes). */
+  stallAfter: Map<string, number>;
   /** Path → how many GETs of it answer 503 before it is served. */
   failTimes: Map<string, number>;
   /** Plain files at `/files/<name>`, for URL sources. */
@@ -78,6 +80,7 @@ export async function startHubServer(repos: Record<string, FixtureFile[]>): Prom
   const requests: SeenRequest[] = [];
   const cutAfter = new Map<string, number>();
   const failTimes = new Map<string, number>();
+  const stallAfter = new Map<string, number>();
   const plain = new Map<string, Buffer>();
 
   let cdnUrl = "";
@@ -144,6 +147,12 @@ export async function startHubServer(repos: Record<string, FixtureFile[]>): Prom
     if (range) res.writeHead(206, { ...headers, "content-range": `bytes ${start}-${content.length - 1}/${content.length}` });
     else res.writeHead(200, headers);
     if (req.method === "HEAD") return res.end();
+    const stall = stallAfter.get(key);
+    if (stall !== undefined && stall < body.length) {
+      stallAfter.delete(key);
+      res.write(body.subarray(0, stall));
+      return;
+    }
     const cut = cutAfter.get(key);
     if (cut !== undefined && cut < body.length) {
       cutAfter.delete(key);
@@ -167,6 +176,7 @@ export async function startHubServer(repos: Record<string, FixtureFile[]>): Prom
     commit,
     requests,
     cutAfter,
+    stallAfter,
     failTimes,
     plain,
     downloads: (p) => requests.filter((r) => r.file === p),
