@@ -83,8 +83,9 @@ async function attempt(t: Transport, target: DownloadTarget, partial: string, op
     options.onBytes?.(-have);
   }
   if (!res.body) throw new Transient("empty body");
-  // Awaited writes rather than a pipeline: when the connection drops, every byte received is
-  // already on disk, so the next Range starts exactly where this one stopped.
+  // Each chunk is on disk before the next is read, and the next Range is taken from the file's
+  // size, never from a counter: when the connection drops, fetch discards chunks it had queued but
+  // not handed over, and those must be asked for again.
   const out = await open(partial, append ? "a" : "w");
   try {
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
