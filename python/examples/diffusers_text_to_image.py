@@ -129,7 +129,7 @@ class TextToImage(App):
         "category": "text-to-image",
         "description": f"Text to image with {MODEL} through diffusers, served by a Python runner.",
         "tags": ["text-to-image", "diffusers", "python"],
-        "license": "apache-2.0" if IS_FLUX else "sai-nc-community",
+        "license": "apache-2.0" if IS_FLUX else "Stability AI Community License (see the model card)",
     }
     # One image job per GPU at a time; loading the weights takes minutes on a cold machine.
     knobs = {"max_multiplexing": 1, "request_timeout": 600, "startup_timeout": 1800, "keep_alive": 600}
