@@ -63,6 +63,7 @@ describe("Python runner SDK against a real gateway", () => {
   let token: string;
   let first: PythonRunner | undefined;
   let second: PythonRunner | undefined;
+  let shortTokenExpiry = 0;
 
   before(async () => {
     p = await startTestPlatform({ env: { DARKROOM_LEASE_MS: String(LEASE_MS), DARKROOM_LOCAL_RUNNERS: "false" } });
@@ -105,7 +106,7 @@ describe("Python runner SDK against a real gateway", () => {
 
   it("completes a queued request: logs and progress on the status stream, output files with the exact bytes", async () => {
     const message = "hello wörld from a test";
-    const { request_id: id } = await fal.queue.submit(APP, { input: { message, steps: 3, step_ms: 150, width: 20, height: 10 } });
+    const { request_id: id } = await fal.queue.submit(APP, { input: { message, steps: 3, step_ms: 400, width: 20, height: 10 } });
     const stream = await readSse(p, `/queue/${APP}/requests/${id}/status/stream?logs=1`);
     const last = stream.events.at(-1);
     assert.equal(last.status, "COMPLETED");
@@ -214,7 +215,11 @@ describe("Python runner SDK against a real gateway", () => {
     await first?.exited;
     // The lease runs out (LEASE_MS) with nobody renewing it: the request goes back to the queue.
     await eventually(async () => (await record(p, id)).state === "QUEUED", 10_000);
-    second = await startRunner(p.url, token, ["--grace", "0.5"]);
+    // This one's token lives 3 s: the next test checks that the runner refreshed it.
+    const minted = await http(p, "POST", "/v1/runner-tokens", { apps: [APP], ttl_seconds: 3 });
+    assert.equal(minted.status, 201);
+    shortTokenExpiry = Date.parse(minted.body.expires_at as string);
+    second = await startRunner(p.url, minted.body.token as string, ["--grace", "0.5"]);
     assert.notEqual(second.runnerId, first?.runnerId);
     const done = await waitFor(p, APP, id, "COMPLETED", 20_000);
     assert.equal(done.error, undefined, JSON.stringify(done));
@@ -224,6 +229,16 @@ describe("Python runner SDK against a real gateway", () => {
     const stored = await record(p, id);
     assert.equal(stored.attempt, 2);
     assert.ok((stored.logs as { message: string }[]).some((l) => l.message.includes("(attempt 2)")));
+  });
+
+  it("the runner refreshes its token before it expires and goes on working past the old expiry", async () => {
+    const runner = second;
+    assert.ok(runner);
+    await eventually(() => runner.log().includes("runner token refreshed"), 10_000);
+    await sleep(Math.max(0, shortTokenExpiry - Date.now() + 1000));
+    const done = await fal.run(APP, { input: { message: "still here", steps: 1, step_ms: 10 } });
+    assert.equal((done.data).message, "still here");
+    assert.doesNotMatch(runner.log(), /401|unauthorized/i);
   });
 
   it("SIGTERM drains: a request still running past the grace period is handed back to the queue", async () => {
