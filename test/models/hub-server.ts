@@ -37,6 +37,8 @@ export interface HubServer {
   cutAfter: Map<string, number>;
   /** Path → bytes after which the next GET of it stalls (sends nothing more, never closes). */
   stallAfter: Map<string, number>;
+  /** Tree entries per page; the rest follow through `Link: <…>; rel="next"`, as the Hub pages. */
+  treePageSize: { value: number };
   /** Path → how many GETs of it answer 503 before it is served. */
   failTimes: Map<string, number>;
   /** Plain files at `/files/<name>`, for URL sources. */
@@ -81,6 +83,7 @@ export async function startHubServer(repos: Record<string, FixtureFile[]>): Prom
   const cutAfter = new Map<string, number>();
   const failTimes = new Map<string, number>();
   const stallAfter = new Map<string, number>();
+  const treePageSize = { value: 1000 };
   const plain = new Map<string, Buffer>();
 
   let cdnUrl = "";
@@ -108,7 +111,14 @@ export async function startHubServer(repos: Record<string, FixtureFile[]>): Prom
               : { type: "file", oid: gitOid(f.content), size: f.content.length, path: f.path },
           ),
         ];
-        return sendJson(200, entries);
+        const cursor = Number(url.searchParams.get("cursor") ?? 0);
+        const page = entries.slice(cursor, cursor + treePageSize.value);
+        if (cursor + treePageSize.value < entries.length) {
+          const next = new URL(req.url ?? "/", `http://${req.headers.host}`);
+          next.searchParams.set("cursor", String(cursor + treePageSize.value));
+          res.setHeader("link", `<${next.href}>; rel="next"`);
+        }
+        return sendJson(200, page);
       }
       return sendJson(404, { error: "not found" });
     }
@@ -177,6 +187,7 @@ export async function startHubServer(repos: Record<string, FixtureFile[]>): Prom
     requests,
     cutAfter,
     stallAfter,
+    treePageSize,
     failTimes,
     plain,
     downloads: (p) => requests.filter((r) => r.file === p),

@@ -60,6 +60,17 @@ describe("models pull from a Hub", () => {
     assert.deepEqual(readdirSync(path.join(dataDir, "models/tmp")), []);
   });
 
+  it("follows the tree listing's pages", async () => {
+    hub.treePageSize.value = 3;
+    try {
+      const manifest = await manager().pull("acme/tiny-turbo");
+      assert.equal(manifest.files.length, fixture.length);
+      assert.ok(hub.requests.filter((r) => r.url.includes("/tree/")).length >= 4);
+    } finally {
+      hub.treePageSize.value = 1000;
+    }
+  });
+
   it("resumes a transfer cut off mid-file with a Range request", async () => {
     const cut = 600_000;
     hub.cutAfter.set("unet/model.onnx", cut);
