@@ -18,6 +18,8 @@ export type ModelErrorCode =
   | "ERR_MODEL_CHECKSUM"
   /** 401/403 from the source: a gated or private repository, or a wrong HF_TOKEN. */
   | "ERR_MODEL_AUTH"
+  /** Another pull or removal is running on the same data folder. */
+  | "ERR_MODEL_BUSY"
   /** The transfer failed after every retry, or the source answered an error. */
   | "ERR_MODEL_DOWNLOAD";
 

@@ -15,7 +15,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, type ReadStream } from "node:fs";
-import { chmod, copyFile, link, mkdir, readdir, readFile, rename, rm, stat, statfs, symlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat, statfs, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { digestFile, downloadResumable } from "./download.js";
 import { ModelError } from "./errors.js";
@@ -107,6 +107,16 @@ async function writeAtomic(file: string, text: string): Promise<void> {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 export class ModelManager {
   readonly root: string;
   readonly #env: NodeJS.ProcessEnv;
@@ -159,8 +169,42 @@ export class ModelManager {
     return listSource(this.#transport(source), source);
   }
 
+  /**
+   * One writer per data folder: a removal's garbage collection must not delete the blobs a
+   * concurrent pull has fetched but not yet named in a manifest, and two pulls must not append to
+   * the same partial file. The lock file holds the owner's pid; a dead owner's lock is taken over.
+   */
+  async #locked<T>(fn: () => Promise<T>): Promise<T> {
+    await mkdir(this.root, { recursive: true });
+    const lock = path.join(this.root, ".lock");
+    for (let tries = 0; ; tries++) {
+      try {
+        const fh = await open(lock, "wx");
+        await fh.writeFile(String(process.pid));
+        await fh.close();
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST" || tries > 2) throw err;
+        const owner = Number((await readFile(lock, "utf8").catch(() => "")).trim());
+        if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) {
+          throw new ModelError("ERR_MODEL_BUSY", `another pull or removal (pid ${owner}) is using ${this.root}; wait for it to finish`);
+        }
+        await rm(lock, { force: true });
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await rm(lock, { force: true });
+    }
+  }
+
   async pull(sourceText: string, options: PullOptions = {}): Promise<ModelManifest> {
     if (options.name !== undefined) validateModelName(options.name);
+    return this.#locked(() => this.#pull(sourceText, options));
+  }
+
+  async #pull(sourceText: string, options: PullOptions): Promise<ModelManifest> {
     const source = await parseSource(sourceText, { revision: options.revision, endpoint: this.#env["HF_ENDPOINT"] });
     const transport = this.#transport(source);
     const listing = await listSource(transport, source);
@@ -233,7 +277,7 @@ export class ModelManager {
     await this.#linkFolder(manifest);
     await writeAtomic(this.#manifestPath(name), `${JSON.stringify(manifest, null, 2)}\n`);
     // A re-pull under the same name may have dropped files of the previous version.
-    await this.gc();
+    await this.#gc();
     return manifest;
   }
 
@@ -322,13 +366,19 @@ export class ModelManager {
 
   async remove(name: string): Promise<RemoveResult> {
     await this.show(name);
-    await rm(this.#manifestPath(name), { force: true });
-    await rm(this.modelDir(name), { recursive: true, force: true });
-    return this.gc();
+    return this.#locked(async () => {
+      await rm(this.#manifestPath(name), { force: true });
+      await rm(this.modelDir(name), { recursive: true, force: true });
+      return this.#gc();
+    });
   }
 
   /** Deletes blobs that no manifest names. */
   async gc(): Promise<RemoveResult> {
+    return this.#locked(() => this.#gc());
+  }
+
+  async #gc(): Promise<RemoveResult> {
     const referenced = new Set<string>();
     for (const m of await this.list()) for (const f of m.files) referenced.add(f.sha256);
     const dir = path.join(this.root, "blobs", "sha256");

@@ -3,7 +3,7 @@
  * the shared cache, removal, and the local-folder and single-URL sources.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
@@ -199,6 +199,17 @@ describe("models pull from a Hub", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("refuses to run beside another live pull on the same data folder, and takes over a dead one's lock", async () => {
+    mkdirSync(path.join(dataDir, "models"), { recursive: true });
+    const lock = path.join(dataDir, "models/.lock");
+    writeFileSync(lock, String(process.pid));
+    await assert.rejects(manager().pull("acme/tiny-turbo"), (err) => isModelError(err, "ERR_MODEL_BUSY") && err.message.includes(String(process.pid)));
+    // A pid far above Linux's pid_max is never alive.
+    writeFileSync(lock, "99999999");
+    await manager().pull("acme/tiny-turbo");
+    assert.equal(existsSync(lock), false);
   });
 
   it("rejects names and listed paths that could leave the models folder", async () => {
