@@ -71,7 +71,8 @@ describe("Python runner SDK against a real gateway", () => {
     const minted = await http(p, "POST", "/v1/runner-tokens", { apps: [APP] });
     assert.equal(minted.status, 201, JSON.stringify(minted.body));
     token = minted.body.token as string;
-    first = await startRunner(p.url, token);
+    // The first gateway URL answers nothing: the runner must fail over to the second.
+    first = await startRunner(`http://127.0.0.1:9,${p.url}`, token);
   });
 
   after(async () => {
@@ -102,6 +103,7 @@ describe("Python runner SDK against a real gateway", () => {
     assert.deepEqual(root.input_schema.required, ["message"]);
     assert.equal(root.input_schema.properties.steps.default, 3);
     assert.ok((model.endpoints as any[]).some((e) => e.path === "count" && e.kind === "stream"));
+    assert.match(first?.log() ?? "", new RegExp(`switched to gateway ${p.url}`));
   });
 
   it("completes a queued request: logs and progress on the status stream, output files with the exact bytes", async () => {
