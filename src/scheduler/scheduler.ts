@@ -138,6 +138,32 @@ export class Scheduler {
     this.#addPool({ ...manifest, knobs: { ...manifest.knobs, min_runners: 0 }, remote: true });
   }
 
+  /**
+   * A remote runner described an app no gateway loads: serve it here, save it so every gateway on
+   * the store serves it (also once its runners are gone, so queued work can scale them back up), and
+   * tell the other gateways, which read it from the store when a wake-up names an app they lack.
+   */
+  async registerRemoteApp(manifest: AppManifest): Promise<void> {
+    const known = this.#pools.get(manifest.id);
+    if (known && known.app.remote !== true) return;
+    if (known) known.app = { ...manifest, knobs: { ...manifest.knobs, min_runners: 0 }, remote: true };
+    else this.addRemoteApp(manifest);
+    await this.#options.store.saveRemoteApp({ id: manifest.id, manifest: JSON.stringify({ ...manifest, remote: true }), updatedAt: Date.now() });
+    this.#announceQueued(manifest.id);
+  }
+
+  /** Adds the remote apps other gateways saved that this one does not serve yet. */
+  async loadRemoteApps(): Promise<void> {
+    for (const saved of await this.#options.store.listRemoteApps()) {
+      if (this.#pools.has(saved.id)) continue;
+      try {
+        this.addRemoteApp(JSON.parse(saved.manifest) as AppManifest);
+      } catch (err) {
+        this.#options.logger?.warn({ err, app: saved.id }, "a saved remote app has an unreadable manifest");
+      }
+    }
+  }
+
   /** True once stop() was called: long polls answer at once. */
   get stopping(): boolean {
     return this.#stopping;
@@ -165,6 +191,7 @@ export class Scheduler {
     } else {
       this.#unsubscribeQueue = store.bus.subscribe("queue", (appId) => this.#onQueued(appId));
     }
+    await this.loadRemoteApps();
     await this.#expireDeadlines();
     for (const pool of this.#pools.values()) {
       if (pool.app.unavailable) continue;
@@ -726,9 +753,13 @@ export class Scheduler {
     if (bus.distributed) void bus.publish("queue", appId).catch((err: unknown) => this.#options.logger?.warn({ err }, "publishing a queue wake-up failed"));
   }
 
-  /** Another gateway queued a request. */
+  /** Another gateway queued a request (or registered a remote app). */
   #onQueued(appId: string): void {
-    if (!this.#pools.has(appId)) return;
+    if (!this.#pools.has(appId)) {
+      // An app a runner registered on another gateway: read it from the store.
+      void this.loadRemoteApps().catch((err: unknown) => this.#options.logger?.warn({ err }, "loading remote apps failed"));
+      return;
+    }
     this.#pump(appId);
     this.#wakeWatchers(appId);
   }

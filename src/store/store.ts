@@ -129,6 +129,14 @@ export interface WebhookAttempt {
   durationMs: number;
 }
 
+/** An app a remote runner described to a gateway (its manifest as JSON), shared by every gateway on the store. */
+export interface RemoteAppRecord {
+  id: string;
+  /** The app manifest, JSON. */
+  manifest: string;
+  updatedAt: number;
+}
+
 export interface RequestListFilter {
   appId?: string;
   state?: RequestState;
@@ -219,6 +227,12 @@ export interface Store {
   /** Writes a usage record directly (imports, corrections); terminal writes record usage themselves. */
   recordUsage(usage: UsageRecord): Promise<void>;
   listUsage(filter: UsageFilter): Promise<UsageRecord[]>;
+
+  // --- apps described by remote runners ---
+  /** Saves (or replaces) the manifest of an app that a remote runner registered. */
+  saveRemoteApp(app: RemoteAppRecord): Promise<void>;
+  /** Every saved remote app, by id. */
+  listRemoteApps(): Promise<RemoteAppRecord[]>;
 
   // --- webhook outbox ---
   enqueueWebhook(job: { requestId: string; url: string; body: string; now?: number }): Promise<WebhookJob>;

@@ -148,6 +148,29 @@ describe("several gateways, remote runners, PostgreSQL and S3", () => {
     assert.equal((await store.get(submitted.id))?.state, "CANCELLED");
   });
 
+  it("an app only a remote runner knows, registered on one gateway, is served by the other and outlives its runner", async () => {
+    const [g1, g2] = gateways as [GatewayProcess, GatewayProcess];
+    const remoteApp = "darkroom-test/warm";
+    assert.equal((await fetch(`${g2.url}/v1/models/${remoteApp}`, { headers: auth })).status, 404);
+    const minted = await fetch(`${g1.url}/v1/runner-tokens`, { method: "POST", headers: auth, body: JSON.stringify({ apps: [remoteApp] }) });
+    const token = ((await minted.json()) as { token: string }).token;
+    const runner = await startRunnerProcess({ gateways: [g1.url], token, app: path.join(REPO_ROOT, "test/fixtures/apps/warm.ts") });
+    try {
+      // g2 learns it from the store after g1's wake-up names it.
+      for (let i = 0; i < 50 && (await fetch(`${g2.url}/v1/models/${remoteApp}`, { headers: auth })).status !== 200; i++) await sleep(100);
+      const res = await fetch(`${g2.url}/run/${remoteApp}`, { method: "POST", headers: auth, body: "{}" });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(((await res.json()) as { setup_calls: number }).setup_calls, 1);
+    } finally {
+      await runner.stop();
+    }
+    // No runner now: the app is still known, so work queues (for a runner to come, e.g. scaled from zero).
+    const queued = await fetch(`${g2.url}/queue/${remoteApp}`, { method: "POST", headers: auth, body: "{}" });
+    assert.equal(queued.status, 200);
+    const { request_id } = (await queued.json()) as { request_id: string };
+    await fetch(`${g2.url}/queue/${remoteApp}/requests/${request_id}/cancel`, { method: "PUT", headers: auth });
+  });
+
   it("under load, kill -9 one gateway and one runner: every accepted request ends exactly once", async () => {
     const [g1, g2] = gateways as [GatewayProcess, GatewayProcess];
     const [runnerA] = runners as [RunnerProcess, RunnerProcess];

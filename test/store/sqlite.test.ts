@@ -106,7 +106,7 @@ describe("sqlite store", () => {
         .prepare<[], { name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
         .all()
         .map((row) => row.name);
-      assert.deepEqual(tables, ["api_keys", "queue_counts", "request_logs", "requests", "usage", "webhook_attempts", "webhooks"]);
+      assert.deepEqual(tables, ["api_keys", "queue_counts", "remote_apps", "request_logs", "requests", "usage", "webhook_attempts", "webhooks"]);
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
     } finally {
       db.close();
@@ -116,6 +116,28 @@ describe("sqlite store", () => {
     const reopened = createSqliteStore({ path: dbPath });
     await reopened.migrate();
     await reopened.close();
+  });
+
+  it("upgrades a version 1 file to the latest schema, keeping its data", async () => {
+    const dbPath = await freshDbPath();
+    const first = createSqliteStore({ path: dbPath });
+    await first.migrate();
+    await first.enqueue(newRequest("upgrade-app", "from-v1"));
+    await first.close();
+    // Turn the file back into what version 1 left: no remote_apps table, user_version 1.
+    const db = new Database(dbPath);
+    db.exec("DROP TABLE remote_apps");
+    db.pragma("user_version = 1");
+    db.close();
+    const upgraded = createSqliteStore({ path: dbPath });
+    try {
+      await upgraded.migrate();
+      assert.equal((await upgraded.get("from-v1"))?.state, "QUEUED");
+      await upgraded.saveRemoteApp({ id: "acme/app", manifest: "{}", updatedAt: 1 });
+      assert.equal((await upgraded.listRemoteApps()).length, 1);
+    } finally {
+      await upgraded.close();
+    }
   });
 
   it("refuses a database from a newer schema version", async () => {

@@ -809,6 +809,24 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
         }));
     });
 
+    describe("remote apps", () => {
+      it("saves, replaces and lists the manifests remote runners describe, text kept exactly", () =>
+        withStore(async (store) => {
+          assert.deepEqual(await store.listRemoteApps(), []);
+          const manifest = JSON.stringify({ id: "acme/b-app", endpoints: [{ path: "", input: { type: "object", description: "ünïcode \u2014 ok" } }] });
+          await store.saveRemoteApp({ id: "acme/b-app", manifest, updatedAt: 1_000 });
+          await store.saveRemoteApp({ id: "acme/a-app", manifest: "{}", updatedAt: 2_000 });
+          assert.deepEqual(await store.listRemoteApps(), [
+            { id: "acme/a-app", manifest: "{}", updatedAt: 2_000 },
+            { id: "acme/b-app", manifest, updatedAt: 1_000 },
+          ]);
+          await store.saveRemoteApp({ id: "acme/b-app", manifest: '{"v":2}', updatedAt: 3_000 });
+          const listed = await store.listRemoteApps();
+          assert.equal(listed.length, 2);
+          assert.deepEqual(listed[1], { id: "acme/b-app", manifest: '{"v":2}', updatedAt: 3_000 });
+        }));
+    });
+
     describe("API keys", () => {
       function key(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
         return {

@@ -162,7 +162,8 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
       throw new PlatformError("ERR_BAD_REQUEST", { message: `This gateway speaks runner protocol ${RUNNER_PROTOCOL_VERSION}; the runner sent ${body.protocol}` });
     }
     let manifest = ctx.scheduler.app(body.app.id);
-    if (!manifest) {
+    // A remote app is described again on every registration: its runner may have been upgraded.
+    if (!manifest || manifest.remote === true) {
       // An app the gateway does not load (a Python app): its runner describes it.
       const knobs = { ...DEFAULT_KNOBS };
       for (const [name, value] of Object.entries(body.app.knobs)) if (name in knobs) (knobs as Record<string, number>)[name] = value;
@@ -182,7 +183,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
         unavailable: null,
         remote: true,
       };
-      ctx.scheduler.addRemoteApp(described);
+      await ctx.scheduler.registerRemoteApp(described);
       manifest = ctx.scheduler.app(body.app.id);
     }
     const runnerId = body.runner_id ?? `rr-${randomUUID()}`;

@@ -743,6 +743,19 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       return found.map(toRequestLog);
     },
 
+    async saveRemoteApp(app) {
+      await pool.query(
+        `INSERT INTO remote_apps (id, manifest, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET manifest = EXCLUDED.manifest, updated_at = EXCLUDED.updated_at`,
+        [app.id, app.manifest, app.updatedAt],
+      );
+    },
+
+    async listRemoteApps() {
+      const found = await rows<{ id: string; manifest: string; updated_at: number }>("SELECT * FROM remote_apps ORDER BY id", []);
+      return found.map((r) => ({ id: r.id, manifest: r.manifest, updatedAt: r.updated_at }));
+    },
+
     async createKey(key) {
       await pool.query(
         `INSERT INTO api_keys (id, secret_hash, name, scope, created_at, revoked_at, last_used_at)

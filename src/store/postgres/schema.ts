@@ -139,6 +139,18 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX bus_spill_created ON bus_spill (created_at);
     `,
   },
+  {
+    version: 2,
+    sql: `
+      -- Apps that remote runners described (no gateway loads their module): every gateway on the
+      -- store serves them, also while no runner is connected.
+      CREATE TABLE remote_apps (
+        id         text   PRIMARY KEY,
+        manifest   text   NOT NULL,
+        updated_at bigint NOT NULL
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

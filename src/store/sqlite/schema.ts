@@ -150,6 +150,18 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX webhook_attempts_webhook ON webhook_attempts (webhook_id, attempt, seq);
     `,
   },
+  {
+    version: 2,
+    sql: `
+      -- Apps that remote runners described (no gateway loads their module): every gateway on the
+      -- store serves them, also while no runner is connected.
+      CREATE TABLE remote_apps (
+        id         TEXT    PRIMARY KEY,
+        manifest   TEXT    NOT NULL, -- JSON
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The schema version a fully migrated database reports in `PRAGMA user_version`. */

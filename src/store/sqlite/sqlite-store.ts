@@ -518,6 +518,11 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     VALUES (@id, @secretHash, @name, @scope, @createdAt, @revokedAt, @lastUsedAt)`);
   const selectKey = db.prepare<[string], ApiKeyRow>(`SELECT * FROM api_keys WHERE id = ?`);
   const selectKeys = db.prepare<[], ApiKeyRow>(`SELECT * FROM api_keys ORDER BY created_at, id`);
+  const upsertRemoteApp = db.prepare<[string, string, number]>(
+    `INSERT INTO remote_apps (id, manifest, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT (id) DO UPDATE SET manifest = excluded.manifest, updated_at = excluded.updated_at`,
+  );
+  const selectRemoteApps = db.prepare<[], { id: string; manifest: string; updated_at: number }>(`SELECT * FROM remote_apps ORDER BY id`);
   // A second revoke keeps the first revocation time: that is when the key stopped working.
   const revokeKeyById = db.prepare<[number, string]>(
     `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`,
@@ -761,6 +766,14 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     async getLogs(requestId, after = 0) {
       return selectLogs.all(requestId, Math.max(0, Math.trunc(after))).map(toRequestLog);
+    },
+
+    async saveRemoteApp(app) {
+      upsertRemoteApp.run(app.id, app.manifest, app.updatedAt);
+    },
+
+    async listRemoteApps() {
+      return selectRemoteApps.all().map((r) => ({ id: r.id, manifest: r.manifest, updatedAt: r.updated_at }));
     },
 
     async createKey(key) {
