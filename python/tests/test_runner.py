@@ -21,6 +21,7 @@ class FakeGateway:
         self.queue = []
         self.heartbeat = {}
         self.lease_lost = set()
+        self.forget_app = False
         self.fail_with = fail_with
         self.lock = threading.Lock()
         self.lease_ms = lease_ms
@@ -54,7 +55,11 @@ class FakeGateway:
                 if gateway.fail_with:
                     return self._answer(gateway.fail_with, {"detail": "down"})
                 if self.path == "/runner/v1/register":
+                    gateway.forget_app = False
                     return self._answer(200, {"protocol": 1, "runner_id": "rr-testtesttest", "lease_ms": gateway.lease_ms, "heartbeat_ms": gateway.lease_ms // 3, "poll_wait_ms": 30000, "knobs": {"request_timeout": 1, "max_multiplexing": 2}})
+                if self.path == "/runner/v1/lease" and gateway.forget_app:
+                    # A gateway that restarted without the app: 404 until the runner registers again.
+                    return self._answer(404, {"detail": "Unknown app", "error_type": "not_found"})
                 if self.path == "/runner/v1/lease":
                     deadline = time.monotonic() + min(body["wait_ms"], 200) / 1000
                     while time.monotonic() < deadline:
@@ -236,6 +241,19 @@ class RunnerTest(unittest.TestCase):
         self.runner.stop(grace=0.2)
         kind, body = self.gateway.outcome("req-10")
         self.assertEqual(body["error"]["code"], "ERR_RUNNER_DISCONNECTED")
+
+
+    def test_a_gateway_that_forgot_the_app_gets_it_registered_again(self):
+        self.gateway.forget_app = True
+        time.sleep(0.5)
+        self.gateway.run("req-11", {"n": 1})
+        kind, _ = self.gateway.outcome("req-11")
+        self.assertEqual(kind, "result")
+        registrations = [c for c in self.gateway.calls if c[1] == "/runner/v1/register"]
+        self.assertEqual(len(registrations), 2)
+        # The same runner id: its leases and the gateway's view of it carry over.
+        self.assertEqual(registrations[1][2]["runner_id"], "rr-testtesttest")
+        self.assertEqual(registrations[1][2]["app"]["id"], "demo/test")
 
 
 class FailoverTest(unittest.TestCase):

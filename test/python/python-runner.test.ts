@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
+import { rmSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
@@ -20,6 +21,7 @@ import { cancel, readSse, record, sleep, waitFor } from "../helpers/queue.js";
 const APP = "examples/python-echo";
 const PYTHON = process.env["PYTHON"] ?? "python3";
 const LEASE_MS = 1500;
+const PLATFORM_ENV = { DARKROOM_LEASE_MS: String(LEASE_MS), DARKROOM_LOCAL_RUNNERS: "false" };
 
 interface PythonRunner {
   child: ChildProcess;
@@ -64,9 +66,11 @@ describe("Python runner SDK against a real gateway", () => {
   let first: PythonRunner | undefined;
   let second: PythonRunner | undefined;
   let shortTokenExpiry = 0;
+  /** The data folder of a restarted server, which the server does not delete itself. */
+  let keptDataDir: string | undefined;
 
   before(async () => {
-    p = await startTestPlatform({ env: { DARKROOM_LEASE_MS: String(LEASE_MS), DARKROOM_LOCAL_RUNNERS: "false" } });
+    p = await startTestPlatform({ env: PLATFORM_ENV });
     fal = createFalClient({ credentials: ADMIN_KEY, proxyUrl: { url: `${p.url}/api/fal/proxy`, when: "always" } });
     const minted = await http(p, "POST", "/v1/runner-tokens", { apps: [APP] });
     assert.equal(minted.status, 201, JSON.stringify(minted.body));
@@ -79,6 +83,7 @@ describe("Python runner SDK against a real gateway", () => {
     await stopRunner(first);
     await stopRunner(second);
     await p?.close();
+    if (keptDataDir) rmSync(keptDataDir, { recursive: true, force: true });
   });
 
   it("passes the Python unittest suite (python/tests)", async () => {
@@ -240,7 +245,22 @@ describe("Python runner SDK against a real gateway", () => {
     await sleep(Math.max(0, shortTokenExpiry - Date.now() + 1000));
     const done = await fal.run(APP, { input: { message: "still here", steps: 1, step_ms: 10 } });
     assert.equal((done.data).message, "still here");
-    assert.doesNotMatch(runner.log(), /401|unauthorized/i);
+    assert.doesNotMatch(runner.log(), /failed/);
+  });
+
+  it("rides out a gateway restart: it re-registers with the new process and serves the next request", async () => {
+    const runner = second;
+    assert.ok(runner);
+    const port = Number(new URL(p.url).port);
+    keptDataDir = p.dataDir;
+    await p.stop(2000);
+    // While the gateway is gone the runner's calls fail; it retries with a growing pause.
+    await eventually(() => /lease call failed/.test(runner.log()), 10_000);
+    p = await startTestPlatform({ port, dataDir: keptDataDir, env: PLATFORM_ENV });
+    await eventually(async () => ((await http(p, "GET", "/v1/models")).body.models as any[]).some((m) => m.endpoint_id === APP), 15_000);
+    const done = await fal.run(APP, { input: { message: "after the restart", steps: 1, step_ms: 10 } });
+    assert.equal((done.data).message, "after the restart");
+    assert.equal(runner.child.exitCode, null);
   });
 
   it("SIGTERM drains: a request still running past the grace period is handed back to the queue", async () => {
