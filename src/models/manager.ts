@@ -35,7 +35,7 @@ export interface ModelManifest {
   name: string;
   /** `hf:org/name@main`, a URL without its query, or a folder. */
   source: string;
-  sourceKind: "hf" | "url" | "local";
+  sourceKind: "hf" | "url" | "local" | "gateway";
   /** The commit a Hub revision resolved to. */
   revision: string | null;
   layout: ModelLayout;
@@ -150,7 +150,11 @@ export class ModelManager {
     return path.join(this.root, "manifests", `${validateModelName(name)}.json`);
   }
 
-  #transport(source: { kind: string; endpoint?: string }): Transport {
+  #transport(source: { kind: string; endpoint?: string; gateway?: string }): Transport {
+    if (source.kind === "gateway" && source.gateway) {
+      // A gateway's weights need the runner token, sent to that gateway only.
+      return { ...this.#transport({ kind: "none" }), token: this.#env["DARKROOM_RUNNER_TOKEN"]?.trim() || null, tokenOrigin: new URL(source.gateway).origin };
+    }
     const token = this.#env["HF_TOKEN"]?.trim() || null;
     return {
       fetch: this.#fetch,
@@ -165,7 +169,7 @@ export class ModelManager {
 
   /** Resolves and lists a source without downloading anything. */
   async inspect(sourceText: string, options: Pick<PullOptions, "revision"> = {}): Promise<SourceListing> {
-    const source = await parseSource(sourceText, { revision: options.revision, endpoint: this.#env["HF_ENDPOINT"] });
+    const source = await parseSource(sourceText, { revision: options.revision, endpoint: this.#env["HF_ENDPOINT"], gateway: this.#env["DARKROOM_GATEWAY"] });
     return listSource(this.#transport(source), source);
   }
 
@@ -205,11 +209,11 @@ export class ModelManager {
   }
 
   async #pull(sourceText: string, options: PullOptions): Promise<ModelManifest> {
-    const source = await parseSource(sourceText, { revision: options.revision, endpoint: this.#env["HF_ENDPOINT"] });
+    const source = await parseSource(sourceText, { revision: options.revision, endpoint: this.#env["HF_ENDPOINT"], gateway: this.#env["DARKROOM_GATEWAY"] });
     const transport = this.#transport(source);
     const listing = await listSource(transport, source);
     const name = options.name ?? listing.defaultName;
-    const layout = options.layout ?? (source.kind === "url" ? "any" : "diffusers-onnx");
+    const layout = options.layout ?? (source.kind === "url" || source.kind === "gateway" ? "any" : "diffusers-onnx");
     if (listing.revision && source.kind === "hf" && listing.revision !== source.revision) options.onInfo?.(`${source.repo}@${source.revision} is commit ${listing.revision}`);
 
     const seen = new Set<string>();

@@ -6,13 +6,15 @@
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { ModelError } from "./errors.js";
-import { defaultModelName, validateModelPath } from "./names.js";
+import { defaultModelName, validateModelName, validateModelPath } from "./names.js";
 import { displayUrl, fetchJson, fetchWithRetry, type Transport } from "./transport.js";
 
 export const DEFAULT_HF_ENDPOINT = "https://huggingface.co";
 
 export type ModelSource =
   | { kind: "hf"; repo: string; revision: string; endpoint: string }
+  /** A model another Darkroom gateway holds (`gateway:<name>`), for runners on other machines. */
+  | { kind: "gateway"; gateway: string; name: string }
   | { kind: "url"; url: string; sha256: string | null }
   | { kind: "local"; dir: string };
 
@@ -62,6 +64,8 @@ export interface ParseOptions {
   revision?: string | undefined;
   /** `HF_ENDPOINT`, else the public Hub. */
   endpoint?: string | undefined;
+  /** `DARKROOM_GATEWAY`: the gateway a `gateway:<name>` source names (the first of a comma list). */
+  gateway?: string | undefined;
   cwd?: string;
 }
 
@@ -70,6 +74,20 @@ export interface ParseOptions {
  * `./org/name` and `org/name` both mean the folder when it exists.
  */
 export async function parseSource(text: string, options: ParseOptions = {}): Promise<ModelSource> {
+  const fromGateway = /^gateway:(.+)$/.exec(text);
+  if (fromGateway) {
+    const gateway = options.gateway?.split(",")[0]?.trim();
+    if (!gateway) throw new ModelError("ERR_MODEL_SOURCE_INVALID", "a gateway: source needs DARKROOM_GATEWAY (the gateway's URL) and DARKROOM_RUNNER_TOKEN");
+    let url: URL;
+    try {
+      url = new URL(gateway);
+    } catch {
+      throw new ModelError("ERR_MODEL_SOURCE_INVALID", `DARKROOM_GATEWAY is not a URL: '${gateway}'`);
+    }
+    // Gateways inside a cluster are plain http; the runner token is what guards the weights.
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw new ModelError("ERR_MODEL_SOURCE_INVALID", "DARKROOM_GATEWAY must be an http(s) URL");
+    return { kind: "gateway", gateway: url.origin, name: validateModelName(fromGateway[1] as string) };
+  }
   if (/^https?:\/\//i.test(text)) {
     const url = checkRemoteUrl(text, "the source URL");
     const m = /^sha256=([0-9a-f]{64})$/i.exec(url.hash.slice(1));
@@ -177,10 +195,23 @@ async function listLocal(source: Extract<ModelSource, { kind: "local" }>): Promi
   return { source, revision: null, defaultName: defaultModelName(path.basename(source.dir)), files };
 }
 
+/** `GET /runner/v1/models/{name}` on a gateway: the files of a model it holds, with their sha256. */
+async function listGateway(t: Transport, source: Extract<ModelSource, { kind: "gateway" }>): Promise<SourceListing> {
+  const { body } = await fetchJson<{ name: string; files: { path: string; sha256: string; size: number }[] }>(t, `${source.gateway}/runner/v1/models/${encodeURIComponent(source.name)}`);
+  if (!Array.isArray(body.files)) throw new ModelError("ERR_MODEL_DOWNLOAD", `${source.gateway} did not answer a file list for ${source.name}`);
+  const files: SourceFile[] = body.files.map((f) => {
+    if (!HEX64.test(f.sha256)) throw new ModelError("ERR_MODEL_DOWNLOAD", `${source.gateway} sent a malformed sha256 for ${f.path}`);
+    return { path: validateModelPath(f.path), size: f.size, sha256: f.sha256, gitOid: null, from: { url: `${source.gateway}/runner/v1/models/blobs/${f.sha256}` } };
+  });
+  return { source, revision: null, defaultName: source.name, files };
+}
+
 export async function listSource(t: Transport, source: ModelSource): Promise<SourceListing> {
   switch (source.kind) {
     case "hf":
       return listHub(t, source);
+    case "gateway":
+      return listGateway(t, source);
     case "url":
       return listUrl(t, source);
     case "local":
@@ -193,6 +224,8 @@ export function describeSource(source: ModelSource): string {
   switch (source.kind) {
     case "hf":
       return `hf:${source.repo}@${source.revision}`;
+    case "gateway":
+      return `gateway:${source.name}@${source.gateway}`;
     case "url":
       return displayUrl(source.url);
     case "local":

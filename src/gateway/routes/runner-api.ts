@@ -15,6 +15,8 @@ import { ERRORS, PlatformError, type ErrorCode } from "../../core/errors.js";
 import { DEFAULT_KNOBS, type AppManifest, type RequestRecord } from "../../core/types.js";
 import { RUNNER_PROTOCOL_VERSION } from "../../runtime/protocol.js";
 import type { GatewayContext, Principal } from "../context.js";
+import { parseRange } from "./files.js";
+import type { ModelManager } from "../../models/manager.js";
 
 /** Longest a lease call waits for work before answering with no runs. */
 const MAX_POLL_WAIT_MS = 30_000;
@@ -316,6 +318,43 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
       });
       return { key: meta.key, size: meta.size, content_type: meta.contentType, file_name: meta.fileName };
     });
+  });
+
+  // Model weights for runners on other machines (`darkroom models pull gateway:<name>`): the file
+  // list with hashes, then each blob by hash, with ranges so an interrupted download resumes.
+  const models = async (): Promise<ModelManager> => {
+    const { createModelManager } = await import("../../models/manager.js");
+    return createModelManager({ dataDir: ctx.config.dataDir });
+  };
+  const modelError = (err: unknown): never => {
+    const code = (err as { code?: string } | null)?.code;
+    if (code === "ERR_MODEL_NOT_FOUND" || code === "ERR_MODEL_NAME_INVALID") throw new PlatformError("ERR_FILE_NOT_FOUND", { message: (err as Error).message });
+    throw err;
+  };
+
+  app.get("/runner/v1/models/:name", async (request) => {
+    requireRunner(request);
+    const { name } = request.params as { name: string };
+    const files = await (await models()).files(name).catch(modelError);
+    return { name, files: files.map((f) => ({ path: f.path, sha256: f.sha256, size: f.size })) };
+  });
+
+  app.get("/runner/v1/models/blobs/:sha256", async (request, reply) => {
+    requireRunner(request);
+    const { sha256 } = request.params as { sha256: string };
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new PlatformError("ERR_FILE_NOT_FOUND");
+    const manager = await models();
+    let blob = await manager.openBlob(sha256).catch(modelError);
+    const size = blob.size;
+    const range = request.headers.range ? parseRange(request.headers.range, size) : null;
+    if (range) {
+      blob.stream.destroy();
+      blob = await manager.openBlob(sha256, { start: range.start, end: range.end }).catch(modelError);
+    }
+    reply.header("content-type", "application/octet-stream").header("accept-ranges", "bytes");
+    if (range) reply.code(206).header("content-range", `bytes ${range.start}-${range.end}/${size}`).header("content-length", String(range.end - range.start + 1));
+    else reply.header("content-length", String(size));
+    return reply.send(blob.stream);
   });
 
   // A runner trades its token for a fresh one before it expires, so runner tokens can stay short-lived.
