@@ -31,11 +31,16 @@ interface PythonRunner {
   exited: Promise<number | null>;
 }
 
-/** Starts `python -m darkroom_runner` serving the echo example and waits until it took the app. */
-async function startRunner(gateway: string, token: string, extra: string[] = []): Promise<PythonRunner> {
-  const child = spawn(PYTHON, ["-m", "darkroom_runner", "--gateway", gateway, "--token", token, "--app", "python/examples/echo_app.py", ...extra], {
+/**
+ * Starts `python -m darkroom_runner` serving the echo example and waits until it took the app. With
+ * `viaEnv` the gateway and token go in DARKROOM_GATEWAY and DARKROOM_RUNNER_TOKEN instead of flags.
+ */
+async function startRunner(gateway: string, token: string, options: { extra?: string[]; viaEnv?: boolean } = {}): Promise<PythonRunner> {
+  const where = options.viaEnv ? { DARKROOM_GATEWAY: gateway, DARKROOM_RUNNER_TOKEN: token } : {};
+  const args = [...(options.viaEnv ? [] : ["--gateway", gateway, "--token", token]), "--app", "python/examples/echo_app.py", ...(options.extra ?? [])];
+  const child = spawn(PYTHON, ["-m", "darkroom_runner", ...args], {
     cwd: REPO_ROOT,
-    env: { ...process.env, PYTHONPATH: path.join(REPO_ROOT, "python"), PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
+    env: { ...process.env, ...where, PYTHONPATH: path.join(REPO_ROOT, "python"), PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
     stdio: ["ignore", "inherit", "pipe"],
   });
   let stderr = "";
@@ -226,7 +231,7 @@ describe("Python runner SDK against a real gateway", () => {
     const minted = await http(p, "POST", "/v1/runner-tokens", { apps: [APP], ttl_seconds: 3 });
     assert.equal(minted.status, 201);
     shortTokenExpiry = Date.parse(minted.body.expires_at as string);
-    second = await startRunner(p.url, minted.body.token as string, ["--grace", "0.5"]);
+    second = await startRunner(p.url, minted.body.token as string, { extra: ["--grace", "0.5"], viaEnv: true });
     assert.notEqual(second.runnerId, first?.runnerId);
     const done = await waitFor(p, APP, id, "COMPLETED", 20_000);
     assert.equal(done.error, undefined, JSON.stringify(done));
