@@ -77,6 +77,9 @@ export interface PoolSnapshot {
   recent_errors: { at: number; request_id: string | null; message: string }[];
 }
 
+/** How often a waiter on a shared store re-reads its request, in case a bus notification was lost. */
+const TERMINAL_RECHECK_MS = 2000;
+
 const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set(["ERR_RUNNER_DISCONNECTED", "ERR_REQUEST_TIMEOUT"]);
 
 function terminalWriteFor(error: PlatformError, state: Extract<RequestState, "FAILED" | "CANCELLED"> = "FAILED"): TerminalWrite {
@@ -293,15 +296,26 @@ export class Scheduler {
         if (settled) return;
         settled = true;
         unsubscribe();
+        if (recheck) clearInterval(recheck);
         reject(signal?.reason instanceof Error ? signal.reason : new PlatformError("ERR_CLIENT_DISCONNECTED"));
       };
       const settle = (record: RequestRecord): void => {
         if (settled) return;
         settled = true;
         unsubscribe();
+        if (recheck) clearInterval(recheck);
         signal?.removeEventListener("abort", onAbort);
         resolve(record);
       };
+      // Across gateways the end arrives as a bus notification, which a reconnecting listener can
+      // miss: look at the store now and then, so a waiter never hangs on a lost hint.
+      const recheck = this.#options.store.bus.distributed
+        ? setInterval(() => {
+            this.#options.store.get(requestId).then((record) => {
+              if (record && isTerminal(record.state)) settle(record);
+            }, () => undefined);
+          }, TERMINAL_RECHECK_MS)
+        : null;
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#options.store.get(requestId).then((record) => {
         if (record && ["SUCCEEDED", "FAILED", "CANCELLED"].includes(record.state)) settle(record);
@@ -309,6 +323,7 @@ export class Scheduler {
         if (settled) return;
         settled = true;
         unsubscribe();
+        if (recheck) clearInterval(recheck);
         reject(err instanceof Error ? err : new Error(String(err)));
       });
     });

@@ -216,9 +216,21 @@ async function statusStream(ctx: GatewayContext, call: FalCall, initial: Request
       }
     });
   });
-  // While queued, positions change without events of this request: poll them.
+  // While queued, positions change without events of this request: poll them. On a shared store
+  // (several gateways) state changes arrive as bus notifications, which can be lost while a listener
+  // reconnects: every few ticks re-read the record too.
+  let ticks = 0;
   const positionTimer = setInterval(() => {
     enqueue(async () => {
+      ticks += 1;
+      if (ctx.store.bus.distributed && ticks % 4 === 0 && !isTerminal(current.state)) {
+        const latest = await ctx.store.get(current.id);
+        if (latest && latest.state !== current.state) {
+          current = latest;
+          await sendStatus(current, await newLogs());
+          return;
+        }
+      }
       if (current.state !== "QUEUED") return;
       const position = await ctx.store.queuePosition(current.id);
       if (position !== lastPosition) await sendStatus(current, null);
