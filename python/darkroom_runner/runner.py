@@ -450,8 +450,11 @@ class Runner:
 
     def _post_outcome(self, held: _Held, quoted: str, outcome: tuple[str, dict]) -> None:
         kind, payload = outcome
-        body = {"runner_id": self.runner_id, "attempt": held.attempt}
-        body.update({"output": payload["output"], **({"billable_units": payload["billable_units"]} if "billable_units" in payload else {})} if kind == "result" else {"error": payload})
+        body: dict[str, Any] = {"runner_id": self.runner_id, "attempt": held.attempt}
+        if kind == "result":
+            body.update(payload)  # output, and billable_units when the handler billed
+        else:
+            body["error"] = payload
         lease_s = (self._registration or {}).get("lease_ms", 30_000) / 1000
         try:
             # While the lease lasts the outcome can still land (on any gateway); after that the
