@@ -10,6 +10,7 @@
  * | text_encoder/model.onnx | input_ids int32 [batch, sequence] | last_hidden_state f32 [batch, sequence, H], pooler_output f32 [batch, H] |
  * | unet/model.onnx | sample f32 [batch, 4, h, w], timestep int64 (or f32) [steps], encoder_hidden_states f32 [batch, sequence, H] | out_sample f32 [batch, 4, h, w] |
  * | vae_decoder/model.onnx | latent_sample f32 [batch, 4, h, w] | sample f32 [batch, 3, 8h, 8w] |
+ * | vae_encoder/model.onnx | sample f32 [batch, 3, 8h, 8w] | latent_sample f32 [batch, 4, h, w] |
  * @module
  */
 import { mkdir, writeFile } from "node:fs/promises";
@@ -25,6 +26,8 @@ export interface TinyModelOptions {
   hidden?: number;
   /** optimum exports the UNet's timestep as int64; the older diffusers script as float32. @default "int64" */
   timestepType?: "int64" | "float32";
+  /** Write vae_encoder/ too (image-to-image); SD-Turbo's ONNX exports have one. @default true */
+  vaeEncoder?: boolean;
 }
 
 /** CLIP's vocabulary size: ids up to <|endoftext|> = 49407 must index the embedding. */
@@ -97,6 +100,17 @@ export function vaeDecoderOnnx(rng: Random): Buffer {
   });
 }
 
+/** An 8×8, stride-8 convolution: each 8×8 pixel patch becomes one latent pixel. */
+export function vaeEncoderOnnx(rng: Random): Buffer {
+  return encodeModel({
+    name: "vae_encoder",
+    initializers: [weights(rng, "conv_w", [4, 3, 8, 8], 0.07), weights(rng, "conv_b", [4], 0.1)],
+    nodes: [{ op: "Conv", inputs: ["sample", "conv_w", "conv_b"], outputs: ["latent_sample"], attributes: [{ name: "strides", ints: [8, 8] }] }],
+    inputs: [{ name: "sample", type: DataType.FLOAT, shape: ["batch", 3, "height", "width"] }],
+    outputs: [{ name: "latent_sample", type: DataType.FLOAT, shape: ["batch", 4, "latent_height", "latent_width"] }],
+  });
+}
+
 /** CLIP's layout: the 256 byte symbols, the same with `</w>`, the merges' results, the specials at 49406/49407. */
 export function tinyVocab(): Record<string, number> {
   const table = bytesToUnicode();
@@ -116,6 +130,7 @@ const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
 export async function writeTinyDiffusionModel(dir: string, options: TinyModelOptions = {}): Promise<string[]> {
   const rng = new Random(options.seed ?? 0);
   const hidden = options.hidden ?? 16;
+  const withEncoder = options.vaeEncoder ?? true;
   const files: Record<string, string | Buffer> = {
     "model_index.json": json({
       _class_name: "OnnxStableDiffusionPipeline",
@@ -125,6 +140,7 @@ export async function writeTinyDiffusionModel(dir: string, options: TinyModelOpt
       tokenizer: ["transformers", "CLIPTokenizer"],
       unet: ["diffusers", "OnnxRuntimeModel"],
       vae_decoder: ["diffusers", "OnnxRuntimeModel"],
+      ...(withEncoder ? { vae_encoder: ["diffusers", "OnnxRuntimeModel"] } : {}),
     }),
     // SD-Turbo's scheduler_config.json.
     "scheduler/scheduler_config.json": json({
@@ -150,6 +166,8 @@ export async function writeTinyDiffusionModel(dir: string, options: TinyModelOpt
     "unet/model.onnx": unetOnnx(rng, hidden, options.timestepType ?? "int64"),
     "vae_decoder/model.onnx": vaeDecoderOnnx(rng),
   };
+  // Drawn after the other graphs, so their weights stay what they were before the encoder existed.
+  if (withEncoder) files["vae_encoder/model.onnx"] = vaeEncoderOnnx(rng);
   for (const [rel, content] of Object.entries(files)) {
     const target = path.join(dir, ...rel.split("/"));
     await mkdir(path.dirname(target), { recursive: true });
