@@ -72,7 +72,9 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   const metrics = new Metrics();
 
   const modules = options.appModules ?? [...(config.builtinApps ? BUILTIN_APP_MODULES : []), ...config.appPaths.map((p) => path.resolve(p))];
-  const catalog = await probeApps(modules);
+  // Where `darkroom models pull` keeps models for this data folder; apps that serve pulled models read it.
+  const modelsDir = path.join(config.dataDir, "models");
+  const catalog = await probeApps(modules, { ...process.env, DARKROOM_MODELS_DIR: modelsDir });
   for (const failure of catalog.failures) logger.error({ module: failure.modulePath, error: failure.error }, "app failed to load");
   let apps: AppManifest[] = catalog.apps;
   if (config.onlyApps.length > 0) apps = apps.filter((a) => config.onlyApps.includes(a.id));
@@ -107,6 +109,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     onFinished,
     runnerEnv: {
       DARKROOM_STORAGE_ROOT: storageRoot,
+      DARKROOM_MODELS_DIR: modelsDir,
       // Runners write output files straight into storage: the same storage as the server's.
       ...(config.storageUrl ? { DARKROOM_STORAGE_URL: config.storageUrl } : {}),
       DARKROOM_ALLOW_HOSTS: config.allowHosts,

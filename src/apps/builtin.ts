@@ -20,4 +20,5 @@ export const BUILTIN_APP_MODULES: readonly string[] = [
   builtin("video-upscale"),
   builtin("remove-background"),
   builtin("video-remove-background"),
+  builtin("text-to-image"),
 ];
