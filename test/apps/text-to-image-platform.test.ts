@@ -145,10 +145,11 @@ describe("darkroom/sd-turbo through the platform", () => {
     assert.deepEqual(tooFew.body.detail[0].loc, ["body", "strength"]);
   });
 
-  it("realtime: one image per message, inline", async () => {
-    const out = (await p.scheduler.invokeEphemeral(ID, "realtime", { prompt: "the cat", image_size: { width: 64, height: 64 }, seed: 3, enable_safety_checker: false }, p.url)) as any;
+  it("realtime: one image per message, inline, checked by default", async () => {
+    const out = (await p.scheduler.invokeEphemeral(ID, "realtime", { prompt: "the cat", image_size: { width: 64, height: 64 }, seed: 3 }, p.url)) as any;
     assert.equal(out.seed, 3);
     assert.match(out.images[0].url, /^data:image\/jpeg;base64,/);
+    assert.deepEqual(out.has_nsfw_concepts, [false]);
   });
 
   it("refuses sizes that are not multiples of 8 or out of range, and too many steps", async () => {
