@@ -83,6 +83,24 @@ interface UnetIo {
   /** 1 when the export fixed the batch at one: guidance then runs the UNet twice per step. */
   fixedBatch1: boolean;
   output: string;
+  /** LCM distillations with guidance built in: the `timestep_cond` input and its width. */
+  timestepCond: { name: string; dim: number } | null;
+}
+
+/**
+ * The guidance-scale embedding LCM UNets take as `timestep_cond` (diffusers'
+ * `get_guidance_scale_embedding`): sines then cosines of 1000·w at geometric frequencies.
+ */
+export function guidanceEmbedding(w: number, dim: number): Float32Array {
+  const half = Math.floor(dim / 2);
+  const k = Math.log(10000) / (half - 1);
+  const out = new Float32Array(dim);
+  for (let i = 0; i < half; i++) {
+    const x = w * 1000 * Math.exp(-k * i);
+    out[i] = Math.sin(x);
+    out[half + i] = Math.cos(x);
+  }
+  return out;
 }
 
 function inputMeta(session: ort.InferenceSession, name: string): { type: string; shape: readonly (number | string)[] } {
@@ -246,7 +264,12 @@ export class DiffusionPipeline {
       timestepScalar: t.shape.length === 0,
       fixedBatch1: s.shape[0] === 1,
       output: this.#unet.outputNames[0] ?? "out_sample",
+      timestepCond: null,
     };
+    if (names.includes("timestep_cond")) {
+      const dim = inputMeta(this.#unet, "timestep_cond").shape[1];
+      this.#unetIo.timestepCond = { name: "timestep_cond", dim: typeof dim === "number" ? dim : 256 };
+    }
   }
 
   static async load(modelDir: string, options: PipelineLoadOptions = {}): Promise<DiffusionPipeline> {
@@ -311,12 +334,13 @@ export class DiffusionPipeline {
     return this.#unetIo.timestepType === "int64" ? new ort.Tensor("int64", BigInt64Array.from([BigInt(Math.round(t))]), dims) : new ort.Tensor("float32", Float32Array.from([t]), dims);
   }
 
-  async #unetRun(sample: Float32Array, batch: number, latentH: number, latentW: number, t: number, hidden: ort.Tensor): Promise<Float32Array> {
+  async #unetRun(sample: Float32Array, batch: number, latentH: number, latentW: number, t: number, hidden: ort.Tensor, guidanceCond: ort.Tensor | null = null): Promise<Float32Array> {
     const io = this.#unetIo;
     const out = await this.#unet.run({
       [io.sample]: new ort.Tensor("float32", sample, [batch, 4, latentH, latentW]),
       [io.timestep]: this.#timestep(t),
       [io.hidden]: hidden,
+      ...(io.timestepCond && guidanceCond ? { [io.timestepCond.name]: guidanceCond } : {}),
     });
     const result = out[io.output];
     if (!result) throw new Error(`unet returned no '${io.output}'`);
@@ -388,19 +412,23 @@ export class DiffusionPipeline {
     const latentH = height / 8;
     const size = 4 * latentW * latentH;
     const guidance = options.guidanceScale ?? 0;
-    const guided = guidance > 1;
+    const cond = this.#unetIo.timestepCond;
+    // An LCM UNet with timestep_cond has guidance distilled in: the scale goes in as an embedding
+    // of w = scale − 1 (diffusers' LCM pipeline) and no unconditional batch is run.
+    const guided = guidance > 1 && !cond;
+    const guidanceCond = cond ? new ort.Tensor("float32", guidanceEmbedding(Math.max(0, guidance - 1), cond.dim), [1, cond.dim]) : null;
     checkCancelled(signal);
 
-    const cond = await this.#embed(options.prompt);
-    let hidden = cond;
+    const positive = await this.#embed(options.prompt);
+    let hidden = positive;
     if (guided) {
       const uncond = await this.#embed(options.negativePrompt ?? "");
       const a = uncond.data as Float32Array;
-      const b = cond.data as Float32Array;
+      const b = positive.data as Float32Array;
       const both = new Float32Array(a.length + b.length);
       both.set(a);
       both.set(b, a.length);
-      const [, seq = 0, width_ = 0] = cond.dims;
+      const [, seq = 0, width_ = 0] = positive.dims;
       hidden = new ort.Tensor("float32", both, [2, seq, width_]);
     }
 
@@ -429,7 +457,7 @@ export class DiffusionPipeline {
       scheduler: schedule,
       size,
       seed: loopSeed,
-      guidanceScale: guidance,
+      guidanceScale: guided ? guidance : 0,
       ...(latents ? { latents } : {}),
       predict: async (input, t) => {
         if (pendingPreview !== null && schedule.latest && options.onPreview) {
@@ -439,7 +467,7 @@ export class DiffusionPipeline {
         // ONNX Runtime runs off the event loop; yielding here lets a cancel message in before each step.
         await yieldToEventLoop();
         checkCancelled(signal);
-        if (!guided) return this.#unetRun(input, 1, latentH, latentW, t, hidden);
+        if (!guided) return this.#unetRun(input, 1, latentH, latentW, t, hidden, guidanceCond);
         if (!this.#unetIo.fixedBatch1) {
           const batch = new Float32Array(2 * size);
           batch.set(input);

@@ -28,6 +28,11 @@ export interface TinyModelOptions {
   timestepType?: "int64" | "float32";
   /** Write vae_encoder/ too (image-to-image); SD-Turbo's ONNX exports have one. @default true */
   vaeEncoder?: boolean;
+  /**
+   * An LCM-shaped model instead: LCMScheduler config and a UNet with a `timestep_cond` input of
+   * this width (the guidance embedding of LCM distillations such as LCM Dreamshaper, 256).
+   */
+  lcmTimestepCond?: number;
 }
 
 /** CLIP's vocabulary size: ids up to <|endoftext|> = 49407 must index the embedding. */
@@ -62,7 +67,16 @@ export function textEncoderOnnx(rng: Random, hidden: number): Buffer {
   });
 }
 
-export function unetOnnx(rng: Random, hidden: number, timestepType: "int64" | "float32"): Buffer {
+export function unetOnnx(rng: Random, hidden: number, timestepType: "int64" | "float32", timestepCond?: number): Buffer {
+  // With timestep_cond, its mean joins the output like the text term does.
+  const condNodes = timestepCond
+    ? [
+        { op: "ReduceMean", inputs: ["timestep_cond"], outputs: ["cond_mean"], attributes: [{ name: "axes", ints: [1] }, { name: "keepdims", int: 1 }] },
+        { op: "Reshape", inputs: ["cond_mean", "shape4"], outputs: ["cond4"] },
+        { op: "Mul", inputs: ["cond4", "text_k"], outputs: ["cond_term"] },
+        { op: "Add", inputs: ["pre_out", "cond_term"], outputs: ["out_sample"] },
+      ]
+    : [];
   return encodeModel({
     name: "unet",
     initializers: [weights(rng, "conv_w", [4, 4, 3, 3], 0.1), weights(rng, "conv_b", [4], 0.1), int64("shape4", [-1, 1, 1, 1]), f32("text_k", [0.5]), f32("time_k", [0.001])],
@@ -75,12 +89,14 @@ export function unetOnnx(rng: Random, hidden: number, timestepType: "int64" | "f
       { op: "ReduceMean", inputs: ["time_f"], outputs: ["time_mean"], attributes: [{ name: "keepdims", int: 0 }] },
       { op: "Mul", inputs: ["time_mean", "time_k"], outputs: ["time_term"] },
       { op: "Add", inputs: ["conv", "text_term"], outputs: ["with_text"] },
-      { op: "Add", inputs: ["with_text", "time_term"], outputs: ["out_sample"] },
+      { op: "Add", inputs: ["with_text", "time_term"], outputs: [timestepCond ? "pre_out" : "out_sample"] },
+      ...condNodes,
     ],
     inputs: [
       { name: "sample", type: DataType.FLOAT, shape: ["batch", 4, "height", "width"] },
       { name: "timestep", type: timestepType === "int64" ? DataType.INT64 : DataType.FLOAT, shape: ["steps"] },
       { name: "encoder_hidden_states", type: DataType.FLOAT, shape: ["batch", "sequence", hidden] },
+      ...(timestepCond ? [{ name: "timestep_cond", type: DataType.FLOAT, shape: ["batch", timestepCond] }] : []),
     ],
     outputs: [{ name: "out_sample", type: DataType.FLOAT, shape: ["batch", 4, "height", "width"] }],
   });
@@ -124,6 +140,23 @@ export function tinyVocab(): Record<string, number> {
   return vocab;
 }
 
+const LCM_SCHEDULER = {
+  _class_name: "LCMScheduler",
+  beta_end: 0.012,
+  beta_schedule: "scaled_linear",
+  beta_start: 0.00085,
+  clip_sample: false,
+  clip_sample_range: 1.0,
+  num_train_timesteps: 1000,
+  original_inference_steps: 50,
+  prediction_type: "epsilon",
+  set_alpha_to_one: true,
+  steps_offset: 1,
+  timestep_scaling: 10.0,
+  timestep_spacing: "leading",
+  trained_betas: null,
+};
+
 const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
 
 /** Writes the model into `dir` (created if needed) and returns the files written, relative to it. */
@@ -142,8 +175,8 @@ export async function writeTinyDiffusionModel(dir: string, options: TinyModelOpt
       vae_decoder: ["diffusers", "OnnxRuntimeModel"],
       ...(withEncoder ? { vae_encoder: ["diffusers", "OnnxRuntimeModel"] } : {}),
     }),
-    // SD-Turbo's scheduler_config.json.
-    "scheduler/scheduler_config.json": json({
+    // SD-Turbo's scheduler_config.json, or LCM Dreamshaper v7's.
+    "scheduler/scheduler_config.json": json(options.lcmTimestepCond ? LCM_SCHEDULER : {
       _class_name: "EulerDiscreteScheduler",
       beta_end: 0.012,
       beta_schedule: "scaled_linear",
@@ -163,7 +196,7 @@ export async function writeTinyDiffusionModel(dir: string, options: TinyModelOpt
     // SD 2.x/Turbo tokenizers pad with "!".
     "tokenizer/tokenizer_config.json": json({ bos_token: START_OF_TEXT, eos_token: END_OF_TEXT, pad_token: "!", unk_token: END_OF_TEXT, model_max_length: 77 }),
     "text_encoder/model.onnx": textEncoderOnnx(rng, hidden),
-    "unet/model.onnx": unetOnnx(rng, hidden, options.timestepType ?? "int64"),
+    "unet/model.onnx": unetOnnx(rng, hidden, options.timestepType ?? "int64", options.lcmTimestepCond),
     "vae_decoder/model.onnx": vaeDecoderOnnx(rng),
   };
   // Drawn after the other graphs, so their weights stay what they were before the encoder existed.

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { isPlatformError } from "../../src/core/errors.js";
-import { DiffusionPipeline, TAESD_DECODER, latentPreview, type RgbImage } from "../../src/diffusion/pipeline.js";
+import { DiffusionPipeline, TAESD_DECODER, guidanceEmbedding, latentPreview, type RgbImage } from "../../src/diffusion/pipeline.js";
 import { writeTinyDiffusionModel } from "../../src/diffusion/tiny-model.js";
 import { createModelManager } from "../../src/models/index.js";
 
@@ -130,6 +130,25 @@ describe("DiffusionPipeline", () => {
     );
     const flat = latentPreview(new Float32Array(4 * 4), 2, 2);
     assert.deepEqual([...flat.data.slice(0, 3)], [128, 128, 128], "zero latents are mid grey");
+  });
+
+  it("LCM with timestep_cond: guidance goes in as an embedding, with no unconditional batch", async () => {
+    const modelDir = path.join(dir, "lcm");
+    await writeTinyDiffusionModel(modelDir, { seed: 1, lcmTimestepCond: 256 });
+    const lcm = await DiffusionPipeline.load(modelDir, { intraOpNumThreads: 1 });
+    try {
+      assert.equal(lcm.schedulerName, "LCMScheduler");
+      const steps: number[] = [];
+      const a = await lcm.latents({ ...base, steps: 4, guidanceScale: 8.5, negativePrompt: "the", onStep: (s) => steps.push(s) });
+      assert.deepEqual(steps, [1, 2, 3, 4]);
+      assert.deepEqual(await lcm.latents({ ...base, steps: 4, guidanceScale: 8.5, negativePrompt: "cat cat cat" }), a, "no negative prompt in LCM guidance");
+      assert.ok(maxAbsDiff(await lcm.latents({ ...base, steps: 4, guidanceScale: 2 }), a) > 1e-4, "the scale reaches the UNet");
+    } finally {
+      await lcm.release();
+    }
+    const e = guidanceEmbedding(0, 8);
+    assert.deepEqual([...e], [0, 0, 0, 0, 1, 1, 1, 1]);
+    assert.ok(Math.abs((guidanceEmbedding(7.5, 256)[0] ?? 0) - Math.sin(7500)) < 1e-6);
   });
 
   it("previews through a TAESD decoder when the model folder has one", async () => {
