@@ -77,6 +77,7 @@ interface UnetIo {
   sample: string;
   timestep: string;
   hidden: string;
+  /** float16 timesteps are fed as float32 and converted by {@link runFloat32}. */
   timestepType: "int64" | "float32";
   /** Whether the timestep is a scalar (shape []) rather than shape [1]. */
   timestepScalar: boolean;
@@ -131,6 +132,64 @@ async function readJson(file: string): Promise<Record<string, unknown> | null> {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw err;
   }
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE 754 binary16 bits of `v`, rounded to nearest even (what numpy's astype(float16) gives). */
+export function toHalfBits(v: number): number {
+  f32[0] = v;
+  const x = u32[0] ?? 0;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    // Subnormal: m × 2^-24 with m = (1.mant × 2^23) >> (14 − e).
+    const shift = 14 - e;
+    if (shift > 24) return sign;
+    const full = mant | 0x800000;
+    let m = full >>> shift;
+    const rest = full & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rest > halfway || (rest === halfway && m & 1)) m++;
+    return sign | m;
+  }
+  let h = sign | (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  // A carry out of the mantissa rolls into the exponent, which is the right rounding.
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
+  return h;
+}
+
+export function fromHalfBits(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 0x1f) return m ? NaN : sign * Infinity;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/**
+ * `session.run` with float32 on this side whatever the graph declares: float32 feeds become
+ * float16 where the input is float16 (fp16 exports), and float16 outputs come back as float32.
+ */
+async function runFloat32(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+  const converted: Record<string, ort.Tensor> = {};
+  for (const [name, tensor] of Object.entries(feeds)) {
+    const meta = session.inputMetadata.find((m) => m.name === name);
+    const half = meta?.isTensor && meta.type === "float16" && tensor.type === "float32";
+    converted[name] = half ? new ort.Tensor("float16", Uint16Array.from(tensor.data as Float32Array, toHalfBits), tensor.dims) : tensor;
+  }
+  const out: Record<string, ort.Tensor> = {};
+  for (const [name, tensor] of Object.entries(await session.run(converted))) {
+    out[name] = tensor.type === "float16" ? new ort.Tensor("float32", Float32Array.from(tensor.data as Uint16Array, fromHalfBits), tensor.dims) : tensor;
+  }
+  return out;
 }
 
 /** Throws the platform's cancellation error, whatever the signal was aborted with. */
@@ -253,14 +312,14 @@ export class DiffusionPipeline {
     const timestep = pickName(names, "timestep", 1, "unet");
     const hidden = pickName(names, "encoder_hidden_states", 2, "unet");
     const t = inputMeta(this.#unet, timestep);
-    if (t.type !== "int64" && t.type !== "float32") throw new Error(`unet: timestep of type ${t.type} is not supported (int64 or float32)`);
+    if (t.type !== "int64" && t.type !== "float32" && t.type !== "float16") throw new Error(`unet: timestep of type ${t.type} is not supported (int64, float32 or float16)`);
     const s = inputMeta(this.#unet, sample);
-    if (s.type !== "float32") throw new Error(`unet: sample of type ${s.type} is not supported; use a float32 export`);
+    if (s.type !== "float32" && s.type !== "float16") throw new Error(`unet: sample of type ${s.type} is not supported (float32 or float16)`);
     this.#unetIo = {
       sample,
       timestep,
       hidden,
-      timestepType: t.type,
+      timestepType: t.type === "int64" ? "int64" : "float32",
       timestepScalar: t.shape.length === 0,
       fixedBatch1: s.shape[0] === 1,
       output: this.#unet.outputNames[0] ?? "out_sample",
@@ -323,7 +382,7 @@ export class DiffusionPipeline {
     const { ids } = this.#tokenizer.encode(text);
     const data = this.#idsType === "int32" ? Int32Array.from(ids) : BigInt64Array.from(ids.map((id) => BigInt(id)));
     const name = this.#textEncoder.inputNames[0] ?? "input_ids";
-    const out = await this.#textEncoder.run({ [name]: new ort.Tensor(this.#idsType, data, [1, ids.length]) });
+    const out = await runFloat32(this.#textEncoder, { [name]: new ort.Tensor(this.#idsType, data, [1, ids.length]) });
     const hidden = out["last_hidden_state"] ?? out[this.#textEncoder.outputNames[0] ?? ""];
     if (!hidden) throw new Error("text_encoder returned no hidden states");
     return hidden;
@@ -336,7 +395,7 @@ export class DiffusionPipeline {
 
   async #unetRun(sample: Float32Array, batch: number, latentH: number, latentW: number, t: number, hidden: ort.Tensor, guidanceCond: ort.Tensor | null = null): Promise<Float32Array> {
     const io = this.#unetIo;
-    const out = await this.#unet.run({
+    const out = await runFloat32(this.#unet, {
       [io.sample]: new ort.Tensor("float32", sample, [batch, 4, latentH, latentW]),
       [io.timestep]: this.#timestep(t),
       [io.hidden]: hidden,
@@ -352,7 +411,7 @@ export class DiffusionPipeline {
     if (!this.#vaeEncoder) throw new Error("this model has no vae_encoder");
     const session = this.#vaeEncoder;
     const input = session.inputNames[0] ?? "sample";
-    const out = await session.run({ [input]: new ort.Tensor("float32", fromRgb(image), [1, 3, image.height, image.width]) });
+    const out = await runFloat32(session, { [input]: new ort.Tensor("float32", fromRgb(image), [1, 3, image.height, image.width]) });
     const tensor = out["latent_sample"] ?? out[session.outputNames[0] ?? ""];
     if (!tensor) throw new Error("vae_encoder returned nothing");
     const plane = (image.width / 8) * (image.height / 8);
@@ -367,7 +426,7 @@ export class DiffusionPipeline {
     const session = this.#vaeDecoder;
     const input = session.inputNames[0] ?? "latent_sample";
     const unscaled = latents.map((v) => v / this.vaeScaling);
-    const out = await session.run({ [input]: new ort.Tensor("float32", unscaled, [1, 4, height / 8, width / 8]) });
+    const out = await runFloat32(session, { [input]: new ort.Tensor("float32", unscaled, [1, 4, height / 8, width / 8]) });
     const tensor = out[session.outputNames[0] ?? "sample"];
     if (!tensor) throw new Error("vae_decoder returned nothing");
     const [, , h, w] = tensor.dims;
@@ -378,7 +437,7 @@ export class DiffusionPipeline {
   async #preview(latents: Float32Array, latentW: number, latentH: number): Promise<RgbImage> {
     if (!this.#taesd) return latentPreview(latents, latentW, latentH);
     const session = this.#taesd;
-    const out = await session.run({ [session.inputNames[0] ?? "latent_sample"]: new ort.Tensor("float32", latents, [1, 4, latentH, latentW]) });
+    const out = await runFloat32(session, { [session.inputNames[0] ?? "latent_sample"]: new ort.Tensor("float32", latents, [1, 4, latentH, latentW]) });
     const tensor = out[session.outputNames[0] ?? ""];
     if (!tensor) throw new Error("TAESD decoder returned nothing");
     const [, , h = 0, w = 0] = tensor.dims;

@@ -16,7 +16,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { bytesToUnicode, END_OF_TEXT, START_OF_TEXT } from "./clip-tokenizer.js";
-import { DataType, encodeModel, type Tensor } from "./onnx-writer.js";
+import { DataType, encodeModel, type DataTypeCode, type Graph, type Tensor } from "./onnx-writer.js";
 import { Random } from "./random.js";
 
 export interface TinyModelOptions {
@@ -33,6 +33,8 @@ export interface TinyModelOptions {
    * this width (the guidance embedding of LCM distillations such as LCM Dreamshaper, 256).
    */
   lcmTimestepCond?: number;
+  /** float16 inputs and outputs (the UNet's timestep too, when float), as fp16 exports have. @default false */
+  float16?: boolean;
 }
 
 /** CLIP's vocabulary size: ids up to <|endoftext|> = 49407 must index the embedding. */
@@ -49,8 +51,34 @@ function weights(rng: Random, name: string, dims: number[], scale: number): Tens
 const int64 = (name: string, values: number[]): Tensor => ({ name, type: DataType.INT64, dims: [values.length], values });
 const f32 = (name: string, values: number[], dims = [values.length]): Tensor => ({ name, type: DataType.FLOAT, dims, values });
 
-export function textEncoderOnnx(rng: Random, hidden: number): Buffer {
-  return encodeModel({
+/** ONNX's FLOAT16 type code, which the writer's DataType table does not list. */
+const FLOAT16 = 10 as DataTypeCode;
+
+/**
+ * The graph with float16 inputs and outputs around its float32 body, as fp16 exports (ONNX
+ * Runtime's optimized Stable Diffusion models) present themselves: a Cast after every float input,
+ * a Cast before every float output.
+ */
+export function halfIo(graph: Graph): Graph {
+  const rename = new Map<string, string>();
+  const castsIn = graph.inputs
+    .filter((v) => v.type === DataType.FLOAT)
+    .map((v) => {
+      rename.set(v.name, `${v.name}__f32`);
+      return { op: "Cast", inputs: [v.name], outputs: [`${v.name}__f32`], attributes: [{ name: "to", int: DataType.FLOAT }] };
+    });
+  const outputs = new Set(graph.outputs.filter((v) => v.type === DataType.FLOAT).map((v) => v.name));
+  for (const name of outputs) rename.set(name, `${name}__f32`);
+  const body = graph.nodes.map((n) => ({ ...n, inputs: n.inputs.map((x) => rename.get(x) ?? x), outputs: n.outputs.map((x) => (outputs.has(x) ? `${x}__f32` : x)) }));
+  const castsOut = [...outputs].map((name) => ({ op: "Cast", inputs: [`${name}__f32`], outputs: [name], attributes: [{ name: "to", int: FLOAT16 }] }));
+  const half = <T extends { type: DataTypeCode }>(v: T): T => (v.type === DataType.FLOAT ? { ...v, type: FLOAT16 } : v);
+  return { ...graph, nodes: [...castsIn, ...body, ...castsOut], inputs: graph.inputs.map(half), outputs: graph.outputs.map(half) };
+}
+
+const encodeGraph = (half: boolean, graph: Graph): Buffer => encodeModel(half ? halfIo(graph) : graph);
+
+export function textEncoderOnnx(rng: Random, hidden: number, half = false): Buffer {
+  return encodeGraph(half, {
     name: "text_encoder",
     initializers: [weights(rng, "embedding", [VOCAB_SIZE, hidden], 1)],
     nodes: [
@@ -67,7 +95,7 @@ export function textEncoderOnnx(rng: Random, hidden: number): Buffer {
   });
 }
 
-export function unetOnnx(rng: Random, hidden: number, timestepType: "int64" | "float32", timestepCond?: number): Buffer {
+export function unetOnnx(rng: Random, hidden: number, timestepType: "int64" | "float32", timestepCond?: number, half = false): Buffer {
   // With timestep_cond, its mean joins the output like the text term does.
   const condNodes = timestepCond
     ? [
@@ -77,7 +105,7 @@ export function unetOnnx(rng: Random, hidden: number, timestepType: "int64" | "f
         { op: "Add", inputs: ["pre_out", "cond_term"], outputs: ["out_sample"] },
       ]
     : [];
-  return encodeModel({
+  return encodeGraph(half, {
     name: "unet",
     initializers: [weights(rng, "conv_w", [4, 4, 3, 3], 0.1), weights(rng, "conv_b", [4], 0.1), int64("shape4", [-1, 1, 1, 1]), f32("text_k", [0.5]), f32("time_k", [0.001])],
     nodes: [
@@ -102,8 +130,8 @@ export function unetOnnx(rng: Random, hidden: number, timestepType: "int64" | "f
   });
 }
 
-export function vaeDecoderOnnx(rng: Random): Buffer {
-  return encodeModel({
+export function vaeDecoderOnnx(rng: Random, half = false): Buffer {
+  return encodeGraph(half, {
     name: "vae_decoder",
     initializers: [weights(rng, "conv_w", [3, 4, 1, 1], 0.5), weights(rng, "conv_b", [3], 0.1), f32("scales", [1, 1, 8, 8])],
     nodes: [
@@ -117,8 +145,8 @@ export function vaeDecoderOnnx(rng: Random): Buffer {
 }
 
 /** An 8×8, stride-8 convolution: each 8×8 pixel patch becomes one latent pixel. */
-export function vaeEncoderOnnx(rng: Random): Buffer {
-  return encodeModel({
+export function vaeEncoderOnnx(rng: Random, half = false): Buffer {
+  return encodeGraph(half, {
     name: "vae_encoder",
     initializers: [weights(rng, "conv_w", [4, 3, 8, 8], 0.07), weights(rng, "conv_b", [4], 0.1)],
     nodes: [{ op: "Conv", inputs: ["sample", "conv_w", "conv_b"], outputs: ["latent_sample"], attributes: [{ name: "strides", ints: [8, 8] }] }],
@@ -164,6 +192,7 @@ export async function writeTinyDiffusionModel(dir: string, options: TinyModelOpt
   const rng = new Random(options.seed ?? 0);
   const hidden = options.hidden ?? 16;
   const withEncoder = options.vaeEncoder ?? true;
+  const half = options.float16 ?? false;
   const files: Record<string, string | Buffer> = {
     "model_index.json": json({
       _class_name: "OnnxStableDiffusionPipeline",
@@ -195,12 +224,12 @@ export async function writeTinyDiffusionModel(dir: string, options: TinyModelOpt
     "tokenizer/merges.txt": `#version: 0.2\n${MERGES.join("\n")}\n`,
     // SD 2.x/Turbo tokenizers pad with "!".
     "tokenizer/tokenizer_config.json": json({ bos_token: START_OF_TEXT, eos_token: END_OF_TEXT, pad_token: "!", unk_token: END_OF_TEXT, model_max_length: 77 }),
-    "text_encoder/model.onnx": textEncoderOnnx(rng, hidden),
-    "unet/model.onnx": unetOnnx(rng, hidden, options.timestepType ?? "int64", options.lcmTimestepCond),
-    "vae_decoder/model.onnx": vaeDecoderOnnx(rng),
+    "text_encoder/model.onnx": textEncoderOnnx(rng, hidden, half),
+    "unet/model.onnx": unetOnnx(rng, hidden, options.timestepType ?? "int64", options.lcmTimestepCond, half),
+    "vae_decoder/model.onnx": vaeDecoderOnnx(rng, half),
   };
   // Drawn after the other graphs, so their weights stay what they were before the encoder existed.
-  if (withEncoder) files["vae_encoder/model.onnx"] = vaeEncoderOnnx(rng);
+  if (withEncoder) files["vae_encoder/model.onnx"] = vaeEncoderOnnx(rng, half);
   for (const [rel, content] of Object.entries(files)) {
     const target = path.join(dir, ...rel.split("/"));
     await mkdir(path.dirname(target), { recursive: true });

@@ -7,8 +7,9 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import ort from "onnxruntime-node";
 import { isPlatformError } from "../../src/core/errors.js";
-import { DiffusionPipeline, TAESD_DECODER, guidanceEmbedding, latentPreview, type RgbImage } from "../../src/diffusion/pipeline.js";
+import { DiffusionPipeline, TAESD_DECODER, fromHalfBits, guidanceEmbedding, latentPreview, toHalfBits, type RgbImage } from "../../src/diffusion/pipeline.js";
 import { writeTinyDiffusionModel } from "../../src/diffusion/tiny-model.js";
 import { createModelManager } from "../../src/models/index.js";
 
@@ -149,6 +150,51 @@ describe("DiffusionPipeline", () => {
     const e = guidanceEmbedding(0, 8);
     assert.deepEqual([...e], [0, 0, 0, 0, 1, 1, 1, 1]);
     assert.ok(Math.abs((guidanceEmbedding(7.5, 256)[0] ?? 0) - Math.sin(7500)) < 1e-6);
+  });
+
+  it("runs an export with float16 inputs and outputs, close to the float32 one", async () => {
+    const modelDir = path.join(dir, "fp16");
+    await writeTinyDiffusionModel(modelDir, { seed: 1, float16: true, timestepType: "float32" });
+    const unet = await ort.InferenceSession.create(path.join(modelDir, "unet", "model.onnx"));
+    assert.deepEqual(
+      unet.inputMetadata.map((m) => (m.isTensor ? m.type : "?")),
+      ["float16", "float16", "float16"],
+    );
+    await unet.release();
+    const half = await DiffusionPipeline.load(modelDir, { intraOpNumThreads: 1 });
+    try {
+      const image = await half.generate({ ...base, steps: 2, guidanceScale: 2, negativePrompt: "the" });
+      const reference = await pipe.generate({ ...base, steps: 2, guidanceScale: 2, negativePrompt: "the" });
+      assert.deepEqual([image.width, image.height], [64, 64]);
+      // The same weights behind float16 casts: pixels agree but for rounding near tanh's middle.
+      assert.ok(meanAbsDiff(image.data, reference.data) < 8, `mean difference ${meanAbsDiff(image.data, reference.data)}`);
+      const roundTrip = await half.generate({ ...base, steps: 2, image, strength: 0.5 });
+      assert.deepEqual([roundTrip.width, roundTrip.height], [64, 64]);
+    } finally {
+      await half.release();
+    }
+  });
+
+  it("converts float16 like numpy: rounding to nearest even, subnormals, overflow", () => {
+    const cases: [number, number][] = [
+      [0, 0x0000],
+      [1, 0x3c00],
+      [-2, 0xc000],
+      [0.1, 0x2e66],
+      [65504, 0x7bff],
+      [65520, 0x7c00],
+      [1e-7, 0x0002],
+      [2 ** -24, 0x0001],
+      [1 + 2 ** -11, 0x3c00],
+      [1 + 3 * 2 ** -11, 0x3c02],
+      [Infinity, 0x7c00],
+    ];
+    for (const [v, bits] of cases) assert.equal(toHalfBits(v), bits, `${v}`);
+    assert.equal(fromHalfBits(0x3c00), 1);
+    assert.equal(fromHalfBits(0xc000), -2);
+    assert.equal(fromHalfBits(0x0001), 2 ** -24);
+    assert.equal(fromHalfBits(0x7bff), 65504);
+    assert.ok(Number.isNaN(fromHalfBits(0x7e00)));
   });
 
   it("previews through a TAESD decoder when the model folder has one", async () => {
