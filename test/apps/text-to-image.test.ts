@@ -95,4 +95,12 @@ describe("text-to-image app handlers", () => {
     assert.equal(out.seed, 1);
     assert.equal(plain.billed.at(-1), (64 * 64) / 1e6);
   });
+
+  it("takes the largest seed and wraps the next image's to 0", async () => {
+    const { ctx } = fakeContext(state, { storeFiles: true });
+    const input = { prompt: "x", image_size: { width: 64, height: 64 }, seed: Number.MAX_SAFE_INTEGER, num_images: 2, enable_safety_checker: false, output_format: "png" };
+    const out = await handler("")(parse("", input), ctx);
+    assert.equal(out.seed, Number.MAX_SAFE_INTEGER);
+    assert.equal(out.images.length, 2);
+  });
 });

@@ -161,8 +161,8 @@ export function createTextToImageApp(options: TextToImageAppOptions = {}): Defin
         height: size.height,
         steps: input.num_inference_steps,
         guidanceScale: input.guidance_scale,
-        // Wraps below MAX_SEED so seed + i stays a valid seed.
-        seed: (seed + n) % MAX_SEED,
+        // Wraps past MAX_SEED to 0, so seed + i stays a valid seed.
+        seed: seed + n <= MAX_SEED ? seed + n : seed + n - MAX_SEED - 1,
         ...(image ? { image, strength: strength ?? 0 } : {}),
         signal: ctx.signal,
         onStep: (step, steps) => ctx.progress(n * perImage + step, total, `image ${n + 1}/${input.num_images}, step ${step}/${steps}`),
