@@ -68,6 +68,8 @@ function sendError(reply: FastifyReply, error: PlatformError): FastifyReply {
   // fal's optional hint for clients deciding whether to retry.
   const definition: ErrorDefinition = ERRORS[error.code];
   reply.header("x-fal-retryable", definition.retryable === true ? "true" : "false");
+  // Darkroom's own registry code, for its runners and CLI (several codes share an error_type).
+  reply.header("x-darkroom-error-code", error.code);
   if (error.code === "ERR_VALIDATION") reply.header("x-fal-billable-units", "0");
   return reply.code(error.status).type("application/json").send(error.toBody());
 }

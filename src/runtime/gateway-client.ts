@@ -141,6 +141,10 @@ async function errorFrom(res: Response): Promise<PlatformError> {
     // not JSON
   }
   const message = typeof detail === "string" ? detail : detail === null ? `HTTP ${res.status}` : JSON.stringify(detail);
-  const code = (Object.keys(ERRORS) as ErrorCode[]).find((c) => ERRORS[c].status === res.status && (ERRORS[c] as { errorType?: string }).errorType === errorType) ?? "ERR_BAD_REQUEST";
+  const named = res.headers.get("x-darkroom-error-code");
+  const code =
+    named && named in ERRORS
+      ? (named as ErrorCode)
+      : ((Object.keys(ERRORS) as ErrorCode[]).find((c) => ERRORS[c].status === res.status && (ERRORS[c] as { errorType?: string }).errorType === errorType) ?? "ERR_BAD_REQUEST");
   return new PlatformError(code, { message, status: res.status });
 }

@@ -804,6 +804,19 @@ export class Scheduler {
     return claimed;
   }
 
+  /** Puts back claims a remote runner never received, at the same attempt, and wakes the runners. */
+  async releaseRemote(records: RequestRecord[], runnerId: string): Promise<void> {
+    for (const record of records) {
+      const back = await this.#options.store.release(record.id, { owner: runnerId, attempt: record.attempt });
+      if (back) this.events.emit(back.id, { type: "state", record: back });
+    }
+    const appId = records[0]?.appId;
+    if (appId) {
+      this.#pump(appId);
+      this.#announceQueued(appId);
+    }
+  }
+
   /** A remote runner's log line, progress or partial output for a request it holds. */
   async remoteEvent(requestId: string, event: Extract<RequestEvent, { type: "log" | "progress" | "partial" }>): Promise<void> {
     // As for local runners: a log event goes out once the line is stored (status streams re-read logs).

@@ -194,6 +194,12 @@ export interface Store {
    * Returns the resulting record, or null if the guard did not match.
    */
   requeue(id: string, guard: { owner: string; attempt: number } | null, exhausted: TerminalWrite): Promise<RequestRecord | null>;
+  /**
+   * Hands a claim back untouched: the RUNNING request held by `guard` returns to the queue at the same
+   * attempt, keeping its place, as if it had never been claimed. For claims that never reached their
+   * runner (it hung up during a long poll); no attempt is used. Null when the guard does not match.
+   */
+  release(id: string, guard: { owner: string; attempt: number }): Promise<RequestRecord | null>;
   cancel(id: string): Promise<CancelResult>;
   /** 0-based position among QUEUED requests of the same app in claim order; null if not queued. */
   queuePosition(id: string): Promise<number | null>;

@@ -244,3 +244,55 @@ describe("remote apps the gateway does not load", () => {
     void ECHO_APP;
   });
 });
+
+describe("a gateway whose apps run on runner machines", () => {
+  it("does not judge an app by what its own machine lacks: requests queue for the runners", async () => {
+    const p = await startTestPlatform({ appModules: [path.join(REPO_ROOT, "test/fixtures/apps/unavailable.ts")], env: { DARKROOM_LOCAL_RUNNERS: "false" } });
+    try {
+      const listed = await http(p, "GET", "/v1/models?endpoint_id=darkroom-test/unavailable");
+      assert.equal(listed.body.models[0].availability.available, true, JSON.stringify(listed.body.models[0]));
+      const queued = await http(p, "POST", "/queue/darkroom-test/unavailable", {});
+      assert.equal(queued.status, 200, JSON.stringify(queued.body));
+    } finally {
+      await p.close();
+    }
+  });
+
+  it("a lease call waits for work, and a runner that hangs up mid-poll leaves no request claimed", async () => {
+    const app = "darkroom-test/unavailable";
+    const p = await startTestPlatform({ appModules: [path.join(REPO_ROOT, "test/fixtures/apps/unavailable.ts")], env: { DARKROOM_LOCAL_RUNNERS: "false" } });
+    const lease = (runnerId: string, waitMs: number, signal?: AbortSignal): Promise<Response> =>
+      fetch(`${p.url}/runner/v1/lease`, { method: "POST", headers: { ...p.auth, "content-type": "application/json" }, body: JSON.stringify({ runner_id: runnerId, app_id: app, slots: 1, wait_ms: waitMs }), ...(signal ? { signal } : {}) });
+    try {
+      // Nothing queued: the call holds for its wait, then answers with no runs.
+      const started = Date.now();
+      const empty = await lease("rr-patientwaiter", 1200);
+      assert.deepEqual(await empty.json(), { runs: [] });
+      assert.ok(Date.now() - started >= 1000, `answered after ${Date.now() - started} ms`);
+
+      // A poll that is woken by a submit hands the request out at once.
+      const waiting = lease("rr-wokenwaiter01", 10_000);
+      await sleep(200);
+      const wokenAt = Date.now();
+      const submitted = await http(p, "POST", `/queue/${app}`, { n: 1 });
+      const woken = (await (await waiting).json()) as { runs: { request_id: string; attempt: number }[] };
+      assert.equal(woken.runs[0]?.request_id, submitted.body.request_id);
+      assert.ok(Date.now() - wokenAt < 1000, "woken by the submit, not by the one-second recheck");
+
+      // The runner hangs up; a request submitted afterwards stays queued at attempt 1.
+      const controller = new AbortController();
+      const abandoned = lease("rr-gonewaiter001", 10_000, controller.signal).catch(() => null);
+      await sleep(200);
+      controller.abort();
+      await abandoned;
+      await sleep(100);
+      const later = await http(p, "POST", `/queue/${app}`, { n: 2 });
+      await sleep(500);
+      const record = await p.store.get(later.body.request_id as string);
+      assert.equal(record?.state, "QUEUED");
+      assert.equal(record?.attempt, 1);
+    } finally {
+      await p.close();
+    }
+  });
+});

@@ -619,6 +619,26 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           assert.equal(await store.requeue(randomUUID(), null, EXHAUSTED), null);
         }));
 
+      it("release hands a claim back at the same attempt, in its place, only to its holder", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const [first, second] = await enqueueAll(store, [newRequest(appId, { maxAttempts: 1 }), newRequest(appId)]);
+          const claimed = required(await store.claim(appId, "runner", LEASE_MS), "a claim");
+          assert.equal(claimed.id, first!.id);
+          assert.equal(await store.release(first!.id, { owner: "other", attempt: 1 }), null, "wrong owner");
+          assert.equal(await store.release(first!.id, { owner: "runner", attempt: 2 }), null, "wrong attempt");
+          const released = required(await store.release(first!.id, { owner: "runner", attempt: 1 }), "the release");
+          assert.equal(released.state, "QUEUED");
+          assert.equal(released.attempt, 1, "no attempt used: a single-attempt request can still run");
+          assert.equal(released.leaseOwner, null);
+          assert.deepEqual(await positions(store, ids([first!, second!])), [0, 1]);
+          assert.equal((await store.queueDepths()).get(appId), 2);
+          const again = required(await store.claim(appId, "runner-2", LEASE_MS), "a claim");
+          assert.equal(again.id, first!.id);
+          assert.equal(again.attempt, 1);
+          assert.equal(await store.release(second!.id, { owner: "runner", attempt: 1 }), null, "a queued request is not released");
+        }));
+
       it("requeues a running request without a guard (recovery)", () =>
         withStore(async (store) => {
           const appId = randomAppId();

@@ -9,7 +9,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { ERRORS, PlatformError, type ErrorCode } from "../../core/errors.js";
 import { DEFAULT_KNOBS, type AppManifest, type RequestRecord } from "../../core/types.js";
@@ -135,8 +135,29 @@ function runOf(record: RequestRecord): Record<string, unknown> {
   };
 }
 
-/** Waits until `wake` is called, `ms` pass or the client goes away. */
-function waitForWork(ctx: GatewayContext, appId: string, ms: number, request: FastifyRequest): Promise<void> {
+/**
+ * Whether the client of a long poll hung up. The request stream is no signal: Node ends it (and
+ * emits its "close") as soon as the body has been read. The response closing before it was sent is.
+ */
+function hangUpWatch(reply: FastifyReply): { gone: () => boolean; onGone: (fn: () => void) => () => void } {
+  let gone = false;
+  const listeners = new Set<() => void>();
+  reply.raw.once("close", () => {
+    if (reply.raw.writableEnded) return;
+    gone = true;
+    for (const fn of listeners) fn();
+  });
+  return {
+    gone: () => gone,
+    onGone: (fn) => {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+  };
+}
+
+/** Waits until the app's queue may have work, `ms` pass or the client hangs up. */
+function waitForWork(ctx: GatewayContext, appId: string, ms: number, hangUp: ReturnType<typeof hangUpWatch>): Promise<void> {
   return new Promise((resolve) => {
     let done = false;
     const finish = (): void => {
@@ -144,12 +165,12 @@ function waitForWork(ctx: GatewayContext, appId: string, ms: number, request: Fa
       done = true;
       clearTimeout(timer);
       stopWatching();
-      request.raw.off("close", finish);
+      stopHangUp();
       resolve();
     };
     const timer = setTimeout(finish, ms);
     const stopWatching = ctx.scheduler.watchQueue(appId, finish);
-    request.raw.once("close", finish);
+    const stopHangUp = hangUp.onGone(finish);
   });
 }
 
@@ -201,17 +222,25 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
     };
   });
 
-  app.post("/runner/v1/lease", async (request) => {
+  app.post("/runner/v1/lease", async (request, reply) => {
     requireRunner(request);
     const body = parse(LeaseBody, request.body);
     requireRunner(request, body.app_id);
     if (!ctx.scheduler.app(body.app_id)) throw new PlatformError("ERR_APP_NOT_FOUND", { message: `Unknown app ${body.app_id}: register it first` });
     const deadline = Date.now() + body.wait_ms;
+    const hangUp = hangUpWatch(reply);
     for (;;) {
+      if (hangUp.gone()) return { runs: [] };
       const claimed = await ctx.scheduler.claimForRemote(body.app_id, body.runner_id, body.slots, leaseMs());
+      if (claimed.length > 0 && hangUp.gone()) {
+        // The runner hung up (a drain, a lost connection) while the claim ran: nobody will work on
+        // these. Hand them back at once, at the same attempt, rather than let their leases run out.
+        await ctx.scheduler.releaseRemote(claimed, body.runner_id);
+        return { runs: [] };
+      }
       const left = deadline - Date.now();
-      if (claimed.length > 0 || left <= 0 || request.raw.destroyed || ctx.scheduler.stopping) return { runs: claimed.map(runOf) };
-      await waitForWork(ctx, body.app_id, Math.min(left, POLL_RECHECK_MS), request);
+      if (claimed.length > 0 || left <= 0 || ctx.scheduler.stopping) return { runs: claimed.map(runOf) };
+      await waitForWork(ctx, body.app_id, Math.min(left, POLL_RECHECK_MS), hangUp);
     }
   });
 

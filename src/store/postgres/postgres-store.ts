@@ -654,6 +654,17 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       return row ? toRequestRecord(row) : null;
     },
 
+    async release(id, guard) {
+      const [row] = await rows<RequestRow>(
+        `UPDATE requests SET state = 'QUEUED', lease_owner = NULL, lease_expires_at = NULL
+         WHERE id = $1 AND state = 'RUNNING' AND lease_owner = $2 AND attempt = $3
+         RETURNING *`,
+        [id, guard.owner, guard.attempt],
+        "darkroom_release",
+      );
+      return row ? toRequestRecord(row) : null;
+    },
+
     async cancel(id): Promise<CancelResult> {
       return transaction(async (client): Promise<CancelResult> => {
         const current = (await client.query<RequestRow>("SELECT * FROM requests WHERE id = $1 FOR UPDATE", [id])).rows[0];

@@ -442,6 +442,10 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     UPDATE requests SET state = 'QUEUED', attempt = attempt + 1, lease_owner = NULL, lease_expires_at = NULL
     WHERE id = ? AND state = 'RUNNING'
     RETURNING *`);
+  const releaseClaim = db.prepare<[string, string, number], RequestRow>(`
+    UPDATE requests SET state = 'QUEUED', lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = ? AND state = 'RUNNING' AND lease_owner = ? AND attempt = ?
+    RETURNING *`);
   const requestCancel = db.prepare<[string], RequestRow>(`
     UPDATE requests SET cancel_requested = 1 WHERE id = ? AND state = 'RUNNING' RETURNING *`);
   // NULL position when the request exists but is not queued; no row when it does not exist.
@@ -732,6 +736,11 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     async requeue(id, guard, exhausted) {
       const row = await writes.run(() => requeueTransaction(id, guard, exhausted));
+      return row ? toRequestRecord(row) : null;
+    },
+
+    async release(id, guard) {
+      const row = await writes.run(() => releaseClaim.get(id, guard.owner, guard.attempt));
       return row ? toRequestRecord(row) : null;
     },
 
