@@ -325,6 +325,11 @@ export class DiffusionPipeline {
       output: this.#unet.outputNames[0] ?? "out_sample",
       timestepCond: null,
     };
+    const unknown = names.filter((n) => ![sample, timestep, hidden, "timestep_cond"].includes(n));
+    if (unknown.length > 0) {
+      // SDXL UNets also take text_embeds and time_ids, which need its second text encoder.
+      throw new Error(`unet: inputs ${unknown.join(", ")} are not supported (SD 1.x/2.x, turbo and LCM UNets only; SDXL is not)`);
+    }
     if (names.includes("timestep_cond")) {
       const dim = inputMeta(this.#unet, "timestep_cond").shape[1];
       this.#unetIo.timestepCond = { name: "timestep_cond", dim: typeof dim === "number" ? dim : 256 };
