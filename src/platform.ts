@@ -78,6 +78,11 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   for (const failure of catalog.failures) logger.error({ module: failure.modulePath, error: failure.error }, "app failed to load");
   let apps: AppManifest[] = catalog.apps;
   if (config.onlyApps.length > 0) apps = apps.filter((a) => config.onlyApps.includes(a.id));
+  if (!config.localRunners) {
+    // The apps run on runner machines, not here: what this machine lacks (ffmpeg, a model) says
+    // nothing about them. A remote runner that cannot run its app refuses to start instead.
+    apps = apps.map((a) => (a.unavailable ? { ...a, unavailable: null } : a));
+  }
   for (const a of apps) if (a.unavailable) logger.warn({ app: a.id, ...a.unavailable }, "app unavailable");
 
   const webhooks = new WebhookDeliverer({
