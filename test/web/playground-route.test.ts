@@ -10,7 +10,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import Fastify from "fastify";
 import { PLAYGROUND_ROUTES, registerPlaygroundRoutes } from "../../src/gateway/routes/playground.js";
-import { http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { ECHO_APP, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 import { ensureWebBuild } from "./browser.js";
 
 /** A GET with the path sent as is (fetch would normalise `..` away). */
@@ -32,7 +32,7 @@ describe("playground routes on the real server", () => {
   let p: TestPlatform;
   before(async () => {
     ensureWebBuild();
-    p = await startTestPlatform();
+    p = await startTestPlatform({ appModules: [ECHO_APP, path.join(REPO_ROOT, "src/apps/upscale/app.ts")] });
   });
   after(async () => p?.close());
 
@@ -69,6 +69,22 @@ describe("playground routes on the real server", () => {
       assert.match(res.type, /^application\/json/, pathname);
       assert.doesNotMatch(res.body, /"name": "darkroom"/);
     }
+  });
+
+  it("serves the gallery thumbnails the apps name, as absolute URLs in /v1/models, and nothing beside them", async () => {
+    const models = await http(p, "GET", "/v1/models?endpoint_id=darkroom/upscale");
+    const url = models.body.models[0].metadata.thumbnail_url as string;
+    assert.equal(url, `${p.url}/thumbnails/upscale.webp`);
+    const res = await fetch(url);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "image/webp");
+    const bytes = Buffer.from(await res.arrayBuffer());
+    assert.equal(bytes.toString("ascii", 8, 12), "WEBP");
+    for (const pathname of ["/thumbnails/../index.html", "/thumbnails/%2e%2e/index.html", "/thumbnails/missing.webp", "/thumbnails/upscale.png", "/thumbnails/sub/x.webp"]) {
+      assert.equal((await rawGet(p.url, pathname)).status, 404, pathname);
+    }
+    const echo = await http(p, "GET", "/v1/models?endpoint_id=darkroom/echo");
+    assert.equal(echo.body.models[0].metadata.thumbnail_url, null, "apps without a picture keep the glyph");
   });
 
   it("leaves the API, the proxy, realtime paths and unknown paths as they were", async () => {

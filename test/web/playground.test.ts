@@ -79,6 +79,11 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
     assert.equal(await cards.count(), 4);
     const upscale = cards.filter({ hasText: "darkroom/upscale" });
     assert.match(await upscale.innerText(), /image-to-image[\s\S]*Available[\s\S]*ESRGAN/);
+    // Its thumbnail is a picture the app made, served by this server, and it has loaded.
+    const thumb = upscale.locator("img");
+    await thumb.waitFor();
+    assert.match((await thumb.getAttribute("src")) ?? "", /\/thumbnails\/upscale\.webp$/);
+    await page.waitForFunction((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth === 480, await thumb.elementHandle());
     const unavailable = cards.filter({ hasText: "darkroom-test/unavailable" });
     assert.match(await unavailable.innerText(), /Unavailable[\s\S]*'frobnicate' is not installed[\s\S]*Remedy: apt-get install frobnicate/);
 

@@ -161,6 +161,8 @@ export default defineApp({
   id: "darkroom/image-to-video",
   version: "1.0.0",
   metadata: {
+    // Made from this app's own output by scripts/make-thumbnails.ts.
+    thumbnail_url: "/thumbnails/image-to-video.webp",
     display_name: "Image to video (Ken Burns)",
     category: "image-to-video",
     description:

@@ -142,6 +142,8 @@ export default defineApp<RemoveBackgroundState>({
   id: "darkroom/remove-background",
   version: "1.0.0",
   metadata: {
+    // Made from this app's own output by scripts/make-thumbnails.ts.
+    thumbnail_url: "/thumbnails/remove-background.webp",
     display_name: "Remove background (Robust Video Matting)",
     category: "image-to-image",
     description:

@@ -165,6 +165,8 @@ export default defineApp({
   id: "darkroom/speech-to-text",
   version: "1.0.0",
   metadata: {
+    // Made from this app's own output by scripts/make-thumbnails.ts.
+    thumbnail_url: "/thumbnails/speech-to-text.webp",
     display_name: "Speech to text (PocketSphinx, English)",
     category: "speech-to-text",
     description:

@@ -96,6 +96,8 @@ export default defineApp({
   id: "darkroom/text-to-speech",
   version: "1.0.0",
   metadata: {
+    // Made from this app's own output by scripts/make-thumbnails.ts.
+    thumbnail_url: "/thumbnails/text-to-speech.webp",
     display_name: "Text to speech (Flite)",
     category: "text-to-speech",
     description:

@@ -117,6 +117,8 @@ export default defineApp<UpscaleState>({
   id: "darkroom/upscale",
   version: "1.0.0",
   metadata: {
+    // Made from this app's own output by scripts/make-thumbnails.ts.
+    thumbnail_url: "/thumbnails/upscale.webp",
     display_name: "Upscale (ESRGAN)",
     category: "image-to-image",
     description:

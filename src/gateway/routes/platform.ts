@@ -22,7 +22,8 @@ function modelEntry(app: AppManifest, baseUrl: string, expandOpenApi: boolean): 
       status: "active",
       tags: app.metadata.tags,
       updated_at: null,
-      thumbnail_url: app.metadata.thumbnail_url ?? null,
+      // Built-in thumbnails are served by this server: clients get them as absolute URLs, like fal's.
+      thumbnail_url: app.metadata.thumbnail_url?.startsWith("/") ? `${baseUrl}${app.metadata.thumbnail_url}` : (app.metadata.thumbnail_url ?? null),
       model_url: `${baseUrl}/run/${app.id}`,
       license: app.metadata.license ?? null,
       weights_origin: app.metadata.weights_origin ?? null,

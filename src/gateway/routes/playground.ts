@@ -109,6 +109,16 @@ export function registerPlaygroundRoutes(app: FastifyInstance, options: Playgrou
 
   for (const url of PLAYGROUND_ROUTES) app.get(url, (_request, reply) => serveIndex(reply));
 
+  // The gallery's thumbnails (web/public/thumbnails, made by scripts/make-thumbnails.ts).
+  app.get("/thumbnails/*", async (request, reply) => {
+    const name = (request.params as { "*": string })["*"];
+    if (!ASSET_NAME.test(name) || path.extname(name) !== ".webp") throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path /thumbnails/${name} not found` });
+    const file = path.join(distDir, "thumbnails", name);
+    const info = await stat(file).catch(() => null);
+    if (!info?.isFile()) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path /thumbnails/${name} not found` });
+    return securityHeaders(reply, csp).type("image/webp").header("content-length", String(info.size)).header("cache-control", "public, max-age=3600").send(createReadStream(file));
+  });
+
   app.get("/assets/*", async (request, reply) => {
     const name = (request.params as { "*": string })["*"];
     if (!ASSET_NAME.test(name)) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path /assets/${name} not found` });
