@@ -14,9 +14,8 @@
  * @module
  */
 import pg from "pg";
-import type { LogLevel, Priority, RequestLog, RequestMode, RequestRecord, RequestState } from "../../core/types.js";
+import type { Priority, RequestMode, RequestRecord, RequestState } from "../../core/types.js";
 import type {
-  ApiKeyRecord,
   CancelResult,
   ClaimFor,
   NewRequest,
@@ -24,10 +23,10 @@ import type {
   Store,
   TerminalWrite,
   UsageFilter,
-  UsageRecord,
   WebhookAttempt,
   WebhookJob,
 } from "../store.js";
+import { toApiKeyRecord, toJsonColumn, toRequestLog, toUsageRecord, toWebhookJob, type ApiKeyRow, type LogRow, type UsageRow, type WebhookRow } from "../rows.js";
 import { createPgBus, type PgBus } from "./pg-bus.js";
 import { migrate } from "./schema.js";
 
@@ -120,46 +119,6 @@ interface RequestRow {
   billable_units: number | null;
 }
 
-interface LogRow {
-  message: string;
-  level: string;
-  source: string;
-  timestamp: string;
-}
-
-interface ApiKeyRow {
-  id: string;
-  secret_hash: string;
-  name: string;
-  scope: string;
-  created_at: number;
-  revoked_at: number | null;
-  last_used_at: number | null;
-}
-
-interface UsageRow {
-  request_id: string;
-  key_id: string | null;
-  app_id: string;
-  endpoint: string;
-  state: string;
-  queue_ms: number;
-  run_ms: number;
-  billable_units: number | null;
-  finished_at: number;
-}
-
-interface WebhookRow {
-  id: number;
-  request_id: string;
-  url: string;
-  body: string;
-  attempts: number;
-  next_attempt_at: number;
-  state: string;
-  created_at: number;
-}
-
 interface WebhookWithAttemptRow extends WebhookRow {
   a_request_id: string | null;
   a_attempt: number | null;
@@ -225,58 +184,6 @@ function toRequestRecord(row: RequestRow): RequestRecord {
   lazyJson(record, "input", row.input);
   lazyJson(record, "output", row.output);
   return record;
-}
-
-function toRequestLog(row: LogRow): RequestLog {
-  return {
-    message: row.message,
-    level: row.level as LogLevel,
-    source: row.source as RequestLog["source"],
-    timestamp: row.timestamp,
-  };
-}
-
-function toApiKeyRecord(row: ApiKeyRow): ApiKeyRecord {
-  return {
-    id: row.id,
-    secretHash: row.secret_hash,
-    name: row.name,
-    scope: row.scope as ApiKeyRecord["scope"],
-    createdAt: row.created_at,
-    revokedAt: row.revoked_at,
-    lastUsedAt: row.last_used_at,
-  };
-}
-
-function toUsageRecord(row: UsageRow): UsageRecord {
-  return {
-    requestId: row.request_id,
-    keyId: row.key_id,
-    appId: row.app_id,
-    endpoint: row.endpoint,
-    state: row.state as RequestState,
-    queueMs: row.queue_ms,
-    runMs: row.run_ms,
-    billableUnits: row.billable_units,
-    finishedAt: row.finished_at,
-  };
-}
-
-function toWebhookJob(row: WebhookRow): WebhookJob {
-  return {
-    id: row.id,
-    requestId: row.request_id,
-    url: row.url,
-    body: row.body,
-    attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
-    state: row.state as WebhookJob["state"],
-    createdAt: row.created_at,
-  };
-}
-
-function toJsonColumn(value: unknown): string | null {
-  return value === null || value === undefined ? null : JSON.stringify(value);
 }
 
 /**

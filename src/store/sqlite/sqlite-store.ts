@@ -9,7 +9,7 @@
  * @module
  */
 import Database from "better-sqlite3";
-import type { LogLevel, Priority, RequestLog, RequestMode, RequestRecord, RequestState } from "../../core/types.js";
+import type { Priority, RequestLog, RequestMode, RequestRecord, RequestState } from "../../core/types.js";
 import type {
   ApiKeyRecord,
   CancelResult,
@@ -23,6 +23,7 @@ import type {
   WebhookAttempt,
   WebhookJob,
 } from "../store.js";
+import { toApiKeyRecord, toJsonColumn, toRequestLog, toUsageRecord, toWebhookJob, type ApiKeyRow, type LogRow, type UsageRow, type WebhookRow } from "../rows.js";
 import { createMemoryBus } from "../memory-bus.js";
 import { startCheckpointer } from "./checkpointer.js";
 import { GroupCommit } from "./group-commit.js";
@@ -83,46 +84,6 @@ interface RequestRow {
   error: string | null;
   error_type: string | null;
   billable_units: number | null;
-}
-
-interface LogRow {
-  message: string;
-  level: string;
-  source: string;
-  timestamp: string;
-}
-
-interface ApiKeyRow {
-  id: string;
-  secret_hash: string;
-  name: string;
-  scope: string;
-  created_at: number;
-  revoked_at: number | null;
-  last_used_at: number | null;
-}
-
-interface UsageRow {
-  request_id: string;
-  key_id: string | null;
-  app_id: string;
-  endpoint: string;
-  state: string;
-  queue_ms: number;
-  run_ms: number;
-  billable_units: number | null;
-  finished_at: number;
-}
-
-interface WebhookRow {
-  id: number;
-  request_id: string;
-  url: string;
-  body: string;
-  attempts: number;
-  next_attempt_at: number;
-  state: string;
-  created_at: number;
 }
 
 interface WebhookAttemptRow {
@@ -193,54 +154,6 @@ function toRequestRecord(row: RequestRow): RequestRecord {
   return record;
 }
 
-function toRequestLog(row: LogRow): RequestLog {
-  return {
-    message: row.message,
-    level: row.level as LogLevel,
-    source: row.source as RequestLog["source"],
-    timestamp: row.timestamp,
-  };
-}
-
-function toApiKeyRecord(row: ApiKeyRow): ApiKeyRecord {
-  return {
-    id: row.id,
-    secretHash: row.secret_hash,
-    name: row.name,
-    scope: row.scope as ApiKeyRecord["scope"],
-    createdAt: row.created_at,
-    revokedAt: row.revoked_at,
-    lastUsedAt: row.last_used_at,
-  };
-}
-
-function toUsageRecord(row: UsageRow): UsageRecord {
-  return {
-    requestId: row.request_id,
-    keyId: row.key_id,
-    appId: row.app_id,
-    endpoint: row.endpoint,
-    state: row.state as RequestState,
-    queueMs: row.queue_ms,
-    runMs: row.run_ms,
-    billableUnits: row.billable_units,
-    finishedAt: row.finished_at,
-  };
-}
-
-function toWebhookJob(row: WebhookRow): WebhookJob {
-  return {
-    id: row.id,
-    requestId: row.request_id,
-    url: row.url,
-    body: row.body,
-    attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
-    state: row.state as WebhookJob["state"],
-    createdAt: row.created_at,
-  };
-}
-
 function toWebhookAttempt(row: WebhookAttemptRow): WebhookAttempt {
   return {
     webhookId: row.webhook_id,
@@ -255,9 +168,6 @@ function toWebhookAttempt(row: WebhookAttemptRow): WebhookAttempt {
 }
 
 /** JSON for a nullable column: an absent value (null or undefined) is stored as NULL. */
-function toJsonColumn(value: unknown): string | null {
-  return value === null || value === undefined ? null : JSON.stringify(value);
-}
 
 function clampLimit(limit: number | undefined, fallback: number, max: number): number {
   if (limit === undefined || !Number.isFinite(limit)) return fallback;
