@@ -96,7 +96,19 @@ async function directRound(steps: number): Promise<{ perImage: number; inference
   const started = performance.now();
   for (let i = 0; i < n; i++) {
     const t = performance.now();
-    const rgb = await pipeline.generate({ prompt: "a photo of a cat", width: SIZE, height: SIZE, steps, seed: i });
+    // The same work the app's handler does: previews every few steps, encoded as the app sends them.
+    const rgb = await pipeline.generate({
+      prompt: "a photo of a cat",
+      width: SIZE,
+      height: SIZE,
+      steps,
+      seed: i,
+      previewEvery: Math.max(1, Math.ceil(steps / 4)),
+      onPreview: async (preview) => {
+        const png = await sharp(Buffer.from(preview.data), { raw: { width: preview.width, height: preview.height, channels: 3 } }).png().toBuffer();
+        void `data:image/png;base64,${png.toString("base64")}`;
+      },
+    });
     inference += (performance.now() - t) / 1000;
     await sharp(Buffer.from(rgb.data), { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
       .png()
