@@ -29,7 +29,15 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 async function onServer(sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: SERVER_URL });
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (err) {
+    // Say what is missing, not just ECONNREFUSED: these tests need a real PostgreSQL.
+    throw new Error(
+      `The PostgreSQL tests need a server at ${new URL(SERVER_URL).host} (user postgres, trust auth) or DARKROOM_TEST_DATABASE_URL; .ci/run starts the machine's PostgreSQL. ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
   try {
     await client.query(sql);
   } finally {
