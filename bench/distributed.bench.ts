@@ -32,6 +32,7 @@ import { createPostgresStore } from "../src/store/postgres/postgres-store.js";
 import { startGatewayProcess, type GatewayProcess } from "../test/helpers/gateway-process.js";
 import { startRunnerProcess, type RunnerProcess } from "../test/helpers/remote-runner.js";
 import { createTestDatabase } from "../test/store/pg-database.js";
+import { median, quantile, summarizeRounds } from "./lib/rounds.js";
 import { BENCH_AUTH, BENCH_KEY } from "./lib/bench-server.js";
 import { directContext } from "./lib/direct-context.js";
 
@@ -50,11 +51,6 @@ const CONCURRENCY = Number(values.concurrency);
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const APP = "darkroom/echo";
 
-const quantile = (xs: number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
-};
-const median = (xs: number[]): number => quantile(xs, 0.5);
 
 async function directLatencies(n: number): Promise<number[]> {
   const endpoint = echoApp.endpoints.find((e) => e.path === "");
@@ -198,14 +194,7 @@ async function main(): Promise<void> {
       rounds.push(round);
       console.log(`round ${r + 1}: ${Object.entries(round).map(([k, v]) => `${k}=${v.toFixed(3)}`).join(" ")}`);
     }
-    const summary = Object.fromEntries(
-      Object.keys(rounds[0] ?? {}).map((k) => {
-        const xs = rounds.map((r) => r[k] ?? NaN);
-        return [k, { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) }];
-      }),
-    );
-    console.log("\n| metric | median | min | max |\n|---|---|---|---|");
-    for (const [k, v] of Object.entries(summary)) console.log(`| ${k} | ${v.median.toFixed(3)} | ${v.min.toFixed(3)} | ${v.max.toFixed(3)} |`);
+    const summary = summarizeRounds(rounds);
     const pgVersion = spawnSync("psql", ["--version"], { encoding: "utf8" }).stdout.trim();
     mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
     writeFileSync(

@@ -26,6 +26,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import echoApp from "../src/apps/echo/app.js";
 import type { HandlerContext } from "../src/runtime/sdk.js";
+import { median, quantile, summarizeRounds } from "./lib/rounds.js";
 import { BENCH_AUTH, BENCH_KEY, startBenchServer } from "./lib/bench-server.js";
 
 const { values } = parseArgs({
@@ -46,11 +47,6 @@ const KEY = BENCH_KEY;
 const AUTH = BENCH_AUTH;
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
-const quantile = (xs: number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
-};
-const median = (xs: number[]): number => quantile(xs, 0.5);
 
 
 /** The echo handler called directly, with a context that does nothing. */
@@ -202,15 +198,7 @@ async function main(): Promise<void> {
       rounds.push(round);
       console.log(`round ${r + 1}: ${Object.entries(round).map(([k, v]) => `${k}=${v.toFixed(3)}`).join(" ")}`);
     }
-    const keys = Object.keys(rounds[0] ?? {});
-    const summary = Object.fromEntries(
-      keys.map((k) => {
-        const xs = rounds.map((r) => r[k] ?? NaN);
-        return [k, { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) }];
-      }),
-    );
-    console.log("\n| metric | median | min | max |\n|---|---|---|---|");
-    for (const [k, v] of Object.entries(summary)) console.log(`| ${k} | ${v.median.toFixed(3)} | ${v.min.toFixed(3)} | ${v.max.toFixed(3)} |`);
+    const summary = summarizeRounds(rounds);
     mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
     writeFileSync(
       path.join(ROOT, "bench/results/queue-echo.json"),

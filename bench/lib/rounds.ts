@@ -1,0 +1,27 @@
+/**
+ * Statistics the end-to-end benchmarks share: quantiles of one round's samples, and the median and
+ * spread of each metric over rounds, printed as a Markdown table.
+ * @module
+ */
+
+export const quantile = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+};
+
+export const median = (xs: number[]): number => quantile(xs, 0.5);
+
+export type Summary = Record<string, { median: number; min: number; max: number }>;
+
+/** Median, min and max of every metric over the rounds; also printed as a table. */
+export function summarizeRounds(rounds: Record<string, number>[]): Summary {
+  const summary: Summary = Object.fromEntries(
+    Object.keys(rounds[0] ?? {}).map((k) => {
+      const xs = rounds.map((r) => r[k] ?? NaN);
+      return [k, { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) }];
+    }),
+  );
+  console.log("\n| metric | median | min | max |\n|---|---|---|---|");
+  for (const [k, v] of Object.entries(summary)) console.log(`| ${k} | ${v.median.toFixed(3)} | ${v.min.toFixed(3)} | ${v.max.toFixed(3)} |`);
+  return summary;
+}
