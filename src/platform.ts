@@ -8,9 +8,11 @@ import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import { BUILTIN_APP_MODULES } from "./apps/builtin.js";
+import { pulledModelAppModules } from "./apps/text-to-image/pulled-model-apps.js";
 import { KeyService } from "./auth/keys.js";
 import { TokenService } from "./auth/tokens.js";
 import type { Config } from "./core/config.js";
+import { applyKnobOverrides } from "./core/knob-overrides.js";
 import type { AppManifest, RequestRecord } from "./core/types.js";
 import type { GatewayContext } from "./gateway/context.js";
 import { InputValidator } from "./gateway/input-validator.js";
@@ -71,13 +73,22 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   const urlSigner = createUrlSigner(loadOrCreateSecret(path.join(config.dataDir, "url-secret")));
   const metrics = new Metrics();
 
-  const modules = options.appModules ?? [...(config.builtinApps ? BUILTIN_APP_MODULES : []), ...config.appPaths.map((p) => path.resolve(p))];
   // Where `darkroom models pull` keeps models for this data folder; apps that serve pulled models read it.
   const modelsDir = path.join(config.dataDir, "models");
+  // Apps made for pulled models come last: an id declared by a built-in or --apps module stays theirs.
+  const modules = options.appModules ?? [
+    ...(config.builtinApps ? BUILTIN_APP_MODULES : []),
+    ...config.appPaths.map((p) => path.resolve(p)),
+    ...(config.builtinApps ? await pulledModelAppModules(modelsDir) : []),
+  ];
   const catalog = await probeApps(modules, { ...process.env, DARKROOM_MODELS_DIR: modelsDir });
   for (const failure of catalog.failures) logger.error({ module: failure.modulePath, error: failure.error }, "app failed to load");
   let apps: AppManifest[] = catalog.apps;
   if (config.onlyApps.length > 0) apps = apps.filter((a) => config.onlyApps.includes(a.id));
+  for (const id of config.appKnobs.keys()) {
+    if (id !== "*" && !apps.some((a) => a.id === id)) logger.warn({ app: id }, "--app-knobs names an app that is not loaded");
+  }
+  apps = apps.map((a) => ({ ...a, knobs: applyKnobOverrides(a.id, a.knobs, config.appKnobs) }));
   if (!config.localRunners) {
     // The apps run on runner machines, not here: what this machine lacks (ffmpeg, a model) says
     // nothing about them. A remote runner that cannot run its app refuses to start instead.

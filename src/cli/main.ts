@@ -41,6 +41,7 @@ const SERVE_USAGE = `Usage: darkroom serve [options]
   --storage-url URL   file:///path or s3://bucket/prefix (default: <data-dir>/files)
   --local-runners B   false: start no runners here; serve remote runners ('darkroom runner') only
   --builtin-apps B    false: load only the --apps modules, not the built-in apps
+  --app-knobs SPEC    override apps' scaling knobs, e.g. 'darkroom/ocr:max_runners=1;*:keep_alive=30'
 
 See docs/api.md#configuration for the environment variables.
 `;

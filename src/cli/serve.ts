@@ -22,6 +22,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       "storage-url": { type: "string" },
       "local-runners": { type: "string" },
       "builtin-apps": { type: "string" },
+      "app-knobs": { type: "string" },
     },
   });
   const flags = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Record<string, string>;

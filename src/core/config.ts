@@ -4,6 +4,7 @@
  * @module
  */
 import path from "node:path";
+import { parseKnobOverrides, type KnobOverrides } from "./knob-overrides.js";
 
 export interface Limits {
   /** Largest JSON body accepted by the gateway. */
@@ -44,6 +45,8 @@ export interface Config {
   builtinApps: boolean;
   /** `--local-runners false` / `DARKROOM_LOCAL_RUNNERS=false`: spawn no runners; serve remote runners only. */
   localRunners: boolean;
+  /** `--app-knobs` / `DARKROOM_APP_KNOBS`: the operator's overrides of apps' scaling knobs (knob-overrides.ts). */
+  appKnobs: KnobOverrides;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -87,5 +90,6 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
     leaseMs: positiveInt("DARKROOM_LEASE_MS", env["DARKROOM_LEASE_MS"], 30_000),
     builtinApps: !["false", "0", "no", "off"].includes((flags["builtin-apps"] ?? env["DARKROOM_BUILTIN_APPS"] ?? "true").toLowerCase()),
     localRunners: !["false", "0", "no", "off"].includes((flags["local-runners"] ?? env["DARKROOM_LOCAL_RUNNERS"] ?? "true").toLowerCase()),
+    appKnobs: parseKnobOverrides(flags["app-knobs"] ?? env["DARKROOM_APP_KNOBS"] ?? ""),
   };
 }
