@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { modelsDir, pulledModelAppModule } from "../apps/text-to-image/pulled-model-apps.js";
 import { api, CLIENT_OPTIONS, CliError, clientOptions, EXIT, printJson } from "./http.js";
 
 export const RUNNER_USAGE = `Usage:
@@ -19,7 +20,8 @@ export const RUNNER_USAGE = `Usage:
                     back to the queue.
     --gateway URLS  gateway base URLs, comma-separated ($DARKROOM_GATEWAY)
     --token T       runner token from 'darkroom runner token' ($DARKROOM_RUNNER_TOKEN), or an admin key
-    --app A         an app module (.ts/.js) or a built-in app id such as darkroom/upscale
+    --app A         an app module (.ts/.js), a built-in app id such as darkroom/upscale, or
+                    darkroom/<name> of a diffusion model pulled here (DARKROOM_MODELS_DIR)
     --slots N       requests held at once (default: the app's max_multiplexing)
     --id rr-...     a stable runner id (default: one from the gateway)
 
@@ -28,17 +30,19 @@ export const RUNNER_USAGE = `Usage:
     --ttl SECONDS   lifetime (default 1 day, at most 30 days); a running runner refreshes it
 `;
 
-/** A module path, or the module of a built-in app named by its id (darkroom/<folder>). */
+/** A module path, the module of a built-in app named by its id (darkroom/<folder>), or the app of a pulled model. */
 export function resolveAppModule(app: string): string {
   if (/\.(ts|js|mjs|mts)$/.test(app) || app.startsWith(".") || app.startsWith("/")) {
     const resolved = path.resolve(app);
     if (!existsSync(resolved)) throw new CliError(`app module not found: ${resolved}`, EXIT.USAGE);
     return resolved;
   }
-  const match = /^darkroom\/([a-z0-9-]+)$/.exec(app);
+  const match = /^darkroom\/([a-z0-9][a-z0-9._-]*)$/.exec(app);
   const module = match ? fileURLToPath(new URL(`../apps/${match[1]}/app.ts`, import.meta.url)) : null;
-  if (!module || !existsSync(module)) throw new CliError(`--app must be a module path or a built-in app id (darkroom/...), got '${app}'`, EXIT.USAGE);
-  return module;
+  if (module && existsSync(module)) return module;
+  // darkroom/<name> of a model pulled on this machine (`darkroom models pull gateway:<name>`).
+  if (match && existsSync(path.join(modelsDir(), "manifests", `${match[1]}.json`))) return pulledModelAppModule(match[1]!);
+  throw new CliError(`--app must be a module path, a built-in app id or darkroom/<pulled model> (darkroom/...), got '${app}'`, EXIT.USAGE);
 }
 
 async function tokenCommand(argv: string[]): Promise<number> {

@@ -34,10 +34,17 @@ export async function probeApps(modulePaths: readonly string[], env: NodeJS.Proc
     if (reply.ok) result.apps.push({ ...reply.manifest, modulePath });
     else result.failures.push({ modulePath, error: reply.error });
   });
-  const seen = new Set<string>();
-  for (const app of result.apps) {
-    if (seen.has(app.id)) throw new Error(`Two app modules declare the id ${app.id}`);
-    seen.add(app.id);
-  }
+  // The first module to declare an id serves it: built-ins and --apps come before the apps made for
+  // pulled models, so a model pulled under a built-in's name cannot take that app over.
+  const first = new Map<string, string>();
+  result.apps = result.apps.filter((app) => {
+    const owner = first.get(app.id);
+    if (owner === undefined) {
+      first.set(app.id, app.modulePath);
+      return true;
+    }
+    result.failures.push({ modulePath: app.modulePath, error: `${app.id} is already served by ${owner}` });
+    return false;
+  });
   return result;
 }

@@ -9,8 +9,17 @@ import { z } from "zod";
 import { DEFAULT_KNOBS, type AppManifest, type EndpointManifest, type JsonSchema } from "../core/types.js";
 import { isDefinedApp, type DefinedApp } from "./sdk.js";
 
+/**
+ * A module path's file URL. A query after the file name (`app.ts?model=lcm`) stays a query: one
+ * module file can then define several apps, one per URL (ES modules are instantiated per URL).
+ */
+export function moduleUrl(modulePath: string): string {
+  const query = /\.(?:ts|mts|js|mjs)(\?[^/]*)$/.exec(modulePath)?.[1];
+  return query ? `${pathToFileURL(modulePath.slice(0, -query.length)).href}${query}` : pathToFileURL(modulePath).href;
+}
+
 export async function importApp(modulePath: string): Promise<DefinedApp> {
-  const mod = (await import(pathToFileURL(modulePath).href)) as { default?: unknown };
+  const mod = (await import(moduleUrl(modulePath))) as { default?: unknown };
   if (!isDefinedApp(mod.default)) {
     throw new Error(`${modulePath} does not default-export defineApp({...})`);
   }

@@ -30,6 +30,8 @@ export interface TestPlatformOptions extends StartOptions {
   dataDir?: string;
   env?: Record<string, string>;
   port?: number;
+  /** Load the apps the configuration names (built-ins, --apps, pulled models) instead of `appModules` or echo. */
+  configuredApps?: boolean;
 }
 
 export async function startTestPlatform(options: TestPlatformOptions = {}): Promise<TestPlatform> {
@@ -40,7 +42,7 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
     { DARKROOM_ADMIN_KEY: ADMIN_KEY, ...options.env },
   );
   const platform = await startPlatform(config, {
-    appModules: options.appModules ?? [ECHO_APP],
+    ...(options.configuredApps ? {} : { appModules: options.appModules ?? [ECHO_APP] }),
     logger: options.logger ?? pino({ level: process.env["DARKROOM_TEST_LOG"] ?? "silent" }),
     scheduler: { cancelGraceMs: 1500, tickMs: 100, ...options.scheduler },
     webhookPollIntervalMs: options.webhookPollIntervalMs ?? 100,

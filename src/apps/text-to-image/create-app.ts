@@ -12,6 +12,7 @@ import { fieldError } from "../../core/errors.js";
 import { DiffusionPipeline, img2imgSteps, type RgbImage } from "../../diffusion/pipeline.js";
 import { MAX_SEED, randomSeed } from "../../diffusion/random.js";
 import { createModelManager, type ModelManager } from "../../models/index.js";
+import { modelsDir } from "./pulled-model-apps.js";
 import { defineApp, endpoint, FileUrl, ImageSchema, z, type DefinedApp, type HandlerContext } from "../../runtime/sdk.js";
 
 /** fal's presets (toolkit/image/image.py). */
@@ -29,6 +30,8 @@ export const MIN_SIDE = 64;
 /** 2048: about 4 MP; a CPU step at that size already takes minutes with SD-Turbo. */
 export const MAX_SIDE = 2048;
 export const MAX_STEPS = 8;
+
+export { modelsDir };
 
 export interface TextToImageAppOptions {
   /** @default "darkroom/sd-turbo" */
@@ -55,15 +58,6 @@ const FORMATS = {
   png: { contentType: "image/png", ext: "png" },
   jpeg: { contentType: "image/jpeg", ext: "jpg" },
 } as const;
-
-/**
- * Where pulled models are: `DARKROOM_MODELS_DIR` (the server sets it for runners and the probe to
- * `<data-dir>/models`), else the CLI's default data folder, so `darkroom models pull` and a server
- * started in the same folder agree.
- */
-export function modelsDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.resolve(env["DARKROOM_MODELS_DIR"] ?? path.join(env["DARKROOM_DATA_DIR"] ?? ".darkroom", "models"));
-}
 
 function manager(env: NodeJS.ProcessEnv = process.env): ModelManager {
   const dir = modelsDir(env);
