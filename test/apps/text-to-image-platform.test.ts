@@ -127,6 +127,40 @@ describe("darkroom/sd-turbo through the platform", () => {
     assert.ok(events.at(-1).images, "the last event is the output");
   });
 
+  it("queue: previews reach the status stream as partial results while the request runs", async () => {
+    const input = { prompt: "the cat", image_size: { width: 64, height: 64 }, num_inference_steps: 4, seed: 1, enable_safety_checker: false };
+    // The app runs one request at a time: a big request ahead keeps this one queued until its status
+    // stream is open, so no preview can go by before the test listens (the stream replays none).
+    const ahead = await http(p, "POST", `/queue/${ID}`, { prompt: "ahead", image_size: "square_hd", num_inference_steps: 8, num_images: 4, enable_safety_checker: false });
+    assert.equal(ahead.status, 200);
+    const submitted = await http(p, "POST", `/queue/${ID}`, input);
+    assert.equal(submitted.status, 200);
+    const events = await sse(await fetch(`${submitted.body.status_url}/stream`, { headers: p.auth }));
+    assert.equal(events[0].status, "IN_QUEUE", "the stream opened while the request waited");
+    assert.equal(events.at(-1).status, "COMPLETED");
+    const partials = events.filter((e) => e.partial);
+    assert.deepEqual(
+      partials.map((e) => e.partial.step),
+      [1, 2, 3],
+      "one preview per step before the last, in order",
+    );
+    for (const event of partials) {
+      assert.equal(event.status, "IN_PROGRESS", "previews come while the request runs");
+      const preview = event.partial.preview;
+      assert.deepEqual([preview.width, preview.height, preview.content_type], [8, 8, "image/png"]);
+      const meta = await sharp(Buffer.from((preview.url as string).split(",")[1]!, "base64")).metadata();
+      assert.deepEqual([meta.format, meta.width, meta.height], ["png", 8, 8]);
+    }
+    // They are this seed's previews: the same input on /stream gives the same pictures, byte for byte.
+    const streamed = await sse(
+      await fetch(`${p.url}/run/${ID}/stream`, { method: "POST", headers: { ...p.auth, "content-type": "application/json" }, body: JSON.stringify(input) }),
+    );
+    assert.deepEqual(
+      partials.map((e) => e.partial.preview.url),
+      streamed.filter((e) => e.preview).map((e) => e.preview.url),
+    );
+  });
+
   it("image-to-image: the image's own size by default, strength × steps steps", async () => {
     const start = await sharp({ create: { width: 80, height: 72, channels: 3, background: "#3060a0" } }).png().toBuffer();
     const res = await http(p, "POST", `/run/${ID}/image-to-image`, {
