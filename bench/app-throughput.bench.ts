@@ -41,12 +41,23 @@ const INPUTS: Record<string, () => Record<string, unknown>> = {
   ocr: () => ({ image_url: dataUri("coffee.png", "image/png") }),
   "speech-to-text": () => ({ audio_url: dataUri("speech-16k.wav", "audio/wav") }),
   "text-to-speech": () => ({ text: "The quick brown fox jumps over the lazy dog. Welcome to the media platform." }),
+  "remove-background": () => ({ image_url: dataUri("astronaut.png", "image/png") }),
+  "video-remove-background": () => ({ video_url: dataUri("clip-320x240-2s.mp4", "video/mp4") }),
 };
 
-const { values } = parseArgs({ options: { app: { type: "string", default: "upscale" }, n: { type: "string", default: "12" }, rounds: { type: "string", default: "3" } } });
+const { values } = parseArgs({
+  options: {
+    app: { type: "string", default: "upscale" },
+    n: { type: "string", default: "12" },
+    rounds: { type: "string", default: "3" },
+    // Knob overrides for the platform side (`--app-knobs` of `darkroom serve`), e.g. "max_runners=2".
+    knobs: { type: "string" },
+  },
+});
 const APP = values.app;
 const N = Number(values.n);
 const ROUNDS = Number(values.rounds);
+const KNOBS = values.knobs;
 const makeInput = INPUTS[APP];
 if (!makeInput) throw new Error(`no bench input for ${APP}; known: ${Object.keys(INPUTS).join(", ")}`);
 const MODULE = path.join(ROOT, "src/apps", APP, "app.ts");
@@ -95,7 +106,7 @@ async function directRunner(input: Record<string, unknown>): Promise<{ round: ()
 }
 
 async function platformRunner(input: Record<string, unknown>): Promise<{ round: () => Promise<RoundRate>; close: () => Promise<void> }> {
-  const server = await startBenchServer([`darkroom/${APP}`]);
+  const server = await startBenchServer([`darkroom/${APP}`], KNOBS ? { appKnobs: `darkroom/${APP}:${KNOBS}` } : {});
   const { base, close } = server;
   const body = JSON.stringify(input);
   const runAll = async (n: number): Promise<RoundRate> => {
@@ -154,6 +165,7 @@ const batchRatios = platformRounds.map((p, i) => p.batch / directRounds[i]!.batc
 const summary = {
   app: `darkroom/${APP}`,
   n: N,
+  knobs: KNOBS ?? "app defaults",
   direct_steady_per_s: spread(directRounds.map((r) => r.steady)),
   platform_steady_per_s: spread(platformRounds.map((r) => r.steady)),
   ratio_steady: spread(steadyRatios),
@@ -165,7 +177,8 @@ const summary = {
 console.log(JSON.stringify(summary, null, 2));
 mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
 writeFileSync(
-  path.join(ROOT, `bench/results/${APP}-throughput.json`),
-  `${JSON.stringify({ command: `node --import tsx bench/app-throughput.bench.ts --app ${APP} --n ${N} --rounds ${ROUNDS}`, date: new Date().toISOString(), machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, load_avg: os.loadavg() }, direct_rounds: directRounds, platform_rounds: platformRounds, ...summary }, null, 2)}\n`,
+  // Runs with overridden knobs are kept beside the default's, not over it.
+  path.join(ROOT, `bench/results/${APP}-throughput${KNOBS ? `.${KNOBS.replace(/[^a-z0-9_=]+/gi, "_")}` : ""}.json`),
+  `${JSON.stringify({ command: `node --import tsx bench/app-throughput.bench.ts --app ${APP} --n ${N} --rounds ${ROUNDS}${KNOBS ? ` --knobs ${KNOBS}` : ""}`, date: new Date().toISOString(), machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, load_avg: os.loadavg() }, direct_rounds: directRounds, platform_rounds: platformRounds, ...summary }, null, 2)}\n`,
 );
 process.exit(0);

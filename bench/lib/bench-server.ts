@@ -34,13 +34,16 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Starts a server that serves only `apps` and resolves once `/ready` answers. */
-export async function startBenchServer(apps: readonly string[]): Promise<BenchServer> {
+/**
+ * Starts a server that serves only `apps` and resolves once `/ready` answers. `appKnobs` is passed
+ * as `--app-knobs`, for benchmarks that compare scaling settings.
+ */
+export async function startBenchServer(apps: readonly string[], options: { appKnobs?: string } = {}): Promise<BenchServer> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "darkroom-bench-"));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const started = performance.now();
-  const child = spawn(process.execPath, [path.join(ROOT, "bin/darkroom.js"), "serve", "--port", String(port), "--data-dir", dataDir, "--only", apps.join(",")], {
+  const child = spawn(process.execPath, [path.join(ROOT, "bin/darkroom.js"), "serve", "--port", String(port), "--data-dir", dataDir, "--only", apps.join(","), ...(options.appKnobs ? ["--app-knobs", options.appKnobs] : [])], {
     env: { ...process.env, DARKROOM_ADMIN_KEY: BENCH_KEY, DARKROOM_LOG_LEVEL: "warn" },
     stdio: ["ignore", "ignore", "inherit"],
   });

@@ -133,7 +133,9 @@ export default defineApp<FaceAnalysisState>({
       "its README credits the original weights to github.com/justadudewhohacks/face-api.js-models. The package " +
       "does not name the training data sets",
   },
-  knobs: { max_runners: 1, keep_alive: 300, startup_timeout: 120 },
+  // Two runners: the wasm backend runs one thread, so a second runner uses the second core: 1.3× the
+  // images per second of one runner on 2 cores (bench/README.md). Fewer or more with --app-knobs.
+  knobs: { max_runners: 2, keep_alive: 300, startup_timeout: 120 },
   async setup(log) {
     const started = performance.now();
     const models = await loadFaceModels(log);

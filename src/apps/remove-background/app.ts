@@ -154,7 +154,10 @@ export default defineApp<RemoveBackgroundState>({
     license: RVM_LICENSE,
     weights_origin: RVM_WEIGHTS_ORIGIN,
   },
-  knobs: { max_runners: 1, keep_alive: 300, request_timeout: 300, startup_timeout: 120 },
+  // Two runners: the wasm backend runs one thread, so a second runner uses the second core. Measured
+  // on 2 cores (bench/README.md, app-throughput): 1.6× the images per second of one runner, at
+  // up to ~1.1 GB of memory per runner for a 2048² input. Fewer or more with --app-knobs.
+  knobs: { max_runners: 2, keep_alive: 300, request_timeout: 300, startup_timeout: 120 },
   async setup(log) {
     const model = await loadRvm(log);
     return { model };

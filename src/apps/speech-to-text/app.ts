@@ -179,7 +179,9 @@ export default defineApp({
       "ffmpeg for decoding (LGPL-2.1-or-later / GPL-2.0-or-later in Debian's build)",
     weights_origin: "CMU Sphinx US English acoustic model, dictionary and language model from Debian's pocketsphinx-en-us package",
   },
-  knobs: { max_runners: 1, keep_alive: 300, request_timeout: 900, startup_timeout: 60 },
+  // Two runners: pocketsphinx decodes on one thread, so two requests at once use both cores: 1.8×
+  // the requests per second of one runner on 2 cores (bench/README.md). Fewer or more with --app-knobs.
+  knobs: { max_runners: 2, keep_alive: 300, request_timeout: 900, startup_timeout: 60 },
   checkAvailability: () => checkPrograms([POCKETSPHINX, FFMPEG, FFPROBE]),
   endpoints: [
     endpoint({

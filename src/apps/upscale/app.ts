@@ -132,7 +132,10 @@ export default defineApp<UpscaleState>({
       "of idealo/image-super-resolution (Apache-2.0), trained by UpscalerJS on DIV2K, as the model names in the " +
       "packages record (e.g. rdn-C1-D2-G4-G064-T10-x4-…-datadiv2k); not idealo's own published weights",
   },
-  knobs: { max_runners: 1, keep_alive: 300, request_timeout: 600, startup_timeout: 120 },
+  // Two runners: the wasm backend runs one thread, so a second runner uses the second core: 1.9× the
+  // images per second of one runner on 2 cores (bench/README.md); tiling keeps each runner's memory
+  // bounded. Fewer or more with --app-knobs.
+  knobs: { max_runners: 2, keep_alive: 300, request_timeout: 600, startup_timeout: 120 },
   async setup(log) {
     return { models: await preloadModelCache(log) };
   },
