@@ -351,10 +351,10 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
 
   // Model weights for runners on other machines (`darkroom models pull gateway:<name>`): the file
   // list with hashes, then each blob by hash, with ranges so an interrupted download resumes.
-  const models = async (): Promise<ModelManager> => {
-    const { createModelManager } = await import("../../models/manager.js");
-    return createModelManager({ dataDir: ctx.config.dataDir });
-  };
+  // One manager for the gateway's life, made on the first weights request (most gateways get none).
+  let manager: Promise<ModelManager> | undefined;
+  const models = (): Promise<ModelManager> =>
+    (manager ??= import("../../models/manager.js").then(({ createModelManager }) => createModelManager({ dataDir: ctx.config.dataDir })));
   const modelError = (err: unknown): never => {
     const code = (err as { code?: string } | null)?.code;
     if (code === "ERR_MODEL_NOT_FOUND" || code === "ERR_MODEL_NAME_INVALID") throw new PlatformError("ERR_FILE_NOT_FOUND", { message: (err as Error).message });
