@@ -70,8 +70,9 @@ INPUT_SCHEMA: dict = {
             ],
         },
         "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 12 if IS_FLUX else 8, "default": 4 if IS_FLUX else 2},
-        # schnell and Turbo are distilled to run without classifier-free guidance.
-        "guidance_scale": {"type": "number", "minimum": 0, "maximum": 20, "default": 0.0 if not IS_FLUX else 3.5},
+        # schnell and Turbo are distilled to run without classifier-free guidance (schnell has no
+        # guidance embedding either: diffusers ignores the value for it), so 0 is their default.
+        "guidance_scale": {"type": "number", "minimum": 0, "maximum": 20, "default": 0.0},
         "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED, "description": "Same seed and input, same image"},
         "num_images": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1},
         "enable_safety_checker": {"type": "boolean", "default": True, "description": "Check the images with Stable Diffusion's safety checker; flagged ones come back black"},
