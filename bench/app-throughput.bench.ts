@@ -14,37 +14,19 @@
  * result). Both use the app's default knobs, so on 2 cores the platform runs the app's
  * `max_runners` runners. Results go to bench/results/<app>-throughput.json.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { BENCH_AUTH, startBenchServer } from "./lib/bench-server.js";
+import { APP_INPUTS } from "./lib/app-inputs.js";
+import { BENCH_AUTH as AUTH, startBenchServer } from "./lib/bench-server.js";
 import { importApp } from "../src/runtime/app-loader.js";
 import { directContext } from "./lib/direct-context.js";
 import type { HandlerContext } from "../src/runtime/sdk.js";
 import { createLocalStorage } from "../src/storage/local-storage.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const FIXTURES = path.resolve(ROOT, "../shared/fixtures");
-const AUTH = BENCH_AUTH;
-
-const dataUri = (file: string, type: string): string => `data:${type};base64,${readFileSync(path.join(FIXTURES, file)).toString("base64")}`;
-
-/** One representative input per app. */
-const INPUTS: Record<string, () => Record<string, unknown>> = {
-  upscale: () => ({ image_url: dataUri("chelsea.png", "image/png"), scale: 2 }),
-  "face-analysis": () => ({ image_url: dataUri("astronaut.png", "image/png") }),
-  "safety-checker": () => ({ image_url: dataUri("coffee.png", "image/png") }),
-  "image-to-video": () => ({ image_url: dataUri("astronaut.png", "image/png"), duration: 2, fps: 12, resolution: "480p" }),
-  "frame-interpolation": () => ({ video_url: dataUri("clip-320x240-2s.mp4", "video/mp4"), target_fps: 24 }),
-  ocr: () => ({ image_url: dataUri("coffee.png", "image/png") }),
-  "speech-to-text": () => ({ audio_url: dataUri("speech-16k.wav", "audio/wav") }),
-  "text-to-speech": () => ({ text: "The quick brown fox jumps over the lazy dog. Welcome to the media platform." }),
-  "remove-background": () => ({ image_url: dataUri("astronaut.png", "image/png") }),
-  "video-remove-background": () => ({ video_url: dataUri("clip-320x240-2s.mp4", "video/mp4") }),
-};
-
 const { values } = parseArgs({
   options: {
     app: { type: "string", default: "upscale" },
@@ -58,8 +40,8 @@ const APP = values.app;
 const N = Number(values.n);
 const ROUNDS = Number(values.rounds);
 const KNOBS = values.knobs;
-const makeInput = INPUTS[APP];
-if (!makeInput) throw new Error(`no bench input for ${APP}; known: ${Object.keys(INPUTS).join(", ")}`);
+const makeInput = APP_INPUTS[APP];
+if (!makeInput) throw new Error(`no bench input for ${APP}; known: ${Object.keys(APP_INPUTS).join(", ")}`);
 const MODULE = path.join(ROOT, "src/apps", APP, "app.ts");
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
