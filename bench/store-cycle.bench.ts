@@ -20,8 +20,11 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
     requests: { type: "string", default: "20000" },
     batch: { type: "string", default: "32" },
+    // Size of a data URI in each input (0: a tiny JSON input), for the cost of large inline inputs.
+    "input-bytes": { type: "string", default: "0" },
   },
 });
+const INPUT_BYTES = Number(values["input-bytes"]);
 const ROUNDS = Number(values.rounds);
 const REQUESTS = Number(values.requests);
 const BATCH = Number(values.batch);
@@ -40,7 +43,8 @@ type Flow = "enqueue+position" | "submit";
  * gateway did it before `Store.submit` (a write, then the position read); `submit` is one write.
  */
 async function cycle(store: Store, n: number, flow: Flow): Promise<void> {
-  const input = { message: { hello: "world" } };
+  const input = INPUT_BYTES > 0 ? { image_url: `data:image/png;base64,${"A".repeat(INPUT_BYTES)}` } : { message: { hello: "world" } };
+  const output = { message: { hello: "world" } };
   for (let done = 0; done < n; done += BATCH) {
     const requests = Array.from({ length: Math.min(BATCH, n - done) }, () => ({
       id: crypto.randomUUID(), appId: "bench/echo", endpoint: "", input, priority: "normal" as const, mode: "queue" as const, startDeadline: null,
@@ -56,7 +60,7 @@ async function cycle(store: Store, n: number, flow: Flow): Promise<void> {
     const claimed = await store.claimMany("bench/echo", "runner-1", 30_000, requests.length);
     await Promise.all(
       claimed.map((r) =>
-        store.finish(r.id, { state: "SUCCEEDED", output: input, statusCode: 200, error: null, errorType: null, billableUnits: 1 }, { owner: "runner-1", attempt: r.attempt }),
+        store.finish(r.id, { state: "SUCCEEDED", output, statusCode: 200, error: null, errorType: null, billableUnits: 1 }, { owner: "runner-1", attempt: r.attempt }),
       ),
     );
   }
@@ -101,6 +105,6 @@ const ratios = (results.get("submit") ?? []).map((r, i) => (results.get("enqueue
 console.log(`CPU per request, enqueue+position ÷ submit, per round: ${ratios.map((x) => x.toFixed(2)).join(" ")} (median ${median(ratios).toFixed(2)})`);
 mkdirSync(path.join(import.meta.dirname, "results"), { recursive: true });
 writeFileSync(
-  path.join(import.meta.dirname, "results", "store-cycle.json"),
-  JSON.stringify({ command: `node --import tsx bench/store-cycle.bench.ts --rounds ${ROUNDS} --requests ${REQUESTS} --batch ${BATCH}`, date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, summary, cpu_ratio_per_round: ratios }, null, 2) + "\n",
+  path.join(import.meta.dirname, "results", INPUT_BYTES > 0 ? `store-cycle.input-${INPUT_BYTES}.json` : "store-cycle.json"),
+  JSON.stringify({ command: `node --import tsx bench/store-cycle.bench.ts --rounds ${ROUNDS} --requests ${REQUESTS} --batch ${BATCH}${INPUT_BYTES > 0 ? ` --input-bytes ${INPUT_BYTES}` : ""}`, date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, summary, cpu_ratio_per_round: ratios }, null, 2) + "\n",
 );
