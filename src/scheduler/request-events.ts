@@ -4,8 +4,9 @@
  * gateways on PostgreSQL), every event also goes out on the bus and events published by other
  * gateways come in from it, so a status stream on one gateway follows a request that runs anywhere.
  *
- * It also keeps each running request's latest progress, from whichever gateway it came: status
- * bodies include it.
+ * It also keeps each running request's latest progress and latest partial result, from whichever
+ * gateway they came: status bodies include the progress, and a status stream opened while a request
+ * runs starts with its latest partial result, so a client that connects late still sees one.
  * @module
  */
 import { randomUUID } from "node:crypto";
@@ -21,6 +22,8 @@ export type RequestEvent =
 export type RequestEventListener = (event: RequestEvent) => void;
 
 const MAX_TRACKED_PROGRESS = 10_000;
+/** Partial results can be images: fewer are kept than progress entries. */
+const MAX_TRACKED_PARTIALS = 1_000;
 
 /** What travels on the bus: the publishing process, the request and the event. */
 interface WireEvent {
@@ -32,6 +35,7 @@ interface WireEvent {
 export class RequestEvents {
   readonly #listeners = new Map<string, Set<RequestEventListener>>();
   readonly #progress = new Map<string, Progress>();
+  readonly #partials = new Map<string, { data: unknown }>();
   readonly #bus: Bus | null;
   readonly #origin = randomUUID();
   readonly #unsubscribe: (() => void) | null = null;
@@ -80,6 +84,11 @@ export class RequestEvents {
     return this.#progress.get(requestId);
   }
 
+  /** The latest partial result of a request that has not ended, from any gateway. */
+  latestPartialOf(requestId: string): { data: unknown } | undefined {
+    return this.#partials.get(requestId);
+  }
+
   listenerCount(): number {
     let n = 0;
     for (const set of this.#listeners.values()) n += set.size;
@@ -111,7 +120,19 @@ export class RequestEvents {
         if (!oldest.done) this.#progress.delete(oldest.value);
       }
     }
-    else if (event.type === "state" && isTerminal(event.record.state)) this.#progress.delete(requestId);
+    else if (event.type === "partial") {
+      // Re-inserted so that the map's first entries are the longest without news: those go first.
+      this.#partials.delete(requestId);
+      this.#partials.set(requestId, { data: event.data });
+      if (this.#partials.size > MAX_TRACKED_PARTIALS) {
+        const oldest = this.#partials.keys().next();
+        if (!oldest.done) this.#partials.delete(oldest.value);
+      }
+    }
+    else if (event.type === "state" && isTerminal(event.record.state)) {
+      this.#progress.delete(requestId);
+      this.#partials.delete(requestId);
+    }
     const set = this.#listeners.get(requestId);
     if (!set) return;
     for (const listener of [...set]) {

@@ -130,7 +130,7 @@ describe("darkroom/sd-turbo through the platform", () => {
   it("queue: previews reach the status stream as partial results while the request runs", async () => {
     const input = { prompt: "the cat", image_size: { width: 64, height: 64 }, num_inference_steps: 4, seed: 1, enable_safety_checker: false };
     // The app runs one request at a time: a big request ahead keeps this one queued until its status
-    // stream is open, so no preview can go by before the test listens (the stream replays none).
+    // stream is open, so no preview can go by before the test listens (the stream replays only the latest).
     const ahead = await http(p, "POST", `/queue/${ID}`, { prompt: "ahead", image_size: "square_hd", num_inference_steps: 8, num_images: 4, enable_safety_checker: false });
     assert.equal(ahead.status, 200);
     const submitted = await http(p, "POST", `/queue/${ID}`, input);

@@ -210,6 +210,27 @@ describe("queue API", () => {
     assert.equal(stream.events.at(-1)?.partial, undefined);
   });
 
+  it("starts a status stream opened mid-run with the latest partial result", async () => {
+    const id = await submit(p, `${ECHO}/stream`, { message: "late", progress_steps: 4, sleep_ms: 2400 });
+    // Wait for step 1 (progress, then its partial, 600 ms in), then connect well before step 2.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const s = await status(p, ECHO, id);
+      if ((s.body.progress?.step ?? 0) >= 1) break;
+      assert.ok(Date.now() < deadline, "step 1 was reported");
+      await sleep(25);
+    }
+    await sleep(100);
+    const stream = await readSse(p, `/queue/${ECHO}/requests/${id}/status/stream`);
+    const first = stream.events[0];
+    assert.equal(first?.status, "IN_PROGRESS");
+    assert.equal(first?.partial?.step, 1, "the first event carries the partial sent before the client connected");
+    assert.equal(first?.partial?.message, "late");
+    const steps = stream.events.filter((e) => e.partial !== undefined).map((e) => e.partial.step as number);
+    assert.deepEqual(steps.slice(0, 3), [1, 2, 3], `then the later ones in order: ${JSON.stringify(steps)}`);
+    assert.equal(stream.events.at(-1)?.status, "COMPLETED");
+  });
+
   it("ends a request that cannot start before x-fal-request-timeout with a user 504", async () => {
     const blocker = await occupy(4000);
     const started = Date.now();

@@ -242,7 +242,10 @@ async function statusStream(ctx: GatewayContext, call: FalCall, initial: Request
   });
 
   current = (await ctx.store.get(initial.id)) ?? initial;
-  await sendStatus(current, await newLogs());
+  // A stream opened while the request runs starts with its latest partial result, if any: previews
+  // sent before the client connected are otherwise gone for it.
+  const latestPartial = current.state === "RUNNING" ? ctx.scheduler.events.latestPartialOf(current.id) : undefined;
+  await sendStatus(current, await newLogs(), latestPartial);
   const pending = buffered;
   buffered = null;
   for (const fn of pending) chain = chain.then(fn).catch(() => undefined);
