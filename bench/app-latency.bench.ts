@@ -22,21 +22,12 @@ import { parseArgs } from "node:util";
 import { APP_INPUT_LABELS, APP_INPUTS } from "./lib/app-inputs.js";
 import { BENCH_AUTH as AUTH, startBenchServer } from "./lib/bench-server.js";
 import { directContext } from "./lib/direct-context.js";
+import { spread } from "./lib/rounds.js";
 import { importApp } from "../src/runtime/app-loader.js";
 import type { HandlerContext } from "../src/runtime/sdk.js";
 import { createLocalStorage } from "../src/storage/local-storage.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-
-interface Spread {
-  median: number;
-  min: number;
-  max: number;
-}
-const spread = (xs: number[]): Spread => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return { median: sorted[Math.floor(sorted.length / 2)] ?? NaN, min: sorted[0] ?? NaN, max: sorted.at(-1) ?? NaN };
-};
 
 interface DirectResult {
   importMs: number;

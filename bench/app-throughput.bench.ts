@@ -21,6 +21,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { APP_INPUTS } from "./lib/app-inputs.js";
 import { BENCH_AUTH as AUTH, startBenchServer } from "./lib/bench-server.js";
+import { spread } from "./lib/rounds.js";
 import { importApp } from "../src/runtime/app-loader.js";
 import { directContext } from "./lib/direct-context.js";
 import type { HandlerContext } from "../src/runtime/sdk.js";
@@ -43,7 +44,6 @@ const KNOBS = values.knobs;
 const makeInput = APP_INPUTS[APP];
 if (!makeInput) throw new Error(`no bench input for ${APP}; known: ${Object.keys(APP_INPUTS).join(", ")}`);
 const MODULE = path.join(ROOT, "src/apps", APP, "app.ts");
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 /** A round's throughput two ways: the whole batch, and the steady rate between completions. */
 interface RoundRate {
@@ -141,7 +141,6 @@ try {
   directSide.close();
   await platformSide.close();
 }
-const spread = (xs: number[]): { median: number; min: number; max: number } => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
 const steadyRatios = platformRounds.map((p, i) => p.steady / directRounds[i]!.steady);
 const batchRatios = platformRounds.map((p, i) => p.batch / directRounds[i]!.batch);
 const summary = {

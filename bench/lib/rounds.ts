@@ -11,14 +11,22 @@ export const quantile = (xs: number[], q: number): number => {
 
 export const median = (xs: number[]): number => quantile(xs, 0.5);
 
-export type Summary = Record<string, { median: number; min: number; max: number }>;
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+/** Median, min and max of some samples. */
+export const spread = (xs: number[]): Spread => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+
+export type Summary = Record<string, Spread>;
 
 /** Median, min and max of every metric over the rounds; also printed as a table. */
 export function summarizeRounds(rounds: Record<string, number>[]): Summary {
   const summary: Summary = Object.fromEntries(
     Object.keys(rounds[0] ?? {}).map((k) => {
-      const xs = rounds.map((r) => r[k] ?? NaN);
-      return [k, { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) }];
+      return [k, spread(rounds.map((r) => r[k] ?? NaN))];
     }),
   );
   console.log("\n| metric | median | min | max |\n|---|---|---|---|");

@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { modelsDir, pulledModelAppModule } from "../apps/text-to-image/pulled-model-apps.js";
+import { modelManagerAt, modelsDir, pulledModelAppModule } from "../apps/text-to-image/pulled-model-apps.js";
 import { api, CLIENT_OPTIONS, CliError, clientOptions, EXIT, printJson } from "./http.js";
 
 export const RUNNER_USAGE = `Usage:
@@ -41,7 +41,7 @@ export function resolveAppModule(app: string): string {
   const module = match ? fileURLToPath(new URL(`../apps/${match[1]}/app.ts`, import.meta.url)) : null;
   if (module && existsSync(module)) return module;
   // darkroom/<name> of a model pulled on this machine (`darkroom models pull gateway:<name>`).
-  if (match && existsSync(path.join(modelsDir(), "manifests", `${match[1]}.json`))) return pulledModelAppModule(match[1]!);
+  if (match && existsSync(modelManagerAt(modelsDir()).manifestPath(match[1]!))) return pulledModelAppModule(match[1]!);
   throw new CliError(`--app must be a module path, a built-in app id or darkroom/<pulled model> (darkroom/...), got '${app}'`, EXIT.USAGE);
 }
 

@@ -8,19 +8,11 @@
  *   darkroom/remove-background:max_runners=2;*:keep_alive=30
  * @module
  */
-import type { AppKnobs } from "./types.js";
+import { DEFAULT_KNOBS, type AppKnobs } from "./types.js";
 
 export type KnobOverrides = ReadonlyMap<string, Partial<AppKnobs>>;
 
-const KNOB_NAMES: readonly (keyof AppKnobs)[] = [
-  "min_runners",
-  "max_runners",
-  "keep_alive",
-  "max_multiplexing",
-  "concurrency_buffer",
-  "request_timeout",
-  "startup_timeout",
-];
+const KNOB_NAMES = Object.keys(DEFAULT_KNOBS) as (keyof AppKnobs)[];
 /** Knobs for which 0 means nothing sensible: a pool that may never start a runner, a runner that takes no request. */
 const AT_LEAST_ONE: ReadonlySet<keyof AppKnobs> = new Set(["max_runners", "max_multiplexing", "request_timeout", "startup_timeout"]);
 

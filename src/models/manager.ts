@@ -146,7 +146,8 @@ export class ModelManager {
     return path.join(this.root, "files", validateModelName(name));
   }
 
-  #manifestPath(name: string): string {
+  /** Where the manifest of the model pulled as `name` is; it exists exactly when the model does. */
+  manifestPath(name: string): string {
     return path.join(this.root, "manifests", `${validateModelName(name)}.json`);
   }
 
@@ -279,7 +280,7 @@ export class ModelManager {
       pulledAt: this.#now().toISOString(),
     };
     await this.#linkFolder(manifest);
-    await writeAtomic(this.#manifestPath(name), `${JSON.stringify(manifest, null, 2)}\n`);
+    await writeAtomic(this.manifestPath(name), `${JSON.stringify(manifest, null, 2)}\n`);
     // A re-pull under the same name may have dropped files of the previous version.
     await this.#gc();
     return manifest;
@@ -343,7 +344,7 @@ export class ModelManager {
 
   async get(name: string): Promise<ModelManifest | null> {
     try {
-      return JSON.parse(await readFile(this.#manifestPath(name), "utf8")) as ModelManifest;
+      return JSON.parse(await readFile(this.manifestPath(name), "utf8")) as ModelManifest;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
       throw err;
@@ -371,7 +372,7 @@ export class ModelManager {
   async remove(name: string): Promise<RemoveResult> {
     await this.show(name);
     return this.#locked(async () => {
-      await rm(this.#manifestPath(name), { force: true });
+      await rm(this.manifestPath(name), { force: true });
       await rm(this.modelDir(name), { recursive: true, force: true });
       return this.#gc();
     });

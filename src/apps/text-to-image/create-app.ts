@@ -11,9 +11,9 @@ import sharp from "sharp";
 import { fieldError } from "../../core/errors.js";
 import { DiffusionPipeline, img2imgSteps, type RgbImage } from "../../diffusion/pipeline.js";
 import { MAX_SEED, randomSeed } from "../../diffusion/random.js";
-import { createModelManager, type ModelManager } from "../../models/index.js";
-import { modelsDir } from "./pulled-model-apps.js";
+import type { ModelManager } from "../../models/index.js";
 import { defineApp, endpoint, FileUrl, ImageSchema, z, type DefinedApp, type HandlerContext } from "../../runtime/sdk.js";
+import { modelManagerAt, modelsDir } from "./pulled-model-apps.js";
 
 /** fal's presets (toolkit/image/image.py). */
 export const IMAGE_SIZE_PRESETS = {
@@ -30,8 +30,6 @@ export const MIN_SIDE = 64;
 /** 2048: about 4 MP; a CPU step at that size already takes minutes with SD-Turbo. */
 export const MAX_SIDE = 2048;
 export const MAX_STEPS = 8;
-
-export { modelsDir };
 
 export interface TextToImageAppOptions {
   /** @default "darkroom/sd-turbo" */
@@ -59,13 +57,7 @@ const FORMATS = {
   jpeg: { contentType: "image/jpeg", ext: "jpg" },
 } as const;
 
-function manager(env: NodeJS.ProcessEnv = process.env): ModelManager {
-  const dir = modelsDir(env);
-  // The manager is addressed by its data folder; the models folder is that folder's models/.
-  const m = createModelManager({ dataDir: path.dirname(dir), env: {} });
-  if (m.root !== dir) throw new Error(`DARKROOM_MODELS_DIR must end in /models (a data folder's models folder), got ${dir}`);
-  return m;
-}
+const manager = (): ModelManager => modelManagerAt(modelsDir());
 
 const intFromEnv = (name: string): number | undefined => {
   const raw = process.env[name];

@@ -7,15 +7,15 @@
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { createModelManager, validateModelName, type ModelManifest } from "../../models/index.js";
+import { validateModelName, type ModelManifest } from "../../models/index.js";
 import { createTextToImageApp } from "./create-app.js";
-import { modelsDir } from "./pulled-model-apps.js";
+import { modelManagerAt, modelsDir } from "./pulled-model-apps.js";
 
 const model = new URL(import.meta.url).searchParams.get("model");
 if (!model) throw new Error("pulled-model-app.ts needs the model's name in its URL: pulled-model-app.ts?model=<name>");
 validateModelName(model);
 
-const models = createModelManager({ dataDir: path.dirname(modelsDir()), env: {} });
+const models = modelManagerAt(modelsDir());
 
 /** A JSON file of the model's, or null when it cannot be read (the app then reports the model missing or incomplete). */
 function readJson<T>(file: string): T | null {
@@ -29,7 +29,7 @@ function readJson<T>(file: string): T | null {
 const scheduler = readJson<{ _class_name?: unknown }>(path.join(models.modelDir(model), "scheduler", "scheduler_config.json"));
 const lcm = scheduler?._class_name === "LCMScheduler";
 // What to pull again should the model be removed: the source it came from, as `models pull` takes it.
-const manifest = readJson<ModelManifest>(path.join(models.root, "manifests", `${model}.json`));
+const manifest = readJson<ModelManifest>(models.manifestPath(model));
 const source = manifest?.source.replace(/^hf:/, "").replace(/@main$/, "") ?? "<source>";
 
 export default createTextToImageApp({

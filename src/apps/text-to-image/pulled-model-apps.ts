@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from "node:url";
 import path from "node:path";
-import { createModelManager } from "../../models/index.js";
+import { createModelManager, type ModelManager } from "../../models/index.js";
 
 /** The model the built-in app (`app.ts`) serves. */
 const BUILTIN_MODEL = "sd-turbo";
@@ -21,6 +21,13 @@ export function modelsDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env["DARKROOM_MODELS_DIR"] ?? path.join(env["DARKROOM_DATA_DIR"] ?? ".darkroom", "models"));
 }
 
+/** The model manager of a models folder (`<data folder>/models`: the manager is addressed by its data folder). */
+export function modelManagerAt(dir: string): ModelManager {
+  const manager = createModelManager({ dataDir: path.dirname(dir), env: {} });
+  if (manager.root !== dir) throw new Error(`DARKROOM_MODELS_DIR must end in /models (a data folder's models folder), got ${dir}`);
+  return manager;
+}
+
 /** The module path of the app that serves the model pulled as `name`. */
 export function pulledModelAppModule(name: string): string {
   return `${PULLED_MODEL_APP}?model=${encodeURIComponent(name)}`;
@@ -31,7 +38,6 @@ export function pulledModelAppModule(name: string): string {
  * except `sd-turbo`, which the built-in `darkroom/sd-turbo` serves.
  */
 export async function pulledModelAppModules(modelsDir: string): Promise<string[]> {
-  const manager = createModelManager({ dataDir: path.dirname(modelsDir), env: {} });
-  const models = await manager.list();
+  const models = await modelManagerAt(modelsDir).list();
   return models.filter((m) => m.layout === "diffusers-onnx" && m.name !== BUILTIN_MODEL).map((m) => pulledModelAppModule(m.name));
 }
