@@ -27,7 +27,7 @@ const [[{ default: sharp }, { loadFaceModels, analyseFaces }, { initBackend }], 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "7" } } });
 const runs = Number(values.runs);
 
-const fixture = path.resolve(fileURLToPath(new URL("../../shared/fixtures/astronaut.png", import.meta.url)));
+const fixture = path.resolve(fileURLToPath(new URL("../test/fixtures/media/astronaut.png", import.meta.url)));
 
 const rows: [string, string][] = [["cold: import tfjs, sharp, model module", `${importMs.toFixed(0)} ms`]];
 const [backend, backendMs] = await timed(() => initBackend((m) => console.error(m)));

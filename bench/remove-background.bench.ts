@@ -52,7 +52,7 @@ const N = Number(values.n);
 const ROUNDS = Number(values.rounds);
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const FIXTURES = path.resolve(ROOT, "../shared/fixtures");
+const FIXTURES = path.resolve(ROOT, "test/fixtures/media");
 const AUTH = BENCH_AUTH;
 
 const median = (xs: number[]): number => {

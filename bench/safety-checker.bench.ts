@@ -41,7 +41,7 @@ const median = (xs: number[]): number => {
 };
 
 for (const name of ["astronaut.png", "chelsea.png", "coffee.png"]) {
-  const bytes = await readFile(fileURLToPath(new URL(`../../shared/fixtures/${name}`, import.meta.url)));
+  const bytes = await readFile(fileURLToPath(new URL(`../test/fixtures/media/${name}`, import.meta.url)));
   const once = async () =>
     classifier.classify(await model.decodeForModel(bytes, classifier.inputSize, 16_000_000));
   const [scores, firstMs] = await timed(once);

@@ -39,7 +39,7 @@ const { values } = parseArgs({
 const runs = Number(values.runs);
 const size = values.model as ModelSize;
 
-const fixture = fileURLToPath(new URL("../../shared/fixtures/astronaut.png", import.meta.url));
+const fixture = fileURLToPath(new URL("../test/fixtures/media/astronaut.png", import.meta.url));
 
 const rows: [string, string][] = [["cold: import tfjs, sharp, app modules", `${importMs.toFixed(0)} ms`]];
 

@@ -21,7 +21,7 @@ import type { HandlerContext } from "../src/runtime/sdk.js";
 import { BENCH_AUTH, startBenchServer } from "./lib/bench-server.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const CLIP = path.resolve(ROOT, "../shared/fixtures/clip-320x240-2s.mp4");
+const CLIP = path.resolve(ROOT, "test/fixtures/media/clip-320x240-2s.mp4");
 const AUTH = BENCH_AUTH;
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "3" } } });

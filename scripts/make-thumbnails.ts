@@ -1,6 +1,6 @@
 /**
  * Makes the Playground gallery's thumbnails from what the apps make: each app's handler runs here on
- * the shared fixtures (public-domain and CC0 photos, ../shared/fixtures/README.md), and its output
+ * the test media (public-domain and CC0 photos, test/fixtures/media/README.md), and its output
  * becomes a 480×300 WebP in web/public/thumbnails/, which the Vite build copies into web/dist.
  *
  *   node --import tsx scripts/make-thumbnails.ts [app ...]
@@ -21,7 +21,7 @@ import type { HandlerContext } from "../src/runtime/sdk.js";
 import { createLocalStorage } from "../src/storage/local-storage.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const FIXTURES = path.resolve(ROOT, "../shared/fixtures");
+const FIXTURES = path.resolve(ROOT, "test/fixtures/media");
 const OUT = path.join(ROOT, "web/public/thumbnails");
 const WIDTH = 480;
 const HEIGHT = 300;

@@ -1,5 +1,5 @@
 /**
- * One representative input per built-in app, from the fixtures in ../shared/fixtures, for the
+ * One representative input per built-in app, from the media in test/fixtures/media, for the
  * per-app benchmarks (throughput and latency): the same inputs in both, so their figures compare.
  * @module
  */
@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const FIXTURES = path.resolve(fileURLToPath(new URL("../../", import.meta.url)), "../shared/fixtures");
+export const FIXTURES = fileURLToPath(new URL("../../test/fixtures/media/", import.meta.url));
 
 export const dataUri = (file: string, type: string): string => `data:${type};base64,${readFileSync(file).toString("base64")}`;
 const fixture = (name: string, type: string): string => dataUri(path.join(FIXTURES, name), type);

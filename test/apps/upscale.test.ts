@@ -15,7 +15,7 @@ import { rejects422 } from "../helpers/field-error.js";
 import { fakeContext as makeFakeContext, type FakeContext } from "../helpers/handler-context.js";
 
 // sharp takes file paths, not URLs.
-const ASTRONAUT = fileURLToPath(new URL("../../../shared/fixtures/astronaut.png", import.meta.url));
+const ASTRONAUT = fileURLToPath(new URL("../fixtures/media/astronaut.png", import.meta.url));
 
 /** PSNR in dB over all channels, and the largest per-sample difference. */
 function compare(a: Uint8Array, b: Uint8Array): { psnr: number; maxDiff: number } {

@@ -13,7 +13,7 @@ import { startPlatform, type Platform, type StartOptions } from "../../src/platf
 
 export const ADMIN_KEY = "dk_testadmin:test-admin-secret-0123456789abcdef";
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
-export const FIXTURES = path.resolve(REPO_ROOT, "../shared/fixtures");
+export const FIXTURES = path.join(REPO_ROOT, "test/fixtures/media");
 export const ECHO_APP = path.join(REPO_ROOT, "src/apps/echo/app.ts");
 export const TEST_APPS = path.join(REPO_ROOT, "test/fixtures/apps");
 

@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { AllowList } from "../../src/net/allow-list.js";
 import { safeFetch, safeFetchBuffer } from "../../src/net/safe-fetch.js";
 
-const FIXTURE = new URL("../../../shared/fixtures/astronaut.png", import.meta.url);
+const FIXTURE = new URL("../fixtures/media/astronaut.png", import.meta.url);
 
 interface Recorded {
   method: string;

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { describe, it } from "node:test";
 import { isDataUri, parseDataUri, toDataUri } from "../../src/storage/data-uri.js";
 
-const FIXTURE = new URL("../../../shared/fixtures/astronaut.png", import.meta.url);
+const FIXTURE = new URL("../fixtures/media/astronaut.png", import.meta.url);
 
 function refusedWith(code: string, fn: () => unknown, message?: RegExp): void {
   assert.throws(fn, (err: unknown) => {

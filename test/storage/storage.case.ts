@@ -10,8 +10,8 @@ import { Readable } from "node:stream";
 import { before, describe, it } from "node:test";
 import type { ObjectMeta, StorageDriver } from "../../src/storage/storage.js";
 
-/** A real PNG from the shared fixtures, found relative to this file so no machine path is baked in. */
-export const FIXTURE = new URL("../../../shared/fixtures/astronaut.png", import.meta.url);
+/** A real PNG from the test media, found relative to this file so no machine path is baked in. */
+export const FIXTURE = new URL("../fixtures/media/astronaut.png", import.meta.url);
 
 export const TRAVERSAL_KEYS = ["../x", "a/../../b", "/etc/passwd", "a\\b", "%2e%2e", "", ".", "a/./b", "a//b", "a/", "..", "a/..", "~x", "a~meta.json"];
 
