@@ -8,7 +8,7 @@
 Input: ``prompt, negative_prompt, image_size (a preset or {width, height}), num_inference_steps,
 guidance_scale, seed, num_images, enable_safety_checker, output_format, sync_mode``; output:
 ``{images: [{url, width, height, content_type, file_name, file_size}], seed, timings, has_nsfw_concepts, prompt}``
-(fal-api.md §6.3). Progress is reported per denoising step through the pipeline's step callback,
+(docs/text-to-image.md). Progress is reported per denoising step through the pipeline's step callback,
 and a cancelled request stops at the next step.
 
 torch and diffusers are imported in setup(), so that this module imports, and its manifest builds,
@@ -46,7 +46,7 @@ IMAGE_SIZE_PRESETS = {
     "landscape_4_3": (1024, 768),
     "landscape_16_9": (1024, 576),
 }
-# Seeds stay within JS's safe integers, which fal's own examples do not (fal-api.md §6.3).
+# Seeds stay within JS's safe integers, which fal's own examples do not (docs/text-to-image.md).
 MAX_SEED = 2**53 - 1
 
 INPUT_SCHEMA: dict = {

@@ -2,7 +2,7 @@
  * API keys: creation, the check behind every authenticated call, revocation, and the admin key the
  * server needs before anyone can create keys.
  *
- * A key is `id:secret`, fal's `FAL_KEY` form (fal-api.md §5.1). Only the id and a scrypt hash of the
+ * A key is `id:secret`, fal's `FAL_KEY` form (docs/api.md, Authentication). Only the id and a scrypt hash of the
  * secret are stored; the secret is shown once, at creation. The clients send it as `Key id:secret`, and
  * `fal auth login`-style clients as `Bearer …`, so both schemes are accepted, and `Bearer <token>` also
  * carries the short-lived tokens of `tokens.ts`.

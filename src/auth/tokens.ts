@@ -1,5 +1,5 @@
 /**
- * Short-lived tokens for browsers and realtime sockets (fal's `POST /tokens/`, fal-api.md §3.3).
+ * Short-lived tokens for browsers and realtime sockets (fal's `POST /tokens/`; docs/api.md, Authentication).
  *
  * A client that must not hold the API key (a web page, a realtime session) gets a compact JWT signed
  * with HMAC-SHA256 under a server secret (`<dataDir>/token-secret`, mode 0600). The claims bind it to the

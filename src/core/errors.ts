@@ -8,7 +8,7 @@
 export interface ErrorDefinition {
   /** HTTP status sent to the client. */
   readonly status: number;
-  /** fal's `error_type` (fal-api.md §2.1); undefined for plain app/HTTP errors that fal sends without one. */
+  /** fal's `error_type` (docs/errors.md); undefined for plain app/HTTP errors that fal sends without one. */
   readonly errorType?: string;
   /** Default human message. */
   readonly message: string;
@@ -43,7 +43,7 @@ export const ERRORS = {
   ERR_FETCH_FAILED: { status: 422, errorType: "bad_request", message: "Could not fetch URL" },
   ERR_FILE_TOO_LARGE: { status: 413, errorType: "bad_request", message: "File too large" },
   ERR_RANGE_NOT_SATISFIABLE: { status: 416, errorType: "bad_request", message: "Range not satisfiable" },
-  // Runtime (fal's request error types, fal-api.md §2.1)
+  // Runtime (fal's request error types, docs/errors.md)
   ERR_REQUEST_TIMEOUT: { status: 504, errorType: "request_timeout", message: "Request timed out", retryable: true },
   ERR_STARTUP_TIMEOUT: { status: 504, errorType: "startup_timeout", message: "Runner startup timed out", retryable: true },
   ERR_RUNNER_SCHEDULING: { status: 503, errorType: "runner_scheduling_failure", message: "No runner could be scheduled", retryable: true },

@@ -1,6 +1,6 @@
 /**
  * Parses fal endpoint ids in URL paths: `{ns?}/{owner}/{alias}/{path...}`, with the namespaces
- * fal's clients know (fal-api.md §0).
+ * fal's clients know (docs/api.md).
  * @module
  */
 

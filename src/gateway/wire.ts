@@ -26,7 +26,7 @@ export interface RequestUrls {
   cancel_url: string;
 }
 
-/** Queue URLs are addressed by `{ns?}/{owner}/{alias}` only (fal-api.md §0). */
+/** Queue URLs are addressed by `{ns?}/{owner}/{alias}` only (docs/api.md). */
 export function requestUrls(baseUrl: string, appId: string, requestId: string): RequestUrls {
   const response = `${baseUrl}/queue/${appId}/requests/${requestId}`;
   return { response_url: response, status_url: `${response}/status`, cancel_url: `${response}/cancel` };

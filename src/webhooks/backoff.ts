@@ -1,6 +1,6 @@
 /**
- * When a failed webhook delivery is tried again. fal retries "10 times over 2 hours" (fal-api.md
- * §1.6); Darkroom keeps at least that promise even in the worst case of its jitter:
+ * When a failed webhook delivery is tried again. fal retries "10 times over 2 hours" (its
+ * webhook documentation); Darkroom keeps at least that promise even in the worst case of its jitter:
  *
  * | retry | nominal delay | after the first attempt (nominal) |
  * |------:|--------------:|----------------------------------:|

@@ -1,5 +1,5 @@
 /**
- * The body of a webhook delivery, byte for byte what fal sends (fal-api.md §1.6):
+ * The body of a webhook delivery, byte for byte what fal sends (docs/api.md, Webhooks):
  *
  * ```json
  * {"request_id":"…","gateway_request_id":"…","status":"OK","payload":{…output…}}

@@ -1,5 +1,5 @@
 /**
- * fal's webhook signature (fal-api.md §1.6), both ways.
+ * fal's webhook signature (docs/api.md, Webhooks), both ways.
  *
  * The signed message is the UTF-8 text
  * `"{request_id}\n{user_id}\n{timestamp}\n{sha256_hex(raw_body)}"`, the signature is a hex Ed25519

@@ -3,7 +3,7 @@
  *
  * The file holds a list rather than one key so that keys can rotate without breaking receivers: the
  * newest key signs, and every key in the list stays published in the JWKS until it is retired. A
- * receiver caches the JWKS for up to 24 h (fal-api.md §1.6), so an operator should rotate, wait a day,
+ * receiver caches the JWKS for up to 24 h (docs/api.md, Webhooks), so an operator should rotate, wait a day,
  * and only then retire the old key.
  *
  * Key ids are RFC 7638 JWK thumbprints, so the same key always gets the same `kid` and nothing but the

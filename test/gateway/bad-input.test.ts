@@ -1,7 +1,7 @@
 /**
  * Bad input at the gateway: malformed and invalid bodies, unknown apps, paths and requests, body
  * limits, credentials and key scopes, bad headers, and a fuzz loop over every queue and proxy route.
- * Every refusal must be a JSON error with a `detail` (fal-api.md §2.1), and the server must survive.
+ * Every refusal must be a JSON error with a `detail` (docs/errors.md), and the server must survive.
  */
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";

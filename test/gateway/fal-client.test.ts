@@ -1,7 +1,7 @@
 /**
  * Compatibility with the official JS client, `@fal-ai/client` 1.10.1, used exactly as a user would:
  * `createFalClient` with the Node-enabled proxy option, no middleware and no custom fetch. Every call
- * therefore goes through `/api/fal/proxy` with the real fal URL in `x-fal-target-url` (fal-api.md §5.2),
+ * therefore goes through `/api/fal/proxy` with the real fal URL in `x-fal-target-url` (docs/api.md, Proxy),
  * and the assertions are on what the client hands back to its caller.
  * @module
  */
@@ -355,7 +355,7 @@ describe("@fal-ai/client 1.10.1 against Darkroom", () => {
 
   it("realtime: connect with the default token path, echo request_id; a token for another app is refused", async () => {
     const wsBase = p.url.replace(/^http/, "ws");
-    // Node 20 has no global WebSocket, and the client hardcodes wss://fal.run (fal-api.md §5.3).
+    // Node 20 has no global WebSocket, and the client hardcodes wss://fal.run (docs/api.md, Pointing the clients at Darkroom).
     class LocalWebSocket extends WebSocket {
       constructor(url: string | URL, protocols?: string | string[]) {
         super(String(url).replace("wss://fal.run", wsBase), protocols);

@@ -1,5 +1,5 @@
 /**
- * Uploads the way Python's fal_client makes them (fal-api.md §4.2; the HTTP calls of its
+ * Uploads the way Python's fal_client makes them (the HTTP calls of its
  * `upload` and `MultipartUpload`): a token from `storage/auth/token`, then either one POST of the
  * bytes or a multipart upload whose part and completion URLs are built from `access_url`.
  */

@@ -1,5 +1,5 @@
 /**
- * Queue semantics over HTTP (fal-api.md §1): queue positions and priorities, status codes and the
+ * Queue semantics over HTTP (docs/api.md, Queue): queue positions and priorities, status codes and the
  * keys fal's clients require, the status stream, results of failed and timed-out requests,
  * cancellation in every state, and usage records.
  *

@@ -1,6 +1,7 @@
 /**
  * What the playground's browser tests share: a fresh enough build of web/, and Debian's Chromium
- * driven by playwright-core with the flags of deps.md §6.
+ * driven by playwright-core with the flags a container
+ * needs (headless, no sandbox, no GPU, nothing fetched in the background).
  * @module
  */
 import { spawnSync } from "node:child_process";

@@ -85,6 +85,8 @@ async function upscale(
   ctx.throwIfCancelled();
 
   const model = await ctx.state.models.get(input.model, input.scale);
+  const started = performance.now();
+  ctx.log(`upscaling ${width}×${height} ×${input.scale} with ESRGAN ${input.model}`);
   const result = await upscaleRaw(
     model,
     { data: pixels.data, width: pixels.info.width, height: pixels.info.height, channels },
@@ -101,6 +103,7 @@ async function upscale(
   else if (input.output_format === "jpeg") encoder = encoder.flatten({ background: "#ffffff" }).jpeg({ quality: 95 });
   else encoder = encoder.webp({ quality: 95 });
   const encoded = await encoder.toBuffer();
+  ctx.log(`${result.width}×${result.height} ${input.output_format} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
   const format = FORMATS[input.output_format];
   const file = await ctx.files.put(encoded, {
