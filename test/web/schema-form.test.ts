@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  blankNumberLabel,
   buildInput,
   draftsFromInput,
   fieldsFor,
@@ -409,6 +410,32 @@ describe("helpers", () => {
     const bounded: NumberField = { ...seed, min: 10, max: 12 };
     const seen = new Set(Array.from({ length: 50 }, (_, i) => randomSeed(bounded, () => i / 50)));
     assert.deepEqual([...seen].sort(), [10, 11, 12]);
+  });
+
+  it("blankNumberLabel: a blank slider without a default is auto (optional) or not set (required), never its minimum", () => {
+    // remove-background's input, as /v1/models publishes it: downsample_ratio has bounds and no default.
+    const fields = fieldsFor({
+      type: "object",
+      properties: {
+        image_url: FILE,
+        refine_foreground: { default: true, type: "boolean" },
+        downsample_ratio: { type: "number", minimum: 0.05, maximum: 1, description: "Default: chosen from the size" },
+        strength: { type: "number", minimum: 0, maximum: 1 },
+      },
+      required: ["image_url", "strength"],
+    });
+    const ratio = byKey(fields, "downsample_ratio") as NumberField;
+    assert.equal(ratio.slider, true);
+    assert.equal(blankNumberLabel(ratio), "auto");
+    assert.equal(blankNumberLabel(byKey(fields, "strength") as NumberField), "not set");
+    assert.equal(blankNumberLabel(byKey(fieldsFor(IMAGE_TO_VIDEO), "duration") as NumberField), null);
+    // Blank is left out of the input, set is sent, blank again is left out again.
+    const drafts = initialDrafts(fields);
+    assert.equal(drafts["downsample_ratio"], "");
+    const withImage: DraftObject = { ...drafts, image_url: "https://example.com/a.png", strength: "0.5" };
+    assert.deepEqual(buildInput(fields, withImage).input, { image_url: "https://example.com/a.png", strength: 0.5 });
+    assert.equal(buildInput(fields, { ...withImage, downsample_ratio: "0.25" }).input["downsample_ratio"], 0.25);
+    assert.ok(!("downsample_ratio" in buildInput(fields, { ...withImage, downsample_ratio: " " }).input));
   });
 
   it("locToPath reads fal's validation locations", () => {

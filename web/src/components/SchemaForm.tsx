@@ -5,6 +5,7 @@
  */
 import { createContext, useContext, type ReactNode } from "react";
 import {
+  blankNumberLabel,
   initialDraft,
   jsonError,
   jsonShapeError,
@@ -76,20 +77,28 @@ function NumberEditor({ field, id, draft, onChange, aria }: { field: NumberField
   const { disabled } = useContext(FormContext);
   const text = typeof draft === "string" ? draft : "";
   const range = field.slider ? sliderRange(field) : null;
+  // Blank without a default: the slider's thumb has to sit somewhere, so it is shown switched off
+  // and says "auto" instead of the minimum it happens to rest on.
+  const unset = text.trim() === "" ? blankNumberLabel(field) : null;
   const sliderValue = text !== "" && Number.isFinite(Number(text)) ? Number(text) : typeof field.default === "number" ? field.default : (range?.min ?? 0);
+  const canClear = range !== null && !field.required && blankNumberLabel(field) !== null;
   return (
     <div className="number-row">
       {range ? (
         <input
           type="range"
-          className="slider"
+          className={`slider${unset ? " unset" : ""}`}
           min={range.min}
           max={range.max}
           step={field.step}
           value={sliderValue}
           aria-label={`${field.label} slider`}
+          aria-valuetext={unset ?? undefined}
+          data-unset={unset ? "true" : undefined}
           disabled={disabled}
           onChange={(e) => onChange(e.target.value)}
+          // A click on the thumb where it rests changes nothing, so no change event: still a choice.
+          onClick={(e) => unset && onChange(e.currentTarget.value)}
         />
       ) : null}
       <input
@@ -101,11 +110,22 @@ function NumberEditor({ field, id, draft, onChange, aria }: { field: NumberField
         {...(field.min !== undefined ? { min: field.min } : {})}
         {...(field.max !== undefined ? { max: field.max } : {})}
         value={text}
-        placeholder={field.default !== undefined ? JSON.stringify(field.default) : ""}
+        placeholder={field.default !== undefined && field.default !== null ? JSON.stringify(field.default) : unset === "auto" ? "auto" : ""}
         disabled={disabled}
         onChange={(e) => onChange(e.target.value)}
         {...aria}
       />
+      {canClear && unset ? (
+        <span className="unset-note" data-testid="unset-note" aria-hidden="true">
+          auto
+        </span>
+      ) : null}
+      {/* A slider can only be moved, never emptied: this gives the app its choice back. */}
+      {canClear && !unset ? (
+        <button type="button" className="button small" aria-label={`Use auto for ${field.label}`} title="Leave it blank: the app chooses" disabled={disabled} onClick={() => onChange("")}>
+          Auto
+        </button>
+      ) : null}
       {field.seed ? (
         <button type="button" className="button icon" aria-label={`Random ${field.label.toLowerCase()}`} title="Random seed" disabled={disabled} onClick={() => onChange(String(randomSeed(field)))}>
           <span aria-hidden="true">🎲</span>

@@ -1,5 +1,5 @@
 /**
- * Small shared pieces: error notices, copy buttons, status badges.
+ * Small shared pieces: error notices, copy buttons, status badges, an unavailable app's remedy.
  * @module
  */
 import { useState, type ReactNode } from "react";
@@ -88,5 +88,18 @@ export function Loading({ what }: { what: string }): ReactNode {
     <p className="muted" role="status">
       Loading {what}…
     </p>
+  );
+}
+
+/**
+ * The command that makes an unavailable app runnable. Remedies name paths (text-to-image's
+ * `--data-dir`) that no space breaks, so it wraps anywhere rather than run out of its card; it
+ * also sits above a gallery card's link overlay, so that it can be selected and copied.
+ */
+export function Remedy({ remedy }: { remedy: string }): ReactNode {
+  return (
+    <code className="remedy" data-testid="remedy">
+      {remedy}
+    </code>
   );
 }

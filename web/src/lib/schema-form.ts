@@ -647,6 +647,17 @@ export function randomSeed(field: NumberField, random: () => number = Math.rando
   return lo + Math.floor(random() * (hi - lo + 1));
 }
 
+/**
+ * What a blank number field stands for, where the schema gives no default to show: "auto" when it
+ * is optional (the app chooses, as remove-background's `downsample_ratio` does from the image
+ * size), "not set" when it is required; null when there is a default, which the form shows instead.
+ * A slider cannot be blank, so its thumb would otherwise claim a value (its minimum) nobody chose.
+ */
+export function blankNumberLabel(field: NumberField): string | null {
+  if (field.default !== undefined && field.default !== null) return null;
+  return field.required ? "not set" : "auto";
+}
+
 /** Slider bounds for a bounded number field. */
 export function sliderRange(field: NumberField): { min: number; max: number } {
   const min = (field.min ?? 0) + (field.exclusiveMin ? field.step : 0);

@@ -7,7 +7,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { ApiError, type LogLine, type ModelEntry, type QueueStatus, type RawResponse, type RequestDetail } from "../api.js";
 import { CodeTabs } from "../components/CodeTabs.js";
-import { ErrorNotice, Loading } from "../components/common.js";
+import { ErrorNotice, Loading, Remedy } from "../components/common.js";
 import { UploadTracker } from "../components/FileInput.js";
 import { JsonView } from "../components/JsonView.js";
 import { RealtimeResults, RealtimeStatus, useRealtime } from "../components/Realtime.js";
@@ -115,6 +115,19 @@ function Outputs({ model, run, input }: { model: ModelEntry; run: Extract<Run, {
   );
 }
 
+/**
+ * Scrolls `el` to the top of the screen unless its top part (heading and run status) already
+ * shows. Run sits at the foot of the form: on a long form the result panel beside it is scrolled
+ * away above, and on a narrow screen it is below, so the run would start out of sight.
+ */
+function revealIfHidden(el: HTMLElement | null): void {
+  if (!el) return;
+  const box = el.getBoundingClientRect();
+  if (box.top >= 0 && box.top <= window.innerHeight - Math.min(box.height, 120)) return;
+  const reduced = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  el.scrollIntoView({ block: "start", behavior: reduced ? "auto" : "smooth" });
+}
+
 /** `focusKey` changes when a run is refused: only then does the summary take the focus, not while fields are fixed. */
 function ErrorSummary({ errors, idPrefix, focusKey }: { errors: readonly FieldError[]; idPrefix: string; focusKey: number }): ReactNode {
   const ref = useRef<HTMLDivElement>(null);
@@ -168,6 +181,9 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
   /** The request this view shows; the URL names it too, and must not make the view load it twice. */
   const currentRef = useRef<string | null>(null);
   const logRef = useRef<HTMLPreElement>(null);
+  const resultRef = useRef<HTMLElement>(null);
+  // Counts the runs started here; each one brings the result panel into view once it has rendered.
+  const [revealKey, setRevealKey] = useState(0);
   const idPrefix = "in";
   const endpointId = endpoint && endpoint.path ? `${model.endpoint_id}/${endpoint.path}` : model.endpoint_id;
   const active = !realtime && (run.phase === "submitting" || run.phase === "queued" || run.phase === "running");
@@ -190,6 +206,9 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
   // A run in flight is only followed, not cancelled, when the page goes away: it keeps its place.
   useEffect(() => () => followRef.current?.abort(), []);
   useInterval(() => setNow(Date.now()), 500, run.phase === "queued" || run.phase === "running");
+  useEffect(() => {
+    if (revealKey > 0) revealIfHidden(resultRef.current);
+  }, [revealKey]);
   useEffect(() => {
     const el = logRef.current;
     if (el) el.scrollTop = el.scrollHeight;
@@ -310,6 +329,7 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
       return;
     }
     setErrors([]);
+    setRevealKey((n) => n + 1);
     if (realtime) {
       rt.send(built.input);
       return;
@@ -443,7 +463,7 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
         </form>
       </section>
 
-      <section className="panel result-panel" aria-labelledby="result-heading">
+      <section className="panel result-panel" aria-labelledby="result-heading" ref={resultRef}>
         <h2 id="result-heading">{realtime ? "Realtime" : "Result"}</h2>
         {submitError ? <ErrorNotice error={submitError} /> : null}
         {realtime ? (
@@ -557,7 +577,7 @@ export function AppPage({ appId, reopenId }: { appId: string; reopenId: string |
         {unavailable ? (
           <div className="notice warning" role="note">
             <p>
-              <strong>Unavailable:</strong> {unavailable.reason}. <strong>Remedy:</strong> {unavailable.remedy}
+              <strong>Unavailable:</strong> {unavailable.reason}. <strong>Remedy:</strong> <Remedy remedy={unavailable.remedy} />
             </p>
           </div>
         ) : null}

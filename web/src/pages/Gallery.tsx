@@ -5,7 +5,7 @@
  */
 import { useMemo, useState, type ReactNode } from "react";
 import type { ModelEntry } from "../api.js";
-import { ErrorNotice, Loading } from "../components/common.js";
+import { ErrorNotice, Loading, Remedy } from "../components/common.js";
 import { useModels, useTitle } from "../hooks.js";
 import { Link } from "../router.js";
 
@@ -60,7 +60,7 @@ function Card({ model }: { model: ModelEntry }): ReactNode {
         <p className="card-description">{model.metadata.description}</p>
         {a.available ? null : (
           <p className="card-why">
-            {a.reason}. <span className="muted">Remedy: {a.remedy}</span>
+            {a.reason}. <span className="muted">Remedy:</span> <Remedy remedy={a.remedy} />
           </p>
         )}
       </div>

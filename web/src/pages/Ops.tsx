@@ -1,13 +1,15 @@
 /**
  * The operations view from `/v1/ops` (admin keys): per app, queue depth, runners by state, cold
- * starts, setup failures and recent errors. Refreshes itself every few seconds.
+ * starts, setup failures and recent errors. Refreshes itself every few seconds. Whether an app can
+ * run at all comes from `/v1/models` (the session's app list: it is settled when the server loads
+ * its apps), so that an app that never starts runners is marked as such, with its remedy.
  * @module
  */
-import { useState, type ReactNode } from "react";
-import type { AppOps, OpsSnapshot } from "../api.js";
-import { ErrorNotice, Loading } from "../components/common.js";
+import { useMemo, useState, type ReactNode } from "react";
+import type { AppOps, ModelEntry, OpsSnapshot } from "../api.js";
+import { CopyButton, ErrorNotice, Loading, Remedy } from "../components/common.js";
 import { formatSeconds, formatTime } from "../lib/format.js";
-import { useAsync, useInterval, useTitle } from "../hooks.js";
+import { useAsync, useInterval, useModels, useTitle } from "../hooks.js";
 import { Link } from "../router.js";
 import { useApi, useSession } from "../session.js";
 
@@ -15,15 +17,38 @@ const REFRESH_MS = 3000;
 
 const iso = (v: string | number | null): string | null => (v === null ? null : typeof v === "number" ? new Date(v).toISOString() : v);
 
-function AppCard({ ops }: { ops: AppOps }): ReactNode {
+type Availability = ModelEntry["availability"];
+
+const cardId = (app: string): string => `ops-${app.replace(/[^A-Za-z0-9]/g, "-")}`;
+
+function UnavailableNote({ reason, remedy }: { reason: string; remedy: string }): ReactNode {
+  return (
+    <div className="notice warning small" role="note">
+      <p>
+        <strong>Unavailable:</strong> {reason}.
+      </p>
+      <p className="remedy-row">
+        <strong>Remedy:</strong> <Remedy remedy={remedy} /> <CopyButton text={remedy} label="Copy remedy" />
+      </p>
+    </div>
+  );
+}
+
+/** `availability` is unknown (undefined) until the app list has loaded. */
+function AppCard({ ops, availability }: { ops: AppOps; availability: Availability | undefined }): ReactNode {
   const count = (state: string): number => ops.runners.filter((r) => r.state === state).length;
   const inFlight = ops.runners.reduce((n, r) => n + r.in_flight, 0);
-  const headingId = `ops-${ops.app.replace(/[^A-Za-z0-9]/g, "-")}`;
+  const headingId = cardId(ops.app);
+  const unavailable = availability && !availability.available ? availability : null;
   return (
-    <li className="ops-card" aria-labelledby={headingId}>
-      <h2 id={headingId} className="card-title">
-        <Link href={`/app?id=${encodeURIComponent(ops.app)}`}>{ops.app}</Link>
-      </h2>
+    <li className={`ops-card${unavailable ? " unavailable" : ""}`} aria-labelledby={headingId} data-available={availability ? String(availability.available) : undefined}>
+      <div className="ops-card-head">
+        <h2 id={headingId} className="card-title">
+          <Link href={`/app?id=${encodeURIComponent(ops.app)}`}>{ops.app}</Link>
+        </h2>
+        {unavailable ? <span className="badge bad">Unavailable</span> : null}
+      </div>
+      {unavailable ? <UnavailableNote reason={unavailable.reason} remedy={unavailable.remedy} /> : null}
       <dl className="stats">
         <div>
           <dt>Queue depth</dt>
@@ -95,6 +120,23 @@ function AppCard({ ops }: { ops: AppOps }): ReactNode {
   );
 }
 
+/** Which apps cannot run, up front: on a long page their cards are easy to miss. */
+function UnavailableSummary({ apps }: { apps: readonly string[] }): ReactNode {
+  if (apps.length === 0) return null;
+  return (
+    <p className="notice warning" data-testid="ops-unavailable">
+      {apps.length === 1 ? "1 app cannot run" : `${apps.length} apps cannot run`} here:{" "}
+      {apps.map((app, i) => (
+        <span key={app}>
+          {i > 0 ? ", " : null}
+          <a href={`#${cardId(app)}`}>{app}</a>
+        </span>
+      ))}
+      . Each card says why and what to do.
+    </p>
+  );
+}
+
 export function Ops(): ReactNode {
   useTitle("Operations");
   const { session } = useSession();
@@ -102,6 +144,9 @@ export function Ops(): ReactNode {
   const [live, setLive] = useState(true);
   const ops = useAsync((signal) => api.json<OpsSnapshot>("GET", "/v1/ops", undefined, signal), [api]);
   useInterval(ops.reload, REFRESH_MS, live && !ops.error);
+  const models = useModels();
+  const availability = useMemo(() => new Map((models.data ?? []).map((m) => [m.endpoint_id, m.availability])), [models.data]);
+  const unavailable = (ops.data?.apps ?? []).map((a) => a.app).filter((app) => availability.get(app)?.available === false).sort();
 
   return (
     <div>
@@ -117,11 +162,14 @@ export function Ops(): ReactNode {
       {ops.error ? <ErrorNotice error={ops.error} onRetry={ops.reload} /> : null}
       {!ops.data && !ops.error ? <Loading what="the operations view" /> : null}
       {ops.data ? (
-        <ul className="cards ops-cards" aria-label="Apps">
-          {ops.data.apps.map((a) => (
-            <AppCard key={a.app} ops={a} />
-          ))}
-        </ul>
+        <>
+          <UnavailableSummary apps={unavailable} />
+          <ul className="cards ops-cards" aria-label="Apps">
+            {ops.data.apps.map((a) => (
+              <AppCard key={a.app} ops={a} availability={availability.get(a.app)} />
+            ))}
+          </ul>
+        </>
       ) : null}
     </div>
   );
