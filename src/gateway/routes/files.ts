@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { PlatformError } from "../../core/errors.js";
 import type { ByteRange } from "../../storage/storage.js";
 import type { GatewayContext } from "../context.js";
+import { fileResponseHeaders } from "../file-response-headers.js";
 import { baseUrlOf } from "../wire.js";
 import { MultipartCompleteBody } from "./multipart-parts.js";
 import { registerPythonMultipartCompleteRoute, registerPythonMultipartUploadRoutes } from "./python-multipart.js";
@@ -63,12 +64,7 @@ export async function serveFile(ctx: GatewayContext, request: FastifyRequest, re
   const range = rangeHeader ? parseRange(rangeHeader, meta.size) : null;
   const object = await ctx.storage.get(key, range ?? undefined);
   if (!object) throw new PlatformError("ERR_FILE_NOT_FOUND");
-  reply
-    .header("content-type", meta.contentType)
-    .header("accept-ranges", "bytes")
-    .header("cache-control", "private, max-age=3600")
-    .header("x-content-type-options", "nosniff")
-    .header("content-disposition", `inline; filename="${meta.fileName.replace(/"/g, "")}"`);
+  reply.headers(fileResponseHeaders(meta.contentType, meta.fileName)).header("accept-ranges", "bytes").header("cache-control", "private, max-age=3600");
   if (range) {
     reply.code(206).header("content-range", `bytes ${range.start}-${range.end}/${meta.size}`).header("content-length", String(range.end - range.start + 1));
   } else {
@@ -84,8 +80,8 @@ export async function serveFile(ctx: GatewayContext, request: FastifyRequest, re
 
 
 
-function contentTypeOf(request: FastifyRequest, fallback: string | undefined): string {
-  return String(request.headers["content-type"] ?? fallback ?? "application/octet-stream").split(";")[0]?.trim() || "application/octet-stream";
+function contentTypeOf(request: FastifyRequest): string {
+  return String(request.headers["content-type"] ?? "application/octet-stream").split(";")[0]?.trim() || "application/octet-stream";
 }
 
 export function registerFileRoutes(app: FastifyInstance, ctx: GatewayContext): void {
@@ -134,7 +130,8 @@ function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext): void {
     assertSizeAllowed(ctx, request);
     const ttl = query["ttl"] ? Number(query["ttl"]) : undefined;
     const stored = await ctx.storage.put(key, request.raw, {
-      contentType: contentTypeOf(request, query["ct"]),
+      // The type was signed with the URL: a PUT may not swap it (say, image/png for text/html).
+      contentType: query["ct"] ?? contentTypeOf(request),
       fileName: query["name"] ?? "upload.bin",
       maxBytes: ctx.config.limits.maxFileBytes,
       ...(ttl ? { expiresInSeconds: ttl } : {}),
@@ -157,7 +154,7 @@ function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   const tokenUpload = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (!request.principal) throw new PlatformError("ERR_UNAUTHORIZED");
     assertSizeAllowed(ctx, request);
-    const contentType = contentTypeOf(request, undefined);
+    const contentType = contentTypeOf(request);
     const nameHeader = request.headers["x-fal-file-name"];
     const { key, fileName } = uploadKey(Array.isArray(nameHeader) ? nameHeader[0] : nameHeader, contentType);
     const ttl = lifecycleSeconds(request.headers["x-fal-object-lifecycle"] ?? request.headers["x-fal-object-lifecycle-preference"]);
