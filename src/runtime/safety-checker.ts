@@ -9,7 +9,10 @@
  * - when the handler returns, every image record of the output (an object with a `url` and an
  *   `image/*` `content_type`, found depth first in key and array order) gets its verdict, in that
  *   order, as `has_nsfw_concepts`. A record the handler did not store through `ctx.files` (an input
- *   URL passed through, say) is read, scored and, if flagged, replaced there and then.
+ *   URL passed through, say) is read, scored and, if flagged, replaced there and then;
+ * - the request's log then says how many output images were checked and flagged, and, apart, how
+ *   many previews: images stored through `ctx.files` that the output does not return (a generator's
+ *   intermediate steps), which are screened all the same because clients received them as partials.
  *
  * The check fails closed: if the model cannot load or an image cannot be decoded, the request fails
  * rather than returning an unchecked image.
@@ -217,10 +220,8 @@ export class SafetyGuard {
   readonly #config: SafetyCheckerConfig;
   readonly #log: (message: string) => void;
   readonly #signal: AbortSignal;
-  /** Verdicts by the URL the stored image got. */
+  /** Verdicts by the URL the stored image got: one per image screened, previews included. */
   readonly #verdicts = new Map<string, boolean>();
-  #checked = 0;
-  #flagged = 0;
 
   constructor(options: SafetyGuardOptions) {
     this.#inner = options.files;
@@ -253,9 +254,7 @@ export class SafetyGuard {
       throw new Error(`safety checker: could not decode an output image, so it is not returned: ${err instanceof Error ? err.message : String(err)}`);
     }
     const flagged = nsfw.isNsfw(scores, this.#config.threshold);
-    this.#checked += 1;
     if (!flagged) return { flagged, data: image, options };
-    this.#flagged += 1;
     const stand = await replacement(image, this.#config.mode);
     const fileName = renamed(options.fileName, stand.ext);
     return {
@@ -277,6 +276,8 @@ export class SafetyGuard {
       throw new Error("an endpoint with the safety checker must return an object");
     }
     const flags: boolean[] = [];
+    /** The verdicts of the images the output returns, by URL: an image listed twice was checked once. */
+    const returned = new Map<string, boolean>();
     for (const record of findImageRecords(output)) {
       let flagged = this.#verdicts.get(record.url);
       if (flagged === undefined) {
@@ -294,10 +295,16 @@ export class SafetyGuard {
         this.#verdicts.set(record.url, flagged);
       }
       flags.push(flagged);
+      returned.set(record.url, flagged);
     }
+    // Counted apart so that "images checked" is what the client gets back: a one-image request with
+    // three previews is one image, not four.
+    const previews = [...this.#verdicts].filter(([url]) => !returned.has(url)).map(([, flagged]) => flagged);
+    const count = (verdicts: Iterable<boolean>): number => [...verdicts].filter(Boolean).length;
     this.#log(
-      `safety checker: ${this.#checked} image(s) checked, ${this.#flagged} flagged ` +
-        `(mode ${this.#config.mode}, threshold ${this.#config.threshold})`,
+      `safety checker: ${returned.size} image(s) checked, ${count(returned.values())} flagged` +
+        (previews.length > 0 ? `; ${previews.length} preview(s) checked besides, ${count(previews)} flagged` : "") +
+        ` (mode ${this.#config.mode}, threshold ${this.#config.threshold})`,
     );
     return { ...(output as Record<string, unknown>), has_nsfw_concepts: flags };
   }

@@ -1,7 +1,8 @@
 /**
  * `darkroom/image-to-video` and the shared ffmpeg helpers: the availability check, progress and
- * failure reporting of `runFfmpeg`, a real Ken Burns render through the platform (checked with
- * ffprobe and by comparing extracted frames), and cancellation that leaves no ffmpeg behind.
+ * failure reporting of `runFfmpeg` (by output time, or by frame about ten times a second), a real Ken
+ * Burns render through the platform (checked with ffprobe and by comparing extracted frames), its
+ * progress climbing frame by frame, and cancellation that leaves no ffmpeg behind.
  */
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
@@ -14,7 +15,7 @@ import { checkFfmpeg, probe, runFfmpeg } from "../../src/apps/video-common/ffmpe
 import { mad } from "../helpers/pixels.js";
 import { eventually, FIXTURES, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 import { processMatches } from "../helpers/processes.js";
-import { cancelAndWait, submit, waitFor } from "../helpers/queue.js";
+import { cancelAndWait, streamedProgress, submit, waitFor } from "../helpers/queue.js";
 import { downloadVideo, fileDataUri, grabFrame } from "../helpers/video.js";
 
 const APP = "darkroom/image-to-video";
@@ -54,6 +55,27 @@ describe("video-common ffmpeg helpers", () => {
 
       await writeFile(path.join(dir, "bad.png"), "not an image");
       await assert.rejects(runFfmpeg(["-i", path.join(dir, "bad.png"), path.join(dir, "x.mp4")]), /ffmpeg failed.*\n?.*(Invalid|error|bad\.png)/is);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("runFfmpeg counts frames, reported about ten times a second, when given the frame count and a period", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "darkroom-i2v-frames-"));
+    try {
+      // -re reads the 2 s source in real time: 40 frames over 2 s whatever the machine's speed.
+      const reports: number[] = [];
+      await runFfmpeg(["-re", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=20:d=2", "-c:v", "libx264", "-preset", "ultrafast", "-frames:v", "40", path.join(dir, "f.mp4")], {
+        totalFrames: 40,
+        progressPeriodSec: 0.1,
+        onProgress: (f) => reports.push(f),
+      });
+      const frames = reports.map((f) => f * 40);
+      assert.ok(frames.every((n) => Math.abs(n - Math.round(n)) < 1e-9), `fractions of whole frames: ${frames.join(",")}`);
+      assert.deepEqual(frames, [...new Set(frames)].sort((a, b) => a - b), "strictly increasing");
+      assert.equal(frames.at(-1), 40, "ends at the last frame");
+      // ffmpeg's default period (0.5 s) would give about 5 reports; 0.1 s gives about 20, and never much more.
+      assert.ok(frames.length >= 12 && frames.length <= 26, `${frames.length} reports in 2 s: ${frames.join(",")}`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -111,6 +133,22 @@ describe("darkroom/image-to-video through the platform", () => {
 
     const usage = await http(p, "GET", `/v1/usage?app=${APP}`);
     assert.ok(usage.body.usage.some((u: { billable_units: number }) => Math.abs(u.billable_units - 2) < 0.1), "bills the seconds of video");
+  });
+
+  it("reports progress frame by frame: a 6 s 1080p clip climbs in many small steps, not 0 % then done", async () => {
+    const frames = 6 * 24;
+    const id = await submit(p, APP, { image_url: astronaut, duration: 6, fps: 24, resolution: "1080p", motion: "zoom_out" });
+    const progress = await streamedProgress(p, APP, id, 60_000);
+    const fractions = progress.map((e) => e.fraction as number);
+    assert.deepEqual(fractions, [...new Set(fractions)].sort((a, b) => a - b), `strictly increasing: ${fractions.join(",")}`);
+    assert.ok(progress.every((e) => e.total === frames), `counted in frames of ${frames}: ${progress.map((e) => e.step).join(",")}`);
+    assert.match(progress.at(-1).message, new RegExp(`^encoding: frame ${frames} of ${frames}$`));
+    assert.equal(fractions.at(-1), 1, "the last report is the last frame");
+    const between = fractions.filter((f) => f > 0.05 && f < 0.95);
+    assert.ok(between.length >= 4, `at least 4 steps between 5 % and 95 %: ${fractions.map((f) => Math.round(f * 100)).join(" → ")}`);
+    // The climb is steady: no report leaps over more than a third of the clip.
+    const leaps = fractions.slice(1).map((f, i) => f - fractions[i]!);
+    assert.ok(Math.max(...leaps) <= 1 / 3, `largest step ${Math.round(Math.max(...leaps) * 100)} %: ${fractions.map((f) => Math.round(f * 100)).join(" → ")}`);
   });
 
   it("refuses a resolution over 1920×1080 and an input over 16 MP with 422s naming the limit", async () => {

@@ -27,7 +27,7 @@ import {
   safetyCheckerConfigFromEnv,
   type SafetyCheckerConfig,
 } from "../../src/runtime/safety-checker.js";
-import { defineApp, endpoint, z } from "../../src/runtime/sdk.js";
+import { defineApp, endpoint, ImageSchema, z, type DefinedApp } from "../../src/runtime/sdk.js";
 import { createLocalStorage } from "../../src/storage/local-storage.js";
 import app from "../fixtures/apps/image-maker.js";
 import { laplacianVariance } from "../helpers/pixels.js";
@@ -76,12 +76,12 @@ describe("the platform safety checker in a runner host", () => {
     messages: FromRunner[];
   }
 
-  /** A started runner host for the fixture app with `config` (undefined: from the environment). */
-  async function startHost(config?: SafetyCheckerConfig): Promise<Host> {
+  /** A started runner host for the fixture app (or `hostApp`) with `config` (undefined: from the environment). */
+  async function startHost(config?: SafetyCheckerConfig, hostApp: DefinedApp = app): Promise<Host> {
     const messages: FromRunner[] = [];
     const waiting = new Map<string, (m: FromRunner) => void>();
     const host = new RunnerHost({
-      app,
+      app: hostApp,
       send: (m) => {
         messages.push(m);
         if ((m.t === "result" || m.t === "error") && waiting.has(m.requestId)) waiting.get(m.requestId)!(m);
@@ -188,6 +188,38 @@ describe("the platform safety checker in a runner host", () => {
     const again = await host.call("", { image_urls: [dataUri(coffee)] });
     assert.deepEqual(again.output.has_nsfw_concepts, [false], "one entry per output image");
     assert.ok(!again.logs.some((l) => l.includes("loaded nsfwjs")), "the model is loaded once per runner");
+  });
+
+  test("the log counts output images only, and previews (images stored but not returned) apart", async () => {
+    // A generator's shape: two smaller previews stored and emitted while it works, then one image returned.
+    const previewing = defineApp({
+      id: "darkroom-test/previewing",
+      metadata: { display_name: "Previewing generator (test)", category: "text-to-image", description: "Stores two previews, returns one image." },
+      endpoints: [
+        endpoint({
+          path: "",
+          input: z.object({}),
+          output: z.object({ images: z.array(ImageSchema) }),
+          safetyChecker: { default: true },
+          handler: async (_input, ctx) => {
+            for (const step of [1, 2]) {
+              const preview = await sharp(astronaut).resize(64, 64).png().toBuffer();
+              const file = await ctx.files.put(preview, { contentType: "image/png", fileName: `preview-${step}.png`, width: 64, height: 64 });
+              ctx.emit({ preview: { ...file, width: 64, height: 64 }, step });
+            }
+            const file = await ctx.files.put(astronaut, { contentType: "image/png", fileName: "image-0.png", width: 512, height: 512 });
+            return { images: [{ ...file, width: 512, height: 512 }] };
+          },
+        }),
+      ],
+    });
+    const host = await startHost({ mode: "withhold", threshold: DEFAULT_SAFETY_THRESHOLD }, previewing);
+    const { output, logs } = await host.call("", {});
+    assert.deepEqual(output.has_nsfw_concepts, [false], "one verdict: the one output image");
+    assert.deepEqual(
+      logs.filter((l) => / checked, \d+ flagged/.test(l)),
+      ["safety checker: 1 image(s) checked, 0 flagged; 2 preview(s) checked besides, 0 flagged (mode withhold, threshold 0.5)"],
+    );
   });
 
   test("blur: flagged images are stored strongly blurred, same size and format", async () => {

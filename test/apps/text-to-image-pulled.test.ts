@@ -1,11 +1,12 @@
 /**
  * An app for every pulled diffusion model: a server started on a data folder with models pulled as
  * `tiny-lcm` (an LCM-shaped tiny model) and `echo` (a name a built-in app already has) serves
- * `darkroom/tiny-lcm` with LCM defaults, keeps `darkroom/echo` the built-in echo app, and
- * `darkroom runner --app darkroom/tiny-lcm` finds the same app on a runner machine.
+ * `darkroom/tiny-lcm` with LCM defaults, keeps `darkroom/echo` the built-in echo app, labels each
+ * model with the licence its own files state (or "unknown"), and `darkroom runner --app
+ * darkroom/tiny-lcm` finds the same app on a runner machine.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -27,6 +28,8 @@ describe("apps for pulled models", () => {
     const models = createModelManager({ dataDir, env: {} });
     await writeTinyDiffusionModel(path.join(dir, "lcm"), { seed: 3, lcmTimestepCond: 32 });
     await writeTinyDiffusionModel(path.join(dir, "turbo"), { seed: 4 });
+    // A Hugging Face model card's front matter for the LCM; the turbo folder states no licence.
+    writeFileSync(path.join(dir, "lcm", "README.md"), "---\nlibrary_name: diffusers\nlicense: openrail++\ntags:\n  - lcm\n---\n# A tiny LCM\n");
     await models.pull(path.join(dir, "lcm"), { name: "tiny-lcm" });
     await models.pull(path.join(dir, "turbo"), { name: "sd-turbo" });
     await models.pull(path.join(dir, "turbo"), { name: "echo" });
@@ -58,6 +61,18 @@ describe("apps for pulled models", () => {
     assert.equal(props.guidance_scale.default, 8.5);
     assert.equal(byId.get("darkroom/echo").metadata.category, "utility", "a model pulled as 'echo' does not replace the echo app");
     assert.equal(byId.get("darkroom/sd-turbo").endpoints.find((e: { path: string }) => e.path === "").input_schema.properties.num_inference_steps.default, 1);
+  });
+
+  it("labels each pulled model with the licence its own files state, and unknown (with its source) when they state none", async () => {
+    const res = await http(p, "GET", "/v1/models?limit=100");
+    const license = (id: string): string => res.body.models.find((m: any) => m.endpoint_id === id).metadata.license;
+    assert.equal(license("darkroom/tiny-lcm"), "MIT (code); model weights: openrail++ (as stated in README.md of 'tiny-lcm')");
+    // The random test model pulled as sd-turbo is not SD-Turbo: no Stability AI licence by assumption.
+    assert.equal(
+      license("darkroom/sd-turbo"),
+      `MIT (code); model weights: unknown (no licence in the files of 'sd-turbo', pulled from ${path.join(dir, "turbo")})`,
+    );
+    assert.doesNotMatch(license("darkroom/sd-turbo"), /Stability/);
   });
 
   it("generates with the pulled model: 4 steps by default, same seed same pixels", async () => {

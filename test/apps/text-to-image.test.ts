@@ -1,7 +1,7 @@
 /**
  * The text-to-image app's handlers called directly (no server): the models folder it reads, a 422
- * for image-to-image on a model without a VAE encoder, cancellation between steps, and the
- * safety-checked path for previews.
+ * for image-to-image on a model without a VAE encoder, cancellation between steps, the
+ * safety-checked path for previews, and the safety checker's log counting previews apart from images.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,6 +14,7 @@ import { modelsDir } from "../../src/apps/text-to-image/pulled-model-apps.js";
 import { isPlatformError } from "../../src/core/errors.js";
 import { writeTinyDiffusionModel } from "../../src/diffusion/tiny-model.js";
 import { createModelManager } from "../../src/models/index.js";
+import { SafetyGuard } from "../../src/runtime/safety-checker.js";
 import type { DefinedApp } from "../../src/runtime/sdk.js";
 import { fakeContext } from "../helpers/handler-context.js";
 
@@ -95,6 +96,22 @@ describe("text-to-image app handlers", () => {
     );
     assert.equal(out.seed, 1);
     assert.equal(plain.billed.at(-1), (64 * 64) / 1e6);
+  });
+
+  it("the safety checker's log counts the one output image as one, and its three previews apart", async () => {
+    // What the runner host does for a checked request: the handler's files go through the guard,
+    // its output through finish(). Threshold 0 flags everything, so the flag counts are known too.
+    const fake = fakeContext(state, { storeFiles: true });
+    const logs: string[] = [];
+    const guard = new SafetyGuard({ files: fake.ctx.files, config: { mode: "withhold", threshold: 0 }, log: (m) => logs.push(m), signal: new AbortController().signal });
+    const input = parse("", { prompt: "x", image_size: { width: 64, height: 64 }, num_inference_steps: 4, seed: 1, enable_safety_checker: true });
+    const out = await guard.finish(await handler("")(input, { ...fake.ctx, files: guard.files }));
+    assert.equal(fake.stored.filter((f) => f.options.fileName?.startsWith("preview-")).length, 3, "three previews were stored, and so checked");
+    assert.deepEqual(out["has_nsfw_concepts"], [true]);
+    assert.deepEqual(
+      logs.filter((l) => / checked, \d+ flagged/.test(l)),
+      ["safety checker: 1 image(s) checked, 1 flagged; 3 preview(s) checked besides, 3 flagged (mode withhold, threshold 0)"],
+    );
   });
 
   it("takes the largest seed and wraps the next image's to 0", async () => {

@@ -29,6 +29,12 @@ const PRESETS = {
   "1080p": { width: 1920, height: 1080 },
 } as const;
 
+/**
+ * Seconds between progress reports while encoding: ten a second reads as a steady climb to a client,
+ * and is few enough messages for the runner link and every open status stream.
+ */
+const PROGRESS_PERIOD_SEC = 0.1;
+
 /** How far the zoom goes: 1.0 → 1.3 (or back), and the zoom held while panning so there is room to move. */
 const ZOOM_RANGE = 0.3;
 const PAN_ZOOM = 1.3;
@@ -134,7 +140,10 @@ async function imageToVideo(input: Input, ctx: HandlerContext<unknown>): Promise
       `zoompan=z='${zoom}':x='${x}':y='${y}':d=${frames}:s=${width}x${height}:fps=${input.fps}`,
       "format=yuv420p",
     ].join(",");
-    ctx.progress(0, 100, "encoding");
+    // Progress counts encoded frames: zoompan makes them at a steady rate, so the climb is even, where
+    // the muxed output time stayed at 0 while x264 filled its lookahead and then jumped.
+    let encoded = 0;
+    ctx.progress(0, frames, "encoding");
     await runFfmpeg(
       [
         "-i", source,
@@ -146,8 +155,15 @@ async function imageToVideo(input: Input, ctx: HandlerContext<unknown>): Promise
       ],
       {
         signal: ctx.signal,
-        durationSec: frames / input.fps,
-        onProgress: (f) => ctx.progress(Math.round(f * 100), 100, "encoding"),
+        totalFrames: frames,
+        progressPeriodSec: PROGRESS_PERIOD_SEC,
+        onProgress: (f) => {
+          const frame = Math.round(f * frames);
+          // ffmpeg's first report can say frame 0, which the 0 above already said.
+          if (frame <= encoded) return;
+          encoded = frame;
+          ctx.progress(frame, frames, `encoding: frame ${frame} of ${frames}`);
+        },
       },
     );
     ctx.throwIfCancelled();

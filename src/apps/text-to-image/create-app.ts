@@ -13,6 +13,7 @@ import { DiffusionPipeline, img2imgSteps, type RgbImage } from "../../diffusion/
 import { MAX_SEED, randomSeed } from "../../diffusion/random.js";
 import type { ModelManager } from "../../models/index.js";
 import { defineApp, endpoint, FileUrl, ImageSchema, z, type DefinedApp, type HandlerContext } from "../../runtime/sdk.js";
+import { modelLicenseLine } from "./model-license.js";
 import { modelManagerAt, modelsDir } from "./pulled-model-apps.js";
 
 /** fal's presets (toolkit/image/image.py). */
@@ -58,6 +59,21 @@ const FORMATS = {
 } as const;
 
 const manager = (): ModelManager => modelManagerAt(modelsDir());
+
+/**
+ * The `license` line for the model pulled as `model`, from its own files (model-license.ts). A
+ * DARKROOM_MODELS_DIR the manager refuses leaves it unknown here; checkAvailability and setup report
+ * that error, where the operator sees it.
+ */
+function licenseOf(model: string): string {
+  let models: ModelManager | null = null;
+  try {
+    models = manager();
+  } catch {
+    models = null;
+  }
+  return modelLicenseLine(models, model);
+}
 
 const intFromEnv = (name: string): number | undefined => {
   const raw = process.env[name];
@@ -219,7 +235,8 @@ export function createTextToImageApp(options: TextToImageAppOptions = {}): Defin
         `Text-to-image and image-to-image with the diffusers ONNX model pulled as '${model}' (SD-Turbo by default: 1–4 steps, ` +
           "no guidance), on ONNX Runtime. Pull the model first: see docs/text-to-image.md.",
       tags: ["text-to-image", "image-to-image", "stable-diffusion", "turbo", "onnx", "realtime"],
-      license: "MIT (code); the model's own license applies to its weights (SD-Turbo: Stability AI Non-Commercial Research Community License)",
+      // Whatever checkpoint was pulled under the name (a test model, a fine-tune): never SD-Turbo's licence by assumption.
+      license: licenseOf(model),
       weights_origin: `pulled by the operator with 'darkroom models pull ${source} --name ${model}'`,
     },
     knobs: { max_runners: 1, keep_alive: 300, max_multiplexing: 1, request_timeout: 600, startup_timeout: 300 },

@@ -7,7 +7,7 @@
  * security updates.
  * @module
  */
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { constants } from "node:fs";
 import { access, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -73,24 +73,71 @@ export function abortReason(signal: AbortSignal): Error {
 
 export interface RunFfmpegOptions {
   signal?: AbortSignal;
-  /** Called with 0..1 as ffmpeg reports the output time; needs `durationSec`. */
+  /** Called with 0..1, rising, as ffmpeg reports progress; needs `totalFrames` or `durationSec`. */
   onProgress?: (fraction: number) => void;
-  /** Expected output duration, the denominator of the progress fraction. */
+  /** Expected output duration, the denominator of the progress fraction when `totalFrames` is not given. */
   durationSec?: number;
+  /**
+   * Frames the (first video) output will have. When given, progress counts the frames ffmpeg has
+   * handed to the encoder (`frame=`) instead of the muxed output time: x264 holds frames back for its
+   * lookahead, so the output time trails the work by a second of video or so and a short clip sat at
+   * 0 % until its last report.
+   */
+  totalFrames?: number;
+  /**
+   * Seconds between ffmpeg's progress reports (`-stats_period`, ffmpeg 4.4 and later; older ones keep
+   * their fixed 0.5 s). ffmpeg reports no more often than this, so it is also the throttle on
+   * `onProgress`. Unset: ffmpeg's default, 0.5 s.
+   */
+  progressPeriodSec?: number;
   /** Called with the child's pid once spawned (tests use it to check the process is gone after a cancel). */
   onSpawn?: (pid: number) => void;
 }
 
+/** Whether each ffmpeg program takes `-stats_period`, asked once per process: the answer only changes with an upgrade. */
+const statsPeriodSupport = new Map<string, Promise<boolean>>();
+
+/**
+ * Whether `program` is ffmpeg 4.4 or later, which added `-stats_period`; an older one refuses the
+ * option and with it the whole command. A version this cannot read (a git build: "N-…", "2024-…-git")
+ * is taken as recent, which is what such builds are. One that does not run is asked again next time,
+ * and meanwhile gets no option it might refuse; the real command reports why it does not run.
+ */
+export function supportsStatsPeriod(program: string = ffmpegPath()): Promise<boolean> {
+  let known = statsPeriodSupport.get(program);
+  if (!known) {
+    known = new Promise<boolean>((resolve) => {
+      execFile(program, ["-hide_banner", "-version"], { timeout: 10_000 }, (err, stdout) => {
+        if (err) {
+          statsPeriodSupport.delete(program);
+          return resolve(false);
+        }
+        const version = /^ffmpeg version n?(\d+)\.(\d+)/m.exec(stdout);
+        resolve(!version || Number(version[1]) > 4 || (Number(version[1]) === 4 && Number(version[2]) >= 4));
+      });
+    });
+    statsPeriodSupport.set(program, known);
+  }
+  return known;
+}
+
 /**
  * Runs ffmpeg with `args` (inputs, filters, output). Adds `-progress pipe:1 -nostats` so progress
- * arrives as key=value lines on stdout rather than as carriage-return status lines on stderr.
+ * arrives as key=value lines on stdout rather than as carriage-return status lines on stderr, and
+ * `-stats_period` when `progressPeriodSec` asks for another report rate.
  *
  * On abort ffmpeg gets SIGKILL, not SIGTERM: a half-written output is worthless, and SIGTERM makes
  * ffmpeg finish the muxing first, which on a large file delays the cancel. The promise rejects with
  * the abort reason once the process has exited, so the caller's temp-folder cleanup never races it.
  */
-export function runFfmpeg(args: string[], options: RunFfmpegOptions = {}): Promise<void> {
-  const { signal, onProgress, durationSec, onSpawn } = options;
+export async function runFfmpeg(args: string[], options: RunFfmpegOptions = {}): Promise<void> {
+  const period = options.progressPeriodSec;
+  const statsPeriod = period !== undefined && period > 0 && (await supportsStatsPeriod()) ? ["-stats_period", String(period)] : [];
+  return spawnFfmpeg([...statsPeriod, ...args], options);
+}
+
+function spawnFfmpeg(args: string[], options: RunFfmpegOptions): Promise<void> {
+  const { signal, onProgress, durationSec, totalFrames, onSpawn } = options;
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted) {
       reject(abortReason(signal));
@@ -116,11 +163,19 @@ export function runFfmpeg(args: string[], options: RunFfmpegOptions = {}): Promi
       const lines = pending.split("\n");
       pending = lines.pop() ?? "";
       for (const line of lines) {
-        // Despite its name, out_time_ms is in microseconds (a long-standing ffmpeg quirk; out_time_us is the same value).
-        const match = /^out_time_(?:ms|us)=(\d+)/.exec(line.trim());
-        if (!match || !onProgress || !durationSec || durationSec <= 0) continue;
-        const fraction = Math.min(1, Number(match[1]) / 1e6 / durationSec);
-        // Both keys arrive per report, and the value only ever grows: report each increase once.
+        if (!onProgress) break;
+        let fraction: number;
+        if (totalFrames !== undefined && totalFrames > 0) {
+          const frame = /^frame=(\d+)/.exec(line.trim());
+          if (!frame) continue;
+          fraction = Math.min(1, Number(frame[1]) / totalFrames);
+        } else {
+          // Despite its name, out_time_ms is in microseconds (a long-standing ffmpeg quirk; out_time_us is the same value).
+          const match = /^out_time_(?:ms|us)=(\d+)/.exec(line.trim());
+          if (!match || !durationSec || durationSec <= 0) continue;
+          fraction = Math.min(1, Number(match[1]) / 1e6 / durationSec);
+        }
+        // out_time arrives under two keys per report, and a report may repeat the last: report each increase once.
         if (fraction > lastFraction) {
           lastFraction = fraction;
           onProgress(fraction);
