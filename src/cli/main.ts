@@ -36,7 +36,8 @@ const SERVE_USAGE = `Usage: darkroom serve [options]
   --only id,id        serve only these app ids
   --public-url URL    base of the absolute URLs the server returns (behind a proxy)
   --allow-hosts LIST  SSRF exceptions for input URLs and webhooks
-  --log-level L       pino level (default info)
+  --log-level L       fatal, error, warn, info, debug, trace or silent (default info)
+  --log-format F      pretty (readable lines) or json (default: pretty on a terminal, json otherwise)
   --database-url URL  postgres://… to keep the queue in PostgreSQL (default: SQLite in --data-dir)
   --storage-url URL   file:///path or s3://bucket/prefix (default: <data-dir>/files)
   --local-runners B   false: start no runners here; serve remote runners ('darkroom runner') only

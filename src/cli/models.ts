@@ -16,10 +16,12 @@ export const MODELS_USAGE = `Usage:
   darkroom models rm <name> [--json]
 
   <source>          a Hugging Face repository (org/name[@revision]), an https URL of one file
-                    (append #sha256=<hex> to verify it), or a local folder
+                    (append #sha256=<hex> to verify it), a local folder, or gateway:<name> (a
+                    model another Darkroom gateway holds)
   --data-dir DIR    where models are kept (default $DARKROOM_DATA_DIR or ./.darkroom)
 
-Environment: HF_TOKEN (private or gated repositories), HF_ENDPOINT (a Hub mirror).
+Environment: HF_TOKEN (private or gated repositories), HF_ENDPOINT (a Hub mirror),
+DARKROOM_GATEWAY and DARKROOM_RUNNER_TOKEN (for gateway:<name>).
 An interrupted pull resumes where it stopped when run again.
 `;
 

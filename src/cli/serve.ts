@@ -3,8 +3,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { loadConfig } from "../core/config.js";
-import { startPlatform } from "../platform.js";
+import { loadConfig, type Config } from "../core/config.js";
+import { CliError, EXIT } from "./http.js";
+import { createServerLogger } from "./server-logger.js";
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -18,6 +19,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       "public-url": { type: "string" },
       "allow-hosts": { type: "string" },
       "log-level": { type: "string" },
+      "log-format": { type: "string" },
       "database-url": { type: "string" },
       "storage-url": { type: "string" },
       "local-runners": { type: "string" },
@@ -26,8 +28,16 @@ export async function serveCommand(argv: string[]): Promise<number> {
     },
   });
   const flags = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Record<string, string>;
-  const config = loadConfig(flags);
-  const platform = await startPlatform(config);
+  let config: Config;
+  try {
+    config = loadConfig(flags);
+  } catch (err) {
+    // loadConfig only reads flags and variables: whatever it refuses is a usage error, not a crash.
+    throw new CliError(err instanceof Error ? err.message : String(err), EXIT.USAGE);
+  }
+  // The server stack is imported only once the settings are known to be good, so a typo fails at once.
+  const { startPlatform } = await import("../platform.js");
+  const platform = await startPlatform(config, { logger: await createServerLogger({ level: config.logLevel, format: config.logFormat }) });
   const { logger } = platform;
   logger.info({ url: platform.url, data_dir: config.dataDir, apps: platform.scheduler.apps.map((a) => a.id) }, "darkroom listening");
   process.stderr.write(`\n  Darkroom is up: the API and the Playground at ${platform.url}/\n`);

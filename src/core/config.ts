@@ -30,8 +30,14 @@ export interface Config {
   /** Only load these app ids (all when empty). */
   onlyApps: string[];
   limits: Limits;
-  /** Seconds a webhook delivery is retried in total (the backoff schedule stretches over it). */
-  logLevel: string;
+  /** `--log-level` / `DARKROOM_LOG_LEVEL`: a pino level name. */
+  logLevel: LogLevel;
+  /**
+   * `--log-format` / `DARKROOM_LOG_FORMAT`: `pretty` (one readable line per entry) or `json` (one
+   * JSON object per line, for collectors). Null: pretty when stdout is a terminal, JSON otherwise;
+   * `darkroom serve` decides when it builds the logger (src/cli/server-logger.ts).
+   */
+  logFormat: LogFormat | null;
   /**
    * How long a runner holds a request without renewing its lease (`DARKROOM_LEASE_MS`, 30 s). A
    * runner that vanishes (a machine lost, `kill -9`) gets its requests retried this long after.
@@ -49,6 +55,13 @@ export interface Config {
   appKnobs: KnobOverrides;
 }
 
+export const LOG_FORMATS = ["json", "pretty"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** pino's levels; a misspelt one would otherwise surface as a stack trace from inside pino. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 export const DEFAULT_LIMITS: Limits = {
   maxBodyBytes: 32 * 1024 * 1024,
   maxFileBytes: 512 * 1024 * 1024,
@@ -60,6 +73,17 @@ function positiveInt(name: string, raw: string | undefined, fallback: number): n
   const value = Number(raw);
   if (!Number.isInteger(value) || value <= 0) throw new Error(`Invalid ${name}: ${raw}`);
   return value;
+}
+
+/** The value of a setting given by flag or environment, checked against its allowed values. */
+function oneOf<T extends string>(allowed: readonly T[], flag: string, envName: string, flagValue: string | undefined, envValue: string | undefined): T | null {
+  // An empty variable (`DARKROOM_LOG_FORMAT=`) means unset, as for the other settings.
+  const raw = flagValue ?? (envValue === "" ? undefined : envValue);
+  if (raw === undefined) return null;
+  const value = raw.trim().toLowerCase();
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  const from = flagValue !== undefined ? `--${flag}` : envName;
+  throw new Error(`Invalid ${from}: '${raw}' (expected ${allowed.join(", ")})`);
 }
 
 export function loadConfig(flags: Partial<Record<string, string>> = {}, env: NodeJS.ProcessEnv = process.env): Config {
@@ -84,7 +108,8 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
       maxFileBytes: Number(env["DARKROOM_MAX_FILE_BYTES"] ?? DEFAULT_LIMITS.maxFileBytes),
       fetchTimeoutMs: Number(env["DARKROOM_FETCH_TIMEOUT_MS"] ?? DEFAULT_LIMITS.fetchTimeoutMs),
     },
-    logLevel: flags["log-level"] ?? env["DARKROOM_LOG_LEVEL"] ?? "info",
+    logLevel: oneOf(LOG_LEVELS, "log-level", "DARKROOM_LOG_LEVEL", flags["log-level"], env["DARKROOM_LOG_LEVEL"]) ?? "info",
+    logFormat: oneOf(LOG_FORMATS, "log-format", "DARKROOM_LOG_FORMAT", flags["log-format"], env["DARKROOM_LOG_FORMAT"]),
     databaseUrl: flags["database-url"] ?? env["DARKROOM_DATABASE_URL"] ?? null,
     storageUrl: flags["storage-url"] ?? env["DARKROOM_STORAGE_URL"] ?? null,
     leaseMs: positiveInt("DARKROOM_LEASE_MS", env["DARKROOM_LEASE_MS"], 30_000),

@@ -10,6 +10,7 @@ import pino, { type Logger } from "pino";
 import { ERRORS, isPlatformError, PlatformError, type ErrorDefinition } from "../core/errors.js";
 import { pathSegments } from "./app-path.js";
 import type { GatewayContext } from "./context.js";
+import { logRequestError } from "./error-log.js";
 import { registerFileRoutes } from "./routes/files.js";
 import { registerOpsRoutes } from "./routes/ops.js";
 import { openApiFor, registerPlatformRoutes } from "./routes/platform.js";
@@ -131,12 +132,14 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
 
   app.setErrorHandler((err, request, reply) => {
     const error = toPlatformError(err);
-    if (error.status >= 500) request.log.error({ err }, "request failed");
+    logRequestError(request, error, err);
     return sendError(reply, error);
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path ${new URL(request.url, "http://x").pathname} not found` })),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const error = new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path ${new URL(request.url, "http://x").pathname} not found` });
+    logRequestError(request, error);
+    return sendError(reply, error);
+  });
 
   const onRealtime = realtimeHandler(ctx);
   const notFound = async (request: FastifyRequest): Promise<never> => {

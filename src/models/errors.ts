@@ -21,7 +21,9 @@ export type ModelErrorCode =
   /** Another pull or removal is running on the same data folder. */
   | "ERR_MODEL_BUSY"
   /** The transfer failed after every retry, or the source answered an error. */
-  | "ERR_MODEL_DOWNLOAD";
+  | "ERR_MODEL_DOWNLOAD"
+  /** The source's host could not be reached at all: its name does not resolve, or every attempt failed to connect. */
+  | "ERR_MODEL_UNREACHABLE";
 
 export class ModelError extends Error {
   override readonly name = "ModelError";

@@ -18,11 +18,12 @@ import { createReadStream, type ReadStream } from "node:fs";
 import { chmod, copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat, statfs, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { digestFile, downloadResumable } from "./download.js";
-import { ModelError } from "./errors.js";
+import { isModelError, ModelError } from "./errors.js";
+import { hubAlternatives } from "./hub-alternatives.js";
 import { missingFiles, type ModelLayout } from "./layout.js";
-import { validateModelName, validateModelPath } from "./names.js";
+import { defaultModelName, validateModelName, validateModelPath } from "./names.js";
 import { ProgressTracker, type ProgressListener } from "./progress.js";
-import { describeSource, listSource, parseSource, type SourceFile, type SourceListing } from "./sources.js";
+import { describeSource, listSource, parseSource, type ModelSource, type SourceFile, type SourceListing } from "./sources.js";
 import { DEFAULT_ATTEMPTS, type Transport } from "./transport.js";
 
 export interface ManifestFile {
@@ -171,7 +172,18 @@ export class ModelManager {
   /** Resolves and lists a source without downloading anything. */
   async inspect(sourceText: string, options: Pick<PullOptions, "revision"> = {}): Promise<SourceListing> {
     const source = await parseSource(sourceText, { revision: options.revision, endpoint: this.#env["HF_ENDPOINT"], gateway: this.#env["DARKROOM_GATEWAY"] });
-    return listSource(this.#transport(source), source);
+    return this.#list(this.#transport(source), source, null);
+  }
+
+  /** Lists a source; when the Hub cannot be reached, the error names the sources that need no Hub. */
+  async #list(transport: Transport, source: ModelSource, name: string | null): Promise<SourceListing> {
+    try {
+      return await listSource(transport, source);
+    } catch (err) {
+      if (source.kind !== "hf" || !isModelError(err, "ERR_MODEL_UNREACHABLE")) throw err;
+      const alternatives = hubAlternatives({ repo: source.repo, endpoint: source.endpoint, name: name ?? defaultModelName(source.repo.split("/")[1] ?? source.repo) });
+      throw new ModelError(err.code, `${err.message}\n${alternatives}`, { cause: err.cause });
+    }
   }
 
   /**
@@ -212,7 +224,7 @@ export class ModelManager {
   async #pull(sourceText: string, options: PullOptions): Promise<ModelManifest> {
     const source = await parseSource(sourceText, { revision: options.revision, endpoint: this.#env["HF_ENDPOINT"], gateway: this.#env["DARKROOM_GATEWAY"] });
     const transport = this.#transport(source);
-    const listing = await listSource(transport, source);
+    const listing = await this.#list(transport, source, options.name ?? null);
     const name = options.name ?? listing.defaultName;
     const layout = options.layout ?? (source.kind === "url" || source.kind === "gateway" ? "any" : "diffusers-onnx");
     if (listing.revision && source.kind === "hf" && listing.revision !== source.revision) options.onInfo?.(`${source.repo}@${source.revision} is commit ${listing.revision}`);

@@ -5,7 +5,7 @@
  */
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { ModelError } from "./errors.js";
+import { isModelError, ModelError } from "./errors.js";
 import { defaultModelName, validateModelName, validateModelPath } from "./names.js";
 import { displayUrl, fetchJson, fetchWithRetry, type Transport } from "./transport.js";
 
@@ -170,7 +170,11 @@ async function listUrl(t: Transport, source: Extract<ModelSource, { kind: "url" 
   const p = validateModelPath(decodeURIComponent(base) || "model.bin");
   let size: number | null = null;
   // The size is only for the disk check and the progress bar; a server without HEAD still works.
-  const head = await fetchWithRetry(t, source.url, { method: "HEAD" }).catch(() => null);
+  // A host that cannot be reached at all fails the pull here, before the download's own retries.
+  const head = await fetchWithRetry(t, source.url, { method: "HEAD" }).catch((err: unknown) => {
+    if (isModelError(err, "ERR_MODEL_UNREACHABLE")) throw err;
+    return null;
+  });
   const length = head?.ok ? Number(head.headers.get("content-length")) : NaN;
   if (Number.isSafeInteger(length) && length >= 0) size = length;
   return { source, revision: null, defaultName: defaultModelName(p), files: [{ path: p, size, sha256: source.sha256, gitOid: null, from: { url: source.url } }] };

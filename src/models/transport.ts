@@ -54,6 +54,21 @@ export function describeFailure(err: unknown): string {
   return cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
 }
 
+/**
+ * getaddrinfo's failures: no such name (ENOTFOUND), or no DNS server answering (EAI_AGAIN, what an
+ * offline machine gets). They are not retried: a name that does not resolve now is a machine
+ * offline or a wrong endpoint, and 15 s of backoff would only delay saying so. (Downloads, which
+ * start after the name resolved, keep retrying them as a dropped connection.)
+ */
+const DNS_FAILURES: ReadonlySet<string> = new Set(["ENOTFOUND", "EAI_AGAIN"]);
+
+/** When a request failed because a host name did not resolve: getaddrinfo's code and the name. */
+function dnsFailure(err: unknown): { code: string; hostname: string | null } | null {
+  const cause = (err as { cause?: { code?: unknown; hostname?: unknown } } | null)?.cause;
+  if (typeof cause?.code !== "string" || !DNS_FAILURES.has(cause.code)) return null;
+  return { code: cause.code, hostname: typeof cause.hostname === "string" ? cause.hostname : null };
+}
+
 const MAX_REDIRECTS = 10;
 
 /**
@@ -90,10 +105,16 @@ export async function fetchWithRetry(t: Transport, url: string, init: { method?:
       lastError = new Error(`status ${res.status}`);
     } catch (err) {
       if ((err as { name?: string }).name === "AbortError" || err instanceof ModelError) throw err;
+      const dns = dnsFailure(err);
+      if (dns) {
+        // The name that failed may be a redirect's, not the URL's own.
+        const host = dns.hostname ?? new URL(url).hostname;
+        throw new ModelError("ERR_MODEL_UNREACHABLE", `cannot reach ${displayUrl(url)}: ${host} does not resolve (${dns.code}; offline, or a DNS problem)`, { cause: err });
+      }
       lastError = err;
     }
   }
-  throw new ModelError("ERR_MODEL_DOWNLOAD", `cannot reach ${displayUrl(url)} after ${t.attempts} attempts (${describeFailure(lastError)})`, { cause: lastError });
+  throw new ModelError("ERR_MODEL_UNREACHABLE", `cannot reach ${displayUrl(url)} after ${t.attempts} attempts (${describeFailure(lastError)})`, { cause: lastError });
 }
 
 export async function fetchJson<T>(t: Transport, url: string): Promise<{ body: T; response: Response }> {
