@@ -37,7 +37,7 @@ describe("stored files cannot run script on the gateway's origin", { timeout: 12
     await p?.close();
   });
 
-  async function upload(body: string | Buffer, contentType: string, fileName: string): Promise<string> {
+  async function upload(body: string | Blob, contentType: string, fileName: string): Promise<string> {
     const res = await fetch(`${p.url}/files/upload`, { method: "POST", headers: { ...p.auth, "content-type": contentType, "x-fal-file-name": fileName }, body });
     assert.equal(res.status, 200);
     return ((await res.json()) as { access_url: string }).access_url;
@@ -68,7 +68,7 @@ describe("stored files cannot run script on the gateway's origin", { timeout: 12
 
   it("serves pictures, audio, video and text inline, still sandboxed", async () => {
     const png = readFileSync(path.join(FIXTURES, "chelsea.png"));
-    const headers = await headersOf(await upload(png, "image/png", "chelsea.png"));
+    const headers = await headersOf(await upload(new Blob([png]), "image/png", "chelsea.png"));
     assert.equal(headers.get("content-type"), "image/png");
     assert.equal(headers.get("content-disposition"), `inline; filename="chelsea.png"; filename*=UTF-8''chelsea.png`);
     assert.match(headers.get("content-security-policy") ?? "", /sandbox/);
@@ -104,7 +104,7 @@ describe("stored files cannot run script on the gateway's origin", { timeout: 12
   it("in Chromium, with an admin signed in to the Playground, a stored page or SVG opened in that tab runs nothing", async () => {
     const pageUrl = await upload(HOSTILE_PAGE, "text/html", "page.html");
     const svgUrl = await upload(HOSTILE_SVG, "image/svg+xml", "drawing.svg");
-    const pngUrl = await upload(readFileSync(path.join(FIXTURES, "chelsea.png")), "image/png", "chelsea.png");
+    const pngUrl = await upload(new Blob([readFileSync(path.join(FIXTURES, "chelsea.png"))]), "image/png", "chelsea.png");
     const context = await browser.newContext({ baseURL: p.url, acceptDownloads: true });
     try {
       const tab = await context.newPage();

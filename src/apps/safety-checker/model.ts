@@ -5,7 +5,6 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { NSFWJS } from "nsfwjs";
 import sharp from "sharp";
 import { initBackend } from "../tfjs-common/wasm-backend.js";
 
@@ -75,12 +74,22 @@ export interface SafetyClassifier {
  * MobileNetV2 from the base64 JS bundles inside the nsfwjs package; no network is used. Loading
  * takes seconds (the bundles are parsed and decoded in JS), so call this once and keep the result.
  */
+/**
+ * The part of nsfwjs's model object used here. Declared rather than imported: nsfwjs 4.3's type
+ * declarations import their siblings without file extensions, which NodeNext cannot resolve.
+ */
+interface NsfwModel {
+  model: { inputs: { shape?: (number | null)[] | undefined }[] };
+  infer(image: tf.Tensor3D): tf.Tensor;
+  dispose(): void;
+}
+
 export async function loadSafetyClassifier(log: (message: string) => void = () => {}): Promise<SafetyClassifier> {
   const backend = await initBackend(log);
   // Imported lazily so that importing this module (e.g. for isNsfw) stays cheap.
-  const nsfwjs = await import("nsfwjs");
+  const nsfwjs = (await import("nsfwjs")) as unknown as { load(model: string): Promise<NsfwModel> };
   const started = performance.now();
-  const model: NSFWJS = await nsfwjs.load(DEFAULT_MODEL);
+  const model = await nsfwjs.load(DEFAULT_MODEL);
   log(`loaded nsfwjs ${DEFAULT_MODEL} on tfjs ${backend} in ${Math.round(performance.now() - started)} ms`);
 
   const shape = model.model.inputs[0]?.shape;
