@@ -59,7 +59,24 @@ export function requireAdmin(request: FastifyRequest): Principal {
   return principal;
 }
 
-/** Whether the principal may see a request: admins see all, keys see their own. */
-export function canSeeRequest(principal: Principal, keyId: string | null): boolean {
-  return principal.scope === "admin" || principal.keyId === keyId;
+/** Whether the principal may call `appId`: keys any app, tokens the apps (alias or full id) they were issued for. */
+export function appAllowed(principal: Principal, appId: string): boolean {
+  if (principal.allowedApps === null) return true;
+  const alias = appId.split("/")[1] ?? appId;
+  return principal.allowedApps.includes(alias) || principal.allowedApps.includes(appId);
+}
+
+/** Whether the principal sees every key's requests: an admin key, never a token made from one. */
+export function seesAllRequests(principal: Principal): boolean {
+  return principal.scope === "admin" && principal.allowedApps === null;
+}
+
+/**
+ * Whether the principal may see (read, stream, cancel) a request: admin keys see all, keys their own,
+ * tokens their key's requests of the apps they were issued for — a token scoped to one app must not
+ * reach the key's other requests.
+ */
+export function canSeeRequest(principal: Principal, record: { keyId: string | null; appId: string }): boolean {
+  if (seesAllRequests(principal)) return true;
+  return principal.keyId === record.keyId && appAllowed(principal, record.appId);
 }

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { PlatformError } from "../../core/errors.js";
 import type { AppManifest, RequestState } from "../../core/types.js";
 import type { ApiKeyRecord, RequestListFilter, UsageFilter } from "../../store/store.js";
-import { canSeeRequest, requireAdmin, requirePrincipal, type GatewayContext } from "../context.js";
+import { appAllowed, canSeeRequest, requireAdmin, requirePrincipal, seesAllRequests, type GatewayContext } from "../context.js";
 import { openApiDocument } from "../openapi.js";
 import { baseUrlOf, errorTypeOf, requestUrls, statusBody, wireStatus } from "../wire.js";
 
@@ -83,13 +83,14 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
     const filter: RequestListFilter = {
       ...(q["app"] ? { appId: q["app"] } : {}),
       ...(state ? { state } : {}),
-      ...(principal.scope === "admin" ? {} : { keyId: principal.keyId }),
+      ...(seesAllRequests(principal) ? {} : { keyId: principal.keyId }),
       limit: Math.min(Number(q["limit"] ?? 50) || 50, 500),
       ...(q["before"] ? { before: Number(q["before"]) } : {}),
     };
     const records = await ctx.store.list(filter);
     return {
-      requests: records.map((r) => ({
+      // A token lists only the requests of its apps; the cursor still follows the unfiltered page.
+      requests: records.filter((r) => appAllowed(principal, r.appId)).map((r) => ({
         request_id: r.id,
         endpoint_id: r.endpoint ? `${r.appId}/${r.endpoint}` : r.appId,
         app_id: r.appId,
@@ -111,7 +112,7 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
     const principal = requirePrincipal(request);
     const { id } = request.params as { id: string };
     const record = await ctx.store.get(id);
-    if (!record || !canSeeRequest(principal, record.keyId)) throw new PlatformError("ERR_REQUEST_NOT_FOUND");
+    if (!record || !canSeeRequest(principal, record)) throw new PlatformError("ERR_REQUEST_NOT_FOUND");
     const position = record.state === "QUEUED" ? await ctx.store.queuePosition(id) : null;
     return {
       ...statusBody(record, { logs: await ctx.store.getLogs(id), queuePosition: position, progress: ctx.scheduler.progressOf(id) }),
@@ -136,7 +137,7 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
     const principal = requirePrincipal(request);
     const { id } = request.params as { id: string };
     const record = await ctx.store.get(id);
-    if (!record || !canSeeRequest(principal, record.keyId)) throw new PlatformError("ERR_REQUEST_NOT_FOUND");
+    if (!record || !canSeeRequest(principal, record)) throw new PlatformError("ERR_REQUEST_NOT_FOUND");
     const deliveries = await ctx.store.listWebhooks(id);
     return {
       deliveries: deliveries.map(({ job, attempts }) => ({
@@ -179,12 +180,12 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
     const q = request.query as Record<string, string | undefined>;
     const filter: UsageFilter = {
       ...(q["app"] ? { appId: q["app"] } : {}),
-      ...(principal.scope === "admin" ? (q["key"] ? { keyId: q["key"] } : {}) : { keyId: principal.keyId }),
+      ...(seesAllRequests(principal) ? (q["key"] ? { keyId: q["key"] } : {}) : { keyId: principal.keyId }),
       ...(q["since"] ? { since: Date.parse(q["since"]) } : {}),
       ...(q["until"] ? { until: Date.parse(q["until"]) } : {}),
       limit: Math.min(Number(q["limit"] ?? 100) || 100, 1000),
     };
-    const usage = await ctx.store.listUsage(filter);
+    const usage = (await ctx.store.listUsage(filter)).filter((u) => appAllowed(principal, u.appId));
     const totals = new Map<string, { requests: number; run_seconds: number; billable_units: number }>();
     for (const u of usage) {
       const t = totals.get(u.appId) ?? { requests: 0, run_seconds: 0, billable_units: 0 };

@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type EndpointManifest, type Priority, type RequestLog, type RequestRecord } from "../../core/types.js";
 import { parseAppPath } from "../app-path.js";
-import { canSeeRequest, requirePrincipal, type GatewayContext } from "../context.js";
+import { appAllowed, canSeeRequest, requirePrincipal, type GatewayContext } from "../context.js";
 import { openSse } from "../sse.js";
 import { lifecycleSeconds } from "./rest.js";
 import { baseUrlOf, requestUrls, sendOutcome, statusBody } from "../wire.js";
@@ -35,9 +35,7 @@ export function assertAvailable(app: AppManifest): void {
 }
 
 export function assertAppAllowed(call: FalCall, app: AppManifest): void {
-  const principal = requirePrincipal(call.request);
-  const alias = app.id.split("/")[1] ?? app.id;
-  if (principal.allowedApps && !principal.allowedApps.includes(alias) && !principal.allowedApps.includes(app.id)) {
+  if (!appAllowed(requirePrincipal(call.request), app.id)) {
     throw new PlatformError("ERR_FORBIDDEN", { message: `This token is not valid for ${app.id}` });
   }
 }
@@ -145,7 +143,7 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
 async function loadRequest(ctx: GatewayContext, call: FalCall, appId: string, requestId: string): Promise<RequestRecord> {
   const record = await ctx.store.get(requestId);
   const principal = requirePrincipal(call.request);
-  if (!record || record.appId !== appId || !canSeeRequest(principal, record.keyId)) {
+  if (!record || record.appId !== appId || !canSeeRequest(principal, record)) {
     throw new PlatformError("ERR_REQUEST_NOT_FOUND", { message: `Request ${requestId} not found` });
   }
   return record;
@@ -262,7 +260,7 @@ async function result(call: FalCall, record: RequestRecord): Promise<void> {
 async function cancel(ctx: GatewayContext, call: FalCall, appId: string, requestId: string): Promise<void> {
   const record = await ctx.store.get(requestId);
   const principal = requirePrincipal(call.request);
-  if (!record || record.appId !== appId || !canSeeRequest(principal, record.keyId)) {
+  if (!record || record.appId !== appId || !canSeeRequest(principal, record)) {
     await call.reply.code(404).header("x-fal-error-type", "not_found").send({ status: "NOT_FOUND", detail: `Request ${requestId} not found`, error_type: "not_found" });
     return;
   }
