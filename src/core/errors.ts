@@ -39,6 +39,7 @@ export const ERRORS = {
   ERR_APP_UNAVAILABLE: { status: 503, errorType: "app_unavailable", message: "Application is unavailable" },
   // Storage and outbound fetches
   ERR_SIGNATURE_INVALID: { status: 403, errorType: "forbidden", message: "Signed URL is invalid or expired" },
+  ERR_UPLOAD_URL_USED: { status: 409, errorType: "bad_request", message: "This upload URL has already been used: each signed upload URL writes its file once" },
   ERR_FETCH_REFUSED: { status: 422, errorType: "bad_request", message: "URL refused" },
   ERR_FETCH_FAILED: { status: 422, errorType: "bad_request", message: "Could not fetch URL" },
   ERR_FILE_TOO_LARGE: { status: 413, errorType: "bad_request", message: "File too large" },

@@ -9,6 +9,7 @@ import { PlatformError } from "../../core/errors.js";
 import type { ByteRange } from "../../storage/storage.js";
 import type { GatewayContext } from "../context.js";
 import { fileResponseHeaders } from "../file-response-headers.js";
+import { SingleUseUploads } from "../single-use-uploads.js";
 import { baseUrlOf } from "../wire.js";
 import { MultipartCompleteBody } from "./multipart-parts.js";
 import { registerPythonMultipartCompleteRoute, registerPythonMultipartUploadRoutes } from "./python-multipart.js";
@@ -85,6 +86,7 @@ function contentTypeOf(request: FastifyRequest): string {
 }
 
 export function registerFileRoutes(app: FastifyInstance, ctx: GatewayContext): void {
+  const once = new SingleUseUploads(ctx.storage);
   app.route({
     method: ["GET", "HEAD"],
     url: "/files/*",
@@ -101,12 +103,15 @@ export function registerFileRoutes(app: FastifyInstance, ctx: GatewayContext): v
     const parsed = MultipartCompleteBody.safeParse(request.body);
     if (!parsed.success) throw new PlatformError("ERR_BAD_REQUEST", { message: "Expected {parts: [{partNumber, etag}]}" });
     const ttl = query["ttl"] ? Number(query["ttl"]) : undefined;
-    const stored = await ctx.storage.completeMultipart(query["key"] ?? "", uploadId, parsed.data.parts, {
-      contentType: query["ct"] ?? "application/octet-stream",
-      fileName: query["name"] ?? "upload.bin",
-      maxBytes: ctx.config.limits.maxFileBytes,
-      ...(ttl ? { expiresInSeconds: ttl } : {}),
-    });
+    const release = await once.claim(query["key"] ?? "");
+    const stored = await ctx.storage
+      .completeMultipart(query["key"] ?? "", uploadId, parsed.data.parts, {
+        contentType: query["ct"] ?? "application/octet-stream",
+        fileName: query["name"] ?? "upload.bin",
+        maxBytes: ctx.config.limits.maxFileBytes,
+        ...(ttl ? { expiresInSeconds: ttl } : {}),
+      })
+      .finally(release);
     await reply.send({ file_url: `${baseUrlOf(request, ctx.config.publicUrl)}/files/${stored.key}`, file_size: stored.size });
   });
 
@@ -116,12 +121,12 @@ export function registerFileRoutes(app: FastifyInstance, ctx: GatewayContext): v
   app.register(async (uploads) => {
     uploads.removeAllContentTypeParsers();
     uploads.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
-    registerUploadRoutes(uploads, ctx);
+    registerUploadRoutes(uploads, ctx, once);
     registerPythonMultipartUploadRoutes(uploads, ctx);
   });
 }
 
-function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext): void {
+function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext, once: SingleUseUploads): void {
   // Single upload to the URL from `storage/upload/initiate`: the signature is the authorisation.
   app.put("/files/upload/*", async (request, reply) => {
     const key = (request.params as { "*": string })["*"];
@@ -129,13 +134,16 @@ function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext): void {
     ctx.urlSigner.verify("PUT", `${key}?${signedMeta(query, ["ct", "name", "ttl"])}`, query);
     assertSizeAllowed(ctx, request);
     const ttl = query["ttl"] ? Number(query["ttl"]) : undefined;
-    const stored = await ctx.storage.put(key, request.raw, {
-      // The type was signed with the URL: a PUT may not swap it (say, image/png for text/html).
-      contentType: query["ct"] ?? contentTypeOf(request),
-      fileName: query["name"] ?? "upload.bin",
-      maxBytes: ctx.config.limits.maxFileBytes,
-      ...(ttl ? { expiresInSeconds: ttl } : {}),
-    });
+    const release = await once.claim(key);
+    const stored = await ctx.storage
+      .put(key, request.raw, {
+        // The type was signed with the URL: a PUT may not swap it (say, image/png for text/html).
+        contentType: query["ct"] ?? contentTypeOf(request),
+        fileName: query["name"] ?? "upload.bin",
+        maxBytes: ctx.config.limits.maxFileBytes,
+        ...(ttl ? { expiresInSeconds: ttl } : {}),
+      })
+      .finally(release);
     await reply.send({ file_url: `${baseUrlOf(request, ctx.config.publicUrl)}/files/${stored.key}`, file_size: stored.size });
   });
 
@@ -146,6 +154,7 @@ function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext): void {
     const n = Number(partNumber);
     if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new PlatformError("ERR_BAD_REQUEST", { message: "partNumber must be 1..10000" });
     assertSizeAllowed(ctx, request);
+    await once.assertUnused(query["key"] ?? "");
     const part = await ctx.storage.putPart(query["key"] ?? "", uploadId, n, request.raw, ctx.config.limits.maxFileBytes);
     await reply.header("etag", part.etag).send({ partNumber: n, etag: part.etag });
   });
