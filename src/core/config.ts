@@ -13,6 +13,8 @@ export interface Limits {
   maxFileBytes: number;
   /** Timeout of one outbound fetch (input URLs), ms. */
   fetchTimeoutMs: number;
+  /** A request body that stops arriving for this long is dropped, ms. */
+  bodyIdleMs: number;
 }
 
 export interface Config {
@@ -66,6 +68,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxBodyBytes: 32 * 1024 * 1024,
   maxFileBytes: 512 * 1024 * 1024,
   fetchTimeoutMs: 60_000,
+  bodyIdleMs: 30_000,
 };
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
@@ -107,6 +110,7 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
       maxBodyBytes: Number(env["DARKROOM_MAX_BODY_BYTES"] ?? DEFAULT_LIMITS.maxBodyBytes),
       maxFileBytes: Number(env["DARKROOM_MAX_FILE_BYTES"] ?? DEFAULT_LIMITS.maxFileBytes),
       fetchTimeoutMs: Number(env["DARKROOM_FETCH_TIMEOUT_MS"] ?? DEFAULT_LIMITS.fetchTimeoutMs),
+      bodyIdleMs: positiveInt("DARKROOM_BODY_IDLE_MS", env["DARKROOM_BODY_IDLE_MS"], DEFAULT_LIMITS.bodyIdleMs),
     },
     logLevel: oneOf(LOG_LEVELS, "log-level", "DARKROOM_LOG_LEVEL", flags["log-level"], env["DARKROOM_LOG_LEVEL"]) ?? "info",
     logFormat: oneOf(LOG_FORMATS, "log-format", "DARKROOM_LOG_FORMAT", flags["log-format"], env["DARKROOM_LOG_FORMAT"]),

@@ -11,6 +11,8 @@ import { ERRORS, isPlatformError, PlatformError, type ErrorDefinition } from "..
 import { pathSegments } from "./app-path.js";
 import type { GatewayContext } from "./context.js";
 import { logRequestError } from "./error-log.js";
+import { parseJsonBody } from "./json-body.js";
+import { closeAfterReply } from "./lingering-close.js";
 import { registerFileRoutes } from "./routes/files.js";
 import { registerOpsRoutes } from "./routes/ops.js";
 import { openApiFor, registerPlatformRoutes } from "./routes/platform.js";
@@ -47,21 +49,21 @@ function toPlatformError(err: unknown): PlatformError {
   return new PlatformError("ERR_INTERNAL", { cause: err });
 }
 
-/** Deepest JSON nesting accepted in a request body; no model input comes near it. */
-const MAX_JSON_DEPTH = 512;
-
-/** Whether a parsed JSON value nests deeper than `max`, checked without recursion. */
-function nestedDeeperThan(value: unknown, max: number): boolean {
-  const stack: { v: unknown; depth: number }[] = [{ v: value, depth: 1 }];
-  for (let item = stack.pop(); item; item = stack.pop()) {
-    if (typeof item.v !== "object" || item.v === null) continue;
-    if (item.depth > max) return true;
-    for (const child of Array.isArray(item.v) ? item.v : Object.values(item.v)) {
-      if (typeof child === "object" && child !== null) stack.push({ v: child, depth: item.depth + 1 });
-    }
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** The route takes a body without credentials (signed upload URLs, which verify before reading it). */
+    anonymousBody?: boolean;
   }
-  return false;
 }
+
+/** Whether the request announces a body (a length above zero, or chunked). */
+function carriesBody(request: FastifyRequest): boolean {
+  const length = request.headers["content-length"];
+  return (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined;
+}
+
+/** Errors answered before the request body was read (or while it still streams in). */
+const REFUSED_BEFORE_BODY = new Set(["ERR_UNAUTHORIZED", "ERR_BODY_TOO_LARGE", "ERR_FILE_TOO_LARGE", "ERR_SIGNATURE_INVALID", "ERR_UPLOAD_URL_USED"]);
 
 function sendError(reply: FastifyReply, error: PlatformError): FastifyReply {
   for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
@@ -92,34 +94,43 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
     // Per-request access logs would dominate at thousands of requests a second; requests are in the store.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
+    // Headers must arrive within 20 s (Node's default is 60 s): a slow-header connection is cheap to
+    // hold but counts against the OS's file descriptors. Bodies are held to limits.bodyIdleMs below.
+    http: { headersTimeout: 20_000 },
   }) as unknown as FastifyInstance;
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
 
   // fal's clients send `Content-Type: application/json` on bodyless GET and PUT: an empty body is no input.
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
-    const buf = body as Buffer;
-    if (buf.length === 0 || buf.toString("utf8").trim() === "") return done(null, undefined);
-    let value: unknown;
-    try {
-      value = JSON.parse(buf.toString("utf8"));
-    } catch {
-      return done(new PlatformError("ERR_BAD_JSON", { message: "Malformed JSON body" }), undefined);
-    }
-    // JSON.parse takes any depth, but storing the input (JSON.stringify) and handing it to a runner
-    // (structured clone) overflow the stack a few thousand levels down: refuse such bodies here.
-    if (nestedDeeperThan(value, MAX_JSON_DEPTH)) {
-      return done(new PlatformError("ERR_BAD_JSON", { message: `JSON body is nested deeper than ${MAX_JSON_DEPTH} levels` }), undefined);
-    }
-    done(null, value);
-  });
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request: FastifyRequest, body: Buffer) => parseJsonBody(body));
   // Everything else stays an unread stream: upload routes pipe it straight into storage.
   app.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
 
   app.decorateRequest("principal", null);
   app.addHook("onRequest", async (request) => {
+    if (carriesBody(request)) {
+      // A body that stops arriving is dropped: no connection is held open by a trickle.
+      // Watched on the socket: a data listener on the request itself would consume the body.
+      const raw = request.raw;
+      const socket = raw.socket;
+      const idle = setTimeout(() => socket.destroy(), ctx.config.limits.bodyIdleMs);
+      idle.unref();
+      const onData = (): void => void idle.refresh();
+      const stop = (): void => {
+        clearTimeout(idle);
+        socket.off("data", onData);
+      };
+      socket.on("data", onData);
+      raw.once("end", stop);
+      raw.once("close", stop);
+    }
     const authorization = request.headers.authorization;
-    if (!authorization) return;
+    if (!authorization) {
+      // Nobody reads, let alone parses, a body that comes without credentials: refused before a byte
+      // of it is taken, so anonymous callers cannot make the gateway read and parse 32 MiB each.
+      if (carriesBody(request) && !request.routeOptions.config.anonymousBody) throw new PlatformError("ERR_UNAUTHORIZED");
+      return;
+    }
     const key = await ctx.keys.verify(authorization);
     // A wrong key is refused outright rather than treated as anonymous.
     if (!key) throw new PlatformError("ERR_UNAUTHORIZED", { message: "Invalid API key or token" });
@@ -133,6 +144,8 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
   app.setErrorHandler((err, request, reply) => {
     const error = toPlatformError(err);
     logRequestError(request, error, err);
+    // The rest of an unread body is not worth reading: answer, then close without a reset.
+    if (REFUSED_BEFORE_BODY.has(error.code) && carriesBody(request) && !request.raw.readableEnded) closeAfterReply(reply);
     return sendError(reply, error);
   });
   app.setNotFoundHandler((request, reply) => {

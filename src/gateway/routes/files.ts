@@ -96,10 +96,15 @@ export function registerFileRoutes(app: FastifyInstance, ctx: GatewayContext): v
     },
   });
 
-  app.post("/files/multipart/:uploadId/complete", async (request, reply) => {
+  const verifyMultipart = (request: FastifyRequest): void => {
     const { uploadId } = request.params as { uploadId: string };
     const query = request.query as Record<string, string | undefined>;
     ctx.urlSigner.verify("PUT", `multipart:${uploadId}?${signedMeta(query, ["ct", "name", "ttl", "key"])}`, query);
+  };
+  // The signature is the authorisation: checked before the JSON body is read, not after.
+  app.post("/files/multipart/:uploadId/complete", { config: { anonymousBody: true }, onRequest: async (request) => verifyMultipart(request) }, async (request, reply) => {
+    const { uploadId } = request.params as { uploadId: string };
+    const query = request.query as Record<string, string | undefined>;
     const parsed = MultipartCompleteBody.safeParse(request.body);
     if (!parsed.success) throw new PlatformError("ERR_BAD_REQUEST", { message: "Expected {parts: [{partNumber, etag}]}" });
     const ttl = query["ttl"] ? Number(query["ttl"]) : undefined;
@@ -128,7 +133,7 @@ export function registerFileRoutes(app: FastifyInstance, ctx: GatewayContext): v
 
 function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext, once: SingleUseUploads): void {
   // Single upload to the URL from `storage/upload/initiate`: the signature is the authorisation.
-  app.put("/files/upload/*", async (request, reply) => {
+  app.put("/files/upload/*", { config: { anonymousBody: true } }, async (request, reply) => {
     const key = (request.params as { "*": string })["*"];
     const query = request.query as Record<string, string | undefined>;
     ctx.urlSigner.verify("PUT", `${key}?${signedMeta(query, ["ct", "name", "ttl"])}`, query);
@@ -147,7 +152,7 @@ function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext, once: S
     await reply.send({ file_url: `${baseUrlOf(request, ctx.config.publicUrl)}/files/${stored.key}`, file_size: stored.size });
   });
 
-  app.put("/files/multipart/:uploadId/:partNumber", async (request, reply) => {
+  app.put("/files/multipart/:uploadId/:partNumber", { config: { anonymousBody: true } }, async (request, reply) => {
     const { uploadId, partNumber } = request.params as { uploadId: string; partNumber: string };
     const query = request.query as Record<string, string | undefined>;
     ctx.urlSigner.verify("PUT", `multipart:${uploadId}?${signedMeta(query, ["ct", "name", "ttl", "key"])}`, query);
