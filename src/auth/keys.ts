@@ -11,6 +11,7 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import type { ApiKeyRecord, KeyPatch, Store } from "../store/store.js";
+import { AuthThrottle } from "./auth-throttle.js";
 import { writePrivateFile } from "./private-file.js";
 import { hashSecret, SecretVerifier, verifySecret } from "./secrets.js";
 import type { TokenClaims, TokenService } from "./tokens.js";
@@ -98,6 +99,8 @@ export interface KeyServiceOptions {
    * another server sharing the database takes effect within this time.
    */
   recordCacheMs?: number;
+  /** Failure budgets and the bound on concurrent hashing (see auth-throttle.ts). */
+  throttle?: AuthThrottle;
 }
 
 export class KeyService {
@@ -108,6 +111,7 @@ export class KeyService {
   private readonly touchIntervalMs: number;
   private readonly recordCacheMs: number;
   private readonly records = new Map<string, { record: ApiKeyRecord | null; at: number }>();
+  private readonly throttle: AuthThrottle;
 
   constructor(options: KeyServiceOptions) {
     this.store = options.store;
@@ -116,6 +120,7 @@ export class KeyService {
     this.verifier = options.verifier ?? new SecretVerifier({ now: this.now });
     this.touchIntervalMs = options.touchIntervalMs ?? 60_000;
     this.recordCacheMs = options.recordCacheMs ?? 1000;
+    this.throttle = options.throttle ?? new AuthThrottle({ now: this.now });
   }
 
   /** The key record, from a short-lived cache (see `recordCacheMs`). */
@@ -154,7 +159,7 @@ export class KeyService {
    * The key behind an Authorization header, or null when it is missing, malformed, unknown, revoked or
    * wrong. With `app`, a token must also allow that app (alias or full id); a key pair allows every app.
    */
-  async verify(authorization: string | null | undefined, options: { app?: string } = {}): Promise<AuthenticatedKey | null> {
+  async verify(authorization: string | null | undefined, options: { app?: string; client?: string } = {}): Promise<AuthenticatedKey | null> {
     const credentials = parseAuthorization(authorization);
     if (!credentials) return null;
 
@@ -173,8 +178,23 @@ export class KeyService {
     }
 
     const record = await this.keyRecord(credentials.id);
-    if (!record || record.revokedAt !== null) return null;
-    if (!(await this.verifier.verify(record.id, credentials.secret, record.secretHash))) return null;
+    if (!record || record.revokedAt !== null) {
+      this.throttle.recordFailure(credentials.id, options.client);
+      return null;
+    }
+    // A secret that verified a moment ago needs no hash and passes no throttle: the key's owner keeps
+    // working while someone else guesses at the same (public) id.
+    if (!this.verifier.remembers(record.id, credentials.secret, record.secretHash)) {
+      if (this.throttle.failedRecently(record.id, credentials.secret)) {
+        this.throttle.recordFailure(record.id, options.client);
+        return null;
+      }
+      this.throttle.admit(record.id, options.client);
+      if (!(await this.throttle.hash(() => this.verifier.verify(record.id, credentials.secret, record.secretHash)))) {
+        this.throttle.recordFailure(record.id, options.client, credentials.secret);
+        return null;
+      }
+    }
     this.touch(record);
     return { ...record, via: "key", token: null };
   }

@@ -82,6 +82,13 @@ export class SecretVerifier {
     this.now = options.now ?? Date.now;
   }
 
+  /** Whether this secret verified against `encoded` within the TTL: true without hashing, else false. */
+  remembers(id: string, secret: string, encoded: string): boolean {
+    const cacheKey = createHash("sha256").update(`${id}:${secret}`).digest("base64");
+    const hit = this.cache.get(cacheKey);
+    return hit !== undefined && hit.encoded === encoded && hit.expiresAt > this.now();
+  }
+
   async verify(id: string, secret: string, encoded: string): Promise<boolean> {
     const cacheKey = createHash("sha256").update(`${id}:${secret}`).digest("base64");
     const hit = this.cache.get(cacheKey);

@@ -26,6 +26,7 @@ export const ERRORS = {
   // Auth
   ERR_UNAUTHORIZED: { status: 401, errorType: "unauthorized", message: "Missing or invalid credentials" },
   ERR_FORBIDDEN: { status: 403, errorType: "forbidden", message: "This key may not do that" },
+  ERR_AUTH_THROTTLED: { status: 429, errorType: "rate_limited", message: "Too many failed key checks; try again later" },
   // Lookup
   ERR_APP_NOT_FOUND: { status: 404, errorType: "not_found", message: "Application not found" },
   ERR_PATH_NOT_FOUND: { status: 404, errorType: "not_found", message: "Path not found" },

@@ -131,7 +131,7 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
       if (carriesBody(request) && !request.routeOptions.config.anonymousBody) throw new PlatformError("ERR_UNAUTHORIZED");
       return;
     }
-    const key = await ctx.keys.verify(authorization);
+    const key = await ctx.keys.verify(authorization, { client: request.ip });
     // A wrong key is refused outright rather than treated as anonymous.
     if (!key) throw new PlatformError("ERR_UNAUTHORIZED", { message: "Invalid API key or token" });
     // A runner token serves apps and nothing else: it must not read other people's requests.

@@ -37,7 +37,8 @@ async function authenticate(ctx: GatewayContext, request: FastifyRequest, app: A
   const query = request.query as Record<string, string | undefined>;
   const token = query["fal_jwt_token"];
   const header = token ? `Bearer ${token}` : request.headers.authorization;
-  return (await ctx.keys.verify(header, { app: app.id })) !== null;
+  // Throttled (too many wrong secrets from this address) counts as unauthorised on a socket.
+  return (await ctx.keys.verify(header, { app: app.id, client: request.ip }).catch(() => null)) !== null;
 }
 
 /** The WebSocket handler for realtime routes (the server mounts it beside the HTTP handlers). */
