@@ -97,6 +97,21 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
     // Headers must arrive within 20 s (Node's default is 60 s): a slow-header connection is cheap to
     // hold but counts against the OS's file descriptors. Bodies are held to limits.bodyIdleMs below.
     http: { headersTimeout: 20_000 },
+    // Errors Fastify raises before a route is chosen (a path that is not valid percent-encoding)
+    // get fal's shape too.
+    frameworkErrors: (error, _request, reply) => {
+      void sendError(reply, new PlatformError("ERR_BAD_REQUEST", { message: error.code === "FST_ERR_BAD_URL" ? "The path is not valid URL encoding" : error.message }));
+    },
+    // Bytes that are not HTTP at all: answered in fal's shape and closed, as Node does with its own.
+    clientErrorHandler: (error, socket) => {
+      if (!socket.writable || (error as NodeJS.ErrnoException).code === "ECONNRESET") return void socket.destroy();
+      const status = (error as NodeJS.ErrnoException).code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
+      const body = JSON.stringify({ detail: status === 431 ? "Request headers too large" : "Malformed HTTP request", error_type: "bad_request" });
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\ncontent-type: application/json\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\nx-fal-error-type: bad_request\r\nconnection: close\r\n\r\n${body}`,
+      );
+    },
   }) as unknown as FastifyInstance;
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
 

@@ -130,6 +130,23 @@ describe("request bodies", { timeout: 120_000 }, () => {
     assert.ok(held >= 1400 && held < 5000, `held ${held} ms with DARKROOM_BODY_IDLE_MS=1500`);
   });
 
+  it("paths that are not valid percent-encoding, and bytes that are not HTTP, are answered in fal's shape", async () => {
+    for (const path of ["/queue/%E0%A4%A/x", "/files/%", "/v1/requests/%zz"]) {
+      const client = new RawClient(portOf(p.url));
+      client.socket.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`);
+      await client.closed;
+      assert.match(client.received, /^HTTP\/1\.1 400 /);
+      assert.deepEqual(JSON.parse(client.received.slice(client.received.indexOf("\r\n\r\n") + 4)), { detail: "The path is not valid URL encoding", error_type: "bad_request" });
+    }
+    const garbage = new RawClient(portOf(p.url));
+    garbage.socket.write("NOT HTTP AT ALL\r\n\r\n");
+    await garbage.closed;
+    assert.match(garbage.received, /^HTTP\/1\.1 400 /);
+    assert.deepEqual(JSON.parse(garbage.received.slice(garbage.received.indexOf("\r\n\r\n") + 4)), { detail: "Malformed HTTP request", error_type: "bad_request" });
+    // The server is still there.
+    assert.equal((await fetch(`${p.url}/health`)).status, 200);
+  });
+
   it("a client streaming an oversized body gets the 413 every time, not a reset", async () => {
     const oversized = 40 * 1024 * 1024;
     const chunk = Buffer.alloc(256 * 1024, 0x61);
