@@ -199,10 +199,18 @@ export const ImageSchema = FileSchema.extend({
   height: z.number().int(),
 });
 
-/** An input file field: an http(s) URL or a data: URI (fal accepts both everywhere). */
+/**
+ * An input file field: an http(s) URL or a data: URI (fal accepts both everywhere). Schemes are
+ * case-insensitive (RFC 3986 §3.1, RFC 2397), so `HTTP://` and `DATA:` are accepted too.
+ */
 export const FileUrl = z
   .string()
-  .regex(/^(https?:\/\/|data:)/i, { message: "must be an http(s) URL or a data: URI" })
+  // Spelled out per letter rather than with the `i` flag: the gateway validates against the JSON Schema
+  // that zod exports, and a JSON Schema `pattern` has no flags, so `/…/i` would lose its meaning there.
+  .regex(/^([Hh][Tt][Tt][Pp][Ss]?:\/\/|[Dd][Aa][Tt][Aa]:)/, { message: "must be an http(s) URL or a data: URI" })
+  // Handlers (and the runtime's file reader, which tells data: URIs from URLs by a lower-case prefix)
+  // get the scheme in lower case, its canonical form; the rest of the URL is left as it was.
+  .overwrite((url) => url.replace(/^[A-Za-z]+:/, (scheme) => scheme.toLowerCase()))
   // No `format: "uri"`: validating that format runs a large regex over every byte of a data URI
   // (measured ~5 ms per megabyte-sized image at the gateway); the pattern above is what matters.
   .meta({ "x-darkroom-file": true });

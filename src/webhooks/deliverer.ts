@@ -10,15 +10,16 @@
  * and if the process dies between the receiver's 2xx and the store recording it, the lease runs out
  * and the job is sent again. Receivers should deduplicate on `request_id`.
  *
- * A URL the SSRF guard refuses is treated like any other failed attempt (status null, the refusal as the
- * error) and retried on the normal schedule rather than failed at once. The allow-list only changes with
- * the configuration, but the configuration changes on a restart, and the retry window (over two hours)
- * gives an operator who sees "refused" attempts in the request's webhook log the time to allow the host
- * and restart without losing the delivery. A refused retry costs no traffic to the target, so the extra
- * attempts are cheap.
+ * A URL the SSRF guard refuses (a private or loopback address the allow-list does not name, a scheme
+ * other than http(s)) fails the delivery at once: the attempt is logged with status null and the
+ * refusal as the error, and no retry is scheduled. The same URL under the same policy is refused the
+ * same way every time, so ten retries over two hours would only leave the delivery log claiming the
+ * webhook might still arrive when it never will. (A name that resolves to a refused address is
+ * judged on its answer at the time, like an IP literal.)
  * @module
  */
 import { performance } from "node:perf_hooks";
+import { isPlatformError } from "../core/errors.js";
 import type { RequestRecord } from "../core/types.js";
 import type { AllowList } from "../net/allow-list.js";
 import { safeFetch } from "../net/safe-fetch.js";
@@ -69,6 +70,16 @@ const MAX_RESPONSE_BYTES = Number.MAX_SAFE_INTEGER;
 function describeError(err: unknown): string {
   if (err instanceof Error) return err.message || err.name;
   return String(err);
+}
+
+/** Whether the SSRF guard refused the URL itself, before any connection: retrying cannot change that. */
+function isPolicyRefusal(err: unknown): boolean {
+  return isPlatformError(err) && err.code === "ERR_FETCH_REFUSED";
+}
+
+/** The refusal as logged: says why there is no retry, and how an operator would let the host through. */
+function describeRefusal(err: unknown): string {
+  return `${describeError(err)} (by the SSRF policy for outbound requests; not retried: DARKROOM_ALLOW_HOSTS can allow the host)`;
 }
 
 export class WebhookDeliverer {
@@ -199,6 +210,7 @@ export class WebhookDeliverer {
     const started = performance.now();
     let status: number | null = null;
     let error: string | null = null;
+    let permanent = false;
     try {
       const signature = signWebhook({
         requestId: job.requestId,
@@ -224,7 +236,8 @@ export class WebhookDeliverer {
       res.body.destroy();
       if (status < 200 || status > 299) error = `HTTP ${status}`;
     } catch (err) {
-      error = describeError(err);
+      permanent = isPolicyRefusal(err);
+      error = permanent ? describeRefusal(err) : describeError(err);
     }
     const ok = error === null && status !== null;
     const durationMs = Math.round(performance.now() - started);
@@ -234,7 +247,7 @@ export class WebhookDeliverer {
     if (ok) {
       next = { state: "delivered", nextAttemptAt: finishedAt };
     } else {
-      const delay = this.backoff(attemptNumber);
+      const delay = permanent ? null : this.backoff(attemptNumber);
       next = delay === null ? { state: "failed", nextAttemptAt: finishedAt } : { state: "pending", nextAttemptAt: finishedAt + delay };
     }
 

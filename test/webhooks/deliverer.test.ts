@@ -311,14 +311,16 @@ describe("webhook deliverer", () => {
     assert.deepEqual(entry!.attempts.map((a) => a.error), ["HTTP 503", "HTTP 503"]);
   });
 
-  it("logs a refused loopback URL with status null, and keeps retrying on schedule", async () => {
+  it("logs a refused loopback URL with status null, and fails the delivery at once (a refusal is permanent)", async () => {
     const allowed = await receiver([200]);
     const forbidden = await receiver([200]);
     const clock = 1_750_000_000_000;
-    const d = deliverer({ allow: allowOnly(allowed), now: () => clock });
+    // A retry schedule of "at once": a refusal that were retried would be claimed again below.
+    const d = deliverer({ allow: allowOnly(allowed), now: () => clock, backoff: () => 0 });
     const record = await finishedRequest(forbidden.url);
     await d.enqueueFor(record);
     assert.equal(await d.runOnce(), 1);
+    assert.equal(await d.runOnce(), 0, "a refused delivery is not retried");
 
     const [entry] = await store.listWebhooks(record.id);
     assert.equal(entry!.attempts.length, 1);
@@ -326,9 +328,28 @@ describe("webhook deliverer", () => {
     assert.equal(attempt.status, null);
     assert.equal(attempt.ok, false);
     assert.match(attempt.error ?? "", /refused/);
+    assert.match(attempt.error ?? "", /SSRF policy/);
+    assert.equal(entry!.job.state, "failed");
+    assert.equal(entry!.job.attempts, 1);
+    assert.equal(forbidden.received.length, 0, "nothing reached the un-allowed address");
+  });
+
+  it("still retries a connection failure on an allowed address (only a refusal is permanent)", async () => {
+    // A port that was just free: allowed by the list, but nothing answers there.
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const clock = 1_750_000_000_000;
+    const d = deliverer({ allow: AllowList.parse(`127.0.0.1:${port}`), now: () => clock });
+    const record = await finishedRequest(`http://127.0.0.1:${port}/hook`);
+    await d.enqueueFor(record);
+    assert.equal(await d.runOnce(), 1);
+    const [entry] = await store.listWebhooks(record.id);
+    assert.equal(entry!.attempts[0]!.status, null);
+    assert.doesNotMatch(entry!.attempts[0]!.error ?? "", /refused:|SSRF/);
     assert.equal(entry!.job.state, "pending");
     assert.ok(entry!.job.nextAttemptAt > clock);
-    assert.equal(forbidden.received.length, 0, "nothing reached the un-allowed address");
   });
 
   it("delivers an error request's fal body", async () => {

@@ -11,10 +11,37 @@ import { isPlatformError, PlatformError } from "../../core/errors.js";
 import type { AppManifest, EndpointManifest } from "../../core/types.js";
 import { parseAppPath, pathSegments } from "../app-path.js";
 import type { GatewayContext } from "../context.js";
+import { MAX_JSON_DEPTH } from "../json-body.js";
 import { baseUrlOf } from "../wire.js";
 
 /** Most messages a connection may have waiting; older ones are dropped, as fal's `buffering` does. */
 const MAX_BUFFERED = 16;
+
+/**
+ * Results are encoded with room for the deepest input a message may have: msgpack's default limit
+ * (100) would fail the echo of an input that passed the depth check below, as an INTERNAL_ERROR.
+ * A little slack covers an app that wraps what it got in an object or two.
+ */
+const ENCODE_MAX_DEPTH = MAX_JSON_DEPTH + 8;
+
+/**
+ * Whether a decoded message nests deeper than HTTP bodies may (json-body.ts). Measured without
+ * recursion, so a hostile message cannot overflow this stack either. Deeper messages must be turned
+ * away here: past this point they overflow the structured clone that hands them to a runner, which
+ * then reads as the server's fault (INTERNAL_ERROR) rather than the message's.
+ */
+function nestedTooDeep(value: unknown, maxDepth: number): boolean {
+  const stack: { v: unknown; depth: number }[] = [{ v: value, depth: 1 }];
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    // msgpack `bin` decodes to a Uint8Array: bytes are a leaf, and listing them would cost a walk of every byte.
+    if (typeof item.v !== "object" || item.v === null || ArrayBuffer.isView(item.v)) continue;
+    if (item.depth > maxDepth) return true;
+    for (const child of Array.isArray(item.v) ? item.v : Object.values(item.v)) {
+      if (typeof child === "object" && child !== null) stack.push({ v: child, depth: item.depth + 1 });
+    }
+  }
+  return false;
+}
 
 function sendControl(socket: WebSocket, error: string, reason: string): void {
   if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ type: "x-fal-error", error, reason }));
@@ -80,7 +107,7 @@ export function realtimeHandler(ctx: GatewayContext): (socket: WebSocket, reques
         const result = typeof output === "object" && output !== null ? { ...output } : { output };
         if (typeof requestId === "string") (result as Record<string, unknown>)["request_id"] = requestId;
         if (socket.readyState === socket.OPEN) {
-          socket.send(encode(result));
+          socket.send(encode(result, { maxDepth: ENCODE_MAX_DEPTH }));
           socket.send(JSON.stringify({ type: "x-fal-message", action: "timings", timing: (performance.now() - started) / 1000 }));
         }
       } catch (err) {
@@ -100,6 +127,10 @@ export function realtimeHandler(ctx: GatewayContext): (socket: WebSocket, reques
         input = isBinary ? decode(bytes) : JSON.parse(bytes.toString("utf8"));
       } catch {
         sendControl(socket, "BAD_MESSAGE", "Messages must be msgpack (binary) or JSON (text)");
+        return;
+      }
+      if (nestedTooDeep(input, MAX_JSON_DEPTH)) {
+        sendControl(socket, "BAD_MESSAGE", `Message is nested deeper than ${MAX_JSON_DEPTH} levels`);
         return;
       }
       pending.push(input);
