@@ -15,6 +15,12 @@ export interface Limits {
   fetchTimeoutMs: number;
   /** A request body that stops arriving for this long is dropped, ms. */
   bodyIdleMs: number;
+  /**
+   * Bytes one API key may keep in storage (`DARKROOM_STORAGE_QUOTA_BYTES`): its uploads, staged
+   * multipart parts and the output files of its requests that remote runners upload, until they are
+   * deleted or expire. 0 means no quota.
+   */
+  storageQuotaBytes: number;
 }
 
 export interface Config {
@@ -69,12 +75,20 @@ export const DEFAULT_LIMITS: Limits = {
   maxFileBytes: 512 * 1024 * 1024,
   fetchTimeoutMs: 60_000,
   bodyIdleMs: 30_000,
+  storageQuotaBytes: 10 * 1024 * 1024 * 1024,
 };
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw === "") return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value <= 0) throw new Error(`Invalid ${name}: ${raw}`);
+  return value;
+}
+
+function nonNegativeInt(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`Invalid ${name}: ${raw} (expected a whole number of bytes, 0 for none)`);
   return value;
 }
 
@@ -111,6 +125,7 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
       maxFileBytes: Number(env["DARKROOM_MAX_FILE_BYTES"] ?? DEFAULT_LIMITS.maxFileBytes),
       fetchTimeoutMs: Number(env["DARKROOM_FETCH_TIMEOUT_MS"] ?? DEFAULT_LIMITS.fetchTimeoutMs),
       bodyIdleMs: positiveInt("DARKROOM_BODY_IDLE_MS", env["DARKROOM_BODY_IDLE_MS"], DEFAULT_LIMITS.bodyIdleMs),
+      storageQuotaBytes: nonNegativeInt("DARKROOM_STORAGE_QUOTA_BYTES", env["DARKROOM_STORAGE_QUOTA_BYTES"], DEFAULT_LIMITS.storageQuotaBytes),
     },
     logLevel: oneOf(LOG_LEVELS, "log-level", "DARKROOM_LOG_LEVEL", flags["log-level"], env["DARKROOM_LOG_LEVEL"]) ?? "info",
     logFormat: oneOf(LOG_FORMATS, "log-format", "DARKROOM_LOG_FORMAT", flags["log-format"], env["DARKROOM_LOG_FORMAT"]),

@@ -11,6 +11,7 @@ import { isTerminal, type AppManifest, type Progress, type RequestRecord, type R
 import type { Metrics } from "../observability/metrics.js";
 import type { FromRunner, ToRunner } from "../runtime/protocol.js";
 import type { NewRequest, Store, TerminalWrite } from "../store/store.js";
+import { planClaims, splitSuspects, Suspects, type ClaimPlan, type SuspectRun } from "./isolation.js";
 import { RequestEvents, type RequestEvent } from "./request-events.js";
 import { RunnerProcess, type Assignment } from "./runner-process.js";
 
@@ -60,12 +61,13 @@ interface Pool {
   coldStarts: number;
   recentErrors: { at: number; requestId: string | null; message: string }[];
   /**
-   * Requests that must run alone on a runner: they were in flight when a runner died for no reason
-   * that another request explains (a crash), or they hung it past request_timeout. One of them may
-   * crash every runner it runs on; alone, it takes nobody else down on its retries. While the set is
-   * not empty the pool dispatches one request per runner. Entries leave when their request ends.
+   * Requests that must run apart from other work: they were in flight when a runner died for no
+   * reason that another request explains (a crash), or they hung it past request_timeout. One of them
+   * may crash every runner it runs on. Each group of them runs on a runner that takes nothing else
+   * meanwhile; the pool's other runners go on multiplexing (see isolation.ts). Entries leave when
+   * their request ends.
    */
-  isolated: Set<string>;
+  suspects: Suspects;
 }
 
 export interface PoolSnapshot {
@@ -125,7 +127,7 @@ export class Scheduler {
       ephemeralInFlight: new Map(),
       coldStarts: 0,
       recentErrors: [],
-      isolated: new Set(),
+      suspects: new Suspects(),
     };
     this.#pools.set(app.id, pool);
     return pool;
@@ -250,8 +252,10 @@ export class Scheduler {
     const { store, leaseMs } = this.#options;
     const pool = this.#pools.get(request.appId);
     // The pump's flag doubles as the lock on runner slots: a claim in flight is not yet in
-    // `assignments`, so only one claimer at a time may count free slots.
-    const runner = pool && !pool.pumping && !this.#stopping && !pool.app.unavailable && pool.ephemeralQueue.length === 0 ? this.#freeRunner(pool) : undefined;
+    // `assignments`, so only one claimer at a time may count free slots. While suspects wait in the
+    // queue the pump claims (the claim made with an enqueue could take one of them for any runner).
+    const plan = pool && !pool.pumping && !this.#stopping && !pool.app.unavailable && pool.ephemeralQueue.length === 0 ? this.#plan(pool) : undefined;
+    const runner = pool && plan && plan.except.length === 0 ? this.#freeRunner(pool, plan) : undefined;
     if (!pool || !runner) {
       const submitted = await store.submit(request, null);
       this.#pump(request.appId);
@@ -265,7 +269,7 @@ export class Scheduler {
       for (const record of submitted.claimed) {
         if (record.id === request.id) tookNew = true;
         // The request is durable whatever happens here: a failed hand-back is the lease reaper's to fix.
-        await this.#dispatchClaimed(pool, runner, record).catch((err: unknown) => this.#options.logger?.error({ err, app: pool.app.id }, "dispatch failed"));
+        await this.#dispatchClaimed(pool, runner, runner.id, record).catch((err: unknown) => this.#options.logger?.error({ err, app: pool.app.id }, "dispatch failed"));
       }
       return { record: submitted.record, queuePosition: submitted.queuePosition };
     } finally {
@@ -382,25 +386,36 @@ export class Scheduler {
       return;
     }
     pool.pumping = true;
-    void this.#pumpLoop(pool).finally(() => {
-      pool.pumping = false;
-      if (pool.pumpAgain) {
-        pool.pumpAgain = false;
-        this.#pump(appId);
-      }
+    void this.#pumpLoop(pool)
+      // The store can fail mid-pump (PostgreSQL restarting, a full disk): log it and let the next
+      // housekeeping tick pump again, rather than let the rejection take the whole server down.
+      .catch((err: unknown) => this.#options.logger?.warn({ err, app: appId }, "dispatching failed; retrying on the next tick"))
+      .finally(() => {
+        pool.pumping = false;
+        if (pool.pumpAgain) {
+          pool.pumpAgain = false;
+          this.#pump(appId);
+        }
+      });
+  }
+
+  /** What each runner of the pool may claim now (suspects apart, see isolation.ts). */
+  #plan(pool: Pool): ClaimPlan {
+    const alive = [...pool.runners.values()].filter((r) => r.state === "starting" || r.state === "ready").length;
+    return planClaims({
+      runners: [...pool.runners.values()].map((r) => ({ id: r.id, state: r.state, inFlight: r.assignments })),
+      maxMultiplexing: pool.app.knobs.max_multiplexing,
+      suspects: pool.suspects,
+      canSpawn: this.#spawnsRunners(pool) && !this.#stopping && alive < pool.app.knobs.max_runners,
     });
   }
 
-  /** Requests one runner may hold at once: max_multiplexing, or 1 while isolated requests are about. */
-  #slotsPerRunner(pool: Pool): number {
-    return pool.isolated.size > 0 ? 1 : pool.app.knobs.max_multiplexing;
-  }
-
-  #freeRunner(pool: Pool): RunnerProcess | undefined {
+  /** The least loaded runner with a slot free for ordinary work (not one that runs suspects or waits for them). */
+  #freeRunner(pool: Pool, plan = this.#plan(pool)): RunnerProcess | undefined {
     let best: RunnerProcess | undefined;
-    for (const r of pool.runners.values()) {
-      if (r.state !== "ready" || r.assignments.size >= this.#slotsPerRunner(pool)) continue;
-      if (!best || r.assignments.size < best.assignments.size) best = r;
+    for (const { runnerId } of plan.slots) {
+      const r = pool.runners.get(runnerId);
+      if (r && (!best || r.assignments.size < best.assignments.size)) best = r;
     }
     return best;
   }
@@ -408,48 +423,57 @@ export class Scheduler {
   async #pumpLoop(pool: Pool): Promise<void> {
     const { store, leaseMs } = this.#options;
     if (pool.app.unavailable) return;
-    let claimedAll = true;
+    let claimedAll = false;
+    const claimFailed = (err: unknown): null => {
+      this.#options.logger?.error({ err, app: pool.app.id }, "claim failed");
+      return null;
+    };
     for (;;) {
       for (let runner = this.#freeRunner(pool); runner && pool.ephemeralQueue.length > 0; runner = this.#freeRunner(pool)) {
         const call = pool.ephemeralQueue.shift();
         if (call) this.#dispatchEphemeral(pool, runner, call);
       }
-      const perRunner = this.#slotsPerRunner(pool);
-      const free = [...pool.runners.values()]
-        .filter((r) => r.state === "ready" && r.assignments.size < perRunner)
-        .map((runner) => ({ runner, slots: perRunner - runner.assignments.size }));
-      if (free.length === 0) {
-        claimedAll = false;
-        break;
+      const plan = this.#plan(pool);
+      if (plan.groups.length === 0 && plan.slots.length === 0) break;
+      // One claim per runner: a waiting group of suspects for an idle runner, or all its free slots
+      // for other work, suspects excluded. The store commits them together.
+      const filter = plan.except.length > 0 ? { except: plan.except } : undefined;
+      const [groupClaims, slotClaims] = await Promise.all([
+        Promise.all(plan.groups.map((g) => store.claimMany(pool.app.id, g.runnerId, leaseMs, g.ids.length, undefined, { only: g.ids }).catch(claimFailed))),
+        Promise.all(plan.slots.map((s) => store.claimMany(pool.app.id, s.runnerId, leaseMs, s.slots, undefined, filter).catch(claimFailed))),
+      ]);
+      let idleAgain = false;
+      for (const [i, records] of groupClaims.entries()) {
+        const group = plan.groups[i];
+        if (!group || !records) continue;
+        // A suspect that is not in the queue any more ended, or another gateway or a remote runner
+        // holds it: it is out of this pool's hands.
+        const claimed = new Set(records.map((r) => r.id));
+        for (const id of group.ids) if (!claimed.has(id)) pool.suspects.delete(id);
+        if (records.length === 0) idleAgain = true;
+        for (const record of records) await this.#dispatchClaimed(pool, pool.runners.get(group.runnerId), group.runnerId, record);
       }
-      // One claim per runner for all its free slots; the store commits them together.
-      const claims = await Promise.all(
-        free.map(({ runner, slots }) =>
-          store.claimMany(pool.app.id, runner.id, leaseMs, slots).catch((err: unknown) => {
-            this.#options.logger?.error({ err, app: pool.app.id }, "claim failed");
-            return [] as RequestRecord[];
-          }),
-        ),
-      );
       let short = false;
-      for (const [i, records] of claims.entries()) {
-        const entry = free[i];
+      for (const [i, records] of slotClaims.entries()) {
+        const entry = plan.slots[i];
         if (!entry) continue;
-        if (records.length < entry.slots) short = true;
-        for (const record of records) await this.#dispatchClaimed(pool, entry.runner, record);
+        if (!records || records.length < entry.slots) short = true;
+        for (const record of records ?? []) await this.#dispatchClaimed(pool, pool.runners.get(entry.runnerId), entry.runnerId, record);
       }
-      if (short) break; // the queue is empty (for now)
+      if (short) claimedAll = true; // the queue has no other work (for now)
+      // Go on while every slot found work (there may be more) or a runner is still idle for a group.
+      if (!idleAgain && (short || plan.slots.length === 0)) break;
     }
     await this.#scale(pool, claimedAll);
   }
 
-  /** Dispatches a request just claimed for `runner`, or hands it back if the runner died during the claim. */
-  async #dispatchClaimed(pool: Pool, runner: RunnerProcess, record: RequestRecord): Promise<void> {
-    if (runner.alive && runner.state === "ready") {
+  /** Dispatches a request just claimed for a runner, or hands it back if the runner died during the claim. */
+  async #dispatchClaimed(pool: Pool, runner: RunnerProcess | undefined, owner: string, record: RequestRecord): Promise<void> {
+    if (runner?.alive && runner.state === "ready") {
       this.#dispatch(pool, runner, record);
       return;
     }
-    const back = await this.#options.store.requeue(record.id, { owner: runner.id, attempt: record.attempt }, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED")));
+    const back = await this.#options.store.requeue(record.id, { owner, attempt: record.attempt }, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED")));
     if (back && back.state !== "QUEUED") this.#finished(back);
   }
 
@@ -491,11 +515,17 @@ export class Scheduler {
     const knobs = pool.app.knobs;
     const alive = [...pool.runners.values()].filter((r) => r.state === "starting" || r.state === "ready");
     if (alive.length >= knobs.max_runners) return;
+    // Suspects count apart: each group of them waiting or running needs a runner of its own.
+    const plan = this.#plan(pool);
     let queued = pool.ephemeralQueue.length;
-    if (!claimedAll) queued += (await this.#options.store.queueDepths()).get(pool.app.id) ?? 0;
-    const inFlight = alive.reduce((n, r) => n + r.assignments.size, 0);
-    const needed = Math.ceil((queued + inFlight) / this.#slotsPerRunner(pool)) + knobs.concurrency_buffer;
-    const desired = Math.min(knobs.max_runners, Math.max(knobs.min_runners, needed));
+    if (!claimedAll) queued += Math.max(0, ((await this.#options.store.queueDepths()).get(pool.app.id) ?? 0) - plan.except.length);
+    let inFlight = 0;
+    for (const r of alive) for (const id of r.assignments.keys()) if (!pool.suspects.has(id)) inFlight += 1;
+    const needed = Math.ceil((queued + inFlight) / knobs.max_multiplexing) + plan.isolating + plan.waitingGroups + knobs.concurrency_buffer;
+    // Suspects that no runner will come free for get one more.
+    const desired = Math.min(knobs.max_runners, Math.max(knobs.min_runners, needed, plan.stranded ? alive.length + 1 : 0));
+    // stop() may have begun while the store answered: a runner spawned now would outlive the server.
+    if (this.#stopping) return;
     for (let i = alive.length; i < desired; i++) this.#spawn(pool);
   }
 
@@ -607,6 +637,12 @@ export class Scheduler {
       return;
     }
     if (!assignment) return;
+    const retry = !outcome.ok && RETRYABLE_CODES.has(outcome.error.code);
+    // A suspect that ran to an outcome did not kill its runner. One whose runner reports a retryable
+    // error goes back to the queue: held until then, and alone after.
+    const suspect = pool.suspects.has(requestId);
+    if (suspect && retry) pool.suspects.hold(requestId);
+    else if (suspect) pool.suspects.delete(requestId);
     // Pump now, not after the write below: the claim of the runner's next request then goes into the
     // same group commit as this outcome (it runs after it, so a retry requeued here can be claimed at
     // once), and the runner gets its next request one commit sooner.
@@ -617,14 +653,24 @@ export class Scheduler {
     let record: RequestRecord | null;
     if (outcome.ok) {
       record = await store.finish(requestId, { state: "SUCCEEDED", output: outcome.output, statusCode: 200, error: null, errorType: null, billableUnits: outcome.billableUnits ?? null }, guard);
-    } else if (RETRYABLE_CODES.has(outcome.error.code)) {
-      record = await store.requeue(requestId, guard, terminalWriteFor(outcome.error));
+    } else if (retry) {
+      let back: RequestRecord | null = null;
+      try {
+        back = await store.requeue(requestId, guard, terminalWriteFor(outcome.error));
+      } finally {
+        if (suspect && back?.state === "QUEUED") pool.suspects.place([[requestId]]);
+        else if (suspect) pool.suspects.delete(requestId);
+      }
+      record = back;
     } else {
       if (outcome.error.status >= 500) this.#recordError(pool, requestId, outcome.error.message);
       record = await store.finish(requestId, terminalWriteFor(outcome.error), guard);
     }
     if (record && record.state !== "QUEUED") this.#finished(record);
-    else if (record) this.#announceQueued(record.appId);
+    else if (record) {
+      if (suspect) this.#pump(record.appId);
+      this.#announceQueued(record.appId);
+    }
   }
 
   async #onRunnerExit(pool: Pool, runner: RunnerProcess, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
@@ -657,24 +703,44 @@ export class Scheduler {
     }
     // The scheduler killed the runner because of one of its requests (hung past request_timeout, or
     // ignored its cancellation): the others were bystanders. Otherwise nobody can tell which request
-    // crashed it, so each of them retries alone.
+    // crashed it: all of them become suspects, retried apart from other work in two halves, which are
+    // halved again should they crash again (isolation.ts). A request that hung runs alone.
     const explained = durable.some(({ a, current }) => a.timedOut === true || current?.cancelRequested === true);
-    for (const { a, current } of durable) {
-      const guard = { owner: runner.id, attempt: a.attempt };
-      let record: RequestRecord | null;
-      if (current?.cancelRequested) {
-        record = await store.finish(a.requestId, terminalWriteFor(new PlatformError("ERR_CLIENT_CANCELLED")), guard);
-      } else {
-        const error = a.timedOut
-          ? new PlatformError("ERR_REQUEST_TIMEOUT", { message: `Request ran longer than request_timeout (${pool.app.knobs.request_timeout} s)` })
-          : new PlatformError("ERR_RUNNER_DISCONNECTED", { message: `Runner disconnected (exit code ${code}, signal ${signal})` });
-        this.#recordError(pool, a.requestId, error.message);
-        // Isolated before it is back in the queue, so no pump can pair it with other requests first;
-        // #finished drops the mark if the attempts are used up.
-        if (a.timedOut || !explained) pool.isolated.add(a.requestId);
-        record = await store.requeue(a.requestId, guard, terminalWriteFor(error));
+    const held: string[] = [];
+    const retried: SuspectRun[] = [];
+    const alone: string[] = [];
+    try {
+      for (const { a, current } of durable) {
+        const guard = { owner: runner.id, attempt: a.attempt };
+        let record: RequestRecord | null;
+        if (current?.cancelRequested) {
+          record = await store.finish(a.requestId, terminalWriteFor(new PlatformError("ERR_CLIENT_CANCELLED")), guard);
+        } else {
+          const error = a.timedOut
+            ? new PlatformError("ERR_REQUEST_TIMEOUT", { message: `Request ran longer than request_timeout (${pool.app.knobs.request_timeout} s)` })
+            : new PlatformError("ERR_RUNNER_DISCONNECTED", { message: `Runner disconnected (exit code ${code}, signal ${signal})` });
+          this.#recordError(pool, a.requestId, error.message);
+          // Held before it is back in the queue, so that no claim pairs it with other requests first.
+          // A bystander that was a suspect already stays one.
+          const suspect = a.timedOut === true || !explained || pool.suspects.has(a.requestId);
+          if (suspect) {
+            pool.suspects.hold(a.requestId);
+            held.push(a.requestId);
+          }
+          record = await store.requeue(a.requestId, guard, terminalWriteFor(error));
+          if (suspect && record?.state === "QUEUED") {
+            if (a.timedOut) alone.push(record.id);
+            else retried.push({ id: record.id, attemptsLeft: record.maxAttempts - record.attempt + 1 });
+          }
+        }
+        if (record && record.state !== "QUEUED") this.#finished(record);
       }
-      if (record && record.state !== "QUEUED") this.#finished(record);
+    } finally {
+      // Into their groups (in the order the runner got them), now that they are queued; a held one
+      // that did not go back to the queue ended (#finished) or is out of this pool's hands.
+      pool.suspects.place([...splitSuspects(retried), ...alone.map((id) => [id])]);
+      const placed = new Set([...retried.map((r) => r.id), ...alone]);
+      for (const id of held) if (!placed.has(id)) pool.suspects.delete(id);
     }
     if (pool.setupFailures >= this.#options.maxSetupFailures) await this.#failQueuedAfterSetupFailures(pool);
     this.#pump(pool.app.id);
@@ -723,7 +789,7 @@ export class Scheduler {
   }
 
   #finished(record: RequestRecord): void {
-    this.#pools.get(record.appId)?.isolated.delete(record.id);
+    this.#pools.get(record.appId)?.suspects.delete(record.id);
     const m = this.#options.metrics;
     if (m && record.finishedAt !== null) {
       m.requestsTotal.inc({ app: record.appId, state: record.state });
@@ -799,7 +865,10 @@ export class Scheduler {
    */
   async claimForRemote(appId: string, runnerId: string, slots: number, leaseMs = this.#options.leaseMs): Promise<RequestRecord[]> {
     if (this.#stopping) return [];
-    const claimed = await this.#options.store.claimMany(appId, runnerId, leaseMs, slots);
+    // Suspects of this gateway's runners run apart, on those runners: a remote runner multiplexes.
+    const pool = this.#pools.get(appId);
+    const except = pool && pool.suspects.size > 0 ? this.#plan(pool).except : [];
+    const claimed = await this.#options.store.claimMany(appId, runnerId, leaseMs, slots, undefined, except.length > 0 ? { except } : undefined);
     for (const record of claimed) this.events.emit(record.id, { type: "state", record });
     return claimed;
   }
@@ -924,14 +993,19 @@ export class Scheduler {
           this.#announceQueued(next.appId);
         }
       }
-      // An isolated request that ended where #finished did not see it (another scheduler on the same
-      // store, a store-side expiry) must not keep its pool at one request per runner.
+      // A suspect waiting in the queue that ended where #finished did not see it (another scheduler on
+      // the same store, a store-side expiry) must not keep a runner waiting for it. Running ones end
+      // through #finished.
       for (const pool of this.#pools.values()) {
-        for (const id of pool.isolated) {
-          const record = await store.get(id);
-          if (!record || isTerminal(record.state)) {
-            pool.isolated.delete(id);
-            this.#pump(pool.app.id);
+        if (pool.suspects.size === 0) continue;
+        const running = new Set([...pool.runners.values()].flatMap((r) => [...r.assignments.keys()]));
+        for (const group of pool.suspects.waiting((id) => running.has(id))) {
+          for (const id of group) {
+            const record = await store.get(id);
+            if (!record || isTerminal(record.state)) {
+              pool.suspects.delete(id);
+              this.#pump(pool.app.id);
+            }
           }
         }
       }

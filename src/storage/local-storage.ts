@@ -21,7 +21,7 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { PlatformError } from "../core/errors.js";
 import { assertValidKey, assertValidPartNumber, assertValidUploadId } from "./keys.js";
-import { createExclusive, receiveToFile, tooLarge } from "./receive-to-file.js";
+import { createExclusive, isPartName, receiveToFile, stagedTooLarge, tooLarge } from "./receive-to-file.js";
 import type { ByteRange, ObjectMeta, PutOptions, StorageDriver } from "./storage.js";
 
 export { assertValidKey } from "./keys.js";
@@ -263,6 +263,46 @@ export function createLocalStorage(options: LocalStorageOptions): StorageDriver 
     }
   }
 
+  /** Bytes of the parts staged in `dir`, less part `except` (the one being replaced). */
+  async function stagedBytes(dir: string, except: number | null): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if (errno(err) === "ENOENT") return 0;
+      throw err;
+    }
+    const sizeOf = async (name: string): Promise<number> => {
+      try {
+        return (await stat(path.join(dir, name))).size;
+      } catch (err) {
+        // Swept meanwhile.
+        if (errno(err) === "ENOENT") return 0;
+        throw err;
+      }
+    };
+    const sizes = await Promise.all(names.filter((name) => isPartName(name) && name !== String(except)).map(sizeOf));
+    return sizes.reduce((sum, size) => sum + size, 0);
+  }
+
+  /**
+   * Runs `fn` alone among the part commits of one upload in this process: the check of the upload's
+   * total and the rename that makes a part count happen together, so parallel parts cannot both fit
+   * against the same total and pass the limit between them.
+   */
+  const partCommits = new Map<string, Promise<unknown>>();
+  async function commitPartAlone<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+    const previous = partCommits.get(dir) ?? Promise.resolve();
+    const mine = previous.then(fn, fn);
+    const settled = mine.catch(() => undefined);
+    partCommits.set(dir, settled);
+    try {
+      return await mine;
+    } finally {
+      if (partCommits.get(dir) === settled) partCommits.delete(dir);
+    }
+  }
+
   /** Records which key an upload is for, so parts of one upload cannot be completed into another key. */
   async function bindUpload(dir: string, key: string): Promise<void> {
     await mkdir(dir, { recursive: true });
@@ -358,10 +398,30 @@ export function createLocalStorage(options: LocalStorageOptions): StorageDriver 
       if (maxBytes !== undefined && !(Number.isFinite(maxBytes) && maxBytes >= 0)) throw badRequest("maxBytes must be a non-negative number");
       const hash = createHash("sha256");
       const temp = path.join(dir, `${partNumber}.${newVersion()}.tmp`);
-      const size = await receiveToFile(body, temp, { maxBytes, hash, before: () => bindUpload(dir, key) });
-      // Re-uploading a part number replaces it, as in S3.
-      await rename(temp, path.join(dir, String(partNumber)));
-      return { etag: hash.digest("hex"), size };
+      // maxBytes caps the whole upload: this part may take what the other parts leave. Counted as
+      // the bytes arrive, against the parts staged when it started...
+      const size = await receiveToFile(body, temp, {
+        hash,
+        before: async () => {
+          await bindUpload(dir, key);
+          if (maxBytes === undefined) return;
+          const staged = await stagedBytes(dir, partNumber);
+          return { maxBytes: Math.max(0, maxBytes - staged), refuse: () => stagedTooLarge(maxBytes, staged) };
+        },
+      });
+      // ...and again, against the parts that are there now, before this one counts.
+      return commitPartAlone(dir, async () => {
+        if (maxBytes !== undefined) {
+          const staged = await stagedBytes(dir, partNumber);
+          if (staged + size > maxBytes) {
+            await unlinkQuietly(temp);
+            throw stagedTooLarge(maxBytes, staged);
+          }
+        }
+        // Re-uploading a part number replaces it, as in S3.
+        await rename(temp, path.join(dir, String(partNumber)));
+        return { etag: hash.digest("hex"), size };
+      });
     },
 
     async completeMultipart(key: string, uploadId: string, parts: { partNumber: number; etag: string }[], o: PutOptions): Promise<ObjectMeta> {

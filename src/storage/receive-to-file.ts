@@ -20,13 +20,38 @@ export interface ReceiveOptions {
   mode?: number;
   /**
    * Async checks to run before the file is created. They run under the early error listener (see
-   * receiveToFile), which an `await` in the caller before receiveToFile would not.
+   * receiveToFile), which an `await` in the caller before receiveToFile would not. They may return a
+   * tighter limit (and the error to refuse with past it) that is only known once they ran, e.g. what
+   * is left of a multipart upload's size after its other parts.
    */
-  before?: () => Promise<void>;
+  before?: () => Promise<void | Limit>;
+  /** The error for a body over `maxBytes`; {@link tooLarge} by default. */
+  refuse?: ((maxBytes: number) => PlatformError) | undefined;
+}
+
+/** A byte limit and the error for passing it. */
+export interface Limit {
+  maxBytes?: number | undefined;
+  refuse?: ((maxBytes: number) => PlatformError) | undefined;
 }
 
 export function tooLarge(maxBytes: number): PlatformError {
   return new PlatformError("ERR_FILE_TOO_LARGE", { message: `upload exceeds ${maxBytes} bytes` });
+}
+
+/**
+ * A multipart part refused because the upload's parts together would pass `maxBytes`: `staged` are
+ * the bytes of its other parts (a part number uploaded again replaces its earlier bytes).
+ */
+export function stagedTooLarge(maxBytes: number, staged: number): PlatformError {
+  return new PlatformError("ERR_FILE_TOO_LARGE", {
+    message: `multipart upload exceeds ${maxBytes} bytes: its other parts hold ${staged} bytes, so this part may have at most ${Math.max(0, maxBytes - staged)}`,
+  });
+}
+
+/** Whether a staged name is a part (`1` … `10000`), not a record, temp file or the upload's own record. */
+export function isPartName(name: string): boolean {
+  return /^[1-9][0-9]{0,4}$/.test(name);
 }
 
 /**
@@ -59,7 +84,8 @@ export async function receiveToFile(body: Readable | Buffer | Uint8Array, file: 
 
   let fh: FileHandle;
   try {
-    await options.before?.();
+    const limit = await options.before?.();
+    if (limit) options = { ...options, ...limit };
     fh = await createExclusive(file, options.mode);
   } catch (err) {
     if (!(body instanceof Uint8Array)) body.off("error", onEarlyError);
@@ -69,7 +95,7 @@ export async function receiveToFile(body: Readable | Buffer | Uint8Array, file: 
     let size: number;
     if (body instanceof Uint8Array) {
       size = body.byteLength;
-      if (options.maxBytes !== undefined && size > options.maxBytes) throw tooLarge(options.maxBytes);
+      if (options.maxBytes !== undefined && size > options.maxBytes) throw (options.refuse ?? tooLarge)(options.maxBytes);
       options.hash?.update(body);
       await fh.writeFile(body);
     } else {
@@ -94,7 +120,7 @@ export function streamFailure(err: Error): PlatformError {
 }
 
 function copyStream(source: Readable, fh: FileHandle, options: ReceiveOptions): Promise<number> {
-  return pumpStream(source, { maxBytes: options.maxBytes, hash: options.hash }, (buf) => fh.write(buf));
+  return pumpStream(source, { maxBytes: options.maxBytes, hash: options.hash, refuse: options.refuse }, (buf) => fh.write(buf));
 }
 
 function asError(err: unknown): Error {
@@ -104,6 +130,8 @@ function asError(err: unknown): Error {
 export interface PumpOptions {
   maxBytes?: number | undefined;
   hash?: Hash | undefined;
+  /** The error for a source over `maxBytes`; {@link tooLarge} by default. */
+  refuse?: ((maxBytes: number) => PlatformError) | undefined;
 }
 
 /**
@@ -139,7 +167,7 @@ export function pumpStream(source: Readable, options: PumpOptions, write: (chunk
     const onData = (chunk: Buffer | string): void => {
       const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
       size += buf.length;
-      if (options.maxBytes !== undefined && size > options.maxBytes) return finish(tooLarge(options.maxBytes));
+      if (options.maxBytes !== undefined && size > options.maxBytes) return finish((options.refuse ?? tooLarge)(options.maxBytes));
       options.hash?.update(buf);
       let pending: Promise<unknown> | undefined;
       try {

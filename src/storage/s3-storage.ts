@@ -50,7 +50,7 @@ import { assertValidKey, assertValidPartNumber, assertValidUploadId } from "./ke
 import { normalizePrefix } from "./s3-prefix.js";
 
 export { normalizePrefix };
-import { pumpStream, tooLarge } from "./receive-to-file.js";
+import { isPartName, pumpStream, stagedTooLarge, tooLarge, type Limit } from "./receive-to-file.js";
 import { MAX_PRESIGN_SECONDS, type ByteRange, type ObjectMeta, type PresignOptions, type PutOptions, type StorageDriver } from "./storage.js";
 
 export const DRIVER_NAME = "s3";
@@ -366,24 +366,30 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
   }
 
   /**
-   * Streams `body` to `target`. `commit` runs right before the object becomes visible. Must be called
-   * before the caller awaits anything, so that the stream's errors are listened to from the start.
+   * Streams `body` to `target`. `commit` runs right before the object becomes visible, with the
+   * size. Must be called before the caller awaits anything, so that the stream's errors are listened
+   * to from the start. `limits` is read as the bytes arrive: `ready` may tighten it once it knows
+   * more (the bytes a multipart upload's other parts hold), and the total is checked against it again
+   * once `ready` is done.
    */
   async function upload(
     target: string,
     body: Readable | Buffer | Uint8Array,
     d: { contentType: string; metadata?: Record<string, string> },
-    limits: { maxBytes?: number | undefined; hash?: Hash | undefined; ready?: Promise<void> },
-    commit: () => Promise<void>,
+    limits: Limit & { hash?: Hash | undefined; ready?: Promise<void> },
+    commit: (size: number) => Promise<void>,
   ): Promise<number> {
     // Awaited further down; until then a failure must not count as unhandled.
     limits.ready?.catch(() => undefined);
+    const overLimit = (size: number): boolean => limits.maxBytes !== undefined && size > limits.maxBytes;
+    const refusal = (): PlatformError => (limits.refuse ?? tooLarge)(limits.maxBytes ?? 0);
     if (body instanceof Uint8Array) {
       const buf = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-      if (limits.maxBytes !== undefined && buf.length > limits.maxBytes) throw tooLarge(limits.maxBytes);
+      if (overLimit(buf.length)) throw refusal();
       limits.hash?.update(buf);
       await limits.ready;
-      await commit();
+      if (overLimit(buf.length)) throw refusal();
+      await commit(buf.length);
       await client.send(
         new PutObjectCommand({ Bucket: bucket, Key: target, Body: buf, ContentLength: buf.length, ContentType: d.contentType, ...(d.metadata ? { Metadata: d.metadata } : {}) }),
       );
@@ -393,7 +399,8 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
     const ready = limits.ready;
     let first = true;
     try {
-      const size = await pumpStream(body, { maxBytes: limits.maxBytes, hash: limits.hash }, (chunk) => {
+      // `limits` itself, not a copy: what `ready` tightens applies to the chunks still to come.
+      const size = await pumpStream(body, limits, (chunk) => {
         if (first && ready) {
           first = false;
           return ready.then(() => pending.write(chunk));
@@ -401,7 +408,8 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
         return pending.write(chunk);
       });
       await ready;
-      await pending.finish(commit);
+      if (overLimit(size)) throw refusal();
+      await pending.finish(() => commit(size));
       return size;
     } catch (err) {
       await pending.abort();
@@ -415,6 +423,16 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
     const d = describePut(key, o);
     const size = await upload(target, body, d, { maxBytes: o.maxBytes }, () => beforeCommit(d));
     return { key, size, contentType: o.contentType, fileName: o.fileName, createdAt: d.createdAt, expiresAt: d.expiresAt };
+  }
+
+  /** Bytes of the parts staged under `dir`, less part `except` (the one being replaced). */
+  async function stagedBytes(dir: string, except: number | null): Promise<number> {
+    let total = 0;
+    for await (const item of listKeys(dir)) {
+      const name = item.key.slice(dir.length);
+      if (isPartName(name) && name !== String(except)) total += item.size;
+    }
+    return total;
   }
 
   async function head(key: string): Promise<ObjectMeta | null> {
@@ -451,12 +469,12 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
     if (record.key !== key) throw badRequest("multipart upload belongs to a different key");
   }
 
-  async function* listKeys(prefix: string): AsyncGenerator<{ key: string; lastModified: number }> {
+  async function* listKeys(prefix: string): AsyncGenerator<{ key: string; lastModified: number; size: number }> {
     let token: string | undefined;
     do {
       const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
       for (const item of page.Contents ?? []) {
-        if (item.Key !== undefined) yield { key: item.Key, lastModified: item.LastModified?.getTime() ?? 0 };
+        if (item.Key !== undefined) yield { key: item.Key, lastModified: item.LastModified?.getTime() ?? 0, size: item.Size ?? 0 };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -633,10 +651,32 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
       checkMaxBytes(maxBytes);
       const hash = createHash("sha256");
       const staged = `${dir}${partNumber}`;
-      const ready = bindUpload(dir, key);
+      // maxBytes caps the whole upload: this part may take what the other parts leave. Counted as
+      // the bytes arrive against the parts staged when it started (known once `ready` has listed
+      // them), and checked again once it is written against the parts there then, which catches
+      // parts written meanwhile, by this gateway or another: a part that no longer fits is removed.
+      const limits: Limit & { hash: Hash; ready: Promise<void> } = { maxBytes, hash, ready: Promise.resolve() };
+      limits.ready = bindUpload(dir, key).then(async () => {
+        if (maxBytes === undefined) return;
+        const others = await stagedBytes(dir, partNumber);
+        limits.maxBytes = Math.max(0, maxBytes - others);
+        limits.refuse = () => stagedTooLarge(maxBytes, others);
+      });
+      const fits = async (size: number): Promise<void> => {
+        if (maxBytes === undefined) return;
+        const others = await stagedBytes(dir, partNumber);
+        if (others + size > maxBytes) throw stagedTooLarge(maxBytes, others);
+      };
       // Re-uploading a part number replaces it, as in S3; its record is written after the bytes, so
       // a record never describes bytes that are not there yet.
-      const size = await upload(staged, body, { contentType: "application/octet-stream" }, { maxBytes, hash, ready }, async () => undefined);
+      const size = await upload(staged, body, { contentType: "application/octet-stream" }, limits, async () => undefined);
+      try {
+        await fits(size);
+      } catch (err) {
+        await deleteQuietly(staged);
+        await deleteQuietly(`${staged}.json`);
+        throw err;
+      }
       const sha256 = hash.digest("hex");
       await putJson(`${staged}.json`, { key, sha256, size } satisfies PartRecord);
       return { etag: sha256, size };

@@ -58,7 +58,13 @@ export interface StorageDriver {
   delete(key: string): Promise<void>;
   /** Deletes expired objects; returns how many. */
   sweepExpired(now?: number): Promise<number>;
-  /** Multipart uploads: parts are stored apart and concatenated in order on complete. */
+  /**
+   * Multipart uploads: parts are stored apart and concatenated in order on complete. `maxBytes` caps
+   * the upload, not the part: the part is refused (ERR_FILE_TOO_LARGE, nothing of it kept) once it
+   * and the upload's other staged parts would pass it, counted as its bytes arrive. A part number
+   * uploaded again replaces its earlier bytes, so they do not count against it. Parallel parts are
+   * checked again once written, so that together they cannot pass the cap either.
+   */
   putPart(key: string, uploadId: string, partNumber: number, body: Readable | Buffer, maxBytes?: number): Promise<{ etag: string; size: number }>;
   completeMultipart(key: string, uploadId: string, parts: { partNumber: number; etag: string }[], options: PutOptions): Promise<ObjectMeta>;
   /**

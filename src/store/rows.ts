@@ -5,7 +5,7 @@
  * @module
  */
 import type { LogLevel, RequestLog, RequestState } from "../core/types.js";
-import type { ApiKeyRecord, UsageRecord, WebhookJob } from "./store.js";
+import type { ApiKeyRecord, StorageReservation, StorageReserveOptions, UsageRecord, WebhookJob } from "./store.js";
 
 export interface LogRow {
   message: string;
@@ -97,4 +97,21 @@ export function toWebhookJob(row: WebhookRow): WebhookJob {
 
 export function toJsonColumn(value: unknown): string | null {
   return value === null || value === undefined ? null : JSON.stringify(value);
+}
+
+/**
+ * The quota decision both drivers make under their lock: `used` is what the key holds (expired
+ * entries already removed), `replaced` the bytes of the entry the new one replaces.
+ */
+export function decideReservation(used: number, replaced: number, bytes: number, options: StorageReserveOptions): StorageReservation {
+  const base = used - replaced;
+  if (options.quotaBytes <= 0 || base + bytes <= options.quotaBytes) return { ok: true, bytes, usedBytes: used };
+  const left = options.quotaBytes - base;
+  if (options.partial && left > 0) return { ok: true, bytes: left, usedBytes: used };
+  return { ok: false, usedBytes: used };
+}
+
+/** Throws unless `bytes` is a whole, non-negative number of bytes (a NaN would poison the key's total). */
+export function assertStorageBytes(bytes: number): void {
+  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new Error(`storage entry bytes must be a whole number >= 0, got ${bytes}`);
 }

@@ -1,7 +1,8 @@
 /**
- * The store: requests and their queue, logs, API keys, usage and the webhook outbox behind one
- * interface. Drivers: `sqlite` (embedded, default) and `postgres` (several gateways on one database).
- * Every driver passes the shared conformance suite in `test/store/store.case.ts`.
+ * The store: requests and their queue, logs, API keys, usage, the bytes each key holds in storage
+ * (its storage quota) and the webhook outbox behind one interface. Drivers: `sqlite` (embedded,
+ * default) and `postgres` (several gateways on one database). Every driver passes the shared
+ * conformance suite in `test/store/store.case.ts`.
  *
  * Semantics every driver must keep:
  * - `enqueue` is durable when it resolves (the gateway answers 200 after it).
@@ -39,6 +40,18 @@ export interface ClaimFor {
   leaseMs: number;
   /** Most requests to claim (the runner's free slots). */
   limit: number;
+}
+
+/**
+ * Narrows a `claimMany` to some of the app's queued requests: the scheduler retries the requests of
+ * a runner that died apart from other work (`only` for the runner that takes them, `except` for all
+ * other claims). Either list may be empty: `only: []` claims nothing, `except: []` excludes nothing.
+ */
+export interface ClaimFilter {
+  /** Claim none but these requests (those of them that are claimable, in claim order). */
+  only?: readonly string[];
+  /** Never claim these requests. */
+  except?: readonly string[];
 }
 
 /** What `Store.submit` did. */
@@ -137,6 +150,57 @@ export interface RemoteAppRecord {
   updatedAt: number;
 }
 
+/**
+ * Bytes an API key holds in storage: one entry per stored file, staged multipart part, or upload
+ * still in progress (a reservation). The per-key total is kept by the store in the same transaction
+ * as every change to the entries, so checking a quota never scans storage or the entries.
+ */
+export interface StorageEntry {
+  /**
+   * What the bytes are: a storage key (`uploads/…`, `outputs/…`), a staged part
+   * (`~multipart/<uploadId>/<n>`) or a reservation (`~reserved/<random>`). An entry written again
+   * under the same id replaces the earlier one (a re-uploaded part, a replaced object).
+   */
+  id: string;
+  keyId: string;
+  bytes: number;
+  /** The multipart upload a staged part belongs to; null for everything else. */
+  uploadId: string | null;
+  /** Unix ms from which the bytes no longer count (the file expired, the upload was abandoned); null: until removed. */
+  expiresAt: number | null;
+}
+
+export interface StorageReserveOptions {
+  /** The key's quota in bytes; 0 or less reserves whatever is asked (no quota). */
+  quotaBytes: number;
+  /** An entry the new bytes will replace once stored (a re-uploaded part): it does not count against them. */
+  replaces?: string | null;
+  /** Reserve what is left of the quota when less than `bytes` is left (an upload of unknown length); refused only when nothing is left. */
+  partial?: boolean;
+  now?: number;
+}
+
+export type StorageReservation =
+  /** `bytes`: what was reserved (less than asked only with `partial`); `usedBytes`: the key's bytes before it. */
+  | { ok: true; bytes: number; usedBytes: number }
+  /** Nothing was reserved: the key holds `usedBytes`, and the entry would pass the quota. */
+  | { ok: false; usedBytes: number };
+
+/** What `settleStorage` writes, all in one transaction. */
+export interface StorageSettlement {
+  keyId: string;
+  /** The reservation the upload held, removed. */
+  reservationId?: string | null;
+  /**
+   * The stored file or part, replacing an entry of the same id. A part (with `uploadId`) also
+   * moves the expiry of its upload's other parts to its own: an upload is abandoned a day after its
+   * last part, not its first.
+   */
+  entry?: StorageEntry | null;
+  /** A completed multipart upload: every entry of its parts is removed (their bytes are now `entry`). */
+  completesUpload?: string | null;
+}
+
 export interface RequestListFilter {
   appId?: string;
   state?: RequestState;
@@ -177,9 +241,9 @@ export interface Store {
   claim(appId: string, owner: string, leaseMs: number, now?: number): Promise<RequestRecord | null>;
   /**
    * Claims up to `limit` runnable requests of `appId` for one `owner` at once (a runner with several
-   * free slots), in claim order. Same rules as `claim`.
+   * free slots), in claim order. Same rules as `claim`, among the requests `filter` lets through.
    */
-  claimMany(appId: string, owner: string, leaseMs: number, limit: number, now?: number): Promise<RequestRecord[]>;
+  claimMany(appId: string, owner: string, leaseMs: number, limit: number, now?: number, filter?: ClaimFilter): Promise<RequestRecord[]>;
   /** Extends the lease if `owner` still holds it. Returns false if the lease was lost. */
   heartbeat(id: string, owner: string, leaseMs: number, now?: number): Promise<boolean>;
   /**
@@ -239,6 +303,21 @@ export interface Store {
   saveRemoteApp(app: RemoteAppRecord): Promise<void>;
   /** Every saved remote app, by id. */
   listRemoteApps(): Promise<RemoteAppRecord[]>;
+
+  // --- storage quota (bytes each key holds in storage) ---
+  /**
+   * Atomically checks `entry.bytes` against what `entry.keyId` holds (its live entries, expired ones
+   * removed on the way) and the quota, and records the entry if it fits: the reservation an upload
+   * holds while its bytes arrive. Concurrent reservations of one key, from any gateway, are
+   * serialized, so together they never pass the quota.
+   */
+  reserveStorage(entry: StorageEntry, options: StorageReserveOptions): Promise<StorageReservation>;
+  /** Records a stored file or part in place of its reservation, without a quota check (its bytes were reserved). */
+  settleStorage(settlement: StorageSettlement): Promise<void>;
+  /** Removes an entry (a failed upload's reservation, a deleted file): its bytes no longer count. */
+  releaseStorage(keyId: string, id: string): Promise<void>;
+  /** The bytes `keyId` holds at `now`: its entries that have not expired. */
+  storageUsed(keyId: string, now?: number): Promise<number>;
 
   // --- webhook outbox ---
   enqueueWebhook(job: { requestId: string; url: string; body: string; now?: number }): Promise<WebhookJob>;

@@ -93,8 +93,12 @@ describe("runners", () => {
       const res = await result(p, ECHO, id);
       assert.equal(res.status, 200, `request ${i}: ${JSON.stringify(res.body)}`);
       assert.equal(res.body.message, i);
-      assert.ok(res.body.attempt <= 2, `request ${i} needed ${res.body.attempt} attempts`);
+      // The four are retried apart from other work in two halves; the one that shares a half with the
+      // crashing request goes down with it once more and then runs alone, on its last attempt.
+      assert.ok(res.body.attempt <= 3, `request ${i} needed ${res.body.attempt} attempts`);
     }
+    const attempts = await Promise.all(normal.map(async (id) => (await record(p, id)).attempt as number));
+    assert.ok(attempts.filter((n) => n === 3).length <= 1, `only the crashing request's neighbour in its half needs a third attempt: ${attempts.join(", ")}`);
     const crashed = await waitCompleted(p, ECHO, crash, 30_000);
     assert.equal(crashed.error_type, "runner_disconnected");
     assert.equal((await record(p, crash)).attempt, 3);

@@ -235,6 +235,50 @@ export function runStorageConformance(name: string, create: () => Promise<Storag
       assert.equal(await store.head("m/y.bin"), null);
     });
 
+    it("counts a multipart upload's staged parts against maxBytes: the part that passes it is refused and not kept", async () => {
+      const store = await create();
+      const cap = 10_000;
+      const opts = { contentType: "application/octet-stream", fileName: "cap.bin", maxBytes: cap };
+      const p1 = await store.putPart("m/cap.bin", "cap-1", 1, Buffer.alloc(4000, 1), cap);
+      await store.putPart("m/cap.bin", "cap-1", 2, trickle(Buffer.alloc(4000, 2), 1000), cap);
+      // 8,000 staged: a 3,000-byte part passes 10,000, streamed or whole.
+      await rejectsWith(store.putPart("m/cap.bin", "cap-1", 3, trickle(Buffer.alloc(3000, 3), 500), cap), "ERR_FILE_TOO_LARGE", /10000 bytes.*8000 bytes/);
+      await rejectsWith(store.putPart("m/cap.bin", "cap-1", 3, Buffer.alloc(3000, 3), cap), "ERR_FILE_TOO_LARGE");
+      await rejectsWith(store.completeMultipart("m/cap.bin", "cap-1", [{ partNumber: 3, etag: "00" }], opts), "ERR_BAD_REQUEST", /not uploaded/);
+      // Up to the cap exactly is fine.
+      const p3 = await store.putPart("m/cap.bin", "cap-1", 3, Buffer.alloc(2000, 3), cap);
+      await rejectsWith(store.putPart("m/cap.bin", "cap-1", 4, Buffer.alloc(1, 4), cap), "ERR_FILE_TOO_LARGE");
+      // A part uploaded again replaces its earlier bytes: they do not count against it.
+      const p2 = await store.putPart("m/cap.bin", "cap-1", 2, trickle(Buffer.alloc(1000, 2), 300), cap);
+      const p4 = await store.putPart("m/cap.bin", "cap-1", 4, Buffer.alloc(3000, 4), cap);
+      const parts = [p1, p2, p3, p4].map((p, i) => ({ partNumber: i + 1, etag: p.etag }));
+      const meta = await store.completeMultipart("m/cap.bin", "cap-1", parts, opts);
+      assert.equal(meta.size, cap);
+      const got = await store.get("m/cap.bin");
+      assert.ok(got);
+      const bytes = await readAll(got.body);
+      assert.deepEqual(bytes, Buffer.concat([Buffer.alloc(4000, 1), Buffer.alloc(1000, 2), Buffer.alloc(2000, 3), Buffer.alloc(3000, 4)]));
+    });
+
+    it("never lets parallel parts pass the upload's cap together", async () => {
+      const store = await create();
+      const cap = 10_000;
+      const settled = await Promise.allSettled(
+        [1, 2, 3, 4, 5].map((n) => store.putPart("m/par.bin", "par-1", n, trickle(Buffer.alloc(3000, n), 500), cap).then((p) => ({ ...p, partNumber: n }))),
+      );
+      const accepted = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+      for (const r of settled) if (r.status === "rejected") assert.equal((r.reason as { code?: string }).code, "ERR_FILE_TOO_LARGE");
+      assert.ok(accepted.length <= 3, `${accepted.length} parts of 3,000 bytes accepted under a 10,000-byte cap`);
+      if (accepted.length > 0) {
+        const meta = await store.completeMultipart("m/par.bin", "par-1", accepted.map((p) => ({ partNumber: p.partNumber, etag: p.etag })), {
+          contentType: "x/y",
+          fileName: "par.bin",
+          maxBytes: cap,
+        });
+        assert.equal(meta.size, accepted.length * 3000);
+      }
+    });
+
     it("does not destroy a caller's stream when refusing it", async () => {
       const store = await create();
       const source = trickle(Buffer.alloc(50_000, 7), 1000);

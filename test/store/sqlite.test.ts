@@ -106,7 +106,7 @@ describe("sqlite store", () => {
         .prepare<[], { name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
         .all()
         .map((row) => row.name);
-      assert.deepEqual(tables, ["api_keys", "queue_counts", "remote_apps", "request_logs", "requests", "usage", "webhook_attempts", "webhooks"]);
+      assert.deepEqual(tables, ["api_keys", "queue_counts", "remote_apps", "request_logs", "requests", "storage_entries", "storage_usage", "usage", "webhook_attempts", "webhooks"]);
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
     } finally {
       db.close();

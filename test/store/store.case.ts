@@ -12,6 +12,7 @@ import type { RequestLog, RequestRecord } from "../../src/core/types.js";
 import type {
   ApiKeyRecord,
   NewRequest,
+  StorageEntry,
   Store,
   TerminalWrite,
   UsageRecord,
@@ -75,6 +76,10 @@ function ids(records: readonly { id: string }[]): string[] {
 
 function webhookIds(jobs: readonly { id: number }[]): number[] {
   return jobs.map((j) => j.id);
+}
+
+async function rejects(promise: Promise<unknown>): Promise<void> {
+  await assert.rejects(promise);
 }
 
 function required<T>(value: T | null | undefined, what: string): T {
@@ -222,6 +227,54 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           const all = results.flat();
           assert.equal(all.length, 30);
           assert.equal(new Set(ids(all)).size, 30);
+        }));
+
+      it("claims only the requests a filter names, or all but those it excludes, by the same rules", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const otherApp = randomAppId();
+          const low = await store.enqueue(newRequest(appId, { priority: "low" }));
+          const [a, b, c, d, e] = await enqueueAll(store, Array.from({ length: 5 }, () => newRequest(appId)));
+          const expired = await store.enqueue(newRequest(appId, { startDeadline: 1 }));
+          const other = await store.enqueue(newRequest(otherApp));
+          const now = Date.now();
+
+          // `only`: those of the named requests that are claimable, in claim order, up to the limit.
+          const named = [e!.id, low.id, expired.id, other.id, "no-such-request", b!.id];
+          const first = await store.claimMany(appId, "isolated", LEASE_MS, 2, now, { only: named });
+          assert.deepEqual(ids(first), [b!.id, e!.id], "normal before low, FIFO, within the limit");
+          for (const r of first) {
+            assert.equal(r.state, "RUNNING");
+            assert.equal(r.leaseOwner, "isolated");
+            assert.equal(r.leaseExpiresAt, now + LEASE_MS);
+          }
+          assert.deepEqual(ids(await store.claimMany(appId, "isolated", LEASE_MS, 10, now, { only: named })), [low.id], "running, expired and foreign requests are not claimed");
+          assert.deepEqual(await store.claimMany(appId, "isolated", LEASE_MS, 10, now, { only: [] }), [], "an empty `only` claims nothing");
+          assert.deepEqual(await store.claimMany(appId, "isolated", LEASE_MS, 10, now, { only: [a!.id], except: [a!.id] }), [], "`except` wins over `only`");
+
+          // `except`: the queue in claim order, skipping the excluded requests.
+          assert.deepEqual(ids(await store.claimMany(appId, "runner", LEASE_MS, 1, now, { except: [a!.id, c!.id] })), [d!.id]);
+          assert.deepEqual(ids(await store.claimMany(appId, "runner", LEASE_MS, 10, now, { except: [a!.id] })), [c!.id]);
+          assert.deepEqual(ids(await store.claimMany(appId, "runner", LEASE_MS, 10, now, { except: [] })), [a!.id], "an empty `except` excludes nothing");
+          assert.equal((await store.get(expired.id))?.state, "QUEUED");
+          assert.equal((await store.get(other.id))?.state, "QUEUED", "other apps are untouched");
+        }));
+
+      it("never hands one request to both a filtered and an unfiltered concurrent claim", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const queued = await enqueueAll(store, Array.from({ length: 20 }, () => newRequest(appId)));
+          const picked = queued.filter((_, i) => i % 3 === 0).map((r) => r.id);
+          const results = await Promise.all([
+            store.claimMany(appId, "isolated", LEASE_MS, 20, undefined, { only: picked }),
+            ...Array.from({ length: 4 }, (_, i) => store.claimMany(appId, `runner-${i}`, LEASE_MS, 5)),
+            store.claimMany(appId, "careful", LEASE_MS, 20, undefined, { except: picked }),
+          ]);
+          const all = ids(results.flat());
+          assert.equal(all.length, 20);
+          assert.equal(new Set(all).size, 20);
+          for (const id of ids(results[0] ?? [])) assert.ok(picked.includes(id), "the filtered claim took only what it named");
+          for (const id of ids(results.at(-1) ?? [])) assert.ok(!picked.includes(id), "the excluding claim took none of the excluded");
         }));
 
       it("claims normal before low, oldest first within a priority, and only from its app", () =>
@@ -972,6 +1025,92 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           assert.equal(byId.get(exhausted.id)?.state, EXHAUSTED.state);
           assert.equal(byId.get(cancelled.id)?.state, "CANCELLED");
           assert.equal(byId.get(cancelled.id)?.runMs, 0, "a request cancelled in the queue never ran");
+        }));
+    });
+
+    describe("storage quota", () => {
+      const key = (): string => `key-${randomUUID()}`;
+      const entry = (keyId: string, id: string, bytes: number, more: Partial<StorageEntry> = {}): StorageEntry => ({
+        id,
+        keyId,
+        bytes,
+        uploadId: null,
+        expiresAt: null,
+        ...more,
+      });
+
+      it("reserves within the quota, refuses past it with what is used, and keeps keys apart", () =>
+        withStore(async (store) => {
+          const [a, b] = [key(), key()];
+          assert.equal(await store.storageUsed(a), 0);
+          assert.deepEqual(await store.reserveStorage(entry(a, "~reserved/1", 600), { quotaBytes: 1000 }), { ok: true, bytes: 600, usedBytes: 0 });
+          assert.deepEqual(await store.reserveStorage(entry(a, "~reserved/2", 400), { quotaBytes: 1000 }), { ok: true, bytes: 400, usedBytes: 600 });
+          assert.deepEqual(await store.reserveStorage(entry(a, "~reserved/3", 1), { quotaBytes: 1000 }), { ok: false, usedBytes: 1000 });
+          assert.equal(await store.storageUsed(a), 1000, "a refused reservation records nothing");
+          assert.deepEqual(await store.reserveStorage(entry(b, "~reserved/4", 1000), { quotaBytes: 1000 }), { ok: true, bytes: 1000, usedBytes: 0 });
+          assert.deepEqual(await store.reserveStorage(entry(a, "~reserved/5", 5000), { quotaBytes: 0 }), { ok: true, bytes: 5000, usedBytes: 1000 }, "0: no quota");
+          assert.equal(await store.storageUsed(a), 6000);
+          assert.equal(await store.storageUsed(b), 1000);
+          await rejects(store.reserveStorage(entry(a, "~reserved/6", Number.NaN), { quotaBytes: 0 }));
+        }));
+
+      it("reserves what is left for an upload of unknown length, and nothing when nothing is left", () =>
+        withStore(async (store) => {
+          const a = key();
+          await store.reserveStorage(entry(a, "~reserved/1", 700), { quotaBytes: 1000 });
+          assert.deepEqual(await store.reserveStorage(entry(a, "~reserved/2", 500), { quotaBytes: 1000, partial: true }), { ok: true, bytes: 300, usedBytes: 700 });
+          assert.deepEqual(await store.reserveStorage(entry(a, "~reserved/3", 500), { quotaBytes: 1000, partial: true }), { ok: false, usedBytes: 1000 });
+        }));
+
+      it("settles a reservation into the stored file, releases a failed one, and replaces an entry of the same id", () =>
+        withStore(async (store) => {
+          const a = key();
+          await store.reserveStorage(entry(a, "~reserved/1", 900), { quotaBytes: 1000 });
+          await store.settleStorage({ keyId: a, reservationId: "~reserved/1", entry: entry(a, "uploads/x/cat.png", 650) });
+          assert.equal(await store.storageUsed(a), 650, "the file counts what was stored, not what was reserved");
+          await store.reserveStorage(entry(a, "~reserved/2", 300), { quotaBytes: 1000 });
+          await store.releaseStorage(a, "~reserved/2");
+          assert.equal(await store.storageUsed(a), 650);
+          await store.settleStorage({ keyId: a, entry: entry(a, "uploads/x/cat.png", 100) });
+          assert.equal(await store.storageUsed(a), 100, "a file written again replaces its bytes");
+          await store.releaseStorage(a, "uploads/x/cat.png");
+          assert.equal(await store.storageUsed(a), 0, "a deleted file gives its bytes back");
+        }));
+
+      it("counts a re-uploaded part once, drops an upload's parts when it completes, and gives expired bytes back", () =>
+        withStore(async (store) => {
+          const a = key();
+          const day = 24 * 3600 * 1000;
+          const t0 = Date.now();
+          const part = (n: number, bytes: number, at: number) => entry(a, `~multipart/u1/${n}`, bytes, { uploadId: "u1", expiresAt: at + day });
+          await store.settleStorage({ keyId: a, entry: part(1, 400, t0) });
+          await store.settleStorage({ keyId: a, entry: part(2, 400, t0) });
+          // Re-uploading part 2 at the quota's edge: its earlier bytes do not count against the new ones.
+          const again = await store.reserveStorage(entry(a, "~reserved/p2", 600), { quotaBytes: 1000, replaces: "~multipart/u1/2", now: t0 });
+          assert.equal(again.ok, true);
+          await store.settleStorage({ keyId: a, reservationId: "~reserved/p2", entry: part(2, 600, t0 + 1000) });
+          assert.equal(await store.storageUsed(a, t0), 1000);
+          // The last part moved the whole upload's expiry: part 1 still counts a day after part 2 arrived.
+          assert.equal(await store.storageUsed(a, t0 + day + 500), 1000);
+          assert.equal(await store.storageUsed(a, t0 + day + 1000), 0, "an upload idle for a day is abandoned");
+
+          await store.settleStorage({ keyId: a, entry: part(3, 50, t0) });
+          await store.settleStorage({ keyId: a, completesUpload: "u1", entry: entry(a, "uploads/y/clip.mp4", 1000, { expiresAt: t0 + 5000 }) });
+          assert.equal(await store.storageUsed(a, t0), 1000, "completion replaces the parts (all of them) by the file");
+          assert.equal(await store.storageUsed(a, t0 + 5000), 0, "an expired file gives its bytes back");
+          assert.deepEqual(await store.reserveStorage(entry(a, "~reserved/z", 1000), { quotaBytes: 1000, now: t0 + 5000 }), { ok: true, bytes: 1000, usedBytes: 0 });
+        }));
+
+      it("never lets concurrent reservations of one key pass the quota together", () =>
+        withStore(async (store) => {
+          const a = key();
+          const results = await Promise.all(
+            Array.from({ length: 20 }, (_, i) => store.reserveStorage(entry(a, `~reserved/${i}`, 100), { quotaBytes: 1000 })),
+          );
+          assert.equal(results.filter((r) => r.ok).length, 10);
+          assert.equal(await store.storageUsed(a), 1000);
+          await Promise.all(results.map((_, i) => store.releaseStorage(a, `~reserved/${i}`)));
+          assert.equal(await store.storageUsed(a), 0);
         }));
     });
 

@@ -9,22 +9,26 @@
  * The client builds the part and completion URLs from `access_url` alone, so they carry the object
  * key in their path. The upload id is therefore a signed ticket for that key and the upload's
  * metadata: a token holder can only write parts of an upload the server started, under the key it
- * chose, never over another object.
+ * chose, never over another object. The ticket also names the API key the upload is charged to
+ * (its storage quota, src/storage/storage-quota.ts); its parts together are held to the file limit.
  * @module
  */
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { PlatformError } from "../../core/errors.js";
+import { partEntryId } from "../../storage/storage-quota.js";
 import type { GatewayContext } from "../context.js";
 import { baseUrlOf } from "../wire.js";
+import { closingOnQuota, stagedPartEntry, storageQuotaOf } from "./files.js";
 import { MultipartCompleteBody } from "./multipart-parts.js";
 import { lifecycleSeconds, uploadKey } from "./rest.js";
 
 /** A multipart upload may take long over a slow link; its ticket stays valid for a day. */
 const TICKET_TTL_SECONDS = 24 * 3600;
 
-const TicketMeta = z.object({ ct: z.string(), name: z.string(), ttl: z.number().int().positive().optional(), n: z.string() });
+/** `kid`: the API key the upload is charged to (its storage quota); tickets from before it was added have none. */
+const TicketMeta = z.object({ ct: z.string(), name: z.string(), ttl: z.number().int().positive().optional(), n: z.string(), kid: z.string().optional() });
 type TicketMeta = z.infer<typeof TicketMeta>;
 
 /** `{key}/multipart/{uploadId}/{part | "complete"}` out of the wildcard of `/files/*`. */
@@ -54,27 +58,29 @@ function parsePath(request: FastifyRequest): { key: string; uploadId: string; la
   return { key, uploadId, last };
 }
 
-function requireToken(request: FastifyRequest): void {
+function requireToken(request: FastifyRequest): string {
   if (!request.principal) throw new PlatformError("ERR_UNAUTHORIZED");
+  return request.principal.keyId;
 }
 
 /** Routes that take raw bodies: registered in the scope without body parsers. */
 export function registerPythonMultipartUploadRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.post("/files/upload/multipart", async (request, reply) => {
-    requireToken(request);
+    const keyId = requireToken(request);
     const contentType = String(request.headers["content-type"] ?? "application/octet-stream").split(";")[0]?.trim() || "application/octet-stream";
     const nameHeader = request.headers["x-fal-file-name"];
     const { key, fileName } = uploadKey(Array.isArray(nameHeader) ? nameHeader[0] : nameHeader, contentType);
     const ttl = lifecycleSeconds(request.headers["x-fal-object-lifecycle"] ?? request.headers["x-fal-object-lifecycle-preference"]);
     // The random part makes every ticket distinct, also for two uploads of one name.
-    const uploadId = issueTicket(ctx, key, { ct: contentType, name: fileName, n: randomBytes(9).toString("base64url"), ...(ttl ? { ttl } : {}) });
+    const uploadId = issueTicket(ctx, key, { ct: contentType, name: fileName, n: randomBytes(9).toString("base64url"), ...(ttl ? { ttl } : {}), kid: keyId });
     await reply.send({ access_url: `${baseUrlOf(request, ctx.config.publicUrl)}/files/${key}`, uploadId });
   });
 
+  const quota = storageQuotaOf(ctx);
   app.put("/files/*", async (request, reply) => {
     const target = parsePath(request);
     if (!target || target.last === "complete") throw new PlatformError("ERR_PATH_NOT_FOUND");
-    requireToken(request);
+    const keyId = requireToken(request);
     const meta = readTicket(ctx, target.key, target.uploadId);
     const n = Number(target.last);
     if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new PlatformError("ERR_BAD_REQUEST", { message: "partNumber must be 1..10000" });
@@ -82,7 +88,17 @@ export function registerPythonMultipartUploadRoutes(app: FastifyInstance, ctx: G
     if (announced !== null && announced > ctx.config.limits.maxFileBytes) {
       throw new PlatformError("ERR_FILE_TOO_LARGE", { message: `Uploads are limited to ${ctx.config.limits.maxFileBytes} bytes` });
     }
-    const part = await ctx.storage.putPart(target.key, storageUploadId(meta), n, request.raw, ctx.config.limits.maxFileBytes);
+    const maxBytes = ctx.config.limits.maxFileBytes;
+    const uploadId = storageUploadId(meta);
+    // maxBytes caps the upload's staged parts together (the driver counts them), not each part.
+    const part = await closingOnQuota(request, reply, () =>
+      quota.charge(
+        meta.kid ?? keyId,
+        { announced, maxBytes, replaces: partEntryId(uploadId, n) },
+        (limit) => ctx.storage.putPart(target.key, uploadId, n, limit(request.raw), maxBytes),
+        (stored) => stagedPartEntry(uploadId, n, stored.size),
+      ),
+    );
     await reply.header("etag", part.etag).send({ partNumber: n, etag: part.etag });
   });
 }
@@ -92,7 +108,7 @@ export function registerPythonMultipartCompleteRoute(app: FastifyInstance, ctx: 
   app.post("/files/*", async (request, reply) => {
     const target = parsePath(request);
     if (!target || target.last !== "complete") throw new PlatformError("ERR_PATH_NOT_FOUND");
-    requireToken(request);
+    const keyId = requireToken(request);
     const meta = readTicket(ctx, target.key, target.uploadId);
     const parsed = MultipartCompleteBody.safeParse(request.body);
     if (!parsed.success) throw new PlatformError("ERR_BAD_REQUEST", { message: "Expected {parts: [{partNumber, etag}]}" });
@@ -102,6 +118,8 @@ export function registerPythonMultipartCompleteRoute(app: FastifyInstance, ctx: 
       maxBytes: ctx.config.limits.maxFileBytes,
       ...(meta.ttl ? { expiresInSeconds: meta.ttl } : {}),
     });
+    // The parts were charged as they came; the file takes their place.
+    await storageQuotaOf(ctx).record(meta.kid ?? keyId, { id: stored.key, bytes: stored.size, uploadId: null, expiresAt: stored.expiresAt }, storageUploadId(meta));
     await reply.send({ access_url: `${baseUrlOf(request, ctx.config.publicUrl)}/files/${stored.key}`, file_size: stored.size });
   });
 }

@@ -94,13 +94,17 @@ export async function handleRestCall(ctx: GatewayContext, call: FalCall): Promis
     const { key, fileName } = uploadKey(body.file_name, body.content_type);
     const ttl = lifecycleSeconds(request.headers["x-fal-object-lifecycle"] ?? request.headers["x-fal-object-lifecycle-preference"]);
     const meta = new URLSearchParams({ ct: body.content_type, name: fileName, ...(ttl ? { ttl: String(ttl) } : {}) });
+    // `kid` signs the key the upload is charged to (its storage quota); the order of the parameters
+    // is the order files.ts verifies them in.
     if (path === "storage/upload/initiate") {
+      meta.set("kid", principal.keyId);
       const sig = ctx.urlSigner.sign("PUT", `${key}?${meta.toString()}`, expiresAt);
       await reply.send({ upload_url: `${base}/files/upload/${key}?${meta.toString()}&${sig}`, file_url: `${base}/files/${key}` });
       return;
     }
     const uploadId = randomUUID();
     meta.set("key", key);
+    meta.set("kid", principal.keyId);
     const sig = ctx.urlSigner.sign("PUT", `multipart:${uploadId}?${meta.toString()}`, expiresAt);
     await reply.send({ upload_url: `${base}/files/multipart/${uploadId}?${meta.toString()}&${sig}`, file_url: `${base}/files/${key}` });
     return;

@@ -15,7 +15,7 @@ import { ERRORS, PlatformError, type ErrorCode } from "../../core/errors.js";
 import { DEFAULT_KNOBS, type AppManifest, type RequestRecord } from "../../core/types.js";
 import { RUNNER_PROTOCOL_VERSION } from "../../runtime/protocol.js";
 import type { GatewayContext, Principal } from "../context.js";
-import { parseRange } from "./files.js";
+import { closingOnQuota, parseRange, storageQuotaOf } from "./files.js";
 import type { ModelManager } from "../../models/manager.js";
 
 /** Longest a lease call waits for work before answering with no runs. */
@@ -318,7 +318,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
   app.register(async (uploads) => {
     uploads.removeAllContentTypeParsers();
     uploads.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
-    uploads.put("/runner/v1/files/*", async (request) => {
+    uploads.put("/runner/v1/files/*", async (request, reply) => {
       const key = (request.params as { "*": string })["*"];
       // The runner picks the key (its ctx.files builds the URL from it), but only under the
       // request's own output prefix: outputs/<request id>/<random>/<file name>.
@@ -339,12 +339,23 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
       const contentType = String(headers["x-darkroom-content-type"] ?? "application/octet-stream").split(";")[0]?.trim() || "application/octet-stream";
       const ttlHeader = headers["x-darkroom-expires-in"];
       const ttl = ttlHeader !== undefined ? Number(ttlHeader) : record.outputTtlSeconds;
-      const meta = await ctx.storage.put(key, request.raw, {
-        contentType,
-        fileName,
-        maxBytes: ctx.config.limits.maxFileBytes,
-        ...(ttl !== null && Number.isFinite(ttl) && ttl > 0 ? { expiresInSeconds: ttl } : {}),
-      });
+      const maxBytes = ctx.config.limits.maxFileBytes;
+      // Charged to the key that submitted the request, like its uploads (its storage quota).
+      const meta = await closingOnQuota(request, reply, () =>
+        storageQuotaOf(ctx).charge(
+          record.keyId,
+          { announced: length, maxBytes },
+          (limit) =>
+            ctx.storage.put(key, limit(request.raw), {
+              contentType,
+              fileName,
+              maxBytes,
+              ...(ttl !== null && Number.isFinite(ttl) && ttl > 0 ? { expiresInSeconds: ttl } : {}),
+            }),
+          (stored) => ({ id: stored.key, bytes: stored.size, uploadId: null, expiresAt: stored.expiresAt }),
+          (stored) => ctx.storage.delete(stored.key),
+        ),
+      );
       return { key: meta.key, size: meta.size, content_type: meta.contentType, file_name: meta.fileName };
     });
   });

@@ -22,11 +22,24 @@ import type {
   RequestListFilter,
   Store,
   TerminalWrite,
+  StorageEntry,
   UsageFilter,
   WebhookAttempt,
   WebhookJob,
 } from "../store.js";
-import { toApiKeyRecord, toJsonColumn, toRequestLog, toUsageRecord, toWebhookJob, type ApiKeyRow, type LogRow, type UsageRow, type WebhookRow } from "../rows.js";
+import {
+  assertStorageBytes,
+  decideReservation,
+  toApiKeyRecord,
+  toJsonColumn,
+  toRequestLog,
+  toUsageRecord,
+  toWebhookJob,
+  type ApiKeyRow,
+  type LogRow,
+  type UsageRow,
+  type WebhookRow,
+} from "../rows.js";
 import { createPgBus, type PgBus } from "./pg-bus.js";
 import { migrate } from "./schema.js";
 
@@ -252,6 +265,35 @@ const CLAIM = `
   WHERE r.seq = picked.seq
   RETURNING r.*`;
 
+// Filtered claims (isolated retries, see ClaimFilter). $6 the ids to take, looked up by id rather than
+// by walking the queue, $7 (CLAIM_ONLY) or $6 (CLAIM_EXCEPT) the ids never to take.
+const CLAIM_ONLY = `
+  UPDATE requests r
+  SET state = 'RUNNING', lease_owner = $2, lease_expires_at = $4, started_at = $3
+  FROM (
+    SELECT seq FROM requests
+    WHERE id = ANY($6::text[]) AND NOT (id = ANY($7::text[]))
+      AND app_id = $1 AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= $3)
+    ORDER BY priority_rank, created_at, seq
+    LIMIT $5
+    FOR UPDATE SKIP LOCKED
+  ) picked
+  WHERE r.seq = picked.seq
+  RETURNING r.*`;
+const CLAIM_EXCEPT = `
+  UPDATE requests r
+  SET state = 'RUNNING', lease_owner = $2, lease_expires_at = $4, started_at = $3
+  FROM (
+    SELECT seq FROM requests
+    WHERE app_id = $1 AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= $3)
+      AND NOT (id = ANY($6::text[]))
+    ORDER BY priority_rank, created_at, seq
+    LIMIT $5
+    FOR UPDATE SKIP LOCKED
+  ) picked
+  WHERE r.seq = picked.seq
+  RETURNING r.*`;
+
 /**
  * A terminal write and its usage row in one statement. `condition` is the guard; the usage insert
  * reads the updated row from the CTE, so it exists exactly when the write happened.
@@ -432,6 +474,32 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     }
   }
 
+  /**
+   * Locks `keyId`'s storage total for the rest of the transaction and returns it. Every transaction
+   * that changes a key's storage entries takes this lock before touching them (the trigger that keeps
+   * the total would take it anyway, but later, after row locks on entries: taking it first is what
+   * rules out deadlocks between two transactions of one key).
+   */
+  async function lockKeyStorage(client: pg.PoolClient, keyId: string): Promise<number> {
+    const result = await client.query<{ bytes: number }>({
+      name: "darkroom_lock_key_storage",
+      text: `INSERT INTO storage_usage (key_id, bytes) VALUES ($1, 0)
+             ON CONFLICT (key_id) DO UPDATE SET bytes = storage_usage.bytes
+             RETURNING bytes`,
+      values: [keyId],
+    });
+    return result.rows[0]?.bytes ?? 0;
+  }
+
+  async function upsertEntry(client: pg.PoolClient, entry: StorageEntry): Promise<void> {
+    await client.query({
+      name: "darkroom_upsert_storage_entry",
+      text: `INSERT INTO storage_entries (id, key_id, bytes, upload_id, expires_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET key_id = EXCLUDED.key_id, bytes = EXCLUDED.bytes, upload_id = EXCLUDED.upload_id, expires_at = EXCLUDED.expires_at`,
+      values: [entry.id, entry.keyId, entry.bytes, entry.uploadId, entry.expiresAt],
+    });
+  }
+
   async function rows<R extends pg.QueryResultRow>(text: string, values: unknown[], name?: string, on: pg.Pool = pool): Promise<R[]> {
     const result = await on.query<R>(name ? { name, text, values } : { text, values });
     return result.rows;
@@ -518,9 +586,14 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       return row ? toRequestRecord(row) : null;
     },
 
-    async claimMany(appId, owner, leaseMs, limit, now = Date.now()) {
-      if (limit <= 0) return [];
-      const claimed = await rows<RequestRow>(CLAIM, [appId, owner, now, now + leaseMs, Math.trunc(limit)], "darkroom_claim", leasePool);
+    async claimMany(appId, owner, leaseMs, limit, now = Date.now(), filter) {
+      if (limit <= 0 || filter?.only?.length === 0) return [];
+      const values = [appId, owner, now, now + leaseMs, Math.trunc(limit)];
+      const except = [...(filter?.except ?? [])];
+      let claimed: RequestRow[];
+      if (filter?.only) claimed = await rows<RequestRow>(CLAIM_ONLY, [...values, [...filter.only], except], "darkroom_claim_only", leasePool);
+      else if (except.length > 0) claimed = await rows<RequestRow>(CLAIM_EXCEPT, [...values, except], "darkroom_claim_except", leasePool);
+      else claimed = await rows<RequestRow>(CLAIM, values, "darkroom_claim", leasePool);
       return sortInClaimOrder(claimed).map(toRequestRecord);
     },
 
@@ -742,6 +815,65 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
         values,
       );
       return found.map(toUsageRecord);
+    },
+
+    async reserveStorage(entry, options) {
+      assertStorageBytes(entry.bytes);
+      const now = options.now ?? Date.now();
+      return transaction(async (client) => {
+        await lockKeyStorage(client, entry.keyId);
+        // Expired entries give their bytes back here, under the key's lock (the trigger updates the total).
+        await client.query({
+          name: "darkroom_prune_storage_entries",
+          text: "DELETE FROM storage_entries WHERE key_id = $1 AND expires_at <= $2",
+          values: [entry.keyId, now],
+        });
+        const [row] = (
+          await client.query<{ used: number; replaced: number | null }>({
+            name: "darkroom_key_storage",
+            text: `SELECT u.bytes AS used, (SELECT e.bytes FROM storage_entries e WHERE e.id = $2 AND e.key_id = $1) AS replaced
+                   FROM storage_usage u WHERE u.key_id = $1`,
+            values: [entry.keyId, options.replaces ?? null],
+          })
+        ).rows;
+        const decision = decideReservation(row?.used ?? 0, row?.replaced ?? 0, entry.bytes, options);
+        if (decision.ok) await upsertEntry(client, { ...entry, bytes: decision.bytes });
+        return decision;
+      });
+    },
+
+    async settleStorage(settlement) {
+      const { keyId, entry } = settlement;
+      if (entry) assertStorageBytes(entry.bytes);
+      await transaction(async (client) => {
+        await lockKeyStorage(client, keyId);
+        if (settlement.reservationId) await client.query("DELETE FROM storage_entries WHERE id = $1 AND key_id = $2", [settlement.reservationId, keyId]);
+        if (settlement.completesUpload) {
+          await client.query("DELETE FROM storage_entries WHERE upload_id = $1 AND key_id = $2", [settlement.completesUpload, keyId]);
+        }
+        if (entry) {
+          await upsertEntry(client, { ...entry, keyId });
+          if (entry.uploadId !== null && entry.uploadId !== settlement.completesUpload) {
+            await client.query("UPDATE storage_entries SET expires_at = $1 WHERE upload_id = $2 AND key_id = $3", [entry.expiresAt, entry.uploadId, keyId]);
+          }
+        }
+      });
+    },
+
+    async releaseStorage(keyId, id) {
+      await transaction(async (client) => {
+        await lockKeyStorage(client, keyId);
+        await client.query("DELETE FROM storage_entries WHERE id = $1 AND key_id = $2", [id, keyId]);
+      });
+    },
+
+    async storageUsed(keyId, now = Date.now()) {
+      const [row] = await rows<{ used: number }>(
+        `SELECT (COALESCE((SELECT bytes FROM storage_usage WHERE key_id = $1), 0)
+                 - COALESCE((SELECT SUM(bytes) FROM storage_entries WHERE key_id = $1 AND expires_at <= $2), 0))::bigint AS used`,
+        [keyId, now],
+      );
+      return row?.used ?? 0;
     },
 
     async enqueueWebhook(job) {

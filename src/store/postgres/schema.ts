@@ -151,6 +151,45 @@ const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    sql: `
+      -- Bytes each API key holds in storage (its storage quota): one entry per stored file, staged
+      -- multipart part or reservation of an upload in progress. See Store.reserveStorage.
+      CREATE TABLE storage_entries (
+        id         text   PRIMARY KEY,
+        key_id     text   NOT NULL,
+        bytes      bigint NOT NULL CHECK (bytes >= 0),
+        upload_id  text,
+        expires_at bigint
+      );
+      CREATE INDEX storage_entries_key_expiry ON storage_entries (key_id, expires_at) WHERE expires_at IS NOT NULL;
+      CREATE INDEX storage_entries_upload ON storage_entries (upload_id, key_id) WHERE upload_id IS NOT NULL;
+
+      -- The sum of each key's entries (expired ones included until they are removed), kept by the
+      -- trigger below in the same transaction as every change, so a quota check reads one row. Every
+      -- transaction that changes a key's entries locks this row first (one key's changes serialize,
+      -- different keys never wait on each other).
+      CREATE TABLE storage_usage (
+        key_id text   PRIMARY KEY,
+        bytes  bigint NOT NULL
+      );
+      CREATE FUNCTION darkroom_storage_entries_count() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF TG_OP IN ('DELETE', 'UPDATE') THEN
+          UPDATE storage_usage SET bytes = bytes - OLD.bytes WHERE key_id = OLD.key_id;
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+          INSERT INTO storage_usage (key_id, bytes) VALUES (NEW.key_id, NEW.bytes)
+            ON CONFLICT (key_id) DO UPDATE SET bytes = storage_usage.bytes + EXCLUDED.bytes;
+        END IF;
+        RETURN NULL;
+      END
+      $fn$;
+      CREATE TRIGGER storage_entries_count AFTER INSERT OR DELETE OR UPDATE OF key_id, bytes ON storage_entries
+        FOR EACH ROW EXECUTE PROCEDURE darkroom_storage_entries_count();
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

@@ -162,6 +162,43 @@ const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    // IF NOT EXISTS throughout: a file whose user_version was set back by hand (or by a test) must
+    // still upgrade.
+    sql: `
+      -- Bytes each API key holds in storage (its storage quota): one entry per stored file, staged
+      -- multipart part or reservation of an upload in progress. See Store.reserveStorage.
+      CREATE TABLE IF NOT EXISTS storage_entries (
+        id         TEXT    PRIMARY KEY,
+        key_id     TEXT    NOT NULL,
+        bytes      INTEGER NOT NULL CHECK (bytes >= 0),
+        upload_id  TEXT,
+        expires_at INTEGER
+      );
+      CREATE INDEX IF NOT EXISTS storage_entries_key_expiry ON storage_entries (key_id, expires_at) WHERE expires_at IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS storage_entries_upload ON storage_entries (upload_id, key_id) WHERE upload_id IS NOT NULL;
+
+      -- The sum of each key's entries (expired ones included until they are removed), kept by the
+      -- triggers below in the same transaction as every change, so a quota check reads one row.
+      CREATE TABLE IF NOT EXISTS storage_usage (
+        key_id TEXT    PRIMARY KEY,
+        bytes  INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TRIGGER IF NOT EXISTS storage_entries_insert AFTER INSERT ON storage_entries BEGIN
+        INSERT INTO storage_usage (key_id, bytes) VALUES (NEW.key_id, NEW.bytes)
+          ON CONFLICT (key_id) DO UPDATE SET bytes = bytes + excluded.bytes;
+      END;
+      CREATE TRIGGER IF NOT EXISTS storage_entries_delete AFTER DELETE ON storage_entries BEGIN
+        UPDATE storage_usage SET bytes = bytes - OLD.bytes WHERE key_id = OLD.key_id;
+      END;
+      CREATE TRIGGER IF NOT EXISTS storage_entries_update AFTER UPDATE OF key_id, bytes ON storage_entries BEGIN
+        UPDATE storage_usage SET bytes = bytes - OLD.bytes WHERE key_id = OLD.key_id;
+        INSERT INTO storage_usage (key_id, bytes) VALUES (NEW.key_id, NEW.bytes)
+          ON CONFLICT (key_id) DO UPDATE SET bytes = bytes + excluded.bytes;
+      END;
+    `,
+  },
 ];
 
 /** The schema version a fully migrated database reports in `PRAGMA user_version`. */

@@ -8,7 +8,9 @@
  * can slip in between.
  * @module
  */
+import { chmodSync, closeSync, constants as fsConstants, openSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
+import { PRIVATE_FILE_MODE } from "../../auth/private-file.js";
 import type { Priority, RequestLog, RequestMode, RequestRecord, RequestState } from "../../core/types.js";
 import type {
   ApiKeyRecord,
@@ -18,12 +20,28 @@ import type {
   RequestListFilter,
   Store,
   TerminalWrite,
+  StorageEntry,
+  StorageReservation,
+  StorageReserveOptions,
+  StorageSettlement,
   UsageFilter,
   UsageRecord,
   WebhookAttempt,
   WebhookJob,
 } from "../store.js";
-import { toApiKeyRecord, toJsonColumn, toRequestLog, toUsageRecord, toWebhookJob, type ApiKeyRow, type LogRow, type UsageRow, type WebhookRow } from "../rows.js";
+import {
+  assertStorageBytes,
+  decideReservation,
+  toApiKeyRecord,
+  toJsonColumn,
+  toRequestLog,
+  toUsageRecord,
+  toWebhookJob,
+  type ApiKeyRow,
+  type LogRow,
+  type UsageRow,
+  type WebhookRow,
+} from "../rows.js";
 import { createMemoryBus } from "../memory-bus.js";
 import { startCheckpointer } from "./checkpointer.js";
 import { GroupCommit } from "./group-commit.js";
@@ -262,6 +280,42 @@ function sortInClaimOrder(rows: RequestRow[]): RequestRow[] {
 }
 
 /**
+ * The database holds every request's input and output, API key hashes and webhook URLs, so it is
+ * owner-only (0600) like the secrets beside it in the data folder (src/auth/private-file.ts). SQLite
+ * creates a new file with 0644 less the umask, but gives the `-wal` and `-shm` files it creates the
+ * mode of the database file itself; so the database is created here first, empty (which SQLite takes
+ * as a new database) and 0600, and files left wider by an earlier version are tightened. `:memory:`
+ * and `""` (a temporary database) have no file to protect.
+ */
+function makeDatabaseFilePrivate(path: string): void {
+  if (path === ":memory:" || path === "" || process.platform === "win32") return;
+  try {
+    // O_CREAT without O_TRUNC: an existing database is opened and left as it is.
+    closeSync(openSync(path, fsConstants.O_RDWR | fsConstants.O_CREAT, PRIVATE_FILE_MODE));
+  } catch {
+    // A missing folder or a read-only file: better-sqlite3's own open reports it in its terms.
+    return;
+  }
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    let mode: number;
+    try {
+      mode = statSync(file).mode & 0o777;
+    } catch {
+      continue; // no such file yet
+    }
+    // Catches files an earlier version created wider. One this user cannot chmod (owned by another
+    // user) is left alone rather than failing the start.
+    if (mode !== PRIVATE_FILE_MODE) {
+      try {
+        chmodSync(file, PRIVATE_FILE_MODE);
+      } catch {
+        // see above
+      }
+    }
+  }
+}
+
+/**
  * Durability: WAL with `synchronous = NORMAL`. A commit appends the transaction to the WAL file with
  * write(2) before the call returns, so the data is in the operating system's page cache; a crash of
  * this process (even kill -9) cannot lose it, because the kernel still writes those pages out. Only
@@ -270,6 +324,7 @@ function sortInClaimOrder(rows: RequestRow[]): RequestRow[] {
  * commit, which costs a disk flush per enqueue for protection this server does not promise.
  */
 function openDatabase(path: string): Database.Database {
+  makeDatabaseFilePrivate(path);
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
@@ -327,6 +382,30 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     WHERE seq IN (
       SELECT seq FROM requests
       WHERE app_id = @appId AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= @now)
+      ORDER BY priority_rank, created_at, seq
+      LIMIT @limit
+    )
+    RETURNING *`);
+  // Filtered claims (isolated retries, see ClaimFilter), with the lists as JSON arrays. One that names
+  // the requests to take looks them up by id instead of walking the queue.
+  const claimOnly = db.prepare<{ appId: string; owner: string; now: number; leaseExpiresAt: number; limit: number; only: string; except: string }, RequestRow>(`
+    UPDATE requests
+    SET state = 'RUNNING', lease_owner = @owner, lease_expires_at = @leaseExpiresAt, started_at = @now
+    WHERE seq IN (
+      SELECT r.seq FROM json_each(@only) AS named CROSS JOIN requests AS r ON r.id = named.value
+      WHERE r.id NOT IN (SELECT value FROM json_each(@except))
+        AND r.app_id = @appId AND r.state = 'QUEUED' AND (r.start_deadline IS NULL OR r.start_deadline >= @now)
+      ORDER BY r.priority_rank, r.created_at, r.seq
+      LIMIT @limit
+    )
+    RETURNING *`);
+  const claimExcept = db.prepare<{ appId: string; owner: string; now: number; leaseExpiresAt: number; limit: number; except: string }, RequestRow>(`
+    UPDATE requests
+    SET state = 'RUNNING', lease_owner = @owner, lease_expires_at = @leaseExpiresAt, started_at = @now
+    WHERE seq IN (
+      SELECT seq FROM requests
+      WHERE app_id = @appId AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= @now)
+        AND id NOT IN (SELECT value FROM json_each(@except))
       ORDER BY priority_rank, created_at, seq
       LIMIT @limit
     )
@@ -494,6 +573,40 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     WHERE webhook_id IN (SELECT id FROM webhooks WHERE request_id = ?)
     ORDER BY webhook_id, attempt, seq`);
 
+  // Storage quota: entries per key; storage_usage holds their sum, kept by triggers (schema.ts).
+  const pruneExpiredEntries = db.prepare<[string, number]>(
+    `DELETE FROM storage_entries WHERE key_id = ? AND expires_at IS NOT NULL AND expires_at <= ?`,
+  );
+  const selectKeyStorage = db.prepare<[string], { bytes: number }>(`SELECT bytes FROM storage_usage WHERE key_id = ?`);
+  const selectExpiredEntryBytes = db.prepare<[string, number], { bytes: number }>(
+    `SELECT COALESCE(SUM(bytes), 0) AS bytes FROM storage_entries WHERE key_id = ? AND expires_at IS NOT NULL AND expires_at <= ?`,
+  );
+  const selectEntryBytes = db.prepare<[string, string], { bytes: number }>(`SELECT bytes FROM storage_entries WHERE id = ? AND key_id = ?`);
+  const upsertEntry = db.prepare<StorageEntry>(`
+    INSERT INTO storage_entries (id, key_id, bytes, upload_id, expires_at) VALUES (@id, @keyId, @bytes, @uploadId, @expiresAt)
+    ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id, bytes = excluded.bytes, upload_id = excluded.upload_id, expires_at = excluded.expires_at`);
+  const deleteEntry = db.prepare<[string, string]>(`DELETE FROM storage_entries WHERE id = ? AND key_id = ?`);
+  const deleteUploadEntries = db.prepare<[string, string]>(`DELETE FROM storage_entries WHERE upload_id = ? AND key_id = ?`);
+  const touchUploadEntries = db.prepare<[number | null, string, string]>(`UPDATE storage_entries SET expires_at = ? WHERE upload_id = ? AND key_id = ?`);
+
+  const reserveStorageTransaction = (entry: StorageEntry, options: StorageReserveOptions, now: number): StorageReservation => {
+    pruneExpiredEntries.run(entry.keyId, now);
+    const used = selectKeyStorage.get(entry.keyId)?.bytes ?? 0;
+    const replaced = options.replaces ? (selectEntryBytes.get(options.replaces, entry.keyId)?.bytes ?? 0) : 0;
+    const decision = decideReservation(used, replaced, entry.bytes, options);
+    if (decision.ok) upsertEntry.run({ ...entry, bytes: decision.bytes });
+    return decision;
+  };
+
+  const settleStorageTransaction = (s: StorageSettlement): void => {
+    if (s.reservationId) deleteEntry.run(s.reservationId, s.keyId);
+    if (s.completesUpload) deleteUploadEntries.run(s.completesUpload, s.keyId);
+    if (s.entry) {
+      upsertEntry.run({ ...s.entry, keyId: s.keyId });
+      if (s.entry.uploadId !== null && s.entry.uploadId !== s.completesUpload) touchUploadEntries.run(s.entry.expiresAt, s.entry.uploadId, s.keyId);
+    }
+  };
+
   /**
    * Every terminal write records the request's usage in the same transaction, so metering sees each
    * finished request exactly once, whatever crashes in between.
@@ -626,9 +739,15 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       return row ? toRequestRecord(row) : null;
     },
 
-    async claimMany(appId, owner, leaseMs, limit, now = Date.now()) {
-      if (limit <= 0) return [];
-      const rows = await writes.run(() => claimBatch.all({ appId, owner, now, leaseExpiresAt: now + leaseMs, limit: Math.trunc(limit) }));
+    async claimMany(appId, owner, leaseMs, limit, now = Date.now(), filter) {
+      if (limit <= 0 || filter?.only?.length === 0) return [];
+      const params = { appId, owner, now, leaseExpiresAt: now + leaseMs, limit: Math.trunc(limit) };
+      const except = JSON.stringify(filter?.except ?? []);
+      const rows = await writes.run(() => {
+        if (filter?.only) return claimOnly.all({ ...params, only: JSON.stringify(filter.only), except });
+        if (filter?.except && filter.except.length > 0) return claimExcept.all({ ...params, except });
+        return claimBatch.all(params);
+      });
       return sortInClaimOrder(rows).map(toRequestRecord);
     },
 
@@ -743,6 +862,26 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
           limit: clampLimit(filter.limit, USAGE_DEFAULT_LIMIT, USAGE_MAX_LIMIT),
         })
         .map(toUsageRecord);
+    },
+
+    async reserveStorage(entry, options) {
+      assertStorageBytes(entry.bytes);
+      const now = options.now ?? Date.now();
+      return writes.run(() => reserveStorageTransaction(entry, options, now));
+    },
+
+    async settleStorage(settlement) {
+      if (settlement.entry) assertStorageBytes(settlement.entry.bytes);
+      await writes.run(() => settleStorageTransaction(settlement));
+    },
+
+    async releaseStorage(keyId, id) {
+      await writes.run(() => deleteEntry.run(id, keyId));
+    },
+
+    async storageUsed(keyId, now = Date.now()) {
+      const total = selectKeyStorage.get(keyId)?.bytes ?? 0;
+      return total - (selectExpiredEntryBytes.get(keyId, now)?.bytes ?? 0);
     },
 
     async enqueueWebhook(job) {
