@@ -44,6 +44,7 @@ export const ERRORS = {
   ERR_FETCH_REFUSED: { status: 422, errorType: "bad_request", message: "URL refused" },
   ERR_FETCH_FAILED: { status: 422, errorType: "bad_request", message: "Could not fetch URL" },
   ERR_FILE_TOO_LARGE: { status: 413, errorType: "bad_request", message: "File too large" },
+  ERR_STORAGE_QUOTA: { status: 413, errorType: "quota_exceeded", message: "This key's storage quota is used up" },
   ERR_RANGE_NOT_SATISFIABLE: { status: 416, errorType: "bad_request", message: "Range not satisfiable" },
   // Runtime (fal's request error types, docs/errors.md)
   ERR_REQUEST_TIMEOUT: { status: 504, errorType: "request_timeout", message: "Request timed out", retryable: true },
@@ -57,6 +58,9 @@ export const ERRORS = {
   ERR_CLIENT_DISCONNECTED: { status: 499, errorType: "client_disconnected", message: "Client disconnected" },
   ERR_APP_ERROR: { status: 500, message: "Application error" },
   ERR_INTERNAL: { status: 500, errorType: "internal_error", message: "Internal error" },
+  // Outages of what the gateway stands on: nothing the client did, and worth retrying.
+  ERR_INSUFFICIENT_STORAGE: { status: 507, errorType: "insufficient_storage", message: "The server's disk is full", retryable: true },
+  ERR_STORE_UNAVAILABLE: { status: 503, errorType: "service_unavailable", message: "The database or file storage cannot be reached", retryable: true },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -13,6 +13,7 @@ import type { GatewayContext } from "./context.js";
 import { logRequestError } from "./error-log.js";
 import { parseJsonBody } from "./json-body.js";
 import { closeAfterReply } from "./lingering-close.js";
+import { outageError } from "./outage-errors.js";
 import { registerFileRoutes } from "./routes/files.js";
 import { registerOpsRoutes } from "./routes/ops.js";
 import { openApiFor, registerPlatformRoutes } from "./routes/platform.js";
@@ -32,7 +33,9 @@ export interface GatewayServerOptions {
 
 /** Maps any thrown value to the fal error shape. */
 function toPlatformError(err: unknown): PlatformError {
-  if (isPlatformError(err)) return err;
+  if (isPlatformError(err)) return err.code === "ERR_INTERNAL" ? (outageError(err.cause) ?? err) : err;
+  const outage = outageError(err);
+  if (outage) return outage;
   const e = err as FastifyError;
   switch (e.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
@@ -62,8 +65,6 @@ function carriesBody(request: FastifyRequest): boolean {
   return (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined;
 }
 
-/** Errors answered before the request body was read (or while it still streams in). */
-const REFUSED_BEFORE_BODY = new Set(["ERR_UNAUTHORIZED", "ERR_BODY_TOO_LARGE", "ERR_FILE_TOO_LARGE", "ERR_SIGNATURE_INVALID", "ERR_UPLOAD_URL_USED"]);
 
 function sendError(reply: FastifyReply, error: PlatformError): FastifyReply {
   for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
@@ -159,8 +160,10 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
   app.setErrorHandler((err, request, reply) => {
     const error = toPlatformError(err);
     logRequestError(request, error, err);
-    // The rest of an unread body is not worth reading: answer, then close without a reset.
-    if (REFUSED_BEFORE_BODY.has(error.code) && carriesBody(request) && !request.raw.readableEnded) closeAfterReply(reply);
+    // An error answered before the body was all read (401 first, 413, a disk that filled mid-upload):
+    // the rest is not worth reading, and the connection cannot be reused while it still arrives.
+    // Answer, then close without a reset.
+    if (carriesBody(request) && !request.raw.readableEnded) closeAfterReply(reply);
     return sendError(reply, error);
   });
   app.setNotFoundHandler((request, reply) => {
