@@ -118,14 +118,15 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
 
   // fal's clients send `Content-Type: application/json` on bodyless GET and PUT: an empty body is no input.
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request: FastifyRequest, body: Buffer) => parseJsonBody(body));
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request: FastifyRequest, body: Buffer, done: (error: Error | null, value?: unknown) => void) => parseJsonBody(body, done));
   // Everything else stays an unread stream: upload routes pipe it straight into storage.
   app.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
 
   app.decorateRequest("principal", null);
   app.addHook("onRequest", async (request) => {
-    if (carriesBody(request)) {
-      // A body that stops arriving is dropped: no connection is held open by a trickle.
+    if (carriesBody(request) && !request.raw.complete) {
+      // A body that stops arriving is dropped: no connection is held open by a trickle. (Most
+      // bodies came in the packet with the headers and are complete by now: no timer for those.)
       // Watched on the socket: a data listener on the request itself would consume the body.
       const raw = request.raw;
       const socket = raw.socket;
