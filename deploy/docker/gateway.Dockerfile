@@ -8,8 +8,10 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-# .npmrc skips onnxruntime-node's CUDA download.
-COPY package.json package-lock.json .npmrc ./
+# No CUDA download for onnxruntime-node: this image's npm (10) does not read package.json's
+# allowScripts, so the package's own switch says it.
+ENV ONNXRUNTIME_NODE_INSTALL=skip
+COPY package.json package-lock.json ./
 # `npm ci` runs `prepare`, which builds the Playground from web/ (vite is a runtime dependency).
 COPY web ./web
 RUN npm ci --omit=dev && npm cache clean --force
