@@ -21,6 +21,8 @@ export interface Limits {
    * deleted or expire. 0 means no quota.
    */
   storageQuotaBytes: number;
+  /** JSON body bytes one gateway holds at once (announced lengths of requests not yet answered). */
+  maxInflightBodyBytes: number;
 }
 
 export interface Config {
@@ -75,6 +77,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxFileBytes: 512 * 1024 * 1024,
   fetchTimeoutMs: 60_000,
   bodyIdleMs: 30_000,
+  maxInflightBodyBytes: 256 * 1024 * 1024,
   storageQuotaBytes: 10 * 1024 * 1024 * 1024,
 };
 
@@ -125,6 +128,7 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
       maxFileBytes: Number(env["DARKROOM_MAX_FILE_BYTES"] ?? DEFAULT_LIMITS.maxFileBytes),
       fetchTimeoutMs: Number(env["DARKROOM_FETCH_TIMEOUT_MS"] ?? DEFAULT_LIMITS.fetchTimeoutMs),
       bodyIdleMs: positiveInt("DARKROOM_BODY_IDLE_MS", env["DARKROOM_BODY_IDLE_MS"], DEFAULT_LIMITS.bodyIdleMs),
+      maxInflightBodyBytes: positiveInt("DARKROOM_MAX_INFLIGHT_BODY_BYTES", env["DARKROOM_MAX_INFLIGHT_BODY_BYTES"], DEFAULT_LIMITS.maxInflightBodyBytes),
       storageQuotaBytes: nonNegativeInt("DARKROOM_STORAGE_QUOTA_BYTES", env["DARKROOM_STORAGE_QUOTA_BYTES"], DEFAULT_LIMITS.storageQuotaBytes),
     },
     logLevel: oneOf(LOG_LEVELS, "log-level", "DARKROOM_LOG_LEVEL", flags["log-level"], env["DARKROOM_LOG_LEVEL"]) ?? "info",

@@ -60,6 +60,7 @@ export const ERRORS = {
   ERR_INTERNAL: { status: 500, errorType: "internal_error", message: "Internal error" },
   // Outages of what the gateway stands on: nothing the client did, and worth retrying.
   ERR_INSUFFICIENT_STORAGE: { status: 507, errorType: "insufficient_storage", message: "The server's disk is full", retryable: true },
+  ERR_GATEWAY_BUSY: { status: 503, errorType: "service_unavailable", message: "The gateway is busy with other large requests", retryable: true },
   ERR_STORE_UNAVAILABLE: { status: 503, errorType: "service_unavailable", message: "The database or file storage cannot be reached", retryable: true },
 } as const satisfies Record<string, ErrorDefinition>;
 

@@ -12,6 +12,7 @@ import { pathSegments } from "./app-path.js";
 import type { GatewayContext } from "./context.js";
 import { logRequestError } from "./error-log.js";
 import { parseJsonBody } from "./json-body.js";
+import { InflightBodies } from "./inflight-bodies.js";
 import { closeAfterReply } from "./lingering-close.js";
 import { outageError } from "./outage-errors.js";
 import { registerFileRoutes } from "./routes/files.js";
@@ -122,8 +123,9 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
   // Everything else stays an unread stream: upload routes pipe it straight into storage.
   app.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
 
+  const inflight = new InflightBodies(ctx.config.limits.maxInflightBodyBytes);
   app.decorateRequest("principal", null);
-  app.addHook("onRequest", async (request) => {
+  app.addHook("onRequest", async (request, reply) => {
     if (carriesBody(request) && !request.raw.complete) {
       // A body that stops arriving is dropped: no connection is held open by a trickle. (Most
       // bodies came in the packet with the headers and are complete by now: no timer for those.)
@@ -156,6 +158,15 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
       throw new PlatformError("ERR_FORBIDDEN", { message: "Runner tokens are accepted only by the runner API" });
     }
     request.principal = { keyId: key.id, scope: key.scope, allowedApps: key.via === "token" ? (key.token?.allowed_apps ?? []) : null };
+    // JSON bodies are read whole and held while the request is served: reserve them against the
+    // gateway's budget before reading (uploads stream to storage and are not counted).
+    if (carriesBody(request) && String(request.headers["content-type"] ?? "").toLowerCase().startsWith("application/json")) {
+      const announced = Number(request.headers["content-length"] ?? ctx.config.limits.maxBodyBytes);
+      const release = inflight.reserve(Math.min(Number.isFinite(announced) ? announced : ctx.config.limits.maxBodyBytes, ctx.config.limits.maxBodyBytes));
+      request.raw.once("close", release);
+      reply.raw.once("close", release);
+      reply.raw.once("finish", release);
+    }
   });
 
   app.setErrorHandler((err, request, reply) => {

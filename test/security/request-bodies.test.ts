@@ -168,3 +168,46 @@ describe("request bodies", { timeout: 120_000 }, () => {
     }
   });
 });
+
+describe("bytes of request bodies held at once", { timeout: 60_000 }, () => {
+  let p: TestPlatform;
+  const MiB = 1024 * 1024;
+
+  before(async () => {
+    p = await startTestPlatform({ env: { DARKROOM_MAX_INFLIGHT_BODY_BYTES: String(3 * MiB) } });
+  });
+
+  after(async () => {
+    await p?.close();
+  });
+
+  const announce = (bytes: number): RawClient => {
+    const client = new RawClient(portOf(p.url));
+    client.socket.write(`POST /run/darkroom/echo HTTP/1.1\r\nhost: x\r\nauthorization: Key ${ADMIN_KEY}\r\ncontent-type: application/json\r\ncontent-length: ${bytes}\r\n\r\n{"message": "`);
+    return client;
+  };
+
+  it("refuses a large body with 503 and Retry-After while the budget is held, takes small ones, and recovers", async () => {
+    // Two large bodies arriving slowly hold 3 MiB between them.
+    const slow = [announce(1.5 * MiB), announce(1.5 * MiB)];
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const refused = await fetch(`${p.url}/run/darkroom/echo`, {
+      method: "POST",
+      headers: { authorization: `Key ${ADMIN_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ message: "x".repeat(MiB) }),
+    });
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers.get("retry-after"), "2");
+    assert.equal(refused.headers.get("x-darkroom-error-code"), "ERR_GATEWAY_BUSY");
+    assert.equal(refused.headers.get("x-fal-retryable"), "true");
+    // Small requests are never held back.
+    assert.equal((await http(p, "POST", "/run/darkroom/echo", { message: "small" })).status, 200);
+
+    for (const client of slow) client.socket.destroy();
+    await Promise.all(slow.map((client) => client.closed));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const accepted = await http(p, "POST", "/run/darkroom/echo", { message: "x".repeat(MiB) });
+    assert.equal(accepted.status, 200);
+    assert.equal(accepted.body.message.length, MiB);
+  });
+});
