@@ -111,7 +111,8 @@ class Context:
         Unlike the TypeScript runtime there is no SSRF guard here: the runner fetches what the
         input names from wherever it runs. Keep runners off networks that clients must not reach.
         """
-        if url.startswith("data:"):
+        # URL schemes are case-insensitive (RFC 3986): `DATA:` is a data URI too.
+        if url[:5].lower() == "data:":
             return parse_data_uri(url, max_bytes)
         scheme = urllib.parse.urlsplit(url).scheme
         if scheme not in ("http", "https"):

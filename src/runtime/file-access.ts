@@ -9,7 +9,7 @@ import { Readable } from "node:stream";
 import { PlatformError } from "../core/errors.js";
 import type { AllowList } from "../net/allow-list.js";
 import { safeFetchBuffer } from "../net/safe-fetch.js";
-import { parseDataUri, toDataUri } from "../storage/data-uri.js";
+import { isDataUri, parseDataUri, toDataUri } from "../storage/data-uri.js";
 import type { StorageDriver } from "../storage/storage.js";
 import type { FileAccess, FileRef, PutFileOptions } from "./sdk.js";
 
@@ -106,7 +106,8 @@ export function createFileAccess(options: FileAccessOptions): FileAccess {
 
     async read(url, readOptions = {}) {
       const maxBytes = readOptions.maxBytes ?? options.maxFileBytes;
-      if (url.startsWith("data:")) return parseDataUri(url, maxBytes);
+      // URL schemes are case-insensitive (RFC 3986): `DATA:` is a data URI too.
+      if (isDataUri(url)) return parseDataUri(url, maxBytes);
       const key = ownFileKey(url, origins);
       if (key !== null) {
         // Our own files are read from storage, never fetched over the network.
