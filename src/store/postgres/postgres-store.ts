@@ -250,49 +250,30 @@ function insertValues(req: NewRequest, createdAt: number): unknown[] {
   ];
 }
 
-// One statement picks and takes the requests. started_at is overwritten on every claim: it is the
-// start of the latest attempt, which run time is measured from.
-const CLAIM = `
+/**
+ * The claim: an app's next queued requests in claim order, locked (skipping rows other gateways hold)
+ * and leased in one statement. started_at is overwritten on every claim: it is the start of the
+ * latest attempt, which run time is measured from. `narrowing` is the filter of an isolated retry (see ClaimFilter):
+ * with CLAIM_ONLY, $6 the ids to take (looked up by id rather than by walking the queue) and $7 the
+ * ids never to take; with CLAIM_EXCEPT, $6 the ids never to take.
+ */
+function claimStatement(narrowing = ""): string {
+  return `
   UPDATE requests r
   SET state = 'RUNNING', lease_owner = $2, lease_expires_at = $4, started_at = $3
   FROM (
     SELECT seq FROM requests
-    WHERE app_id = $1 AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= $3)
+    WHERE app_id = $1 AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= $3)${narrowing}
     ORDER BY priority_rank, created_at, seq
     LIMIT $5
     FOR UPDATE SKIP LOCKED
   ) picked
   WHERE r.seq = picked.seq
   RETURNING r.*`;
-
-// Filtered claims (isolated retries, see ClaimFilter). $6 the ids to take, looked up by id rather than
-// by walking the queue, $7 (CLAIM_ONLY) or $6 (CLAIM_EXCEPT) the ids never to take.
-const CLAIM_ONLY = `
-  UPDATE requests r
-  SET state = 'RUNNING', lease_owner = $2, lease_expires_at = $4, started_at = $3
-  FROM (
-    SELECT seq FROM requests
-    WHERE id = ANY($6::text[]) AND NOT (id = ANY($7::text[]))
-      AND app_id = $1 AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= $3)
-    ORDER BY priority_rank, created_at, seq
-    LIMIT $5
-    FOR UPDATE SKIP LOCKED
-  ) picked
-  WHERE r.seq = picked.seq
-  RETURNING r.*`;
-const CLAIM_EXCEPT = `
-  UPDATE requests r
-  SET state = 'RUNNING', lease_owner = $2, lease_expires_at = $4, started_at = $3
-  FROM (
-    SELECT seq FROM requests
-    WHERE app_id = $1 AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= $3)
-      AND NOT (id = ANY($6::text[]))
-    ORDER BY priority_rank, created_at, seq
-    LIMIT $5
-    FOR UPDATE SKIP LOCKED
-  ) picked
-  WHERE r.seq = picked.seq
-  RETURNING r.*`;
+}
+const CLAIM = claimStatement();
+const CLAIM_ONLY = claimStatement("\n      AND id = ANY($6::text[]) AND NOT (id = ANY($7::text[]))");
+const CLAIM_EXCEPT = claimStatement("\n      AND NOT (id = ANY($6::text[]))");
 
 /**
  * A terminal write and its usage row in one statement. `condition` is the guard; the usage insert
