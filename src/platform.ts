@@ -120,6 +120,8 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     apps,
     leaseMs: config.leaseMs,
     localRunners: config.localRunners,
+    storage,
+    inputSpillBytes: config.limits.inputSpillBytes,
     metrics,
     logger,
     onFinished,
@@ -132,6 +134,9 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
       DARKROOM_MAX_FILE_BYTES: String(config.limits.maxFileBytes),
       DARKROOM_FETCH_TIMEOUT_MS: String(config.limits.fetchTimeoutMs),
       DARKROOM_OWN_ORIGINS: [config.publicUrl, `http://${config.host}:${config.port}`].filter(Boolean).join(","),
+      // Output URLs are built on the files origin; empty when there is none, whatever the server's
+      // environment holds, so that the runner agrees with the gateway.
+      DARKROOM_FILES_URL: config.filesUrl ?? "",
     },
     ...options.scheduler,
   });

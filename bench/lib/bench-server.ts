@@ -19,6 +19,8 @@ export interface BenchServer {
   /** "http://127.0.0.1:port" */
   base: string;
   process: ChildProcess;
+  /** Its data folder (database, files), deleted by `close`. */
+  dataDir: string;
   /** Milliseconds from spawn until `/ready` answered. */
   readyMs: number;
   /** Stops the server (SIGTERM, it drains) and deletes its data folder. */
@@ -36,15 +38,18 @@ export function freePort(): Promise<number> {
 
 /**
  * Starts a server that serves only `apps` and resolves once `/ready` answers. `appKnobs` is passed
- * as `--app-knobs`, for benchmarks that compare scaling settings.
+ * as `--app-knobs`, for benchmarks that compare scaling settings. `root` runs another checkout's
+ * `bin/darkroom.js`, with that folder as the working directory (a git worktree of an older commit,
+ * for an A/B run in one process); without it, this checkout's.
  */
-export async function startBenchServer(apps: readonly string[], options: { appKnobs?: string } = {}): Promise<BenchServer> {
+export async function startBenchServer(apps: readonly string[], options: { appKnobs?: string; root?: string } = {}): Promise<BenchServer> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "darkroom-bench-"));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const started = performance.now();
-  const child = spawn(process.execPath, [path.join(ROOT, "bin/darkroom.js"), "serve", "--port", String(port), "--data-dir", dataDir, "--only", apps.join(","), ...(options.appKnobs ? ["--app-knobs", options.appKnobs] : [])], {
+  const child = spawn(process.execPath, [path.join(options.root ?? ROOT, "bin/darkroom.js"), "serve", "--port", String(port), "--data-dir", dataDir, "--only", apps.join(","), ...(options.appKnobs ? ["--app-knobs", options.appKnobs] : [])], {
     env: { ...process.env, DARKROOM_ADMIN_KEY: BENCH_KEY, DARKROOM_LOG_LEVEL: "warn" },
+    ...(options.root ? { cwd: options.root } : {}),
     stdio: ["ignore", "ignore", "inherit"],
   });
   const exited = new Promise((resolve) => child.once("exit", resolve));
@@ -67,5 +72,5 @@ export async function startBenchServer(apps: readonly string[], options: { appKn
     await close();
     throw err;
   }
-  return { base, process: child, readyMs: performance.now() - started, close };
+  return { base, process: child, dataDir, readyMs: performance.now() - started, close };
 }

@@ -84,6 +84,8 @@ class _Held:
         self.endpoint: str = run.get("endpoint", "")
         self.input: Any = run.get("input")
         self.base_url: str = str(run.get("base_url", "")).rstrip("/")
+        # The gateway's --files-url, sent only when it has one: output URLs go on that origin.
+        self.files_url: str = str(run.get("files_url") or self.base_url).rstrip("/")
         self.sync_mode: bool = run.get("sync_mode") is True
         self.output_ttl: Optional[int] = run.get("output_ttl_seconds")
         self.cond = threading.Condition()
@@ -552,7 +554,7 @@ class Runner:
             raise RunnerError("ERR_INTERNAL", f"Uploading {name} failed: {err}") from err
         stored = res.json()
         return {
-            "url": f"{held.base_url}/files/{stored['key']}",
+            "url": f"{held.files_url}/files/{stored['key']}",
             "content_type": stored.get("content_type", content_type),
             "file_name": stored.get("file_name", name),
             "file_size": int(stored.get("size", 0)),

@@ -172,6 +172,12 @@ class RunnerTest(unittest.TestCase):
         # An admin key is sent as fal's `Key`.
         self.assertEqual(self.gateway.calls[0][3], "Key id:secret")
 
+    def test_output_urls_go_on_the_files_url_when_the_gateway_sends_one(self):
+        self.gateway.run("req-files", {"n": 0}, files_url="http://files.example/")
+        kind, body = self.gateway.outcome("req-files")
+        self.assertEqual(kind, "result")
+        self.assertRegex(body["output"]["file"]["url"], r"^http://files\.example/files/outputs/req-files/[A-Za-z0-9_-]{12}/_he_llo.txt$")
+
     def test_an_exception_is_an_app_error_after_its_traceback(self):
         self.gateway.run("req-2", {"mode": "boom"})
         kind, body = self.gateway.outcome("req-2")

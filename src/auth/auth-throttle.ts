@@ -7,10 +7,11 @@
  * - at most `hashSlots` hashes run at once (the pool keeps threads for disk I/O) and at most
  *   `maxWaiting` wait; past that the attempt is refused with 429 at once;
  * - a failed (id, secret) pair is remembered for `failureMemoryMs` and answered without hashing;
- * - failures are counted per key id and per client address over a one-minute window; past the budget,
- *   further checks that would need a hash are refused with 429 and `Retry-After` until the window
- *   turns. A secret that verified recently skips all of this (the verifier remembers successes), so
- *   the key's owner keeps working while someone else hammers the same id.
+ * - failed hashes are counted per key id and per client address over a one-minute window; past the
+ *   budget, further checks that would need a hash are refused with 429 and `Retry-After` until the
+ *   window turns. Refusals that cost no hash (an unknown id, a pair that failed a moment ago) count
+ *   nowhere. A secret that verified recently skips all of this (the verifier remembers successes
+ *   while they are used), so the key's owner keeps working while someone else hammers the same id.
  * @module
  */
 import { createHash } from "node:crypto";
@@ -116,10 +117,10 @@ export class AuthThrottle {
     }
   }
 
-  recordFailure(keyId: string, client: string | undefined, secret?: string): void {
+  /** A secret that was hashed and did not match. */
+  recordFailure(keyId: string, client: string | undefined, secret: string): void {
     this.#perKey.add(keyId);
     if (client !== undefined) this.#perClient.add(client);
-    if (secret === undefined) return;
     if (this.#failed.size >= 10_000) this.#failed.clear();
     this.#failed.set(AuthThrottle.#pair(keyId, secret), this.#now() + this.#failureMemoryMs);
   }

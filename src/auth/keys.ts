@@ -178,17 +178,14 @@ export class KeyService {
     }
 
     const record = await this.keyRecord(credentials.id);
-    if (!record || record.revokedAt !== null) {
-      this.throttle.recordFailure(credentials.id, options.client);
-      return null;
-    }
+    // Only failures that cost a hash count against budgets: an unknown id or a wrong secret repeated
+    // costs nothing, and counting them would let anyone sharing an address (a NAT, a proxy) lock out
+    // the keys of everyone behind it by sending made-up ids.
+    if (!record || record.revokedAt !== null) return null;
     // A secret that verified a moment ago needs no hash and passes no throttle: the key's owner keeps
     // working while someone else guesses at the same (public) id.
     if (!this.verifier.remembers(record.id, credentials.secret, record.secretHash)) {
-      if (this.throttle.failedRecently(record.id, credentials.secret)) {
-        this.throttle.recordFailure(record.id, options.client);
-        return null;
-      }
+      if (this.throttle.failedRecently(record.id, credentials.secret)) return null;
       this.throttle.admit(record.id, options.client);
       if (!(await this.throttle.hash(() => this.verifier.verify(record.id, credentials.secret, record.secretHash)))) {
         this.throttle.recordFailure(record.id, options.client, credentials.secret);

@@ -82,11 +82,18 @@ export class SecretVerifier {
     this.now = options.now ?? Date.now;
   }
 
-  /** Whether this secret verified against `encoded` within the TTL: true without hashing, else false. */
+  /**
+   * Whether this secret verified against `encoded` within the TTL: true without hashing, else false.
+   * A hit starts the TTL again: a key in steady use is never hashed again (a throttled address must
+   * not lock out a busy client once a minute), while a replaced hash or a revocation (checked on the
+   * key record first) still ends it at once.
+   */
   remembers(id: string, secret: string, encoded: string): boolean {
     const cacheKey = createHash("sha256").update(`${id}:${secret}`).digest("base64");
     const hit = this.cache.get(cacheKey);
-    return hit !== undefined && hit.encoded === encoded && hit.expiresAt > this.now();
+    if (hit === undefined || hit.encoded !== encoded || hit.expiresAt <= this.now()) return false;
+    hit.expiresAt = this.now() + this.ttlMs;
+    return true;
   }
 
   async verify(id: string, secret: string, encoded: string): Promise<boolean> {

@@ -35,6 +35,8 @@ const SERVE_USAGE = `Usage: darkroom serve [options]
   --apps a.ts,b.ts    extra app modules, besides the built-ins
   --only id,id        serve only these app ids
   --public-url URL    base of the absolute URLs the server returns (behind a proxy)
+  --files-url URL     serve stored files from this origin of their own (docs/security.md)
+  --trust-proxy P     take the caller's address from X-Forwarded-For: true, hops, or proxy CIDRs
   --allow-hosts LIST  SSRF exceptions for input URLs and webhooks
   --log-level L       fatal, error, warn, info, debug, trace or silent (default info)
   --log-format F      pretty (readable lines) or json (default: pretty on a terminal, json otherwise)

@@ -17,6 +17,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
       apps: { type: "string" },
       only: { type: "string" },
       "public-url": { type: "string" },
+      "files-url": { type: "string" },
+      "trust-proxy": { type: "string" },
       "allow-hosts": { type: "string" },
       "log-level": { type: "string" },
       "log-format": { type: "string" },

@@ -23,6 +23,12 @@ export interface Limits {
   storageQuotaBytes: number;
   /** JSON body bytes one gateway holds at once (announced lengths of requests not yet answered). */
   maxInflightBodyBytes: number;
+  /**
+   * An input whose JSON is larger than this (`DARKROOM_INPUT_SPILL_BYTES`) is kept in storage, and
+   * its request's database row holds a reference to it (src/storage/spilled-inputs.ts): large
+   * inputs stay out of the rows every queue operation reads and writes.
+   */
+  inputSpillBytes: number;
 }
 
 export interface Config {
@@ -35,6 +41,18 @@ export interface Config {
   allowHosts: string;
   /** Public base URL override (behind a proxy); by default URLs are built from the request's Host. */
   publicUrl: string | null;
+  /**
+   * `--files-url` / `DARKROOM_FILES_URL`: base of the URLs that serve stored files, on an origin of
+   * their own (src/gateway/files-origin.ts); no trailing slash. Null: files are served beside the API.
+   */
+  filesUrl: string | null;
+  /**
+   * `--trust-proxy` / `DARKROOM_TRUST_PROXY`: which proxies' `X-Forwarded-For` names the client:
+   * `true` (any), a hop count, or a comma list of proxy addresses and CIDRs; false (the default)
+   * takes the socket's address. Behind a reverse proxy every caller would otherwise share the proxy's
+   * address, and with it one per-address budget of failed key checks.
+   */
+  trustProxy: boolean | number | string[];
   /** Extra app module paths to load besides the built-ins. */
   appPaths: string[];
   /** Only load these app ids (all when empty). */
@@ -78,6 +96,7 @@ export const DEFAULT_LIMITS: Limits = {
   fetchTimeoutMs: 60_000,
   bodyIdleMs: 30_000,
   maxInflightBodyBytes: 256 * 1024 * 1024,
+  inputSpillBytes: 256 * 1024,
   storageQuotaBytes: 10 * 1024 * 1024 * 1024,
 };
 
@@ -106,6 +125,48 @@ function oneOf<T extends string>(allowed: readonly T[], flag: string, envName: s
   throw new Error(`Invalid ${from}: '${raw}' (expected ${allowed.join(", ")})`);
 }
 
+function trustProxyOf(raw: string | undefined): boolean | number | string[] {
+  const value = (raw ?? "").trim();
+  if (value === "" || ["false", "0", "no", "off"].includes(value.toLowerCase())) return false;
+  if (["true", "yes", "on"].includes(value.toLowerCase())) return true;
+  if (/^\d+$/.test(value)) return Number(value);
+  const list = value.split(",").map((x) => x.trim()).filter(Boolean);
+  for (const entry of list) {
+    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(entry) && !["loopback", "linklocal", "uniquelocal"].includes(entry)) {
+      throw new Error(`Invalid --trust-proxy / DARKROOM_TRUST_PROXY entry: '${entry}' (expected true, a hop count, or addresses and CIDRs)`);
+    }
+  }
+  return list;
+}
+
+/**
+ * The files base from `--files-url` or `DARKROOM_FILES_URL`: an http(s) origin (a trailing slash is
+ * dropped; file URLs are built by appending `/files/<key>`), without credentials, path, query or
+ * fragment, and not the `--public-url` one, whose host would otherwise serve nothing but files.
+ */
+function filesBaseUrl(flagValue: string | undefined, envValue: string | undefined, publicUrl: string | null): string | null {
+  const raw = flagValue ?? (envValue === "" ? undefined : envValue);
+  if (raw === undefined) return null;
+  const from = flagValue !== undefined ? "--files-url" : "DARKROOM_FILES_URL";
+  const invalid = (why: string): Error => new Error(`Invalid ${from}: '${raw}' (${why})`);
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw invalid("expected an absolute URL such as https://files.example.com");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw invalid("expected an http:// or https:// URL");
+  if (url.username !== "" || url.password !== "") throw invalid("credentials do not belong in a public URL");
+  // `new URL` drops an empty `?` or `#`: the raw text tells whether one was there.
+  if (url.search !== "" || url.hash !== "" || raw.includes("?") || raw.includes("#")) throw invalid("a base URL has no query or fragment");
+  // A path could only put files under the API's own host, which is the origin they must leave.
+  if (url.pathname !== "/") throw invalid("expected an origin alone, such as https://files.example.com: the gateway serves /files/… at its root");
+  if (publicUrl && URL.canParse(publicUrl) && new URL(publicUrl).origin === url.origin) {
+    throw invalid("files need an origin of their own, not the --public-url one");
+  }
+  return url.origin;
+}
+
 export function loadConfig(flags: Partial<Record<string, string>> = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const port = Number(flags["port"] ?? env["PORT"] ?? 8787);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`Invalid port: ${flags["port"] ?? env["PORT"]}`);
@@ -114,13 +175,16 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
       .split(",")
       .map((x) => x.trim())
       .filter(Boolean);
+  const publicUrl = flags["public-url"] ?? env["DARKROOM_PUBLIC_URL"] ?? null;
   return {
     host: flags["host"] ?? env["DARKROOM_HOST"] ?? "127.0.0.1",
     port,
     dataDir: path.resolve(flags["data-dir"] ?? env["DARKROOM_DATA_DIR"] ?? "./.darkroom"),
     adminKey: env["DARKROOM_ADMIN_KEY"] ?? null,
     allowHosts: flags["allow-hosts"] ?? env["DARKROOM_ALLOW_HOSTS"] ?? "",
-    publicUrl: flags["public-url"] ?? env["DARKROOM_PUBLIC_URL"] ?? null,
+    publicUrl,
+    filesUrl: filesBaseUrl(flags["files-url"], env["DARKROOM_FILES_URL"], publicUrl),
+    trustProxy: trustProxyOf(flags["trust-proxy"] ?? env["DARKROOM_TRUST_PROXY"]),
     appPaths: list(flags["apps"] ?? env["DARKROOM_APPS"]),
     onlyApps: list(flags["only"] ?? env["DARKROOM_ONLY_APPS"]),
     limits: {
@@ -129,6 +193,7 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
       fetchTimeoutMs: Number(env["DARKROOM_FETCH_TIMEOUT_MS"] ?? DEFAULT_LIMITS.fetchTimeoutMs),
       bodyIdleMs: positiveInt("DARKROOM_BODY_IDLE_MS", env["DARKROOM_BODY_IDLE_MS"], DEFAULT_LIMITS.bodyIdleMs),
       maxInflightBodyBytes: positiveInt("DARKROOM_MAX_INFLIGHT_BODY_BYTES", env["DARKROOM_MAX_INFLIGHT_BODY_BYTES"], DEFAULT_LIMITS.maxInflightBodyBytes),
+      inputSpillBytes: positiveInt("DARKROOM_INPUT_SPILL_BYTES", env["DARKROOM_INPUT_SPILL_BYTES"], DEFAULT_LIMITS.inputSpillBytes),
       storageQuotaBytes: nonNegativeInt("DARKROOM_STORAGE_QUOTA_BYTES", env["DARKROOM_STORAGE_QUOTA_BYTES"], DEFAULT_LIMITS.storageQuotaBytes),
     },
     logLevel: oneOf(LOG_LEVELS, "log-level", "DARKROOM_LOG_LEVEL", flags["log-level"], env["DARKROOM_LOG_LEVEL"]) ?? "info",

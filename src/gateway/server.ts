@@ -11,10 +11,11 @@ import { ERRORS, isPlatformError, PlatformError, type ErrorDefinition } from "..
 import { pathSegments } from "./app-path.js";
 import type { GatewayContext } from "./context.js";
 import { logRequestError } from "./error-log.js";
+import { registerFilesOrigin } from "./files-origin.js";
 import { parseJsonBody } from "./json-body.js";
 import { InflightBodies } from "./inflight-bodies.js";
 import { closeAfterReply } from "./lingering-close.js";
-import { outageError } from "./outage-errors.js";
+import { outageError } from "../core/outage-errors.js";
 import { registerFileRoutes } from "./routes/files.js";
 import { registerOpsRoutes } from "./routes/ops.js";
 import { openApiFor, registerPlatformRoutes } from "./routes/platform.js";
@@ -86,6 +87,11 @@ function call(request: FastifyRequest, reply: FastifyReply, prefix: string): Fal
   return { method: request.method, segments, query: url.searchParams, request, reply };
 }
 
+/** proxy-addr's test for "the nearest `hops` proxies": the address at hop `i` is trusted below it. */
+function trustHops(hops: number): (address: string, hop: number) => boolean {
+  return (_address, hop) => hop < hops;
+}
+
 export async function createGatewayServer(ctx: GatewayContext, options: GatewayServerOptions = {}): Promise<FastifyInstance> {
   // Typed as the default instance: route modules do not care which pino logger is behind it.
   const app: FastifyInstance = Fastify({
@@ -93,6 +99,8 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
     bodyLimit: ctx.config.limits.maxBodyBytes,
     // Request ids in logs follow fal's header when a client sends one.
     requestIdHeader: "x-request-id",
+    // Only then is `request.ip` the caller behind a proxy (auth failure budgets are per address).
+    trustProxy: typeof ctx.config.trustProxy === "number" ? trustHops(ctx.config.trustProxy) : ctx.config.trustProxy,
     // Per-request access logs would dominate at thousands of requests a second; requests are in the store.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
@@ -125,6 +133,8 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
 
   const inflight = new InflightBodies(ctx.config.limits.maxInflightBodyBytes);
   app.decorateRequest("principal", null);
+  // Before authentication: the files host refuses what it does not serve before a key is checked.
+  if (ctx.config.filesUrl) registerFilesOrigin(app, ctx.config.filesUrl);
   app.addHook("onRequest", async (request, reply) => {
     if (carriesBody(request) && !request.raw.complete) {
       // A body that stops arriving is dropped: no connection is held open by a trickle. (Most
@@ -218,7 +228,7 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
   registerPlatformRoutes(app, ctx);
   registerOpsRoutes(app, ctx);
   registerRunnerApiRoutes(app, ctx);
-  registerPlaygroundRoutes(app, { publicUrl: ctx.config.publicUrl });
+  registerPlaygroundRoutes(app, { publicUrl: ctx.config.publicUrl, filesUrl: ctx.config.filesUrl });
   return app;
 }
 

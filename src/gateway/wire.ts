@@ -20,6 +20,14 @@ export function baseUrlOf(request: FastifyRequest, publicUrl: string | null): st
   return `${request.protocol}://${host}`;
 }
 
+/**
+ * Base of the URLs that serve stored files: `--files-url` when set (an origin of their own, so a
+ * stored page never shares one with the Playground's key), else the base URL the client used.
+ */
+export function filesBaseOf(request: FastifyRequest, config: { publicUrl: string | null; filesUrl: string | null }): string {
+  return config.filesUrl ?? baseUrlOf(request, config.publicUrl);
+}
+
 export interface RequestUrls {
   response_url: string;
   status_url: string;

@@ -10,6 +10,7 @@ import { PlatformError } from "../core/errors.js";
 import type { AllowList } from "../net/allow-list.js";
 import { safeFetchBuffer } from "../net/safe-fetch.js";
 import { isDataUri, parseDataUri, toDataUri } from "../storage/data-uri.js";
+import { isSpilledInputKey } from "../storage/spilled-inputs.js";
 import type { StorageDriver } from "../storage/storage.js";
 import type { FileAccess, FileRef, PutFileOptions } from "./sdk.js";
 
@@ -21,6 +22,11 @@ export interface FileAccessOptions {
   baseUrl: string;
   /** Other origins that also mean "this server" (public URL, listen address). */
   ownOrigins: string[];
+  /**
+   * The server's `--files-url`: output URLs are built on it instead of `baseUrl`, so that stored
+   * files never share an origin with the Playground. Its URLs are this server's files too.
+   */
+  filesUrl?: string | undefined;
   syncMode: boolean;
   maxFileBytes: number;
   fetchTimeoutMs: number;
@@ -74,7 +80,8 @@ export function ownFileKey(url: string, origins: string[]): string | null {
 }
 
 export function createFileAccess(options: FileAccessOptions): FileAccess {
-  const origins = [options.baseUrl, ...options.ownOrigins].map((o) => new URL(o).origin);
+  const origins = [options.baseUrl, ...options.ownOrigins, ...(options.filesUrl ? [options.filesUrl] : [])].map((o) => new URL(o).origin);
+  const filesBase = (options.filesUrl ?? options.baseUrl).replace(/\/+$/, "");
   return {
     async put(body, put: PutFileOptions): Promise<FileRef> {
       const fileName = safeFileName(put.fileName, put.contentType);
@@ -96,7 +103,7 @@ export function createFileAccess(options: FileAccessOptions): FileAccess {
         ...(options.outputTtlSeconds !== undefined ? { expiresInSeconds: options.outputTtlSeconds } : {}),
       });
       return {
-        url: `${options.baseUrl}/files/${key}`,
+        url: `${filesBase}/files/${key}`,
         content_type: put.contentType,
         file_name: fileName,
         file_size: meta.size,
@@ -110,8 +117,9 @@ export function createFileAccess(options: FileAccessOptions): FileAccess {
       if (isDataUri(url)) return parseDataUri(url, maxBytes);
       const key = ownFileKey(url, origins);
       if (key !== null) {
-        // Our own files are read from storage, never fetched over the network.
-        const object = await options.storage.get(key);
+        // Our own files are read from storage, never fetched over the network; requests' stored
+        // inputs (spilled-inputs.ts) are not files, and the gateway would not serve them either.
+        const object = isSpilledInputKey(key) ? null : await options.storage.get(key);
         if (!object) throw new PlatformError("ERR_FILE_NOT_FOUND", { message: `File not found: ${url}` });
         if (object.meta.size > maxBytes) throw new PlatformError("ERR_FILE_TOO_LARGE", { message: `File exceeds ${maxBytes} bytes` });
         return { data: await collect(object.body, maxBytes), contentType: object.meta.contentType };

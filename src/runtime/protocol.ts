@@ -19,6 +19,11 @@ export type ToRunner =
       attempt: number;
       /** Base URL clients use, for absolute /files/ URLs. */
       baseUrl: string;
+      /**
+       * The gateway's `--files-url`, which output URLs are built on instead of `baseUrl`. Remote
+       * runners learn it with each claimed run (`files_url`); local ones from DARKROOM_FILES_URL.
+       */
+      filesUrl?: string;
       /** Ephemeral calls (realtime messages) have no durable record. */
       ephemeral?: boolean;
       /** Return files inline as data URIs (fal's sync_mode). */

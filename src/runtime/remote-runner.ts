@@ -57,6 +57,8 @@ interface LeasedRun {
   input: unknown;
   attempt: number;
   base_url: string;
+  /** The gateway's --files-url, when it has one: output URLs are built on it. */
+  files_url?: string;
   sync_mode: boolean;
   cancel_requested: boolean;
   output_ttl_seconds?: number;
@@ -146,6 +148,7 @@ export class RemoteRunner {
           requestId: run.requestId,
           baseUrl: run.baseUrl,
           ownOrigins: this.#options.gateways,
+          filesUrl: run.filesUrl,
           syncMode: run.syncMode === true,
           maxFileBytes: this.#options.maxFileBytes ?? 512 * 1024 * 1024,
           fetchTimeoutMs: this.#options.fetchTimeoutMs ?? 60_000,
@@ -267,6 +270,7 @@ export class RemoteRunner {
       input: run.input,
       attempt: run.attempt,
       baseUrl: run.base_url,
+      ...(run.files_url ? { filesUrl: run.files_url } : {}),
       syncMode: run.sync_mode,
       ...(run.output_ttl_seconds !== undefined ? { outputTtlSeconds: run.output_ttl_seconds } : {}),
     };
@@ -490,7 +494,7 @@ export class RemoteRunner {
       },
       head: async (key: string): Promise<ObjectMeta | null> => {
         try {
-          const res = await this.#client.request("HEAD", `/files/${key.split("/").map(encodeURIComponent).join("/")}`, { retryForMs: 5000 });
+          const res = await this.#client.request("HEAD", `/runner/v1/files/${key.split("/").map(encodeURIComponent).join("/")}`, { retryForMs: 5000 });
           return metaFrom(key, res);
         } catch (err) {
           if (err instanceof PlatformError && err.status === 404) return null;
@@ -499,7 +503,7 @@ export class RemoteRunner {
       },
       get: async (key: string, range?: ByteRange): Promise<{ meta: ObjectMeta; body: Readable } | null> => {
         try {
-          const res = await this.#client.request("GET", `/files/${key.split("/").map(encodeURIComponent).join("/")}`, {
+          const res = await this.#client.request("GET", `/runner/v1/files/${key.split("/").map(encodeURIComponent).join("/")}`, {
             ...(range ? { headers: { range: `bytes=${range.start}-${range.end}` } } : {}),
             retryForMs: 5000,
           });

@@ -54,6 +54,8 @@ const send = (message: FromRunner): void => {
 const storage = await openStorageFromEnv(process.env);
 const allow = AllowList.parse(process.env["DARKROOM_ALLOW_HOSTS"] ?? "");
 const ownOrigins = (process.env["DARKROOM_OWN_ORIGINS"] ?? "").split(",").filter(Boolean);
+// The server's --files-url: output URLs are built on it.
+const filesUrl = process.env["DARKROOM_FILES_URL"] || undefined;
 const maxFileBytes = Number(process.env["DARKROOM_MAX_FILE_BYTES"] ?? 512 * 1024 * 1024);
 const fetchTimeoutMs = Number(process.env["DARKROOM_FETCH_TIMEOUT_MS"] ?? 60_000);
 const outputTtl = process.env["DARKROOM_OUTPUT_TTL_SECONDS"];
@@ -69,6 +71,7 @@ const host = new RunnerHost({
       requestId: run.requestId,
       baseUrl: run.baseUrl,
       ownOrigins,
+      filesUrl: run.filesUrl ?? filesUrl,
       syncMode: run.syncMode === true,
       maxFileBytes,
       fetchTimeoutMs,

@@ -6,12 +6,16 @@
  * requests are retried up to the request's attempt budget and then end with fal's error types.
  * @module
  */
+import { DEFAULT_LIMITS } from "../core/config.js";
 import { PlatformError, deserializeError, type ErrorCode } from "../core/errors.js";
 import { isTerminal, type AppManifest, type Progress, type RequestRecord, type RequestState } from "../core/types.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { FromRunner, ToRunner } from "../runtime/protocol.js";
+import { inputOf, spillInput, spilledInputKey } from "../storage/spilled-inputs.js";
+import type { StorageDriver } from "../storage/storage.js";
 import type { NewRequest, Store, TerminalWrite } from "../store/store.js";
 import { planClaims, splitSuspects, Suspects, type ClaimPlan, type SuspectRun } from "./isolation.js";
+import { OutcomeWrites } from "./outcome-writes.js";
 import { RequestEvents, type RequestEvent } from "./request-events.js";
 import { RunnerProcess, type Assignment } from "./runner-process.js";
 
@@ -37,6 +41,13 @@ export interface SchedulerOptions {
    * the leases and the outcomes, and spawns nothing.
    */
   localRunners?: boolean;
+  /**
+   * Where inputs larger than `inputSpillBytes` are kept, out of the request rows (spilled-inputs.ts).
+   * Without it every input stays in its row.
+   */
+  storage?: StorageDriver;
+  /** JSON bytes past which an input is kept in `storage` (default 256 KiB). */
+  inputSpillBytes?: number;
 }
 
 interface EphemeralCall {
@@ -107,10 +118,18 @@ export class Scheduler {
   #stopping = false;
   /** Store writes started for runner outcomes and exits; stop() waits for them before the store closes. */
   readonly #inProgress = new Set<Promise<void>>();
+  /** Stored inputs being read for dispatched requests; stop() lets their runs reach the runners before it drains them. */
+  readonly #inputReads = new Set<Promise<void>>();
   #ephemeralSeq = 0;
+  /** Runner outcomes waiting for the store to come back. */
+  readonly #outcomeWrites: OutcomeWrites;
 
   constructor(options: SchedulerOptions) {
     this.#options = { leaseMs: 30_000, cancelGraceMs: 5_000, maxSetupFailures: 3, tickMs: 500, localRunners: true, ...options };
+    this.#outcomeWrites = new OutcomeWrites({
+      onKept: (requestId, err) => this.#options.logger?.warn({ err, requestId }, "the store is unavailable: keeping this request's outcome until it takes it"),
+      onWritten: (requestId, keptMs) => this.#options.logger?.info({ requestId, keptMs }, "outcome kept through a store outage is written"),
+    });
     this.events = new RequestEvents({ bus: options.store.bus, onBusError: (err) => this.#options.logger?.warn({ err }, "publishing a request event failed") });
     for (const app of options.apps) this.#addPool(app);
   }
@@ -214,6 +233,8 @@ export class Scheduler {
     this.#unsubscribeQueue?.();
     this.events.close();
     for (const watchers of this.#queueWatchers.values()) for (const wake of watchers) wake();
+    // A run whose stored input is still being read must reach its runner before the drain does.
+    if (this.#inputReads.size > 0) await Promise.race([Promise.all([...this.#inputReads]), new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref())]);
     const runners = [...this.#pools.values()].flatMap((p) => [...p.runners.values()]);
     const exited = runners.map((r) => new Promise<void>((resolve) => {
       if (!r.alive) return resolve();
@@ -229,7 +250,9 @@ export class Scheduler {
     await Promise.race([Promise.all(exited), timeout]);
     for (const r of runners) r.kill();
     await Promise.all(exited);
-    // The last results and exits are still being written; the caller closes the store next.
+    // The last results and exits are still being written; the caller closes the store next. Those
+    // kept through an outage get one more try: the store may not come back while we wait.
+    this.#outcomeWrites.stop();
     while (this.#inProgress.size > 0) await Promise.all([...this.#inProgress]);
     for (const t of this.#cancelTimers.values()) clearTimeout(t);
   }
@@ -246,9 +269,23 @@ export class Scheduler {
    * Durably enqueues a request. When a runner slot is free, the same commit claims the head of the
    * app's queue for it (the new request itself when nothing is ahead), so an idle app starts a
    * request one store round trip sooner than through the pump. Resolves with the new record and its
-   * queue position (null once claimed).
+   * queue position (null once claimed). An input over the spill threshold is written to storage
+   * first and the row keeps a reference to it (src/storage/spilled-inputs.ts).
    */
   async submit(request: NewRequest): Promise<{ record: RequestRecord; queuePosition: number | null }> {
+    const { storage, inputSpillBytes = DEFAULT_LIMITS.inputSpillBytes } = this.#options;
+    const stored = await spillInput(storage, request.id, request.input, inputSpillBytes);
+    if (stored.spilledKey === null) return this.#enqueue({ ...request, inputJson: stored.json });
+    try {
+      return await this.#enqueue({ ...request, input: stored.input, inputJson: stored.json });
+    } catch (err) {
+      // Not enqueued (the database is down, say): nothing will ever read the file.
+      await storage?.delete(stored.spilledKey).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async #enqueue(request: NewRequest): Promise<{ record: RequestRecord; queuePosition: number | null }> {
     const { store, leaseMs } = this.#options;
     const pool = this.#pools.get(request.appId);
     // The pump's flag doubles as the lock on runner slots: a claim in flight is not yet in
@@ -481,11 +518,44 @@ export class Scheduler {
     const now = Date.now();
     const assignment: Assignment = { requestId: record.id, attempt: record.attempt, startedAt: now, leaseRenewedAt: now, ephemeral: false };
     runner.assignments.set(record.id, assignment);
-    const input = record.input as Record<string, unknown> | null;
-    const syncMode = typeof input === "object" && input !== null && input["sync_mode"] === true;
     this.events.emit(record.id, { type: "state", record });
-    if (!this.#sendRun(pool, runner, record.id, { t: "run", requestId: record.id, endpoint: record.endpoint, input: record.input, attempt: record.attempt, baseUrl: record.baseUrl, syncMode, ...(record.outputTtlSeconds !== null ? { outputTtlSeconds: record.outputTtlSeconds } : {}) })) return;
-    if (record.cancelRequested) this.#signalCancel(record);
+    if (spilledInputKey(record.id, record.input) === null) {
+      this.#sendDispatched(pool, runner, record, record.input);
+      return;
+    }
+    // A spilled input is read back from storage first (spilled-inputs.ts), without holding up the
+    // dispatches after it. One that cannot be read fails its request, as an unsendable one does.
+    const read = inputOf(this.#options.storage, record);
+    this.#track(
+      read.then(
+        (input) => {
+          // The runner died, or the request was taken from it, while the input was read: that was handled.
+          if (runner.alive && runner.assignments.get(record.id) === assignment) this.#sendDispatched(pool, runner, record, input);
+        },
+        async (err: unknown) => {
+          if (runner.assignments.get(record.id) !== assignment) return;
+          const error = err instanceof PlatformError ? err : new PlatformError("ERR_INTERNAL", { cause: err });
+          this.#options.logger?.error({ err, request: record.id }, "the request's stored input cannot be read");
+          await this.#onOutcome(pool, runner, record.id, { ok: false, error });
+        },
+      ),
+      "dispatching a request with a stored input",
+    );
+    // Settles after the run was sent (its handler was registered first).
+    const settled = read.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#inputReads.add(settled);
+    void settled.then(() => this.#inputReads.delete(settled));
+  }
+
+  /** Sends a dispatched request with its input (read back from storage if it was spilled) to its runner. */
+  #sendDispatched(pool: Pool, runner: RunnerProcess, record: RequestRecord, input: unknown): void {
+    const syncMode = typeof input === "object" && input !== null && (input as Record<string, unknown>)["sync_mode"] === true;
+    if (!this.#sendRun(pool, runner, record.id, { t: "run", requestId: record.id, endpoint: record.endpoint, input, attempt: record.attempt, baseUrl: record.baseUrl, syncMode, ...(record.outputTtlSeconds !== null ? { outputTtlSeconds: record.outputTtlSeconds } : {}) })) return;
+    // A cancellation signalled while a stored input was read reached the runner before its run did.
+    if (record.cancelRequested || this.#cancelTimers.has(record.id)) this.#signalCancel(record);
   }
 
   #dispatchEphemeral(pool: Pool, runner: RunnerProcess, call: EphemeralCall): void {
@@ -650,21 +720,20 @@ export class Scheduler {
     this.#options.metrics?.runDuration.observe({ app: pool.app.id }, (Date.now() - assignment.startedAt) / 1000);
     const guard = { owner: runner.id, attempt: assignment.attempt };
     const { store } = this.#options;
-    let record: RequestRecord | null;
-    if (outcome.ok) {
-      record = await store.finish(requestId, { state: "SUCCEEDED", output: outcome.output, statusCode: 200, error: null, errorType: null, billableUnits: outcome.billableUnits ?? null }, guard);
-    } else if (retry) {
-      let back: RequestRecord | null = null;
-      try {
-        back = await store.requeue(requestId, guard, terminalWriteFor(outcome.error));
-      } finally {
-        if (suspect && back?.state === "QUEUED") pool.suspects.place([[requestId]]);
-        else if (suspect) pool.suspects.delete(requestId);
-      }
-      record = back;
-    } else {
-      if (outcome.error.status >= 500) this.#recordError(pool, requestId, outcome.error.message);
-      record = await store.finish(requestId, terminalWriteFor(outcome.error), guard);
+    if (!outcome.ok && !retry && outcome.error.status >= 500) this.#recordError(pool, requestId, outcome.error.message);
+    let record: RequestRecord | null = null;
+    try {
+      // Kept through a store outage: the runner did the work, and a sync caller is still waiting for it.
+      record = await this.#outcomeWrites.write(requestId, () =>
+        outcome.ok
+          ? store.finish(requestId, { state: "SUCCEEDED", output: outcome.output, statusCode: 200, error: null, errorType: null, billableUnits: outcome.billableUnits ?? null }, guard)
+          : retry
+            ? store.requeue(requestId, guard, terminalWriteFor(outcome.error))
+            : store.finish(requestId, terminalWriteFor(outcome.error), guard),
+      );
+    } finally {
+      if (suspect && retry && record?.state === "QUEUED") pool.suspects.place([[requestId]]);
+      else if (suspect && retry) pool.suspects.delete(requestId);
     }
     if (record && record.state !== "QUEUED") this.#finished(record);
     else if (record) {
@@ -980,7 +1049,8 @@ export class Scheduler {
       // Expired leases only occur when a lease holder vanished without the exit event (other processes).
       for (const record of await store.expiredLeases(now)) {
         const pool = this.#pools.get(record.appId);
-        const held = pool && [...pool.runners.values()].some((r) => r.id === record.leaseOwner && r.alive);
+        // Its outcome waiting for the store to come back holds it too (outcome-writes.ts).
+        const held = this.#outcomeWrites.has(record.id) || (pool && [...pool.runners.values()].some((r) => r.id === record.leaseOwner && r.alive));
         if (held) continue;
         const guard = record.leaseOwner ? { owner: record.leaseOwner, attempt: record.attempt } : null;
         // A request its client cancelled ends cancelled; retrying it would run what nobody wants.

@@ -32,6 +32,12 @@ export interface NewRequest {
   baseUrl: string;
   /** Seconds until output files expire (`x-fal-object-lifecycle-preference`); absent or null keeps them. */
   outputTtlSeconds?: number | null;
+  /**
+   * `input` already serialized (the scheduler measures it to decide whether it spills to storage,
+   * src/storage/spilled-inputs.ts): written as it is rather than serialized again. Must be
+   * `JSON.stringify(input ?? null)`.
+   */
+  inputJson?: string;
 }
 
 /** A claim made in the same transaction as an enqueue (see `Store.submit`). */

@@ -80,6 +80,20 @@ describe("secret hashing", () => {
     assert.equal(verifier.size, 0);
   });
 
+  it("keeps remembering a secret while it is used, and forgets it a TTL after its last use", async () => {
+    let clock = 0;
+    const verifier = new SecretVerifier({ ttlMs: 1000, now: () => clock });
+    const encoded = await hashSecret("pw");
+    assert.equal(await verifier.verify("k1", "pw", encoded), true);
+    for (let i = 0; i < 5; i++) {
+      clock += 800;
+      assert.equal(verifier.remembers("k1", "pw", encoded), true, `use ${i} at ${clock} ms`);
+    }
+    assert.equal(verifier.remembers("k1", "pw", await hashSecret("other")), false, "a replaced hash still misses");
+    clock += 1001;
+    assert.equal(verifier.remembers("k1", "pw", encoded), false);
+  });
+
   it("evicts the least recently used entry", async () => {
     const verifier = new SecretVerifier({ maxEntries: 2 });
     const encoded = await hashSecret("pw");

@@ -63,6 +63,26 @@ describe("runner protocol over HTTP", () => {
     assert.deepEqual(got, payload);
   });
 
+  it("reads an input file uploaded to the gateway through its /files/ URL", async () => {
+    const payload = Buffer.from("uploaded to the gateway, read on another machine");
+    const uploaded = await fetch(`${p.url}/files/upload`, { method: "POST", headers: { ...p.auth, "content-type": "text/plain" }, body: payload });
+    assert.equal(uploaded.status, 200);
+    const { access_url: url } = (await uploaded.json()) as { access_url: string };
+    const res = await http(p, "POST", `/run/${APP}`, { file_url: url });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const got = Buffer.from(await (await fetch((res.body.file as { url: string }).url)).arrayBuffer());
+    assert.deepEqual(got, payload);
+  });
+
+  it("a large input kept in storage reaches the remote runner whole", async () => {
+    const message = { lines: Array.from({ length: 8000 }, (_, i) => `${i}: stored input — ${"y".repeat(240)}`) };
+    const res = await http(p, "POST", `/run/${APP}`, { message });
+    assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 500));
+    assert.deepEqual(res.body.message, message);
+    const stored = await p.store.get(res.headers.get("x-fal-request-id") as string);
+    assert.ok(JSON.stringify(stored?.input).length < 1024, "the row holds a reference, not the 2 MB input");
+  });
+
   it("works with the official fal client, logs included", async () => {
     const fal = createFalClient({ credentials: ADMIN_KEY, proxyUrl: { url: `${p.url}/api/fal/proxy`, when: "always" } } as never);
     const seen: string[] = [];
@@ -253,6 +273,33 @@ describe("a gateway whose apps run on runner machines", () => {
       assert.equal(listed.body.models[0].availability.available, true, JSON.stringify(listed.body.models[0]));
       const queued = await http(p, "POST", "/queue/darkroom-test/unavailable", {});
       assert.equal(queued.status, 200, JSON.stringify(queued.body));
+    } finally {
+      await p.close();
+    }
+  });
+
+  it("the claim answer carries a spilled input read back from storage; one whose file is gone fails", async () => {
+    const p = await startTestPlatform({ env: { DARKROOM_LOCAL_RUNNERS: "false", DARKROOM_INPUT_SPILL_BYTES: "1024" } });
+    const lease = async (): Promise<{ runs: { request_id: string; input: unknown; sync_mode: boolean }[] }> => {
+      const res = await fetch(`${p.url}/runner/v1/lease`, { method: "POST", headers: { ...p.auth, "content-type": "application/json" }, body: JSON.stringify({ runner_id: "rr-spilledinputs", app_id: APP, slots: 1, wait_ms: 0 }) });
+      assert.equal(res.status, 200);
+      return (await res.json()) as never;
+    };
+    try {
+      const input = { message: "z".repeat(4096), sync_mode: true };
+      const id = await submit(p, APP, input);
+      const { runs } = await lease();
+      assert.equal(runs[0]?.request_id, id);
+      assert.deepEqual(runs[0]?.input, input);
+      assert.equal(runs[0]?.sync_mode, true, "sync_mode is read from the stored input");
+
+      const lost = await submit(p, APP, { message: "w".repeat(4096) });
+      const ref = (await p.store.get(lost))?.input as { $darkroom: { spilled_input: string } };
+      await p.storage.delete(ref.$darkroom.spilled_input);
+      assert.deepEqual(await lease(), { runs: [] });
+      const failed = await record(p, lost);
+      assert.equal(failed.state, "FAILED");
+      assert.match(String(failed.error), /input is no longer in storage/);
     } finally {
       await p.close();
     }

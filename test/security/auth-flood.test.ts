@@ -22,8 +22,8 @@ describe("AuthThrottle", () => {
     assert.throws(() => throttle.admit("dk_a", "10.0.0.2"), (e: unknown) => isPlatformError(e) && e.code === "ERR_AUTH_THROTTLED" && e.headers["retry-after"] === "60");
     // Another id from the same address still has budget left (3 of 5 used).
     throttle.admit("dk_b", "10.0.0.1");
-    throttle.recordFailure("dk_b", "10.0.0.1");
-    throttle.recordFailure("dk_c", "10.0.0.1");
+    throttle.recordFailure("dk_b", "10.0.0.1", "wrong");
+    throttle.recordFailure("dk_c", "10.0.0.1", "wrong");
     assert.throws(() => throttle.admit("dk_d", "10.0.0.1"), /this address/);
     now += 45_000;
     assert.throws(() => throttle.admit("dk_a", "10.0.0.3"), (e: unknown) => isPlatformError(e) && e.headers["retry-after"] === "15");
@@ -121,5 +121,72 @@ describe("a flood of wrong secrets for the admin id", { timeout: 60_000 }, () =>
     assert.equal(((await refused.json()) as { error_type: string }).error_type, "rate_limited");
     // The owner is not locked out.
     assert.equal((await http(p, "GET", "/v1/requests")).status, 200);
+  });
+});
+
+describe("refusals that cost no hash", { timeout: 60_000 }, () => {
+  let p: TestPlatform;
+
+  before(async () => {
+    p = await startTestPlatform();
+  });
+
+  after(async () => {
+    await p?.close();
+  });
+
+  it("do not lock other keys out of the caller's address: made-up ids and a stale secret repeated", async () => {
+    const created = await http(p, "POST", "/v1/keys", { name: "behind the same NAT", scope: "api" });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const key = created.body.key as string;
+    const id = key.slice(0, key.indexOf(":"));
+    // Far past the per-address budget (20): ids nobody has, and one wrong secret sent again and again.
+    for (let i = 0; i < 40; i++) {
+      const res = await fetch(`${p.url}/v1/requests`, { headers: { authorization: `Key dk_madeup${i}:whatever` } });
+      assert.equal(res.status, 401);
+      await res.arrayBuffer();
+    }
+    for (let i = 0; i < 40; i++) {
+      const res = await fetch(`${p.url}/v1/requests`, { headers: { authorization: `Key ${id}:a-stale-secret` } });
+      assert.equal(res.status, 401);
+      await res.arrayBuffer();
+    }
+    // The new key's first check needs a hash, from the same address: it is not refused.
+    const owner = await fetch(`${p.url}/v1/requests`, { headers: { authorization: `Key ${key}` } });
+    assert.equal(owner.status, 200, await owner.text());
+  });
+});
+
+describe("failure budgets behind a reverse proxy (--trust-proxy)", { timeout: 60_000 }, () => {
+  let p: TestPlatform;
+
+  before(async () => {
+    p = await startTestPlatform({ env: { DARKROOM_TRUST_PROXY: "loopback" } });
+  });
+
+  after(async () => {
+    await p?.close();
+  });
+
+  it("counts failures per caller named by X-Forwarded-For, not per proxy", async () => {
+    const mk = async (name: string): Promise<string> => {
+      const created = await http(p, "POST", "/v1/keys", { name, scope: "api" });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      return created.body.key as string;
+    };
+    const target = await mk("guessed at");
+    const targetId = target.slice(0, target.indexOf(":"));
+    const fresh = await mk("first used after the guessing");
+    // 20 wrong secrets (each hashed) from one caller exhaust that caller's budget.
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`${p.url}/v1/requests`, { headers: { authorization: `Key ${targetId}:guess-${i}`, "x-forwarded-for": "203.0.113.5" } });
+      assert.equal(res.status, 401);
+      await res.arrayBuffer();
+    }
+    const sameCaller = await fetch(`${p.url}/v1/requests`, { headers: { authorization: `Key ${fresh}`, "x-forwarded-for": "203.0.113.5" } });
+    assert.equal(sameCaller.status, 429, await sameCaller.text());
+    // Another caller through the same proxy is not held back.
+    const otherCaller = await fetch(`${p.url}/v1/requests`, { headers: { authorization: `Key ${fresh}`, "x-forwarded-for": "198.51.100.7" } });
+    assert.equal(otherCaller.status, 200, await otherCaller.text());
   });
 });

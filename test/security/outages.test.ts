@@ -113,7 +113,8 @@ describe("PostgreSQL going away", { timeout: 90_000 }, () => {
     const port = await proxy.listen();
     const viaProxy = new URL(db.url);
     viaProxy.port = String(port);
-    p = await startTestPlatform({ env: { DARKROOM_DATABASE_URL: viaProxy.toString() } });
+    // A short lease: the outage below outlasts it, as a real one outlasts 30 s.
+    p = await startTestPlatform({ env: { DARKROOM_DATABASE_URL: viaProxy.toString(), DARKROOM_LEASE_MS: "2000" } });
   });
 
   after(async () => {
@@ -141,5 +142,32 @@ describe("PostgreSQL going away", { timeout: 90_000 }, () => {
       assert.equal(after.status, 503);
     }
     assert.equal(after.status, 200);
+  });
+
+  it("keeps the result of a sync run that finished while it was down, and answers it when it is back", async () => {
+    // A warm runner, then a run that is running before the cut and finishes during the outage.
+    assert.equal((await http(p, "POST", "/run/darkroom/echo", { message: "warm" })).status, 200);
+    const pending = http(p, "POST", "/run/darkroom/echo", { message: "finished during the outage", sleep_ms: 1500 });
+    for (let running = false; !running; await new Promise((resolve) => setTimeout(resolve, 50))) {
+      const listed = await http(p, "GET", "/v1/requests?limit=1");
+      running = listed.body.requests?.[0]?.state === "RUNNING";
+    }
+    proxy.cut();
+    // Past the run's end and past its lease: the outcome must still be waiting, not retried or failed.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    proxy.up = true;
+    const done = await Promise.race([
+      pending,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer 20 s after the store came back: the result was lost")), 20_000)),
+    ]);
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    assert.equal(done.body.message, "finished during the outage");
+    // Ended once, on its first attempt: not retried from an expired lease.
+    const id = done.headers.get("x-fal-request-id");
+    assert.ok(id);
+    const record = await http(p, "GET", `/v1/requests/${id}`);
+    assert.equal(record.status, 200, JSON.stringify(record.body));
+    assert.equal(record.body.status, "COMPLETED");
+    assert.equal(record.body.attempt, 1);
   });
 });

@@ -8,13 +8,14 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { PlatformError, isPlatformError } from "../../core/errors.js";
+import { isSpilledInputKey } from "../../storage/spilled-inputs.js";
 import { STAGED_PART_TTL_MS, createStorageQuota, partEntryId, type StorageQuota } from "../../storage/storage-quota.js";
 import type { ByteRange } from "../../storage/storage.js";
 import type { GatewayContext } from "../context.js";
 import { fileResponseHeaders } from "../file-response-headers.js";
 import { closeAfterReply } from "../lingering-close.js";
 import { SingleUseUploads } from "../single-use-uploads.js";
-import { baseUrlOf } from "../wire.js";
+import { filesBaseOf } from "../wire.js";
 import { MultipartCompleteBody } from "./multipart-parts.js";
 import { registerPythonMultipartCompleteRoute, registerPythonMultipartUploadRoutes } from "./python-multipart.js";
 import { lifecycleSeconds, uploadKey } from "./rest.js";
@@ -93,6 +94,8 @@ function assertSizeAllowed(ctx: GatewayContext, request: FastifyRequest): void {
 }
 
 export async function serveFile(ctx: GatewayContext, request: FastifyRequest, reply: FastifyReply, key: string): Promise<void> {
+  // Requests' large inputs kept in storage (spilled-inputs.ts) are never served: only their requests' runners get them.
+  if (isSpilledInputKey(key)) throw new PlatformError("ERR_FILE_NOT_FOUND");
   const meta = await ctx.storage.head(key);
   if (!meta) throw new PlatformError("ERR_FILE_NOT_FOUND");
   const rangeHeader = request.headers.range;
@@ -153,7 +156,7 @@ export function registerFileRoutes(app: FastifyInstance, ctx: GatewayContext): v
       .finally(release);
     // The parts were charged as they came; the file takes their place.
     await storageQuotaOf(ctx).record(query["kid"] ?? null, { id: stored.key, bytes: stored.size, uploadId: null, expiresAt: stored.expiresAt }, uploadId);
-    await reply.send({ file_url: `${baseUrlOf(request, ctx.config.publicUrl)}/files/${stored.key}`, file_size: stored.size });
+    await reply.send({ file_url: `${filesBaseOf(request, ctx.config)}/files/${stored.key}`, file_size: stored.size });
   });
 
   registerPythonMultipartCompleteRoute(app, ctx);
@@ -201,7 +204,7 @@ function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext, once: S
         (meta) => ctx.storage.delete(meta.key),
       ),
     ).finally(release);
-    await reply.send({ file_url: `${baseUrlOf(request, ctx.config.publicUrl)}/files/${stored.key}`, file_size: stored.size });
+    await reply.send({ file_url: `${filesBaseOf(request, ctx.config)}/files/${stored.key}`, file_size: stored.size });
   });
 
   app.put("/files/multipart/:uploadId/:partNumber", { config: { anonymousBody: true } }, async (request, reply) => {
@@ -243,7 +246,7 @@ function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext, once: S
         (meta) => ctx.storage.delete(meta.key),
       ),
     );
-    await reply.send({ access_url: `${baseUrlOf(request, ctx.config.publicUrl)}/files/${key}` });
+    await reply.send({ access_url: `${filesBaseOf(request, ctx.config)}/files/${key}` });
   };
   app.post("/files/upload", tokenUpload);
   app.post("/cdn/files/upload", tokenUpload);

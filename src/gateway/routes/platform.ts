@@ -7,6 +7,7 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { PlatformError } from "../../core/errors.js";
 import type { AppManifest, RequestState } from "../../core/types.js";
+import { shownInputOf } from "../../storage/spilled-inputs.js";
 import type { ApiKeyRecord, RequestListFilter, UsageFilter } from "../../store/store.js";
 import { appAllowed, canSeeRequest, requireAdmin, requirePrincipal, seesAllRequests, type GatewayContext } from "../context.js";
 import { openApiDocument } from "../openapi.js";
@@ -120,7 +121,8 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
       app_id: record.appId,
       endpoint: record.endpoint,
       state: record.state,
-      input: record.input,
+      // A large input is kept in storage, not in the row: read back (spilled-inputs.ts).
+      input: await shownInputOf(ctx.storage, record),
       output: record.output,
       status_code: record.statusCode,
       attempt: record.attempt,

@@ -23,6 +23,8 @@ export interface PlaygroundOptions {
   distDir?: string;
   /** `--public-url`: upload URLs point there, so the page must be allowed to connect to it. */
   publicUrl?: string | null;
+  /** `--files-url`: output files are there, and the page fetches some (an audio waveform). */
+  filesUrl?: string | null;
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -40,13 +42,14 @@ const CONTENT_TYPES: Record<string, string> = {
 /** Vite's asset names: `index-BfV2Yvnu.js`; nothing else is served from the folder. */
 const ASSET_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
-function contentSecurityPolicy(publicUrl: string | null | undefined): string {
+function contentSecurityPolicy(publicUrl: string | null | undefined, filesUrl: string | null | undefined): string {
   let connect = "'self'";
-  if (publicUrl) {
+  for (const url of [publicUrl, filesUrl]) {
+    if (!url) continue;
     try {
-      connect += ` ${new URL(publicUrl).origin}`;
+      connect += ` ${new URL(url).origin}`;
     } catch {
-      // An unparsable public URL is refused at start-up; nothing to add here.
+      // An unparsable URL is refused at start-up; nothing to add here.
     }
   }
   return [
@@ -92,7 +95,7 @@ function securityHeaders(reply: FastifyReply, csp: string): FastifyReply {
 export function registerPlaygroundRoutes(app: FastifyInstance, options: PlaygroundOptions = {}): void {
   const distDir = path.resolve(options.distDir ?? DEFAULT_DIST_DIR);
   const assetsDir = path.join(distDir, "assets");
-  const csp = contentSecurityPolicy(options.publicUrl);
+  const csp = contentSecurityPolicy(options.publicUrl, options.filesUrl);
 
   const serveIndex = async (reply: FastifyReply): Promise<FastifyReply> => {
     securityHeaders(reply, csp).header("cache-control", "no-cache");

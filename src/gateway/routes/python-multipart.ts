@@ -19,7 +19,7 @@ import { z } from "zod";
 import { PlatformError } from "../../core/errors.js";
 import { partEntryId } from "../../storage/storage-quota.js";
 import type { GatewayContext } from "../context.js";
-import { baseUrlOf } from "../wire.js";
+import { baseUrlOf, filesBaseOf } from "../wire.js";
 import { closingOnQuota, stagedPartEntry, storageQuotaOf } from "./files.js";
 import { MultipartCompleteBody } from "./multipart-parts.js";
 import { lifecycleSeconds, uploadKey } from "./rest.js";
@@ -73,6 +73,8 @@ export function registerPythonMultipartUploadRoutes(app: FastifyInstance, ctx: G
     const ttl = lifecycleSeconds(request.headers["x-fal-object-lifecycle"] ?? request.headers["x-fal-object-lifecycle-preference"]);
     // The random part makes every ticket distinct, also for two uploads of one name.
     const uploadId = issueTicket(ctx, key, { ct: contentType, name: fileName, n: randomBytes(9).toString("base64url"), ...(ttl ? { ttl } : {}), kid: keyId });
+    // The client PUTs its parts under this URL, so it stays on the API's origin even with
+    // --files-url (that origin takes no uploads); reading it there redirects to the files origin.
     await reply.send({ access_url: `${baseUrlOf(request, ctx.config.publicUrl)}/files/${key}`, uploadId });
   });
 
@@ -120,6 +122,6 @@ export function registerPythonMultipartCompleteRoute(app: FastifyInstance, ctx: 
     });
     // The parts were charged as they came; the file takes their place.
     await storageQuotaOf(ctx).record(meta.kid ?? keyId, { id: stored.key, bytes: stored.size, uploadId: null, expiresAt: stored.expiresAt }, storageUploadId(meta));
-    await reply.send({ access_url: `${baseUrlOf(request, ctx.config.publicUrl)}/files/${stored.key}`, file_size: stored.size });
+    await reply.send({ access_url: `${filesBaseOf(request, ctx.config)}/files/${stored.key}`, file_size: stored.size });
   });
 }

@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { z } from "zod";
 import { PlatformError } from "../../core/errors.js";
 import { requirePrincipal, type GatewayContext } from "../context.js";
-import { baseUrlOf } from "../wire.js";
+import { baseUrlOf, filesBaseOf } from "../wire.js";
 import type { FalCall } from "./queue.js";
 
 /** How long an upload URL stays valid. */
@@ -68,6 +68,8 @@ export async function handleRestCall(ctx: GatewayContext, call: FalCall): Promis
   const method = call.method.toUpperCase();
   const path = call.segments.join("/");
   const base = baseUrlOf(request, ctx.config.publicUrl);
+  // Uploads go to the API's origin; the files they make are read from the files origin, if any.
+  const filesBase = filesBaseOf(request, ctx.config);
   const expiresAt = Math.floor(Date.now() / 1000) + UPLOAD_URL_TTL_SECONDS;
 
   if (method === "POST" && (path === "tokens" || path === "storage/auth/token") && principal.allowedApps !== null) {
@@ -99,14 +101,14 @@ export async function handleRestCall(ctx: GatewayContext, call: FalCall): Promis
     if (path === "storage/upload/initiate") {
       meta.set("kid", principal.keyId);
       const sig = ctx.urlSigner.sign("PUT", `${key}?${meta.toString()}`, expiresAt);
-      await reply.send({ upload_url: `${base}/files/upload/${key}?${meta.toString()}&${sig}`, file_url: `${base}/files/${key}` });
+      await reply.send({ upload_url: `${base}/files/upload/${key}?${meta.toString()}&${sig}`, file_url: `${filesBase}/files/${key}` });
       return;
     }
     const uploadId = randomUUID();
     meta.set("key", key);
     meta.set("kid", principal.keyId);
     const sig = ctx.urlSigner.sign("PUT", `multipart:${uploadId}?${meta.toString()}`, expiresAt);
-    await reply.send({ upload_url: `${base}/files/multipart/${uploadId}?${meta.toString()}&${sig}`, file_url: `${base}/files/${key}` });
+    await reply.send({ upload_url: `${base}/files/multipart/${uploadId}?${meta.toString()}&${sig}`, file_url: `${filesBase}/files/${key}` });
     return;
   }
 

@@ -14,8 +14,9 @@ import { z } from "zod";
 import { ERRORS, PlatformError, type ErrorCode } from "../../core/errors.js";
 import { DEFAULT_KNOBS, type AppManifest, type RequestRecord } from "../../core/types.js";
 import { RUNNER_PROTOCOL_VERSION } from "../../runtime/protocol.js";
+import { inputOf } from "../../storage/spilled-inputs.js";
 import type { GatewayContext, Principal } from "../context.js";
-import { closingOnQuota, parseRange, storageQuotaOf } from "./files.js";
+import { closingOnQuota, parseRange, serveFile, storageQuotaOf } from "./files.js";
 import type { ModelManager } from "../../models/manager.js";
 
 /** Longest a lease call waits for work before answering with no runs. */
@@ -110,6 +111,27 @@ function requireRunner(request: FastifyRequest, appId?: string): Principal {
   return principal;
 }
 
+/**
+ * Claimed requests with their inputs as the runner must get them: a spilled input read back from
+ * storage (spilled-inputs.ts). A request whose input cannot be read fails here and is left out.
+ */
+async function withInputs(ctx: GatewayContext, records: RequestRecord[], runnerId: string): Promise<RequestRecord[]> {
+  const loaded = await Promise.all(
+    records.map(async (record) => {
+      try {
+        const input = await inputOf(ctx.storage, record);
+        return input === record.input ? record : { ...record, input };
+      } catch (err) {
+        const error = err instanceof PlatformError ? err : new PlatformError("ERR_INTERNAL", { cause: err });
+        // Should the store not take the failure either, the lease runs out and the request is retried.
+        await ctx.scheduler.remoteOutcome(record.id, { owner: runnerId, attempt: record.attempt }, { ok: false, error }).catch(() => null);
+        return null;
+      }
+    }),
+  );
+  return loaded.filter((record): record is RequestRecord => record !== null);
+}
+
 /** The request, if `runnerId` holds it at `attempt`; ERR_LEASE_LOST otherwise. */
 async function heldRecord(ctx: GatewayContext, request: FastifyRequest, requestId: string, runnerId: string, attempt: number): Promise<RequestRecord> {
   const record = await ctx.store.get(requestId);
@@ -121,7 +143,7 @@ async function heldRecord(ctx: GatewayContext, request: FastifyRequest, requestI
   return record;
 }
 
-function runOf(record: RequestRecord): Record<string, unknown> {
+function runOf(record: RequestRecord, filesUrl: string | null): Record<string, unknown> {
   const input = record.input as Record<string, unknown> | null;
   return {
     request_id: record.id,
@@ -129,6 +151,8 @@ function runOf(record: RequestRecord): Record<string, unknown> {
     input: record.input,
     attempt: record.attempt,
     base_url: record.baseUrl,
+    // Output URLs go on the files origin; left out without one, as runners before it expect.
+    ...(filesUrl ? { files_url: filesUrl } : {}),
     sync_mode: typeof input === "object" && input !== null && input["sync_mode"] === true,
     cancel_requested: record.cancelRequested,
     ...(record.outputTtlSeconds !== null ? { output_ttl_seconds: record.outputTtlSeconds } : {}),
@@ -231,7 +255,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
     const hangUp = hangUpWatch(reply);
     for (;;) {
       if (hangUp.gone()) return { runs: [] };
-      const claimed = await ctx.scheduler.claimForRemote(body.app_id, body.runner_id, body.slots, leaseMs());
+      const claimed = await withInputs(ctx, await ctx.scheduler.claimForRemote(body.app_id, body.runner_id, body.slots, leaseMs()), body.runner_id);
       if (claimed.length > 0 && hangUp.gone()) {
         // The runner hung up (a drain, a lost connection) while the claim ran: nobody will work on
         // these. Hand them back at once, at the same attempt, rather than let their leases run out.
@@ -239,7 +263,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
         return { runs: [] };
       }
       const left = deadline - Date.now();
-      if (claimed.length > 0 || left <= 0 || ctx.scheduler.stopping) return { runs: claimed.map(runOf) };
+      if (claimed.length > 0 || left <= 0 || ctx.scheduler.stopping) return { runs: claimed.map((record) => runOf(record, ctx.config.filesUrl)) };
       await waitForWork(ctx, body.app_id, Math.min(left, POLL_RECHECK_MS), hangUp);
     }
   });
@@ -311,6 +335,18 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
     const record = await ctx.scheduler.remoteOutcome(id, { owner: body.runner_id, attempt: body.attempt }, { ok: false, error });
     if (!record) throw new PlatformError("ERR_LEASE_LOST");
     return { state: record.state };
+  });
+
+  // Input files a request names by this gateway's /files/ URL, read by a runner on another machine.
+  // Not through /files/ itself: that route refuses runner tokens like every route outside this API,
+  // and with --files-url it redirects to a public origin the runner may not reach.
+  app.route({
+    method: ["GET", "HEAD"],
+    url: "/runner/v1/files/*",
+    handler: async (request, reply) => {
+      requireRunner(request);
+      await serveFile(ctx, request, reply, (request.params as { "*": string })["*"]);
+    },
   });
 
   // Output files. The body streams into storage under the request's own prefix; the content type

@@ -237,7 +237,7 @@ function insertValues(req: NewRequest, createdAt: number): unknown[] {
     req.appId,
     req.endpoint,
     // Input is never NULL in the table: an absent input is the JSON `null`.
-    JSON.stringify(req.input ?? null),
+    req.inputJson ?? JSON.stringify(req.input ?? null),
     req.priority,
     req.mode,
     createdAt,

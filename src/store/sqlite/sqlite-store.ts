@@ -261,7 +261,7 @@ function insertParams(req: NewRequest, createdAt: number): InsertRequestParams {
     appId: req.appId,
     endpoint: req.endpoint,
     // Input is never NULL in the table: an absent input is the JSON `null`.
-    input: JSON.stringify(req.input ?? null),
+    input: req.inputJson ?? JSON.stringify(req.input ?? null),
     priority: req.priority,
     mode: req.mode,
     createdAt,
