@@ -14,6 +14,11 @@ export interface ErrorDefinition {
   readonly message: string;
   /** Whether a queue retry may help (fal's `X-Fal-Retryable`). */
   readonly retryable?: boolean;
+  /**
+   * Whether the scheduler runs the request again, while it has attempts left, when its run ends
+   * with this error (src/scheduler/run-outcome.ts). Not the same as `retryable`, the client's hint.
+   */
+  readonly requeue?: boolean;
 }
 
 export const ERRORS = {
@@ -47,10 +52,10 @@ export const ERRORS = {
   ERR_STORAGE_QUOTA: { status: 413, errorType: "quota_exceeded", message: "This key's storage quota is used up" },
   ERR_RANGE_NOT_SATISFIABLE: { status: 416, errorType: "bad_request", message: "Range not satisfiable" },
   // Runtime (fal's request error types, docs/errors.md)
-  ERR_REQUEST_TIMEOUT: { status: 504, errorType: "request_timeout", message: "Request timed out", retryable: true },
+  ERR_REQUEST_TIMEOUT: { status: 504, errorType: "request_timeout", message: "Request timed out", retryable: true, requeue: true },
   ERR_STARTUP_TIMEOUT: { status: 504, errorType: "startup_timeout", message: "Runner startup timed out", retryable: true },
   ERR_RUNNER_SCHEDULING: { status: 503, errorType: "runner_scheduling_failure", message: "No runner could be scheduled", retryable: true },
-  ERR_RUNNER_DISCONNECTED: { status: 503, errorType: "runner_disconnected", message: "Runner disconnected", retryable: true },
+  ERR_RUNNER_DISCONNECTED: { status: 503, errorType: "runner_disconnected", message: "Runner disconnected", retryable: true, requeue: true },
   ERR_RUNNER_SERVER_ERROR: { status: 500, errorType: "runner_server_error", message: "Internal Server Error" },
   ERR_RUNNER_INCOMPLETE: { status: 502, errorType: "runner_incomplete_response", message: "Runner returned an incomplete response" },
   ERR_LEASE_LOST: { status: 409, errorType: "lease_lost", message: "The runner no longer holds this request" },

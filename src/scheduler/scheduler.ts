@@ -7,15 +7,16 @@
  * @module
  */
 import { DEFAULT_LIMITS } from "../core/config.js";
-import { PlatformError, deserializeError, type ErrorCode } from "../core/errors.js";
-import { isTerminal, type AppManifest, type Progress, type RequestRecord, type RequestState } from "../core/types.js";
+import { PlatformError, deserializeError } from "../core/errors.js";
+import { isTerminal, type AppManifest, type Progress, type RequestRecord } from "../core/types.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { FromRunner, ToRunner } from "../runtime/protocol.js";
 import { inputOf, spillInput, spilledInputKey } from "../storage/spilled-inputs.js";
 import type { StorageDriver } from "../storage/storage.js";
-import type { NewRequest, Store, TerminalWrite } from "../store/store.js";
+import type { NewRequest, Store } from "../store/store.js";
 import { planClaims, splitSuspects, Suspects, type ClaimPlan, type SuspectRun } from "./isolation.js";
 import { OutcomeWrites } from "./outcome-writes.js";
+import { applyOutcome, decideOutcome, terminalWriteFor, type RunEnd } from "./run-outcome.js";
 import { RequestEvents, type RequestEvent } from "./request-events.js";
 import { RunnerProcess, type Assignment } from "./runner-process.js";
 
@@ -92,19 +93,6 @@ export interface PoolSnapshot {
 
 /** How often a waiter on a shared store re-reads its request, in case a bus notification was lost. */
 const TERMINAL_RECHECK_MS = 2000;
-
-const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set(["ERR_RUNNER_DISCONNECTED", "ERR_REQUEST_TIMEOUT"]);
-
-function terminalWriteFor(error: PlatformError, state: Extract<RequestState, "FAILED" | "CANCELLED"> = "FAILED"): TerminalWrite {
-  return {
-    state: error.code === "ERR_CLIENT_CANCELLED" ? "CANCELLED" : state,
-    output: error.toBody(),
-    statusCode: error.status,
-    error: error.message,
-    errorType: error.errorType ?? null,
-    billableUnits: null,
-  };
-}
 
 export class Scheduler {
   readonly events: RequestEvents;
@@ -209,7 +197,8 @@ export class Scheduler {
     // expired leases are taken back, by housekeeping.
     if (!store.bus.distributed) {
       for (const record of await store.running()) {
-        const next = await store.requeue(record.id, null, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED", { message: "Server restarted while the request was running" })));
+        const restarted = new PlatformError("ERR_RUNNER_DISCONNECTED", { message: "Server restarted while the request was running" });
+        const next = await applyOutcome(store, record.id, null, decideOutcome({ ok: false, error: restarted }, record));
         if (next && next.state !== "QUEUED") this.#finished(next);
       }
     } else {
@@ -692,7 +681,7 @@ export class Scheduler {
     pool: Pool,
     runner: RunnerProcess,
     requestId: string,
-    outcome: { ok: true; output: unknown; billableUnits: number | undefined } | { ok: false; error: PlatformError },
+    outcome: RunEnd,
   ): Promise<void> {
     const assignment = runner.assignments.get(requestId);
     runner.assignments.delete(requestId);
@@ -707,7 +696,8 @@ export class Scheduler {
       return;
     }
     if (!assignment) return;
-    const retry = !outcome.ok && RETRYABLE_CODES.has(outcome.error.code);
+    const decision = decideOutcome(outcome);
+    const retry = decision.action === "requeue";
     // A suspect that ran to an outcome did not kill its runner. One whose runner reports a retryable
     // error goes back to the queue: held until then, and alone after.
     const suspect = pool.suspects.has(requestId);
@@ -724,13 +714,7 @@ export class Scheduler {
     let record: RequestRecord | null = null;
     try {
       // Kept through a store outage: the runner did the work, and a sync caller is still waiting for it.
-      record = await this.#outcomeWrites.write(requestId, () =>
-        outcome.ok
-          ? store.finish(requestId, { state: "SUCCEEDED", output: outcome.output, statusCode: 200, error: null, errorType: null, billableUnits: outcome.billableUnits ?? null }, guard)
-          : retry
-            ? store.requeue(requestId, guard, terminalWriteFor(outcome.error))
-            : store.finish(requestId, terminalWriteFor(outcome.error), guard),
-      );
+      record = await this.#outcomeWrites.write(requestId, () => applyOutcome(store, requestId, guard, decision));
     } finally {
       if (suspect && retry && record?.state === "QUEUED") pool.suspects.place([[requestId]]);
       else if (suspect && retry) pool.suspects.delete(requestId);
@@ -781,13 +765,14 @@ export class Scheduler {
     try {
       for (const { a, current } of durable) {
         const guard = { owner: runner.id, attempt: a.attempt };
+        const error = a.timedOut
+          ? new PlatformError("ERR_REQUEST_TIMEOUT", { message: `Request ran longer than request_timeout (${pool.app.knobs.request_timeout} s)` })
+          : new PlatformError("ERR_RUNNER_DISCONNECTED", { message: `Runner disconnected (exit code ${code}, signal ${signal})` });
+        const decision = decideOutcome({ ok: false, error }, { cancelRequested: current?.cancelRequested === true });
         let record: RequestRecord | null;
-        if (current?.cancelRequested) {
-          record = await store.finish(a.requestId, terminalWriteFor(new PlatformError("ERR_CLIENT_CANCELLED")), guard);
+        if (decision.action === "finish") {
+          record = await applyOutcome(store, a.requestId, guard, decision);
         } else {
-          const error = a.timedOut
-            ? new PlatformError("ERR_REQUEST_TIMEOUT", { message: `Request ran longer than request_timeout (${pool.app.knobs.request_timeout} s)` })
-            : new PlatformError("ERR_RUNNER_DISCONNECTED", { message: `Runner disconnected (exit code ${code}, signal ${signal})` });
           this.#recordError(pool, a.requestId, error.message);
           // Held before it is back in the queue, so that no claim pairs it with other requests first.
           // A bystander that was a suspect already stays one.
@@ -796,7 +781,7 @@ export class Scheduler {
             pool.suspects.hold(a.requestId);
             held.push(a.requestId);
           }
-          record = await store.requeue(a.requestId, guard, terminalWriteFor(error));
+          record = await applyOutcome(store, a.requestId, guard, decision);
           if (suspect && record?.state === "QUEUED") {
             if (a.timedOut) alone.push(record.id);
             else retried.push({ id: record.id, attemptsLeft: record.maxAttempts - record.attempt + 1 });
@@ -969,18 +954,13 @@ export class Scheduler {
   async remoteOutcome(
     requestId: string,
     guard: { owner: string; attempt: number },
-    outcome: { ok: true; output: unknown; billableUnits: number | undefined } | { ok: false; error: PlatformError },
+    outcome: RunEnd,
   ): Promise<RequestRecord | null> {
-    const { store } = this.#options;
-    let record: RequestRecord | null;
-    if (outcome.ok) {
-      record = await store.finish(requestId, { state: "SUCCEEDED", output: outcome.output, statusCode: 200, error: null, errorType: null, billableUnits: outcome.billableUnits ?? null }, guard);
-    } else if (RETRYABLE_CODES.has(outcome.error.code)) {
-      record = await store.requeue(requestId, guard, terminalWriteFor(outcome.error));
-    } else {
-      record = await store.finish(requestId, terminalWriteFor(outcome.error), guard);
+    const decision = decideOutcome(outcome);
+    const record = await applyOutcome(this.#options.store, requestId, guard, decision);
+    if (!outcome.ok && decision.action === "finish" && outcome.error.status >= 500) {
       const pool = record ? this.#pools.get(record.appId) : undefined;
-      if (pool && outcome.error.status >= 500) this.#recordError(pool, requestId, outcome.error.message);
+      if (pool) this.#recordError(pool, requestId, outcome.error.message);
     }
     if (record && record.state !== "QUEUED") {
       if (record.startedAt !== null && record.finishedAt !== null) this.#options.metrics?.runDuration.observe({ app: record.appId }, (record.finishedAt - record.startedAt) / 1000);
@@ -1054,9 +1034,8 @@ export class Scheduler {
         if (held) continue;
         const guard = record.leaseOwner ? { owner: record.leaseOwner, attempt: record.attempt } : null;
         // A request its client cancelled ends cancelled; retrying it would run what nobody wants.
-        const next = record.cancelRequested
-          ? await store.finish(record.id, terminalWriteFor(new PlatformError("ERR_CLIENT_CANCELLED")), guard ?? undefined)
-          : await store.requeue(record.id, guard, terminalWriteFor(new PlatformError("ERR_RUNNER_DISCONNECTED", { message: "Runner lease expired" })));
+        const lost = new PlatformError("ERR_RUNNER_DISCONNECTED", { message: "Runner lease expired" });
+        const next = await applyOutcome(store, record.id, guard, decideOutcome({ ok: false, error: lost }, record));
         if (next && next.state !== "QUEUED") this.#finished(next);
         else if (next) {
           this.#pump(next.appId);

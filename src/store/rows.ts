@@ -1,11 +1,56 @@
 /**
- * Row shapes and row-to-record mappings that the SQLite and PostgreSQL drivers share: the tables for
- * logs, keys, usage and webhooks have the same columns in both, and numbers come back as numbers
- * from both (the PostgreSQL driver parses bigint columns).
+ * Row shapes and row-to-record mappings that the SQLite and PostgreSQL drivers share: the tables have
+ * the same columns in both, and numbers come back as numbers from both (the PostgreSQL driver parses
+ * bigint columns). What differs is normalised here: booleans are 0/1 in SQLite and booleans in
+ * PostgreSQL; text PostgreSQL cannot hold is passed in by the driver (`text`).
  * @module
  */
-import type { LogLevel, RequestLog, RequestState } from "../core/types.js";
-import type { ApiKeyRecord, StorageReservation, StorageReserveOptions, UsageRecord, WebhookJob } from "./store.js";
+import { PlatformError } from "../core/errors.js";
+import type { LogLevel, Priority, RequestLog, RequestMode, RequestRecord, RequestState } from "../core/types.js";
+import type {
+  ApiKeyRecord,
+  NewRequest,
+  RemoteAppRecord,
+  StorageReservation,
+  StorageReserveOptions,
+  TerminalWrite,
+  UsageRecord,
+  WebhookAttempt,
+  WebhookJob,
+} from "./store.js";
+
+// --- rows as the drivers return them (the CHECK constraints in the schemas guarantee the enum casts) ---
+
+export interface RequestRow {
+  seq: number;
+  id: string;
+  app_id: string;
+  endpoint: string;
+  input: string;
+  state: string;
+  priority: string;
+  priority_rank: number;
+  mode: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  start_deadline: number | null;
+  attempt: number;
+  max_attempts: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  /** 0 or 1 in SQLite, a boolean in PostgreSQL. */
+  cancel_requested: number | boolean;
+  webhook_url: string | null;
+  key_id: string | null;
+  base_url: string;
+  output_ttl_seconds: number | null;
+  output: string | null;
+  status_code: number | null;
+  error: string | null;
+  error_type: string | null;
+  billable_units: number | null;
+}
 
 export interface LogRow {
   message: string;
@@ -47,6 +92,86 @@ export interface WebhookRow {
   created_at: number;
 }
 
+export interface WebhookAttemptRow {
+  webhook_id: number;
+  request_id: string;
+  attempt: number;
+  at: number;
+  status: number | null;
+  /** 0 or 1 in SQLite, a boolean in PostgreSQL. */
+  ok: number | boolean;
+  error: string | null;
+  duration_ms: number;
+}
+
+export interface RemoteAppRow {
+  id: string;
+  manifest: string;
+  updated_at: number;
+}
+
+// --- rows to records ---
+
+/**
+ * Defines a JSON column as a property parsed on first read. Inputs can be megabytes of data URIs,
+ * and most readers (status polls, claims, listings) never look at them.
+ */
+function lazyJson(target: object, key: "input" | "output", text: string | null): void {
+  let parsed = false;
+  let value: unknown = null;
+  Object.defineProperty(target, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      if (!parsed) {
+        value = text === null ? null : (JSON.parse(text) as unknown);
+        parsed = true;
+      }
+      return value;
+    },
+    set(next: unknown) {
+      value = next;
+      parsed = true;
+    },
+  });
+}
+
+export function toRequestRecord(row: RequestRow): RequestRecord {
+  const record = {
+    id: row.id,
+    appId: row.app_id,
+    endpoint: row.endpoint,
+    state: row.state as RequestState,
+    priority: row.priority as Priority,
+    mode: row.mode as RequestMode,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    startDeadline: row.start_deadline,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    leaseOwner: row.lease_owner,
+    leaseExpiresAt: row.lease_expires_at,
+    cancelRequested: Boolean(row.cancel_requested),
+    webhookUrl: row.webhook_url,
+    keyId: row.key_id,
+    baseUrl: row.base_url,
+    outputTtlSeconds: row.output_ttl_seconds,
+    statusCode: row.status_code,
+    error: row.error,
+    errorType: row.error_type,
+    billableUnits: row.billable_units,
+  } as RequestRecord;
+  lazyJson(record, "input", row.input);
+  lazyJson(record, "output", row.output);
+  return record;
+}
+
+/** RETURNING gives no order guarantee: claimed rows are put back in claim order. */
+export function sortInClaimOrder<R extends Pick<RequestRow, "priority_rank" | "created_at" | "seq">>(rows: R[]): R[] {
+  return rows.sort((a, b) => a.priority_rank - b.priority_rank || a.created_at - b.created_at || a.seq - b.seq);
+}
+
 export function toRequestLog(row: LogRow): RequestLog {
   return {
     message: row.message,
@@ -82,6 +207,27 @@ export function toUsageRecord(row: UsageRow): UsageRecord {
   };
 }
 
+/**
+ * The usage record of a finished request (null while it is not finished): queue time up to its
+ * latest start, run time from there. The PostgreSQL driver computes the same in SQL, in its terminal
+ * statement.
+ */
+export function usageOfRequest(row: RequestRow): UsageRecord | null {
+  if (row.finished_at === null) return null;
+  const started = row.started_at ?? row.finished_at;
+  return {
+    requestId: row.id,
+    keyId: row.key_id,
+    appId: row.app_id,
+    endpoint: row.endpoint,
+    state: row.state as RequestState,
+    queueMs: Math.max(0, started - row.created_at),
+    runMs: row.started_at === null ? 0 : Math.max(0, row.finished_at - row.started_at),
+    billableUnits: row.billable_units,
+    finishedAt: row.finished_at,
+  };
+}
+
 export function toWebhookJob(row: WebhookRow): WebhookJob {
   return {
     id: row.id,
@@ -95,9 +241,126 @@ export function toWebhookJob(row: WebhookRow): WebhookJob {
   };
 }
 
+/** Jobs leased by one UPDATE ... RETURNING (which gives no order guarantee), oldest first. */
+export function toLeasedWebhookJobs(rows: WebhookRow[]): WebhookJob[] {
+  return rows.map(toWebhookJob).sort((a, b) => a.id - b.id);
+}
+
+export function toWebhookAttempt(row: WebhookAttemptRow): WebhookAttempt {
+  return {
+    webhookId: row.webhook_id,
+    requestId: row.request_id,
+    attempt: row.attempt,
+    at: row.at,
+    status: row.status,
+    ok: Boolean(row.ok),
+    error: row.error,
+    durationMs: row.duration_ms,
+  };
+}
+
+export function toRemoteAppRecord(row: RemoteAppRow): RemoteAppRecord {
+  return { id: row.id, manifest: row.manifest, updatedAt: row.updated_at };
+}
+
+// --- records to column values ---
+
+/** JSON for a nullable column: an absent value (null or undefined) is stored as NULL. */
 export function toJsonColumn(value: unknown): string | null {
   return value === null || value === undefined ? null : JSON.stringify(value);
 }
+
+/** Leaves text as it is: the default for drivers whose text columns hold any string. */
+function anyText<T extends string | null>(value: T): T {
+  return value;
+}
+
+/** The values of a new request's row (the SQLite driver binds them by name, PostgreSQL by position). */
+export interface NewRequestColumns {
+  id: string;
+  appId: string;
+  endpoint: string;
+  input: string;
+  priority: Priority;
+  mode: RequestMode;
+  createdAt: number;
+  startDeadline: number | null;
+  maxAttempts: number;
+  webhookUrl: string | null;
+  keyId: string | null;
+  baseUrl: string;
+  outputTtlSeconds: number | null;
+}
+
+export function newRequestColumns(req: NewRequest, createdAt: number): NewRequestColumns {
+  return {
+    id: req.id,
+    appId: req.appId,
+    endpoint: req.endpoint,
+    // Input is never NULL in the table: an absent input is the JSON `null`.
+    input: req.inputJson ?? JSON.stringify(req.input ?? null),
+    priority: req.priority,
+    mode: req.mode,
+    createdAt,
+    startDeadline: req.startDeadline,
+    maxAttempts: req.maxAttempts,
+    webhookUrl: req.webhookUrl,
+    keyId: req.keyId,
+    baseUrl: req.baseUrl,
+    outputTtlSeconds: req.outputTtlSeconds ?? null,
+  };
+}
+
+/** The values a terminal write sets on a request's row. */
+export interface TerminalColumns {
+  id: string;
+  state: TerminalWrite["state"];
+  output: string | null;
+  statusCode: number;
+  error: string | null;
+  errorType: string | null;
+  billableUnits: number | null;
+  finishedAt: number;
+}
+
+/** `text` makes the free-text columns (error, error type) storable by the driver. */
+export function terminalColumns(
+  id: string,
+  write: TerminalWrite,
+  finishedAt: number,
+  text: (value: string | null) => string | null = anyText,
+): TerminalColumns {
+  return {
+    id,
+    state: write.state,
+    output: toJsonColumn(write.output),
+    statusCode: write.statusCode,
+    error: text(write.error),
+    errorType: text(write.errorType),
+    billableUnits: write.billableUnits,
+    finishedAt,
+  };
+}
+
+/**
+ * What `cancel` writes for a request its client cancelled while it was queued: the registry's
+ * ERR_CLIENT_CANCELLED, with the body fal's clients get from the result endpoint as for any other
+ * request error (the scheduler writes the same for a running request the client cancelled).
+ */
+export const CANCELLED_BY_CLIENT: TerminalWrite = cancelledWrite(new PlatformError("ERR_CLIENT_CANCELLED"));
+
+function cancelledWrite(error: PlatformError): TerminalWrite {
+  return {
+    state: "CANCELLED",
+    output: error.toBody(),
+    statusCode: error.status,
+    error: error.message,
+    errorType: error.errorType ?? null,
+    billableUnits: null,
+  };
+}
+
+// --- storage quota ---
 
 /**
  * The quota decision both drivers make under their lock: `used` is what the key holds (expired

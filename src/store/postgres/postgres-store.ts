@@ -14,34 +14,29 @@
  * @module
  */
 import pg from "pg";
-import type { Priority, RequestMode, RequestRecord, RequestState } from "../../core/types.js";
-import type {
-  CancelResult,
-  ClaimFor,
-  NewRequest,
-  RequestListFilter,
-  Store,
-  TerminalWrite,
-  StorageEntry,
-  UsageFilter,
-  WebhookAttempt,
-  WebhookJob,
-} from "../store.js";
+import { requestListLimit, usageListLimit } from "../limits.js";
 import {
-  assertStorageBytes,
-  decideReservation,
+  CANCELLED_BY_CLIENT,
+  newRequestColumns,
+  sortInClaimOrder,
+  terminalColumns,
   toApiKeyRecord,
-  toJsonColumn,
+  toRemoteAppRecord,
   toRequestLog,
+  toRequestRecord,
   toUsageRecord,
-  toWebhookJob,
   type ApiKeyRow,
   type LogRow,
+  type RemoteAppRow,
+  type RequestRow,
   type UsageRow,
-  type WebhookRow,
 } from "../rows.js";
+import type { CancelResult, ClaimFor, NewRequest, RequestListFilter, Store, TerminalWrite, UsageFilter } from "../store.js";
 import { createPgBus, type PgBus } from "./pg-bus.js";
+import { pgText, selectRows, transaction, TYPES } from "./queries.js";
 import { migrate } from "./schema.js";
+import { createStorageEntries } from "./storage-entries.js";
+import { createWebhookOutbox } from "./webhooks.js";
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database` (any libpq-style URL node-postgres accepts). */
@@ -72,152 +67,7 @@ export interface PostgresStore extends Store {
 
 const DEFAULT_POOL_SIZE = 10;
 const CONNECT_TIMEOUT_MS = 10_000;
-const LIST_DEFAULT_LIMIT = 50;
-const LIST_MAX_LIMIT = 500;
-const USAGE_DEFAULT_LIMIT = 1000;
-const USAGE_MAX_LIMIT = 10_000;
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,40}$/;
-
-const CANCELLED_BY_CLIENT: TerminalWrite = {
-  state: "CANCELLED",
-  // The body fal's clients get from the result endpoint, as for any other request error.
-  output: { detail: "Request cancelled by client", error_type: "client_cancelled" },
-  statusCode: 499,
-  error: "Request cancelled by client",
-  errorType: "client_cancelled",
-  billableUnits: null,
-};
-
-/**
- * Per-pool type parsing (the global `pg.types` belongs to every user of pg in the process): `bigint`
- * columns hold unix milliseconds, counts and ids, all far below 2^53, so they are read as numbers.
- */
-const INT8_OID = 20;
-const TYPES: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: "text" | "binary") => {
-    if (oid === INT8_OID && format !== "binary") return (value: string) => Number(value);
-    return pg.types.getTypeParser(oid, format) as unknown;
-  }) as pg.CustomTypesConfig["getTypeParser"],
-};
-
-// --- rows as node-postgres returns them (with TYPES) ---
-
-interface RequestRow {
-  seq: number;
-  id: string;
-  app_id: string;
-  endpoint: string;
-  input: string;
-  state: string;
-  priority: string;
-  priority_rank: number;
-  mode: string;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  start_deadline: number | null;
-  attempt: number;
-  max_attempts: number;
-  lease_owner: string | null;
-  lease_expires_at: number | null;
-  cancel_requested: boolean;
-  webhook_url: string | null;
-  key_id: string | null;
-  base_url: string;
-  output_ttl_seconds: number | null;
-  output: string | null;
-  status_code: number | null;
-  error: string | null;
-  error_type: string | null;
-  billable_units: number | null;
-}
-
-interface WebhookWithAttemptRow extends WebhookRow {
-  a_request_id: string | null;
-  a_attempt: number | null;
-  a_at: number | null;
-  a_status: number | null;
-  a_ok: boolean | null;
-  a_error: string | null;
-  a_duration_ms: number | null;
-}
-
-// --- rows to records (the CHECK constraints in the schema guarantee the enum casts) ---
-
-/**
- * Defines a JSON column as a property parsed on first read. Inputs can be megabytes of data URIs,
- * and most readers (status polls, claims, listings) never look at them.
- */
-function lazyJson(target: object, key: "input" | "output", text: string | null): void {
-  let parsed = false;
-  let value: unknown = null;
-  Object.defineProperty(target, key, {
-    enumerable: true,
-    configurable: true,
-    get() {
-      if (!parsed) {
-        value = text === null ? null : (JSON.parse(text) as unknown);
-        parsed = true;
-      }
-      return value;
-    },
-    set(next: unknown) {
-      value = next;
-      parsed = true;
-    },
-  });
-}
-
-function toRequestRecord(row: RequestRow): RequestRecord {
-  const record = {
-    id: row.id,
-    appId: row.app_id,
-    endpoint: row.endpoint,
-    state: row.state as RequestState,
-    priority: row.priority as Priority,
-    mode: row.mode as RequestMode,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    startDeadline: row.start_deadline,
-    attempt: row.attempt,
-    maxAttempts: row.max_attempts,
-    leaseOwner: row.lease_owner,
-    leaseExpiresAt: row.lease_expires_at,
-    cancelRequested: row.cancel_requested,
-    webhookUrl: row.webhook_url,
-    keyId: row.key_id,
-    baseUrl: row.base_url,
-    outputTtlSeconds: row.output_ttl_seconds,
-    statusCode: row.status_code,
-    error: row.error,
-    errorType: row.error_type,
-    billableUnits: row.billable_units,
-  } as RequestRecord;
-  lazyJson(record, "input", row.input);
-  lazyJson(record, "output", row.output);
-  return record;
-}
-
-/**
- * PostgreSQL text cannot hold U+0000, which SQLite stores and runner output can contain. Free text
- * from runners (log lines, error messages) has it replaced rather than failing the whole write: a
- * refused terminal write would leave the request running. JSON columns need nothing: JSON.stringify
- * escapes it.
- */
-function pgText<T extends string | null>(value: T): T {
-  return (value !== null && value.includes("\u0000") ? value.replaceAll("\u0000", "\uFFFD") : value) as T;
-}
-
-function clampLimit(limit: number | undefined, fallback: number, max: number): number {
-  if (limit === undefined || !Number.isFinite(limit)) return fallback;
-  return Math.min(Math.max(Math.trunc(limit), 1), max);
-}
-
-/** RETURNING gives no order guarantee: claimed rows are put back in claim order. */
-function sortInClaimOrder(rows: RequestRow[]): RequestRow[] {
-  return rows.sort((a, b) => a.priority_rank - b.priority_rank || a.created_at - b.created_at || a.seq - b.seq);
-}
 
 function warn(error: unknown, context: string): void {
   process.emitWarning(`${context}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
@@ -232,22 +82,10 @@ const INSERT_REQUEST = `
   RETURNING *`;
 
 function insertValues(req: NewRequest, createdAt: number): unknown[] {
-  return [
-    req.id,
-    req.appId,
-    req.endpoint,
-    // Input is never NULL in the table: an absent input is the JSON `null`.
-    req.inputJson ?? JSON.stringify(req.input ?? null),
-    req.priority,
-    req.mode,
-    createdAt,
-    req.startDeadline,
-    req.maxAttempts,
-    req.webhookUrl,
-    req.keyId,
-    req.baseUrl,
-    req.outputTtlSeconds ?? null,
-  ];
+  const c = newRequestColumns(req, createdAt);
+  // In the order of INSERT_REQUEST's $1-$13.
+  return [c.id, c.appId, c.endpoint, c.input, c.priority, c.mode, c.createdAt, c.startDeadline, c.maxAttempts, c.webhookUrl, c.keyId, c.baseUrl,
+    c.outputTtlSeconds];
 }
 
 /**
@@ -307,16 +145,9 @@ const FINISH_GUARDED = terminalStatement("state = 'RUNNING' AND lease_owner = $9
 const FINISH_UNGUARDED = terminalStatement("state IN ('QUEUED', 'RUNNING')");
 
 function terminalValues(id: string, write: TerminalWrite, finishedAt: number): unknown[] {
-  return [
-    id,
-    write.state,
-    toJsonColumn(write.output),
-    write.statusCode,
-    pgText(write.error),
-    pgText(write.errorType),
-    write.billableUnits,
-    finishedAt,
-  ];
+  const c = terminalColumns(id, write, finishedAt, pgText);
+  // In the order of terminalStatement's $1-$8.
+  return [c.id, c.state, c.output, c.statusCode, c.error, c.errorType, c.billableUnits, c.finishedAt];
 }
 
 const UPSERT_USAGE = `
@@ -434,61 +265,14 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     onError,
   });
 
-  async function transaction<T>(body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query("BEGIN");
-      const result = await body(client);
-      await client.query("COMMIT");
-      return result;
-    } catch (error) {
-      try {
-        await client.query("ROLLBACK");
-      } catch (rollbackError) {
-        // The connection is unusable: have the pool discard it rather than hand it out again.
-        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      }
-      throw error;
-    } finally {
-      client.release(broken);
-    }
-  }
-
-  /**
-   * Locks `keyId`'s storage total for the rest of the transaction and returns it. Every transaction
-   * that changes a key's storage entries takes this lock before touching them (the trigger that keeps
-   * the total would take it anyway, but later, after row locks on entries: taking it first is what
-   * rules out deadlocks between two transactions of one key).
-   */
-  async function lockKeyStorage(client: pg.PoolClient, keyId: string): Promise<number> {
-    const result = await client.query<{ bytes: number }>({
-      name: "darkroom_lock_key_storage",
-      text: `INSERT INTO storage_usage (key_id, bytes) VALUES ($1, 0)
-             ON CONFLICT (key_id) DO UPDATE SET bytes = storage_usage.bytes
-             RETURNING bytes`,
-      values: [keyId],
-    });
-    return result.rows[0]?.bytes ?? 0;
-  }
-
-  async function upsertEntry(client: pg.PoolClient, entry: StorageEntry): Promise<void> {
-    await client.query({
-      name: "darkroom_upsert_storage_entry",
-      text: `INSERT INTO storage_entries (id, key_id, bytes, upload_id, expires_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (id) DO UPDATE SET key_id = EXCLUDED.key_id, bytes = EXCLUDED.bytes, upload_id = EXCLUDED.upload_id, expires_at = EXCLUDED.expires_at`,
-      values: [entry.id, entry.keyId, entry.bytes, entry.uploadId, entry.expiresAt],
-    });
-  }
-
-  async function rows<R extends pg.QueryResultRow>(text: string, values: unknown[], name?: string, on: pg.Pool = pool): Promise<R[]> {
-    const result = await on.query<R>(name ? { name, text, values } : { text, values });
-    return result.rows;
+  function rows<R extends pg.QueryResultRow>(text: string, values: unknown[], name?: string, on: pg.Pool = pool): Promise<R[]> {
+    return selectRows<R>(on, text, values, name);
   }
 
   return {
     name: "postgres",
     bus,
+
 
     async migrate() {
       const client = await pool.connect();
@@ -553,7 +337,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       if (filter.state !== undefined) where.push(`state = $${values.push(filter.state)}`);
       if (filter.keyId !== undefined) where.push(`key_id = $${values.push(filter.keyId)}`);
       if (filter.before !== undefined) where.push(`created_at < $${values.push(filter.before)}`);
-      const limit = `$${values.push(clampLimit(filter.limit, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT))}`;
+      const limit = `$${values.push(requestListLimit(filter.limit))}`;
       const found = await rows<RequestRow>(
         `SELECT * FROM requests ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
          ORDER BY created_at DESC, seq DESC LIMIT ${limit}`,
@@ -596,7 +380,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
 
     async requeue(id, guard, exhausted) {
-      const row = await transaction(async (client) => {
+      const row = await transaction(pool, async (client) => {
         const current = (await client.query<RequestRow>("SELECT * FROM requests WHERE id = $1 FOR UPDATE", [id])).rows[0];
         if (!current || current.state !== "RUNNING") return undefined;
         if (guard && (current.lease_owner !== guard.owner || current.attempt !== guard.attempt)) return undefined;
@@ -627,7 +411,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
 
     async cancel(id): Promise<CancelResult> {
-      return transaction(async (client): Promise<CancelResult> => {
+      return transaction(pool, async (client): Promise<CancelResult> => {
         const current = (await client.query<RequestRow>("SELECT * FROM requests WHERE id = $1 FOR UPDATE", [id])).rows[0];
         if (!current) return { kind: "not_found" };
         if (current.state === "QUEUED") {
@@ -724,8 +508,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
 
     async listRemoteApps() {
-      const found = await rows<{ id: string; manifest: string; updated_at: number }>("SELECT * FROM remote_apps ORDER BY id", []);
-      return found.map((r) => ({ id: r.id, manifest: r.manifest, updatedAt: r.updated_at }));
+      return (await rows<RemoteAppRow>("SELECT * FROM remote_apps ORDER BY id", [])).map(toRemoteAppRecord);
     },
 
     async createKey(key) {
@@ -789,7 +572,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       if (filter.keyId !== undefined) where.push(`key_id = $${values.push(filter.keyId)}`);
       if (filter.since !== undefined) where.push(`finished_at >= $${values.push(filter.since)}`);
       if (filter.until !== undefined) where.push(`finished_at < $${values.push(filter.until)}`);
-      const limit = `$${values.push(clampLimit(filter.limit, USAGE_DEFAULT_LIMIT, USAGE_MAX_LIMIT))}`;
+      const limit = `$${values.push(usageListLimit(filter.limit))}`;
       const found = await rows<UsageRow>(
         `SELECT * FROM usage ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
          ORDER BY finished_at DESC, request_id LIMIT ${limit}`,
@@ -798,154 +581,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       return found.map(toUsageRecord);
     },
 
-    async reserveStorage(entry, options) {
-      assertStorageBytes(entry.bytes);
-      const now = options.now ?? Date.now();
-      return transaction(async (client) => {
-        await lockKeyStorage(client, entry.keyId);
-        // Expired entries give their bytes back here, under the key's lock (the trigger updates the total).
-        await client.query({
-          name: "darkroom_prune_storage_entries",
-          text: "DELETE FROM storage_entries WHERE key_id = $1 AND expires_at <= $2",
-          values: [entry.keyId, now],
-        });
-        const [row] = (
-          await client.query<{ used: number; replaced: number | null }>({
-            name: "darkroom_key_storage",
-            text: `SELECT u.bytes AS used, (SELECT e.bytes FROM storage_entries e WHERE e.id = $2 AND e.key_id = $1) AS replaced
-                   FROM storage_usage u WHERE u.key_id = $1`,
-            values: [entry.keyId, options.replaces ?? null],
-          })
-        ).rows;
-        const decision = decideReservation(row?.used ?? 0, row?.replaced ?? 0, entry.bytes, options);
-        if (decision.ok) await upsertEntry(client, { ...entry, bytes: decision.bytes });
-        return decision;
-      });
-    },
-
-    async settleStorage(settlement) {
-      const { keyId, entry } = settlement;
-      if (entry) assertStorageBytes(entry.bytes);
-      await transaction(async (client) => {
-        await lockKeyStorage(client, keyId);
-        if (settlement.reservationId) await client.query("DELETE FROM storage_entries WHERE id = $1 AND key_id = $2", [settlement.reservationId, keyId]);
-        if (settlement.completesUpload) {
-          await client.query("DELETE FROM storage_entries WHERE upload_id = $1 AND key_id = $2", [settlement.completesUpload, keyId]);
-        }
-        if (entry) {
-          await upsertEntry(client, { ...entry, keyId });
-          if (entry.uploadId !== null && entry.uploadId !== settlement.completesUpload) {
-            await client.query("UPDATE storage_entries SET expires_at = $1 WHERE upload_id = $2 AND key_id = $3", [entry.expiresAt, entry.uploadId, keyId]);
-          }
-        }
-      });
-    },
-
-    async releaseStorage(keyId, id) {
-      await transaction(async (client) => {
-        await lockKeyStorage(client, keyId);
-        await client.query("DELETE FROM storage_entries WHERE id = $1 AND key_id = $2", [id, keyId]);
-      });
-    },
-
-    async storageUsed(keyId, now = Date.now()) {
-      const [row] = await rows<{ used: number }>(
-        `SELECT (COALESCE((SELECT bytes FROM storage_usage WHERE key_id = $1), 0)
-                 - COALESCE((SELECT SUM(bytes) FROM storage_entries WHERE key_id = $1 AND expires_at <= $2), 0))::bigint AS used`,
-        [keyId, now],
-      );
-      return row?.used ?? 0;
-    },
-
-    async enqueueWebhook(job) {
-      const now = job.now ?? Date.now();
-      const [row] = await rows<WebhookRow>(
-        `INSERT INTO webhooks (request_id, url, body, attempts, next_attempt_at, state, created_at)
-         VALUES ($1, $2, $3, 0, $4, 'pending', $4)
-         RETURNING *`,
-        [job.requestId, job.url, job.body, now],
-      );
-      if (!row) throw new Error(`Enqueue of a webhook for request ${job.requestId} returned no row`);
-      return toWebhookJob(row);
-    },
-
-    async claimDueWebhooks(now, limit, leaseMs) {
-      if (limit <= 0) return [];
-      // Pushing next_attempt_at forward is the lease: until it passes, the job is not due for anyone else.
-      const claimed = await rows<WebhookRow>(
-        `UPDATE webhooks w SET next_attempt_at = $3
-         FROM (
-           SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2
-           FOR UPDATE SKIP LOCKED
-         ) due
-         WHERE w.id = due.id
-         RETURNING w.*`,
-        [now, Math.trunc(limit), now + leaseMs],
-        "darkroom_claim_webhooks",
-      );
-      return claimed.map(toWebhookJob).sort((a, b) => a.id - b.id);
-    },
-
-    async recordWebhookAttempt(attempt: WebhookAttempt, next) {
-      // The attempt row and the job's counter change in one statement, so attempts always agrees with
-      // the attempt rows. A job already delivered or failed keeps its state: a late attempt (after its
-      // lease passed) is recorded but cannot reopen it.
-      await pool.query(
-        `WITH recorded AS (
-           INSERT INTO webhook_attempts (webhook_id, request_id, attempt, at, status, ok, error, duration_ms)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         )
-         UPDATE webhooks
-         SET attempts = attempts + 1,
-             state = CASE WHEN state = 'pending' THEN $9 ELSE state END,
-             next_attempt_at = CASE WHEN state = 'pending' THEN $10 ELSE next_attempt_at END
-         WHERE id = $1`,
-        [
-          attempt.webhookId,
-          attempt.requestId,
-          attempt.attempt,
-          attempt.at,
-          attempt.status,
-          attempt.ok,
-          pgText(attempt.error),
-          attempt.durationMs,
-          next.state,
-          next.nextAttemptAt,
-        ],
-      );
-    },
-
-    async listWebhooks(requestId) {
-      // One statement, so the jobs and their attempts come from one snapshot.
-      const found = await rows<WebhookWithAttemptRow>(
-        `SELECT w.*, a.request_id AS a_request_id, a.attempt AS a_attempt, a.at AS a_at, a.status AS a_status, a.ok AS a_ok, a.error AS a_error,
-                a.duration_ms AS a_duration_ms
-         FROM webhooks w LEFT JOIN webhook_attempts a ON a.webhook_id = w.id
-         WHERE w.request_id = $1
-         ORDER BY w.id, a.attempt, a.seq`,
-        [requestId],
-      );
-      const listed: { job: WebhookJob; attempts: WebhookAttempt[] }[] = [];
-      for (const row of found) {
-        let entry = listed.at(-1);
-        if (entry?.job.id !== row.id) {
-          entry = { job: toWebhookJob(row), attempts: [] };
-          listed.push(entry);
-        }
-        if (row.a_attempt !== null) {
-          entry.attempts.push({
-            webhookId: row.id,
-            requestId: row.a_request_id ?? row.request_id,
-            attempt: row.a_attempt,
-            at: row.a_at ?? 0,
-            status: row.a_status,
-            ok: row.a_ok === true,
-            error: row.a_error,
-            durationMs: row.a_duration_ms ?? 0,
-          });
-        }
-      }
-      return listed;
-    },
+    ...createStorageEntries(pool),
+    ...createWebhookOutbox(pool),
   };
 }
