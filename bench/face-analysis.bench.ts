@@ -21,7 +21,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 
 // Imported here rather than statically so that their load time counts towards the cold start.
 const [[{ default: sharp }, { loadFaceModels, analyseFaces }, { initBackend }], importMs] = await timed(() =>
-  Promise.all([import("sharp"), import("../src/apps/face-analysis/face-model.js"), import("../src/apps/tfjs-common/wasm-backend.js")]),
+  Promise.all([import("sharp"), import("../src/apps/face-analysis/face-model.js"), import("../src/media/tfjs/wasm-backend.js")]),
 );
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "7" } } });

@@ -33,7 +33,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 
 // Imported here rather than statically so that their load time counts towards the cold start.
 const [[{ default: sharp }, rvm, { initBackend }], importMs] = await timed(() =>
-  Promise.all([import("sharp"), import("../src/apps/matting-common/rvm-model.js"), import("../src/apps/tfjs-common/wasm-backend.js")]),
+  Promise.all([import("sharp"), import("../src/media/matting/rvm-model.js"), import("../src/media/tfjs/wasm-backend.js")]),
 );
 const { importApp } = await import("../src/runtime/app-loader.js");
 const { directContext } = await import("./lib/direct-context.js");

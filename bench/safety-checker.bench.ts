@@ -22,7 +22,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 
 // Imported here rather than statically so that their load time is measured as part of the cold start.
 const [[model, { initBackend }], importMs] = await timed(() =>
-  Promise.all([import("../src/apps/safety-checker/model.js"), import("../src/apps/tfjs-common/wasm-backend.js"), import("sharp")]),
+  Promise.all([import("../src/media/safety/model.js"), import("../src/media/tfjs/wasm-backend.js"), import("sharp")]),
 );
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "10" } } });

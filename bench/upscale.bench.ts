@@ -12,7 +12,7 @@
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import type { ModelSize } from "../src/apps/upscale/model-loader.js";
+import type { ModelSize } from "../src/media/upscale/model-loader.js";
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const started = performance.now();
@@ -24,9 +24,9 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 const [[{ default: sharp }, { loadUpscaleModel }, { upscaleRaw }, { initBackend }], importMs] = await timed(() =>
   Promise.all([
     import("sharp"),
-    import("../src/apps/upscale/model-loader.js"),
-    import("../src/apps/upscale/tiled-upscale.js"),
-    import("../src/apps/tfjs-common/wasm-backend.js"),
+    import("../src/media/upscale/model-loader.js"),
+    import("../src/media/upscale/tiled-upscale.js"),
+    import("../src/media/tfjs/wasm-backend.js"),
   ]),
 );
 

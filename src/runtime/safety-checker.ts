@@ -4,8 +4,9 @@
  * for requests that enable it the runner host wraps `ctx.files` in a {@link SafetyGuard}:
  *
  * - every image the handler stores (`ctx.files.put` with an `image/*` type) is scored with the
- *   safety-checker app's NSFW classifier before it is written; a flagged image is stored blurred or
- *   black instead, so the original never reaches storage or a client (partial results included);
+ *   NSFW classifier of `src/media/safety/model.ts` (the safety-checker app's) before it is written;
+ *   a flagged image is stored blurred or black instead, so the original never reaches storage or a
+ *   client (partial results included);
  * - when the handler returns, every image record of the output (an object with a `url` and an
  *   `image/*` `content_type`, found depth first in key and array order) gets its verdict, in that
  *   order, as `has_nsfw_concepts`. A record the handler did not store through `ctx.files` (an input
@@ -23,7 +24,7 @@
  */
 import { Readable } from "node:stream";
 import type { FormatEnum, Sharp } from "sharp";
-import type { NsfwScores, SafetyClassifier } from "../apps/safety-checker/model.js";
+import type { NsfwScores, SafetyClassifier } from "../media/safety/model.js";
 import type { FileAccess, FileRef, PutFileOptions } from "./sdk.js";
 
 /** `withhold`: a flagged image is replaced by a black image of the same size and format, as fal does. */
@@ -91,7 +92,7 @@ function loadModel(log: (message: string) => void): Promise<NsfwModel> {
     const started = performance.now();
     log("safety checker: loading the NSFW model (first checked request of this runner)");
     // Imported here, not at the top: the module pulls in tfjs and nsfwjs.
-    const nsfw = await import("../apps/safety-checker/model.js");
+    const nsfw = await import("../media/safety/model.js");
     const classifier = await nsfw.loadSafetyClassifier();
     log(`safety checker: loaded nsfwjs ${classifier.modelName} in ${Math.round(performance.now() - started)} ms`);
     modelState = "loaded";

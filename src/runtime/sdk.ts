@@ -199,6 +199,22 @@ export const ImageSchema = FileSchema.extend({
   height: z.number().int(),
 });
 
+/** fal's video record; `storeVideo` (`src/media/video/video-file.ts`) stores a file and measures it. */
+export const VideoSchema = FileSchema.extend({
+  width: z.number().int(),
+  height: z.number().int(),
+  fps: z.number(),
+  duration: z.number().describe("Seconds"),
+  num_frames: z.number().int(),
+});
+
+/** fal's audio record; `storeAudio` (`src/media/audio/audio-file.ts`) stores a file and measures it. */
+export const AudioSchema = FileSchema.extend({
+  duration: z.number().describe("Seconds"),
+  sample_rate: z.number().int().describe("Hz"),
+  channels: z.number().int(),
+});
+
 /**
  * An input file field: an http(s) URL or a data: URI (fal accepts both everywhere). Schemes are
  * case-insensitive (RFC 3986 §3.1, RFC 2397), so `HTTP://` and `DATA:` are accepted too.

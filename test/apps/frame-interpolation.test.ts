@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { probe } from "../../src/apps/video-common/ffmpeg.js";
+import { probe } from "../../src/media/video/ffmpeg.js";
 import { mad } from "../helpers/pixels.js";
 import { eventually, FIXTURES, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 import { processMatches } from "../helpers/processes.js";

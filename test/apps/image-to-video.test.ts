@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
-import { checkFfmpeg, probe, runFfmpeg } from "../../src/apps/video-common/ffmpeg.js";
+import { checkFfmpeg, probe, runFfmpeg } from "../../src/media/video/ffmpeg.js";
 import { mad } from "../helpers/pixels.js";
 import { eventually, FIXTURES, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 import { processMatches } from "../helpers/processes.js";
@@ -20,7 +20,7 @@ import { downloadVideo, fileDataUri, grabFrame } from "../helpers/video.js";
 
 const APP = "darkroom/image-to-video";
 
-describe("video-common ffmpeg helpers", () => {
+describe("media/video ffmpeg helpers", () => {
   it("reports ffmpeg as available here, and unavailable with a reason and remedy when FFMPEG_PATH is wrong", async () => {
     assert.equal(await checkFfmpeg(), null);
     const saved = process.env["FFMPEG_PATH"];

@@ -10,7 +10,7 @@ import { before, describe, test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
 import sharp from "sharp";
 import app, { MAX_INPUT_BYTES, MAX_INPUT_PIXELS } from "../../src/apps/remove-background/app.js";
-import { autoDownsampleRatio } from "../../src/apps/matting-common/rvm-model.js";
+import { autoDownsampleRatio } from "../../src/media/matting/rvm-model.js";
 import type { Handler, HandlerContext } from "../../src/runtime/sdk.js";
 import { rejects422 } from "../helpers/field-error.js";
 import { fakeContext as makeFakeContext, type FakeContext } from "../helpers/handler-context.js";

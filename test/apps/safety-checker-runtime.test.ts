@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
-import { DEFAULT_THRESHOLD } from "../../src/apps/safety-checker/model.js";
+import { DEFAULT_THRESHOLD } from "../../src/media/safety/model.js";
 import { AllowList } from "../../src/net/allow-list.js";
 import { buildManifest } from "../../src/runtime/app-loader.js";
 import { createFileAccess, ownFileKey } from "../../src/runtime/file-access.js";

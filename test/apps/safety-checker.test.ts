@@ -10,7 +10,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
 import app, { MAX_IMAGES, MAX_PIXELS } from "../../src/apps/safety-checker/app.js";
-import { isNsfw, NSFW_CLASSES, type NsfwScores } from "../../src/apps/safety-checker/model.js";
+import { isNsfw, NSFW_CLASSES, type NsfwScores } from "../../src/media/safety/model.js";
 import type { Handler, HandlerContext } from "../../src/runtime/sdk.js";
 import { FIXTURES, REPO_ROOT, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 import { rejects422 } from "../helpers/field-error.js";

@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parsePocketsphinx } from "../../src/apps/speech-to-text/app.js";
-import { checkPrograms, POCKETSPHINX } from "../../src/apps/audio-common/process.js";
+import { checkPrograms, POCKETSPHINX } from "../../src/media/audio/process.js";
 import { wordErrorRate } from "../helpers/word-error-rate.js";
 import { FIXTURES, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { probe } from "../../src/apps/video-common/ffmpeg.js";
+import { probe } from "../../src/media/video/ffmpeg.js";
 import { eventually, FIXTURES, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 import { processMatches } from "../helpers/processes.js";
 import { assertProgressForward, cancelAndWait, opsOf, result, status, streamedProgress, submit } from "../helpers/queue.js";

@@ -1,5 +1,5 @@
 /**
- * Test cases every image app owes its `image_url` input (the image-common header check): an image
+ * Test cases every image app owes its `image_url` input (the media/image header check): an image
  * over the pixel limit and bytes that are no image are both 422s on the field, answered before any
  * work is billed. An app's test file registers them with {@link testImageInputRejections}.
  * @module

@@ -8,7 +8,7 @@ import sharp from "sharp";
 import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
 import { EMOTIONS, analyseFaces, loadFaceModels, type FaceModels } from "./face-model.js";
-import { assertPixelLimit, readImageHeader } from "../image-common/image-header.js";
+import { assertPixelLimit, readImageHeader } from "../../media/image/image-header.js";
 
 /**
  * 16 megapixels (e.g. 4096×4096 or a 16 MP camera photo): the decoded RGB buffer (48 MiB) and its

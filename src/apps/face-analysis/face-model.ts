@@ -7,8 +7,8 @@
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { packageDir } from "../tfjs-common/package-dir.js";
-import { initBackend } from "../tfjs-common/wasm-backend.js";
+import { packageDir } from "../../media/tfjs/package-dir.js";
+import { initBackend } from "../../media/tfjs/wasm-backend.js";
 import type * as FaceApi from "@vladmandic/face-api/dist/face-api.node-wasm.js";
 
 // face-api ships CommonJS builds that are loaded by path.

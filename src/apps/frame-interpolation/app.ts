@@ -8,10 +8,10 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fieldError } from "../../core/errors.js";
-import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
-import { checkFfmpeg, probe, runFfmpeg, withTempDir, type VideoInfo } from "../video-common/ffmpeg.js";
-import { storeVideo, VideoSchema } from "../video-common/video-file.js";
-import { probeInput } from "../video-common/video-input.js";
+import { defineApp, endpoint, FileUrl, VideoSchema, z, type HandlerContext } from "../../runtime/sdk.js";
+import { checkFfmpeg, probe, runFfmpeg, withTempDir, type VideoInfo } from "../../media/video/ffmpeg.js";
+import { storeVideo } from "../../media/video/video-file.js";
+import { probeInput } from "../../media/video/video-input.js";
 
 /** 60 s of input: motion-compensated interpolation runs at a few frames per second per core at 1080p. */
 export const MAX_INPUT_SECONDS = 60;

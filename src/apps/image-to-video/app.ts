@@ -11,9 +11,9 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
 import { fieldError } from "../../core/errors.js";
-import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
-import { checkFfmpeg, runFfmpeg, withTempDir } from "../video-common/ffmpeg.js";
-import { storeVideo, VideoSchema } from "../video-common/video-file.js";
+import { defineApp, endpoint, FileUrl, VideoSchema, z, type HandlerContext } from "../../runtime/sdk.js";
+import { checkFfmpeg, runFfmpeg, withTempDir } from "../../media/video/ffmpeg.js";
+import { storeVideo } from "../../media/video/video-file.js";
 
 /** 16 MP: decoding and the 2× supersampled canvas below stay within a few hundred MB. */
 export const MAX_INPUT_PIXELS = 16_000_000;

@@ -7,7 +7,7 @@
 import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
 import { joinLines, loadOcrEngine, prepareImage, recogniseText, type OcrEngine } from "./ocr-model.js";
-import { assertPixelLimit, readImageHeader } from "../image-common/image-header.js";
+import { assertPixelLimit, readImageHeader } from "../../media/image/image-header.js";
 
 /**
  * 16 megapixels (e.g. 4096×4096 or a 16 MP scan): the detector runs on the full-resolution image,

@@ -1,17 +1,17 @@
 /**
  * `darkroom/remove-background`: cuts the people out of a photo with Robust Video Matting on the tfjs
  * wasm backend, returning an RGBA cut-out and the alpha matte. This file is the platform glue (input,
- * limits, progress, storage); the model work lives in `../matting-common/`.
+ * limits, progress, storage); the model work lives in `src/media/matting/`.
  * @module
  */
 import sharp from "sharp";
 import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, ImageSchema, z, type HandlerContext } from "../../runtime/sdk.js";
-import { assertPixelLimit, readImageHeader } from "../image-common/image-header.js";
-import { alphaOf, cutout } from "../matting-common/compose.js";
-import { RVM_LICENSE, RVM_WEIGHTS_ORIGIN } from "../matting-common/provenance.js";
-import { readLimited } from "../matting-common/read-input.js";
-import { autoDownsampleRatio, loadRvm, type RvmModel } from "../matting-common/rvm-model.js";
+import { assertPixelLimit, readImageHeader } from "../../media/image/image-header.js";
+import { alphaOf, cutout } from "../../media/matting/compose.js";
+import { RVM_LICENSE, RVM_WEIGHTS_ORIGIN } from "../../media/matting/provenance.js";
+import { readLimited } from "../../media/matting/read-input.js";
+import { autoDownsampleRatio, loadRvm, type RvmModel } from "../../media/matting/rvm-model.js";
 
 /**
  * 2048² pixels: RVM refines at full resolution, and a 2048² image peaks at about 1.1 GB of runner

@@ -2,7 +2,7 @@
  * `darkroom/safety-checker`: flags NSFW images with the nsfwjs MobileNetV2 classifier on the tfjs
  * wasm backend, answering in fal's safety-checker vocabulary (`has_nsfw_concepts`). This file is the
  * platform glue (input forms, limits, progress, billing); the model and the flagging rule live in
- * `model.ts`.
+ * `src/media/safety/model.ts`, which the platform-wide `enable_safety_checker` shares.
  * @module
  */
 import sharp from "sharp";
@@ -15,7 +15,7 @@ import {
   loadSafetyClassifier,
   type NsfwScores,
   type SafetyClassifier,
-} from "./model.js";
+} from "../../media/safety/model.js";
 
 /** Images per call: a call then takes a few seconds at most (~0.15 s per image on one core). */
 export const MAX_IMAGES = 16;

@@ -11,9 +11,9 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fieldError, PlatformError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
-import { runFfmpeg, withTempDir } from "../video-common/ffmpeg.js";
-import { probeAudio } from "../audio-common/audio-file.js";
-import { checkPrograms, FFMPEG, FFPROBE, POCKETSPHINX, programPath, runProgram } from "../audio-common/process.js";
+import { runFfmpeg, withTempDir } from "../../media/video/ffmpeg.js";
+import { probeAudio } from "../../media/audio/audio-file.js";
+import { checkPrograms, FFMPEG, FFPROBE, POCKETSPHINX, programPath, runProgram } from "../../media/audio/process.js";
 
 /** 10 minutes: pocketsphinx runs at about half real time on one core, so this bounds a request to ~5 minutes. */
 export const MAX_AUDIO_SECONDS = 600;

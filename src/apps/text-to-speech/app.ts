@@ -8,10 +8,10 @@
  */
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { defineApp, endpoint, z, type HandlerContext } from "../../runtime/sdk.js";
-import { runFfmpeg, withTempDir } from "../video-common/ffmpeg.js";
-import { AudioSchema, probeAudio, storeAudio } from "../audio-common/audio-file.js";
-import { checkPrograms, FFMPEG, FFPROBE, FLITE, programPath, runProgram } from "../audio-common/process.js";
+import { AudioSchema, defineApp, endpoint, z, type HandlerContext } from "../../runtime/sdk.js";
+import { runFfmpeg, withTempDir } from "../../media/video/ffmpeg.js";
+import { probeAudio, storeAudio } from "../../media/audio/audio-file.js";
+import { checkPrograms, FFMPEG, FFPROBE, FLITE, programPath, runProgram } from "../../media/audio/process.js";
 
 /** 5000 characters: about 5 minutes of speech at normal speed, synthesised by flite in well under 15 s. */
 export const MAX_TEXT_CHARS = 5000;

@@ -1,15 +1,15 @@
 /**
  * `darkroom/upscale`: ×2 or ×4 super-resolution with the UpscalerJS ESRGAN models on the tfjs wasm
  * backend. This file is the platform glue (input, limits, progress, storage); the model work lives in
- * `model-loader.ts` and `tiled-upscale.ts`.
+ * `src/media/upscale/` (`model-loader.ts`, `tiled-upscale.ts`), which `darkroom/video-upscale` shares.
  * @module
  */
 import sharp from "sharp";
 import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, ImageSchema, z, type HandlerContext } from "../../runtime/sdk.js";
-import { preloadModelCache, type ModelCache } from "./model-loader.js";
-import { upscaleRaw } from "./tiled-upscale.js";
-import { readImageHeader } from "../image-common/image-header.js";
+import { preloadModelCache, type ModelCache } from "../../media/upscale/model-loader.js";
+import { upscaleRaw } from "../../media/upscale/tiled-upscale.js";
+import { readImageHeader } from "../../media/image/image-header.js";
 
 /** 2048² pixels: decoding and tiling stay within a few hundred MB of memory. */
 export const MAX_INPUT_PIXELS = 2048 * 2048;

@@ -3,22 +3,22 @@
  * colour (MP4, H.264) or with transparency (WebM, VP9 with alpha), using Robust Video Matting frame by
  * frame with its recurrent state carried from each frame to the next, which is what keeps the matte
  * stable over time. ffmpeg decodes to raw frames on a pipe and encodes from another; see
- * `video-common/frame-pipe.ts`.
+ * `src/media/video/frame-pipe.ts`.
  * @module
  */
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { fieldError } from "../../core/errors.js";
-import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
-import { compositeOver, cutout, parseHexColor } from "../matting-common/compose.js";
-import { RVM_LICENSE, RVM_WEIGHTS_ORIGIN } from "../matting-common/provenance.js";
-import { readLimited } from "../matting-common/read-input.js";
-import { autoDownsampleRatio, loadRvm, type RvmModel } from "../matting-common/rvm-model.js";
-import { checkFfmpeg, probe, runFfmpeg, withTempDir, type VideoInfo } from "../video-common/ffmpeg.js";
-import { decodedSize, decodeFrames, FrameEncoder, probeStreamLayout } from "../video-common/frame-pipe.js";
-import { storeVideo, VideoSchema } from "../video-common/video-file.js";
-import { probeInput } from "../video-common/video-input.js";
+import { defineApp, endpoint, FileUrl, VideoSchema, z, type HandlerContext } from "../../runtime/sdk.js";
+import { compositeOver, cutout, parseHexColor } from "../../media/matting/compose.js";
+import { RVM_LICENSE, RVM_WEIGHTS_ORIGIN } from "../../media/matting/provenance.js";
+import { readLimited } from "../../media/matting/read-input.js";
+import { autoDownsampleRatio, loadRvm, type RvmModel } from "../../media/matting/rvm-model.js";
+import { checkFfmpeg, probe, runFfmpeg, withTempDir, type VideoInfo } from "../../media/video/ffmpeg.js";
+import { decodedSize, decodeFrames, FrameEncoder, probeStreamLayout } from "../../media/video/frame-pipe.js";
+import { storeVideo } from "../../media/video/video-file.js";
+import { probeInput } from "../../media/video/video-input.js";
 
 /** 60 s of input. */
 export const MAX_INPUT_SECONDS = 60;

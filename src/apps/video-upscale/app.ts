@@ -1,6 +1,6 @@
 /**
  * `darkroom/video-upscale`: ×2 or ×4 super-resolution of a video, frame by frame, with the ESRGAN
- * models of `darkroom/upscale` (same loader, same tiling). ffmpeg decodes the frames into a pipe and
+ * models of `darkroom/upscale` (same loader, same tiling: `src/media/upscale/`). ffmpeg decodes the frames into a pipe and
  * encodes the upscaled ones from another, so only the frame in hand is in memory; the audio track is
  * muxed back untouched where MP4 can carry it.
  * @module
@@ -8,13 +8,13 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fieldError, isPlatformError } from "../../core/errors.js";
-import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
-import { preloadModelCache, type ModelCache } from "../upscale/model-loader.js";
-import { upscaleRaw } from "../upscale/tiled-upscale.js";
-import { checkFfmpeg, probe, withTempDir, type VideoInfo } from "../video-common/ffmpeg.js";
-import { decodedSize, decodeFrames, FrameEncoder, probeStreamLayout, type StreamLayout } from "../video-common/frame-pipe.js";
-import { storeVideo, VideoSchema } from "../video-common/video-file.js";
-import { probeInput } from "../video-common/video-input.js";
+import { defineApp, endpoint, FileUrl, VideoSchema, z, type HandlerContext } from "../../runtime/sdk.js";
+import { preloadModelCache, type ModelCache } from "../../media/upscale/model-loader.js";
+import { upscaleRaw } from "../../media/upscale/tiled-upscale.js";
+import { checkFfmpeg, probe, withTempDir, type VideoInfo } from "../../media/video/ffmpeg.js";
+import { decodedSize, decodeFrames, FrameEncoder, probeStreamLayout, type StreamLayout } from "../../media/video/frame-pipe.js";
+import { storeVideo } from "../../media/video/video-file.js";
+import { probeInput } from "../../media/video/video-input.js";
 
 /** 64 MiB of input file: bounds the download and the temp copy; CPU time runs out long before bigger files pay off. */
 export const MAX_INPUT_BYTES = 64 * 1024 * 1024;

@@ -1,12 +1,13 @@
 /**
  * NSFW classification with the nsfwjs MobileNetV2 model on the tfjs wasm backend, plus the flagging
- * rule. Kept free of platform code (no HandlerContext, no HTTP errors) so that the app's handler,
- * tests, benchmarks and, later, a platform-wide `enable_safety_checker` step can all share it.
+ * rule. Kept free of platform code (no HandlerContext, no HTTP errors) so that the safety-checker
+ * app, the platform-wide `enable_safety_checker` (`src/runtime/safety-checker.ts`), tests and
+ * benchmarks can all share it; it lives in the media layer, below both the runtime and the apps.
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import sharp from "sharp";
-import { initBackend } from "../tfjs-common/wasm-backend.js";
+import { initBackend } from "../tfjs/wasm-backend.js";
 
 /** The model's five output classes, in the order of its softmax output (nsfwjs's NSFW_CLASSES). */
 export const NSFW_CLASSES = ["drawing", "hentai", "neutral", "porn", "sexy"] as const;
@@ -70,7 +71,7 @@ export interface SafetyClassifier {
 }
 
 /**
- * Starts the wasm backend (shared with the upscale app's loader, once per process) and loads
+ * Starts the wasm backend (shared with the other tfjs models, once per process) and loads
  * MobileNetV2 from the base64 JS bundles inside the nsfwjs package; no network is used. Loading
  * takes seconds (the bundles are parsed and decoded in JS), so call this once and keep the result.
  */

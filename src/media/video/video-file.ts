@@ -1,22 +1,27 @@
 /**
- * fal's video output record, and storing an encoded video (MP4 or WebM) as one: every number in the
- * record is measured with ffprobe from the file actually stored, never copied from the request, so a
- * client sees what it got even where the encoder rounded (odd sizes, frame counts).
+ * Storing an encoded video (MP4 or WebM) as fal's video output record (`VideoSchema` in
+ * `src/runtime/sdk.ts` declares it to clients): every number in the record is measured with ffprobe
+ * from the file actually stored, never copied from the request, so a client sees what it got even
+ * where the encoder rounded (odd sizes, frame counts).
  * @module
  */
 import { readFile } from "node:fs/promises";
-import { FileSchema, z, type HandlerContext } from "../../runtime/sdk.js";
+import type { OutputFiles } from "../context.js";
 import { probe } from "./ffmpeg.js";
 
-export const VideoSchema = FileSchema.extend({
-  width: z.number().int(),
-  height: z.number().int(),
-  fps: z.number(),
-  duration: z.number().describe("Seconds"),
-  num_frames: z.number().int(),
-});
-
-export type VideoRecord = z.input<typeof VideoSchema>;
+/** fal's `video` record, as the SDK's `VideoSchema` describes it. */
+export interface VideoRecord {
+  url: string;
+  content_type: string;
+  file_name: string;
+  file_size: number;
+  width: number;
+  height: number;
+  fps: number;
+  /** Seconds. */
+  duration: number;
+  num_frames: number;
+}
 
 /** The containers the video apps write. */
 export type VideoContentType = "video/mp4" | "video/webm";
@@ -26,7 +31,7 @@ export type VideoContentType = "video/mp4" | "video/webm";
  * `contentType` must match the container in `file` (and `fileName`'s extension).
  */
 export async function storeVideo(
-  ctx: HandlerContext<unknown>,
+  ctx: OutputFiles,
   file: string,
   fileName: string,
   contentType: VideoContentType = "video/mp4",

@@ -6,9 +6,9 @@
  */
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { modelFileHandler } from "../tfjs-common/model-files.js";
-import { packageDir } from "../tfjs-common/package-dir.js";
-import { initBackend } from "../tfjs-common/wasm-backend.js";
+import { modelFileHandler } from "../tfjs/model-files.js";
+import { packageDir } from "../tfjs/package-dir.js";
+import { initBackend } from "../tfjs/wasm-backend.js";
 
 /** The three model sizes UpscalerJS publishes: each trades latency for quality. */
 export type ModelSize = "slim" | "medium" | "thick";

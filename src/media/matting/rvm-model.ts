@@ -13,8 +13,8 @@
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { modelFileHandler } from "../tfjs-common/model-files.js";
-import { initBackend } from "../tfjs-common/wasm-backend.js";
+import { modelFileHandler } from "../tfjs/model-files.js";
+import { initBackend } from "../tfjs/wasm-backend.js";
 
 const require = createRequire(import.meta.url);
 

@@ -3,12 +3,12 @@
  * resolving a program with an env override, the availability check, and running a child process
  * that dies at once when the request is cancelled.
  *
- * Program lookup reuses video-common's `findExecutable` so that both families of apps resolve PATH
+ * Program lookup reuses media/video's `findExecutable` so that both families of apps resolve PATH
  * the same way.
  * @module
  */
 import { spawn } from "node:child_process";
-import { ffmpegPath, ffprobePath, findExecutable } from "../video-common/ffmpeg.js";
+import { ffmpegPath, ffprobePath, findExecutable } from "../video/ffmpeg.js";
 
 /** A system program an app needs: its name on PATH, the env variable that overrides it, the apt package. */
 export interface ProgramSpec {
@@ -29,7 +29,7 @@ export const FFPROBE: ProgramSpec = { name: "ffprobe", envVar: "FFPROBE_PATH", a
 
 /** The env override when set, else the bare name (searched on PATH). Read on every call so tests can change it. */
 export function programPath(spec: ProgramSpec): string {
-  // ffmpeg/ffprobe go through video-common so that one override governs every app.
+  // ffmpeg/ffprobe go through media/video so that one override governs every app.
   if (spec === FFMPEG) return ffmpegPath();
   if (spec === FFPROBE) return ffprobePath();
   return process.env[spec.envVar] || spec.name;

@@ -5,13 +5,13 @@
  * @module
  */
 import { fieldError, PlatformError } from "../../core/errors.js";
-import type { HandlerContext } from "../../runtime/sdk.js";
+import type { InputFiles } from "../context.js";
 
 const megabytes = (bytes: number): string => `${Math.round((bytes / (1024 * 1024)) * 10) / 10} MiB`;
 
 /** The file behind `url`, refused with a 422 on `field` when larger than `maxBytes`. */
 export async function readLimited(
-  ctx: HandlerContext<unknown>,
+  ctx: InputFiles,
   url: string,
   field: string,
   maxBytes: number,

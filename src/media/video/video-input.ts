@@ -4,14 +4,14 @@
  * @module
  */
 import { fieldError } from "../../core/errors.js";
-import type { HandlerContext } from "../../runtime/sdk.js";
+import type { Cancellable } from "../context.js";
 
 /**
  * Awaits `probing` (ffprobe runs on the input in `video_url`) and turns its failure into a 422 on
  * `video_url` carrying ffprobe's reason. A cancellation during the probe stays a cancellation: the
  * killed ffprobe's error is not reported as the cause.
  */
-export async function probeInput<T>(ctx: HandlerContext<unknown>, probing: Promise<T>): Promise<T> {
+export async function probeInput<T>(ctx: Cancellable, probing: Promise<T>): Promise<T> {
   try {
     return await probing;
   } catch (err) {

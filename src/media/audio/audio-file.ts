@@ -1,20 +1,26 @@
 /**
- * Audio probing with ffprobe and fal's `audio` output record. Every number in the record is
- * measured from the stored file, never copied from the request, so that a client sees what the
- * encoder actually produced (mp3 padding, opus resampling to 48 kHz).
+ * Audio probing with ffprobe and fal's `audio` output record (`AudioSchema` in `src/runtime/sdk.ts`
+ * declares it to clients). Every number in the record is measured from the stored file, never
+ * copied from the request, so that a client sees what the encoder actually produced (mp3 padding,
+ * opus resampling to 48 kHz).
  * @module
  */
 import { readFile } from "node:fs/promises";
-import { FileSchema, z, type HandlerContext } from "../../runtime/sdk.js";
+import type { OutputFiles } from "../context.js";
 import { FFPROBE, programPath, runProgram } from "./process.js";
 
-export const AudioSchema = FileSchema.extend({
-  duration: z.number().describe("Seconds"),
-  sample_rate: z.number().int().describe("Hz"),
-  channels: z.number().int(),
-});
-
-export type AudioRecord = z.input<typeof AudioSchema>;
+/** fal's `audio` record, as the SDK's `AudioSchema` describes it. */
+export interface AudioRecord {
+  url: string;
+  content_type: string;
+  file_name: string;
+  file_size: number;
+  /** Seconds. */
+  duration: number;
+  /** Hz. */
+  sample_rate: number;
+  channels: number;
+}
 
 export interface AudioInfo {
   duration: number;
@@ -49,7 +55,7 @@ export async function probeAudio(file: string, signal?: AbortSignal): Promise<Au
 }
 
 /** Probes `file`, stores it as an output of the request and returns fal's `audio` record. */
-export async function storeAudio(ctx: HandlerContext<unknown>, file: string, fileName: string, contentType: string): Promise<AudioRecord> {
+export async function storeAudio(ctx: OutputFiles, file: string, fileName: string, contentType: string): Promise<AudioRecord> {
   const info = await probeAudio(file, ctx.signal);
   const stored = await ctx.files.put(await readFile(file), { contentType, fileName });
   return {
