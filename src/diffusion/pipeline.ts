@@ -16,33 +16,19 @@ import ort from "onnxruntime-node";
 import { PlatformError } from "../core/errors.js";
 import { ClipTokenizer } from "./clip-tokenizer.js";
 import { denoise } from "./denoise.js";
+import { fromRgb, latentPreview, toRgb, type RgbImage } from "./images.js";
 import { MAX_SEED, Random } from "./random.js";
 import { interp } from "./schedulers/config.js";
 import { alphasCumprod, createScheduler, loadSchedulerConfig, trainingSigmas, type Scheduler, type SchedulerConfig } from "./schedulers/index.js";
+import { inputMeta, pickName, runFloat32 } from "./session-io.js";
+
+export type { RgbImage } from "./images.js";
 
 /** SD 1.x/2.x VAE scaling factor, used when vae_decoder/config.json does not name one. */
 export const DEFAULT_VAE_SCALING = 0.18215;
 
-/**
- * The well-known linear map from SD 1.x/2.x latent channels to RGB (rows: latent channels 0–3,
- * columns: R, G, B). Good enough for a preview, and it costs a few multiply-adds per latent pixel.
- */
-export const LATENT_RGB_FACTORS: readonly (readonly [number, number, number])[] = [
-  [0.298, 0.207, 0.208],
-  [0.187, 0.286, 0.173],
-  [-0.158, 0.189, 0.264],
-  [-0.184, -0.271, -0.473],
-];
-
 /** Optional TAESD decoder for previews, in the model folder beside the full VAE. */
 export const TAESD_DECODER = "taesd_decoder/model.onnx";
-
-/** 8-bit RGB, rows top to bottom, 3 bytes per pixel. */
-export interface RgbImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
 
 export interface PipelineLoadOptions {
   /** ONNX Runtime intra-op threads per session; unset lets ONNX Runtime pick (one per core). */
@@ -104,20 +90,6 @@ export function guidanceEmbedding(w: number, dim: number): Float32Array {
   return out;
 }
 
-function inputMeta(session: ort.InferenceSession, name: string): { type: string; shape: readonly (number | string)[] } {
-  const meta = session.inputMetadata.find((m) => m.name === name);
-  if (!meta?.isTensor) throw new Error(`input '${name}' is not a tensor`);
-  return { type: meta.type, shape: meta.shape };
-}
-
-/** The input named `preferred` if the graph has it, else the one at `index`. */
-function pickName(names: readonly string[], preferred: string, index: number, what: string): string {
-  if (names.includes(preferred)) return preferred;
-  const name = names[index];
-  if (!name) throw new Error(`${what}: expected an input or output '${preferred}' (has ${names.join(", ")})`);
-  return name;
-}
-
 async function exists(file: string): Promise<boolean> {
   return access(file).then(
     () => true,
@@ -134,104 +106,10 @@ async function readJson(file: string): Promise<Record<string, unknown> | null> {
   }
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** IEEE 754 binary16 bits of `v`, rounded to nearest even (what numpy's astype(float16) gives). */
-export function toHalfBits(v: number): number {
-  f32[0] = v;
-  const x = u32[0] ?? 0;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  const mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    // Subnormal: m × 2^-24 with m = (1.mant × 2^23) >> (14 − e).
-    const shift = 14 - e;
-    if (shift > 24) return sign;
-    const full = mant | 0x800000;
-    let m = full >>> shift;
-    const rest = full & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rest > halfway || (rest === halfway && m & 1)) m++;
-    return sign | m;
-  }
-  let h = sign | (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  // A carry out of the mantissa rolls into the exponent, which is the right rounding.
-  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
-  return h;
-}
-
-export function fromHalfBits(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const e = (h >>> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return sign * m * 2 ** -24;
-  if (e === 0x1f) return m ? NaN : sign * Infinity;
-  return sign * (1 + m / 1024) * 2 ** (e - 15);
-}
-
-/**
- * `session.run` with float32 on this side whatever the graph declares: float32 feeds become
- * float16 where the input is float16 (fp16 exports), and float16 outputs come back as float32.
- */
-async function runFloat32(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
-  const converted: Record<string, ort.Tensor> = {};
-  for (const [name, tensor] of Object.entries(feeds)) {
-    const meta = session.inputMetadata.find((m) => m.name === name);
-    const half = meta?.isTensor && meta.type === "float16" && tensor.type === "float32";
-    converted[name] = half ? new ort.Tensor("float16", Uint16Array.from(tensor.data as Float32Array, toHalfBits), tensor.dims) : tensor;
-  }
-  const out: Record<string, ort.Tensor> = {};
-  for (const [name, tensor] of Object.entries(await session.run(converted))) {
-    out[name] = tensor.type === "float16" ? new ort.Tensor("float32", Float32Array.from(tensor.data as Uint16Array, fromHalfBits), tensor.dims) : tensor;
-  }
-  return out;
-}
-
 /** Throws the platform's cancellation error, whatever the signal was aborted with. */
 function checkCancelled(signal: AbortSignal | undefined): void {
   if (!signal?.aborted) return;
   throw signal.reason instanceof PlatformError ? signal.reason : new PlatformError("ERR_CLIENT_CANCELLED", { cause: signal.reason });
-}
-
-/** Values in [-1, 1] (or [0, 1] with `unit`), CHW float → HWC bytes. */
-export function toRgb(chw: Float32Array, width: number, height: number, unit = false): RgbImage {
-  const plane = width * height;
-  const data = new Uint8Array(plane * 3);
-  for (let c = 0; c < 3; c++) {
-    for (let p = 0; p < plane; p++) {
-      const v = chw[c * plane + p] ?? 0;
-      const x = unit ? v : v / 2 + 0.5;
-      data[p * 3 + c] = Math.round(Math.min(1, Math.max(0, x)) * 255);
-    }
-  }
-  return { data, width, height };
-}
-
-/** HWC bytes → CHW float in [-1, 1], the VAE encoder's input range. */
-export function fromRgb(image: RgbImage): Float32Array {
-  const plane = image.width * image.height;
-  const out = new Float32Array(plane * 3);
-  for (let c = 0; c < 3; c++) for (let p = 0; p < plane; p++) out[c * plane + p] = ((image.data[p * 3 + c] ?? 0) / 255) * 2 - 1;
-  return out;
-}
-
-/** A preview at latent resolution (1/8 of the image) through {@link LATENT_RGB_FACTORS}. */
-export function latentPreview(latents: Float32Array, latentWidth: number, latentHeight: number): RgbImage {
-  const plane = latentWidth * latentHeight;
-  const data = new Uint8Array(plane * 3);
-  for (let p = 0; p < plane; p++) {
-    for (let c = 0; c < 3; c++) {
-      let v = 0;
-      for (let k = 0; k < 4; k++) v += (latents[k * plane + p] ?? 0) * (LATENT_RGB_FACTORS[k]?.[c] ?? 0);
-      data[p * 3 + c] = Math.round(Math.min(1, Math.max(0, (v + 1) / 2)) * 255);
-    }
-  }
-  return { data, width: latentWidth, height: latentHeight };
 }
 
 /**

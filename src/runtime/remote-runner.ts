@@ -11,15 +11,13 @@
  * @module
  */
 import { hostname } from "node:os";
-import { Readable } from "node:stream";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { PlatformError, serializeError, type SerializedError } from "../core/errors.js";
 import type { AppKnobs, AppManifest } from "../core/types.js";
 import { AllowList } from "../net/allow-list.js";
-import type { ByteRange, ObjectMeta, PutOptions, StorageDriver } from "../storage/storage.js";
 import { buildManifest, importApp } from "./app-loader.js";
 import { createFileAccess } from "./file-access.js";
 import { GatewayClient, GatewayUnreachableError } from "./gateway-client.js";
+import { createGatewayStorage } from "./gateway-storage.js";
 import { RUNNER_PROTOCOL_VERSION, type FromRunner, type ToRunner } from "./protocol.js";
 import { RunnerHost } from "./runner-host.js";
 
@@ -135,7 +133,12 @@ export class RemoteRunner {
       throw new Error(`${app.id} cannot run on this machine: ${this.#manifest.unavailable.reason} (${this.#manifest.unavailable.remedy})`);
     }
     const allow = AllowList.parse(this.#options.allowHosts ?? "");
-    const storage = this.#gatewayStorage();
+    // Output files go to the gateway, at the attempt this runner holds the request.
+    const storage = createGatewayStorage({
+      client: this.#client,
+      heldAttempt: (requestId) => this.#held.get(requestId)?.attempt,
+      runnerId: () => this.#registration?.runner_id ?? null,
+    });
     let ready!: () => void;
     const readyPromise = new Promise<void>((resolve) => (ready = resolve));
     this.#host = new RunnerHost({
@@ -453,71 +456,5 @@ export class RemoteRunner {
     const fresh = await this.#client.json<{ token: string }>("POST", "/runner/v1/token", {}, { retryForMs: 5000 });
     this.#client.token = fresh.token;
     this.#log("info", "runner token refreshed");
-  }
-
-  // --- output files through the gateway ---
-
-  /** Storage as `ctx.files` sees it: output files are uploaded to the gateway, own files read from it. */
-  #gatewayStorage(): StorageDriver {
-    const unsupported = (what: string): never => {
-      throw new PlatformError("ERR_INTERNAL", { message: `${what} is not available on a remote runner` });
-    };
-    const metaFrom = (key: string, res: Response): ObjectMeta => ({
-      key,
-      size: Number(res.headers.get("content-length") ?? 0),
-      contentType: res.headers.get("content-type") ?? "application/octet-stream",
-      fileName: key.split("/").pop() ?? "file",
-      createdAt: Date.now(),
-      expiresAt: null,
-    });
-    return {
-      name: "gateway",
-      put: async (key: string, body: Readable | Buffer | Uint8Array, options: PutOptions): Promise<ObjectMeta> => {
-        // Keys are outputs/<request id>/<random>/<name> (file-access.ts).
-        const requestId = key.split("/")[1] ?? "";
-        const held = this.#held.get(requestId);
-        if (!held) throw new PlatformError("ERR_LEASE_LOST", { message: `Request ${requestId} is not held by this runner` });
-        const res = await this.#client.request("PUT", `/runner/v1/files/${key.split("/").map(encodeURIComponent).join("/")}`, {
-          body: body instanceof Readable ? body : Readable.from([Buffer.from(body)]),
-          headers: {
-            "content-type": "application/octet-stream",
-            "x-darkroom-content-type": options.contentType,
-            "x-darkroom-file-name": options.fileName,
-            "x-darkroom-runner-id": this.#registration?.runner_id ?? "",
-            "x-darkroom-attempt": String(held.attempt),
-            ...(options.expiresInSeconds !== undefined ? { "x-darkroom-expires-in": String(options.expiresInSeconds) } : {}),
-          },
-          timeoutMs: 10 * 60_000,
-        });
-        const stored = (await res.json()) as { key: string; size: number; content_type: string; file_name: string };
-        return { key: stored.key, size: stored.size, contentType: stored.content_type, fileName: stored.file_name, createdAt: Date.now(), expiresAt: options.expiresInSeconds !== undefined ? Date.now() + options.expiresInSeconds * 1000 : null };
-      },
-      head: async (key: string): Promise<ObjectMeta | null> => {
-        try {
-          const res = await this.#client.request("HEAD", `/runner/v1/files/${key.split("/").map(encodeURIComponent).join("/")}`, { retryForMs: 5000 });
-          return metaFrom(key, res);
-        } catch (err) {
-          if (err instanceof PlatformError && err.status === 404) return null;
-          throw err;
-        }
-      },
-      get: async (key: string, range?: ByteRange): Promise<{ meta: ObjectMeta; body: Readable } | null> => {
-        try {
-          const res = await this.#client.request("GET", `/runner/v1/files/${key.split("/").map(encodeURIComponent).join("/")}`, {
-            ...(range ? { headers: { range: `bytes=${range.start}-${range.end}` } } : {}),
-            retryForMs: 5000,
-          });
-          if (!res.body) return null;
-          return { meta: metaFrom(key, res), body: Readable.fromWeb(res.body as WebReadableStream) };
-        } catch (err) {
-          if (err instanceof PlatformError && err.status === 404) return null;
-          throw err;
-        }
-      },
-      delete: async () => unsupported("delete"),
-      sweepExpired: async () => 0,
-      putPart: async () => unsupported("multipart upload"),
-      completeMultipart: async () => unsupported("multipart upload"),
-    };
   }
 }

@@ -9,7 +9,9 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import ort from "onnxruntime-node";
 import { isPlatformError } from "../../src/core/errors.js";
-import { DiffusionPipeline, TAESD_DECODER, fromHalfBits, guidanceEmbedding, latentPreview, toHalfBits, type RgbImage } from "../../src/diffusion/pipeline.js";
+import { fromHalfBits, toHalfBits } from "../../src/diffusion/fp16.js";
+import { latentPreview } from "../../src/diffusion/images.js";
+import { DiffusionPipeline, TAESD_DECODER, guidanceEmbedding, type RgbImage } from "../../src/diffusion/pipeline.js";
 import { writeTinyDiffusionModel } from "../../src/diffusion/tiny-model.js";
 import { createModelManager } from "../../src/models/index.js";
 

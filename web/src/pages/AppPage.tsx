@@ -5,7 +5,7 @@
  * @module
  */
 import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent, type ReactNode } from "react";
-import { ApiError, type LogLine, type ModelEntry, type QueueStatus, type RawResponse, type RequestDetail } from "../api.js";
+import type { ModelEntry, QueueStatus, RequestDetail } from "../api.js";
 import { CodeTabs } from "../components/CodeTabs.js";
 import { ErrorNotice, Loading, Remedy } from "../components/common.js";
 import { UploadTracker } from "../components/FileInput.js";
@@ -13,32 +13,20 @@ import { JsonView } from "../components/JsonView.js";
 import { RealtimeResults, RealtimeStatus, useRealtime } from "../components/Realtime.js";
 import { AudioPlayer, CompareSlider, ImageGallery, OtherFile, VideoPlayer } from "../components/Media.js";
 import { SchemaForm } from "../components/SchemaForm.js";
-import { errorMessageOf, errorTypeOf, fieldErrorsOf } from "../lib/fal-errors.js";
+import { errorMessageOf } from "../lib/fal-errors.js";
 import { formatSeconds, formatTime, secondsBetween } from "../lib/format.js";
 import { compareSource, findFiles } from "../lib/outputs.js";
 import { buildInput, draftsFromInput, fieldsFor, initialDrafts, parseInputJson, type DraftObject, type FieldError } from "../lib/schema-form.js";
-import { useInterval, useModels, useTitle } from "../hooks.js";
-import { Link, navigate } from "../router.js";
+import { useModels, useTitle } from "../hooks.js";
+import { Link } from "../router.js";
+import { useRun, type Run } from "../run.js";
 import { useSession } from "../session.js";
-
-type Outcome = "succeeded" | "failed" | "cancelled";
-
-type Run =
-  | { phase: "idle" }
-  | { phase: "submitting" }
-  | { phase: "queued" | "running"; requestId: string; status: QueueStatus | null; startedAt: number }
-  | { phase: "done"; requestId: string; outcome: Outcome; result: RawResponse; detail: RequestDetail | null; status: QueueStatus | null };
 
 /** Kinds that go through the queue; a realtime endpoint is run over its WebSocket instead. */
 const RUNNABLE = new Set(["http", "stream"]);
 const USABLE = new Set(["http", "stream", "realtime"]);
 /** A live form sends once typing pauses this long (fal's client throttles realtime sends at 128 ms). */
 const LIVE_DELAY_MS = 150;
-
-function outcomeOf(status: QueueStatus | null, result: RawResponse): Outcome {
-  if (status?.error_type === "client_cancelled" || errorTypeOf(result.body) === "client_cancelled") return "cancelled";
-  return result.ok ? "succeeded" : "failed";
-}
 
 function StatusLine({ run, cancelling }: { run: Run; cancelling: boolean }): ReactNode {
   let text = "";
@@ -165,29 +153,30 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
     setErrors(list);
     if (list.length > 0) setErrorFocus((n) => n + 1);
   }, []);
-  const [run, setRun] = useState<Run>({ phase: "idle" });
-  const [logs, setLogs] = useState<LogLine[]>([]);
-  // The latest partial result of the running request; cleared when it ends.
-  const [partial, setPartial] = useState<{ value: unknown } | null>(null);
-  const [cancelling, setCancelling] = useState(false);
-  const [ranInput, setRanInput] = useState<Record<string, unknown>>({});
-  const [submitError, setSubmitError] = useState<Error | null>(null);
   const [uploads, setUploads] = useState(0);
   // The JSON view of the whole input: its text, or null while the form is shown.
   const [jsonText, setJsonText] = useState<string | null>(null);
   const [live, setLive] = useState(false);
-  const [, setNow] = useState(0);
-  const followRef = useRef<AbortController | null>(null);
-  /** The request this view shows; the URL names it too, and must not make the view load it twice. */
-  const currentRef = useRef<string | null>(null);
   const logRef = useRef<HTMLPreElement>(null);
   const resultRef = useRef<HTMLElement>(null);
   // Counts the runs started here; each one brings the result panel into view once it has rendered.
   const [revealKey, setRevealKey] = useState(0);
   const idPrefix = "in";
   const endpointId = endpoint && endpoint.path ? `${model.endpoint_id}/${endpoint.path}` : model.endpoint_id;
-  const active = !realtime && (run.phase === "submitting" || run.phase === "queued" || run.phase === "running");
   const rt = useRealtime(api, realtime ? endpointId : null);
+  const { run, logs, partial, cancelling, ranInput, submitError, elapsed, start, cancel, clearError } = useRun(api, {
+    appId: model.endpoint_id,
+    endpointId,
+    reopenId,
+    runnable,
+    onFieldErrors: showErrors,
+    onReopen: (path, input) => {
+      setEndpointPath(path);
+      const target = runnable.find((e) => e.path === path);
+      if (target) setDrafts(draftsFromInput(fieldsFor(target.input_schema), input));
+    },
+  });
+  const active = !realtime && (run.phase === "submitting" || run.phase === "queued" || run.phase === "running");
 
   const tracker = useMemo(
     () => ({
@@ -203,9 +192,6 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
     [],
   );
 
-  // A run in flight is only followed, not cancelled, when the page goes away: it keeps its place.
-  useEffect(() => () => followRef.current?.abort(), []);
-  useInterval(() => setNow(Date.now()), 500, run.phase === "queued" || run.phase === "running");
   useEffect(() => {
     if (revealKey > 0) revealIfHidden(resultRef.current);
   }, [revealKey]);
@@ -213,80 +199,6 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
     const el = logRef.current;
     if (el) el.scrollTop = el.scrollHeight;
   }, [logs]);
-
-  const finish = useCallback(
-    async (requestId: string, status: QueueStatus | null, forEndpoint: string) => {
-      if (!api) return;
-      const [result, detail] = await Promise.all([api.result(forEndpoint, requestId), api.request(requestId).catch(() => null)]);
-      setRun({ phase: "done", requestId, outcome: outcomeOf(status, result), result, detail, status });
-      setCancelling(false);
-      if (result.status === 422) showErrors(fieldErrorsOf(result.body));
-    },
-    [api, showErrors],
-  );
-
-  const follow = useCallback(
-    async (requestId: string, forEndpoint: string) => {
-      if (!api) return;
-      followRef.current?.abort();
-      const controller = new AbortController();
-      followRef.current = controller;
-      setPartial(null);
-      const startedAt = Date.now();
-      try {
-        const final = await api.follow(
-          forEndpoint,
-          requestId,
-          (status, lines) => {
-            setLogs(lines);
-            if (status.partial !== undefined) setPartial({ value: status.partial });
-            if (status.status !== "COMPLETED") setRun({ phase: status.status === "IN_QUEUE" ? "queued" : "running", requestId, status, startedAt });
-          },
-          controller.signal,
-        );
-        setPartial(null);
-        await finish(requestId, final, forEndpoint);
-      } catch (err) {
-        if (controller.signal.aborted) return;
-        setSubmitError(err instanceof Error ? err : new Error(String(err)));
-        setRun({ phase: "idle" });
-      }
-    },
-    [api, finish],
-  );
-
-  // Reopening a request: its input goes into the form; a finished one shows its outcome, a live one is followed.
-  useEffect(() => {
-    if (!reopenId || !api || reopenId === currentRef.current) return;
-    followRef.current?.abort();
-    setRun({ phase: "idle" });
-    setSubmitError(null);
-    let stale = false;
-    api.request(reopenId).then(
-      (detail) => {
-        // Marked only once loaded: React's development mode runs this effect twice, the first run stale.
-        if (stale) return;
-        currentRef.current = reopenId;
-        const path = runnable.some((e) => e.path === detail.endpoint) ? detail.endpoint : (runnable[0]?.path ?? "");
-        setEndpointPath(path);
-        const target = runnable.find((e) => e.path === path);
-        const input = typeof detail.input === "object" && detail.input !== null ? (detail.input as Record<string, unknown>) : {};
-        if (target) setDrafts(draftsFromInput(fieldsFor(target.input_schema), input));
-        setRanInput(input);
-        setLogs(detail.logs ?? []);
-        const forEndpoint = path ? `${model.endpoint_id}/${path}` : model.endpoint_id;
-        if (detail.state === "QUEUED" || detail.state === "RUNNING") {
-          void follow(detail.request_id, forEndpoint);
-        } else {
-          void finish(detail.request_id, detail, forEndpoint);
-        }
-      },
-      (err: unknown) => !stale && setSubmitError(err instanceof Error ? err : new Error(String(err))),
-    );
-    return () => {
-      stale = true;
-    };
-  }, [reopenId, api, runnable, model.endpoint_id, follow, finish]);
 
   const fromForm = useMemo(() => buildInput(fields, drafts), [fields, drafts]);
   const fromJson = useMemo(() => (jsonText === null ? null : parseInputJson(jsonText)), [jsonText]);
@@ -323,7 +235,7 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
   const submit = async (e?: FormEvent): Promise<void> => {
     e?.preventDefault();
     if (!api || active || uploads > 0) return;
-    setSubmitError(null);
+    clearError();
     if (built.errors.length > 0) {
       if (jsonText === null) showErrors(built.errors);
       return;
@@ -334,32 +246,7 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
       rt.send(built.input);
       return;
     }
-    setLogs([]);
-    setRanInput(built.input);
-    setRun({ phase: "submitting" });
-    try {
-      const submitted = await api.submit(endpointId, built.input);
-      currentRef.current = submitted.request_id;
-      // The URL names the request, so a reload or a shared link reopens it.
-      navigate(`/app?id=${encodeURIComponent(model.endpoint_id)}&request=${encodeURIComponent(submitted.request_id)}`, { replace: true });
-      setRun({ phase: "queued", requestId: submitted.request_id, status: null, startedAt: Date.now() });
-      await follow(submitted.request_id, endpointId);
-    } catch (err) {
-      if (err instanceof ApiError && err.fieldErrors.length > 0) showErrors(err.fieldErrors);
-      setSubmitError(err instanceof Error ? err : new Error(String(err)));
-      setRun({ phase: "idle" });
-    }
-  };
-
-  const cancel = async (): Promise<void> => {
-    if (!api || (run.phase !== "queued" && run.phase !== "running")) return;
-    setCancelling(true);
-    const res = await api.cancel(endpointId, run.requestId).catch(() => null);
-    // Already finished: the stream is about to say how; anything else is worth showing.
-    if (res && !res.ok && res.status !== 400) {
-      setSubmitError(new ApiError(res.status, res.body));
-      setCancelling(false);
-    }
+    await start(built.input);
   };
 
   const reset = (): void => {
@@ -369,7 +256,6 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
   };
 
   const fraction = run.phase === "running" ? run.status?.progress?.fraction : undefined;
-  const elapsed = run.phase === "queued" || run.phase === "running" ? (Date.now() - run.startedAt) / 1000 : null;
 
   return (
     <div className="app-layout">
