@@ -5,23 +5,24 @@
  * @module
  */
 import websocket from "@fastify/websocket";
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import pino, { type Logger } from "pino";
-import { ERRORS, isPlatformError, PlatformError, type ErrorDefinition } from "../core/errors.js";
-import { pathSegments } from "./app-path.js";
+import { PlatformError } from "../core/errors.js";
 import type { GatewayContext } from "./context.js";
+import { sendError, sendNotFound, toPlatformError } from "./error-reply.js";
 import { logRequestError } from "./error-log.js";
+import { falCallOf, type FalCallHandler } from "./fal-call.js";
 import { registerFilesOrigin } from "./files-origin.js";
 import { parseJsonBody } from "./json-body.js";
 import { InflightBodies } from "./inflight-bodies.js";
 import { closeAfterReply } from "./lingering-close.js";
-import { outageError } from "../core/outage-errors.js";
 import { registerFileRoutes } from "./routes/files.js";
 import { registerOpsRoutes } from "./routes/ops.js";
 import { openApiFor, registerPlatformRoutes } from "./routes/platform.js";
 import { registerPlaygroundRoutes } from "./routes/playground.js";
-import { handleFalProxy } from "./routes/proxy.js";
-import { handleQueueCall, type FalCall } from "./routes/queue.js";
+import { registerFalProxyRoutes } from "./routes/proxy.js";
+import { registerPythonMultipartRoutes } from "./routes/python-multipart.js";
+import { handleQueueCall } from "./routes/queue.js";
 import { realtimeHandler } from "./routes/realtime.js";
 import { handleRestCall } from "./routes/rest.js";
 import { handleRunCall } from "./routes/run.js";
@@ -31,27 +32,6 @@ import { baseUrlOf } from "./wire.js";
 export interface GatewayServerOptions {
   /** The server's pino logger; without one the gateway logs nothing. */
   loggerInstance?: Logger;
-}
-
-/** Maps any thrown value to the fal error shape. */
-function toPlatformError(err: unknown): PlatformError {
-  if (isPlatformError(err)) return err.code === "ERR_INTERNAL" ? (outageError(err.cause) ?? err) : err;
-  const outage = outageError(err);
-  if (outage) return outage;
-  const e = err as FastifyError;
-  switch (e.code) {
-    case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return new PlatformError("ERR_BODY_TOO_LARGE");
-    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return new PlatformError("ERR_UNSUPPORTED_MEDIA_TYPE");
-    case "FST_ERR_CTP_EMPTY_JSON_BODY":
-    case "FST_ERR_CTP_INVALID_JSON_BODY":
-      return new PlatformError("ERR_BAD_JSON");
-  }
-  if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) {
-    return new PlatformError("ERR_BAD_REQUEST", { message: e.message, status: e.statusCode });
-  }
-  return new PlatformError("ERR_INTERNAL", { cause: err });
 }
 
 declare module "fastify" {
@@ -65,26 +45,6 @@ declare module "fastify" {
 function carriesBody(request: FastifyRequest): boolean {
   const length = request.headers["content-length"];
   return (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined;
-}
-
-
-function sendError(reply: FastifyReply, error: PlatformError): FastifyReply {
-  for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
-  if (error.errorType) reply.header("x-fal-error-type", error.errorType);
-  // fal's optional hint for clients deciding whether to retry.
-  const definition: ErrorDefinition = ERRORS[error.code];
-  reply.header("x-fal-retryable", definition.retryable === true ? "true" : "false");
-  // Darkroom's own registry code, for its runners and CLI (several codes share an error_type).
-  reply.header("x-darkroom-error-code", error.code);
-  if (error.code === "ERR_VALIDATION") reply.header("x-fal-billable-units", "0");
-  return reply.code(error.status).type("application/json").send(error.toBody());
-}
-
-function call(request: FastifyRequest, reply: FastifyReply, prefix: string): FalCall {
-  const url = new URL(request.url, "http://internal");
-  const segments = pathSegments(url.pathname);
-  if (segments[0] === prefix) segments.shift();
-  return { method: request.method, segments, query: url.searchParams, request, reply };
 }
 
 /** proxy-addr's test for "the nearest `hops` proxies": the address at hop `i` is trusted below it. */
@@ -163,8 +123,9 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
     const key = await ctx.keys.verify(authorization, { client: request.ip });
     // A wrong key is refused outright rather than treated as anonymous.
     if (!key) throw new PlatformError("ERR_UNAUTHORIZED", { message: "Invalid API key or token" });
-    // A runner token serves apps and nothing else: it must not read other people's requests.
-    if (key.scope === "runner" && !request.url.startsWith("/runner/v1/")) {
+    // A runner token serves apps and nothing else: it must not read other people's requests. The
+    // runner API's routes say they are its own (routes/runner-api.ts); every other route refuses one.
+    if (key.scope === "runner" && !request.routeOptions.config.runnerApi) {
       throw new PlatformError("ERR_FORBIDDEN", { message: "Runner tokens are accepted only by the runner API" });
     }
     request.principal = { keyId: key.id, scope: key.scope, allowedApps: key.via === "token" ? (key.token?.allowed_apps ?? []) : null };
@@ -188,23 +149,22 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
     if (carriesBody(request) && !request.raw.readableEnded) closeAfterReply(reply);
     return sendError(reply, error);
   });
-  app.setNotFoundHandler((request, reply) => {
-    const error = new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path ${new URL(request.url, "http://x").pathname} not found` });
-    logRequestError(request, error);
-    return sendError(reply, error);
-  });
+  app.setNotFoundHandler(sendNotFound);
 
   const onRealtime = realtimeHandler(ctx);
   const notFound = async (request: FastifyRequest): Promise<never> => {
     throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path ${new URL(request.url, "http://x").pathname} not found` });
   };
 
+  // A fal host's calls on its own path prefix here (`/run/...` for fal.run).
+  const onHost = (handler: FalCallHandler, prefix: string) => (request: FastifyRequest, reply: FastifyReply) =>
+    handler(ctx, falCallOf(new URL(request.url, "http://internal"), request, reply, prefix));
   // fal.run: sync runs, /stream, realtime upgrades, and each app's OpenAPI document.
   app.route({
     method: "GET",
     url: "/run/*",
     handler: async (request, reply) => {
-      const c = call(request, reply, "run");
+      const c = falCallOf(new URL(request.url, "http://internal"), request, reply, "run");
       if (c.segments.at(-1) === "openapi.json" && c.segments.length === 3) {
         return openApiFor(ctx, `${c.segments[0]}/${c.segments[1]}`, baseUrlOf(request, ctx.config.publicUrl));
       }
@@ -212,19 +172,18 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
     },
     wsHandler: onRealtime,
   });
-  app.post("/run/*", (request, reply) => handleRunCall(ctx, call(request, reply, "run")));
+  app.post("/run/*", onHost(handleRunCall, "run"));
   // queue.fal.run and rest.fal.ai
-  app.route({ method: ["GET", "POST", "PUT", "HEAD"], url: "/queue/*", handler: (request, reply) => handleQueueCall(ctx, call(request, reply, "queue")) });
-  app.route({ method: ["GET", "POST", "PUT", "DELETE"], url: "/rest/*", handler: (request, reply) => handleRestCall(ctx, call(request, reply, "rest")) });
+  app.route({ method: ["GET", "POST", "PUT", "HEAD"], url: "/queue/*", handler: onHost(handleQueueCall, "queue") });
+  app.route({ method: ["GET", "POST", "PUT", "DELETE"], url: "/rest/*", handler: onHost(handleRestCall, "rest") });
   // The official proxy protocol: the real target is in `x-fal-target-url`.
-  for (const url of ["/api/fal/proxy", "/api/fal/proxy/*"]) {
-    app.route({ method: ["GET", "POST", "PUT", "DELETE", "HEAD"], url, handler: (request, reply) => handleFalProxy(ctx, request, reply) });
-  }
+  registerFalProxyRoutes(app, ctx, { run: handleRunCall, queue: handleQueueCall, rest: handleRestCall });
   // Realtime at fal's own path shape, `wss://fal.run/{id}/realtime`.
   app.route({ method: "GET", url: "/:owner/:alias/realtime", handler: notFound, wsHandler: onRealtime });
   app.route({ method: "GET", url: "/:owner/:alias/*", handler: notFound, wsHandler: onRealtime });
 
   registerFileRoutes(app, ctx);
+  registerPythonMultipartRoutes(app, ctx);
   registerPlatformRoutes(app, ctx);
   registerOpsRoutes(app, ctx);
   registerRunnerApiRoutes(app, ctx);

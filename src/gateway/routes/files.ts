@@ -7,18 +7,17 @@
  * @module
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { PlatformError, isPlatformError } from "../../core/errors.js";
-import { isSpilledInputKey } from "../../storage/spilled-inputs.js";
-import { STAGED_PART_TTL_MS, createStorageQuota, partEntryId, type StorageQuota } from "../../storage/storage-quota.js";
-import type { ByteRange } from "../../storage/storage.js";
+import { PlatformError } from "../../core/errors.js";
+import { partEntryId } from "../../storage/storage-quota.js";
 import type { GatewayContext } from "../context.js";
-import { fileResponseHeaders } from "../file-response-headers.js";
-import { closeAfterReply } from "../lingering-close.js";
+import { uploadTtlOf } from "../fal-headers.js";
+import { MultipartCompleteBody } from "../multipart-parts.js";
+import { takeRawBodies } from "../raw-bodies.js";
+import { serveFile } from "../serve-file.js";
 import { SingleUseUploads } from "../single-use-uploads.js";
+import { uploadKey } from "../upload-keys.js";
+import { closingOnQuota, stagedPartEntry, storageQuotaOf } from "../upload-quota.js";
 import { filesBaseOf } from "../wire.js";
-import { MultipartCompleteBody } from "./multipart-parts.js";
-import { registerPythonMultipartCompleteRoute, registerPythonMultipartUploadRoutes } from "./python-multipart.js";
-import { lifecycleSeconds, uploadKey } from "./rest.js";
 
 function signedMeta(query: Record<string, string | undefined>, keys: readonly string[]): string {
   const meta = new URLSearchParams();
@@ -29,60 +28,9 @@ function signedMeta(query: Record<string, string | undefined>, keys: readonly st
   return meta.toString();
 }
 
-/** Parses a single `bytes=` range against the object size (multi-range is not supported). */
-export function parseRange(header: string, size: number): ByteRange | null {
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m) return null;
-  const [, a = "", b = ""] = m;
-  if (a === "" && b === "") return null;
-  let start: number;
-  let end: number;
-  if (a === "") {
-    const suffix = Number(b);
-    if (suffix === 0) throw new PlatformError("ERR_RANGE_NOT_SATISFIABLE");
-    start = Math.max(0, size - suffix);
-    end = size - 1;
-  } else {
-    start = Number(a);
-    end = b === "" ? size - 1 : Math.min(Number(b), size - 1);
-  }
-  if (start >= size || start > end) throw new PlatformError("ERR_RANGE_NOT_SATISFIABLE", { headers: { "content-range": `bytes */${size}` } });
-  return { start, end };
-}
-
 function contentLength(request: FastifyRequest): number | null {
   const raw = request.headers["content-length"];
   return raw === undefined ? null : Number(raw);
-}
-
-const quotas = new WeakMap<GatewayContext, StorageQuota>();
-
-/** The gateway's storage quota (storage-quota.ts): what each key keeps in storage, charged per upload. */
-export function storageQuotaOf(ctx: GatewayContext): StorageQuota {
-  let quota = quotas.get(ctx);
-  if (!quota) {
-    quota = createStorageQuota({ store: ctx.store, quotaBytes: ctx.config.limits.storageQuotaBytes ?? 0 });
-    quotas.set(ctx, quota);
-  }
-  return quota;
-}
-
-/**
- * Runs an upload handler; a quota refusal of a body not read to its end closes the connection after
- * the answer, lingering so that the client reads it (as the gateway does for ERR_FILE_TOO_LARGE).
- */
-export async function closingOnQuota<T>(request: FastifyRequest, reply: FastifyReply, handler: () => Promise<T>): Promise<T> {
-  try {
-    return await handler();
-  } catch (err) {
-    if (isPlatformError(err) && err.code === "ERR_STORAGE_QUOTA" && !request.raw.readableEnded) closeAfterReply(reply);
-    throw err;
-  }
-}
-
-/** A staged part as the quota records it: it counts until its upload completes or is idle for a day. */
-export function stagedPartEntry(uploadId: string, partNumber: number, size: number): { id: string; bytes: number; uploadId: string; expiresAt: number } {
-  return { id: partEntryId(uploadId, partNumber), bytes: size, uploadId, expiresAt: Date.now() + STAGED_PART_TTL_MS };
 }
 
 function assertSizeAllowed(ctx: GatewayContext, request: FastifyRequest): void {
@@ -92,31 +40,6 @@ function assertSizeAllowed(ctx: GatewayContext, request: FastifyRequest): void {
     throw new PlatformError("ERR_FILE_TOO_LARGE", { message: `Uploads are limited to ${ctx.config.limits.maxFileBytes} bytes` });
   }
 }
-
-export async function serveFile(ctx: GatewayContext, request: FastifyRequest, reply: FastifyReply, key: string): Promise<void> {
-  // Requests' large inputs kept in storage (spilled-inputs.ts) are never served: only their requests' runners get them.
-  if (isSpilledInputKey(key)) throw new PlatformError("ERR_FILE_NOT_FOUND");
-  const meta = await ctx.storage.head(key);
-  if (!meta) throw new PlatformError("ERR_FILE_NOT_FOUND");
-  const rangeHeader = request.headers.range;
-  const range = rangeHeader ? parseRange(rangeHeader, meta.size) : null;
-  const object = await ctx.storage.get(key, range ?? undefined);
-  if (!object) throw new PlatformError("ERR_FILE_NOT_FOUND");
-  reply.headers(fileResponseHeaders(meta.contentType, meta.fileName)).header("accept-ranges", "bytes").header("cache-control", "private, max-age=3600");
-  if (range) {
-    reply.code(206).header("content-range", `bytes ${range.start}-${range.end}/${meta.size}`).header("content-length", String(range.end - range.start + 1));
-  } else {
-    reply.header("content-length", String(meta.size));
-  }
-  if (request.method === "HEAD") {
-    object.body.destroy();
-    await reply.send();
-    return;
-  }
-  await reply.send(object.body);
-}
-
-
 
 function contentTypeOf(request: FastifyRequest): string {
   return String(request.headers["content-type"] ?? "application/octet-stream").split(";")[0]?.trim() || "application/octet-stream";
@@ -159,14 +82,10 @@ export function registerFileRoutes(app: FastifyInstance, ctx: GatewayContext): v
     await reply.send({ file_url: `${filesBaseOf(request, ctx.config)}/files/${stored.key}`, file_size: stored.size });
   });
 
-  registerPythonMultipartCompleteRoute(app, ctx);
-
   // Upload bodies of any content type (JSON files too) must reach storage unparsed.
   app.register(async (uploads) => {
-    uploads.removeAllContentTypeParsers();
-    uploads.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
+    takeRawBodies(uploads);
     registerUploadRoutes(uploads, ctx, once);
-    registerPythonMultipartUploadRoutes(uploads, ctx);
   });
 }
 
@@ -235,7 +154,7 @@ function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext, once: S
     const contentType = contentTypeOf(request);
     const nameHeader = request.headers["x-fal-file-name"];
     const { key, fileName } = uploadKey(Array.isArray(nameHeader) ? nameHeader[0] : nameHeader, contentType);
-    const ttl = lifecycleSeconds(request.headers["x-fal-object-lifecycle"] ?? request.headers["x-fal-object-lifecycle-preference"]);
+    const ttl = uploadTtlOf(request);
     const maxBytes = ctx.config.limits.maxFileBytes;
     await closingOnQuota(request, reply, () =>
       quota.charge(

@@ -19,10 +19,12 @@ import { z } from "zod";
 import { PlatformError } from "../../core/errors.js";
 import { partEntryId } from "../../storage/storage-quota.js";
 import type { GatewayContext } from "../context.js";
+import { uploadTtlOf } from "../fal-headers.js";
+import { MultipartCompleteBody } from "../multipart-parts.js";
+import { takeRawBodies } from "../raw-bodies.js";
+import { uploadKey } from "../upload-keys.js";
+import { closingOnQuota, stagedPartEntry, storageQuotaOf } from "../upload-quota.js";
 import { baseUrlOf, filesBaseOf } from "../wire.js";
-import { closingOnQuota, stagedPartEntry, storageQuotaOf } from "./files.js";
-import { MultipartCompleteBody } from "./multipart-parts.js";
-import { lifecycleSeconds, uploadKey } from "./rest.js";
 
 /** A multipart upload may take long over a slow link; its ticket stays valid for a day. */
 const TICKET_TTL_SECONDS = 24 * 3600;
@@ -63,14 +65,25 @@ function requireToken(request: FastifyRequest): string {
   return request.principal.keyId;
 }
 
-/** Routes that take raw bodies: registered in the scope without body parsers. */
-export function registerPythonMultipartUploadRoutes(app: FastifyInstance, ctx: GatewayContext): void {
+/**
+ * The start and the parts take raw bodies, in a scope of their own without body parsers; the
+ * completion takes JSON, where the JSON parser is.
+ */
+export function registerPythonMultipartRoutes(app: FastifyInstance, ctx: GatewayContext): void {
+  registerCompleteRoute(app, ctx);
+  app.register(async (uploads) => {
+    takeRawBodies(uploads);
+    registerUploadRoutes(uploads, ctx);
+  });
+}
+
+function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.post("/files/upload/multipart", async (request, reply) => {
     const keyId = requireToken(request);
     const contentType = String(request.headers["content-type"] ?? "application/octet-stream").split(";")[0]?.trim() || "application/octet-stream";
     const nameHeader = request.headers["x-fal-file-name"];
     const { key, fileName } = uploadKey(Array.isArray(nameHeader) ? nameHeader[0] : nameHeader, contentType);
-    const ttl = lifecycleSeconds(request.headers["x-fal-object-lifecycle"] ?? request.headers["x-fal-object-lifecycle-preference"]);
+    const ttl = uploadTtlOf(request);
     // The random part makes every ticket distinct, also for two uploads of one name.
     const uploadId = issueTicket(ctx, key, { ct: contentType, name: fileName, n: randomBytes(9).toString("base64url"), ...(ttl ? { ttl } : {}), kid: keyId });
     // The client PUTs its parts under this URL, so it stays on the API's origin even with
@@ -105,8 +118,7 @@ export function registerPythonMultipartUploadRoutes(app: FastifyInstance, ctx: G
   });
 }
 
-/** The completion takes a JSON body: registered where the JSON parser is. */
-export function registerPythonMultipartCompleteRoute(app: FastifyInstance, ctx: GatewayContext): void {
+function registerCompleteRoute(app: FastifyInstance, ctx: GatewayContext): void {
   app.post("/files/*", async (request, reply) => {
     const target = parsePath(request);
     if (!target || target.last !== "complete") throw new PlatformError("ERR_PATH_NOT_FOUND");

@@ -2,77 +2,17 @@
  * fal's queue API (`queue.fal.run`): submit, status, status stream, result, cancel.
  * @module
  */
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyRequest } from "fastify";
 import { PlatformError } from "../../core/errors.js";
-import { isTerminal, type AppManifest, type EndpointManifest, type Priority, type RequestLog, type RequestRecord } from "../../core/types.js";
+import { isTerminal, type AppManifest, type RequestLog, type RequestRecord } from "../../core/types.js";
 import { parseAppPath } from "../app-path.js";
-import { appAllowed, canSeeRequest, requirePrincipal, type GatewayContext } from "../context.js";
+import { canSeeRequest, requirePrincipal, type GatewayContext } from "../context.js";
+import { assertAppAllowed, assertAvailable, findApp, findEndpoint, type FalCall } from "../fal-call.js";
+import { outputTtlOf, parsePriority, parseStartDeadline } from "../fal-headers.js";
 import { openSse } from "../sse.js";
-import { lifecycleSeconds } from "./rest.js";
 import { baseUrlOf, requestUrls, sendOutcome, statusBody } from "../wire.js";
 
-/** A fal API call, however it arrived: a direct route or the proxy's `x-fal-target-url`. */
-export interface FalCall {
-  method: string;
-  segments: string[];
-  query: URLSearchParams;
-  request: FastifyRequest;
-  reply: FastifyReply;
-}
-
 const DEFAULT_MAX_ATTEMPTS = 3;
-
-export function findApp(ctx: GatewayContext, appId: string): AppManifest {
-  const app = ctx.scheduler.app(appId);
-  if (!app) throw new PlatformError("ERR_APP_NOT_FOUND", { message: `Application '${appId}' not found` });
-  return app;
-}
-
-export function assertAvailable(app: AppManifest): void {
-  if (app.unavailable) {
-    throw new PlatformError("ERR_APP_UNAVAILABLE", { message: `${app.id} is unavailable: ${app.unavailable.reason}. Remedy: ${app.unavailable.remedy}` });
-  }
-}
-
-export function assertAppAllowed(call: FalCall, app: AppManifest): void {
-  if (!appAllowed(requirePrincipal(call.request), app.id)) {
-    throw new PlatformError("ERR_FORBIDDEN", { message: `This token is not valid for ${app.id}` });
-  }
-}
-
-export function findEndpoint(app: AppManifest, path: string, kinds: EndpointManifest["kind"][]): EndpointManifest | undefined {
-  return app.endpoints.find((e) => e.path === path && kinds.includes(e.kind));
-}
-
-function header(request: FastifyRequest, name: string): string | undefined {
-  const value = request.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** `x-fal-queue-priority` */
-export function parsePriority(request: FastifyRequest): Priority {
-  const value = (header(request, "x-fal-queue-priority") ?? "normal").trim().toLowerCase();
-  if (value !== "normal" && value !== "low") {
-    throw new PlatformError("ERR_BAD_REQUEST", { message: `x-fal-queue-priority must be 'normal' or 'low', got '${value}'` });
-  }
-  return value;
-}
-
-/** `x-fal-request-timeout`: float seconds until the request must have started (JS sends "30", Python "30.0"). */
-export function parseStartDeadline(request: FastifyRequest, now: number): number | null {
-  const raw = header(request, "x-fal-request-timeout");
-  if (raw === undefined || raw.trim() === "") return null;
-  const seconds = Number(raw);
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    throw new PlatformError("ERR_BAD_REQUEST", { message: `x-fal-request-timeout must be a positive number of seconds, got '${raw}'` });
-  }
-  return now + Math.round(seconds * 1000);
-}
-
-/** `x-fal-object-lifecycle-preference`: how long this request's output files are kept. */
-export function outputTtlOf(request: FastifyRequest): number | null {
-  return lifecycleSeconds(request.headers["x-fal-object-lifecycle-preference"]) ?? null;
-}
 
 function parseWebhook(query: URLSearchParams): string | null {
   const url = query.get("fal_webhook");

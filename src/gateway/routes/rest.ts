@@ -2,12 +2,14 @@
  * fal's REST host (`rest.fal.ai`): short-lived tokens and storage upload initiation.
  * @module
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { PlatformError } from "../../core/errors.js";
 import { requirePrincipal, type GatewayContext } from "../context.js";
+import type { FalCall } from "../fal-call.js";
+import { uploadTtlOf } from "../fal-headers.js";
+import { uploadKey } from "../upload-keys.js";
 import { baseUrlOf, filesBaseOf } from "../wire.js";
-import type { FalCall } from "./queue.js";
 
 /** How long an upload URL stays valid. */
 export const UPLOAD_URL_TTL_SECONDS = 3600;
@@ -22,8 +24,6 @@ const InitiateRequest = z.object({
   file_name: z.string().max(255).optional(),
 });
 
-const LifecycleHeader = z.object({ expiration_duration_seconds: z.number().int().positive().optional() }).passthrough();
-
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body ?? {});
   if (!parsed.success) {
@@ -32,34 +32,6 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
     });
   }
   return parsed.data;
-}
-
-const EXTENSION_BY_TYPE: Record<string, string> = {
-  "image/png": "png",
-  "image/jpeg": "jpg",
-  "image/webp": "webp",
-  "audio/wav": "wav",
-  "audio/x-wav": "wav",
-  "audio/mpeg": "mp3",
-  "video/mp4": "mp4",
-};
-
-/** A storage key for a new upload: unguessable, with a sanitised file name for downloads. */
-export function uploadKey(fileName: string | undefined, contentType: string): { key: string; fileName: string } {
-  const fallback = `upload.${EXTENSION_BY_TYPE[contentType] ?? "bin"}`;
-  const clean = (fileName ?? "").replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "").slice(0, 120) || fallback;
-  return { key: `uploads/${randomBytes(12).toString("base64url")}/${clean}`, fileName: clean };
-}
-
-/** Seconds until expiry from fal's `X-Fal-Object-Lifecycle(-Preference)` header, if sent. */
-export function lifecycleSeconds(headerValue: string | string[] | undefined): number | undefined {
-  const raw = Array.isArray(headerValue) ? headerValue[0] : headerValue;
-  if (!raw) return undefined;
-  try {
-    return LifecycleHeader.parse(JSON.parse(raw)).expiration_duration_seconds;
-  } catch {
-    throw new PlatformError("ERR_BAD_REQUEST", { message: "X-Fal-Object-Lifecycle must be JSON like {\"expiration_duration_seconds\": 3600}" });
-  }
 }
 
 export async function handleRestCall(ctx: GatewayContext, call: FalCall): Promise<void> {
@@ -94,7 +66,7 @@ export async function handleRestCall(ctx: GatewayContext, call: FalCall): Promis
   if (method === "POST" && (path === "storage/upload/initiate" || path === "storage/upload/initiate-multipart")) {
     const body = parseBody(InitiateRequest, request.body);
     const { key, fileName } = uploadKey(body.file_name, body.content_type);
-    const ttl = lifecycleSeconds(request.headers["x-fal-object-lifecycle"] ?? request.headers["x-fal-object-lifecycle-preference"]);
+    const ttl = uploadTtlOf(request);
     const meta = new URLSearchParams({ ct: body.content_type, name: fileName, ...(ttl ? { ttl: String(ttl) } : {}) });
     // `kid` signs the key the upload is charged to (its storage quota); the order of the parameters
     // is the order files.ts verifies them in.

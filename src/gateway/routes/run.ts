@@ -8,9 +8,10 @@ import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type EndpointManifest, type RequestRecord } from "../../core/types.js";
 import { parseAppPath } from "../app-path.js";
 import { requirePrincipal, type GatewayContext } from "../context.js";
+import { assertAppAllowed, assertAvailable, findApp, findEndpoint, type FalCall } from "../fal-call.js";
+import { outputTtlOf, parseStartDeadline } from "../fal-headers.js";
 import { openSse, type SseStream } from "../sse.js";
 import { baseUrlOf, sendOutcome } from "../wire.js";
-import { assertAppAllowed, assertAvailable, findApp, findEndpoint, outputTtlOf, parseStartDeadline, type FalCall } from "./queue.js";
 
 interface Target {
   app: AppManifest;

@@ -15,9 +15,20 @@ import { ERRORS, PlatformError, type ErrorCode } from "../../core/errors.js";
 import { DEFAULT_KNOBS, type AppManifest, type RequestRecord } from "../../core/types.js";
 import { RUNNER_PROTOCOL_VERSION } from "../../runtime/protocol.js";
 import { inputOf } from "../../storage/spilled-inputs.js";
-import type { GatewayContext, Principal } from "../context.js";
-import { closingOnQuota, parseRange, serveFile, storageQuotaOf } from "./files.js";
 import type { ModelManager } from "../../models/manager.js";
+import type { GatewayContext, Principal } from "../context.js";
+import { sendNotFound } from "../error-reply.js";
+import { parseRange } from "../http-range.js";
+import { takeRawBodies } from "../raw-bodies.js";
+import { serveFile } from "../serve-file.js";
+import { closingOnQuota, storageQuotaOf } from "../upload-quota.js";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** The route is the runner API's: the only routes that take runner tokens (server.ts refuses them elsewhere). */
+    runnerApi?: boolean;
+  }
+}
 
 /** Longest a lease call waits for work before answering with no runs. */
 const MAX_POLL_WAIT_MS = 30_000;
@@ -198,10 +209,30 @@ function waitForWork(ctx: GatewayContext, appId: string, ms: number, hangUp: Ret
   });
 }
 
+/** Where the runner API lives. */
+const RUNNER_API_PREFIX = "/runner/v1";
+
+/** The runner API under its prefix, and the admin route that mints runner tokens. */
 export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContext): void {
+  app.register(async (runnerApi) => registerRunnerApi(runnerApi, ctx), { prefix: RUNNER_API_PREFIX });
+  registerRunnerTokenMinting(app, ctx);
+}
+
+function registerRunnerApi(app: FastifyInstance, ctx: GatewayContext): void {
   const leaseMs = (): number => ctx.config.leaseMs;
 
-  app.post("/runner/v1/register", async (request) => {
+  // A runner token serves apps and nothing else: it must not read other people's requests. Every
+  // route of this scope, and no other, accepts one (server.ts's authentication hook reads this flag).
+  app.addHook("onRoute", (route) => {
+    route.config = { ...route.config, runnerApi: true };
+  });
+  // Every path under the prefix is the API's, those that name no route too: a runner asking for
+  // one (a newer runner, an older gateway) gets a 404 like anyone, not the refusal of its token.
+  // Routes rather than a not-found handler, which takes no route config; and fal's realtime routes
+  // (`/:owner/:alias/*`) would otherwise take GETs under the prefix.
+  for (const url of ["/", "/*"]) app.all(url, (request, reply) => sendNotFound(request, reply));
+
+  app.post("/register", async (request) => {
     requireRunner(request);
     const body = parse(RegisterBody, request.body);
     requireRunner(request, body.app.id);
@@ -246,7 +277,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
     };
   });
 
-  app.post("/runner/v1/lease", async (request, reply) => {
+  app.post("/lease", async (request, reply) => {
     requireRunner(request);
     const body = parse(LeaseBody, request.body);
     requireRunner(request, body.app_id);
@@ -268,7 +299,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
     }
   });
 
-  app.post("/runner/v1/heartbeat", async (request) => {
+  app.post("/heartbeat", async (request) => {
     requireRunner(request);
     const body = parse(HeartbeatBody, request.body);
     const results = await Promise.all(
@@ -286,7 +317,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
     return { lease_ms: leaseMs(), requests: results };
   });
 
-  app.post("/runner/v1/requests/:id/events", async (request, reply) => {
+  app.post("/requests/:id/events", async (request, reply) => {
     const { id } = request.params as { id: string };
     requireRunner(request);
     const body = parse(EventsBody, request.body);
@@ -311,7 +342,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
     return reply.code(204).send();
   });
 
-  app.post("/runner/v1/requests/:id/result", async (request) => {
+  app.post("/requests/:id/result", async (request) => {
     const { id } = request.params as { id: string };
     requireRunner(request);
     const body = parse(ResultBody, request.body);
@@ -321,7 +352,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
     return { state: record.state };
   });
 
-  app.post("/runner/v1/requests/:id/error", async (request) => {
+  app.post("/requests/:id/error", async (request) => {
     const { id } = request.params as { id: string };
     requireRunner(request);
     const body = parse(ErrorBody, request.body);
@@ -342,7 +373,7 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
   // and with --files-url it redirects to a public origin the runner may not reach.
   app.route({
     method: ["GET", "HEAD"],
-    url: "/runner/v1/files/*",
+    url: "/files/*",
     handler: async (request, reply) => {
       requireRunner(request);
       await serveFile(ctx, request, reply, (request.params as { "*": string })["*"]);
@@ -352,9 +383,8 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
   // Output files. The body streams into storage under the request's own prefix; the content type
   // travels in a header so that a JSON output is not parsed as a request body.
   app.register(async (uploads) => {
-    uploads.removeAllContentTypeParsers();
-    uploads.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
-    uploads.put("/runner/v1/files/*", async (request, reply) => {
+    takeRawBodies(uploads);
+    uploads.put("/files/*", async (request, reply) => {
       const key = (request.params as { "*": string })["*"];
       // The runner picks the key (its ctx.files builds the URL from it), but only under the
       // request's own output prefix: outputs/<request id>/<random>/<file name>.
@@ -408,14 +438,14 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
     throw err;
   };
 
-  app.get("/runner/v1/models/:name", async (request) => {
+  app.get("/models/:name", async (request) => {
     requireRunner(request);
     const { name } = request.params as { name: string };
     const files = await (await models()).files(name).catch(modelError);
     return { name, files: files.map((f) => ({ path: f.path, sha256: f.sha256, size: f.size })) };
   });
 
-  app.get("/runner/v1/models/blobs/:sha256", async (request, reply) => {
+  app.get("/models/blobs/:sha256", async (request, reply) => {
     requireRunner(request);
     const { sha256 } = request.params as { sha256: string };
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new PlatformError("ERR_FILE_NOT_FOUND");
@@ -434,14 +464,16 @@ export function registerRunnerApiRoutes(app: FastifyInstance, ctx: GatewayContex
   });
 
   // A runner trades its token for a fresh one before it expires, so runner tokens can stay short-lived.
-  app.post("/runner/v1/token", async (request) => {
+  app.post("/token", async (request) => {
     const principal = requireRunner(request);
     if (principal.scope !== "runner") throw new PlatformError("ERR_BAD_REQUEST", { message: "Only runner tokens are refreshed; an admin key does not expire" });
     const issued = ctx.tokens.issue({ keyId: principal.keyId, scope: "runner", allowedApps: principal.allowedApps ?? [] });
     return { token: issued.token, expires_at: new Date(issued.claims.exp * 1000).toISOString() };
   });
+}
 
-  // Admins mint runner tokens for the apps a machine will serve.
+/** Admins mint runner tokens for the apps a machine will serve (a platform route: runner tokens are refused here). */
+function registerRunnerTokenMinting(app: FastifyInstance, ctx: GatewayContext): void {
   app.post("/v1/runner-tokens", async (request, reply) => {
     const principal = request.principal;
     if (!principal) throw new PlatformError("ERR_UNAUTHORIZED");
