@@ -15,7 +15,9 @@ import { inputOf, spillInput, spilledInputKey } from "../storage/spilled-inputs.
 import type { StorageDriver } from "../storage/storage.js";
 import type { NewRequest, Store } from "../store/store.js";
 import { planClaims, splitSuspects, Suspects, type ClaimPlan, type SuspectRun } from "./isolation.js";
+import { Housekeeping } from "./housekeeping.js";
 import { OutcomeWrites } from "./outcome-writes.js";
+import type { EphemeralCall, Pool, PoolSnapshot } from "./pool.js";
 import { applyOutcome, decideOutcome, terminalWriteFor, type RunEnd } from "./run-outcome.js";
 import { RequestEvents, type RequestEvent } from "./request-events.js";
 import { RunnerProcess, type Assignment } from "./runner-process.js";
@@ -51,46 +53,6 @@ export interface SchedulerOptions {
   inputSpillBytes?: number;
 }
 
-interface EphemeralCall {
-  id: string;
-  endpoint: string;
-  input: unknown;
-  baseUrl: string;
-  resolve: (output: unknown) => void;
-  reject: (err: PlatformError) => void;
-  onPartial?: (data: unknown) => void;
-}
-
-interface Pool {
-  app: AppManifest;
-  runners: Map<string, RunnerProcess>;
-  pumping: boolean;
-  pumpAgain: boolean;
-  setupFailures: number;
-  lastSetupError: string | null;
-  ephemeralQueue: EphemeralCall[];
-  ephemeralInFlight: Map<string, EphemeralCall>;
-  coldStarts: number;
-  recentErrors: { at: number; requestId: string | null; message: string }[];
-  /**
-   * Requests that must run apart from other work: they were in flight when a runner died for no
-   * reason that another request explains (a crash), or they hung it past request_timeout. One of them
-   * may crash every runner it runs on. Each group of them runs on a runner that takes nothing else
-   * meanwhile; the pool's other runners go on multiplexing (see isolation.ts). Entries leave when
-   * their request ends.
-   */
-  suspects: Suspects;
-}
-
-export interface PoolSnapshot {
-  app: string;
-  runners: { id: string; state: string; pid: number | undefined; in_flight: number; spawned_at: number; ready_at: number | null }[];
-  cold_starts: number;
-  setup_failures: number;
-  last_setup_error: string | null;
-  recent_errors: { at: number; request_id: string | null; message: string }[];
-}
-
 /** How often a waiter on a shared store re-reads its request, in case a bus notification was lost. */
 const TERMINAL_RECHECK_MS = 2000;
 
@@ -111,12 +73,24 @@ export class Scheduler {
   #ephemeralSeq = 0;
   /** Runner outcomes waiting for the store to come back. */
   readonly #outcomeWrites: OutcomeWrites;
+  readonly #housekeeping: Housekeeping;
 
   constructor(options: SchedulerOptions) {
     this.#options = { leaseMs: 30_000, cancelGraceMs: 5_000, maxSetupFailures: 3, tickMs: 500, localRunners: true, ...options };
     this.#outcomeWrites = new OutcomeWrites({
       onKept: (requestId, err) => this.#options.logger?.warn({ err, requestId }, "the store is unavailable: keeping this request's outcome until it takes it"),
       onWritten: (requestId, keptMs) => this.#options.logger?.info({ requestId, keptMs }, "outcome kept through a store outage is written"),
+    });
+    this.#housekeeping = new Housekeeping({
+      store: options.store,
+      leaseMs: this.#options.leaseMs,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      pools: () => this.#pools.values(),
+      pool: (appId) => this.#pools.get(appId),
+      holds: (requestId) => this.#outcomeWrites.has(requestId),
+      pump: (appId) => this.#pump(appId),
+      finished: (record) => this.#finished(record),
+      announceQueued: (appId) => this.#announceQueued(appId),
     });
     this.events = new RequestEvents({ bus: options.store.bus, onBusError: (err) => this.#options.logger?.warn({ err }, "publishing a request event failed") });
     for (const app of options.apps) this.#addPool(app);
@@ -205,13 +179,13 @@ export class Scheduler {
       this.#unsubscribeQueue = store.bus.subscribe("queue", (appId) => this.#onQueued(appId));
     }
     await this.loadRemoteApps();
-    await this.#expireDeadlines();
+    await this.#housekeeping.expireDeadlines();
     for (const pool of this.#pools.values()) {
       if (pool.app.unavailable) continue;
       if (this.#spawnsRunners(pool)) for (let i = pool.runners.size; i < pool.app.knobs.min_runners; i++) this.#spawn(pool);
       this.#pump(pool.app.id);
     }
-    this.#tick = setInterval(() => void this.#housekeeping(), this.#options.tickMs);
+    this.#tick = setInterval(() => void this.#housekeep(), this.#options.tickMs);
     this.#tick.unref();
   }
 
@@ -972,92 +946,10 @@ export class Scheduler {
     return record;
   }
 
-  // --- housekeeping ---
-
-  async #expireDeadlines(): Promise<void> {
-    const { store } = this.#options;
-    for (const record of await store.expiredStartDeadlines(Date.now())) {
-      const error = new PlatformError("ERR_REQUEST_TIMEOUT", { message: "Request could not start before its x-fal-request-timeout deadline" });
-      const done = await store.finish(record.id, terminalWriteFor(error));
-      if (done) this.#finished(done);
-    }
-  }
-
-  async #housekeeping(): Promise<void> {
+  async #housekeep(): Promise<void> {
     if (this.#stopping) return;
-    const now = Date.now();
-    const { store, leaseMs, metrics } = this.#options;
     try {
-      await this.#expireDeadlines();
-      const depths = await store.queueDepths();
-      for (const pool of this.#pools.values()) {
-        const knobs = pool.app.knobs;
-        metrics?.queueDepth.set({ app: pool.app.id }, depths.get(pool.app.id) ?? 0);
-        const alive = [...pool.runners.values()].filter((r) => r.state === "starting" || r.state === "ready");
-        for (const runner of pool.runners.values()) {
-          if (runner.state === "starting" && now - runner.spawnedAt > knobs.startup_timeout * 1000) {
-            pool.lastSetupError = `setup() did not finish within startup_timeout (${knobs.startup_timeout} s)`;
-            this.#options.metrics?.runnerFailures.inc({ app: pool.app.id, reason: "startup_timeout" });
-            runner.kill();
-            continue;
-          }
-          for (const a of runner.assignments.values()) {
-            if (!a.ephemeral && now - a.startedAt > knobs.request_timeout * 1000 && !a.timedOut) {
-              a.timedOut = true;
-              this.#options.metrics?.runnerFailures.inc({ app: pool.app.id, reason: "request_timeout" });
-              runner.kill();
-            } else if (!a.ephemeral && now - a.leaseRenewedAt > leaseMs / 3) {
-              // The process is alive and owns the request: keep its lease fresh.
-              a.leaseRenewedAt = now;
-              void store.heartbeat(a.requestId, runner.id, leaseMs).catch(() => undefined);
-            }
-          }
-        }
-        // Keep warm runners for keep_alive, never going below min_runners + buffer.
-        const floor = Math.max(knobs.min_runners, knobs.concurrency_buffer);
-        let surplus = alive.length - floor;
-        for (const runner of alive) {
-          if (surplus <= 0) break;
-          if (runner.state === "ready" && runner.assignments.size === 0 && now - runner.idleSince > knobs.keep_alive * 1000) {
-            runner.drain();
-            surplus -= 1;
-          }
-        }
-        // Also a safety net: a queued request never waits on a wake-up that was missed.
-        if (pool.ephemeralQueue.length > 0 || alive.length < floor || (depths.get(pool.app.id) ?? 0) > 0) this.#pump(pool.app.id);
-      }
-      // Expired leases only occur when a lease holder vanished without the exit event (other processes).
-      for (const record of await store.expiredLeases(now)) {
-        const pool = this.#pools.get(record.appId);
-        // Its outcome waiting for the store to come back holds it too (outcome-writes.ts).
-        const held = this.#outcomeWrites.has(record.id) || (pool && [...pool.runners.values()].some((r) => r.id === record.leaseOwner && r.alive));
-        if (held) continue;
-        const guard = record.leaseOwner ? { owner: record.leaseOwner, attempt: record.attempt } : null;
-        // A request its client cancelled ends cancelled; retrying it would run what nobody wants.
-        const lost = new PlatformError("ERR_RUNNER_DISCONNECTED", { message: "Runner lease expired" });
-        const next = await applyOutcome(store, record.id, guard, decideOutcome({ ok: false, error: lost }, record));
-        if (next && next.state !== "QUEUED") this.#finished(next);
-        else if (next) {
-          this.#pump(next.appId);
-          this.#announceQueued(next.appId);
-        }
-      }
-      // A suspect waiting in the queue that ended where #finished did not see it (another scheduler on
-      // the same store, a store-side expiry) must not keep a runner waiting for it. Running ones end
-      // through #finished.
-      for (const pool of this.#pools.values()) {
-        if (pool.suspects.size === 0) continue;
-        const running = new Set([...pool.runners.values()].flatMap((r) => [...r.assignments.keys()]));
-        for (const group of pool.suspects.waiting((id) => running.has(id))) {
-          for (const id of group) {
-            const record = await store.get(id);
-            if (!record || isTerminal(record.state)) {
-              pool.suspects.delete(id);
-              this.#pump(pool.app.id);
-            }
-          }
-        }
-      }
+      await this.#housekeeping.tick();
     } catch (err) {
       this.#options.logger?.error({ err }, "housekeeping failed");
     }
