@@ -18,8 +18,12 @@
  * @module
  */
 import { ERRORS, PlatformError, type ErrorDefinition } from "../core/errors.js";
-import type { RequestRecord, RequestState } from "../core/types.js";
+import type { RequestRecord } from "../core/types.js";
+import { terminalWriteFor } from "../store/rows.js";
 import type { Store, TerminalWrite } from "../store/store.js";
+
+// The store writes terminal states; the scheduler's modules take the builder from here.
+export { terminalWriteFor };
 
 /** How a run ended, as its runner (or the lack of one) tells it. */
 export type RunEnd = { ok: true; output: unknown; billableUnits?: number | null } | { ok: false; error: PlatformError };
@@ -34,18 +38,6 @@ export type OutcomeDecision =
 export function requeues(error: PlatformError): boolean {
   const definition: ErrorDefinition = ERRORS[error.code];
   return definition.requeue === true;
-}
-
-/** The terminal write of a request that ended with `error`. */
-export function terminalWriteFor(error: PlatformError, state: Extract<RequestState, "FAILED" | "CANCELLED"> = "FAILED"): TerminalWrite {
-  return {
-    state: error.code === "ERR_CLIENT_CANCELLED" ? "CANCELLED" : state,
-    output: error.toBody(),
-    statusCode: error.status,
-    error: error.message,
-    errorType: error.errorType ?? null,
-    billableUnits: null,
-  };
 }
 
 export function decideOutcome(end: RunEnd, request: { cancelRequested?: boolean } = {}): OutcomeDecision {

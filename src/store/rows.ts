@@ -347,11 +347,10 @@ export function terminalColumns(
  * ERR_CLIENT_CANCELLED, with the body fal's clients get from the result endpoint as for any other
  * request error (the scheduler writes the same for a running request the client cancelled).
  */
-export const CANCELLED_BY_CLIENT: TerminalWrite = cancelledWrite(new PlatformError("ERR_CLIENT_CANCELLED"));
-
-function cancelledWrite(error: PlatformError): TerminalWrite {
+/** The terminal write of a request that ended with `error` (CANCELLED for ERR_CLIENT_CANCELLED, else FAILED). */
+export function terminalWriteFor(error: PlatformError): TerminalWrite {
   return {
-    state: "CANCELLED",
+    state: error.code === "ERR_CLIENT_CANCELLED" ? "CANCELLED" : "FAILED",
     output: error.toBody(),
     statusCode: error.status,
     error: error.message,
@@ -359,6 +358,8 @@ function cancelledWrite(error: PlatformError): TerminalWrite {
     billableUnits: null,
   };
 }
+
+export const CANCELLED_BY_CLIENT: TerminalWrite = terminalWriteFor(new PlatformError("ERR_CLIENT_CANCELLED"));
 
 // --- storage quota ---
 
