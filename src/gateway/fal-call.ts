@@ -7,8 +7,10 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { PlatformError } from "../core/errors.js";
 import type { AppManifest, EndpointManifest } from "../core/types.js";
+import { UnparsedInput } from "../core/unparsed-input.js";
 import { pathSegments } from "./app-path.js";
 import { appAllowed, requirePrincipal, type GatewayContext } from "./context.js";
+import { checkUnparsedInput } from "./json-body.js";
 
 /** A fal API call, however it arrived: a direct route or the proxy's `x-fal-target-url`. */
 export interface FalCall {
@@ -49,4 +51,13 @@ export function assertAppAllowed(call: FalCall, app: AppManifest): void {
 
 export function findEndpoint(app: AppManifest, path: string, kinds: EndpointManifest["kind"][]): EndpointManifest | undefined {
   return app.endpoints.find((e) => e.path === path && kinds.includes(e.kind));
+}
+
+/**
+ * Validates an app call's input against its endpoint's schema: at once when it was parsed, on a body
+ * worker when it is a large input kept unparsed (json-body.ts). Throws fal's 422.
+ */
+export async function validateAppInput(ctx: GatewayContext, endpoint: EndpointManifest, input: unknown): Promise<void> {
+  if (input instanceof UnparsedInput) return checkUnparsedInput(input, endpoint.input);
+  ctx.validator.validate(endpoint.input, input);
 }

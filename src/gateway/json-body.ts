@@ -1,144 +1,67 @@
 /**
- * JSON request bodies, parsed without letting one caller stall the event loop for the others.
- * JSON.parse takes any depth and any number of values: a 30 MB object of a million keys costs the
- * only thread about two seconds, and deep nesting later overflows the stack of JSON.stringify (when
- * the input is stored) and of structured clone (when a runner gets it). So every body is held to a
- * depth and a count of values (keys plus array items), and bodies too big to parse in a blink are
- * measured first on worker threads: the event loop parses only a body that is within both limits.
+ * JSON request bodies, read without letting one caller stall the event loop or swell its heap for
+ * the others. Every body is held to the shape limits of json-shape.ts. Small bodies are parsed at
+ * once. Bodies too big to parse in a blink go to a worker thread first; and an app input (a route
+ * with `config.appInput`) larger than the spill threshold is never parsed here at all: it stays its
+ * bytes (UnparsedInput), the worker validates it against the endpoint's schema, and the scheduler
+ * writes those bytes to storage. Parsed on the event loop, a 30 MB inline file cost about eight
+ * times its size at once (the body, its string, the value, the JSON written back out, the copy for
+ * the worker); kept as bytes, about one.
  * @module
  */
-import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
 import { PlatformError } from "../core/errors.js";
+import type { JsonSchema } from "../core/types.js";
+import { UnparsedInput } from "../core/unparsed-input.js";
+import { parseLimitedJson, refusalOf } from "./json-shape.js";
+import { jsonWorkers } from "./json-workers.js";
 
-/** Deepest nesting accepted; no model input comes near it. */
-export const MAX_JSON_DEPTH = 512;
-/** Most values (object keys plus array items, at every level) in one body. */
-export const MAX_JSON_VALUES = 100_000;
+export { MAX_JSON_DEPTH, MAX_JSON_VALUES } from "./json-shape.js";
+
 /**
  * Bodies up to this size are parsed on the event loop at once: at most ~30,000 values fit, a parse
- * of well under 10 ms. Bigger ones are measured on a worker first.
+ * of well under 10 ms. Bigger ones are checked on a worker first.
  */
 export const INLINE_PARSE_BYTES = 64 * 1024;
 
-type Verdict = { ok: true } | { ok: false; reason: "syntax" | "depth" | "values" };
-
-/** Depth and value count of a parsed value, without recursion, stopping at the first limit passed. */
-function measure(value: unknown, maxDepth: number, maxValues: number): Verdict {
-  const stack: { v: unknown; depth: number }[] = [{ v: value, depth: 1 }];
-  let values = 0;
-  for (let item = stack.pop(); item; item = stack.pop()) {
-    if (typeof item.v !== "object" || item.v === null) continue;
-    if (item.depth > maxDepth) return { ok: false, reason: "depth" };
-    const children = Array.isArray(item.v) ? item.v : Object.values(item.v);
-    values += children.length;
-    if (values > maxValues) return { ok: false, reason: "values" };
-    for (const child of children) {
-      if (typeof child === "object" && child !== null) stack.push({ v: child, depth: item.depth + 1 });
-    }
-  }
-  return { ok: true };
+/** The bytes of `body` as an ArrayBuffer of their own, to transfer: the body's own when it has one (no copy). */
+function ownArrayBuffer(body: Buffer): ArrayBuffer {
+  if (body.byteOffset === 0 && body.buffer instanceof ArrayBuffer && body.buffer.byteLength === body.length) return body.buffer;
+  // A slice of a shared pool (or of a larger allocation): copied.
+  return new Uint8Array(body).buffer;
 }
 
-// The worker runs the same `measure`, passed as source: it has no TypeScript loader of its own.
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require("node:worker_threads");
-const measure = ${measure.toString()};
-parentPort.on("message", ({ id, bytes }) => {
-  let verdict;
-  try {
-    verdict = measure(JSON.parse(Buffer.from(bytes).toString("utf8")), workerData.maxDepth, workerData.maxValues);
-  } catch {
-    verdict = { ok: false, reason: "syntax" };
-  }
-  parentPort.postMessage({ id, verdict });
-});
-`;
-
-function refusal(verdict: Verdict): PlatformError | null {
-  if (verdict.ok) return null;
-  if (verdict.reason === "syntax") return new PlatformError("ERR_BAD_JSON", { message: "Malformed JSON body" });
-  if (verdict.reason === "depth") return new PlatformError("ERR_BAD_JSON", { message: `JSON body is nested deeper than ${MAX_JSON_DEPTH} levels` });
-  return new PlatformError("ERR_BAD_JSON", {
-    message: `JSON body has more than ${MAX_JSON_VALUES} values (object keys and array items); send large data as a file URL instead`,
-  });
+/** How a route's JSON body is to be read. */
+export interface JsonBodyOptions {
+  /** The body is an app's input: over `unparsedOver` bytes it is kept unparsed (UnparsedInput). */
+  appInput: boolean;
+  unparsedOver: number;
 }
-
-/** A few worker threads that measure big bodies in turn; started on the first big body, never keeping the process alive. */
-class JsonMeasurers {
-  #workers: Worker[] = [];
-  #next = 0;
-  #pending = new Map<number, { worker: Worker; resolve: (verdict: Verdict) => void; reject: (error: Error) => void }>();
-  #ids = 0;
-
-  #worker(): Worker {
-    if (this.#workers.length === 0) {
-      const count = Math.max(1, Math.min(2, availableParallelism() - 1));
-      for (let i = 0; i < count; i++) {
-        const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { maxDepth: MAX_JSON_DEPTH, maxValues: MAX_JSON_VALUES } });
-        worker.on("message", ({ id, verdict }: { id: number; verdict: Verdict }) => {
-          this.#pending.get(id)?.resolve(verdict);
-          this.#pending.delete(id);
-          if (![...this.#pending.values()].some((pending) => pending.worker === worker)) worker.unref();
-        });
-        // A worker that dies (out of memory on a huge body) fails what it held; the next body starts afresh.
-        worker.on("error", (error) => this.#fail(worker, error));
-        worker.on("exit", () => this.#fail(worker, new Error("JSON measuring worker exited")));
-        // Idle workers never keep the process alive (after the listeners: adding one refs the worker).
-        worker.unref();
-        this.#workers.push(worker);
-      }
-    }
-    return this.#workers[this.#next++ % this.#workers.length]!;
-  }
-
-  #fail(worker: Worker, error: Error): void {
-    const index = this.#workers.indexOf(worker);
-    if (index >= 0) this.#workers.splice(index, 1);
-    for (const [id, pending] of this.#pending) {
-      if (pending.worker !== worker) continue;
-      this.#pending.delete(id);
-      pending.reject(error);
-    }
-  }
-
-  measure(body: Buffer): Promise<Verdict> {
-    const id = this.#ids++;
-    // A copy, transferred: the parser's buffer may be a slice of a shared pool.
-    const bytes = new Uint8Array(body).buffer;
-    const worker = this.#worker();
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { worker, resolve, reject });
-      worker.ref();
-      worker.postMessage({ id, bytes }, [bytes]);
-    });
-  }
-}
-
-const measurers = new JsonMeasurers();
 
 /**
  * Parses a request body; an empty body is no input (fal's clients send the JSON type on bodyless
  * calls). Small bodies are parsed at once (`done` is called before this returns): most requests
- * pay no promise and no worker round trip.
+ * pay no promise and no worker round trip. A large app input is handed on unparsed, to be checked
+ * by checkAppInput.
  */
-export function parseJsonBody(body: Buffer, done: (error: Error | null, value?: unknown) => void): void {
+export function parseJsonBody(body: Buffer, options: JsonBodyOptions, done: (error: Error | null, value?: unknown) => void): void {
   if (body.length <= INLINE_PARSE_BYTES) {
     let value: unknown;
     try {
-      value = parseMeasured(body);
+      value = parseLimitedJson(body.toString("utf8"));
     } catch (error) {
       return done(error as Error);
     }
     return done(null, value);
   }
-  measurers.measure(body).then(
-    (verdict) => {
-      const refused = refusal(verdict);
+  if (options.appInput && body.length > options.unparsedOver) return done(null, new UnparsedInput(body));
+  // A copy goes to the worker: this thread parses the body itself once the worker passed it.
+  jsonWorkers.check(new Uint8Array(body).buffer, null).then(
+    (reply) => {
+      const refused = refusalOf(reply.verdict);
       if (refused) return done(refused);
       let value: unknown;
       try {
-        value = parseMeasured(body);
+        value = parseLimitedJson(body.toString("utf8"));
       } catch (error) {
         return done(error as Error);
       }
@@ -148,16 +71,14 @@ export function parseJsonBody(body: Buffer, done: (error: Error | null, value?: 
   );
 }
 
-function parseMeasured(body: Buffer): unknown {
-  const text = body.toString("utf8");
-  if (text.trim() === "") return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new PlatformError("ERR_BAD_JSON", { message: "Malformed JSON body" });
-  }
-  const refused = refusal(measure(value, MAX_JSON_DEPTH, MAX_JSON_VALUES));
+/**
+ * Checks an unparsed app input on a body worker: JSON limits, then `schema`. Throws the 400 or the
+ * 422 (fal's `detail[]`) it is refused with; resolves once it passed, its bytes back in place.
+ */
+export async function checkUnparsedInput(input: UnparsedInput, schema: JsonSchema): Promise<void> {
+  const reply = await jsonWorkers.check(ownArrayBuffer(input.bytes), schema);
+  if (reply.bytes) input.bytes = Buffer.from(reply.bytes);
+  const refused = refusalOf(reply.verdict);
   if (refused) throw refused;
-  return value;
+  if (reply.fieldErrors) throw new PlatformError("ERR_VALIDATION", { fieldErrors: reply.fieldErrors });
 }

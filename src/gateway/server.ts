@@ -6,6 +6,7 @@
  */
 import websocket from "@fastify/websocket";
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Readable } from "node:stream";
 import pino, { type Logger } from "pino";
 import { PlatformError } from "../core/errors.js";
 import type { GatewayContext } from "./context.js";
@@ -13,6 +14,7 @@ import { sendError, sendNotFound, toPlatformError } from "./error-reply.js";
 import { logRequestError } from "./error-log.js";
 import { falCallOf, type FalCallHandler } from "./fal-call.js";
 import { registerFilesOrigin } from "./files-origin.js";
+import { readWholeBody } from "./body-reader.js";
 import { parseJsonBody } from "./json-body.js";
 import { InflightBodies } from "./inflight-bodies.js";
 import { closeAfterReply } from "./lingering-close.js";
@@ -38,6 +40,8 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** The route takes a body without credentials (signed upload URLs, which verify before reading it). */
     anonymousBody?: boolean;
+    /** The route's JSON body is an app's input (fal's run and queue calls): a large one is checked and stored unparsed (json-body.ts). */
+    appInput?: boolean;
   }
 }
 
@@ -87,7 +91,12 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
 
   // fal's clients send `Content-Type: application/json` on bodyless GET and PUT: an empty body is no input.
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request: FastifyRequest, body: Buffer, done: (error: Error | null, value?: unknown) => void) => parseJsonBody(body, done));
+  app.addContentTypeParser("application/json", (request: FastifyRequest, payload: Readable, done: (error: Error | null, value?: unknown) => void) =>
+    readWholeBody(payload, request.headers["content-length"], request.routeOptions.bodyLimit, (error, body) => {
+      if (error || !body) return done(error);
+      parseJsonBody(body, { appInput: request.routeOptions.config.appInput === true, unparsedOver: ctx.config.limits.inputSpillBytes }, done);
+    }),
+  );
   // Everything else stays an unread stream: upload routes pipe it straight into storage.
   app.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
 
@@ -172,9 +181,9 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
     },
     wsHandler: onRealtime,
   });
-  app.post("/run/*", onHost(handleRunCall, "run"));
+  app.post("/run/*", { config: { appInput: true } }, onHost(handleRunCall, "run"));
   // queue.fal.run and rest.fal.ai
-  app.route({ method: ["GET", "POST", "PUT", "HEAD"], url: "/queue/*", handler: onHost(handleQueueCall, "queue") });
+  app.route({ method: ["GET", "POST", "PUT", "HEAD"], url: "/queue/*", config: { appInput: true }, handler: onHost(handleQueueCall, "queue") });
   app.route({ method: ["GET", "POST", "PUT", "DELETE"], url: "/rest/*", handler: onHost(handleRestCall, "rest") });
   // The official proxy protocol: the real target is in `x-fal-target-url`.
   registerFalProxyRoutes(app, ctx, { run: handleRunCall, queue: handleQueueCall, rest: handleRestCall });

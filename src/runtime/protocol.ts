@@ -16,6 +16,11 @@ export type ToRunner =
       requestId: string;
       endpoint: string;
       input: unknown;
+      /**
+       * The input as JSON bytes, in place of `input`: a large input the gateway kept unparsed
+       * (src/core/unparsed-input.ts). The runner parses it; `syncMode` then comes from it too.
+       */
+      inputJson?: Uint8Array;
       attempt: number;
       /** Base URL clients use, for absolute /files/ URLs. */
       baseUrl: string;
@@ -49,3 +54,8 @@ export type FromRunner =
 
 /** Probe: a short-lived child that loads an app module and reports its manifest (no setup). */
 export type ProbeReply = { ok: true; manifest: Omit<AppManifest, "modulePath"> } | { ok: false; error: string };
+
+/** fal's `sync_mode` input field: return files inline as data URIs rather than as stored files. */
+export function wantsSyncMode(input: unknown): boolean {
+  return typeof input === "object" && input !== null && (input as Record<string, unknown>)["sync_mode"] === true;
+}

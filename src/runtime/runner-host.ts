@@ -7,9 +7,22 @@
 import { PlatformError, serializeError, type FieldError } from "../core/errors.js";
 import type { LogLevel } from "../core/types.js";
 import type { FromRunner, ToRunner } from "./protocol.js";
-import { RUNNER_PROTOCOL_VERSION } from "./protocol.js";
+import { RUNNER_PROTOCOL_VERSION, wantsSyncMode } from "./protocol.js";
 import { SafetyGuard, safetyCheckerConfigFromEnv, type SafetyCheckerConfig } from "./safety-checker.js";
 import type { DefinedApp, EndpointDefinition, FileAccess, HandlerContext } from "./sdk.js";
+
+type RunMessage = Extract<ToRunner, { t: "run" }>;
+
+/** A run whose input came as JSON bytes, with the input parsed (and fal's `sync_mode` read from it). */
+function withParsedInput({ inputJson, ...run }: RunMessage): RunMessage {
+  let input: unknown;
+  try {
+    input = JSON.parse(Buffer.from(inputJson!.buffer, inputJson!.byteOffset, inputJson!.byteLength).toString("utf8"));
+  } catch (err) {
+    throw new PlatformError("ERR_INTERNAL", { message: "The request's input is not valid JSON", cause: err });
+  }
+  return { ...run, input, syncMode: run.syncMode ?? wantsSyncMode(input) };
+}
 
 export interface RunnerHostOptions {
   app: DefinedApp;
@@ -102,13 +115,15 @@ export class RunnerHost {
       .finally(finish);
   }
 
-  async #run(run: Extract<ToRunner, { t: "run" }>): Promise<void> {
+  async #run(message: Extract<ToRunner, { t: "run" }>): Promise<void> {
     const { app, send } = this.#options;
+    let run = message;
     const controller = new AbortController();
     this.#inFlight.set(run.requestId, { controller });
     let billableUnits: number | undefined;
     try {
       if (this.#draining) throw new PlatformError("ERR_RUNNER_DISCONNECTED", { message: "Runner is draining" });
+      if (run.inputJson) run = withParsedInput(run);
       const endpoint = app.endpoints.find((e) => e.path === run.endpoint);
       if (!endpoint) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path /${run.endpoint} not found` });
       const parsed = endpoint.input.safeParse(run.input);

@@ -94,11 +94,14 @@ export class RunnerProcess {
    * Node's own `send` also answers false when its write backlog is long (a large input still being
    * written) while it does queue the message: that is backpressure, not a failure.
    * Throws when the message itself cannot be serialized (a value nested too deeply to clone).
+   * `onWritten` is called once the message was written to the pipe (or failed to be), only when
+   * this answers true.
    */
-  send(message: ToRunner): boolean {
+  send(message: ToRunner, onWritten?: () => void): boolean {
     if (!this.#child.connected) return false;
     try {
-      this.#child.send(message);
+      // Called once the message left for the pipe, or failed to (the runner died meanwhile).
+      this.#child.send(message, onWritten && (() => onWritten()));
       return true;
     } catch (err) {
       // The channel closed under us: the exit handler deals with the consequences.

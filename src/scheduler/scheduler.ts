@@ -9,13 +9,15 @@
 import { DEFAULT_LIMITS } from "../core/config.js";
 import { PlatformError, deserializeError } from "../core/errors.js";
 import { isTerminal, type AppManifest, type Progress, type RequestRecord } from "../core/types.js";
+import { UnparsedInput } from "../core/unparsed-input.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { FromRunner, ToRunner } from "../runtime/protocol.js";
-import { inputOf, spillInput, spilledInputKey } from "../storage/spilled-inputs.js";
+import { wantsSyncMode, type FromRunner, type ToRunner } from "../runtime/protocol.js";
+import { spillInput, spilledInputKey } from "../storage/spilled-inputs.js";
 import type { StorageDriver } from "../storage/storage.js";
 import type { NewRequest, Store } from "../store/store.js";
 import { planClaims, splitSuspects, Suspects, type ClaimPlan, type SuspectRun } from "./isolation.js";
 import { Housekeeping } from "./housekeeping.js";
+import { InputTransfers } from "./input-transfers.js";
 import { OutcomeWrites } from "./outcome-writes.js";
 import type { EphemeralCall, Pool, PoolSnapshot } from "./pool.js";
 import { applyOutcome, decideOutcome, terminalWriteFor, type RunEnd } from "./run-outcome.js";
@@ -70,6 +72,8 @@ export class Scheduler {
   readonly #inProgress = new Set<Promise<void>>();
   /** Stored inputs being read for dispatched requests; stop() lets their runs reach the runners before it drains them. */
   readonly #inputReads = new Set<Promise<void>>();
+  /** Spilled inputs being read and written to local runners, within a byte budget. */
+  readonly #inputTransfers: InputTransfers;
   #ephemeralSeq = 0;
   /** Runner outcomes waiting for the store to come back. */
   readonly #outcomeWrites: OutcomeWrites;
@@ -77,6 +81,7 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     this.#options = { leaseMs: 30_000, cancelGraceMs: 5_000, maxSetupFailures: 3, tickMs: 500, localRunners: true, ...options };
+    this.#inputTransfers = new InputTransfers(options.storage);
     this.#outcomeWrites = new OutcomeWrites({
       onKept: (requestId, err) => this.#options.logger?.warn({ err, requestId }, "the store is unavailable: keeping this request's outcome until it takes it"),
       onWritten: (requestId, keptMs) => this.#options.logger?.info({ requestId, keptMs }, "outcome kept through a store outage is written"),
@@ -486,14 +491,17 @@ export class Scheduler {
       this.#sendDispatched(pool, runner, record, record.input);
       return;
     }
-    // A spilled input is read back from storage first (spilled-inputs.ts), without holding up the
-    // dispatches after it. One that cannot be read fails its request, as an unsendable one does.
-    const read = inputOf(this.#options.storage, record);
+    // A spilled input is read back from storage first (spilled-inputs.ts), within the transfer
+    // budget (input-transfers.ts) and without holding up the dispatches after it. One that cannot be
+    // read fails its request, as an unsendable one does.
+    const read = this.#inputTransfers.read(record);
     this.#track(
       read.then(
-        (input) => {
+        (transfer) => {
+          if (!transfer) return;
           // The runner died, or the request was taken from it, while the input was read: that was handled.
-          if (runner.alive && runner.assignments.get(record.id) === assignment) this.#sendDispatched(pool, runner, record, input);
+          if (!runner.alive || runner.assignments.get(record.id) !== assignment) return transfer.release();
+          if (!this.#sendDispatched(pool, runner, record, transfer.input, transfer.release)) transfer.release();
         },
         async (err: unknown) => {
           if (runner.assignments.get(record.id) !== assignment) return;
@@ -513,12 +521,17 @@ export class Scheduler {
     void settled.then(() => this.#inputReads.delete(settled));
   }
 
-  /** Sends a dispatched request with its input (read back from storage if it was spilled) to its runner. */
-  #sendDispatched(pool: Pool, runner: RunnerProcess, record: RequestRecord, input: unknown): void {
-    const syncMode = typeof input === "object" && input !== null && (input as Record<string, unknown>)["sync_mode"] === true;
-    if (!this.#sendRun(pool, runner, record.id, { t: "run", requestId: record.id, endpoint: record.endpoint, input, attempt: record.attempt, baseUrl: record.baseUrl, syncMode, ...(record.outputTtlSeconds !== null ? { outputTtlSeconds: record.outputTtlSeconds } : {}) })) return;
+  /**
+   * Sends a dispatched request with its input (its JSON bytes, if it was spilled) to its runner.
+   * False when it could not be sent (then `onWritten` is never called).
+   */
+  #sendDispatched(pool: Pool, runner: RunnerProcess, record: RequestRecord, input: unknown, onWritten?: () => void): boolean {
+    // A spilled input travels as its JSON bytes, parsed only by the runner (which reads sync_mode from it).
+    const given = input instanceof UnparsedInput ? { input: null, inputJson: input.bytes } : { input, syncMode: wantsSyncMode(input) };
+    if (!this.#sendRun(pool, runner, record.id, { t: "run", requestId: record.id, endpoint: record.endpoint, ...given, attempt: record.attempt, baseUrl: record.baseUrl, ...(record.outputTtlSeconds !== null ? { outputTtlSeconds: record.outputTtlSeconds } : {}) }, onWritten)) return false;
     // A cancellation signalled while a stored input was read reached the runner before its run did.
     if (record.cancelRequested || this.#cancelTimers.has(record.id)) this.#signalCancel(record);
+    return true;
   }
 
   #dispatchEphemeral(pool: Pool, runner: RunnerProcess, call: EphemeralCall): void {
@@ -531,9 +544,10 @@ export class Scheduler {
    * Hands a run to its runner. An input that cannot be serialized for the runner (nested too deeply
    * to clone) fails its request at once; otherwise the request would wait for a result that never comes.
    */
-  #sendRun(pool: Pool, runner: RunnerProcess, requestId: string, message: Extract<ToRunner, { t: "run" }>): boolean {
+  #sendRun(pool: Pool, runner: RunnerProcess, requestId: string, message: Extract<ToRunner, { t: "run" }>, onWritten?: () => void): boolean {
     try {
-      runner.send(message);
+      // Not sent to a runner whose channel closed: its exit handler deals with the request.
+      if (!runner.send(message, onWritten)) onWritten?.();
       return true;
     } catch (err) {
       const error = new PlatformError("ERR_BAD_REQUEST", { message: `The input cannot be passed to a runner: ${err instanceof Error ? err.message : String(err)}`, cause: err });

@@ -23,6 +23,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { PlatformError } from "../core/errors.js";
+import { UnparsedInput } from "../core/unparsed-input.js";
 import type { StorageDriver } from "./storage.js";
 
 /** Where spilled inputs are kept in storage. Never served by URL. */
@@ -56,11 +57,22 @@ export function isSpilledInputKey(key: string): boolean {
  * own prefix and returns the reference to keep in its row instead.
  */
 export async function spillInput(storage: StorageDriver | undefined, requestId: string, input: unknown, thresholdBytes: number): Promise<StoredInput> {
-  const json = JSON.stringify(input ?? null);
-  const bytes = Buffer.byteLength(json, "utf8");
-  if (!storage || bytes <= thresholdBytes) return { input, json, spilledKey: null };
+  let content: Buffer;
+  if (input instanceof UnparsedInput) {
+    // Checked JSON, kept as the bytes that arrived (json-body.ts): stored as they are.
+    content = input.bytes;
+    if (!storage || content.length <= thresholdBytes) {
+      const json = content.toString("utf8");
+      return { input: JSON.parse(json) as unknown, json, spilledKey: null };
+    }
+  } else {
+    const json = JSON.stringify(input ?? null);
+    if (!storage || Buffer.byteLength(json, "utf8") <= thresholdBytes) return { input, json, spilledKey: null };
+    content = Buffer.from(json, "utf8");
+  }
+  const bytes = content.length;
   const key = `${SPILLED_INPUTS_PREFIX}${requestId}/${randomBytes(9).toString("base64url")}.json`;
-  await storage.put(key, Buffer.from(json, "utf8"), { contentType: "application/json", fileName: "input.json" });
+  await storage.put(key, content, { contentType: "application/json", fileName: "input.json" });
   const ref: SpilledInputRef = { $darkroom: { spilled_input: key, bytes } };
   return { input: ref, json: JSON.stringify(ref), spilledKey: key };
 }
@@ -68,11 +80,11 @@ export async function spillInput(storage: StorageDriver | undefined, requestId: 
 const RANDOM_NAME = /^[A-Za-z0-9_-]{8,64}\.json$/;
 
 /**
- * The storage key of the spilled input that `input`, the input held in the row of request
- * `requestId`, refers to; null when it is an ordinary input (a look-alike included: its key must lie
- * under this request's own prefix, see the module comment).
+ * The spilled input that `input`, the input held in the row of request `requestId`, refers to: its
+ * storage key and size. Null for an ordinary input (a look-alike included: its key must lie under
+ * this request's own prefix, see the module comment).
  */
-export function spilledInputKey(requestId: string, input: unknown): string | null {
+export function spilledInputRef(requestId: string, input: unknown): { key: string; bytes: number } | null {
   if (typeof input !== "object" || input === null || Array.isArray(input)) return null;
   const keys = Object.keys(input);
   if (keys.length !== 1 || keys[0] !== "$darkroom") return null;
@@ -82,38 +94,60 @@ export function spilledInputKey(requestId: string, input: unknown): string | nul
   if (Object.keys(ref).length !== 2 || typeof key !== "string" || typeof bytes !== "number") return null;
   const prefix = `${SPILLED_INPUTS_PREFIX}${requestId}/`;
   if (!key.startsWith(prefix) || !RANDOM_NAME.test(key.slice(prefix.length))) return null;
-  return key;
+  return { key, bytes };
 }
 
-/**
- * Reads a spilled input back: `{found: false}` when its file is gone. Storage failures (an
- * unreachable bucket) and unreadable JSON throw.
- */
-export async function readSpilledInput(storage: StorageDriver, key: string): Promise<{ found: true; input: unknown } | { found: false }> {
+/** The storage key of the spilled input `input` refers to (see spilledInputRef); null for an ordinary input. */
+export function spilledInputKey(requestId: string, input: unknown): string | null {
+  return spilledInputRef(requestId, input)?.key ?? null;
+}
+
+/** The bytes of a spilled input: `{found: false}` when its file is gone. Storage failures (an unreachable bucket) throw. */
+async function readSpilledBytes(storage: StorageDriver, key: string): Promise<{ found: true; bytes: Buffer } | { found: false }> {
   const object = await storage.get(key);
   if (!object) return { found: false };
-  const chunks: Buffer[] = [];
-  for await (const chunk of object.body) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array));
-  return { found: true, input: JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown };
+  // One buffer of the stored size, filled as the chunks arrive: no list of chunks joined at the end.
+  let bytes = Buffer.allocUnsafe(object.meta.size);
+  let filled = 0;
+  for await (const chunk of object.body) {
+    const part = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    if (filled + part.length > bytes.length) bytes = Buffer.concat([bytes.subarray(0, filled), part]);
+    else part.copy(bytes, filled);
+    filled += part.length;
+  }
+  return { found: true, bytes: filled === bytes.length ? bytes : bytes.subarray(0, filled) };
+}
+
+/** Reads a spilled input back: `{found: false}` when its file is gone. Storage failures and unreadable JSON throw. */
+export async function readSpilledInput(storage: StorageDriver, key: string): Promise<{ found: true; input: unknown } | { found: false }> {
+  const read = await readSpilledBytes(storage, key);
+  return read.found ? { found: true, input: JSON.parse(read.bytes.toString("utf8")) as unknown } : read;
 }
 
 /**
  * The input of a request as its runner must get it: the row's input, or the spilled input it refers
- * to read back from storage. A spilled input that cannot be read fails the request, with the
+ * to read back from storage; with `form: "bytes"`, a spilled input comes as its JSON bytes
+ * (UnparsedInput), for a runner that parses it itself (the scheduler's local runners: the gateway
+ * never holds the parsed value). A spilled input that cannot be read fails the request, with the
  * PlatformError this throws (ERR_INTERNAL, the cause attached).
  */
-export async function inputOf(storage: StorageDriver | undefined, record: { id: string; input: unknown }): Promise<unknown> {
+export async function inputOf(storage: StorageDriver | undefined, record: { id: string; input: unknown }, form: "parsed" | "bytes" = "parsed"): Promise<unknown> {
   const key = spilledInputKey(record.id, record.input);
   if (key === null) return record.input;
-  let read: Awaited<ReturnType<typeof readSpilledInput>>;
+  let read: Awaited<ReturnType<typeof readSpilledBytes>>;
   try {
     if (!storage) throw new Error("this server has no storage to read it from");
-    read = await readSpilledInput(storage, key);
+    read = await readSpilledBytes(storage, key);
   } catch (err) {
     throw new PlatformError("ERR_INTERNAL", { message: `The request's input could not be read from storage (${key}): ${err instanceof Error ? err.message : String(err)}`, cause: err });
   }
   if (!read.found) throw new PlatformError("ERR_INTERNAL", { message: `The request's input is no longer in storage (${key})` });
-  return read.input;
+  if (form === "bytes") return new UnparsedInput(read.bytes);
+  try {
+    return JSON.parse(read.bytes.toString("utf8")) as unknown;
+  } catch (err) {
+    throw new PlatformError("ERR_INTERNAL", { message: `The request's stored input is not JSON (${key})`, cause: err });
+  }
 }
 
 /**

@@ -107,17 +107,18 @@ describe("request bodies", { timeout: 120_000 }, () => {
       }
     })();
     const statuses = await Promise.all(
-      Array.from({ length: 3 }, () =>
+      Array.from({ length: 6 }, () =>
         fetch(`${p.url}/run/darkroom/echo`, { method: "POST", headers: { authorization: `Key ${ADMIN_KEY}`, "content-type": "application/json" }, body: million }).then((r) => r.status),
       ),
     );
     flooding = false;
     await probe;
-    assert.deepEqual(statuses, [400, 400, 400]);
+    assert.deepEqual(statuses, [400, 400, 400, 400, 400, 400]);
     latencies.sort((a, b) => a - b);
     const worst = latencies.at(-1) ?? 0;
-    // Parsed on the event loop, each body held it ~2 s; measured on workers, /health stays quick.
-    assert.ok(latencies.length >= 10, `${latencies.length} probes`);
+    // Parsed on the event loop, each body held it ~2 s; checked on workers, /health stays quick.
+    // Refused from their bytes on a worker, the bodies go by quickly: a few probes fall inside.
+    assert.ok(latencies.length >= 5, `${latencies.length} probes`);
     assert.ok(worst < 400, `worst /health latency ${worst.toFixed(0)} ms (p50 ${latencies[latencies.length >> 1]?.toFixed(0)} ms)`);
   });
 

@@ -42,6 +42,6 @@ async function handleFalProxy(ctx: GatewayContext, hosts: FalHostHandlers, reque
 
 export function registerFalProxyRoutes(app: FastifyInstance, ctx: GatewayContext, hosts: FalHostHandlers): void {
   for (const url of ["/api/fal/proxy", "/api/fal/proxy/*"]) {
-    app.route({ method: ["GET", "POST", "PUT", "DELETE", "HEAD"], url, handler: (request, reply) => handleFalProxy(ctx, hosts, request, reply) });
+    app.route({ method: ["GET", "POST", "PUT", "DELETE", "HEAD"], url, config: { appInput: true }, handler: (request, reply) => handleFalProxy(ctx, hosts, request, reply) });
   }
 }

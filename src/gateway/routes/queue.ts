@@ -7,7 +7,7 @@ import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type RequestLog, type RequestRecord } from "../../core/types.js";
 import { parseAppPath } from "../app-path.js";
 import { canSeeRequest, requirePrincipal, type GatewayContext } from "../context.js";
-import { assertAppAllowed, assertAvailable, findApp, findEndpoint, type FalCall } from "../fal-call.js";
+import { assertAppAllowed, assertAvailable, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
 import { outputTtlOf, parsePriority, parseStartDeadline } from "../fal-headers.js";
 import { openSse } from "../sse.js";
 import { baseUrlOf, requestUrls, sendOutcome, statusBody } from "../wire.js";
@@ -41,7 +41,7 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
   const endpoint = findEndpoint(app, endpointPath, ["http", "stream"]);
   if (!endpoint) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path /${endpointPath} not found` });
   const input = bodyOf(request);
-  ctx.validator.validate(endpoint.input, input);
+  await validateAppInput(ctx, endpoint, input);
   const now = Date.now();
   const priority = parsePriority(request);
   const startDeadline = parseStartDeadline(request, now);

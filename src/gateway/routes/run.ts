@@ -8,7 +8,7 @@ import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type EndpointManifest, type RequestRecord } from "../../core/types.js";
 import { parseAppPath } from "../app-path.js";
 import { requirePrincipal, type GatewayContext } from "../context.js";
-import { assertAppAllowed, assertAvailable, findApp, findEndpoint, type FalCall } from "../fal-call.js";
+import { assertAppAllowed, assertAvailable, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
 import { outputTtlOf, parseStartDeadline } from "../fal-headers.js";
 import { openSse, type SseStream } from "../sse.js";
 import { baseUrlOf, sendOutcome } from "../wire.js";
@@ -52,7 +52,7 @@ export async function handleRunCall(ctx: GatewayContext, call: FalCall): Promise
   assertAppAllowed(call, target.app);
   assertAvailable(target.app);
   const input = inputOf(call);
-  ctx.validator.validate(target.endpoint.input, input);
+  await validateAppInput(ctx, target.endpoint, input);
   const { record } = await ctx.scheduler.submit({
     id: crypto.randomUUID(),
     appId: target.app.id,
