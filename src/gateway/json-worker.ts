@@ -26,13 +26,14 @@ export type JsonCheckReply = { id: number; verdict: JsonVerdict; fieldErrors?: F
 /**
  * A body leaves its text and parsed value behind as garbage, which V8 collects only once the worker
  * allocates enough again: a burst of 30 MB bodies grew one idle worker by half a gigabyte. So the
- * worker collects after each large body, once its reply is sent. The collector is reached the way
- * leak detectors reach it in a running process (exposed to new contexts; a full collection of a
- * heap the body has just left costs a few milliseconds).
+ * worker collects once the bodies it checked since its last collection add up to 16 MiB (after
+ * every body of that size, after every sixteenth of 1 MiB), once the reply is sent. The collector is
+ * reached the way leak detectors reach it in a running process (exposed to new contexts).
  */
 setFlagsFromString("--expose-gc");
 const collectGarbage = runInNewContext("gc") as () => void;
-const COLLECT_AFTER_BYTES = 1024 * 1024;
+const COLLECT_AFTER_BYTES = 16 * 1024 * 1024;
+let bytesSinceCollection = 0;
 
 const validator = new InputValidator();
 // Schemas arrive as copies: one object per distinct schema keeps the validator's compiled cache warm.
@@ -65,8 +66,11 @@ function check({ id, bytes, schema }: JsonCheck): JsonCheckReply {
 }
 
 parentPort?.on("message", (message: JsonCheck) => {
-  const large = message.bytes.byteLength >= COLLECT_AFTER_BYTES;
+  bytesSinceCollection += message.bytes.byteLength;
   const reply = check(message);
   parentPort?.postMessage(reply, reply.bytes ? [reply.bytes] : []);
-  if (large) collectGarbage();
+  if (bytesSinceCollection >= COLLECT_AFTER_BYTES) {
+    bytesSinceCollection = 0;
+    collectGarbage();
+  }
 });

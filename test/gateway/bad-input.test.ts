@@ -59,6 +59,25 @@ describe("bad input", () => {
     assert.equal(JSON.stringify(ok.body.message), deep(100));
   });
 
+  it("refuses large app inputs (kept unparsed, checked on a body worker) that are malformed, blank, too deep, too wide or off-schema", async () => {
+    const padding = "p".repeat(400 * 1024);
+    const cases: [string, number, RegExp][] = [
+      [`{"message": "${padding}"`, 400, /Malformed JSON body/],
+      [`{"message": "${padding}", }`, 400, /Malformed JSON body/],
+      [" ".repeat(400 * 1024), 400, /Malformed JSON body/],
+      [`{"message": "${padding}", "deep": ${"[".repeat(600)}${"]".repeat(600)}}`, 400, /nested deeper than/],
+      [`{"message": [${"1,".repeat(150_000)}1]}`, 400, /more than 100000 values/],
+      [`{"message": "${padding}", "logs": "not a list"}`, 422, /./],
+    ];
+    for (const [body, status, detail] of cases) {
+      for (const route of [`/queue/${ECHO}`, `/run/${ECHO}`]) {
+        const res = await http(p, "POST", route, body, { "content-type": "application/json" });
+        assertFalError(res, status, status === 422 ? undefined : "bad_request");
+        assert.match(JSON.stringify(res.body.detail), detail, `${route}: ${JSON.stringify(res.body).slice(0, 200)}`);
+      }
+    }
+  });
+
   it("fails a realtime input too deep to hand to a runner instead of waiting forever", { timeout: 10_000 }, async () => {
     let value: unknown = [];
     for (let i = 0; i < 20_000; i++) value = [value];
