@@ -11,11 +11,12 @@ import type { AllowList } from "../net/allow-list.js";
 import { safeFetchBuffer } from "../net/safe-fetch.js";
 import { isDataUri, parseDataUri, toDataUri } from "../storage/data-uri.js";
 import { isSpilledInputKey } from "../storage/spilled-inputs.js";
-import type { StorageDriver } from "../storage/storage.js";
+import type { ObjectAccess } from "../storage/storage.js";
 import type { FileAccess, FileRef, PutFileOptions } from "./sdk.js";
 
 export interface FileAccessOptions {
-  storage: StorageDriver;
+  /** Only put (outputs) and get (this server's own files) are used. */
+  storage: ObjectAccess;
   allow: AllowList;
   requestId: string;
   /** Origin the client used, e.g. "http://127.0.0.1:8787". */

@@ -1,13 +1,14 @@
 /**
  * Storage as a remote runner's `ctx.files` sees it: output files are uploaded to the gateway and the
  * runner's own files read back from it, through the gateway's `/runner/v1/files/` routes. Only what
- * `ctx.files` needs is here; deleting, sweeping and multipart uploads stay with the gateway.
+ * `ctx.files` needs is here ({@link ObjectAccess}: put and get); deleting, sweeping and multipart
+ * uploads stay with the gateway's own driver.
  * @module
  */
 import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { PlatformError } from "../core/errors.js";
-import type { ByteRange, ObjectMeta, PutOptions, StorageDriver } from "../storage/storage.js";
+import type { ByteRange, ObjectAccess, ObjectMeta, PutOptions } from "../storage/storage.js";
 import type { GatewayClient } from "./gateway-client.js";
 
 export interface GatewayStorageOptions {
@@ -19,10 +20,7 @@ export interface GatewayStorageOptions {
   runnerId: () => string | null;
 }
 
-export function createGatewayStorage({ client, heldAttempt, runnerId }: GatewayStorageOptions): StorageDriver {
-  const unsupported = (what: string): never => {
-    throw new PlatformError("ERR_INTERNAL", { message: `${what} is not available on a remote runner` });
-  };
+export function createGatewayStorage({ client, heldAttempt, runnerId }: GatewayStorageOptions): ObjectAccess {
   const metaFrom = (key: string, res: Response): ObjectMeta => ({
     key,
     size: Number(res.headers.get("content-length") ?? 0),
@@ -32,7 +30,6 @@ export function createGatewayStorage({ client, heldAttempt, runnerId }: GatewayS
     expiresAt: null,
   });
   return {
-    name: "gateway",
     put: async (key: string, body: Readable | Buffer | Uint8Array, options: PutOptions): Promise<ObjectMeta> => {
       // Keys are outputs/<request id>/<random>/<name> (file-access.ts).
       const requestId = key.split("/")[1] ?? "";
@@ -53,15 +50,6 @@ export function createGatewayStorage({ client, heldAttempt, runnerId }: GatewayS
       const stored = (await res.json()) as { key: string; size: number; content_type: string; file_name: string };
       return { key: stored.key, size: stored.size, contentType: stored.content_type, fileName: stored.file_name, createdAt: Date.now(), expiresAt: options.expiresInSeconds !== undefined ? Date.now() + options.expiresInSeconds * 1000 : null };
     },
-    head: async (key: string): Promise<ObjectMeta | null> => {
-      try {
-        const res = await client.request("HEAD", `/runner/v1/files/${key.split("/").map(encodeURIComponent).join("/")}`, { retryForMs: 5000 });
-        return metaFrom(key, res);
-      } catch (err) {
-        if (err instanceof PlatformError && err.status === 404) return null;
-        throw err;
-      }
-    },
     get: async (key: string, range?: ByteRange): Promise<{ meta: ObjectMeta; body: Readable } | null> => {
       try {
         const res = await client.request("GET", `/runner/v1/files/${key.split("/").map(encodeURIComponent).join("/")}`, {
@@ -75,9 +63,5 @@ export function createGatewayStorage({ client, heldAttempt, runnerId }: GatewayS
         throw err;
       }
     },
-    delete: async () => unsupported("delete"),
-    sweepExpired: async () => 0,
-    putPart: async () => unsupported("multipart upload"),
-    completeMultipart: async () => unsupported("multipart upload"),
   };
 }

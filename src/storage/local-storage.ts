@@ -12,17 +12,21 @@
  * which {@link StorageDriver.sweepExpired} removes once they are old.
  *
  * `~` cannot occur in a key (see keys.ts), so these names never collide with an object's, and `a`
- * and `a/b` can both exist. Multipart parts live in `<root>/multipart/<uploadId>/<partNumber>`.
+ * and `a/b` can both exist. Multipart uploads (built on multipart.ts) are staged in
+ * `<root>/multipart/<uploadId>/`: `upload.json` binds the upload to its key, a part arrives as
+ * `<partNumber>.<random>.tmp` and counts once renamed to `<partNumber>`.
  * @module
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { PlatformError } from "../core/errors.js";
-import { assertValidKey, assertValidPartNumber, assertValidUploadId } from "./keys.js";
-import { createExclusive, isPartName, receiveToFile, stagedTooLarge, tooLarge } from "./receive-to-file.js";
-import type { ByteRange, ObjectMeta, PutOptions, StorageDriver } from "./storage.js";
+import { assertValidKey, assertValidUploadId } from "./keys.js";
+import { createMultipartEngine, isPartName, type Binding, type PartStaging } from "./multipart.js";
+import { checkPutOptions, expiresAtOf, isExpired } from "./put-options.js";
+import { receiveToFile } from "./receive-to-file.js";
+import type { ByteRange, MultipartUploads, ObjectMeta, PutOptions, StorageDriver } from "./storage.js";
 
 export { assertValidKey } from "./keys.js";
 
@@ -40,8 +44,6 @@ interface StoredMeta extends ObjectMeta {
 const META_SUFFIX = "~meta.json";
 /** Unreferenced data or temp files younger than this may belong to an upload still in progress. */
 const ORPHAN_AGE_MS = 60 * 60 * 1000;
-/** Multipart uploads untouched for this long are abandoned. */
-const MULTIPART_AGE_MS = 24 * 60 * 60 * 1000;
 const UPLOAD_RECORD = "upload.json";
 
 function badRequest(message: string): PlatformError {
@@ -62,7 +64,9 @@ function newVersion(): string {
   return randomBytes(8).toString("hex");
 }
 
-export function createLocalStorage(options: LocalStorageOptions): StorageDriver {
+export type LocalStorageDriver = StorageDriver & MultipartUploads;
+
+export function createLocalStorage(options: LocalStorageOptions): LocalStorageDriver {
   const root = path.resolve(options.root);
   const objectsDir = path.join(root, "objects");
   const multipartDir = path.join(root, "multipart");
@@ -96,10 +100,6 @@ export function createLocalStorage(options: LocalStorageOptions): StorageDriver 
     return inside(multipartDir, path.join(multipartDir, uploadId));
   }
 
-  function isExpired(meta: ObjectMeta, at: number): boolean {
-    return meta.expiresAt !== null && meta.expiresAt <= at;
-  }
-
   async function readMeta(metaFile: string): Promise<StoredMeta | null> {
     let text: string;
     try {
@@ -130,14 +130,6 @@ export function createLocalStorage(options: LocalStorageOptions): StorageDriver 
     return { key: m.key, size: m.size, contentType: m.contentType, fileName: m.fileName, createdAt: m.createdAt, expiresAt: m.expiresAt };
   }
 
-  function checkPutOptions(o: PutOptions): void {
-    if (typeof o.contentType !== "string" || typeof o.fileName !== "string") throw badRequest("contentType and fileName are required");
-    if (o.expiresInSeconds !== undefined && !(Number.isFinite(o.expiresInSeconds) && o.expiresInSeconds >= 0)) {
-      throw badRequest("expiresInSeconds must be a non-negative number");
-    }
-    if (o.maxBytes !== undefined && !(Number.isFinite(o.maxBytes) && o.maxBytes >= 0)) throw badRequest("maxBytes must be a non-negative number");
-  }
-
   /** Makes the fsynced temp data file at `tempData` the current version of the object. */
   async function commit(loc: Location, tempData: string, version: string, size: number, o: PutOptions): Promise<ObjectMeta> {
     const createdAt = now();
@@ -147,7 +139,7 @@ export function createLocalStorage(options: LocalStorageOptions): StorageDriver 
       contentType: o.contentType,
       fileName: o.fileName,
       createdAt,
-      expiresAt: o.expiresInSeconds === undefined ? null : createdAt + Math.round(o.expiresInSeconds * 1000),
+      expiresAt: expiresAtOf(createdAt, o),
       version,
     };
     const dataFile = loc.dataFile(version);
@@ -246,25 +238,8 @@ export function createLocalStorage(options: LocalStorageOptions): StorageDriver 
     return removed;
   }
 
-  async function sweepMultipart(at: number): Promise<void> {
-    let entries;
-    try {
-      entries = await readdir(multipartDir, { withFileTypes: true });
-    } catch (err) {
-      if (errno(err) === "ENOENT") return;
-      throw err;
-    }
-    for (const entry of entries) {
-      if (!entry.isDirectory()) continue;
-      const dir = path.join(multipartDir, entry.name);
-      // A folder's mtime moves whenever a part is added, so it measures idleness, not age.
-      const info = await stat(dir).catch(() => null);
-      if (info && at - info.mtimeMs > MULTIPART_AGE_MS) await rm(dir, { recursive: true, force: true });
-    }
-  }
-
   /** Bytes of the parts staged in `dir`, less part `except` (the one being replaced). */
-  async function stagedBytes(dir: string, except: number | null): Promise<number> {
+  async function stagedBytes(dir: string, except: number): Promise<number> {
     let names: string[];
     try {
       names = await readdir(dir);
@@ -285,59 +260,79 @@ export function createLocalStorage(options: LocalStorageOptions): StorageDriver 
     return sizes.reduce((sum, size) => sum + size, 0);
   }
 
-  /**
-   * Runs `fn` alone among the part commits of one upload in this process: the check of the upload's
-   * total and the rename that makes a part count happen together, so parallel parts cannot both fit
-   * against the same total and pass the limit between them.
-   */
-  const partCommits = new Map<string, Promise<unknown>>();
-  async function commitPartAlone<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-    const previous = partCommits.get(dir) ?? Promise.resolve();
-    const mine = previous.then(fn, fn);
-    const settled = mine.catch(() => undefined);
-    partCommits.set(dir, settled);
+  async function readBinding(dir: string): Promise<Binding | null> {
     try {
-      return await mine;
-    } finally {
-      if (partCommits.get(dir) === settled) partCommits.delete(dir);
-    }
-  }
-
-  /** Records which key an upload is for, so parts of one upload cannot be completed into another key. */
-  async function bindUpload(dir: string, key: string): Promise<void> {
-    await mkdir(dir, { recursive: true });
-    const record = path.join(dir, UPLOAD_RECORD);
-    try {
-      await writeFile(record, JSON.stringify({ key }), { flag: "wx" });
-      return;
+      return { key: (JSON.parse(await readFile(path.join(dir, UPLOAD_RECORD), "utf8")) as { key?: unknown }).key };
     } catch (err) {
-      if (errno(err) !== "EEXIST") throw err;
-    }
-    await assertUploadKey(dir, key);
-  }
-
-  async function assertUploadKey(dir: string, key: string): Promise<void> {
-    let bound: unknown;
-    try {
-      bound = (JSON.parse(await readFile(path.join(dir, UPLOAD_RECORD), "utf8")) as { key?: unknown }).key;
-    } catch (err) {
-      if (errno(err) === "ENOENT") throw badRequest("unknown multipart upload");
+      if (errno(err) === "ENOENT") return null;
       throw err;
     }
-    if (bound !== key) throw badRequest("multipart upload belongs to a different key");
   }
+
+  const staging: PartStaging = {
+    async bind(uploadId, key) {
+      const dir = uploadDir(uploadId);
+      await mkdir(dir, { recursive: true });
+      try {
+        await writeFile(path.join(dir, UPLOAD_RECORD), JSON.stringify({ key }), { flag: "wx" });
+        return { key };
+      } catch (err) {
+        if (errno(err) !== "EEXIST") throw err;
+      }
+      return readBinding(dir);
+    },
+    binding: async (uploadId) => readBinding(uploadDir(uploadId)),
+    stagedBytes: async (uploadId, except) => stagedBytes(uploadDir(uploadId), except),
+    async receivePart(_key, uploadId, partNumber, body, { hash, maxBytes, prepare }) {
+      const dir = uploadDir(uploadId);
+      const temp = path.join(dir, `${partNumber}.${newVersion()}.tmp`);
+      const size = await receiveToFile(body, temp, { hash, maxBytes, before: prepare });
+      return { size, commit: () => rename(temp, path.join(dir, String(partNumber))), discard: () => unlinkQuietly(temp) };
+    },
+    async openPart(uploadId, partNumber) {
+      try {
+        return (await open(path.join(uploadDir(uploadId), String(partNumber)), "r")).createReadStream();
+      } catch (err) {
+        if (errno(err) === "ENOENT") return null;
+        throw err;
+      }
+    },
+    async listUploads() {
+      let entries;
+      try {
+        entries = await readdir(multipartDir, { withFileTypes: true });
+      } catch (err) {
+        if (errno(err) === "ENOENT") return [];
+        throw err;
+      }
+      const uploads = [];
+      for (const entry of entries) {
+        if (!entry.isDirectory()) continue;
+        // A folder's mtime moves whenever a part is added, so it measures idleness, not age.
+        const info = await stat(path.join(multipartDir, entry.name)).catch(() => null);
+        if (info) uploads.push({ uploadId: entry.name, lastActivity: info.mtimeMs });
+      }
+      return uploads;
+    },
+    // Names from the listing need no id check, only the containment one.
+    drop: (uploadId) => rm(inside(multipartDir, path.join(multipartDir, uploadId)), { recursive: true, force: true }),
+  };
+
+  async function put(key: string, body: Readable | Buffer | Uint8Array, o: PutOptions): Promise<ObjectMeta> {
+    const loc = locate(key);
+    checkPutOptions(o);
+    const version = newVersion();
+    const temp = loc.tempFile(version, "data");
+    const size = await receiveToFile(body, temp, { maxBytes: o.maxBytes });
+    return commit(loc, temp, version, size, o);
+  }
+
+  const multipart = createMultipartEngine(staging, put);
 
   return {
     name: "local",
 
-    async put(key: string, body: Readable | Buffer | Uint8Array, o: PutOptions): Promise<ObjectMeta> {
-      const loc = locate(key);
-      checkPutOptions(o);
-      const version = newVersion();
-      const temp = loc.tempFile(version, "data");
-      const size = await receiveToFile(body, temp, { maxBytes: o.maxBytes });
-      return commit(loc, temp, version, size, o);
-    },
+    put,
 
     async head(key: string): Promise<ObjectMeta | null> {
       const meta = await readMeta(locate(key).metaFile);
@@ -387,94 +382,11 @@ export function createLocalStorage(options: LocalStorageOptions): StorageDriver 
 
     async sweepExpired(at: number = now()): Promise<number> {
       const removed = await sweepFolder(objectsDir, at, true);
-      await sweepMultipart(at);
+      await multipart.sweepUploads(at);
       return removed;
     },
 
-    async putPart(key: string, uploadId: string, partNumber: number, body: Readable | Buffer, maxBytes?: number): Promise<{ etag: string; size: number }> {
-      assertValidKey(key);
-      const dir = uploadDir(uploadId);
-      assertValidPartNumber(partNumber);
-      if (maxBytes !== undefined && !(Number.isFinite(maxBytes) && maxBytes >= 0)) throw badRequest("maxBytes must be a non-negative number");
-      const hash = createHash("sha256");
-      const temp = path.join(dir, `${partNumber}.${newVersion()}.tmp`);
-      // maxBytes caps the whole upload: this part may take what the other parts leave. Counted as
-      // the bytes arrive, against the parts staged when it started...
-      const size = await receiveToFile(body, temp, {
-        hash,
-        before: async () => {
-          await bindUpload(dir, key);
-          if (maxBytes === undefined) return;
-          const staged = await stagedBytes(dir, partNumber);
-          return { maxBytes: Math.max(0, maxBytes - staged), refuse: () => stagedTooLarge(maxBytes, staged) };
-        },
-      });
-      // ...and again, against the parts that are there now, before this one counts.
-      return commitPartAlone(dir, async () => {
-        if (maxBytes !== undefined) {
-          const staged = await stagedBytes(dir, partNumber);
-          if (staged + size > maxBytes) {
-            await unlinkQuietly(temp);
-            throw stagedTooLarge(maxBytes, staged);
-          }
-        }
-        // Re-uploading a part number replaces it, as in S3.
-        await rename(temp, path.join(dir, String(partNumber)));
-        return { etag: hash.digest("hex"), size };
-      });
-    },
-
-    async completeMultipart(key: string, uploadId: string, parts: { partNumber: number; etag: string }[], o: PutOptions): Promise<ObjectMeta> {
-      const loc = locate(key);
-      const dir = uploadDir(uploadId);
-      checkPutOptions(o);
-      if (!Array.isArray(parts) || parts.length === 0) throw badRequest("completeMultipart needs at least one part");
-      const seen = new Set<number>();
-      for (const part of parts) {
-        assertValidPartNumber(part.partNumber);
-        if (typeof part.etag !== "string") throw badRequest(`part ${part.partNumber} has no etag`);
-        if (seen.has(part.partNumber)) throw badRequest(`part ${part.partNumber} is listed twice`);
-        seen.add(part.partNumber);
-      }
-      await assertUploadKey(dir, key);
-      const ordered = [...parts].sort((a, b) => a.partNumber - b.partNumber);
-
-      const version = newVersion();
-      const temp = loc.tempFile(version, "data");
-      const out = await createExclusive(temp);
-      let size = 0;
-      try {
-        for (const part of ordered) {
-          let partHandle;
-          try {
-            partHandle = await open(path.join(dir, String(part.partNumber)), "r");
-          } catch (err) {
-            if (errno(err) === "ENOENT") throw badRequest(`part ${part.partNumber} was not uploaded`);
-            throw err;
-          }
-          // Etags are checked against the bytes as they are copied: one read of each part, and the
-          // copy is only a temp file until every part has matched.
-          const hash = createHash("sha256");
-          for await (const chunk of partHandle.createReadStream()) {
-            const buf = chunk as Buffer;
-            size += buf.length;
-            if (o.maxBytes !== undefined && size > o.maxBytes) throw tooLarge(o.maxBytes);
-            hash.update(buf);
-            await out.write(buf);
-          }
-          const expected = part.etag.replace(/^"|"$/g, "").toLowerCase();
-          if (hash.digest("hex") !== expected) throw badRequest(`etag mismatch for part ${part.partNumber}`);
-        }
-        await out.sync();
-        await out.close();
-      } catch (err) {
-        await out.close().catch(() => undefined);
-        await unlinkQuietly(temp);
-        throw err;
-      }
-      const meta = await commit(loc, temp, version, size, o);
-      await rm(dir, { recursive: true, force: true });
-      return meta;
-    },
+    putPart: multipart.putPart,
+    completeMultipart: multipart.completeMultipart,
   };
 }

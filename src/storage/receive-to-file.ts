@@ -40,21 +40,6 @@ export function tooLarge(maxBytes: number): PlatformError {
 }
 
 /**
- * A multipart part refused because the upload's parts together would pass `maxBytes`: `staged` are
- * the bytes of its other parts (a part number uploaded again replaces its earlier bytes).
- */
-export function stagedTooLarge(maxBytes: number, staged: number): PlatformError {
-  return new PlatformError("ERR_FILE_TOO_LARGE", {
-    message: `multipart upload exceeds ${maxBytes} bytes: its other parts hold ${staged} bytes, so this part may have at most ${Math.max(0, maxBytes - staged)}`,
-  });
-}
-
-/** Whether a staged name is a part (`1` … `10000`), not a record, temp file or the upload's own record. */
-export function isPartName(name: string): boolean {
-  return /^[1-9][0-9]{0,4}$/.test(name);
-}
-
-/**
  * Creates `file` exclusively, creating its folder first. A concurrent sweep may remove a folder it
  * finds empty between the two steps, hence the retry.
  */

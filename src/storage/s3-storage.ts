@@ -8,31 +8,26 @@
  *   lifecycle rules count whole days per bucket, so expiry is ours: head/get treat an object past its
  *   metadata's `expiresAt` as missing, and sweepExpired lists the markers that are due (they sort by
  *   time) instead of reading the metadata of every object in the bucket.
- * - `<p>~multipart/<uploadId>/`: the staging area of {@link StorageDriver.putPart} (see below).
+ * - `<p>~multipart/<uploadId>/`: the staging area of multipart uploads (see below).
  *
  * `~` cannot occur in a key (keys.ts), so none of these names collides with an object, and two
  * drivers with different prefixes share a bucket without seeing each other's objects.
  *
- * Streamed puts never hold more than one part (`partSize`, 8 MiB by default) in memory: a body that
- * ends within the first part becomes one PutObject, a longer one a real S3 multipart upload whose
- * parts are sent as they fill. Nothing is visible before the final PutObject/CompleteMultipartUpload,
- * so a refused or failed upload leaves the previous version in place.
+ * Puts stream through s3-upload.ts, holding at most one part (`partSize`, 8 MiB by default) in memory.
  *
- * The interface's multipart uploads cannot map one-to-one onto S3's: S3 wants every part but the
- * last to be at least 5 MiB, the caller picks the upload id, part bodies have no announced length,
- * and etags are sha256 (S3's are MD5). So each part is staged as an object of its own,
- * `~multipart/<uploadId>/<n>`, beside `<n>.json` ({ key, sha256, size }) and the upload's
- * `upload.json` ({ key }), which binds the upload to its key. completeMultipart checks the etags and
- * sizes from the records, then streams the parts in order into one new object (an S3 multipart
- * upload when it is large), hashing every part again on the way, and deletes the staging area.
+ * The interface's multipart uploads (built on multipart.ts) cannot map one-to-one onto S3's: S3
+ * wants every part but the last to be at least 5 MiB, the caller picks the upload id, part bodies
+ * have no announced length, and etags are sha256 (S3's are MD5). So each part is staged as an object
+ * of its own, `~multipart/<uploadId>/<n>`, beside `<n>.json` ({ key, sha256, size }) and the
+ * upload's `upload.json` ({ key }), which binds the upload to its key. A completion checks the etags
+ * and sizes from the records first, so that a wrong one costs no transfer, then streams the parts in
+ * order into one new object (an S3 multipart upload when it is large), hashing every part again on
+ * the way, and deletes the staging area.
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
 import { Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -40,18 +35,28 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
-  UploadPartCommand,
-  type CompletedPart,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { PlatformError } from "../core/errors.js";
-import { assertValidKey, assertValidPartNumber, assertValidUploadId } from "./keys.js";
+import { assertValidKey, assertValidUploadId } from "./keys.js";
+import { createMultipartEngine, isPartName, MULTIPART_AGE_MS, type Binding, type PartStaging } from "./multipart.js";
+import { checkPutOptions, expiresAtOf, isExpired } from "./put-options.js";
+import { tooLarge } from "./receive-to-file.js";
+import { createS3Upload, type UploadLimits } from "./s3-upload.js";
 import { normalizePrefix } from "./s3-prefix.js";
+import {
+  MAX_PRESIGN_SECONDS,
+  type ByteRange,
+  type MultipartUploads,
+  type ObjectMeta,
+  type PresignedUrls,
+  type PresignOptions,
+  type PutOptions,
+  type StorageDriver,
+} from "./storage.js";
 
 export { normalizePrefix };
-import { isPartName, pumpStream, stagedTooLarge, tooLarge, type Limit } from "./receive-to-file.js";
-import { MAX_PRESIGN_SECONDS, type ByteRange, type ObjectMeta, type PresignOptions, type PutOptions, type StorageDriver } from "./storage.js";
 
 export const DRIVER_NAME = "s3";
 
@@ -60,8 +65,6 @@ export const MIN_PART_SIZE = 5 * 1024 * 1024;
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 /** S3 refuses keys longer than this many bytes (UTF-8). */
 const MAX_S3_KEY_BYTES = 1024;
-/** Staged multipart uploads untouched for this long are abandoned (as in the local driver). */
-const MULTIPART_AGE_MS = 24 * 60 * 60 * 1000;
 
 const META_FILE_NAME = "darkroom-file-name";
 const META_CREATED_AT = "darkroom-created-at";
@@ -87,12 +90,11 @@ export interface S3StorageOptions {
   now?: () => number;
 }
 
-export interface S3StorageDriver extends StorageDriver {
+export interface S3StorageDriver extends StorageDriver, MultipartUploads, PresignedUrls {
   readonly bucket: string;
   /** The normalised prefix: empty or ending in `/`. */
   readonly prefix: string;
   readonly client: S3Client;
-  presign(key: string, options: PresignOptions): Promise<string>;
   /** Closes the client's sockets, unless the client was handed in. */
   close(): void;
 }
@@ -124,22 +126,6 @@ function isNotFound(err: unknown): boolean {
 
 function isNotImplemented(err: unknown): boolean {
   return errorName(err) === "NotImplemented" || errorName(err) === "MethodNotAllowed" || httpStatus(err) === 501 || httpStatus(err) === 405;
-}
-
-function checkPutOptions(o: PutOptions): void {
-  if (typeof o?.contentType !== "string" || typeof o.fileName !== "string") throw badRequest("contentType and fileName are required");
-  if (o.expiresInSeconds !== undefined && !(Number.isFinite(o.expiresInSeconds) && o.expiresInSeconds >= 0)) {
-    throw badRequest("expiresInSeconds must be a non-negative number");
-  }
-  if (o.maxBytes !== undefined && !(Number.isFinite(o.maxBytes) && o.maxBytes >= 0)) throw badRequest("maxBytes must be a non-negative number");
-}
-
-function checkMaxBytes(maxBytes: number | undefined): void {
-  if (maxBytes !== undefined && !(Number.isFinite(maxBytes) && maxBytes >= 0)) throw badRequest("maxBytes must be a non-negative number");
-}
-
-function stripQuotes(etag: string): string {
-  return etag.replace(/^"|"$/g, "").toLowerCase();
 }
 
 /** The `length` bytes of `source` after the first `skip`; the source is destroyed once they are through. */
@@ -209,6 +195,8 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
       ...(options.credentials ? { credentials: options.credentials } : {}),
     });
 
+  const upload = createS3Upload(client, bucket, partSize);
+
   /** The bucket key of an object, after the same validation as every other driver. */
   function objectKey(key: string): string {
     assertValidKey(key);
@@ -253,14 +241,10 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
     };
   }
 
-  function isExpired(meta: ObjectMeta, at: number): boolean {
-    return meta.expiresAt !== null && meta.expiresAt <= at;
-  }
-
   /** What a put stores: metadata values are HTTP headers, hence the URI-encoded file name. */
   function describePut(key: string, o: PutOptions) {
     const createdAt = now();
-    const expiresAt = o.expiresInSeconds === undefined ? null : createdAt + Math.round(o.expiresInSeconds * 1000);
+    const expiresAt = expiresAtOf(createdAt, o);
     if (expiresAt !== null && !Number.isSafeInteger(expiresAt)) throw badRequest("expiresInSeconds is too large");
     if (expiresAt !== null && Buffer.byteLength(markerKey(key, expiresAt)) > MAX_S3_KEY_BYTES) {
       throw badRequest(`storage key too long for an expiring object on S3 with prefix ${JSON.stringify(root)}`);
@@ -285,134 +269,6 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
       return await client.send(new HeadObjectCommand({ Bucket: bucket, Key: fullKey }));
     } catch (err) {
       if (isNotFound(err)) return null;
-      throw err;
-    }
-  }
-
-  /**
-   * Collects written bytes into parts and ships each one as it fills. A body that ends within the
-   * first part is one PutObject; otherwise the parts go to an S3 multipart upload, created lazily.
-   */
-  function createUpload(target: string, contentType: string, metadata: Record<string, string> | undefined) {
-    let chunks: Buffer[] = [];
-    let buffered = 0;
-    let multipartId: string | undefined;
-    // The SDK puts a CRC32 on every part by default, and AWS refuses part checksums on an upload
-    // created without an algorithm ("Checksum Type mismatch … expected null"). So the upload names
-    // CRC32 and the completion repeats each part's checksum, as AWS documents.
-    const parts: CompletedPart[] = [];
-
-    const take = (): Buffer => {
-      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, buffered);
-      chunks = [];
-      buffered = 0;
-      return body;
-    };
-
-    const sendPart = async (): Promise<void> => {
-      const body = take();
-      if (multipartId === undefined) {
-        const created = await client.send(
-          new CreateMultipartUploadCommand({
-            Bucket: bucket,
-            Key: target,
-            ContentType: contentType,
-            ChecksumAlgorithm: "CRC32",
-            ...(metadata ? { Metadata: metadata } : {}),
-          }),
-        );
-        if (!created.UploadId) throw new Error("S3 returned no multipart upload id");
-        multipartId = created.UploadId;
-      }
-      const PartNumber = parts.length + 1;
-      const sent = await client.send(
-        new UploadPartCommand({ Bucket: bucket, Key: target, UploadId: multipartId, PartNumber, Body: body, ContentLength: body.length, ChecksumAlgorithm: "CRC32" }),
-      );
-      parts.push({ PartNumber, ETag: sent.ETag, ...(sent.ChecksumCRC32 ? { ChecksumCRC32: sent.ChecksumCRC32 } : {}) });
-    };
-
-    return {
-      write(chunk: Buffer): Promise<void> | undefined {
-        chunks.push(chunk);
-        buffered += chunk.length;
-        return buffered >= partSize ? sendPart() : undefined;
-      },
-      async finish(commit: () => Promise<void>): Promise<void> {
-        if (multipartId === undefined) {
-          const body = take();
-          await commit();
-          await client.send(
-            new PutObjectCommand({ Bucket: bucket, Key: target, Body: body, ContentLength: body.length, ContentType: contentType, ...(metadata ? { Metadata: metadata } : {}) }),
-          );
-          return;
-        }
-        if (buffered > 0) await sendPart();
-        await commit();
-        await client.send(
-          new CompleteMultipartUploadCommand({ Bucket: bucket, Key: target, UploadId: multipartId, MultipartUpload: { Parts: parts } }),
-        );
-        multipartId = undefined;
-      },
-      /** Best effort: a leftover upload is invisible, and sweepExpired aborts it after a day. */
-      async abort(): Promise<void> {
-        chunks = [];
-        buffered = 0;
-        if (multipartId === undefined) return;
-        const UploadId = multipartId;
-        multipartId = undefined;
-        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: target, UploadId })).catch(() => undefined);
-      },
-    };
-  }
-
-  /**
-   * Streams `body` to `target`. `commit` runs right before the object becomes visible, with the
-   * size. Must be called before the caller awaits anything, so that the stream's errors are listened
-   * to from the start. `limits` is read as the bytes arrive: `ready` may tighten it once it knows
-   * more (the bytes a multipart upload's other parts hold), and the total is checked against it again
-   * once `ready` is done.
-   */
-  async function upload(
-    target: string,
-    body: Readable | Buffer | Uint8Array,
-    d: { contentType: string; metadata?: Record<string, string> },
-    limits: Limit & { hash?: Hash | undefined; ready?: Promise<void> },
-    commit: (size: number) => Promise<void>,
-  ): Promise<number> {
-    // Awaited further down; until then a failure must not count as unhandled.
-    limits.ready?.catch(() => undefined);
-    const overLimit = (size: number): boolean => limits.maxBytes !== undefined && size > limits.maxBytes;
-    const refusal = (): PlatformError => (limits.refuse ?? tooLarge)(limits.maxBytes ?? 0);
-    if (body instanceof Uint8Array) {
-      const buf = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-      if (overLimit(buf.length)) throw refusal();
-      limits.hash?.update(buf);
-      await limits.ready;
-      if (overLimit(buf.length)) throw refusal();
-      await commit(buf.length);
-      await client.send(
-        new PutObjectCommand({ Bucket: bucket, Key: target, Body: buf, ContentLength: buf.length, ContentType: d.contentType, ...(d.metadata ? { Metadata: d.metadata } : {}) }),
-      );
-      return buf.length;
-    }
-    const pending = createUpload(target, d.contentType, d.metadata);
-    const ready = limits.ready;
-    let first = true;
-    try {
-      // `limits` itself, not a copy: what `ready` tightens applies to the chunks still to come.
-      const size = await pumpStream(body, limits, (chunk) => {
-        if (first && ready) {
-          first = false;
-          return ready.then(() => pending.write(chunk));
-        }
-        return pending.write(chunk);
-      });
-      await ready;
-      if (overLimit(size)) throw refusal();
-      await pending.finish(() => commit(size));
-      return size;
-    } catch (err) {
-      await pending.abort();
       throw err;
     }
   }
@@ -455,18 +311,6 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
   async function putJson(fullKey: string, value: unknown): Promise<void> {
     const body = Buffer.from(JSON.stringify(value));
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: fullKey, Body: body, ContentLength: body.length, ContentType: "application/json" }));
-  }
-
-  /** Binds an upload id to a key on its first part; later parts (and the completion) must match. */
-  async function bindUpload(dir: string, key: string): Promise<void> {
-    const record = await getJson<{ key?: unknown }>(`${dir}upload.json`);
-    if (record === null) {
-      // Two first parts racing for different keys could both write here; completion re-checks every
-      // part's own record, so such an upload can never be assembled into the wrong key.
-      await putJson(`${dir}upload.json`, { key });
-      return;
-    }
-    if (record.key !== key) throw badRequest("multipart upload belongs to a different key");
   }
 
   async function* listKeys(prefix: string): AsyncGenerator<{ key: string; lastModified: number; size: number }> {
@@ -533,20 +377,8 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
     return removed;
   }
 
-  async function sweepMultipart(at: number): Promise<void> {
-    const uploads = new Map<string, { keys: string[]; newest: number }>();
-    for await (const item of listKeys(multipartRoot)) {
-      const id = item.key.slice(multipartRoot.length).split("/")[0] ?? "";
-      const entry = uploads.get(id) ?? { keys: [], newest: 0 };
-      entry.keys.push(item.key);
-      entry.newest = Math.max(entry.newest, item.lastModified);
-      uploads.set(id, entry);
-    }
-    for (const entry of uploads.values()) {
-      // The newest part measures idleness: an upload still receiving parts is kept.
-      if (at - entry.newest > MULTIPART_AGE_MS) for (const key of entry.keys) await deleteQuietly(key);
-    }
-    // S3 multipart uploads of puts that crashed midway are invisible but billed until aborted.
+  /** S3 multipart uploads of puts that crashed midway are invisible but billed until aborted. */
+  async function abortStaleUploads(at: number): Promise<void> {
     try {
       let keyMarker: string | undefined;
       let idMarker: string | undefined;
@@ -568,6 +400,70 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
       if (!isNotImplemented(err)) throw err;
     }
   }
+
+  const staging: PartStaging = {
+    async bind(uploadId, key) {
+      const record = await getJson<Binding>(`${uploadRoot(uploadId)}upload.json`);
+      if (record !== null) return record;
+      // Two first parts racing for different keys could both write here; completion re-checks every
+      // part's own record, so such an upload can never be assembled into the wrong key.
+      await putJson(`${uploadRoot(uploadId)}upload.json`, { key });
+      return { key };
+    },
+    binding: (uploadId) => getJson<Binding>(`${uploadRoot(uploadId)}upload.json`),
+    stagedBytes: (uploadId, except) => stagedBytes(uploadRoot(uploadId), except),
+    async receivePart(key, uploadId, partNumber, body, { hash, maxBytes, prepare }) {
+      const staged = `${uploadRoot(uploadId)}${partNumber}`;
+      // The part's own limit is known once `ready` has bound the upload and listed its other parts.
+      const limits: UploadLimits = { maxBytes, hash };
+      limits.ready = prepare().then((limit) => void Object.assign(limits, limit));
+      // Re-uploading a part number replaces it, as in S3; its record is written after the bytes, so
+      // a record never describes bytes that are not there yet.
+      const size = await upload(staged, body, { contentType: "application/octet-stream" }, limits, async () => undefined);
+      return {
+        size,
+        commit: (sha256) => putJson(`${staged}.json`, { key, sha256, size } satisfies PartRecord),
+        async discard() {
+          await deleteQuietly(staged);
+          await deleteQuietly(`${staged}.json`);
+        },
+      };
+    },
+    async precheck(key, uploadId, parts, maxBytes) {
+      let total = 0;
+      for (const part of parts) {
+        const record = await getJson<PartRecord>(`${uploadRoot(uploadId)}${part.partNumber}.json`);
+        if (record === null) throw badRequest(`part ${part.partNumber} was not uploaded`);
+        if (record.key !== key) throw badRequest("multipart upload belongs to a different key");
+        if (record.sha256 !== part.etag) throw badRequest(`etag mismatch for part ${part.partNumber}`);
+        total += record.size;
+        if (maxBytes !== undefined && total > maxBytes) throw tooLarge(maxBytes);
+      }
+    },
+    async openPart(uploadId, partNumber) {
+      let out;
+      try {
+        out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: `${uploadRoot(uploadId)}${partNumber}` }));
+      } catch (err) {
+        if (isNotFound(err)) return null;
+        throw err;
+      }
+      if (!(out.Body instanceof Readable)) throw new Error("S3 response body is not a Node stream");
+      return out.Body;
+    },
+    async listUploads() {
+      const uploads = new Map<string, number>();
+      for await (const item of listKeys(multipartRoot)) {
+        const id = item.key.slice(multipartRoot.length).split("/")[0] ?? "";
+        uploads.set(id, Math.max(uploads.get(id) ?? 0, item.lastModified));
+      }
+      return [...uploads].map(([uploadId, lastActivity]) => ({ uploadId, lastActivity }));
+    },
+    async drop(uploadId) {
+      for await (const item of listKeys(`${multipartRoot}${uploadId}/`)) await deleteQuietly(item.key);
+    },
+  };
+  const multipart = createMultipartEngine(staging, putObject);
 
   return {
     name: DRIVER_NAME,
@@ -640,90 +536,13 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
 
     async sweepExpired(at: number = now()): Promise<number> {
       const removed = await sweepMarkers(at);
-      await sweepMultipart(at);
+      await multipart.sweepUploads(at);
+      await abortStaleUploads(at);
       return removed;
     },
 
-    async putPart(key: string, uploadId: string, partNumber: number, body: Readable | Buffer, maxBytes?: number): Promise<{ etag: string; size: number }> {
-      assertValidKey(key);
-      const dir = uploadRoot(uploadId);
-      assertValidPartNumber(partNumber);
-      checkMaxBytes(maxBytes);
-      const hash = createHash("sha256");
-      const staged = `${dir}${partNumber}`;
-      // maxBytes caps the whole upload: this part may take what the other parts leave. Counted as
-      // the bytes arrive against the parts staged when it started (known once `ready` has listed
-      // them), and checked again once it is written against the parts there then, which catches
-      // parts written meanwhile, by this gateway or another: a part that no longer fits is removed.
-      const limits: Limit & { hash: Hash; ready: Promise<void> } = { maxBytes, hash, ready: Promise.resolve() };
-      limits.ready = bindUpload(dir, key).then(async () => {
-        if (maxBytes === undefined) return;
-        const others = await stagedBytes(dir, partNumber);
-        limits.maxBytes = Math.max(0, maxBytes - others);
-        limits.refuse = () => stagedTooLarge(maxBytes, others);
-      });
-      const fits = async (size: number): Promise<void> => {
-        if (maxBytes === undefined) return;
-        const others = await stagedBytes(dir, partNumber);
-        if (others + size > maxBytes) throw stagedTooLarge(maxBytes, others);
-      };
-      // Re-uploading a part number replaces it, as in S3; its record is written after the bytes, so
-      // a record never describes bytes that are not there yet.
-      const size = await upload(staged, body, { contentType: "application/octet-stream" }, limits, async () => undefined);
-      try {
-        await fits(size);
-      } catch (err) {
-        await deleteQuietly(staged);
-        await deleteQuietly(`${staged}.json`);
-        throw err;
-      }
-      const sha256 = hash.digest("hex");
-      await putJson(`${staged}.json`, { key, sha256, size } satisfies PartRecord);
-      return { etag: sha256, size };
-    },
-
-    async completeMultipart(key: string, uploadId: string, parts: { partNumber: number; etag: string }[], o: PutOptions): Promise<ObjectMeta> {
-      const target = objectKey(key);
-      const dir = uploadRoot(uploadId);
-      checkPutOptions(o);
-      if (!Array.isArray(parts) || parts.length === 0) throw badRequest("completeMultipart needs at least one part");
-      const seen = new Set<number>();
-      for (const part of parts) {
-        assertValidPartNumber(part.partNumber);
-        if (typeof part.etag !== "string") throw badRequest(`part ${part.partNumber} has no etag`);
-        if (seen.has(part.partNumber)) throw badRequest(`part ${part.partNumber} is listed twice`);
-        seen.add(part.partNumber);
-      }
-      const bound = await getJson<{ key?: unknown }>(`${dir}upload.json`);
-      if (bound === null) throw badRequest("unknown multipart upload");
-      if (bound.key !== key) throw badRequest("multipart upload belongs to a different key");
-
-      const ordered = [...parts].sort((a, b) => a.partNumber - b.partNumber);
-      // Every record first: a wrong etag or an oversized total costs no transfer, and the upload stays completable.
-      let total = 0;
-      for (const part of ordered) {
-        const record = await getJson<PartRecord>(`${dir}${part.partNumber}.json`);
-        if (record === null) throw badRequest(`part ${part.partNumber} was not uploaded`);
-        if (record.key !== key) throw badRequest("multipart upload belongs to a different key");
-        if (record.sha256 !== stripQuotes(part.etag)) throw badRequest(`etag mismatch for part ${part.partNumber}`);
-        total += record.size;
-        if (o.maxBytes !== undefined && total > o.maxBytes) throw tooLarge(o.maxBytes);
-      }
-
-      const d = describePut(key, o);
-      const assembled = Readable.from(concatParts(ordered.map((p) => ({ fullKey: `${dir}${p.partNumber}`, partNumber: p.partNumber, etag: stripQuotes(p.etag) }))), {
-        objectMode: false,
-      });
-      let size: number;
-      try {
-        size = await upload(target, assembled, d, { maxBytes: o.maxBytes }, () => beforeCommit(d));
-      } finally {
-        // The stream is ours: on a failure it may still hold a part's open download.
-        assembled.destroy();
-      }
-      for await (const item of listKeys(dir)) await deleteQuietly(item.key);
-      return { key, size, contentType: o.contentType, fileName: o.fileName, createdAt: d.createdAt, expiresAt: d.expiresAt };
-    },
+    putPart: multipart.putPart,
+    completeMultipart: multipart.completeMultipart,
 
     async presign(key: string, p: PresignOptions): Promise<string> {
       const full = objectKey(key);
@@ -745,24 +564,4 @@ export function createS3Storage(options: S3StorageOptions): S3StorageDriver {
       if (ownsClient) client.destroy();
     },
   };
-
-  /** The staged parts' bytes in order, each checked against its etag as it streams past. */
-  async function* concatParts(parts: { fullKey: string; partNumber: number; etag: string }[]): AsyncGenerator<Buffer> {
-    for (const part of parts) {
-      let out;
-      try {
-        out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: part.fullKey }));
-      } catch (err) {
-        if (isNotFound(err)) throw badRequest(`part ${part.partNumber} was not uploaded`);
-        throw err;
-      }
-      if (!(out.Body instanceof Readable)) throw new Error("S3 response body is not a Node stream");
-      const hash = createHash("sha256");
-      for await (const chunk of out.Body) {
-        hash.update(chunk as Buffer);
-        yield chunk as Buffer;
-      }
-      if (hash.digest("hex") !== part.etag) throw badRequest(`etag mismatch for part ${part.partNumber}`);
-    }
-  }
 }

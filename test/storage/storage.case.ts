@@ -1,14 +1,15 @@
 /**
  * The conformance suite every StorageDriver passes. A driver's test file calls
- * `runStorageConformance(name, create)`; `create` returns a fresh, empty store each time.
+ * `runStorageConformance(name, create)`; `create` returns a fresh, empty store each time. The tests
+ * of a capability (multipart uploads) run for the drivers that have it and are skipped for the rest.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { Readable } from "node:stream";
-import { before, describe, it } from "node:test";
-import type { ObjectMeta, StorageDriver } from "../../src/storage/storage.js";
+import { before, describe, it, type TestContext } from "node:test";
+import { hasMultipart, type MultipartUploads, type ObjectMeta, type StorageDriver } from "../../src/storage/storage.js";
 
 /** A real PNG from the test media, found relative to this file so no machine path is baked in. */
 export const FIXTURE = new URL("../fixtures/media/astronaut.png", import.meta.url);
@@ -41,6 +42,14 @@ const sha256 = (data: Buffer): string => createHash("sha256").update(data).diges
 
 export function runStorageConformance(name: string, create: () => Promise<StorageDriver>): void {
   describe(`StorageDriver conformance: ${name}`, () => {
+    /** A fresh store that takes multipart uploads, or null (and the test skipped) for a driver without them. */
+    async function multipartStore(t: TestContext): Promise<(StorageDriver & MultipartUploads) | null> {
+      const store = await create();
+      if (hasMultipart(store)) return store;
+      t.skip(`${name} has no multipart uploads`);
+      return null;
+    }
+
     let png: Buffer;
     before(async () => {
       png = await readFile(FIXTURE);
@@ -177,8 +186,9 @@ export function runStorageConformance(name: string, create: () => Promise<Storag
       assert.equal((await readAll(got.body)).toString(), "original");
     });
 
-    it("assembles a multipart upload in part order, whatever order parts arrive in", async () => {
-      const store = await create();
+    it("assembles a multipart upload in part order, whatever order parts arrive in", async (t) => {
+      const store = await multipartStore(t);
+      if (!store) return;
       const third = Math.ceil(png.length / 3);
       const pieces = [png.subarray(0, third), png.subarray(third, 2 * third), png.subarray(2 * third)];
       const upload = "upload-1";
@@ -202,8 +212,9 @@ export function runStorageConformance(name: string, create: () => Promise<Storag
       assert.deepEqual(await readAll(got.body), png);
     });
 
-    it("refuses a multipart completion with a wrong etag, and the upload stays completable", async () => {
-      const store = await create();
+    it("refuses a multipart completion with a wrong etag, and the upload stays completable", async (t) => {
+      const store = await multipartStore(t);
+      if (!store) return;
       const a = await store.putPart("m/x.bin", "up-2", 1, Buffer.from("hello "));
       const b = await store.putPart("m/x.bin", "up-2", 2, Buffer.from("world"));
       const wrong = b.etag.replace(/^./, (c) => (c === "0" ? "1" : "0"));
@@ -223,8 +234,9 @@ export function runStorageConformance(name: string, create: () => Promise<Storag
       assert.equal((await readAll(got.body)).toString(), "hello world");
     });
 
-    it("refuses multipart parts over maxBytes and completion over the object's maxBytes", async () => {
-      const store = await create();
+    it("refuses multipart parts over maxBytes and completion over the object's maxBytes", async (t) => {
+      const store = await multipartStore(t);
+      if (!store) return;
       await rejectsWith(store.putPart("m/y.bin", "up-3", 1, trickle(png, 1000), 2000), "ERR_FILE_TOO_LARGE");
       const p1 = await store.putPart("m/y.bin", "up-3", 1, Buffer.alloc(3000, 1));
       const p2 = await store.putPart("m/y.bin", "up-3", 2, Buffer.alloc(3000, 2));
@@ -235,8 +247,9 @@ export function runStorageConformance(name: string, create: () => Promise<Storag
       assert.equal(await store.head("m/y.bin"), null);
     });
 
-    it("counts a multipart upload's staged parts against maxBytes: the part that passes it is refused and not kept", async () => {
-      const store = await create();
+    it("counts a multipart upload's staged parts against maxBytes: the part that passes it is refused and not kept", async (t) => {
+      const store = await multipartStore(t);
+      if (!store) return;
       const cap = 10_000;
       const opts = { contentType: "application/octet-stream", fileName: "cap.bin", maxBytes: cap };
       const p1 = await store.putPart("m/cap.bin", "cap-1", 1, Buffer.alloc(4000, 1), cap);
@@ -260,8 +273,9 @@ export function runStorageConformance(name: string, create: () => Promise<Storag
       assert.deepEqual(bytes, Buffer.concat([Buffer.alloc(4000, 1), Buffer.alloc(1000, 2), Buffer.alloc(2000, 3), Buffer.alloc(3000, 4)]));
     });
 
-    it("never lets parallel parts pass the upload's cap together", async () => {
-      const store = await create();
+    it("never lets parallel parts pass the upload's cap together", async (t) => {
+      const store = await multipartStore(t);
+      if (!store) return;
       const cap = 10_000;
       const settled = await Promise.allSettled(
         [1, 2, 3, 4, 5].map((n) => store.putPart("m/par.bin", "par-1", n, trickle(Buffer.alloc(3000, n), 500), cap).then((p) => ({ ...p, partNumber: n }))),
@@ -307,8 +321,9 @@ export function runStorageConformance(name: string, create: () => Promise<Storag
       assert.equal(await store.head("broken-new.bin"), null);
     });
 
-    it("refuses a part stream that fails before the driver has prepared the upload", async () => {
-      const store = await create();
+    it("refuses a part stream that fails before the driver has prepared the upload", async (t) => {
+      const store = await multipartStore(t);
+      if (!store) return;
       const source = new Readable({ read() {} });
       const pending = store.putPart("p.bin", "early", 1, source);
       source.destroy(new Error("reset by peer"));
@@ -325,6 +340,16 @@ export function runStorageConformance(name: string, create: () => Promise<Storag
         await rejectsWith(store.head(key), "ERR_BAD_REQUEST", undefined, at);
         await rejectsWith(store.get(key), "ERR_BAD_REQUEST", undefined, at);
         await rejectsWith(store.delete(key), "ERR_BAD_REQUEST", undefined, at);
+      }
+      await rejectsWith(store.put("a/".repeat(600) + "b", Buffer.from("x"), opts), "ERR_BAD_REQUEST");
+    });
+
+    it("refuses multipart keys, upload ids and part numbers that could escape the store", async (t) => {
+      const store = await multipartStore(t);
+      if (!store) return;
+      const opts = { contentType: "text/plain", fileName: "evil.txt" };
+      for (const key of TRAVERSAL_KEYS) {
+        const at = `key ${JSON.stringify(key)}: `;
         await rejectsWith(store.putPart(key, "up-4", 1, Buffer.from("evil")), "ERR_BAD_REQUEST", undefined, at);
         await rejectsWith(store.completeMultipart(key, "up-4", [{ partNumber: 1, etag: "00" }], opts), "ERR_BAD_REQUEST", undefined, at);
       }
@@ -334,7 +359,74 @@ export function runStorageConformance(name: string, create: () => Promise<Storag
       for (const partNumber of [0, -1, 1.5, 10_001, Number.NaN]) {
         await rejectsWith(store.putPart("ok.bin", "up-5", partNumber, Buffer.from("evil")), "ERR_BAD_REQUEST");
       }
-      await rejectsWith(store.put("a/".repeat(600) + "b", Buffer.from("x"), opts), "ERR_BAD_REQUEST");
+      for (const uploadId of ["../x", "a/b", ""]) {
+        await rejectsWith(store.completeMultipart("ok.bin", uploadId, [{ partNumber: 1, etag: "00" }], opts), "ERR_BAD_REQUEST");
+      }
+    });
+
+    it("refuses invalid put options before storing anything", async () => {
+      const store = await create();
+      const bad = [
+        { contentType: 1 as unknown as string, fileName: "x" },
+        { contentType: "x/y", fileName: "x", expiresInSeconds: -1 },
+        { contentType: "x/y", fileName: "x", expiresInSeconds: Number.NaN },
+        { contentType: "x/y", fileName: "x", maxBytes: -1 },
+      ];
+      for (const opts of bad) await rejectsWith(store.put("opts.bin", Buffer.from("x"), opts), "ERR_BAD_REQUEST", undefined, JSON.stringify(opts));
+      assert.equal(await store.head("opts.bin"), null);
+    });
+
+    it("binds a multipart upload to the key of its first part", async (t) => {
+      const store = await multipartStore(t);
+      if (!store) return;
+      const opts = { contentType: "x/y", fileName: "o" };
+      const part = await store.putPart("mp/one.bin", "bound", 1, Buffer.from("abc"));
+      await rejectsWith(store.putPart("mp/other.bin", "bound", 2, Buffer.from("def")), "ERR_BAD_REQUEST", /different key/);
+      await rejectsWith(store.completeMultipart("mp/other.bin", "bound", [{ partNumber: 1, etag: part.etag }], opts), "ERR_BAD_REQUEST", /different key/);
+      await rejectsWith(store.completeMultipart("mp/one.bin", "nosuchupload", [{ partNumber: 1, etag: part.etag }], opts), "ERR_BAD_REQUEST", /unknown/);
+      assert.equal(await store.head("mp/other.bin"), null);
+      await store.completeMultipart("mp/one.bin", "bound", [{ partNumber: 1, etag: part.etag }], opts);
+      assert.equal((await readAll((await store.get("mp/one.bin"))!.body)).toString(), "abc");
+    });
+
+    it("refuses bad completion part lists and bad put options without spending the upload", async (t) => {
+      const store = await multipartStore(t);
+      if (!store) return;
+      const opts = { contentType: "x/y", fileName: "l" };
+      const part = await store.putPart("mp/list.bin", "list", 1, Buffer.from("abc"));
+      await rejectsWith(store.putPart("mp/list.bin", "list", 2, Buffer.from("def"), -1), "ERR_BAD_REQUEST", /maxBytes/);
+      await rejectsWith(store.completeMultipart("mp/list.bin", "list", [], opts), "ERR_BAD_REQUEST", /at least one part/);
+      const twice = [{ partNumber: 1, etag: part.etag }, { partNumber: 1, etag: part.etag }];
+      await rejectsWith(store.completeMultipart("mp/list.bin", "list", twice, opts), "ERR_BAD_REQUEST", /listed twice/);
+      await rejectsWith(store.completeMultipart("mp/list.bin", "list", [{ partNumber: 1, etag: 1 as unknown as string }], opts), "ERR_BAD_REQUEST", /no etag/);
+      await rejectsWith(store.completeMultipart("mp/list.bin", "list", [{ partNumber: 1, etag: part.etag }], { ...opts, expiresInSeconds: -5 }), "ERR_BAD_REQUEST");
+      // Etags compare without quotes and case.
+      await store.completeMultipart("mp/list.bin", "list", [{ partNumber: 1, etag: `"${part.etag.toUpperCase()}"` }], opts);
+      assert.equal((await store.head("mp/list.bin"))?.size, 3);
+    });
+
+    it("removes a completed upload: it cannot be completed twice", async (t) => {
+      const store = await multipartStore(t);
+      if (!store) return;
+      const opts = { contentType: "x/y", fileName: "d", expiresInSeconds: 600 };
+      const part = await store.putPart("mp/done.bin", "done", 1, Buffer.from("abc"));
+      const meta = await store.completeMultipart("mp/done.bin", "done", [{ partNumber: 1, etag: part.etag }], opts);
+      assert.equal(meta.expiresAt, meta.createdAt + 600_000);
+      assert.deepEqual(await store.head("mp/done.bin"), meta);
+      await rejectsWith(store.completeMultipart("mp/done.bin", "done", [{ partNumber: 1, etag: part.etag }], opts), "ERR_BAD_REQUEST", /unknown/);
+    });
+
+    it("sweeps multipart uploads idle for a day, not those idle for an hour", async (t) => {
+      const store = await multipartStore(t);
+      if (!store) return;
+      const opts = { contentType: "x/y", fileName: "s" };
+      const kept = await store.putPart("mp/kept.bin", "kept", 1, Buffer.from("abc"));
+      assert.equal(await store.sweepExpired(Date.now() + 3600_000), 0);
+      await store.completeMultipart("mp/kept.bin", "kept", [{ partNumber: 1, etag: kept.etag }], opts);
+      const left = await store.putPart("mp/left.bin", "abandoned", 1, Buffer.from("abc"));
+      assert.equal(await store.sweepExpired(Date.now() + 25 * 3600_000), 0, "uploads are not counted as objects");
+      await rejectsWith(store.completeMultipart("mp/left.bin", "abandoned", [{ partNumber: 1, etag: left.etag }], opts), "ERR_BAD_REQUEST", /unknown/);
+      assert.ok(await store.head("mp/kept.bin"), "objects without expiry outlive the sweep");
     });
   });
 }

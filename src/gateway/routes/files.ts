@@ -9,6 +9,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { PlatformError } from "../../core/errors.js";
 import { partEntryId } from "../../storage/storage-quota.js";
+import { multipartOf } from "../../storage/storage.js";
 import type { GatewayContext } from "../context.js";
 import { uploadTtlOf } from "../fal-headers.js";
 import { MultipartCompleteBody } from "../multipart-parts.js";
@@ -69,7 +70,7 @@ export function registerFileRoutes(app: FastifyInstance, ctx: GatewayContext): v
     if (!parsed.success) throw new PlatformError("ERR_BAD_REQUEST", { message: "Expected {parts: [{partNumber, etag}]}" });
     const ttl = query["ttl"] ? Number(query["ttl"]) : undefined;
     const release = await once.claim(query["key"] ?? "");
-    const stored = await ctx.storage
+    const stored = await multipartOf(ctx.storage)
       .completeMultipart(query["key"] ?? "", uploadId, parsed.data.parts, {
         contentType: query["ct"] ?? "application/octet-stream",
         fileName: query["name"] ?? "upload.bin",
@@ -140,7 +141,7 @@ function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext, once: S
       quota.charge(
         query["kid"] ?? null,
         { announced: contentLength(request), maxBytes, replaces: partEntryId(uploadId, n) },
-        (limit) => ctx.storage.putPart(query["key"] ?? "", uploadId, n, limit(request.raw), maxBytes),
+        (limit) => multipartOf(ctx.storage).putPart(query["key"] ?? "", uploadId, n, limit(request.raw), maxBytes),
         (stored) => stagedPartEntry(uploadId, n, stored.size),
       ),
     );

@@ -18,6 +18,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { PlatformError } from "../../core/errors.js";
 import { partEntryId } from "../../storage/storage-quota.js";
+import { multipartOf } from "../../storage/storage.js";
 import type { GatewayContext } from "../context.js";
 import { uploadTtlOf } from "../fal-headers.js";
 import { MultipartCompleteBody } from "../multipart-parts.js";
@@ -110,7 +111,7 @@ function registerUploadRoutes(app: FastifyInstance, ctx: GatewayContext): void {
       quota.charge(
         meta.kid ?? keyId,
         { announced, maxBytes, replaces: partEntryId(uploadId, n) },
-        (limit) => ctx.storage.putPart(target.key, uploadId, n, limit(request.raw), maxBytes),
+        (limit) => multipartOf(ctx.storage).putPart(target.key, uploadId, n, limit(request.raw), maxBytes),
         (stored) => stagedPartEntry(uploadId, n, stored.size),
       ),
     );
@@ -126,7 +127,7 @@ function registerCompleteRoute(app: FastifyInstance, ctx: GatewayContext): void 
     const meta = readTicket(ctx, target.key, target.uploadId);
     const parsed = MultipartCompleteBody.safeParse(request.body);
     if (!parsed.success) throw new PlatformError("ERR_BAD_REQUEST", { message: "Expected {parts: [{partNumber, etag}]}" });
-    const stored = await ctx.storage.completeMultipart(target.key, storageUploadId(meta), parsed.data.parts, {
+    const stored = await multipartOf(ctx.storage).completeMultipart(target.key, storageUploadId(meta), parsed.data.parts, {
       contentType: meta.ct,
       fileName: meta.name,
       maxBytes: ctx.config.limits.maxFileBytes,
