@@ -5,7 +5,7 @@
  */
 import type { PlatformError } from "../core/errors.js";
 import type { AppManifest } from "../core/types.js";
-import type { Suspects } from "./isolation.js";
+import { Suspects } from "./isolation.js";
 import type { RunnerProcess } from "./runner-process.js";
 
 export interface EphemeralCall {
@@ -48,3 +48,29 @@ export interface PoolSnapshot {
   recent_errors: { at: number; request_id: string | null; message: string }[];
 }
 
+
+/** A new pool for `app`: the given runners, nothing waiting, no suspects, no errors yet. */
+export function createPool(app: AppManifest, runners: Iterable<RunnerProcess> = []): Pool {
+  return {
+    app,
+    runners: new Map([...runners].map((r) => [r.id, r])),
+    pumping: false,
+    pumpAgain: false,
+    setupFailures: 0,
+    lastSetupError: null,
+    ephemeralQueue: [],
+    ephemeralInFlight: new Map(),
+    coldStarts: 0,
+    recentErrors: [],
+    suspects: new Suspects(),
+  };
+}
+
+/** How many recent errors `/v1/ops` shows per app. */
+const RECENT_ERRORS_KEPT = 20;
+
+/** Notes a server-side error of the app (a failed run or setup) for `/v1/ops`, dropping the oldest. */
+export function recordRecentError(pool: Pool, requestId: string | null, message: string): void {
+  pool.recentErrors.push({ at: Date.now(), requestId, message });
+  if (pool.recentErrors.length > RECENT_ERRORS_KEPT) pool.recentErrors.shift();
+}

@@ -7,8 +7,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { DEFAULT_KNOBS, type AppManifest, type RequestRecord } from "../../src/core/types.js";
 import { Housekeeping } from "../../src/scheduler/housekeeping.js";
-import { Suspects } from "../../src/scheduler/isolation.js";
-import type { Pool } from "../../src/scheduler/pool.js";
+import { createPool, type Pool } from "../../src/scheduler/pool.js";
 import type { RunnerProcess } from "../../src/scheduler/runner-process.js";
 import { createSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { NewRequest, Store } from "../../src/store/store.js";
@@ -26,22 +25,6 @@ function runner(fields: { id: string; state: string; idleSince?: number; spawned
     drain: () => void (stand.drained += 1),
     kill: () => void (stand.killed += 1),
   }) as unknown as RunnerProcess & { drained: number; killed: number };
-}
-
-function pool(app: AppManifest, runners: RunnerProcess[]): Pool {
-  return {
-    app,
-    runners: new Map(runners.map((r) => [r.id, r])),
-    pumping: false,
-    pumpAgain: false,
-    setupFailures: 0,
-    lastSetupError: null,
-    ephemeralQueue: [],
-    ephemeralInFlight: new Map(),
-    coldStarts: 0,
-    recentErrors: [],
-    suspects: new Suspects(),
-  };
 }
 
 function request(overrides: Partial<NewRequest> = {}): NewRequest {
@@ -93,7 +76,7 @@ describe("Housekeeping", () => {
       await store.enqueue(r);
       await store.claimMany(APP, "vanished-runner", 1, 1, Date.now() - 10_000, { only: [r.id] });
     }
-    const { hk, seen } = housekeeping([pool(manifest(), [])], (id) => id === kept.id);
+    const { hk, seen } = housekeeping([createPool(manifest())], (id) => id === kept.id);
     await hk.tick();
     assert.equal((await store.get(kept.id))?.state, "RUNNING", "an outcome kept through an outage holds its request");
     const back = await store.get(lost.id);
@@ -106,7 +89,7 @@ describe("Housekeeping", () => {
     const now = Date.now();
     const idle = [runner({ id: "r1", state: "ready", idleSince: now - 60_000 }), runner({ id: "r2", state: "ready", idleSince: now - 60_000 }), runner({ id: "r3", state: "ready", idleSince: now })];
     const stuck = runner({ id: "r4", state: "starting", spawnedAt: now - 120_000 });
-    const p = pool(manifest({ keep_alive: 30, min_runners: 1, concurrency_buffer: 0, startup_timeout: 60 }), [...idle, stuck]);
+    const p = createPool(manifest({ keep_alive: 30, min_runners: 1, concurrency_buffer: 0, startup_timeout: 60 }), [...idle, stuck]);
     const { hk } = housekeeping([p]);
     await hk.tick(now);
     // Four alive (stuck counts until it exits), floor 1: both runners idle past keep_alive drain, the
