@@ -12,6 +12,7 @@ import { safeFetchBuffer } from "../net/safe-fetch.js";
 import { isDataUri, parseDataUri, toDataUri } from "../storage/data-uri.js";
 import { isSpilledInputKey } from "../storage/spilled-inputs.js";
 import type { ObjectAccess } from "../storage/storage.js";
+import type { ToRunner } from "./protocol.js";
 import type { FileAccess, FileRef, PutFileOptions } from "./sdk.js";
 
 export interface FileAccessOptions {
@@ -78,6 +79,22 @@ export function ownFileKey(url: string, origins: string[]): string | null {
   }
   if (!origins.includes(parsed.origin) || !parsed.pathname.startsWith("/files/")) return null;
   return decodeURIComponent(parsed.pathname.slice("/files/".length));
+}
+
+/** What a runner knows of its server, whichever transport: the options every run's file access shares. */
+export type RunnerFileSettings = Omit<FileAccessOptions, "requestId" | "baseUrl" | "syncMode">;
+
+/** The file access of one run: its request, origin, sync mode and output lifetime over the runner's settings. */
+export function fileAccessForRun(run: Extract<ToRunner, { t: "run" }>, settings: RunnerFileSettings): FileAccess {
+  const outputTtlSeconds = run.outputTtlSeconds ?? settings.outputTtlSeconds;
+  return createFileAccess({
+    ...settings,
+    requestId: run.requestId,
+    baseUrl: run.baseUrl,
+    filesUrl: run.filesUrl ?? settings.filesUrl,
+    syncMode: run.syncMode === true,
+    ...(outputTtlSeconds !== undefined ? { outputTtlSeconds } : {}),
+  });
 }
 
 export function createFileAccess(options: FileAccessOptions): FileAccess {

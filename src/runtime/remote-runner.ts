@@ -15,7 +15,7 @@ import { PlatformError, serializeError, type SerializedError } from "../core/err
 import type { AppKnobs, AppManifest } from "../core/types.js";
 import { AllowList } from "../net/allow-list.js";
 import { buildManifest, importApp } from "./app-loader.js";
-import { createFileAccess } from "./file-access.js";
+import { fileAccessForRun } from "./file-access.js";
 import { GatewayClient, GatewayUnreachableError } from "./gateway-client.js";
 import { createGatewayStorage } from "./gateway-storage.js";
 import { RUNNER_PROTOCOL_VERSION, type FromRunner, type ToRunner } from "./protocol.js";
@@ -145,17 +145,12 @@ export class RemoteRunner {
       app,
       send: (message) => this.#fromHost(message, ready),
       fileAccess: (run) =>
-        createFileAccess({
+        fileAccessForRun(run, {
           storage,
           allow,
-          requestId: run.requestId,
-          baseUrl: run.baseUrl,
           ownOrigins: this.#options.gateways,
-          filesUrl: run.filesUrl,
-          syncMode: run.syncMode === true,
           maxFileBytes: this.#options.maxFileBytes ?? 512 * 1024 * 1024,
           fetchTimeoutMs: this.#options.fetchTimeoutMs ?? 60_000,
-          ...(run.outputTtlSeconds !== undefined ? { outputTtlSeconds: run.outputTtlSeconds } : {}),
         }),
       onDrained: () => undefined,
       // The host's own heartbeats are for the IPC transport; this one sends its own.

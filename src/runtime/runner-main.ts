@@ -7,7 +7,7 @@ import { PlatformError, serializeError } from "../core/errors.js";
 import { AllowList } from "../net/allow-list.js";
 import { openStorageFromEnv } from "../storage/open-storage.js";
 import { importApp } from "./app-loader.js";
-import { createFileAccess } from "./file-access.js";
+import { fileAccessForRun } from "./file-access.js";
 import type { FromRunner, ToRunner } from "./protocol.js";
 import { RunnerHost } from "./runner-host.js";
 
@@ -64,19 +64,7 @@ const app = await importApp(required("DARKROOM_APP_MODULE"));
 const host = new RunnerHost({
   app,
   send,
-  fileAccess: (run) =>
-    createFileAccess({
-      storage,
-      allow,
-      requestId: run.requestId,
-      baseUrl: run.baseUrl,
-      ownOrigins,
-      filesUrl: run.filesUrl ?? filesUrl,
-      syncMode: run.syncMode === true,
-      maxFileBytes,
-      fetchTimeoutMs,
-      ...(run.outputTtlSeconds !== undefined ? { outputTtlSeconds: run.outputTtlSeconds } : outputTtl ? { outputTtlSeconds: Number(outputTtl) } : {}),
-    }),
+  fileAccess: (run) => fileAccessForRun(run, { storage, allow, ownOrigins, filesUrl, maxFileBytes, fetchTimeoutMs, ...(outputTtl ? { outputTtlSeconds: Number(outputTtl) } : {}) }),
   onDrained: () => {
     exitWhenSent = true;
     exitIfSent();
