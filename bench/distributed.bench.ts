@@ -21,12 +21,10 @@
  * Results go to bench/results/distributed.json.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import echoApp from "../src/apps/echo/app.js";
 import { createLocalStorage } from "../src/storage/local-storage.js";
 import { createPostgresStore } from "../src/store/postgres/postgres-store.js";
 import { startGatewayProcess, type GatewayProcess } from "../test/helpers/gateway-process.js";
@@ -35,6 +33,7 @@ import { createTestDatabase } from "../test/store/pg-database.js";
 import { median, quantile, summarizeRounds } from "./lib/rounds.js";
 import { BENCH_AUTH, BENCH_KEY } from "./lib/bench-server.js";
 import { directContext } from "./lib/direct-context.js";
+import { directEchoLatencies, ECHO_APP, healthLatencies, syncEchoLatencies, writeRoundResults, writeWrkSubmitScript } from "./lib/echo-rounds.js";
 
 const { values } = parseArgs({
   options: {
@@ -48,45 +47,7 @@ const ROUNDS = Number(values.rounds);
 const LATENCY_N = Number(values["latency-n"]);
 const WRK_SECONDS = Number(values["wrk-seconds"]);
 const CONCURRENCY = Number(values.concurrency);
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const APP = "darkroom/echo";
-
-
-async function directLatencies(n: number): Promise<number[]> {
-  const endpoint = echoApp.endpoints.find((e) => e.path === "");
-  if (!endpoint) throw new Error("echo has no root endpoint");
-  const ctx = directContext(createLocalStorage({ root: path.join(os.tmpdir(), "darkroom-dist-bench-direct") }), "bench", undefined);
-  const handler = endpoint.handler as (i: unknown, c: unknown) => Promise<unknown>;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await handler(endpoint.input.parse({ message: { i } }), ctx);
-    out.push(performance.now() - t);
-  }
-  return out;
-}
-
-async function floorLatencies(base: string, n: number): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await (await fetch(`${base}/health`)).arrayBuffer();
-    out.push(performance.now() - t);
-  }
-  return out;
-}
-
-async function syncLatencies(base: string, n: number): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    const res = await fetch(`${base}/run/${APP}`, { method: "POST", headers: BENCH_AUTH, body: JSON.stringify({ message: { i } }) });
-    await res.arrayBuffer();
-    if (res.status !== 200) throw new Error(`sync run returned ${res.status}`);
-    out.push(performance.now() - t);
-  }
-  return out;
-}
+const APP = ECHO_APP;
 
 /** Submit to `submitTo`, follow the status stream on `watchOn`. Returns latencies and request ids. */
 async function queueLatencies(submitTo: string, watchOn: string, n: number): Promise<{ latencies: number[]; ids: string[] }> {
@@ -108,7 +69,7 @@ async function queueLatencies(submitTo: string, watchOn: string, n: number): Pro
 /** One wrk per gateway, at once; then wait until the queue is empty and nothing runs. */
 async function wrkThroughput(gateways: string[], store: ReturnType<typeof createPostgresStore>, seconds: number, concurrency: number): Promise<number> {
   const script = path.join(os.tmpdir(), `darkroom-dist-bench-${process.pid}.lua`);
-  writeFileSync(script, `wrk.method = "POST"\nwrk.body = '{"message":{"hello":"world"}}'\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Key ${BENCH_KEY}"\n`);
+  writeWrkSubmitScript(script);
   const t = performance.now();
   const outputs = await Promise.all(
     gateways.map(
@@ -162,15 +123,15 @@ async function main(): Promise<void> {
     runners.push(await startRunnerProcess({ gateways: [b.url, a.url], token, app: APP, slots: 32 }));
 
     // Warm up both gateways, both runners and the JIT on every side.
-    await syncLatencies(a.url, 100);
-    await syncLatencies(b.url, 100);
+    await syncEchoLatencies(a.url, 100);
+    await syncEchoLatencies(b.url, 100);
     await queueLatencies(a.url, b.url, 50);
 
     const rounds: Record<string, number>[] = [];
     for (let r = 0; r < ROUNDS; r++) {
-      const direct = await directLatencies(LATENCY_N);
-      const floor = await floorLatencies(a.url, LATENCY_N);
-      const sync = await syncLatencies(a.url, LATENCY_N);
+      const direct = await directEchoLatencies(LATENCY_N, directContext(createLocalStorage({ root: path.join(os.tmpdir(), "darkroom-dist-bench-direct") }), "bench", undefined));
+      const floor = await healthLatencies(a.url, LATENCY_N);
+      const sync = await syncEchoLatencies(a.url, LATENCY_N);
       const queued = await queueLatencies(a.url, b.url, LATENCY_N);
       const records = await Promise.all(queued.ids.map((id) => store.get(id)));
       const toStart = records.map((rec) => (rec?.startedAt ?? NaN) - (rec?.createdAt ?? NaN)).filter(Number.isFinite);
@@ -196,22 +157,15 @@ async function main(): Promise<void> {
     }
     const summary = summarizeRounds(rounds);
     const pgVersion = spawnSync("psql", ["--version"], { encoding: "utf8" }).stdout.trim();
-    mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
-    writeFileSync(
-      path.join(ROOT, "bench/results/distributed.json"),
-      `${JSON.stringify(
-        {
-          command: `node --import tsx bench/distributed.bench.ts --rounds ${ROUNDS} --latency-n ${LATENCY_N} --wrk-seconds ${WRK_SECONDS} --concurrency ${CONCURRENCY}`,
-          setup: "2 gateways (--local-runners false) + 2 `darkroom runner` hosts (echo, 32 slots each) + PostgreSQL, all on this machine",
-          postgres: pgVersion,
-          date: new Date().toISOString(),
-          machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, load_avg: os.loadavg() },
-          rounds,
-          summary,
-        },
-        null,
-        2,
-      )}\n`,
+    writeRoundResults(
+      "distributed",
+      {
+        command: `node --import tsx bench/distributed.bench.ts --rounds ${ROUNDS} --latency-n ${LATENCY_N} --wrk-seconds ${WRK_SECONDS} --concurrency ${CONCURRENCY}`,
+        setup: "2 gateways (--local-runners false) + 2 `darkroom runner` hosts (echo, 32 slots each) + PostgreSQL, all on this machine",
+        postgres: pgVersion,
+      },
+      rounds,
+      summary,
     );
   } finally {
     await Promise.all(runners.map((r) => r.stop()));

@@ -19,15 +19,13 @@
  * Results are written to bench/results/queue-echo.json.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import echoApp from "../src/apps/echo/app.js";
-import type { HandlerContext } from "../src/runtime/sdk.js";
-import { median, quantile, summarizeRounds } from "./lib/rounds.js";
-import { BENCH_AUTH, BENCH_KEY, startBenchServer } from "./lib/bench-server.js";
+import { median, quantile, summarizeRounds, timed } from "./lib/rounds.js";
+import { BENCH_AUTH, startBenchServer } from "./lib/bench-server.js";
+import { contextWithoutFiles } from "./lib/direct-context.js";
+import { directEchoLatencies, healthLatencies, syncEchoLatencies, writeRoundResults, writeWrkSubmitScript } from "./lib/echo-rounds.js";
 
 const { values } = parseArgs({
   options: {
@@ -43,75 +41,17 @@ const LATENCY_N = Number(values["latency-n"]);
 const THROUGHPUT_N = Number(values["throughput-n"]);
 const CONCURRENCY = Number(values.concurrency);
 const WRK_SECONDS = Number(values["wrk-seconds"]);
-const KEY = BENCH_KEY;
 const AUTH = BENCH_AUTH;
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
-
-
-
-/** The echo handler called directly, with a context that does nothing. */
-async function inProcessLatencies(n: number): Promise<number[]> {
-  const endpoint = echoApp.endpoints.find((e) => e.path === "")!;
-  const ctx: HandlerContext = {
-    requestId: "bench",
-    state: undefined,
-    signal: new AbortController().signal,
-    attempt: 1,
-    log: () => undefined,
-    progress: () => undefined,
-    emit: () => undefined,
-    bill: () => undefined,
-    files: { put: () => Promise.reject(new Error("unused")), read: () => Promise.reject(new Error("unused")) },
-    throwIfCancelled: () => undefined,
-  };
-  const handler = endpoint.handler as (i: unknown, c: HandlerContext) => Promise<unknown>;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    const input = endpoint.input.parse({ message: { i } });
-    await handler(input, ctx);
-    out.push(performance.now() - t);
-  }
-  return out;
-}
-
-/** GET /health: the HTTP round trip of this client and server alone, for context. */
-async function httpFloorLatencies(base: string, n: number): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    const res = await fetch(`${base}/health`);
-    await res.arrayBuffer();
-    out.push(performance.now() - t);
-  }
-  return out;
-}
-
-async function syncLatencies(base: string, n: number): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    const res = await fetch(`${base}/run/darkroom/echo`, { method: "POST", headers: AUTH, body: JSON.stringify({ message: { i } }) });
-    await res.arrayBuffer();
-    if (res.status !== 200) throw new Error(`sync run returned ${res.status}`);
-    out.push(performance.now() - t);
-  }
-  return out;
-}
 
 /** Submit, then read the status stream until COMPLETED. */
-async function queueLatencies(base: string, n: number): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
+function queueLatencies(base: string, n: number): Promise<number[]> {
+  return timed(n, async (i) => {
     const submitted = await fetch(`${base}/queue/darkroom/echo`, { method: "POST", headers: AUTH, body: JSON.stringify({ message: { i } }) });
     const { status_url } = (await submitted.json()) as { status_url: string };
     const stream = await fetch(`${status_url}/stream`, { headers: AUTH });
     const text = await stream.text(); // the server closes the stream after COMPLETED
     if (!text.includes('"COMPLETED"')) throw new Error("stream ended without COMPLETED");
-    out.push(performance.now() - t);
-  }
-  return out;
+  });
 }
 
 async function waitUntilDrained(base: string): Promise<void> {
@@ -134,10 +74,7 @@ function hasWrk(): boolean {
  * box): submits for `seconds`, then waits until every accepted request has completed.
  */
 function wrkThroughput(base: string, seconds: number, concurrency: number): Promise<number> {
-  writeFileSync(
-    WRK_SCRIPT,
-    `wrk.method = "POST"\nwrk.body = '{"message":{"hello":"world"}}'\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Key ${KEY}"\n`,
-  );
+  writeWrkSubmitScript(WRK_SCRIPT);
   const t = performance.now();
   const out = spawnSync("wrk", ["-t1", `-c${concurrency}`, `-d${seconds}s`, "-s", WRK_SCRIPT, `${base}/queue/darkroom/echo`], { encoding: "utf8" });
   const total = /(\d+) requests in/.exec(out.stdout)?.[1];
@@ -168,14 +105,14 @@ async function main(): Promise<void> {
     const useWrk = hasWrk();
     if (!useWrk) console.log("wrk not found (apt-get install wrk): measuring saturation with the fetch client only");
     // Warm up: start runners, JIT both sides.
-    await syncLatencies(base, 200);
+    await syncEchoLatencies(base, 200);
     await throughput(base, 500, CONCURRENCY);
 
     const rounds: Record<string, number>[] = [];
     for (let r = 0; r < ROUNDS; r++) {
-      const direct = await inProcessLatencies(LATENCY_N);
-      const floor = await httpFloorLatencies(base, LATENCY_N);
-      const sync = await syncLatencies(base, LATENCY_N);
+      const direct = await directEchoLatencies(LATENCY_N, contextWithoutFiles("bench", undefined));
+      const floor = await healthLatencies(base, LATENCY_N);
+      const sync = await syncEchoLatencies(base, LATENCY_N);
       const queued = await queueLatencies(base, LATENCY_N);
       const rps = await throughput(base, THROUGHPUT_N, CONCURRENCY);
       const wrkRps = useWrk ? await wrkThroughput(base, WRK_SECONDS, CONCURRENCY) : NaN;
@@ -199,21 +136,14 @@ async function main(): Promise<void> {
       console.log(`round ${r + 1}: ${Object.entries(round).map(([k, v]) => `${k}=${v.toFixed(3)}`).join(" ")}`);
     }
     const summary = summarizeRounds(rounds);
-    mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
-    writeFileSync(
-      path.join(ROOT, "bench/results/queue-echo.json"),
-      `${JSON.stringify(
-        {
-          command: `node --import tsx bench/queue-echo.bench.ts --rounds ${ROUNDS} --latency-n ${LATENCY_N} --throughput-n ${THROUGHPUT_N} --concurrency ${CONCURRENCY} --wrk-seconds ${WRK_SECONDS}`,
-          load_generators: { fetch: "Node's fetch, in the bench process", wrk: useWrk ? spawnSync("wrk", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0] : "not installed" },
-          date: new Date().toISOString(),
-          machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, load_avg: os.loadavg() },
-          rounds,
-          summary,
-        },
-        null,
-        2,
-      )}\n`,
+    writeRoundResults(
+      "queue-echo",
+      {
+        command: `node --import tsx bench/queue-echo.bench.ts --rounds ${ROUNDS} --latency-n ${LATENCY_N} --throughput-n ${THROUGHPUT_N} --concurrency ${CONCURRENCY} --wrk-seconds ${WRK_SECONDS}`,
+        load_generators: { fetch: "Node's fetch, in the bench process", wrk: useWrk ? spawnSync("wrk", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0] : "not installed" },
+      },
+      rounds,
+      summary,
     );
   } finally {
     await server.close();

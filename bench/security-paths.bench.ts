@@ -39,7 +39,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { BENCH_AUTH, BENCH_KEY, startBenchServer, type BenchServer } from "./lib/bench-server.js";
-import { median, quantile, spread, type Summary } from "./lib/rounds.js";
+import { median, quantile, spread, timed, type Summary } from "./lib/rounds.js";
 
 const { values } = parseArgs({
   options: {
@@ -140,17 +140,6 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 async function expectStatus(res: Response, status: number, what: string): Promise<void> {
   if (res.status !== status) throw new Error(`${what}: HTTP ${res.status}, expected ${status}: ${(await res.text()).slice(0, 300)}`);
-}
-
-/** Runs `call` n times in sequence and returns each call's milliseconds. */
-async function timed(n: number, call: (i: number) => Promise<void>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await call(i);
-    out.push(performance.now() - t);
-  }
-  return out;
 }
 
 function authValid(base: string, n: number): Promise<number[]> {

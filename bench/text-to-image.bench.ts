@@ -22,7 +22,7 @@ import sharp from "sharp";
 import { DiffusionPipeline } from "../src/diffusion/pipeline.js";
 import { writeTinyDiffusionModel } from "../src/diffusion/tiny-model.js";
 import { createModelManager } from "../src/models/index.js";
-import { BENCH_AUTH, BENCH_KEY, freePort } from "./lib/bench-server.js";
+import { BENCH_AUTH, BENCH_KEY, freePort, waitUntilReady } from "./lib/bench-server.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const { values } = parseArgs({
@@ -118,15 +118,7 @@ async function directRound(steps: number): Promise<{ perImage: number; inference
 }
 
 try {
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${base}/ready`)).ok) break;
-    } catch {
-      // not up yet
-    }
-    if (i > 300) throw new Error("server did not start within 30 s");
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitUntilReady(base);
   // Warm-up: the runner's cold start (spawn, import, setup) and both sides' first run at this size.
   const coldStarted = performance.now();
   await platformRound(1);

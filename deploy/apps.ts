@@ -35,23 +35,22 @@ export interface RunnerApp {
 /** Grace beyond `request_timeout` for the runner to report its last result and exit. */
 export const GRACE_MARGIN_SECONDS = 30;
 
+/** A built-in app's entry: its id, what `--app` takes and its folder all follow from its name. */
+function builtinApp(name: string, scaling: Omit<RunnerApp, "id" | "app" | "builtin">): RunnerApp {
+  return { id: `darkroom/${name}`, app: `darkroom/${name}`, builtin: name, ...scaling };
+}
+
 export const RUNNER_APPS: readonly RunnerApp[] = [
-  {
-    // Needs nothing: the quickest way to watch a runner come up from zero.
-    id: "darkroom/echo",
-    app: "darkroom/echo",
-    builtin: "echo",
+  // Needs nothing: the quickest way to watch a runner come up from zero.
+  builtinApp("echo", {
     concurrency: 32,
     maxReplicas: 2,
     cooldownSeconds: 300,
     terminationGraceSeconds: 600 + GRACE_MARGIN_SECONDS,
     requests: { cpu: "100m", memory: "256Mi" },
     limits: { memory: "512Mi" },
-  },
-  {
-    id: "darkroom/upscale",
-    app: "darkroom/upscale",
-    builtin: "upscale",
+  }),
+  builtinApp("upscale", {
     concurrency: 1,
     maxReplicas: 4,
     cooldownSeconds: 300,
@@ -59,18 +58,15 @@ export const RUNNER_APPS: readonly RunnerApp[] = [
     // tfjs-wasm runs one tile at a time on a few threads; tiling bounds memory.
     requests: { cpu: "2", memory: "2Gi" },
     limits: { memory: "4Gi" },
-  },
-  {
-    id: "darkroom/text-to-speech",
-    app: "darkroom/text-to-speech",
-    builtin: "text-to-speech",
+  }),
+  builtinApp("text-to-speech", {
     concurrency: 1,
     maxReplicas: 4,
     cooldownSeconds: 300,
     terminationGraceSeconds: 300 + GRACE_MARGIN_SECONDS,
     requests: { cpu: "500m", memory: "512Mi" },
     limits: { memory: "1Gi" },
-  },
+  }),
   {
     // A GPU app of your own, baked into an image built FROM the runner image (docs/kubernetes.md).
     // It batches: one runner takes four requests at once.

@@ -36,6 +36,19 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Polls `${base}/ready` every 100 ms until it answers 200; throws after 30 s. */
+export async function waitUntilReady(base: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${base}/ready`)).ok) return;
+    } catch {
+      // not up yet
+    }
+    if (i > 300) throw new Error("server did not start within 30 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /**
  * Starts a server that serves only `apps` and resolves once `/ready` answers. `appKnobs` is passed
  * as `--app-knobs`, for benchmarks that compare scaling settings. `root` runs another checkout's
@@ -59,15 +72,7 @@ export async function startBenchServer(apps: readonly string[], options: { appKn
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${base}/ready`)).ok) break;
-      } catch {
-        // not up yet
-      }
-      if (i > 300) throw new Error("server did not start within 30 s");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitUntilReady(base);
   } catch (err) {
     await close();
     throw err;

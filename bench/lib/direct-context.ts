@@ -8,7 +8,8 @@ import { createFileAccess } from "../../src/runtime/file-access.js";
 import type { HandlerContext } from "../../src/runtime/sdk.js";
 import type { StorageDriver } from "../../src/storage/storage.js";
 
-export function directContext(storage: StorageDriver, requestId: string, state: unknown): HandlerContext {
+/** The same context without file access, for a handler that reads and stores no files (echo). */
+export function contextWithoutFiles(requestId: string, state: unknown): HandlerContext {
   return {
     requestId,
     state,
@@ -19,6 +20,13 @@ export function directContext(storage: StorageDriver, requestId: string, state: 
     emit: () => undefined,
     bill: () => undefined,
     throwIfCancelled: () => undefined,
+    files: { put: () => Promise.reject(new Error("unused")), read: () => Promise.reject(new Error("unused")) },
+  };
+}
+
+export function directContext(storage: StorageDriver, requestId: string, state: unknown): HandlerContext {
+  return {
+    ...contextWithoutFiles(requestId, state),
     files: createFileAccess({ storage, allow: AllowList.parse(""), requestId, baseUrl: "http://127.0.0.1:1", ownOrigins: [], syncMode: false, maxFileBytes: 512 * 1024 * 1024, fetchTimeoutMs: 60_000 }),
   };
 }

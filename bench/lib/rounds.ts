@@ -1,8 +1,20 @@
 /**
- * Statistics the end-to-end benchmarks share: quantiles of one round's samples, and the median and
- * spread of each metric over rounds, printed as a Markdown table.
+ * Statistics the end-to-end benchmarks share: each call's time in a sequence of calls, quantiles of
+ * one round's samples, and the median and spread of each metric over rounds, printed as a Markdown
+ * table.
  * @module
  */
+
+/** Runs `call` n times in sequence and returns each call's milliseconds. */
+export async function timed(n: number, call: (i: number) => Promise<unknown>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await call(i);
+    out.push(performance.now() - t);
+  }
+  return out;
+}
 
 export const quantile = (xs: number[], q: number): number => {
   const s = [...xs].sort((a, b) => a - b);

@@ -3,7 +3,8 @@
  * subscriber lives in it and a publish is a loop over local listeners.
  * @module
  */
-import type { Bus, BusChannel, BusListener } from "./bus.js";
+import type { Bus, BusChannel } from "./bus.js";
+import { createBusListeners } from "./bus-listeners.js";
 
 export interface MemoryBusOptions {
   /**
@@ -18,38 +19,18 @@ function warnListenerError(error: unknown, channel: BusChannel): void {
 }
 
 export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
-  const onListenerError = options.onListenerError ?? warnListenerError;
-  const listeners = new Map<BusChannel, Set<BusListener>>();
+  const listeners = createBusListeners(options.onListenerError ?? warnListenerError);
 
   return {
     distributed: false,
 
     // Listeners run before publish returns, so a caller that awaits it knows they have seen the message.
     async publish(channel, message) {
-      const subscribed = listeners.get(channel);
-      if (!subscribed) return;
-      // A snapshot: a listener that subscribes or unsubscribes while this runs does not change who gets this message.
-      for (const listener of [...subscribed]) {
-        try {
-          listener(message);
-        } catch (error) {
-          onListenerError(error, channel);
-        }
-      }
+      listeners.deliver(channel, message);
     },
 
     subscribe(channel, listener) {
-      let subscribed = listeners.get(channel);
-      if (!subscribed) {
-        subscribed = new Set();
-        listeners.set(channel, subscribed);
-      }
-      // Each subscription is its own entry, so subscribing one function twice needs two unsubscribes.
-      const entry: BusListener = (message) => listener(message);
-      subscribed.add(entry);
-      return () => {
-        subscribed.delete(entry);
-      };
+      return listeners.add(channel, listener);
     },
   };
 }

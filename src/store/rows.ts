@@ -215,17 +215,13 @@ export function toUsageRecord(row: UsageRow): UsageRecord {
 export function usageOfRequest(row: RequestRow): UsageRecord | null {
   if (row.finished_at === null) return null;
   const started = row.started_at ?? row.finished_at;
-  return {
-    requestId: row.id,
-    keyId: row.key_id,
-    appId: row.app_id,
-    endpoint: row.endpoint,
-    state: row.state as RequestState,
-    queueMs: Math.max(0, started - row.created_at),
-    runMs: row.started_at === null ? 0 : Math.max(0, row.finished_at - row.started_at),
-    billableUnits: row.billable_units,
-    finishedAt: row.finished_at,
-  };
+  return toUsageRecord({
+    ...row,
+    request_id: row.id,
+    queue_ms: Math.max(0, started - row.created_at),
+    run_ms: row.started_at === null ? 0 : Math.max(0, row.finished_at - row.started_at),
+    finished_at: row.finished_at,
+  });
 }
 
 export function toWebhookJob(row: WebhookRow): WebhookJob {

@@ -6,8 +6,8 @@ import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { ADMIN_KEY_FILE, KeyService, parseAuthorization } from "../../src/auth/keys.js";
 import { hashSecret, SecretVerifier, verifySecret } from "../../src/auth/secrets.js";
 import { appAlias, TOKEN_SECRET_FILE, TokenService } from "../../src/auth/tokens.js";
-import { createSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { Store } from "../../src/store/store.js";
+import { memoryStore } from "../helpers/memory-store.js";
 
 let dir: string;
 let store: Store;
@@ -21,8 +21,7 @@ after(async () => {
 });
 
 beforeEach(async () => {
-  store = createSqliteStore({ path: ":memory:" });
-  await store.migrate();
+  store = await memoryStore();
 });
 
 afterEach(async () => {

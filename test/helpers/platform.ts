@@ -3,6 +3,7 @@
  * runners as child processes.
  * @module
  */
+import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -80,6 +81,13 @@ export async function http(
     // not JSON
   }
   return { status: res.status, headers: res.headers, body: parsed };
+}
+
+/** Uploads `body` in one POST to `/files/upload`, asserts 200 and returns the stored file's URL. */
+export async function uploadFile(platform: { url: string; auth: Record<string, string> }, body: string | Blob, contentType: string, fileName: string): Promise<string> {
+  const res = await fetch(`${platform.url}/files/upload`, { method: "POST", headers: { ...platform.auth, "content-type": contentType, "x-fal-file-name": fileName }, body });
+  assert.equal(res.status, 200);
+  return ((await res.json()) as { access_url: string }).access_url;
 }
 
 /** Polls until `fn` returns a truthy value or the timeout passes. */

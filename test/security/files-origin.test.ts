@@ -15,9 +15,9 @@ import type { Browser, Page } from "playwright-core";
 import { loadConfig } from "../../src/core/config.js";
 import { cli } from "../cli/helpers.js";
 import { freePort } from "../helpers/gateway-process.js";
-import { ADMIN_KEY, FIXTURES, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { ADMIN_KEY, FIXTURES, http, startTestPlatform, type TestPlatform, uploadFile } from "../helpers/platform.js";
 import { startRunnerProcess, type RunnerProcess } from "../helpers/remote-runner.js";
-import { ensureWebBuild, launchChromium } from "../web/browser.js";
+import { ensureWebBuild, launchChromium, signInAsAdmin } from "../web/browser.js";
 
 /** Were its script to run where its URL lands, it would read the signed-in key and list the keys with it. */
 const HOSTILE_PAGE = `<!doctype html><html><head><title>stored page</title></head><body><script>
@@ -71,11 +71,7 @@ describe("--files-url: stored files on an origin of their own", { timeout: 180_0
     await p?.close();
   });
 
-  async function upload(body: string | Blob, contentType: string, fileName: string): Promise<string> {
-    const res = await fetch(`${api.url}/files/upload`, { method: "POST", headers: { ...api.auth, "content-type": contentType, "x-fal-file-name": fileName }, body });
-    assert.equal(res.status, 200);
-    return ((await res.json()) as { access_url: string }).access_url;
-  }
+  const upload = (body: string | Blob, contentType: string, fileName: string): Promise<string> => uploadFile(api, body, contentType, fileName);
 
   async function download(url: string, init: RequestInit = {}): Promise<{ res: Response; bytes: Buffer }> {
     const res = await fetch(url, init);
@@ -234,9 +230,7 @@ describe("--files-url: stored files on an origin of their own", { timeout: 180_0
     const context = await browser.newContext({ baseURL: api.url, acceptDownloads: true });
     try {
       const tab = await context.newPage();
-      await tab.goto("/");
-      await tab.getByLabel("API key").fill(ADMIN_KEY);
-      await tab.getByRole("button", { name: "Sign in" }).click();
+      await signInAsAdmin(tab);
       await tab.getByRole("list", { name: "Apps" }).waitFor();
       assert.equal(await tab.evaluate(() => sessionStorage.getItem("darkroom.key")), ADMIN_KEY);
 

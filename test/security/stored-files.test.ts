@@ -10,8 +10,8 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Browser } from "playwright-core";
 import { contentDisposition } from "../../src/gateway/file-response-headers.js";
-import { ADMIN_KEY, FIXTURES, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
-import { ensureWebBuild, launchChromium } from "../web/browser.js";
+import { ADMIN_KEY, FIXTURES, http, startTestPlatform, type TestPlatform, uploadFile } from "../helpers/platform.js";
+import { ensureWebBuild, launchChromium, signInAsAdmin } from "../web/browser.js";
 
 /** A page that, were its script to run on the gateway's origin, would mint an admin key with the signed-in one. */
 const HOSTILE_PAGE = `<!doctype html><html><head><title>stored page</title></head><body><script>
@@ -37,11 +37,7 @@ describe("stored files cannot run script on the gateway's origin", { timeout: 12
     await p?.close();
   });
 
-  async function upload(body: string | Blob, contentType: string, fileName: string): Promise<string> {
-    const res = await fetch(`${p.url}/files/upload`, { method: "POST", headers: { ...p.auth, "content-type": contentType, "x-fal-file-name": fileName }, body });
-    assert.equal(res.status, 200);
-    return ((await res.json()) as { access_url: string }).access_url;
-  }
+  const upload = (body: string | Blob, contentType: string, fileName: string): Promise<string> => uploadFile(p, body, contentType, fileName);
 
   async function headersOf(url: string): Promise<Headers> {
     const res = await fetch(url);
@@ -108,9 +104,7 @@ describe("stored files cannot run script on the gateway's origin", { timeout: 12
     const context = await browser.newContext({ baseURL: p.url, acceptDownloads: true });
     try {
       const tab = await context.newPage();
-      await tab.goto("/");
-      await tab.getByLabel("API key").fill(ADMIN_KEY);
-      await tab.getByRole("button", { name: "Sign in" }).click();
+      await signInAsAdmin(tab);
       await tab.getByRole("list", { name: "Apps" }).waitFor();
       assert.equal(await tab.evaluate(() => sessionStorage.getItem("darkroom.key")), ADMIN_KEY);
 

@@ -13,7 +13,7 @@ import pg from "pg";
 import type { RequestRecord } from "../../src/core/types.js";
 import { createPostgresStore, type PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { LATEST_SCHEMA_VERSION } from "../../src/store/postgres/schema.js";
-import type { NewRequest } from "../../src/store/store.js";
+import { EXHAUSTED, newRequest } from "../helpers/store-requests.js";
 import { runBusConformance } from "./bus.case.js";
 import { createTestDatabase, type TestDatabase, uniqueSchema } from "./pg-database.js";
 import { runStoreConformance } from "./store.case.js";
@@ -330,32 +330,6 @@ describe("postgres store", () => {
 });
 
 type RecordWithId = RequestRecord;
-
-const EXHAUSTED = {
-  state: "FAILED" as const,
-  output: { detail: "Runner disconnected", error_type: "runner_disconnected" },
-  statusCode: 503,
-  error: "Runner disconnected",
-  errorType: "runner_disconnected",
-  billableUnits: null,
-};
-
-function newRequest(appId: string, overrides: Partial<NewRequest> = {}): NewRequest {
-  return {
-    id: randomUUID(),
-    appId,
-    endpoint: "",
-    input: { prompt: "a cat" },
-    priority: "normal",
-    mode: "queue",
-    startDeadline: null,
-    maxAttempts: 3,
-    webhookUrl: null,
-    keyId: null,
-    baseUrl: "http://127.0.0.1:8787",
-    ...overrides,
-  };
-}
 
 function required<T>(value: T | null | undefined): T {
   assert.ok(value !== null && value !== undefined);

@@ -16,6 +16,7 @@ import Database from "better-sqlite3";
 import { LATEST_SCHEMA_VERSION, readSchemaVersion } from "../../src/store/sqlite/schema.js";
 import { createSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { NewRequest, Store } from "../../src/store/store.js";
+import { newRequest as newStoreRequest } from "../helpers/store-requests.js";
 import { runStoreConformance } from "./store.case.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -194,19 +195,7 @@ describe("sqlite store", () => {
 });
 
 function newRequest(appId: string, id: string): NewRequest {
-  return {
-    id,
-    appId,
-    endpoint: "",
-    input: { hello: "world" },
-    priority: "normal",
-    mode: "queue",
-    startDeadline: null,
-    maxAttempts: 1,
-    webhookUrl: null,
-    keyId: null,
-    baseUrl: "http://127.0.0.1:8787",
-  };
+  return newStoreRequest(appId, { id, input: { hello: "world" }, maxAttempts: 1 });
 }
 
 function ids(records: readonly { id: string }[]): string[] {

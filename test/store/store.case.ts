@@ -19,6 +19,7 @@ import type {
   WebhookAttempt,
   WebhookJob,
 } from "../../src/store/store.js";
+import { EXHAUSTED, newRequest } from "../helpers/store-requests.js";
 
 const LEASE_MS = 30_000;
 
@@ -29,15 +30,6 @@ const SUCCESS: TerminalWrite = {
   error: null,
   errorType: null,
   billableUnits: 1.5,
-};
-
-const EXHAUSTED: TerminalWrite = {
-  state: "FAILED",
-  output: { detail: "Runner disconnected", error_type: "runner_disconnected" },
-  statusCode: 503,
-  error: "Runner disconnected",
-  errorType: "runner_disconnected",
-  billableUnits: null,
 };
 
 const DEADLINE_EXPIRED: TerminalWrite = {
@@ -51,23 +43,6 @@ const DEADLINE_EXPIRED: TerminalWrite = {
 
 function randomAppId(): string {
   return `app-${randomUUID()}`;
-}
-
-function newRequest(appId: string, overrides: Partial<NewRequest> = {}): NewRequest {
-  return {
-    id: randomUUID(),
-    appId,
-    endpoint: "",
-    input: { prompt: "a cat" },
-    priority: "normal",
-    mode: "queue",
-    startDeadline: null,
-    maxAttempts: 3,
-    webhookUrl: null,
-    keyId: null,
-    baseUrl: "http://127.0.0.1:8787",
-    ...overrides,
-  };
 }
 
 function ids(records: readonly { id: string }[]): string[] {

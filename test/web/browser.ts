@@ -9,8 +9,8 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium, type Browser } from "playwright-core";
-import { REPO_ROOT } from "../helpers/platform.js";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { ADMIN_KEY, REPO_ROOT } from "../helpers/platform.js";
 
 export const WEB_DIR = path.join(REPO_ROOT, "web");
 export const DIST_DIR = path.join(WEB_DIR, "dist");
@@ -71,4 +71,32 @@ export async function launchChromium(): Promise<Browser> {
     executablePath: CHROMIUM,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
   });
+}
+
+/**
+ * A 1280×900 tab on `baseURL` whose actions wait 15 s at most. It collects into `errors` the page's
+ * uncaught errors and its console errors other than "Failed to load resource" (error statuses a test
+ * provokes, which its steps check), and with `report404`, every response that was a 404.
+ */
+export async function openPlaygroundTab(browser: Browser, baseURL: string, errors: string[], options: { report404?: boolean } = {}): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, baseURL });
+  const page = await context.newPage();
+  page.on("pageerror", (err) => errors.push(err.message));
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && !msg.text().startsWith("Failed to load resource")) errors.push(msg.text());
+  });
+  if (options.report404) {
+    page.on("response", (res) => {
+      if (res.status() === 404) errors.push(`404 ${res.url()}`);
+    });
+  }
+  page.setDefaultTimeout(15_000);
+  return page;
+}
+
+/** Opens the Playground at "/" in `tab` and signs in with the admin key. */
+export async function signInAsAdmin(tab: Page): Promise<void> {
+  await tab.goto("/");
+  await tab.getByLabel("API key").fill(ADMIN_KEY);
+  await tab.getByRole("button", { name: "Sign in" }).click();
 }

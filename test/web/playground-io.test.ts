@@ -13,7 +13,7 @@ import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import sharp from "sharp";
 import { ADMIN_KEY, ECHO_APP, FIXTURES, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
-import { ARTIFACTS, ensureWebBuild, launchChromium } from "./browser.js";
+import { ARTIFACTS, ensureWebBuild, launchChromium, openPlaygroundTab, signInAsAdmin } from "./browser.js";
 
 const FREE_FORM_APP = path.join(REPO_ROOT, "test/web/fixtures/free-form.ts");
 /** Above the playground's multipart threshold (8 MiB), and not a whole number of 5 MiB parts. */
@@ -76,19 +76,8 @@ describe("playground in Chromium: realtime, media, JSON, large uploads", { timeo
       }),
       launchChromium(),
     ]);
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, baseURL: p.url });
-    page = await context.newPage();
-    page.on("pageerror", (err) => pageErrors.push(err.message));
-    page.on("console", (msg) => {
-      if (msg.type() === "error" && !msg.text().startsWith("Failed to load resource")) pageErrors.push(msg.text());
-    });
-    page.on("response", (res) => {
-      if (res.status() === 404) pageErrors.push(`404 ${res.url()}`);
-    });
-    page.setDefaultTimeout(15_000);
-    await page.goto("/");
-    await page.getByLabel("API key").fill(ADMIN_KEY);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    page = await openPlaygroundTab(browser, p.url, pageErrors, { report404: true });
+    await signInAsAdmin(page);
     await page.getByRole("link", { name: "Echo", exact: true }).waitFor();
   });
 

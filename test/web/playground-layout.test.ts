@@ -10,8 +10,8 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Locator, Page } from "playwright-core";
-import { ADMIN_KEY, ECHO_APP, REPO_ROOT, TEST_APPS, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
-import { ARTIFACTS, ensureWebBuild, launchChromium } from "./browser.js";
+import { ECHO_APP, REPO_ROOT, TEST_APPS, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { ARTIFACTS, ensureWebBuild, launchChromium, openPlaygroundTab, signInAsAdmin } from "./browser.js";
 import { LONG_DATA_DIR } from "./fixtures/long-remedy.js";
 
 const LONG_REMEDY_APP = path.join(REPO_ROOT, "test/web/fixtures/long-remedy.ts");
@@ -67,19 +67,11 @@ describe("playground layout in Chromium", { timeout: 180_000 }, () => {
       startTestPlatform({ appModules: [ECHO_APP, LONG_FORM_APP, LONG_REMEDY_APP, path.join(TEST_APPS, "unavailable.ts")] }),
       launchChromium(),
     ]);
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, baseURL: p.url });
-    page = await context.newPage();
-    page.on("pageerror", (err) => pageErrors.push(err.message));
-    page.on("console", (msg) => {
-      if (msg.type() === "error" && !msg.text().startsWith("Failed to load resource")) pageErrors.push(msg.text());
-    });
+    page = await openPlaygroundTab(browser, p.url, pageErrors);
     page.on("request", (req) => {
       if (req.method() === "POST" && new URL(req.url()).pathname === "/queue/darkroom-test/long-form") submitted.push(JSON.parse(req.postData() ?? "null") as Record<string, unknown>);
     });
-    page.setDefaultTimeout(15_000);
-    await page.goto("/");
-    await page.getByLabel("API key").fill(ADMIN_KEY);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await signInAsAdmin(page);
     await page.getByRole("link", { name: "Echo", exact: true }).waitFor();
   });
 

@@ -10,10 +10,10 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import sharp from "sharp";
 import { ADMIN_KEY, ECHO_APP, FIXTURES, REPO_ROOT, TEST_APPS, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
-import { ARTIFACTS, ensureWebBuild, launchChromium } from "./browser.js";
+import { ARTIFACTS, ensureWebBuild, launchChromium, openPlaygroundTab } from "./browser.js";
 
 /** The crop of chelsea.png that is uploaded: small, so that ESRGAN slim takes well under a second. */
 const CROP = { left: 180, top: 40, width: 96, height: 72 };
@@ -22,7 +22,6 @@ const ADMIN_SECRET = ADMIN_KEY.slice(ADMIN_KEY.indexOf(":") + 1);
 describe("playground in Chromium", { timeout: 150_000 }, () => {
   let p: TestPlatform;
   let browser: Browser;
-  let context: BrowserContext;
   let page: Page;
   let tmp: string;
   let cropFile: string;
@@ -41,18 +40,9 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
       startTestPlatform({ appModules: [ECHO_APP, path.join(REPO_ROOT, "src/apps/upscale/app.ts"), path.join(TEST_APPS, "slow-single.ts"), path.join(TEST_APPS, "unavailable.ts")] }),
       launchChromium(),
     ]);
-    context = await browser.newContext({ viewport: { width: 1280, height: 900 }, baseURL: p.url });
-    page = await context.newPage();
-    page.on("pageerror", (err) => pageErrors.push(err.message));
-    // Error statuses the test provokes (a wrong key, a cancelled result) are logged by the browser
-    // as "Failed to load resource"; those are checked by the steps. A missing file is not expected.
-    page.on("console", (msg) => {
-      if (msg.type() === "error" && !msg.text().startsWith("Failed to load resource")) pageErrors.push(msg.text());
-    });
-    page.on("response", (res) => {
-      if (res.status() === 404) pageErrors.push(`404 ${res.url()}`);
-    });
-    page.setDefaultTimeout(15_000);
+    // Error statuses the test provokes (a wrong key, a cancelled result) are checked by the steps. A
+    // missing file is not expected.
+    page = await openPlaygroundTab(browser, p.url, pageErrors, { report404: true });
   });
 
   after(async () => {

@@ -7,12 +7,12 @@ import path from "node:path";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import type { RequestRecord } from "../../src/core/types.js";
 import { AllowList } from "../../src/net/allow-list.js";
-import { createSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { Store, TerminalWrite } from "../../src/store/store.js";
 import { WebhookDeliverer, type WebhookDelivererOptions } from "../../src/webhooks/deliverer.js";
 import { buildWebhookBody, serializeWebhookBody } from "../../src/webhooks/payload.js";
 import { verifyWebhook } from "../../src/webhooks/signature.js";
 import { SigningKeys } from "../../src/webhooks/signing-keys.js";
+import { memoryStore } from "../helpers/memory-store.js";
 
 interface Received {
   headers: IncomingHttpHeaders;
@@ -83,8 +83,7 @@ after(async () => {
 });
 
 beforeEach(async () => {
-  store = createSqliteStore({ path: ":memory:" });
-  await store.migrate();
+  store = await memoryStore();
 });
 
 afterEach(async () => {

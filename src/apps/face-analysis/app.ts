@@ -5,10 +5,9 @@
  * @module
  */
 import sharp from "sharp";
-import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
 import { EMOTIONS, analyseFaces, loadFaceModels, type FaceModels } from "./face-model.js";
-import { assertPixelLimit, readImageHeader } from "../../media/image/image-header.js";
+import { decodeImageOrRefuse, readInputImage } from "../../media/image/image-header.js";
 
 /**
  * 16 megapixels (e.g. 4096×4096 or a 16 MP camera photo): the decoded RGB buffer (48 MiB) and its
@@ -75,25 +74,17 @@ async function analyse(
 ): Promise<z.input<typeof FaceAnalysisOutput>> {
   const steps = 3;
   ctx.progress(0, steps, "decode");
-  const { data } = await ctx.files.read(input.image_url);
-
-  // The header alone gives the size, so an oversized image is refused before any pixel is decoded.
-  const { width, height } = (await readImageHeader(data)).autoOrient;
-  assertPixelLimit(width, height, MAX_INPUT_PIXELS);
-  let pixels: { data: Buffer; info: sharp.OutputInfo };
-  try {
-    pixels = await sharp(data, { limitInputPixels: MAX_INPUT_PIXELS })
+  const data = await readInputImage(ctx, input.image_url, MAX_INPUT_PIXELS);
+  const pixels = await decodeImageOrRefuse(() =>
+    sharp(data, { limitInputPixels: MAX_INPUT_PIXELS })
       .autoOrient()
       .toColourspace("srgb")
       // Transparent areas become white, as they would look on a page, rather than their hidden colour.
       .flatten({ background: "#ffffff" })
       .removeAlpha()
       .raw({ depth: "uchar" })
-      .toBuffer({ resolveWithObject: true });
-  } catch (err) {
-    // A header can parse while the pixel data is truncated or corrupt.
-    throw fieldError("image_url", `could not decode the image: ${err instanceof Error ? err.message : String(err)}`);
-  }
+      .toBuffer({ resolveWithObject: true }),
+  );
   const image = { data: new Uint8Array(pixels.data), width: pixels.info.width, height: pixels.info.height };
   ctx.throwIfCancelled();
 

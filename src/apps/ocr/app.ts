@@ -4,10 +4,9 @@
  * progress, billing); the model work lives in `ocr-model.ts`.
  * @module
  */
-import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
 import { joinLines, loadOcrEngine, prepareImage, recogniseText, type OcrEngine } from "./ocr-model.js";
-import { assertPixelLimit, readImageHeader } from "../../media/image/image-header.js";
+import { decodeImageOrRefuse, readInputImage } from "../../media/image/image-header.js";
 
 /**
  * 16 megapixels (e.g. 4096×4096 or a 16 MP scan): the detector runs on the full-resolution image,
@@ -42,26 +41,14 @@ interface OcrState {
   engine: OcrEngine;
 }
 
-const reason = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
 async function read(
   input: z.output<typeof OcrInput>,
   ctx: HandlerContext<OcrState>,
 ): Promise<z.input<typeof OcrOutput>> {
   const steps = 2;
   ctx.progress(0, steps, "decode");
-  const { data } = await ctx.files.read(input.image_url);
-
-  // The header alone gives the size, so an oversized image is refused before any pixel is decoded.
-  const { width, height } = (await readImageHeader(data)).autoOrient;
-  assertPixelLimit(width, height, MAX_INPUT_PIXELS);
-  let image;
-  try {
-    image = await prepareImage(data, MAX_INPUT_PIXELS);
-  } catch (err) {
-    // A header can parse while the pixel data is truncated or corrupt.
-    throw fieldError("image_url", `could not decode the image: ${reason(err)}`);
-  }
+  const data = await readInputImage(ctx, input.image_url, MAX_INPUT_PIXELS);
+  const image = await decodeImageOrRefuse(() => prepareImage(data, MAX_INPUT_PIXELS));
   ctx.throwIfCancelled();
 
   // Detection and recognition run inside one library call, so they are one step here: ONNX Runtime

@@ -5,13 +5,13 @@
  * @module
  */
 import sharp from "sharp";
-import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, ImageSchema, z, type HandlerContext } from "../../runtime/sdk.js";
-import { assertPixelLimit, readImageHeader } from "../../media/image/image-header.js";
+import { decodeImageOrRefuse, readImageHeaderWithin } from "../../media/image/image-header.js";
+import { IMAGE_FORMATS } from "../../media/image/formats.js";
 import { alphaOf, cutout } from "../../media/matting/compose.js";
 import { RVM_LICENSE, RVM_WEIGHTS_ORIGIN } from "../../media/matting/provenance.js";
 import { readLimited } from "../../media/matting/read-input.js";
-import { autoDownsampleRatio, loadRvm, type RvmModel } from "../../media/matting/rvm-model.js";
+import { autoDownsampleRatio, type RvmAppState, rvmAppLifecycle } from "../../media/matting/rvm-model.js";
 
 /**
  * 2048² pixels: RVM refines at full resolution, and a 2048² image peaks at about 1.1 GB of runner
@@ -20,11 +20,6 @@ import { autoDownsampleRatio, loadRvm, type RvmModel } from "../../media/matting
 export const MAX_INPUT_PIXELS = 2048 * 2048;
 /** 25 MiB of encoded input: above any 8-bit PNG within the pixel limit, and under the gateway's 32 MiB JSON body as a data URI. */
 export const MAX_INPUT_BYTES = 25 * 1024 * 1024;
-
-const FORMATS = {
-  png: { contentType: "image/png", ext: "png" },
-  webp: { contentType: "image/webp", ext: "webp" },
-} as const;
 
 const RemoveBackgroundInput = z.object({
   image_url: FileUrl.describe(
@@ -62,20 +57,10 @@ const RemoveBackgroundOutput = z.object({
 
 type Input = z.output<typeof RemoveBackgroundInput>;
 
-interface RemoveBackgroundState {
-  model: RvmModel;
-}
-
 /** The image upright in sRGB: RGB for the model, plus its own alpha when it has one. */
 async function decode(data: Buffer, hasAlpha: boolean): Promise<{ rgb: Uint8Array; alpha?: Uint8Array; width: number; height: number }> {
   const decoder = sharp(data, { limitInputPixels: MAX_INPUT_PIXELS }).autoOrient().toColourspace("srgb");
-  let raw: { data: Buffer; info: sharp.OutputInfo };
-  try {
-    raw = await (hasAlpha ? decoder.ensureAlpha() : decoder.removeAlpha()).raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
-  } catch (err) {
-    // A header can parse while the pixel data is truncated or corrupt.
-    throw fieldError("image_url", `could not decode the image: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  const raw = await decodeImageOrRefuse(() => (hasAlpha ? decoder.ensureAlpha() : decoder.removeAlpha()).raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true }));
   const { width, height } = raw.info;
   const pixels = width * height;
   if (!hasAlpha) return { rgb: new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.data.byteLength), width, height };
@@ -90,14 +75,11 @@ async function decode(data: Buffer, hasAlpha: boolean): Promise<{ rgb: Uint8Arra
   return { rgb, alpha, width, height };
 }
 
-async function removeBackground(input: Input, ctx: HandlerContext<RemoveBackgroundState>): Promise<z.input<typeof RemoveBackgroundOutput>> {
+async function removeBackground(input: Input, ctx: HandlerContext<RvmAppState>): Promise<z.input<typeof RemoveBackgroundOutput>> {
   const steps = 3;
   ctx.progress(0, steps, "decode");
   const data = await readLimited(ctx, input.image_url, "image_url", MAX_INPUT_BYTES);
-  // The header alone gives the size, so an oversized image is refused before any pixel is decoded.
-  const meta = await readImageHeader(data);
-  const { width, height } = meta.autoOrient;
-  assertPixelLimit(width, height, MAX_INPUT_PIXELS);
+  const meta = await readImageHeaderWithin(data, MAX_INPUT_PIXELS);
   const image = await decode(data, meta.hasAlpha === true);
   ctx.throwIfCancelled();
 
@@ -119,7 +101,7 @@ async function removeBackground(input: Input, ctx: HandlerContext<RemoveBackgrou
 
   ctx.progress(2, steps, "encode");
   const raw = { raw: { width: image.width, height: image.height, channels: 4 as const } };
-  const format = FORMATS[input.output_format];
+  const format = IMAGE_FORMATS[input.output_format];
   const encoded =
     input.output_format === "png"
       ? await sharp(rgba, raw).png().toBuffer()
@@ -138,7 +120,7 @@ async function removeBackground(input: Input, ctx: HandlerContext<RemoveBackgrou
   return { image: { ...file, ...dims }, ...(mask ? { mask_image: mask } : {}) };
 }
 
-export default defineApp<RemoveBackgroundState>({
+export default defineApp<RvmAppState>({
   id: "darkroom/remove-background",
   version: "1.0.0",
   metadata: {
@@ -158,13 +140,7 @@ export default defineApp<RemoveBackgroundState>({
   // on 2 cores (bench/README.md, app-throughput): 1.6× the images per second of one runner, at
   // up to ~1.1 GB of memory per runner for a 2048² input. Fewer or more with --app-knobs.
   knobs: { max_runners: 2, keep_alive: 300, request_timeout: 300, startup_timeout: 120 },
-  async setup(log) {
-    const model = await loadRvm(log);
-    return { model };
-  },
-  teardown(state) {
-    state.model.dispose();
-  },
+  ...rvmAppLifecycle,
   endpoints: [
     endpoint({
       path: "",

@@ -7,20 +7,15 @@
 import sharp from "sharp";
 import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, ImageSchema, z, type HandlerContext } from "../../runtime/sdk.js";
-import { preloadModelCache, type ModelCache } from "../../media/upscale/model-loader.js";
+import { type UpscaleAppState, upscaleAppLifecycle } from "../../media/upscale/model-loader.js";
 import { upscaleRaw } from "../../media/upscale/tiled-upscale.js";
 import { readImageHeader } from "../../media/image/image-header.js";
+import { IMAGE_FORMATS } from "../../media/image/formats.js";
 
 /** 2048² pixels: decoding and tiling stay within a few hundred MB of memory. */
 export const MAX_INPUT_PIXELS = 2048 * 2048;
 /** 4096² pixels: the raw output (48 MiB RGB) and its encoding stay bounded, and ×4 of 1024² still fits. */
 export const MAX_OUTPUT_PIXELS = 4096 * 4096;
-
-const FORMATS = {
-  png: { contentType: "image/png", ext: "png" },
-  jpeg: { contentType: "image/jpeg", ext: "jpg" },
-  webp: { contentType: "image/webp", ext: "webp" },
-} as const;
 
 const UpscaleInput = z.object({
   image_url: FileUrl.describe(
@@ -40,10 +35,6 @@ const UpscaleInput = z.object({
 });
 
 const UpscaleOutput = z.object({ image: ImageSchema.describe("The upscaled image") });
-
-interface UpscaleState {
-  models: ModelCache;
-}
 
 const megapixels = (pixels: number): string => (pixels / 1e6).toFixed(2);
 
@@ -68,7 +59,7 @@ function checkLimits(width: number, height: number, scale: number): void {
 
 async function upscale(
   input: z.output<typeof UpscaleInput>,
-  ctx: HandlerContext<UpscaleState>,
+  ctx: HandlerContext<UpscaleAppState>,
 ): Promise<z.input<typeof UpscaleOutput>> {
   const { data } = await ctx.files.read(input.image_url);
 
@@ -105,7 +96,7 @@ async function upscale(
   const encoded = await encoder.toBuffer();
   ctx.log(`${result.width}×${result.height} ${input.output_format} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
-  const format = FORMATS[input.output_format];
+  const format = IMAGE_FORMATS[input.output_format];
   const file = await ctx.files.put(encoded, {
     contentType: format.contentType,
     fileName: `upscaled-x${input.scale}.${format.ext}`,
@@ -116,7 +107,7 @@ async function upscale(
   return { image: { ...file, width: result.width, height: result.height } };
 }
 
-export default defineApp<UpscaleState>({
+export default defineApp<UpscaleAppState>({
   id: "darkroom/upscale",
   version: "1.0.0",
   metadata: {
@@ -139,12 +130,7 @@ export default defineApp<UpscaleState>({
   // images per second of one runner on 2 cores (bench/README.md); tiling keeps each runner's memory
   // bounded. Fewer or more with --app-knobs.
   knobs: { max_runners: 2, keep_alive: 300, request_timeout: 600, startup_timeout: 120 },
-  async setup(log) {
-    return { models: await preloadModelCache(log) };
-  },
-  async teardown(state) {
-    await state.models.dispose();
-  },
+  ...upscaleAppLifecycle,
   endpoints: [
     endpoint({
       path: "",

@@ -14,7 +14,7 @@ import { defineApp, endpoint, FileUrl, VideoSchema, z, type HandlerContext } fro
 import { compositeOver, cutout, parseHexColor } from "../../media/matting/compose.js";
 import { RVM_LICENSE, RVM_WEIGHTS_ORIGIN } from "../../media/matting/provenance.js";
 import { readLimited } from "../../media/matting/read-input.js";
-import { autoDownsampleRatio, loadRvm, type RvmModel } from "../../media/matting/rvm-model.js";
+import { autoDownsampleRatio, type RvmAppState, rvmAppLifecycle } from "../../media/matting/rvm-model.js";
 import { checkFfmpeg, probe, runFfmpeg, withTempDir, type VideoInfo } from "../../media/video/ffmpeg.js";
 import { decodedSize, decodeFrames, FrameEncoder, probeStreamLayout } from "../../media/video/frame-pipe.js";
 import { storeVideo } from "../../media/video/video-file.js";
@@ -69,10 +69,6 @@ const VideoRemoveBackgroundOutput = z.object({
 
 type Input = z.output<typeof VideoRemoveBackgroundInput>;
 
-interface VideoRemoveBackgroundState {
-  model: RvmModel;
-}
-
 function checkLimits(info: VideoInfo, width: number, height: number): void {
   if (info.duration > MAX_INPUT_SECONDS) {
     throw fieldError("video_url", `video is ${info.duration.toFixed(1)} s long; the input limit is ${MAX_INPUT_SECONDS} seconds`);
@@ -124,7 +120,7 @@ const decodeFailure = (err: unknown): Error =>
  * anything fails or the request is cancelled.
  */
 async function matteVideo(
-  ctx: HandlerContext<VideoRemoveBackgroundState>,
+  ctx: HandlerContext<RvmAppState>,
   input: Input,
   source: string,
   output: string,
@@ -177,7 +173,7 @@ async function matteVideo(
 
 async function removeVideoBackground(
   input: Input,
-  ctx: HandlerContext<VideoRemoveBackgroundState>,
+  ctx: HandlerContext<RvmAppState>,
 ): Promise<z.input<typeof VideoRemoveBackgroundOutput>> {
   const data = await readLimited(ctx, input.video_url, "video_url", MAX_INPUT_BYTES);
   ctx.throwIfCancelled();
@@ -216,7 +212,7 @@ async function removeVideoBackground(
   });
 }
 
-export default defineApp<VideoRemoveBackgroundState>({
+export default defineApp<RvmAppState>({
   id: "darkroom/video-remove-background",
   version: "1.0.0",
   metadata: {
@@ -238,13 +234,7 @@ export default defineApp<VideoRemoveBackgroundState>({
   // per second of one runner on 2 cores (bench/README.md).
   knobs: { max_runners: 2, keep_alive: 300, request_timeout: 1800, startup_timeout: 120 },
   checkAvailability: checkFfmpeg,
-  async setup(log) {
-    const model = await loadRvm(log);
-    return { model };
-  },
-  teardown(state) {
-    state.model.dispose();
-  },
+  ...rvmAppLifecycle,
   endpoints: [
     endpoint({
       path: "",

@@ -9,7 +9,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fieldError, isPlatformError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, VideoSchema, z, type HandlerContext } from "../../runtime/sdk.js";
-import { preloadModelCache, type ModelCache } from "../../media/upscale/model-loader.js";
+import { type UpscaleAppState, upscaleAppLifecycle } from "../../media/upscale/model-loader.js";
 import { upscaleRaw } from "../../media/upscale/tiled-upscale.js";
 import { checkFfmpeg, probe, withTempDir, type VideoInfo } from "../../media/video/ffmpeg.js";
 import { decodedSize, decodeFrames, FrameEncoder, probeStreamLayout, type StreamLayout } from "../../media/video/frame-pipe.js";
@@ -83,10 +83,6 @@ const VideoUpscaleOutput = z.object({
 
 type Input = z.output<typeof VideoUpscaleInput>;
 
-interface VideoUpscaleState {
-  models: ModelCache;
-}
-
 const megapixels = (pixels: number): string => (pixels / 1e6).toFixed(2);
 
 /** The job a video makes, once its header has passed every limit. */
@@ -157,7 +153,7 @@ async function saveInput(ctx: HandlerContext<unknown>, url: string, file: string
   }
 }
 
-async function upscaleVideo(input: Input, ctx: HandlerContext<VideoUpscaleState>): Promise<z.input<typeof VideoUpscaleOutput>> {
+async function upscaleVideo(input: Input, ctx: HandlerContext<UpscaleAppState>): Promise<z.input<typeof VideoUpscaleOutput>> {
   return withTempDir(`vu-${ctx.requestId}`, async (dir) => {
     // No extension: ffmpeg probes the container from the bytes, so any format the client sends works.
     const source = path.join(dir, "input");
@@ -209,7 +205,7 @@ async function upscaleVideo(input: Input, ctx: HandlerContext<VideoUpscaleState>
   });
 }
 
-export default defineApp<VideoUpscaleState>({
+export default defineApp<UpscaleAppState>({
   id: "darkroom/video-upscale",
   version: "1.0.0",
   metadata: {
@@ -230,12 +226,7 @@ export default defineApp<VideoUpscaleState>({
   },
   knobs: { max_runners: 1, keep_alive: 300, request_timeout: 600, startup_timeout: 120 },
   checkAvailability: checkFfmpeg,
-  async setup(log) {
-    return { models: await preloadModelCache(log) };
-  },
-  async teardown(state) {
-    await state.models.dispose();
-  },
+  ...upscaleAppLifecycle,
   endpoints: [
     endpoint({
       path: "",

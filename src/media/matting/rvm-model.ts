@@ -187,3 +187,19 @@ export function loadRvm(log: (message: string) => void = () => {}): Promise<RvmM
   });
   return modelReady;
 }
+
+/** The state of an app that mats with RVM: the loaded model. */
+export interface RvmAppState {
+  model: RvmModel;
+}
+
+/** `setup` and `teardown` of an app whose state is {@link RvmAppState}: both matting apps share them. */
+export const rvmAppLifecycle = {
+  async setup(log: (message: string) => void): Promise<RvmAppState> {
+    const model = await loadRvm(log);
+    return { model };
+  },
+  teardown(state: RvmAppState): void {
+    state.model.dispose();
+  },
+};

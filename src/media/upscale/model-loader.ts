@@ -170,3 +170,18 @@ export async function preloadModelCache(log: (message: string) => void): Promise
   await Promise.all([models.get("slim", 2), models.get("slim", 4)]);
   return models;
 }
+
+/** The state of an app that upscales with ESRGAN: the preloaded models. */
+export interface UpscaleAppState {
+  models: ModelCache;
+}
+
+/** `setup` and `teardown` of an app whose state is {@link UpscaleAppState}: both upscale apps share them. */
+export const upscaleAppLifecycle = {
+  async setup(log: (message: string) => void): Promise<UpscaleAppState> {
+    return { models: await preloadModelCache(log) };
+  },
+  async teardown(state: UpscaleAppState): Promise<void> {
+    await state.models.dispose();
+  },
+};

@@ -13,7 +13,8 @@
  * @module
  */
 import pg from "pg";
-import type { Bus, BusChannel, BusListener } from "../bus.js";
+import type { Bus, BusChannel } from "../bus.js";
+import { createBusListeners } from "../bus-listeners.js";
 
 export interface PgBusOptions {
   pool: pg.Pool;
@@ -51,7 +52,7 @@ export function createPgBus(options: PgBusOptions): PgBus {
   const { pool, onError } = options;
   const channelName = (channel: BusChannel): string => `${options.channelPrefix}_${channel}`;
   const busChannel = new Map<string, BusChannel>(CHANNELS.map((c) => [channelName(c), c]));
-  const listeners = new Map<BusChannel, Set<BusListener>>();
+  const listeners = createBusListeners((error, channel) => onError(error, `bus listener on channel "${channel}"`));
   /** Channels to LISTEN on every (re)connect: once subscribed, a channel stays LISTENed. */
   const wanted = new Set<BusChannel>();
 
@@ -69,18 +70,6 @@ export function createPgBus(options: PgBusOptions): PgBus {
     for (const waiter of [...waiters]) waiter();
   }
 
-  function deliver(channel: BusChannel, message: string): void {
-    const subscribed = listeners.get(channel);
-    if (!subscribed) return;
-    for (const listener of [...subscribed]) {
-      try {
-        listener(message);
-      } catch (error) {
-        onError(error, `bus listener on channel "${channel}"`);
-      }
-    }
-  }
-
   function track(work: Promise<void>): void {
     inFlight.add(work);
     void work.finally(() => inFlight.delete(work));
@@ -91,7 +80,7 @@ export function createPgBus(options: PgBusOptions): PgBus {
     const payload = notification.payload ?? "";
     if (!channel) return;
     if (payload.startsWith(INLINE)) {
-      deliver(channel, payload.slice(INLINE.length));
+      listeners.deliver(channel, payload.slice(INLINE.length));
     } else if (payload.startsWith(SPILLED)) {
       const id = Number(payload.slice(SPILLED.length));
       track(
@@ -99,7 +88,7 @@ export function createPgBus(options: PgBusOptions): PgBus {
           .query<{ message: string }>({ name: "darkroom_bus_read_spill", text: "SELECT message FROM bus_spill WHERE id = $1", values: [id] })
           .then((result) => {
             const row = result.rows[0];
-            if (row) deliver(channel, row.message);
+            if (row) listeners.deliver(channel, row.message);
             else onError(new Error(`Spilled bus message ${id} is gone`), `bus channel "${channel}"`);
           })
           .catch((error: unknown) => onError(error, `reading spilled bus message ${id}`)),
@@ -225,17 +214,9 @@ export function createPgBus(options: PgBusOptions): PgBus {
     },
 
     subscribe(channel, listener) {
-      let subscribed = listeners.get(channel);
-      if (!subscribed) {
-        subscribed = new Set();
-        listeners.set(channel, subscribed);
-      }
-      const entry: BusListener = (message) => listener(message);
-      subscribed.add(entry);
+      const unsubscribe = listeners.add(channel, listener);
       listen(channel);
-      return () => {
-        subscribed.delete(entry);
-      };
+      return unsubscribe;
     },
 
     async listening() {

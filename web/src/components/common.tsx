@@ -1,5 +1,6 @@
 /**
- * Small shared pieces: error notices, copy buttons, status badges, an unavailable app's remedy.
+ * Small shared pieces: error notices, copy buttons, status badges, an unavailable app's remedy, the
+ * filter bar's fields and the pages' tables.
  * @module
  */
 import { useState, type ReactNode } from "react";
@@ -101,5 +102,63 @@ export function Remedy({ remedy }: { remedy: string }): ReactNode {
     <code className="remedy" data-testid="remedy">
       {remedy}
     </code>
+  );
+}
+
+/** A labelled control in a page's filter bar: `id` is the control's, which the label points at. */
+export function FilterField({ id, label, children }: { id: string; label: string; children: ReactNode }): ReactNode {
+  return (
+    <div className="field">
+      <label htmlFor={id} className="label">
+        {label}
+      </label>
+      {children}
+    </div>
+  );
+}
+
+/** A filter bar's select: `any` is the first option, the empty value that filters nothing. */
+export function SelectFilter(props: {
+  id: string;
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+  any: string;
+  options: readonly { value: string; label: string }[];
+}): ReactNode {
+  return (
+    <FilterField id={props.id} label={props.label}>
+      <select id={props.id} value={props.value} onChange={(e) => props.onChange(e.target.value)}>
+        <option value="">{props.any}</option>
+        {props.options.map((o) => (
+          <option key={o.value} value={o.value}>
+            {o.label}
+          </option>
+        ))}
+      </select>
+    </FilterField>
+  );
+}
+
+/**
+ * A table in its own focusable region that scrolls sideways (`label` names it) and stacks into cards
+ * on narrow screens; `columns` are the header cells, `children` the body rows.
+ */
+export function StackTable({ label, columns, children }: { label: string; columns: readonly ReactNode[]; children: ReactNode }): ReactNode {
+  return (
+    <div className="table-wrap" tabIndex={0} role="region" aria-label={label}>
+      <table className="table stack">
+        <thead>
+          <tr>
+            {columns.map((column, i) => (
+              <th key={i} scope="col">
+                {column}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
   );
 }

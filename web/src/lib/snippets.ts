@@ -69,18 +69,27 @@ export function pythonLiteral(value: unknown, level = 0): string {
   return `{\n${entries.map(([k, v]) => `${pad}${JSON.stringify(k)}: ${pythonLiteral(v, level + 1)},`).join("\n")}\n${end}}`;
 }
 
-export function pythonSnippet({ baseUrl, endpointId, input }: SnippetInput): string {
-  const ws = baseUrl.replace(/^http/, "ws");
+/** fal_client's imports, then the URL settings of `fal_client.client` that point it at this server. */
+function pythonClientSetup(urls: Readonly<Record<string, string>>): string[] {
   return [
     `import fal_client`,
     `import fal_client.client as fal_urls`,
     ``,
     `# Point fal_client at this server; FAL_KEY holds your Darkroom key (id:secret).`,
-    `fal_urls.RUN_URL_FORMAT = ${JSON.stringify(`${baseUrl}/run/`)}`,
-    `fal_urls.QUEUE_URL_FORMAT = ${JSON.stringify(`${baseUrl}/queue/`)}`,
-    `fal_urls.REALTIME_URL_FORMAT = ${JSON.stringify(`${ws}/run/`)}`,
-    `fal_urls.REST_URL = ${JSON.stringify(`${baseUrl}/rest`)}`,
-    `fal_urls.CDN_URL = ${JSON.stringify(`${baseUrl}/cdn`)}`,
+    ...Object.entries(urls).map(([name, url]) => `fal_urls.${name} = ${JSON.stringify(url)}`),
+  ];
+}
+
+export function pythonSnippet({ baseUrl, endpointId, input }: SnippetInput): string {
+  const ws = baseUrl.replace(/^http/, "ws");
+  return [
+    ...pythonClientSetup({
+      RUN_URL_FORMAT: `${baseUrl}/run/`,
+      QUEUE_URL_FORMAT: `${baseUrl}/queue/`,
+      REALTIME_URL_FORMAT: `${ws}/run/`,
+      REST_URL: `${baseUrl}/rest`,
+      CDN_URL: `${baseUrl}/cdn`,
+    }),
     ``,
     `result = fal_client.subscribe(`,
     `    ${JSON.stringify(endpointId)},`,
@@ -123,12 +132,7 @@ export function realtimePythonSnippet({ baseUrl, endpointId, input }: SnippetInp
   const { app, path } = splitRealtime(endpointId);
   const ws = baseUrl.replace(/^http/, "ws");
   return [
-    `import fal_client`,
-    `import fal_client.client as fal_urls`,
-    ``,
-    `# Point fal_client at this server; FAL_KEY holds your Darkroom key (id:secret).`,
-    `fal_urls.REALTIME_URL_FORMAT = ${JSON.stringify(`${ws}/run/`)}`,
-    `fal_urls.REST_URL = ${JSON.stringify(`${baseUrl}/rest`)}`,
+    ...pythonClientSetup({ REALTIME_URL_FORMAT: `${ws}/run/`, REST_URL: `${baseUrl}/rest` }),
     ``,
     `with fal_client.realtime(${JSON.stringify(app)}${path === "realtime" ? "" : `, path=${JSON.stringify(`/${path}`)}`}) as connection:`,
     `    connection.send(${pythonLiteral(input, 1)})`,

@@ -5,7 +5,7 @@
  */
 import { useMemo, useState, type ReactNode } from "react";
 import type { ModelEntry } from "../api.js";
-import { ErrorNotice, Loading, Remedy } from "../components/common.js";
+import { ErrorNotice, FilterField, Loading, Remedy, SelectFilter } from "../components/common.js";
 import { useModels, useTitle } from "../hooks.js";
 import { Link } from "../router.js";
 
@@ -87,25 +87,17 @@ export function Gallery(): ReactNode {
     <div>
       <h1 tabIndex={-1}>Apps</h1>
       <div className="filters" role="search">
-        <div className="field">
-          <label htmlFor="gallery-search" className="label">
-            Search
-          </label>
+        <FilterField id="gallery-search" label="Search">
           <input id="gallery-search" type="search" value={search} onChange={(e) => setSearch(e.target.value)} placeholder="Name, tag, description" />
-        </div>
-        <div className="field">
-          <label htmlFor="gallery-category" className="label">
-            Category
-          </label>
-          <select id="gallery-category" value={category} onChange={(e) => setCategory(e.target.value)}>
-            <option value="">All</option>
-            {categories.map((c) => (
-              <option key={c} value={c}>
-                {c}
-              </option>
-            ))}
-          </select>
-        </div>
+        </FilterField>
+        <SelectFilter
+          id="gallery-category"
+          label="Category"
+          value={category}
+          onChange={setCategory}
+          any="All"
+          options={categories.map((c) => ({ value: c, label: c }))}
+        />
       </div>
       {models.error ? <ErrorNotice error={models.error} onRetry={models.reload} /> : null}
       {!models.data && !models.error ? <Loading what="apps" /> : null}

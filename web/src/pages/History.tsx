@@ -5,7 +5,7 @@
  */
 import { useEffect, useState, type ReactNode } from "react";
 import type { RequestState, RequestSummary } from "../api.js";
-import { ErrorNotice, Loading, StateBadge } from "../components/common.js";
+import { ErrorNotice, Loading, SelectFilter, StackTable, StateBadge } from "../components/common.js";
 import { formatSeconds, formatTime, secondsBetween } from "../lib/format.js";
 import { useModels, useTitle } from "../hooks.js";
 import { Link, navigate, useLocation } from "../router.js";
@@ -66,33 +66,26 @@ export function History(): ReactNode {
     <div>
       <h1 tabIndex={-1}>History</h1>
       <div className="filters" role="search">
-        <div className="field">
-          <label htmlFor="history-app" className="label">
-            App
-          </label>
-          <select id="history-app" value={app} onChange={(e) => setFilter("app", e.target.value)}>
-            <option value="">All apps</option>
-            {(models.data ?? []).map((m) => (
-              <option key={m.endpoint_id} value={m.endpoint_id}>
-                {m.endpoint_id}
-              </option>
-            ))}
-            {app && !(models.data ?? []).some((m) => m.endpoint_id === app) ? <option value={app}>{app}</option> : null}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor="history-status" className="label">
-            Status
-          </label>
-          <select id="history-status" value={status} onChange={(e) => setFilter("status", e.target.value)}>
-            <option value="">Any status</option>
-            {STATES.map((s) => (
-              <option key={s} value={s}>
-                {s.charAt(0) + s.slice(1).toLowerCase()}
-              </option>
-            ))}
-          </select>
-        </div>
+        <SelectFilter
+          id="history-app"
+          label="App"
+          value={app}
+          onChange={(value) => setFilter("app", value)}
+          any="All apps"
+          options={[
+            ...(models.data ?? []).map((m) => ({ value: m.endpoint_id, label: m.endpoint_id })),
+            // An app in the URL that is not served (any more) stays selectable, so the filter shows what it holds.
+            ...(app && !(models.data ?? []).some((m) => m.endpoint_id === app) ? [{ value: app, label: app }] : []),
+          ]}
+        />
+        <SelectFilter
+          id="history-status"
+          label="Status"
+          value={status}
+          onChange={(value) => setFilter("status", value)}
+          any="Any status"
+          options={STATES.map((s) => ({ value: s, label: s.charAt(0) + s.slice(1).toLowerCase() }))}
+        />
         <button type="button" className="button" onClick={() => setTick((t) => t + 1)}>
           Refresh
         </button>
@@ -103,39 +96,26 @@ export function History(): ReactNode {
         rows.length === 0 ? (
           <p className="muted">No requests{app || status ? " match these filters" : " yet"}.</p>
         ) : (
-          <div className="table-wrap" tabIndex={0} role="region" aria-label="Requests">
-            <table className="table stack">
-              <thead>
-                <tr>
-                  <th scope="col">Created</th>
-                  <th scope="col">App</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Duration</th>
-                  <th scope="col">Request</th>
-                </tr>
-              </thead>
-              <tbody>
-                {rows.map((r) => (
-                  <tr key={r.request_id} data-request-id={r.request_id}>
-                    <td data-label="Created">{formatTime(r.created_at)}</td>
-                    <td data-label="App">
-                      <code>{r.endpoint_id}</code>
-                    </td>
-                    <td data-label="Status">
-                      <StateBadge state={r.state} />
-                      {r.error ? <span className="row-error" title={r.error}>{r.error_type ?? "error"}</span> : null}
-                    </td>
-                    <td data-label="Duration">{formatSeconds(secondsBetween(r.created_at, r.finished_at))}</td>
-                    <td data-label="Request">
-                      <Link href={`/app?id=${encodeURIComponent(r.app_id)}&request=${encodeURIComponent(r.request_id)}`} aria-label={`Open request ${r.request_id} of ${r.app_id}`}>
-                        Open <code>{r.request_id.slice(0, 8)}</code>
-                      </Link>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <StackTable label="Requests" columns={["Created", "App", "Status", "Duration", "Request"]}>
+            {rows.map((r) => (
+              <tr key={r.request_id} data-request-id={r.request_id}>
+                <td data-label="Created">{formatTime(r.created_at)}</td>
+                <td data-label="App">
+                  <code>{r.endpoint_id}</code>
+                </td>
+                <td data-label="Status">
+                  <StateBadge state={r.state} />
+                  {r.error ? <span className="row-error" title={r.error}>{r.error_type ?? "error"}</span> : null}
+                </td>
+                <td data-label="Duration">{formatSeconds(secondsBetween(r.created_at, r.finished_at))}</td>
+                <td data-label="Request">
+                  <Link href={`/app?id=${encodeURIComponent(r.app_id)}&request=${encodeURIComponent(r.request_id)}`} aria-label={`Open request ${r.request_id} of ${r.app_id}`}>
+                    Open <code>{r.request_id.slice(0, 8)}</code>
+                  </Link>
+                </td>
+              </tr>
+            ))}
+          </StackTable>
         )
       ) : null}
       {nextBefore !== null ? (

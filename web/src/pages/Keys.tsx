@@ -4,7 +4,7 @@
  */
 import { useState, type FormEvent, type ReactNode } from "react";
 import type { KeyView } from "../api.js";
-import { CopyButton, ErrorNotice, Loading } from "../components/common.js";
+import { CopyButton, ErrorNotice, Loading, StackTable } from "../components/common.js";
 import { formatTime } from "../lib/format.js";
 import { useAsync, useTitle } from "../hooks.js";
 import { useApi, useSession } from "../session.js";
@@ -130,44 +130,28 @@ export function Keys(): ReactNode {
       {keys.error ? <ErrorNotice error={keys.error} onRetry={keys.reload} /> : null}
       {!keys.data && !keys.error ? <Loading what="keys" /> : null}
       {keys.data ? (
-        <div className="table-wrap" tabIndex={0} role="region" aria-label="Keys">
-          <table className="table stack">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Id</th>
-                <th scope="col">Scope</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {keys.data.keys.map((k) => (
-                <tr key={k.id} className={k.revoked_at ? "revoked" : ""} data-key-id={k.id}>
-                  <td data-label="Name">{k.name}</td>
-                  <td data-label="Id">
-                    <code>{k.id}</code>
-                  </td>
-                  <td data-label="Scope">{k.scope}</td>
-                  <td data-label="Created">{formatTime(k.created_at)}</td>
-                  <td data-label="Last used">{formatTime(k.last_used_at)}</td>
-                  <td>
-                    {k.revoked_at ? (
-                      <span className="badge bad">Revoked {formatTime(k.revoked_at)}</span>
-                    ) : k.id === session?.keyId ? (
-                      <span className="muted small">This session</span>
-                    ) : (
-                      <RevokeButton k={k} busy={busy} onRevoke={(id) => void revoke(id)} />
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <StackTable label="Keys" columns={["Name", "Id", "Scope", "Created", "Last used", <span className="visually-hidden">Actions</span>]}>
+          {keys.data.keys.map((k) => (
+            <tr key={k.id} className={k.revoked_at ? "revoked" : ""} data-key-id={k.id}>
+              <td data-label="Name">{k.name}</td>
+              <td data-label="Id">
+                <code>{k.id}</code>
+              </td>
+              <td data-label="Scope">{k.scope}</td>
+              <td data-label="Created">{formatTime(k.created_at)}</td>
+              <td data-label="Last used">{formatTime(k.last_used_at)}</td>
+              <td>
+                {k.revoked_at ? (
+                  <span className="badge bad">Revoked {formatTime(k.revoked_at)}</span>
+                ) : k.id === session?.keyId ? (
+                  <span className="muted small">This session</span>
+                ) : (
+                  <RevokeButton k={k} busy={busy} onRevoke={(id) => void revoke(id)} />
+                )}
+              </td>
+            </tr>
+          ))}
+        </StackTable>
       ) : null}
     </div>
   );
