@@ -140,6 +140,29 @@ function trustProxyOf(raw: string | undefined): boolean | number | string[] {
 }
 
 /**
+ * The public base from `--public-url` or `DARKROOM_PUBLIC_URL`: an absolute http(s) URL without
+ * credentials, query or fragment; a path is kept (a gateway behind a proxy that serves it under a
+ * prefix), a trailing slash dropped. Every URL handed to clients and the Playground's CSP are built
+ * on it, so a value that is not such a URL is refused at startup rather than sent out.
+ */
+function publicBaseUrl(flagValue: string | undefined, envValue: string | undefined): string | null {
+  const raw = flagValue ?? (envValue === "" ? undefined : envValue);
+  if (raw === undefined) return null;
+  const from = flagValue !== undefined ? "--public-url" : "DARKROOM_PUBLIC_URL";
+  const invalid = (why: string): Error => new Error(`Invalid ${from}: '${raw}' (${why})`);
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw invalid("expected an absolute URL such as https://darkroom.example.com");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw invalid("expected an http:// or https:// URL");
+  if (url.username !== "" || url.password !== "") throw invalid("credentials do not belong in a public URL");
+  if (url.search !== "" || url.hash !== "" || raw.includes("?") || raw.includes("#")) throw invalid("a base URL has no query or fragment");
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/**
  * The files base from `--files-url` or `DARKROOM_FILES_URL`: an http(s) origin (a trailing slash is
  * dropped; file URLs are built by appending `/files/<key>`), without credentials, path, query or
  * fragment, and not the `--public-url` one, whose host would otherwise serve nothing but files.
@@ -175,7 +198,7 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
       .split(",")
       .map((x) => x.trim())
       .filter(Boolean);
-  const publicUrl = flags["public-url"] ?? env["DARKROOM_PUBLIC_URL"] ?? null;
+  const publicUrl = publicBaseUrl(flags["public-url"], env["DARKROOM_PUBLIC_URL"]);
   return {
     host: flags["host"] ?? env["DARKROOM_HOST"] ?? "127.0.0.1",
     port,
