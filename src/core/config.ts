@@ -140,53 +140,54 @@ function trustProxyOf(raw: string | undefined): boolean | number | string[] {
 }
 
 /**
- * The public base from `--public-url` or `DARKROOM_PUBLIC_URL`: an absolute http(s) URL without
- * credentials, query or fragment; a path is kept (a gateway behind a proxy that serves it under a
- * prefix), a trailing slash dropped. Every URL handed to clients and the Playground's CSP are built
- * on it, so a value that is not such a URL is refused at startup rather than sent out.
+ * A base URL setting (`flag` or `envName`): an absolute http(s) URL without credentials, query or
+ * fragment, or null when neither is set. Every URL handed to clients is built on such a base, so a
+ * value that is not one is refused at startup rather than sent out. Errors name the setting.
  */
-function publicBaseUrl(flagValue: string | undefined, envValue: string | undefined): string | null {
+function baseUrlSetting(
+  flag: string,
+  envName: string,
+  flagValue: string | undefined,
+  envValue: string | undefined,
+  example: string,
+): { url: URL; invalid: (why: string) => Error } | null {
   const raw = flagValue ?? (envValue === "" ? undefined : envValue);
   if (raw === undefined) return null;
-  const from = flagValue !== undefined ? "--public-url" : "DARKROOM_PUBLIC_URL";
-  const invalid = (why: string): Error => new Error(`Invalid ${from}: '${raw}' (${why})`);
+  const invalid = (why: string): Error => new Error(`Invalid ${flagValue !== undefined ? flag : envName}: '${raw}' (${why})`);
   let url: URL;
   try {
     url = new URL(raw.trim());
   } catch {
-    throw invalid("expected an absolute URL such as https://darkroom.example.com");
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw invalid("expected an http:// or https:// URL");
-  if (url.username !== "" || url.password !== "") throw invalid("credentials do not belong in a public URL");
-  if (url.search !== "" || url.hash !== "" || raw.includes("?") || raw.includes("#")) throw invalid("a base URL has no query or fragment");
-  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
-}
-
-/**
- * The files base from `--files-url` or `DARKROOM_FILES_URL`: an http(s) origin (a trailing slash is
- * dropped; file URLs are built by appending `/files/<key>`), without credentials, path, query or
- * fragment, and not the `--public-url` one, whose host would otherwise serve nothing but files.
- */
-function filesBaseUrl(flagValue: string | undefined, envValue: string | undefined, publicUrl: string | null): string | null {
-  const raw = flagValue ?? (envValue === "" ? undefined : envValue);
-  if (raw === undefined) return null;
-  const from = flagValue !== undefined ? "--files-url" : "DARKROOM_FILES_URL";
-  const invalid = (why: string): Error => new Error(`Invalid ${from}: '${raw}' (${why})`);
-  let url: URL;
-  try {
-    url = new URL(raw.trim());
-  } catch {
-    throw invalid("expected an absolute URL such as https://files.example.com");
+    throw invalid(`expected an absolute URL such as ${example}`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") throw invalid("expected an http:// or https:// URL");
   if (url.username !== "" || url.password !== "") throw invalid("credentials do not belong in a public URL");
   // `new URL` drops an empty `?` or `#`: the raw text tells whether one was there.
   if (url.search !== "" || url.hash !== "" || raw.includes("?") || raw.includes("#")) throw invalid("a base URL has no query or fragment");
+  return { url, invalid };
+}
+
+/**
+ * The public base from `--public-url` or `DARKROOM_PUBLIC_URL`: a path is kept (a gateway behind a
+ * proxy that serves it under a prefix), a trailing slash dropped.
+ */
+function publicBaseUrl(flagValue: string | undefined, envValue: string | undefined): string | null {
+  const setting = baseUrlSetting("--public-url", "DARKROOM_PUBLIC_URL", flagValue, envValue, "https://darkroom.example.com");
+  return setting && `${setting.url.origin}${setting.url.pathname.replace(/\/+$/, "")}`;
+}
+
+/**
+ * The files base from `--files-url` or `DARKROOM_FILES_URL`: an origin alone (file URLs are built
+ * by appending `/files/<key>`), and not the `--public-url` one, whose host would otherwise serve
+ * nothing but files.
+ */
+function filesBaseUrl(flagValue: string | undefined, envValue: string | undefined, publicUrl: string | null): string | null {
+  const setting = baseUrlSetting("--files-url", "DARKROOM_FILES_URL", flagValue, envValue, "https://files.example.com");
+  if (!setting) return null;
+  const { url, invalid } = setting;
   // A path could only put files under the API's own host, which is the origin they must leave.
   if (url.pathname !== "/") throw invalid("expected an origin alone, such as https://files.example.com: the gateway serves /files/… at its root");
-  if (publicUrl && URL.canParse(publicUrl) && new URL(publicUrl).origin === url.origin) {
-    throw invalid("files need an origin of their own, not the --public-url one");
-  }
+  if (publicUrl && new URL(publicUrl).origin === url.origin) throw invalid("files need an origin of their own, not the --public-url one");
   return url.origin;
 }
 

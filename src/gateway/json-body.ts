@@ -12,7 +12,7 @@
 import { PlatformError } from "../core/errors.js";
 import type { JsonSchema } from "../core/types.js";
 import { UnparsedInput } from "../core/unparsed-input.js";
-import { parseLimitedJson, refusalOf } from "./json-shape.js";
+import { parseJsonText, parseLimitedJson, refusalOf } from "./json-shape.js";
 import { jsonWorkers } from "./json-workers.js";
 
 export { MAX_JSON_DEPTH, MAX_JSON_VALUES } from "./json-shape.js";
@@ -54,18 +54,14 @@ export function parseJsonBody(body: Buffer, options: JsonBodyOptions, done: (err
     return done(null, value);
   }
   if (options.appInput && body.length > options.unparsedOver) return done(null, new UnparsedInput(body));
-  // A copy goes to the worker: this thread parses the body itself once the worker passed it.
+  // A copy goes to the worker: this thread parses the body itself once the worker passed it. The
+  // worker's scan of the bytes is exact for any text JSON.parse takes, so the value is not walked again.
   jsonWorkers.check(new Uint8Array(body).buffer, null).then(
     (reply) => {
       const refused = refusalOf(reply.verdict);
       if (refused) return done(refused);
-      let value: unknown;
-      try {
-        value = parseLimitedJson(body.toString("utf8"));
-      } catch (error) {
-        return done(error as Error);
-      }
-      done(null, value);
+      const parsed = parseJsonText(body.toString("utf8"), { measured: true });
+      done(parsed.ok ? null : refusalOf(parsed), parsed.ok ? parsed.value : undefined);
     },
     (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
   );

@@ -84,8 +84,12 @@ export function refusalOf(verdict: JsonVerdict): PlatformError | null {
   });
 }
 
-/** A body's text parsed and held to the limits, or why it was refused. A blank body is no input (undefined). */
-export function parseJsonText(text: string): { ok: true; value: unknown } | Extract<JsonVerdict, { ok: false }> {
+/**
+ * A body's text parsed and held to the limits, or why it was refused. A blank body is no input
+ * (undefined). `measured`: its bytes already passed scanJson, which is exact for whatever parses,
+ * so the value is not walked again.
+ */
+export function parseJsonText(text: string, { measured = false } = {}): { ok: true; value: unknown } | Extract<JsonVerdict, { ok: false }> {
   if (text.trim() === "") return { ok: true, value: undefined };
   let value: unknown;
   try {
@@ -93,7 +97,7 @@ export function parseJsonText(text: string): { ok: true; value: unknown } | Extr
   } catch {
     return { ok: false, reason: "syntax" };
   }
-  const verdict = measureJson(value);
+  const verdict = measured ? ({ ok: true } as const) : measureJson(value);
   return verdict.ok ? { ok: true, value } : verdict;
 }
 

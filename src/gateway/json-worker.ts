@@ -53,7 +53,7 @@ function check({ id, bytes, schema }: JsonCheck): JsonCheckReply {
   const shape = scanJson(new Uint8Array(bytes));
   // Without a schema the event loop parses the body itself once it passed (its syntax is checked there).
   if (schema === null || !shape.ok) return { id, verdict: shape, ...(schema === null ? {} : { bytes }) };
-  const parsed = parseJsonText(Buffer.from(bytes).toString("utf8"));
+  const parsed = parseJsonText(Buffer.from(bytes).toString("utf8"), { measured: true });
   // An app input is stored as these very bytes: a blank body is refused rather than read as `{}`.
   if (!parsed.ok || parsed.value === undefined) return { id, verdict: parsed.ok ? { ok: false, reason: "syntax" } : parsed, bytes };
   try {
