@@ -116,10 +116,13 @@ describe("request bodies", { timeout: 120_000 }, () => {
     assert.deepEqual(statuses, [400, 400, 400, 400, 400, 400]);
     latencies.sort((a, b) => a - b);
     const worst = latencies.at(-1) ?? 0;
-    // Parsed on the event loop, each body held it ~2 s; checked on workers, /health stays quick.
-    // Refused from their bytes on a worker, the bodies go by quickly: a few probes fall inside.
+    // Parsed on the event loop, each body held it ~2 s and six of them queued behind each other;
+    // checked on workers, /health stays quick. The bound leaves room for a loaded CI machine
+    // (reading 100 MB on two cores once cost a probe 413 ms) while a single parse on the loop
+    // still exceeds it. Refused from their bytes on a worker, the bodies go by quickly: a few
+    // probes fall inside.
     assert.ok(latencies.length >= 5, `${latencies.length} probes`);
-    assert.ok(worst < 400, `worst /health latency ${worst.toFixed(0)} ms (p50 ${latencies[latencies.length >> 1]?.toFixed(0)} ms)`);
+    assert.ok(worst < 1000, `worst /health latency ${worst.toFixed(0)} ms (p50 ${latencies[latencies.length >> 1]?.toFixed(0)} ms)`);
   });
 
   it("drops an authenticated body that stops arriving", async () => {
