@@ -4,7 +4,9 @@
  * @module
  */
 
-const NAMESPACES = new Set(["workflows", "comfy"]);
+/** The namespaces fal's clients put before an app id (`workflows/{owner}/{alias}`). */
+export const APP_NAMESPACES: readonly string[] = ["workflows", "comfy"];
+const NAMESPACES = new Set(APP_NAMESPACES);
 
 export interface AppPath {
   /** `owner/alias`, the app id. */

@@ -21,9 +21,6 @@ export interface FalCall {
   reply: FastifyReply;
 }
 
-/** Serves the calls of one fal host. */
-export type FalCallHandler = (ctx: GatewayContext, call: FalCall) => Promise<void>;
-
 /** The call `url` makes on a fal host; `prefix`, the host's first path segment here, is dropped. */
 export function falCallOf(url: URL, request: FastifyRequest, reply: FastifyReply, prefix?: string): FalCall {
   const segments = pathSegments(url.pathname);

@@ -12,7 +12,8 @@ import { PlatformError } from "../core/errors.js";
 import type { GatewayContext } from "./context.js";
 import { sendError, sendNotFound, toPlatformError } from "./error-reply.js";
 import { logRequestError } from "./error-log.js";
-import { falCallOf, type FalCallHandler } from "./fal-call.js";
+import { falCallOf } from "./fal-call.js";
+import { FAL_HOST_METHODS, type FalHost } from "./fal-host.js";
 import { registerFilesOrigin } from "./files-origin.js";
 import { readWholeBody } from "./body-reader.js";
 import { parseJsonBody } from "./json-body.js";
@@ -20,16 +21,15 @@ import { InflightBodies } from "./inflight-bodies.js";
 import { closeAfterReply } from "./lingering-close.js";
 import { registerFileRoutes } from "./routes/files.js";
 import { registerOpsRoutes } from "./routes/ops.js";
-import { openApiFor, registerPlatformRoutes } from "./routes/platform.js";
+import { registerPlatformRoutes } from "./routes/platform.js";
 import { registerPlaygroundRoutes } from "./routes/playground.js";
 import { registerFalProxyRoutes } from "./routes/proxy.js";
 import { registerPythonMultipartRoutes } from "./routes/python-multipart.js";
-import { handleQueueCall } from "./routes/queue.js";
+import { queueHost } from "./routes/queue.js";
 import { realtimeHandler } from "./routes/realtime.js";
-import { handleRestCall } from "./routes/rest.js";
-import { handleRunCall } from "./routes/run.js";
+import { restHost } from "./routes/rest.js";
+import { runHost } from "./routes/run.js";
 import { registerRunnerApiRoutes } from "./routes/runner-api.js";
-import { baseUrlOf } from "./wire.js";
 
 export interface GatewayServerOptions {
   /** The server's pino logger; without one the gateway logs nothing. */
@@ -165,28 +165,18 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
     throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path ${new URL(request.url, "http://x").pathname} not found` });
   };
 
-  // A fal host's calls on its own path prefix here (`/run/...` for fal.run).
-  const onHost = (handler: FalCallHandler, prefix: string) => (request: FastifyRequest, reply: FastifyReply) =>
-    handler(ctx, falCallOf(new URL(request.url, "http://internal"), request, reply, prefix));
-  // fal.run: sync runs, /stream, realtime upgrades, and each app's OpenAPI document.
-  app.route({
-    method: "GET",
-    url: "/run/*",
-    handler: async (request, reply) => {
-      const c = falCallOf(new URL(request.url, "http://internal"), request, reply, "run");
-      if (c.segments.at(-1) === "openapi.json" && c.segments.length === 3) {
-        return openApiFor(ctx, `${c.segments[0]}/${c.segments[1]}`, baseUrlOf(request, ctx.config.publicUrl));
-      }
-      return handleRunCall(ctx, c);
-    },
-    wsHandler: onRealtime,
-  });
-  app.post("/run/*", { config: { appInput: true } }, onHost(handleRunCall, "run"));
-  // queue.fal.run and rest.fal.ai
-  app.route({ method: ["GET", "POST", "PUT", "HEAD"], url: "/queue/*", config: { appInput: true }, handler: onHost(handleQueueCall, "queue") });
-  app.route({ method: ["GET", "POST", "PUT", "DELETE"], url: "/rest/*", handler: onHost(handleRestCall, "rest") });
+  // A fal host's calls on its own path prefix here (`/queue/...` for queue.fal.run), looked up in the
+  // host's table as the proxy's are.
+  const onHost = (host: FalHost) => (request: FastifyRequest, reply: FastifyReply) =>
+    host.serve(ctx, falCallOf(new URL(request.url, "http://internal"), request, reply, host.prefix));
+  // fal.run: sync runs, /stream, each app's OpenAPI document, and realtime upgrades.
+  // Each takes every method the proxy does, so that what a table lacks gets the table's own 404.
+  app.route({ method: "GET", url: "/run/*", handler: onHost(runHost), wsHandler: onRealtime });
+  app.route({ method: ["POST", "PUT", "DELETE"], url: "/run/*", config: { appInput: true }, handler: onHost(runHost) });
+  app.route({ method: FAL_HOST_METHODS, url: "/queue/*", config: { appInput: true }, handler: onHost(queueHost) });
+  app.route({ method: FAL_HOST_METHODS, url: "/rest/*", handler: onHost(restHost) });
   // The official proxy protocol: the real target is in `x-fal-target-url`.
-  registerFalProxyRoutes(app, ctx, { run: handleRunCall, queue: handleQueueCall, rest: handleRestCall });
+  registerFalProxyRoutes(app, ctx, [runHost, queueHost, restHost]);
   // Realtime at fal's own path shape, `wss://fal.run/{id}/realtime`.
   app.route({ method: "GET", url: "/:owner/:alias/realtime", handler: notFound, wsHandler: onRealtime });
   app.route({ method: "GET", url: "/:owner/:alias/*", handler: notFound, wsHandler: onRealtime });
@@ -199,5 +189,3 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
   registerPlaygroundRoutes(app, { publicUrl: ctx.config.publicUrl, filesUrl: ctx.config.filesUrl });
   return app;
 }
-
-export { handleQueueCall, handleRestCall, handleRunCall };

@@ -221,10 +221,3 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
     };
   });
 }
-
-/** `GET /run/{owner}/{alias}/openapi.json` */
-export function openApiFor(ctx: GatewayContext, appId: string, baseUrl: string): Record<string, unknown> {
-  const app = ctx.scheduler.app(appId);
-  if (!app) throw new PlatformError("ERR_APP_NOT_FOUND", { message: `Application '${appId}' not found` });
-  return openApiDocument(app, baseUrl);
-}

@@ -5,9 +5,9 @@
 import type { FastifyRequest } from "fastify";
 import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type RequestLog, type RequestRecord } from "../../core/types.js";
-import { parseAppPath } from "../app-path.js";
 import { canSeeRequest, requirePrincipal, type GatewayContext } from "../context.js";
 import { assertAppAllowed, assertAvailable, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
+import { FalHost, appIdOf, appRoutes, restOf } from "../fal-host.js";
 import { outputTtlOf, parsePriority, parseStartDeadline } from "../fal-headers.js";
 import { openSse } from "../sse.js";
 import { baseUrlOf, requestUrls, sendOutcome, statusBody } from "../wire.js";
@@ -221,24 +221,20 @@ async function cancel(ctx: GatewayContext, call: FalCall, appId: string, request
   await call.reply.code(404).header("x-fal-error-type", "not_found").send({ status: "NOT_FOUND", detail: `Request ${requestId} not found`, error_type: "not_found" });
 }
 
-/** Dispatches a call on the queue host. */
-export async function handleQueueCall(ctx: GatewayContext, call: FalCall): Promise<void> {
-  const parsed = parseAppPath(call.segments);
-  if (!parsed) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: "Expected /{owner}/{alias}[/path]" });
-  const { rest } = parsed;
-  const method = call.method.toUpperCase();
-  if (rest[0] === "requests" && rest[1] && method !== "POST") {
-    const requestId = rest[1];
-    const op = rest.slice(2).join("/");
-    if (method === "PUT" && op === "cancel") return cancel(ctx, call, parsed.appId, requestId);
-    if (method === "GET" || method === "HEAD") {
-      if (op === "") return result(call, await loadRequest(ctx, call, parsed.appId, requestId));
-      if (op === "status") return status(ctx, call, await loadRequest(ctx, call, parsed.appId, requestId));
-      if (op === "status/stream") return statusStream(ctx, call, await loadRequest(ctx, call, parsed.appId, requestId));
-    }
-    throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `${method} /${call.segments.join("/")} not found` });
-  }
-  if (method !== "POST") throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `${method} /${call.segments.join("/")} not found` });
-  const app = findApp(ctx, parsed.appId);
-  return submit(ctx, call, app, rest.join("/"));
-}
+/** fal's queue host: submit to an app (and one of its endpoints), then read or cancel the request. */
+export const queueHost = new FalHost({
+  hostnames: ["queue.fal.run", "queue.falrun.com"],
+  prefix: "queue",
+  shape: "/{owner}/{alias}[/path] or /{owner}/{alias}/requests/{id}[/status[/stream]|/cancel]",
+  routes: [
+    // A POST names an endpoint, whatever its path: `requests/...` included, as on fal.
+    ...appRoutes("POST", "", (ctx, call, params) => submit(ctx, call, findApp(ctx, appIdOf(params)), "")),
+    ...appRoutes("POST", "/*", (ctx, call, params) => submit(ctx, call, findApp(ctx, appIdOf(params)), restOf(params))),
+    ...appRoutes(["GET", "HEAD"], "/requests/:id", async (ctx, call, params) => result(call, await loadRequest(ctx, call, appIdOf(params), params["id"] ?? ""))),
+    ...appRoutes(["GET", "HEAD"], "/requests/:id/status", async (ctx, call, params) => status(ctx, call, await loadRequest(ctx, call, appIdOf(params), params["id"] ?? ""))),
+    ...appRoutes(["GET", "HEAD"], "/requests/:id/status/stream", async (ctx, call, params) =>
+      statusStream(ctx, call, await loadRequest(ctx, call, appIdOf(params), params["id"] ?? "")),
+    ),
+    ...appRoutes("PUT", "/requests/:id/cancel", (ctx, call, params) => cancel(ctx, call, appIdOf(params), params["id"] ?? "")),
+  ],
+});

@@ -6,10 +6,11 @@
  */
 import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type EndpointManifest, type RequestRecord } from "../../core/types.js";
-import { parseAppPath } from "../app-path.js";
 import { requirePrincipal, type GatewayContext } from "../context.js";
 import { assertAppAllowed, assertAvailable, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
 import { outputTtlOf, parseStartDeadline } from "../fal-headers.js";
+import { FalHost, appIdOf, appRoutes, restOf } from "../fal-host.js";
+import { openApiDocument } from "../openapi.js";
 import { openSse, type SseStream } from "../sse.js";
 import { baseUrlOf, sendOutcome } from "../wire.js";
 
@@ -20,16 +21,13 @@ interface Target {
   stream: boolean;
 }
 
-function resolveTarget(ctx: GatewayContext, call: FalCall): Target {
-  const parsed = parseAppPath(call.segments);
-  if (!parsed) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: "Expected /{owner}/{alias}[/path]" });
-  const app = findApp(ctx, parsed.appId);
-  const path = parsed.rest.join("/");
+function resolveTarget(ctx: GatewayContext, appId: string, path: string): Target {
+  const app = findApp(ctx, appId);
   const exact = findEndpoint(app, path, ["http", "stream"]);
   if (exact) return { app, endpoint: exact, stream: exact.kind === "stream" };
   // `/stream` on an ordinary endpoint streams its progress, partial results and output.
-  if (parsed.rest.at(-1) === "stream") {
-    const base = findEndpoint(app, parsed.rest.slice(0, -1).join("/"), ["http"]);
+  if (path === "stream" || path.endsWith("/stream")) {
+    const base = findEndpoint(app, path.slice(0, -"stream".length).replace(/\/$/, ""), ["http"]);
     if (base) return { app, endpoint: base, stream: true };
   }
   throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path /${path} not found` });
@@ -45,10 +43,10 @@ function inputOf(call: FalCall): unknown {
   return call.request.body === undefined ? {} : call.request.body;
 }
 
-export async function handleRunCall(ctx: GatewayContext, call: FalCall): Promise<void> {
+async function run(ctx: GatewayContext, call: FalCall, appId: string, path: string): Promise<void> {
   const { request, reply } = call;
   const principal = requirePrincipal(request);
-  const target = resolveTarget(ctx, call);
+  const target = resolveTarget(ctx, appId, path);
   assertAppAllowed(call, target.app);
   assertAvailable(target.app);
   const input = inputOf(call);
@@ -124,3 +122,15 @@ async function streamRun(ctx: GatewayContext, call: FalCall, record: RequestReco
   }
   stream.close();
 }
+
+/** fal's sync host: run an app's endpoint and wait; read the app's OpenAPI document. */
+export const runHost = new FalHost({
+  hostnames: ["fal.run", "gateway.alpha.fal.ai"],
+  prefix: "run",
+  shape: "/{owner}/{alias}[/path]",
+  routes: [
+    ...appRoutes(["GET", "HEAD"], "/openapi.json", async (ctx, call, params) => openApiDocument(findApp(ctx, appIdOf(params)), baseUrlOf(call.request, ctx.config.publicUrl))),
+    ...appRoutes(["GET", "POST"], "", (ctx, call, params) => run(ctx, call, appIdOf(params), "")),
+    ...appRoutes(["GET", "POST"], "/*", (ctx, call, params) => run(ctx, call, appIdOf(params), restOf(params))),
+  ],
+});
