@@ -18,15 +18,16 @@ export const LAYERS = {
   store: ["core", "auth"],
   auth: ["core", "store"],
   storage: ["core", "store"],
+  pricing: ["core", "store"],
   webhooks: ["core", "net", "auth", "store"],
   runtime: ["core", "net", "storage", "media"],
   scheduler: ["core", "observability", "store", "storage", "runtime/protocol.js", "runtime/tsx-loader.js"],
-  gateway: ["core", "net", "observability", "models", "auth", "store", "storage", "webhooks", "scheduler", "runtime/protocol.js"],
+  gateway: ["core", "net", "observability", "models", "auth", "store", "storage", "pricing", "webhooks", "scheduler", "runtime/protocol.js"],
   // Apps use the SDK, shared media code and the model libraries; never another app (see below).
   apps: ["core", "media", "models", "diffusion", "runtime/sdk.js"],
   // Only these two wire apps in: platform.ts builds a server from every part, the CLI starts one.
-  platform: ["core", "net", "observability", "models", "diffusion", "media", "store", "auth", "storage", "webhooks", "runtime", "scheduler", "gateway", "apps"],
-  cli: ["core", "net", "observability", "models", "diffusion", "media", "store", "auth", "storage", "webhooks", "runtime", "scheduler", "gateway", "apps", "platform"],
+  platform: ["core", "net", "observability", "models", "diffusion", "media", "store", "auth", "storage", "pricing", "webhooks", "runtime", "scheduler", "gateway", "apps"],
+  cli: ["core", "net", "observability", "models", "diffusion", "media", "store", "auth", "storage", "pricing", "webhooks", "runtime", "scheduler", "gateway", "apps", "platform"],
 };
 
 /** Deepest folder nesting inside a layer that the rules below cover (src/store/sqlite/x.ts is 1). */

@@ -6,14 +6,21 @@
  * secret are stored; the secret is shown once, at creation. The clients send it as `Key id:secret`, and
  * `fal auth login`-style clients as `Bearer …`, so both schemes are accepted, and `Bearer <token>` also
  * carries the short-lived tokens of `tokens.ts`.
+ *
+ * The service also holds what a caller is held to beyond its key's scope, since every check starts
+ * from the key: the tenant directory (a key's tenant, its weight and limits) and the per-minute
+ * request counts.
  * @module
  */
 import { randomBytes } from "node:crypto";
 import path from "node:path";
+import type { UsageLimits } from "../core/tenants.js";
 import type { ApiKeyRecord, KeyPatch, Store } from "../store/store.js";
 import { AuthThrottle } from "./auth-throttle.js";
 import { writePrivateFile } from "./private-file.js";
+import { RequestRateLimiter } from "./request-rate-limiter.js";
 import { hashSecret, SecretVerifier, verifySecret } from "./secrets.js";
+import { TenantDirectory } from "./tenants.js";
 import type { TokenClaims, TokenService } from "./tokens.js";
 
 export const ADMIN_KEY_FILE = "admin-key";
@@ -31,6 +38,17 @@ export interface AuthenticatedKey extends Omit<ApiKeyRecord, "scope"> {
   /** The token's claims (with `allowed_apps` the gateway must honour) when `via` is "token". */
   token: TokenClaims | null;
 }
+
+/** A new key's settings; without a tenant it is a tenant of its own, without limits it has none. */
+export interface NewKey {
+  name: string;
+  scope: KeyScope;
+  tenant?: string | null;
+  limits?: UsageLimits;
+}
+
+/** What an admin may change on a key (`PATCH /v1/keys/{id}`). */
+export type KeySettingsPatch = Pick<KeyPatch, "name" | "tenant" | "limits">;
 
 export interface CreatedKey {
   id: string;
@@ -101,6 +119,10 @@ export interface KeyServiceOptions {
   recordCacheMs?: number;
   /** Failure budgets and the bound on concurrent hashing (see auth-throttle.ts). */
   throttle?: AuthThrottle;
+  /** Tenants' weights and limits; by default one over `store`. */
+  tenants?: TenantDirectory;
+  /** Requests-per-minute counts; by default a fresh one (one per process: see request-rate-limiter.ts). */
+  requestRates?: RequestRateLimiter;
 }
 
 export class KeyService {
@@ -112,6 +134,10 @@ export class KeyService {
   private readonly recordCacheMs: number;
   private readonly records = new Map<string, { record: ApiKeyRecord | null; at: number }>();
   private readonly throttle: AuthThrottle;
+  /** A key's tenant, its weight and limits, cached for the authentication of every call. */
+  readonly tenants: TenantDirectory;
+  /** The per-minute request counts behind `requests_per_minute`, per key and per tenant. */
+  readonly requestRates: RequestRateLimiter;
 
   constructor(options: KeyServiceOptions) {
     this.store = options.store;
@@ -121,6 +147,8 @@ export class KeyService {
     this.touchIntervalMs = options.touchIntervalMs ?? 60_000;
     this.recordCacheMs = options.recordCacheMs ?? 1000;
     this.throttle = options.throttle ?? new AuthThrottle({ now: this.now });
+    this.tenants = options.tenants ?? new TenantDirectory({ store: this.store, now: this.now });
+    this.requestRates = options.requestRates ?? new RequestRateLimiter({ now: this.now });
   }
 
   /** The key record, from a short-lived cache (see `recordCacheMs`). */
@@ -136,7 +164,7 @@ export class KeyService {
     return record;
   }
 
-  async create(input: { name: string; scope: KeyScope }): Promise<CreatedKey> {
+  async create(input: NewKey): Promise<CreatedKey> {
     // Hex keeps the id free of ':' (the separator) and readable in logs; 96 bits make it unguessable
     // enough that ids can be shown around without hinting at others.
     const id = `dk_${randomBytes(12).toString("hex")}`;
@@ -149,6 +177,9 @@ export class KeyService {
       createdAt: this.now(),
       revokedAt: null,
       lastUsedAt: null,
+      // A tenant named here need not exist: one nobody configured has the default weight and no limits.
+      tenant: input.tenant ?? null,
+      limits: input.limits ?? {},
     };
     await this.store.createKey(record);
     this.records.delete(id);
@@ -200,6 +231,19 @@ export class KeyService {
     return this.store.listKeys();
   }
 
+  /** The key record as stored now (not the authentication cache's). */
+  get(id: string): Promise<ApiKeyRecord | null> {
+    return this.store.getKey(id);
+  }
+
+  /** Changes a key's name, tenant (null: its own again) or limits (replaced whole); false when there is no such key. */
+  async update(id: string, patch: KeySettingsPatch): Promise<boolean> {
+    const updated = await this.store.updateKey(id, patch);
+    // The next call with the key sees the change in this process; other gateways within recordCacheMs.
+    this.records.delete(id);
+    return updated;
+  }
+
   /** Returns false when there is no such key. */
   async revoke(id: string): Promise<boolean> {
     const revoked = await this.store.revokeKey(id, this.now());
@@ -248,6 +292,8 @@ export class KeyService {
           createdAt: this.now(),
           revokedAt: null,
           lastUsedAt: null,
+          tenant: null,
+          limits: {},
         });
         return result;
       } catch (err) {

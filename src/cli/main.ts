@@ -13,7 +13,9 @@ Usage:
   darkroom run <owner/alias[/path]> [key=value ...] [--input JSON | --input-file F] [--out DIR] [--json]
   darkroom apps list | show <owner/alias>
   darkroom requests list [--app A] [--status S] [--limit N] | show <id> | cancel <id>
-  darkroom keys create [--name NAME] [--scope api|admin] | list | revoke <id>
+  darkroom keys create [--name NAME] [--scope api|admin] [--tenant NAME] [limits] | list | revoke <id>
+  darkroom tenants list | show <name> | set <name> [--weight W] [limits]
+  darkroom usage [--since T] [--until T] [--app ID,...] [--tenant NAME] [--timeframe TF] [--csv]
   darkroom runner --gateway URL --token T --app PATH|APP_ID | token --app APP_ID
   darkroom models pull <source> [--name N] [--revision R] | list | show <name> | rm <name>
 
@@ -45,6 +47,7 @@ const SERVE_USAGE = `Usage: darkroom serve [options]
   --local-runners B   false: start no runners here; serve remote runners ('darkroom runner') only
   --builtin-apps B    false: load only the --apps modules, not the built-in apps
   --app-knobs SPEC    override apps' scaling knobs, e.g. 'darkroom/ocr:max_runners=1;*:keep_alive=30'
+  --pricing FILE      prices per app and endpoint, JSON (docs/pricing-and-usage.md)
 
 See docs/api.md#configuration for the environment variables.
 `;
@@ -78,6 +81,14 @@ const COMMANDS: Record<string, Command> = {
   keys: {
     usage: async () => (await import("./keys.js")).KEYS_USAGE,
     run: async (argv) => (await import("./keys.js")).keysCommand(argv),
+  },
+  tenants: {
+    usage: async () => (await import("./tenants.js")).TENANTS_USAGE,
+    run: async (argv) => (await import("./tenants.js")).tenantsCommand(argv),
+  },
+  usage: {
+    usage: async () => (await import("./usage.js")).USAGE_COMMAND_USAGE,
+    run: async (argv) => (await import("./usage.js")).usageCommand(argv),
   },
   models: {
     usage: async () => (await import("./models.js")).MODELS_USAGE,

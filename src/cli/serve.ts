@@ -27,6 +27,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       "local-runners": { type: "string" },
       "builtin-apps": { type: "string" },
       "app-knobs": { type: "string" },
+      pricing: { type: "string" },
     },
   });
   const flags = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Record<string, string>;

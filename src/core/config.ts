@@ -81,7 +81,26 @@ export interface Config {
   localRunners: boolean;
   /** `--app-knobs` / `DARKROOM_APP_KNOBS`: the operator's overrides of apps' scaling knobs (knob-overrides.ts). */
   appKnobs: KnobOverrides;
+  /** Prices (docs/pricing-and-usage.md). */
+  pricing: PricingSettings;
 }
+
+export interface PricingSettings {
+  /**
+   * `--pricing FILE` / `DARKROOM_PRICING`: a JSON file of prices (`{"prices": [...]}`, the body of
+   * `PUT /v1/models/pricing`), read when the gateway starts; null: none. Prices set through the API
+   * override it.
+   */
+  file: string | null;
+  /**
+   * `DARKROOM_DEFAULT_COMPUTE_PRICE`: USD per compute second (run time) of every app and endpoint
+   * without a price. A placeholder for operators to set, not a recommendation.
+   */
+  defaultComputePrice: number;
+}
+
+/** USD per compute second of apps without a price, unless `DARKROOM_DEFAULT_COMPUTE_PRICE` says otherwise. */
+export const DEFAULT_COMPUTE_PRICE = 0.0005;
 
 export const LOG_FORMATS = ["json", "pretty"] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -104,6 +123,14 @@ function positiveInt(name: string, raw: string | undefined, fallback: number): n
   if (raw === undefined || raw === "") return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value <= 0) throw new Error(`Invalid ${name}: ${raw}`);
+  return value;
+}
+
+/** A price: a finite number of 0 or more (0 makes what it prices free). */
+function nonNegativeNumber(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`Invalid ${name}: ${raw} (expected a number of 0 or more)`);
   return value;
 }
 
@@ -191,6 +218,12 @@ function filesBaseUrl(flagValue: string | undefined, envValue: string | undefine
   return url.origin;
 }
 
+/** The pricing file's absolute path; its contents are read and checked when the gateway starts (src/pricing/price-file.ts). */
+function pricingFile(flagValue: string | undefined, envValue: string | undefined): string | null {
+  const raw = flagValue ?? (envValue === "" ? undefined : envValue);
+  return raw === undefined || raw.trim() === "" ? null : path.resolve(raw.trim());
+}
+
 export function loadConfig(flags: Partial<Record<string, string>> = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const port = Number(flags["port"] ?? env["PORT"] ?? 8787);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`Invalid port: ${flags["port"] ?? env["PORT"]}`);
@@ -228,5 +261,9 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
     builtinApps: !["false", "0", "no", "off"].includes((flags["builtin-apps"] ?? env["DARKROOM_BUILTIN_APPS"] ?? "true").toLowerCase()),
     localRunners: !["false", "0", "no", "off"].includes((flags["local-runners"] ?? env["DARKROOM_LOCAL_RUNNERS"] ?? "true").toLowerCase()),
     appKnobs: parseKnobOverrides(flags["app-knobs"] ?? env["DARKROOM_APP_KNOBS"] ?? ""),
+    pricing: {
+      file: pricingFile(flags["pricing"], env["DARKROOM_PRICING"]),
+      defaultComputePrice: nonNegativeNumber("DARKROOM_DEFAULT_COMPUTE_PRICE", env["DARKROOM_DEFAULT_COMPUTE_PRICE"], DEFAULT_COMPUTE_PRICE),
+    },
   };
 }

@@ -32,12 +32,14 @@ export const ERRORS = {
   ERR_UNAUTHORIZED: { status: 401, errorType: "unauthorized", message: "Missing or invalid credentials" },
   ERR_FORBIDDEN: { status: 403, errorType: "forbidden", message: "This key may not do that" },
   ERR_AUTH_THROTTLED: { status: 429, errorType: "rate_limited", message: "Too many failed key checks; try again later" },
+  ERR_RATE_LIMITED: { status: 429, errorType: "rate_limited", message: "Too many requests this minute; try again later", retryable: true },
   // Lookup
   ERR_APP_NOT_FOUND: { status: 404, errorType: "not_found", message: "Application not found" },
   ERR_PATH_NOT_FOUND: { status: 404, errorType: "not_found", message: "Path not found" },
   ERR_REQUEST_NOT_FOUND: { status: 404, errorType: "not_found", message: "Request not found" },
   ERR_FILE_NOT_FOUND: { status: 404, errorType: "not_found", message: "File not found" },
   ERR_KEY_NOT_FOUND: { status: 404, errorType: "not_found", message: "Key not found" },
+  ERR_TENANT_NOT_FOUND: { status: 404, errorType: "not_found", message: "Tenant not found" },
   // Queue
   ERR_STILL_IN_PROGRESS: { status: 400, errorType: "bad_request", message: "Request is still in progress" },
   ERR_ALREADY_COMPLETED: { status: 400, errorType: "bad_request", message: "Request already completed" },

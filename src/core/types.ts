@@ -61,6 +61,8 @@ export interface RequestRecord {
   cancelRequested: boolean;
   webhookUrl: string | null;
   keyId: string | null;
+  /** The tenant it shares the queue as ("" without a key; see src/core/tenants.ts). */
+  tenant: string;
   /** Absolute base URL the client used ("http://host:port"), for building URLs in webhooks and outputs. */
   baseUrl: string;
   /** Output JSON on success; the error body for failures of the app itself (e.g. 422). */

@@ -4,6 +4,7 @@
  */
 import type { FastifyRequest } from "fastify";
 import type { KeyService } from "../auth/keys.js";
+import type { Tenancy } from "../auth/tenants.js";
 import type { TokenService } from "../auth/tokens.js";
 import type { Config } from "../core/config.js";
 import { PlatformError } from "../core/errors.js";
@@ -31,8 +32,11 @@ export interface GatewayContext {
   startedAt: number;
 }
 
-/** Who made a request: an API key, or a short-lived token issued for one. */
-export interface Principal {
+/**
+ * Who made a request: an API key, or a short-lived token issued for one (which belongs to the key's
+ * tenant and is held to its limits, as the key is), and what its tenant and limits are.
+ */
+export interface Principal extends Tenancy {
   keyId: string;
   /** `runner`: a runner token, accepted only by the runner API (`/runner/v1/`). */
   scope: "admin" | "api" | "runner";

@@ -5,11 +5,14 @@
  * @module
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { RateBudget } from "../auth/request-rate-limiter.js";
+import { appsAllow } from "../auth/usage-limits.js";
 import { PlatformError } from "../core/errors.js";
 import type { AppManifest, EndpointManifest } from "../core/types.js";
 import { UnparsedInput } from "../core/unparsed-input.js";
+import type { LiveOwner } from "../store/store.js";
 import { pathSegments } from "./app-path.js";
-import { appAllowed, requirePrincipal, type GatewayContext } from "./context.js";
+import { appAllowed, requirePrincipal, type GatewayContext, type Principal } from "./context.js";
 import { checkUnparsedInput } from "./json-body.js";
 
 /** A fal API call, however it arrived: a direct route or the proxy's `x-fal-target-url`. */
@@ -44,6 +47,55 @@ export function assertAppAllowed(call: FalCall, app: AppManifest): void {
   if (!appAllowed(requirePrincipal(call.request), app.id)) {
     throw new PlatformError("ERR_FORBIDDEN", { message: `This token is not valid for ${app.id}` });
   }
+}
+
+/** Refuses a call to an app outside the `apps` limit of the caller's key or of its tenant (both must allow it). */
+export function assertAppWithinLimits(call: FalCall, app: AppManifest): void {
+  const principal = requirePrincipal(call.request);
+  if (appsAllow(principal.limits.apps, app.id)) return;
+  const whose = appsAllow(principal.keyLimits.apps, app.id) ? `tenant '${principal.tenant}'` : "this key";
+  throw new PlatformError("ERR_FORBIDDEN", { message: `${app.id} is not in the apps limit of ${whose}` });
+}
+
+/**
+ * Refuses a call (429, fal's queue-full shape) while its key or its tenant already has as many
+ * requests waiting as its `max_queued` limit allows, across all apps. Counting stops at the limit, so
+ * the check costs at most the limit however long the queue is. Two submits checked at the same moment
+ * can both pass: the limit may be exceeded by the number of submits in flight at once.
+ */
+export async function assertQueueRoom(ctx: GatewayContext, principal: Principal): Promise<void> {
+  const checks: { owner: LiveOwner; limit: number; whose: string }[] = [];
+  if (principal.keyLimits.maxQueued !== undefined) checks.push({ owner: { keyId: principal.keyId }, limit: principal.keyLimits.maxQueued, whose: "This key" });
+  if (principal.tenantLimits.maxQueued !== undefined) {
+    checks.push({ owner: { tenant: principal.tenant }, limit: principal.tenantLimits.maxQueued, whose: `Tenant '${principal.tenant}'` });
+  }
+  for (const check of checks) {
+    if ((await ctx.store.countLive(check.owner, "QUEUED", check.limit)) >= check.limit) {
+      throw new PlatformError("ERR_QUEUE_FULL", { message: `${check.whose} has ${check.limit} requests waiting, its max_queued limit; submit more once some have started` });
+    }
+  }
+}
+
+/**
+ * Counts a call that is about to be accepted against its key's and its tenant's requests per minute,
+ * or refuses it with 429 and `Retry-After` when either is spent (then neither counts it). The counts
+ * are this gateway process's own (request-rate-limiter.ts).
+ */
+export function countAgainstRequestRate(ctx: GatewayContext, principal: Principal): void {
+  const budgets: (RateBudget & { whose: string })[] = [];
+  if (principal.keyLimits.requestsPerMinute !== undefined) {
+    budgets.push({ name: `key:${principal.keyId}`, limit: principal.keyLimits.requestsPerMinute, whose: "This key" });
+  }
+  if (principal.tenantLimits.requestsPerMinute !== undefined) {
+    budgets.push({ name: `tenant:${principal.tenant}`, limit: principal.tenantLimits.requestsPerMinute, whose: `Tenant '${principal.tenant}'` });
+  }
+  if (budgets.length === 0) return;
+  const decision = ctx.keys.requestRates.take(budgets);
+  if (decision.admitted) return;
+  throw new PlatformError("ERR_RATE_LIMITED", {
+    message: `${decision.budget.whose} may make ${decision.budget.limit} requests per minute; try again in ${decision.retryAfterSeconds} s`,
+    headers: { "retry-after": String(decision.retryAfterSeconds) },
+  });
 }
 
 export function findEndpoint(app: AppManifest, path: string, kinds: EndpointManifest["kind"][]): EndpointManifest | undefined {

@@ -20,9 +20,11 @@ import { parseJsonBody } from "./json-body.js";
 import { InflightBodies } from "./inflight-bodies.js";
 import { closeAfterReply } from "./lingering-close.js";
 import { registerFileRoutes } from "./routes/files.js";
+import { registerKeyRoutes } from "./routes/keys.js";
 import { registerOpsRoutes } from "./routes/ops.js";
 import { registerPlatformRoutes } from "./routes/platform.js";
 import { registerPlaygroundRoutes } from "./routes/playground.js";
+import { registerPricingRoutes } from "./routes/pricing.js";
 import { registerFalProxyRoutes } from "./routes/proxy.js";
 import { registerPythonMultipartRoutes } from "./routes/python-multipart.js";
 import { queueHost } from "./routes/queue.js";
@@ -30,6 +32,8 @@ import { realtimeHandler } from "./routes/realtime.js";
 import { restHost } from "./routes/rest.js";
 import { runHost } from "./routes/run.js";
 import { registerRunnerApiRoutes } from "./routes/runner-api.js";
+import { registerTenantRoutes } from "./routes/tenants.js";
+import { registerUsageRoutes } from "./routes/usage.js";
 
 export interface GatewayServerOptions {
   /** The server's pino logger; without one the gateway logs nothing. */
@@ -137,7 +141,13 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
     if (key.scope === "runner" && !request.routeOptions.config.runnerApi) {
       throw new PlatformError("ERR_FORBIDDEN", { message: "Runner tokens are accepted only by the runner API" });
     }
-    request.principal = { keyId: key.id, scope: key.scope, allowedApps: key.via === "token" ? (key.token?.allowed_apps ?? []) : null };
+    // A token is the key's, tenant and limits included: the key record was read to verify it.
+    request.principal = {
+      keyId: key.id,
+      scope: key.scope,
+      allowedApps: key.via === "token" ? (key.token?.allowed_apps ?? []) : null,
+      ...(await ctx.keys.tenants.tenancyOf(key)),
+    };
     // JSON bodies are read whole and held while the request is served: reserve them against the
     // gateway's budget before reading (uploads stream to storage and are not counted).
     if (carriesBody(request) && String(request.headers["content-type"] ?? "").toLowerCase().startsWith("application/json")) {
@@ -184,6 +194,10 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
   registerFileRoutes(app, ctx);
   registerPythonMultipartRoutes(app, ctx);
   registerPlatformRoutes(app, ctx);
+  registerPricingRoutes(app, ctx);
+  registerUsageRoutes(app, ctx);
+  registerKeyRoutes(app, ctx);
+  registerTenantRoutes(app, ctx);
   registerOpsRoutes(app, ctx);
   registerRunnerApiRoutes(app, ctx);
   registerPlaygroundRoutes(app, { publicUrl: ctx.config.publicUrl, filesUrl: ctx.config.filesUrl });

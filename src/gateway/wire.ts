@@ -4,6 +4,7 @@
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { isTerminal, type Progress, type RequestLog, type RequestRecord } from "../core/types.js";
+import { billableUnitsOf, runMsOf } from "../pricing/billable-units.js";
 
 export type WireStatus = "IN_QUEUE" | "IN_PROGRESS" | "COMPLETED";
 
@@ -94,7 +95,9 @@ export function sendOutcome(reply: FastifyReply, record: RequestRecord): Fastify
   reply.header("x-fal-request-id", record.id);
   if (record.state !== "SUCCEEDED") reply.header("x-fal-error-type", errorTypeOf(record));
   if (isUserStartTimeout(record)) reply.header("x-fal-request-timeout-type", "user");
-  if (record.billableUnits !== null) reply.header("x-fal-billable-units", String(record.billableUnits));
+  // On every outcome, as fal sends it: what the request bills (0 for failures, 1 for a success whose
+  // app billed nothing), the same units its usage is costed by.
+  reply.header("x-fal-billable-units", String(billableUnitsOf({ state: record.state, billableUnits: record.billableUnits, runMs: runMsOf(record) })));
   // Platform outcomes written by the store (a queued request cancelled, a start deadline) carry no
   // body, only error and error_type: clients still need fal's `{detail, error_type}` error shape.
   const body =

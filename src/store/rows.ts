@@ -6,6 +6,7 @@
  * @module
  */
 import { PlatformError } from "../core/errors.js";
+import { DEFAULT_TENANT_WEIGHT, type TenantRecord, type UsageLimits } from "../core/tenants.js";
 import type { LogLevel, Priority, RequestLog, RequestMode, RequestRecord, RequestState } from "../core/types.js";
 import type {
   ApiKeyRecord,
@@ -43,6 +44,9 @@ export interface RequestRow {
   cancel_requested: number | boolean;
   webhook_url: string | null;
   key_id: string | null;
+  tenant: string;
+  /** The request's start tag in fair share (docs/fair-share.md): claim order within a priority. */
+  fair_tag: number;
   base_url: string;
   output_ttl_seconds: number | null;
   output: string | null;
@@ -67,11 +71,24 @@ export interface ApiKeyRow {
   created_at: number;
   revoked_at: number | null;
   last_used_at: number | null;
+  tenant: string | null;
+  /** JSON of UsageLimits */
+  limits: string;
+}
+
+export interface TenantRow {
+  name: string;
+  weight: number;
+  /** JSON of UsageLimits */
+  limits: string;
+  created_at: number;
+  updated_at: number;
 }
 
 export interface UsageRow {
   request_id: string;
   key_id: string | null;
+  tenant: string;
   app_id: string;
   endpoint: string;
   state: string;
@@ -155,6 +172,7 @@ export function toRequestRecord(row: RequestRow): RequestRecord {
     cancelRequested: Boolean(row.cancel_requested),
     webhookUrl: row.webhook_url,
     keyId: row.key_id,
+    tenant: row.tenant,
     baseUrl: row.base_url,
     outputTtlSeconds: row.output_ttl_seconds,
     statusCode: row.status_code,
@@ -168,8 +186,8 @@ export function toRequestRecord(row: RequestRow): RequestRecord {
 }
 
 /** RETURNING gives no order guarantee: claimed rows are put back in claim order. */
-export function sortInClaimOrder<R extends Pick<RequestRow, "priority_rank" | "created_at" | "seq">>(rows: R[]): R[] {
-  return rows.sort((a, b) => a.priority_rank - b.priority_rank || a.created_at - b.created_at || a.seq - b.seq);
+export function sortInClaimOrder<R extends Pick<RequestRow, "priority_rank" | "fair_tag" | "created_at" | "seq">>(rows: R[]): R[] {
+  return rows.sort((a, b) => a.priority_rank - b.priority_rank || a.fair_tag - b.fair_tag || a.created_at - b.created_at || a.seq - b.seq);
 }
 
 export function toRequestLog(row: LogRow): RequestLog {
@@ -190,13 +208,25 @@ export function toApiKeyRecord(row: ApiKeyRow): ApiKeyRecord {
     createdAt: row.created_at,
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
+    tenant: row.tenant,
+    limits: JSON.parse(row.limits) as UsageLimits,
   };
+}
+
+export function toTenantRecord(row: TenantRow): TenantRecord {
+  return { name: row.name, weight: row.weight, limits: JSON.parse(row.limits) as UsageLimits, createdAt: row.created_at, updatedAt: row.updated_at };
+}
+
+/** How far one request moves its tenant's fair-share clock: 1 / weight (a weight nobody set is 1). */
+export function strideOf(weight: number | undefined): number {
+  return 1 / (weight !== undefined && weight > 0 && Number.isFinite(weight) ? weight : DEFAULT_TENANT_WEIGHT);
 }
 
 export function toUsageRecord(row: UsageRow): UsageRecord {
   return {
     requestId: row.request_id,
     keyId: row.key_id,
+    tenant: row.tenant,
     appId: row.app_id,
     endpoint: row.endpoint,
     state: row.state as RequestState,
@@ -284,6 +314,9 @@ export interface NewRequestColumns {
   maxAttempts: number;
   webhookUrl: string | null;
   keyId: string | null;
+  tenant: string;
+  /** 1 / the tenant's weight: how far a request moves its tenant's fair-share clock. */
+  stride: number;
   baseUrl: string;
   outputTtlSeconds: number | null;
 }
@@ -302,6 +335,8 @@ export function newRequestColumns(req: NewRequest, createdAt: number): NewReques
     maxAttempts: req.maxAttempts,
     webhookUrl: req.webhookUrl,
     keyId: req.keyId,
+    tenant: req.tenant ?? "",
+    stride: strideOf(req.weight),
     baseUrl: req.baseUrl,
     outputTtlSeconds: req.outputTtlSeconds ?? null,
   };
@@ -374,4 +409,35 @@ export function decideReservation(used: number, replaced: number, bytes: number,
 /** Throws unless `bytes` is a whole, non-negative number of bytes (a NaN would poison the key's total). */
 export function assertStorageBytes(bytes: number): void {
   if (!Number.isSafeInteger(bytes) || bytes < 0) throw new Error(`storage entry bytes must be a whole number >= 0, got ${bytes}`);
+}
+
+// --- concurrency limits in claims ---
+
+/**
+ * How many queued requests a claim under concurrency limits looks at, in claim order. Fair share keeps
+ * every tenant's next request near the head of the queue (docs/fair-share.md), so requests that may
+ * run are found within the first few; the bound keeps a claim cheap when the head is all requests of
+ * owners at their limit.
+ */
+export const CAPPED_CLAIM_WINDOW = 1000;
+
+/** The room each limited tenant and key has left during one claim; owners without a limit always have room. */
+export class RoomLedger {
+  readonly #tenants: Map<string, number>;
+  readonly #keys: Map<string, number>;
+
+  constructor(tenantRooms: readonly { owner: string; room: number }[], keyRooms: readonly { owner: string; room: number }[]) {
+    this.#tenants = new Map(tenantRooms.map((r) => [r.owner, r.room]));
+    this.#keys = new Map(keyRooms.map((r) => [r.owner, r.room]));
+  }
+
+  /** Takes one slot for a request of `tenant` and `keyId` when both have room; false (and nothing taken) otherwise. */
+  take(tenant: string, keyId: string | null): boolean {
+    const tenantRoom = this.#tenants.get(tenant);
+    const keyRoom = keyId === null ? undefined : this.#keys.get(keyId);
+    if ((tenantRoom !== undefined && tenantRoom <= 0) || (keyRoom !== undefined && keyRoom <= 0)) return false;
+    if (tenantRoom !== undefined) this.#tenants.set(tenant, tenantRoom - 1);
+    if (keyId !== null && keyRoom !== undefined) this.#keys.set(keyId, keyRoom - 1);
+    return true;
+  }
 }

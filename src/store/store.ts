@@ -6,8 +6,11 @@
  *
  * Semantics every driver must keep:
  * - `enqueue` is durable when it resolves (the gateway answers 200 after it).
- * - `claim` hands a QUEUED request to exactly one runner slot, `normal` before `low`, oldest first,
- *   skipping requests whose start deadline has passed; it sets state RUNNING and a lease.
+ * - `claim` hands a QUEUED request to exactly one runner slot, skipping requests whose start deadline
+ *   has passed; it sets state RUNNING and a lease. Claim order: `normal` before `low`; within a
+ *   priority, by fair share between tenants (each request's start tag, set at enqueue by start-time
+ *   fair queueing over the tenants' weights, see docs/fair-share.md); then oldest first. A tenant alone
+ *   in the queue is served oldest first, as before tenants existed.
  * - Every write of a terminal state (`finish`, an exhausted `requeue`, `cancel` of a queued request)
  *   records the request's usage in the same transaction: exactly one usage record per finished request.
  * - `finish` writes a terminal state at most once: it succeeds only while the request is RUNNING under
@@ -16,6 +19,7 @@
  * @module
  */
 import type { Priority, RequestLog, RequestMode, RequestRecord, RequestState } from "../core/types.js";
+import type { TenantRecord, UsageLimits } from "../core/tenants.js";
 import type { Bus } from "./bus.js";
 
 export interface NewRequest {
@@ -38,6 +42,10 @@ export interface NewRequest {
    * `JSON.stringify(input ?? null)`.
    */
   inputJson?: string;
+  /** The tenant the request shares the queue as (fair share, src/core/tenants.ts); absent: "". */
+  tenant?: string;
+  /** The tenant's weight (its share of runner slots against other tenants'); absent: 1. */
+  weight?: number;
 }
 
 /** A claim made in the same transaction as an enqueue (see `Store.submit`). */
@@ -95,13 +103,25 @@ export interface ApiKeyRecord {
   createdAt: number;
   revokedAt: number | null;
   lastUsedAt: number | null;
+  /** The tenant the key belongs to; null: the key is a tenant of its own (tenantOf). */
+  tenant: string | null;
+  /** The key's own limits; its tenant's apply as well (the stricter wins). */
+  limits: UsageLimits;
 }
 
-export type KeyPatch = Partial<Pick<ApiKeyRecord, "secretHash" | "scope" | "revokedAt" | "name">>;
+export type KeyPatch = Partial<Pick<ApiKeyRecord, "secretHash" | "scope" | "revokedAt" | "name" | "tenant" | "limits">>;
+
+/** Whose live requests `countLive` counts. */
+export type LiveOwner = { tenant: string } | { keyId: string };
+
+/** A tenant's settings as written by `putTenant` (the store keeps the times). */
+export type TenantSettings = Pick<TenantRecord, "name" | "weight" | "limits">;
 
 export interface UsageRecord {
   requestId: string;
   keyId: string | null;
+  /** The request's tenant ("" for none; records from before tenants have ""). */
+  tenant: string;
   appId: string;
   endpoint: string;
   state: RequestState;
@@ -115,6 +135,7 @@ export interface UsageRecord {
 export interface UsageFilter {
   appId?: string;
   keyId?: string;
+  tenant?: string;
   /** Inclusive lower bound on `finishedAt`. */
   since?: number;
   /** Exclusive upper bound on `finishedAt`. */
@@ -275,6 +296,11 @@ export interface Store {
   queuePosition(id: string): Promise<number | null>;
   /** Number of QUEUED requests per app. */
   queueDepths(): Promise<Map<string, number>>;
+  /**
+   * How many requests of a tenant or a key are in `state` (all apps), counted up to `atMost` and no
+   * further: a limit check costs at most the limit, however many the tenant has.
+   */
+  countLive(owner: LiveOwner, state: "QUEUED" | "RUNNING", atMost: number): Promise<number>;
   /** RUNNING requests whose lease expired before `now`. */
   expiredLeases(now: number): Promise<RequestRecord[]>;
   /** All RUNNING requests (startup recovery: their runners died with the previous process). */
@@ -295,8 +321,15 @@ export interface Store {
   /** Returns false if no such key. Revoking a revoked key keeps its first `revokedAt`. */
   revokeKey(id: string, now?: number): Promise<boolean>;
   touchKey(id: string, now: number): Promise<void>;
-  /** Changes a key's secret hash, scope, name or revocation (re-provisioning the admin key). False if no such key. */
+  /** Changes a key's secret hash, scope, name, revocation, tenant or limits. False if no such key. */
   updateKey(id: string, patch: KeyPatch): Promise<boolean>;
+
+  // --- tenants ---
+  getTenant(name: string): Promise<TenantRecord | null>;
+  /** By name. */
+  listTenants(): Promise<TenantRecord[]>;
+  /** Creates the tenant or replaces its weight and limits; returns it as stored. */
+  putTenant(settings: TenantSettings, now?: number): Promise<TenantRecord>;
 
   // --- usage ---
   /** One record per request: recording the same `requestId` again replaces the earlier record. */
@@ -332,4 +365,87 @@ export interface Store {
   /** Records one attempt; sets delivered, failed (no more tries), or the next attempt time. */
   recordWebhookAttempt(attempt: WebhookAttempt, next: { state: WebhookJob["state"]; nextAttemptAt: number }): Promise<void>;
   listWebhooks(requestId: string): Promise<{ job: WebhookJob; attempts: WebhookAttempt[] }[]>;
+
+  // --- prices ---
+  /**
+   * Records prices, all in one transaction. A price never replaces another: each is in effect from
+   * its `effectiveFrom` until a later one of the same `endpointId`, so usage keeps the price of its
+   * time (docs/pricing-and-usage.md). Returns them as stored, in the order given.
+   */
+  addPrices(prices: readonly NewPrice[]): Promise<PriceRecord[]>;
+  /** Every price of these endpoint ids (all when absent), history included: by endpoint id, then `effectiveFrom`, then `id`. */
+  listPrices(endpointIds?: readonly string[]): Promise<PriceRecord[]>;
+  /**
+   * Usage records finished in [`since`, `until`) summed per bucket, app, endpoint, the price in
+   * effect at each record's finish and (with `byKey`) key, in SQL: a range of millions of records
+   * never comes into memory. Rows in order of bucket, app id, endpoint, key id, price id.
+   *
+   * The price of a record is the latest price with `effectiveFrom` at or before its `finishedAt`
+   * whose `endpointId` is the record's endpoint (`appId/endpoint`), or else its app (`appId`); null
+   * when neither has one. What is billed (src/pricing/billable-units.ts keeps the same rule for one
+   * request): a SUCCEEDED record counts its billable units, 1 when it has none; a CANCELLED record
+   * that ran (`runMs` above 0) counts its billable units, 0 when it has none; nothing else is billed.
+   */
+  aggregateUsage(query: UsageAggregateQuery): Promise<UsageAggregate[]>;
+}
+
+// --- prices ---
+
+/** fal's billing units (docs/pricing-and-usage.md): what one unit of a price is. */
+export type PriceUnit = "request" | "image" | "megapixel" | "second" | "compute_second";
+
+/** Where a price came from: `PUT /v1/models/pricing`, or the pricing file given at startup. */
+export type PriceSource = "api" | "file";
+
+export interface PriceRecord {
+  /** Grows with every price stored: orders two prices of one endpoint in effect from the same millisecond. */
+  id: number;
+  /** `owner/alias` (every endpoint of the app) or `owner/alias/path` (that endpoint only). */
+  endpointId: string;
+  unit: PriceUnit;
+  /** Price of one unit, at least 0. */
+  unitPrice: number;
+  /** ISO 4217 code, `USD`. */
+  currency: string;
+  /** Unix ms from which the price applies: to usage that finished at or after it. */
+  effectiveFrom: number;
+  source: PriceSource;
+}
+
+export type NewPrice = Omit<PriceRecord, "id">;
+
+export interface UsageAggregateQuery {
+  /** Inclusive lower bound on `finishedAt`; buckets start here. */
+  since: number;
+  /** Exclusive upper bound on `finishedAt`. */
+  until: number;
+  /** Bucket width in ms (a whole number above 0): a record falls in the bucket `since + k * bucketMs` it finished in. */
+  bucketMs: number;
+  /** Only these apps (all when absent). */
+  appIds?: readonly string[];
+  keyId?: string;
+  tenant?: string;
+  /** Sum each key's records apart (`UsageAggregate.keyId` set); otherwise keys are summed together. */
+  byKey?: boolean;
+}
+
+export interface UsageAggregate {
+  /** Unix ms at which the row's bucket starts. */
+  bucketStart: number;
+  appId: string;
+  endpoint: string;
+  /** The key, with `byKey`; null otherwise (and for records without a key). */
+  keyId: string | null;
+  /** The price in effect when the records finished; null: none was set (the default applies). */
+  priceId: number | null;
+  /** Every record, whatever its state. */
+  requests: number;
+  /** Records that are billed. */
+  billedRequests: number;
+  /** Billable units of the billed records. */
+  billedUnits: number;
+  /** Run time of the billed records, ms (what a `compute_second` price bills). */
+  billedRunMs: number;
+  /** Run time of every record, ms. */
+  runMs: number;
 }

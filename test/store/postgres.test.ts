@@ -191,7 +191,23 @@ describe("postgres store", () => {
         const tables = await client.query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename`, [schema]);
         assert.deepEqual(
           tables.rows.map((r) => r.tablename),
-          ["api_keys", "bus_spill", "darkroom_migrations", "remote_apps", "request_log_counts", "request_logs", "requests", "storage_entries", "storage_usage", "usage", "webhook_attempts", "webhooks"],
+          [
+            "api_keys",
+            "bus_spill",
+            "darkroom_migrations",
+            "fair_flows",
+            "prices",
+            "remote_apps",
+            "request_log_counts",
+            "request_logs",
+            "requests",
+            "storage_entries",
+            "storage_usage",
+            "tenants",
+            "usage",
+            "webhook_attempts",
+            "webhooks",
+          ],
         );
       });
     } finally {

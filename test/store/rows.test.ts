@@ -41,6 +41,8 @@ function requestRow(overrides: Partial<RequestRow> = {}): RequestRow {
     cancel_requested: 0,
     webhook_url: null,
     key_id: "key",
+    tenant: "team",
+    fair_tag: 0,
     base_url: "http://localhost:8080",
     output_ttl_seconds: null,
     output: null,
@@ -96,14 +98,16 @@ describe("store rows", () => {
     assert.deepEqual(toRequestRecord(requestRow()).input, { prompt: "a cat" });
   });
 
-  it("puts claimed rows in claim order: priority, then creation time, then sequence", () => {
+  it("puts claimed rows in claim order: priority, then fair-share tag, then creation time, then sequence", () => {
     const rows = [
       requestRow({ id: "low", priority_rank: 1, created_at: 1, seq: 1 }),
       requestRow({ id: "late", created_at: 9, seq: 2 }),
       requestRow({ id: "tie-b", created_at: 5, seq: 4 }),
       requestRow({ id: "tie-a", created_at: 5, seq: 3 }),
+      requestRow({ id: "old-but-behind", created_at: 0, seq: 0, fair_tag: 2 }),
+      requestRow({ id: "new-but-ahead", priority_rank: 1, created_at: 10, seq: 10, fair_tag: -1 }),
     ];
-    assert.deepEqual(sortInClaimOrder(rows).map((r) => r.id), ["tie-a", "tie-b", "late", "low"]);
+    assert.deepEqual(sortInClaimOrder(rows).map((r) => r.id), ["tie-a", "tie-b", "late", "old-but-behind", "new-but-ahead", "low"]);
   });
 
   it("stores an absent input as JSON null and keeps serialized input as given", () => {
@@ -131,6 +135,7 @@ describe("store rows", () => {
     assert.deepEqual(usage, {
       requestId: "req-1",
       keyId: "key",
+      tenant: "team",
       appId: "app",
       endpoint: "",
       state: "SUCCEEDED",

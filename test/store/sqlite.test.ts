@@ -107,7 +107,21 @@ describe("sqlite store", () => {
         .prepare<[], { name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
         .all()
         .map((row) => row.name);
-      assert.deepEqual(tables, ["api_keys", "queue_counts", "remote_apps", "request_logs", "requests", "storage_entries", "storage_usage", "usage", "webhook_attempts", "webhooks"]);
+      assert.deepEqual(tables, [
+        "api_keys",
+        "fair_flows",
+        "prices",
+        "queue_counts",
+        "remote_apps",
+        "request_logs",
+        "requests",
+        "storage_entries",
+        "storage_usage",
+        "tenants",
+        "usage",
+        "webhook_attempts",
+        "webhooks",
+      ]);
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
     } finally {
       db.close();
@@ -125,15 +139,36 @@ describe("sqlite store", () => {
     await first.migrate();
     await first.enqueue(newRequest("upgrade-app", "from-v1"));
     await first.close();
-    // Turn the file back into what version 1 left: no remote_apps table, user_version 1.
+    // Turn the file back into what version 1 left: no remote_apps table (2), no tenants and fair share
+    // (4), user_version 1. (Version 3 creates its tables only if they are missing.)
     const db = new Database(dbPath);
-    db.exec("DROP TABLE remote_apps");
+    db.exec(`
+      DROP TABLE remote_apps;
+      DROP TABLE tenants;
+      DROP TABLE fair_flows;
+      DROP INDEX requests_started_tag;
+      DROP INDEX requests_tenant_live;
+      DROP INDEX requests_key_live;
+      DROP INDEX requests_claim_order;
+      ALTER TABLE requests DROP COLUMN tenant;
+      ALTER TABLE requests DROP COLUMN fair_tag;
+      CREATE INDEX requests_claim_order ON requests (app_id, state, priority_rank, created_at, seq);
+      DROP INDEX api_keys_max_concurrency;
+      ALTER TABLE api_keys DROP COLUMN max_concurrency;
+      ALTER TABLE api_keys DROP COLUMN tenant;
+      ALTER TABLE api_keys DROP COLUMN limits;
+      DROP INDEX usage_tenant_finished;
+      ALTER TABLE usage DROP COLUMN tenant;
+    `);
     db.pragma("user_version = 1");
     db.close();
     const upgraded = createSqliteStore({ path: dbPath });
     try {
       await upgraded.migrate();
-      assert.equal((await upgraded.get("from-v1"))?.state, "QUEUED");
+      const kept = await upgraded.get("from-v1");
+      assert.equal(kept?.state, "QUEUED");
+      assert.equal(kept?.tenant, "", "a request from before tenants belongs to none");
+      assert.deepEqual((await upgraded.claimMany("upgrade-app", "runner", 1_000, 5)).map((r) => r.id), ["from-v1"]);
       await upgraded.saveRemoteApp({ id: "acme/app", manifest: "{}", updatedAt: 1 });
       assert.equal((await upgraded.listRemoteApps()).length, 1);
     } finally {
@@ -156,10 +191,11 @@ describe("sqlite store", () => {
     await store.enqueue(newRequest("reopen-app", "queued-one"));
     await store.claim("reopen-app", "runner", 60_000, 1_000);
     await store.appendLogs("queued-one", [{ message: "hello", level: "INFO", source: "USER", timestamp: "2025-01-01T00:00:00.000Z" }]);
-    await store.createKey({ id: "key_1", secretHash: "scrypt$x", name: "k", scope: "admin", createdAt: 1, revokedAt: null, lastUsedAt: null });
+    await store.createKey({ id: "key_1", secretHash: "scrypt$x", name: "k", scope: "admin", createdAt: 1, revokedAt: null, lastUsedAt: null, tenant: null, limits: {} });
     await store.recordUsage({
       requestId: "done",
       keyId: "key_1",
+      tenant: "team",
       appId: "reopen-app",
       endpoint: "",
       state: "SUCCEEDED",

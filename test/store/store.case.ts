@@ -11,14 +11,18 @@ import { describe, it } from "node:test";
 import type { RequestLog, RequestRecord } from "../../src/core/types.js";
 import type {
   ApiKeyRecord,
+  NewPrice,
   NewRequest,
   StorageEntry,
   Store,
   TerminalWrite,
+  UsageAggregate,
+  UsageAggregateQuery,
   UsageRecord,
   WebhookAttempt,
   WebhookJob,
 } from "../../src/store/store.js";
+import { billableUnitsOf, isBilled } from "../../src/pricing/billable-units.js";
 import { EXHAUSTED, newRequest } from "../helpers/store-requests.js";
 
 const LEASE_MS = 30_000;
@@ -105,6 +109,7 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
             maxAttempts: 5,
             webhookUrl: "https://hooks.example.com/fal?x=1&y=ü",
             keyId: "key_123",
+            tenant: "team-ü",
             baseUrl: "http://darkroom.local:9000",
             outputTtlSeconds: 3600,
           });
@@ -132,6 +137,7 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
             cancelRequested: false,
             webhookUrl: "https://hooks.example.com/fal?x=1&y=ü",
             keyId: "key_123",
+            tenant: "team-ü",
             baseUrl: "http://darkroom.local:9000",
             output: null,
             statusCode: null,
@@ -409,6 +415,141 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           assert.equal(await store.queuePosition(request.id), null);
           await store.finish(request.id, SUCCESS, { owner: "runner", attempt: claimed.attempt });
           assert.equal(await store.queuePosition(request.id), null);
+        }));
+    });
+
+    describe("fair share between tenants", () => {
+      const flood = (appId: string, tenant: string, n: number, weight?: number): NewRequest[] =>
+        Array.from({ length: n }, () => newRequest(appId, { tenant, ...(weight !== undefined ? { weight } : {}) }));
+
+      it("puts one request of a quiet tenant ahead of another tenant's flood", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const a = await enqueueAll(store, flood(appId, "a", 20));
+          // Before anything ran, the quiet tenant's request ties with the flood's first and goes after it.
+          const early = await store.submit(newRequest(appId, { tenant: "b" }), null);
+          assert.equal(early.queuePosition, 1);
+          assert.equal(early.record.tenant, "b");
+          assert.deepEqual(ids(await store.claimMany(appId, "runner", LEASE_MS, 2)), [a[0]!.id, early.record.id]);
+          // Once the flood runs, the next quiet request goes to the head of the queue.
+          const later = await store.submit(newRequest(appId, { tenant: "c" }), null);
+          assert.equal(later.queuePosition, 0);
+          assert.equal(await store.queuePosition(later.record.id), 0);
+          assert.equal(await store.queuePosition(a[1]!.id), 1);
+          assert.deepEqual(ids(await store.claimMany(appId, "runner", LEASE_MS, 1)), [later.record.id]);
+        }));
+
+      it("shares slots in proportion to the tenants' weights", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          // Interleaved, as two busy tenants submit.
+          const mixed: NewRequest[] = [];
+          for (let i = 0; i < 40; i++) mixed.push(newRequest(appId, { tenant: "heavy", weight: 3 }), newRequest(appId, { tenant: "light", weight: 1 }));
+          await enqueueAll(store, mixed);
+          const claimed = await store.claimMany(appId, "runner", LEASE_MS, 40);
+          assert.equal(claimed.filter((r) => r.tenant === "heavy").length, 30);
+          assert.equal(claimed.filter((r) => r.tenant === "light").length, 10);
+        }));
+
+      it("gives a tenant that ran alone no debt once others arrive, and an idle one no credit", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          await enqueueAll(store, flood(appId, "busy", 30));
+          assert.equal((await store.claimMany(appId, "runner", LEASE_MS, 30)).length, 30);
+          // The busy tenant used 30 slots while nobody else waited: it is not made to wait for 30 now.
+          const quiet = await enqueueAll(store, flood(appId, "quiet", 5));
+          const busy = await store.submit(newRequest(appId, { tenant: "busy" }), null);
+          assert.ok((busy.queuePosition ?? 99) <= 2, `busy tenant at position ${busy.queuePosition}`);
+          assert.equal(await store.queuePosition(quiet[4]!.id), 5, "the quiet tenant's fifth is behind the busy one's next");
+        }));
+
+      it("reports positions that are the claim order, and a requeued request keeps its place", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const requests: NewRequest[] = [];
+          for (let i = 0; i < 60; i++) {
+            requests.push(newRequest(appId, { tenant: `t${i % 4}`, weight: 1 + (i % 4), priority: i % 7 === 6 ? "low" : "normal" }));
+          }
+          const queued = await enqueueAll(store, requests.slice(0, 40));
+          const running = await store.claimMany(appId, "runner", LEASE_MS, 5);
+          for (const r of requests.slice(40)) queued.push((await store.submit(r, null)).record);
+          await store.requeue(running[0]!.id, { owner: "runner", attempt: 1 }, EXHAUSTED);
+          const waiting = (await Promise.all(queued.map((r) => store.get(r.id)))).filter((r) => r?.state === "QUEUED").map((r) => r!.id);
+          const byPosition = new Map<number, string>();
+          for (const id of waiting) byPosition.set(required(await store.queuePosition(id), `position of ${id}`), id);
+          assert.equal(byPosition.size, waiting.length, "positions are distinct");
+          const order: string[] = [];
+          for (let i = 0; i < waiting.length; i++) order.push(required(byPosition.get(i), `a request at position ${i}`));
+          assert.equal(order[0], running[0]!.id, "the requeued request is first again");
+          const claimedOrder = ids(await store.claimMany(appId, "runner", LEASE_MS, waiting.length));
+          assert.deepEqual(claimedOrder, order);
+        }));
+
+      it("counts a tenant's and a key's queued and running requests across apps, up to a bound", () =>
+        withStore(async (store) => {
+          const tenant = `t-${randomUUID()}`;
+          const keyId = `key_${randomUUID()}`;
+          const [first, second] = [randomAppId(), randomAppId()];
+          await enqueueAll(store, [
+            ...Array.from({ length: 4 }, () => newRequest(first, { tenant, keyId })),
+            ...Array.from({ length: 3 }, () => newRequest(second, { tenant })),
+            newRequest(second, { tenant: `${tenant}-other`, keyId }),
+          ]);
+          await store.claimMany(first, "runner", LEASE_MS, 2);
+          const done = required((await store.claimMany(second, "runner", LEASE_MS, 1))[0], "a claimed request");
+          await store.finish(done.id, SUCCESS, { owner: "runner", attempt: 1 });
+          assert.equal(await store.countLive({ tenant }, "QUEUED", 100), 4);
+          assert.equal(await store.countLive({ tenant }, "RUNNING", 100), 2);
+          assert.equal(await store.countLive({ tenant }, "QUEUED", 3), 3, "stops at the bound");
+          assert.equal(await store.countLive({ keyId }, "QUEUED", 100), 3);
+          assert.equal(await store.countLive({ keyId }, "RUNNING", 100), 2);
+          assert.equal(await store.countLive({ tenant: "nobody" }, "QUEUED", 100), 0);
+        }));
+
+      it("holds each tenant and key to its concurrency limit in every claim, and frees room as requests end", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const capped = `capped-${randomUUID()}`;
+          const team = `team-${randomUUID()}`;
+          await store.putTenant({ name: capped, weight: 1, limits: { maxConcurrency: 2 } });
+          const oneAtATime = `key_${randomUUID()}`;
+          await store.createKey({ id: oneAtATime, secretHash: "scrypt$x", name: "one", scope: "api", createdAt: 1, revokedAt: null, lastUsedAt: null, tenant: team, limits: { maxConcurrency: 1 } });
+          const cappedOnes = await enqueueAll(store, flood(appId, capped, 5));
+          const free = await enqueueAll(store, flood(appId, "free", 3));
+          const keyed = await enqueueAll(store, Array.from({ length: 3 }, () => newRequest(appId, { tenant: team, keyId: oneAtATime })));
+          const teammate = await store.enqueue(newRequest(appId, { tenant: team, keyId: `key_${randomUUID()}` }));
+
+          const first = await store.claimMany(appId, "runner", LEASE_MS, 20);
+          assert.equal(first.filter((r) => r.tenant === capped).length, 2, "the tenant's limit");
+          assert.equal(first.filter((r) => r.keyId === oneAtATime).length, 1, "the key's limit");
+          assert.equal(first.filter((r) => r.tenant === "free").length, 3, "no limit");
+          assert.ok(first.some((r) => r.id === teammate.id), "the key's limit does not hold back its tenant's other keys");
+          assert.deepEqual(await store.claimMany(appId, "runner", LEASE_MS, 20), [], "nothing more while at the limits");
+          assert.equal(await store.claim(appId, "runner", LEASE_MS), null);
+          const blocked = await store.submit(newRequest(appId, { tenant: capped }), { owner: "runner", leaseMs: LEASE_MS, limit: 5 });
+          assert.equal(blocked.record.state, "QUEUED", "a submit does not claim past the limit either");
+          assert.deepEqual(blocked.claimed, []);
+
+          const running = first.find((r) => r.tenant === capped)!;
+          await store.finish(running.id, SUCCESS, { owner: "runner", attempt: 1 });
+          const next = await store.claimMany(appId, "runner", LEASE_MS, 20);
+          assert.deepEqual(ids(next), [cappedOnes[2]!.id], "one slot freed, the tenant's next request takes it");
+          // A claim of named requests (an isolated retry) keeps to the limits as well.
+          assert.deepEqual(await store.claimMany(appId, "runner", LEASE_MS, 5, undefined, { only: ids(keyed) }), []);
+          await store.putTenant({ name: capped, weight: 1, limits: {} });
+          assert.equal((await store.claimMany(appId, "runner", LEASE_MS, 20)).filter((r) => r.tenant === capped).length, 3, "a lifted limit frees the rest");
+          assert.equal(free.length, 3);
+        }));
+
+      it("takes a quiet tenant's new request on submit when it is ahead of the flood", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          await enqueueAll(store, flood(appId, "a", 5));
+          assert.equal((await store.claimMany(appId, "runner", LEASE_MS, 1)).length, 1);
+          const submitted = await store.submit(newRequest(appId, { tenant: "b" }), { owner: "runner-2", leaseMs: LEASE_MS, limit: 1 });
+          assert.equal(submitted.record.state, "RUNNING");
+          assert.deepEqual(ids(submitted.claimed), [submitted.record.id]);
+          assert.equal(submitted.queuePosition, null);
         }));
     });
 
@@ -885,6 +1026,8 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           createdAt: 1_000,
           revokedAt: null,
           lastUsedAt: null,
+          tenant: null,
+          limits: {},
           ...overrides,
         };
       }
@@ -928,6 +1071,34 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           assert.equal(await store.updateKey("key_missing", { name: "x" }), false);
           assert.deepEqual(await store.getKey(other.id), other, "other keys are untouched");
         }));
+
+      it("keeps a key's tenant and limits, and changes them only when the patch names them", () =>
+        withStore(async (store) => {
+          const limits = { maxConcurrency: 4, requestsPerMinute: 600, apps: ["darkroom/*", "acme/x"], monthlyBudget: 12.5, maxQueued: 100 };
+          const k = key({ tenant: "team-ü", limits });
+          await store.createKey(k);
+          assert.deepEqual(await store.getKey(k.id), k);
+          assert.equal(await store.updateKey(k.id, { name: "renamed" }), true);
+          assert.deepEqual(await store.getKey(k.id), { ...k, name: "renamed" }, "tenant and limits kept");
+          assert.equal(await store.updateKey(k.id, { tenant: null, limits: { maxQueued: 1 } }), true);
+          assert.deepEqual(await store.getKey(k.id), { ...k, name: "renamed", tenant: null, limits: { maxQueued: 1 } });
+        }));
+    });
+
+    describe("tenants", () => {
+      it("creates, replaces, gets and lists tenants by name", () =>
+        withStore(async (store) => {
+          const suffix = randomUUID();
+          assert.equal(await store.getTenant(`b-${suffix}`), null);
+          const b = await store.putTenant({ name: `b-${suffix}`, weight: 3, limits: { maxConcurrency: 2 } }, 1_000);
+          assert.deepEqual(b, { name: `b-${suffix}`, weight: 3, limits: { maxConcurrency: 2 }, createdAt: 1_000, updatedAt: 1_000 });
+          const a = await store.putTenant({ name: `a-${suffix}`, weight: 0.5, limits: {} }, 2_000);
+          const replaced = await store.putTenant({ name: `b-${suffix}`, weight: 1.25, limits: { apps: ["x/*"] } }, 3_000);
+          assert.deepEqual(replaced, { name: `b-${suffix}`, weight: 1.25, limits: { apps: ["x/*"] }, createdAt: 1_000, updatedAt: 3_000 });
+          assert.deepEqual(await store.getTenant(`b-${suffix}`), replaced);
+          const mine = (await store.listTenants()).filter((t) => t.name.endsWith(suffix));
+          assert.deepEqual(mine, [a, replaced]);
+        }));
     });
 
     describe("usage", () => {
@@ -935,6 +1106,7 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
         return {
           requestId: randomUUID(),
           keyId: null,
+          tenant: "",
           appId: "app",
           endpoint: "",
           state: "SUCCEEDED",
@@ -946,12 +1118,12 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
         };
       }
 
-      it("records usage and filters by app, key and time", () =>
+      it("records usage and filters by app, key, tenant and time", () =>
         withStore(async (store) => {
           const appA = randomAppId();
           const appB = randomAppId();
           const u1 = usage({ appId: appA, keyId: "k1", finishedAt: 1_000, billableUnits: 0.25 });
-          const u2 = usage({ appId: appB, keyId: "k2", finishedAt: 2_000, state: "FAILED", endpoint: "fast" });
+          const u2 = usage({ appId: appB, keyId: "k2", tenant: "team-ü", finishedAt: 2_000, state: "FAILED", endpoint: "fast" });
           const u3 = usage({ appId: appA, keyId: null, finishedAt: 3_000, state: "CANCELLED", queueMs: 0, runMs: 0 });
           const u4 = usage({ appId: appA, keyId: "k2", finishedAt: 4_000, billableUnits: 2 });
           for (const u of [u1, u2, u3, u4]) await store.recordUsage(u);
@@ -959,6 +1131,8 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           assert.deepEqual(await store.listUsage({}), [u4, u3, u2, u1], "newest first, every field kept");
           assert.deepEqual(await store.listUsage({ appId: appA }), [u4, u3, u1]);
           assert.deepEqual(await store.listUsage({ keyId: "k2" }), [u4, u2]);
+          assert.deepEqual(await store.listUsage({ tenant: "team-ü" }), [u2]);
+          assert.deepEqual(await store.listUsage({ tenant: "" }), [u4, u3, u1]);
           assert.deepEqual(await store.listUsage({ since: 2_000 }), [u4, u3, u2], "since is inclusive");
           assert.deepEqual(await store.listUsage({ until: 3_000 }), [u2, u1], "until is exclusive");
           assert.deepEqual(await store.listUsage({ since: 2_000, until: 4_000, appId: appA }), [u3]);
@@ -973,7 +1147,7 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
       it("records usage with every terminal write, exactly once per request", () =>
         withStore(async (store) => {
           const app = randomAppId();
-          const done = await store.enqueue(newRequest(app, { keyId: "k-usage" }));
+          const done = await store.enqueue(newRequest(app, { keyId: "k-usage", tenant: "t-usage" }));
           const exhausted = await store.enqueue(newRequest(app, { keyId: "k-usage", maxAttempts: 1 }));
           const cancelled = await store.enqueue(newRequest(app, { keyId: "k-usage" }));
           const first = await store.claim(app, "owner", 30_000);
@@ -994,6 +1168,7 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           assert.equal(u1?.state, "SUCCEEDED");
           assert.equal(u1?.billableUnits, 2.5);
           assert.equal(u1?.keyId, "k-usage");
+          assert.equal(u1?.tenant, "t-usage");
           assert.equal(u1?.finishedAt, finished.finishedAt);
           assert.equal(u1?.queueMs, (finished.startedAt ?? 0) - finished.createdAt);
           assert.equal(u1?.runMs, (finished.finishedAt ?? 0) - (finished.startedAt ?? 0));
@@ -1186,6 +1361,183 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
 
           const due = await store.claimDueWebhooks(1_000_000, 10, 1_000);
           assert.deepEqual(webhookIds(due), [unrelated.id], "delivered and failed jobs are never claimed");
+        }));
+    });
+
+    describe("prices", () => {
+      const price = (endpointId: string, overrides: Partial<NewPrice> = {}): NewPrice => ({
+        endpointId,
+        unit: "request",
+        unitPrice: 0.001,
+        currency: "USD",
+        effectiveFrom: 1_000,
+        source: "api",
+        ...overrides,
+      });
+
+      it("adds prices as history and lists them by endpoint, then time", () =>
+        withStore(async (store) => {
+          const app = randomAppId();
+          const [later, earlier] = await store.addPrices([
+            price(app, { unitPrice: 0.002, effectiveFrom: 5_000 }),
+            price(app, { unit: "compute_second", unitPrice: 0.0005, effectiveFrom: 1_000, source: "file" }),
+          ]);
+          const [endpoint] = await store.addPrices([price(`${app}/fast`, { unit: "megapixel", unitPrice: 0.0125, currency: "EUR" })]);
+          assert.ok(later && earlier && endpoint);
+          assert.deepEqual(later, { ...price(app, { unitPrice: 0.002, effectiveFrom: 5_000 }), id: later.id }, "every field kept, in the order given");
+          assert.equal(earlier.source, "file");
+          assert.ok(later.id < earlier.id && earlier.id < endpoint.id, "ids grow with every price stored");
+
+          assert.deepEqual(await store.listPrices([app]), [earlier, later], "oldest first: an endpoint's history");
+          assert.deepEqual(await store.listPrices([`${app}/fast`, app, app]), [earlier, later, endpoint]);
+          const all = await store.listPrices();
+          assert.deepEqual(all.filter((p) => p.endpointId.startsWith(app)), [earlier, later, endpoint]);
+          assert.deepEqual(await store.listPrices([randomAppId()]), []);
+          assert.deepEqual(await store.listPrices([]), []);
+        }));
+
+      it("refuses a price below 0 or not a number, and stores none of its list", () =>
+        withStore(async (store) => {
+          const app = randomAppId();
+          await rejects(store.addPrices([price(app), price(app, { unitPrice: -1 })]));
+          await rejects(store.addPrices([price(app, { unitPrice: Number.NaN })]));
+          assert.deepEqual(await store.listPrices([app]), []);
+        }));
+    });
+
+    describe("usage aggregation", () => {
+      function record(appId: string, overrides: Partial<UsageRecord>): UsageRecord {
+        return {
+          requestId: randomUUID(),
+          keyId: "k1",
+          tenant: "t1",
+          appId,
+          endpoint: "",
+          state: "SUCCEEDED",
+          queueMs: 5,
+          runMs: 1_000,
+          billableUnits: null,
+          finishedAt: 1_000,
+          ...overrides,
+        };
+      }
+
+      it("sums per bucket, endpoint and the price in effect when each record finished", () =>
+        withStore(async (store) => {
+          const app = randomAppId();
+          const other = randomAppId();
+          const [appPrice, endpointPrice, newAppPrice] = await store.addPrices([
+            { endpointId: app, unit: "request", unitPrice: 0.01, currency: "USD", effectiveFrom: 0, source: "file" },
+            { endpointId: `${app}/fast`, unit: "image", unitPrice: 0.02, currency: "USD", effectiveFrom: 5_000, source: "api" },
+            { endpointId: app, unit: "request", unitPrice: 0.03, currency: "USD", effectiveFrom: 10_000, source: "api" },
+          ]);
+          assert.ok(appPrice && endpointPrice && newAppPrice);
+          const records = [
+            record(app, { finishedAt: 1_000, billableUnits: 2, runMs: 100 }),
+            record(app, { finishedAt: 1_500, runMs: 200 }), // billed nothing: counts 1
+            record(app, { finishedAt: 2_000, state: "FAILED", runMs: 300 }), // not billed
+            record(app, { finishedAt: 7_000, state: "CANCELLED", runMs: 0, queueMs: 900 }), // cancelled in the queue: not billed
+            record(app, { finishedAt: 8_000, state: "CANCELLED", runMs: 400 }), // cancelled while running: its run time is billed, no units
+            record(app, { endpoint: "fast", finishedAt: 4_000, billableUnits: 3, runMs: 500 }), // before the endpoint had a price: the app's
+            record(app, { endpoint: "fast", finishedAt: 6_000, billableUnits: 1.5, runMs: 600 }),
+            record(app, { finishedAt: 10_000, billableUnits: 0.5, runMs: 700 }), // the new app price starts at exactly this time
+            record(app, { finishedAt: 20_000, runMs: 800 }), // at until: outside
+            record(other, { finishedAt: 3_000, runMs: 900 }),
+          ];
+          for (const r of records) await store.recordUsage(r);
+
+          const sums = await store.aggregateUsage({ since: 0, until: 20_000, bucketMs: 10_000, appIds: [app] });
+          const row = (bucketStart: number, endpoint: string, priceId: number | null, sums: Partial<UsageAggregate>): UsageAggregate => ({
+            bucketStart,
+            appId: app,
+            endpoint,
+            keyId: null,
+            priceId,
+            requests: 0,
+            billedRequests: 0,
+            billedUnits: 0,
+            billedRunMs: 0,
+            runMs: 0,
+            ...sums,
+          });
+          assert.deepEqual(sums, [
+            row(0, "", appPrice.id, { requests: 5, billedRequests: 3, billedUnits: 3, billedRunMs: 700, runMs: 1_000 }),
+            row(0, "fast", appPrice.id, { requests: 1, billedRequests: 1, billedUnits: 3, billedRunMs: 500, runMs: 500 }),
+            row(0, "fast", endpointPrice.id, { requests: 1, billedRequests: 1, billedUnits: 1.5, billedRunMs: 600, runMs: 600 }),
+            row(10_000, "", newAppPrice.id, { requests: 1, billedRequests: 1, billedUnits: 0.5, billedRunMs: 700, runMs: 700 }),
+          ]);
+
+          // The store's rule is the per-request rule of X-Fal-Billable-Units.
+          const inRange = records.filter((r) => r.appId === app && r.finishedAt < 20_000);
+          const units = inRange.reduce((n, r) => n + billableUnitsOf(r), 0);
+          assert.equal(sums.reduce((n, s) => n + s.billedUnits, 0), units);
+          assert.equal(sums.reduce((n, s) => n + s.billedRequests, 0), inRange.filter(isBilled).length);
+
+          const unpriced = await store.aggregateUsage({ since: 0, until: 20_000, bucketMs: 20_000, appIds: [other] });
+          assert.deepEqual(unpriced, [{ ...row(0, "", null, { requests: 1, billedRequests: 1, billedUnits: 1, billedRunMs: 900, runMs: 900 }), appId: other }], "no price: null");
+        }));
+
+      it("starts buckets at since, and filters by app, key and tenant, or keeps keys apart", () =>
+        withStore(async (store) => {
+          const app = randomAppId();
+          const other = randomAppId();
+          for (const r of [
+            record(app, { finishedAt: 999 }),
+            record(app, { finishedAt: 1_000, keyId: "k1", tenant: "acme" }),
+            record(app, { finishedAt: 1_999, keyId: "k2", tenant: "acme" }),
+            record(app, { finishedAt: 2_000, keyId: null, tenant: "" }),
+            record(other, { finishedAt: 1_500, keyId: "k1", tenant: "acme" }),
+          ]) {
+            await store.recordUsage(r);
+          }
+          const buckets = async (query: Partial<UsageAggregateQuery>): Promise<[number, string, string | null, number][]> =>
+            (await store.aggregateUsage({ since: 1_000, until: 3_000, bucketMs: 500, appIds: [app, other], ...query })).map((s) => [s.bucketStart, s.appId, s.keyId, s.requests]);
+
+          assert.deepEqual(await buckets({}), [
+            [1_000, app, null, 1],
+            [1_500, app, null, 1],
+            [1_500, other, null, 1],
+            [2_000, app, null, 1],
+          ].sort((a, b) => (a[0] as number) - (b[0] as number) || ((a[1] as string) < (b[1] as string) ? -1 : 1)));
+          assert.deepEqual(await buckets({ appIds: [app], bucketMs: 2_000 }), [[1_000, app, null, 3]]);
+          assert.deepEqual(await buckets({ appIds: [app], bucketMs: 2_000, keyId: "k2" }), [[1_000, app, null, 1]]);
+          assert.deepEqual(await buckets({ bucketMs: 2_000, tenant: "acme", appIds: [other] }), [[1_000, other, null, 1]]);
+          assert.deepEqual(await buckets({ appIds: [app], bucketMs: 2_000, byKey: true }), [
+            [1_000, app, "k1", 1],
+            [1_000, app, "k2", 1],
+            [1_000, app, null, 1],
+          ], "by key, records without one last");
+          assert.deepEqual(await buckets({ appIds: [] }), [], "no app: nothing");
+          assert.deepEqual(await store.aggregateUsage({ since: 1_000, until: 1_000, bucketMs: 1 }), [], "an empty range");
+          await rejects(store.aggregateUsage({ since: 0, until: 1_000, bucketMs: 0 }));
+        }));
+
+      it("sums the usage that terminal writes record", () =>
+        withStore(async (store) => {
+          const app = randomAppId();
+          const [priced] = await store.addPrices([{ endpointId: app, unit: "compute_second", unitPrice: 0.5, currency: "USD", effectiveFrom: 0, source: "api" }]);
+          const done = await store.enqueue(newRequest(app, { keyId: "k-agg", tenant: "t-agg" }));
+          const cancelled = await store.enqueue(newRequest(app, { keyId: "k-agg", tenant: "t-agg" }));
+          assert.equal((await store.claim(app, "owner", LEASE_MS))?.id, done.id);
+          await sleep(5);
+          const finished = await store.finish(done.id, { ...SUCCESS, billableUnits: 4 }, { owner: "owner", attempt: 1 });
+          assert.ok(finished?.finishedAt && finished.startedAt);
+          assert.equal((await store.cancel(cancelled.id)).kind, "removed");
+
+          const [sum, ...rest] = await store.aggregateUsage({ since: 0, until: Date.now() + 1_000, bucketMs: Date.now() + 1_000, tenant: "t-agg", appIds: [app] });
+          assert.deepEqual(rest, []);
+          assert.deepEqual(sum, {
+            bucketStart: 0,
+            appId: app,
+            endpoint: "",
+            keyId: null,
+            priceId: priced?.id,
+            requests: 2,
+            billedRequests: 1,
+            billedUnits: 4,
+            billedRunMs: finished.finishedAt - finished.startedAt,
+            runMs: finished.finishedAt - finished.startedAt,
+          });
         }));
     });
   });

@@ -1,14 +1,13 @@
 /**
  * The platform API under `/v1`: models (fal's platform-API shape), requests with their logs and
- * webhook delivery log, keys, usage and the operations view.
+ * webhook delivery log, usage and the operations view. Keys and tenants have route files of their own.
  * @module
  */
 import type { FastifyInstance } from "fastify";
-import { z } from "zod";
 import { PlatformError } from "../../core/errors.js";
 import type { AppManifest, RequestState } from "../../core/types.js";
 import { shownInputOf } from "../../storage/spilled-inputs.js";
-import type { ApiKeyRecord, RequestListFilter, UsageFilter } from "../../store/store.js";
+import type { RequestListFilter, UsageFilter } from "../../store/store.js";
 import { appAllowed, canSeeRequest, requireAdmin, requirePrincipal, seesAllRequests, type GatewayContext } from "../context.js";
 import { openApiDocument } from "../openapi.js";
 import { baseUrlOf, errorTypeOf, requestUrls, statusBody, wireStatus } from "../wire.js";
@@ -38,20 +37,7 @@ function modelEntry(app: AppManifest, baseUrl: string, expandOpenApi: boolean): 
   };
 }
 
-function keyView(k: ApiKeyRecord): Record<string, unknown> {
-  return {
-    id: k.id,
-    name: k.name,
-    scope: k.scope,
-    created_at: new Date(k.createdAt).toISOString(),
-    revoked_at: k.revokedAt ? new Date(k.revokedAt).toISOString() : null,
-    last_used_at: k.lastUsedAt ? new Date(k.lastUsedAt).toISOString() : null,
-  };
-}
-
 const STATES: readonly RequestState[] = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"];
-
-const CreateKey = z.object({ name: z.string().min(1).max(100).default("api key"), scope: z.enum(["admin", "api"]).default("api") });
 
 export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.get("/v1/models", async (request) => {
@@ -98,6 +84,7 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
         state: r.state,
         status: wireStatus(r),
         mode: r.mode,
+        tenant: r.tenant,
         created_at: new Date(r.createdAt).toISOString(),
         started_at: r.startedAt ? new Date(r.startedAt).toISOString() : null,
         finished_at: r.finishedAt ? new Date(r.finishedAt).toISOString() : null,
@@ -127,6 +114,7 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
       status_code: record.statusCode,
       attempt: record.attempt,
       priority: record.priority,
+      tenant: record.tenant,
       created_at: new Date(record.createdAt).toISOString(),
       started_at: record.startedAt ? new Date(record.startedAt).toISOString() : null,
       finished_at: record.finishedAt ? new Date(record.finishedAt).toISOString() : null,
@@ -151,30 +139,6 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
         log: attempts.map((a) => ({ attempt: a.attempt, at: new Date(a.at).toISOString(), status: a.status, ok: a.ok, error: a.error, duration_ms: a.durationMs })),
       })),
     };
-  });
-
-  app.get("/v1/keys", async (request) => {
-    requireAdmin(request);
-    return { keys: (await ctx.keys.list()).map(keyView) };
-  });
-
-  app.post("/v1/keys", async (request, reply) => {
-    requireAdmin(request);
-    const parsed = CreateKey.safeParse(request.body ?? {});
-    if (!parsed.success) {
-      throw new PlatformError("ERR_VALIDATION", { fieldErrors: parsed.error.issues.map((i) => ({ loc: ["body", ...i.path.map(String)], msg: i.message, type: i.code })) });
-    }
-    const created = await ctx.keys.create(parsed.data);
-    // The secret is shown here once; only its hash is stored.
-    return reply.code(201).send({ ...keyView(created.record), secret: created.secret, key: `${created.id}:${created.secret}` });
-  });
-
-  app.delete("/v1/keys/:id", async (request) => {
-    const principal = requireAdmin(request);
-    const { id } = request.params as { id: string };
-    if (id === principal.keyId) throw new PlatformError("ERR_BAD_REQUEST", { message: "A key cannot revoke itself" });
-    if (!(await ctx.keys.revoke(id))) throw new PlatformError("ERR_KEY_NOT_FOUND");
-    return { id, revoked: true };
   });
 
   app.get("/v1/usage", async (request) => {

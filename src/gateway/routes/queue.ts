@@ -6,7 +6,7 @@ import type { FastifyRequest } from "fastify";
 import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type RequestLog, type RequestRecord } from "../../core/types.js";
 import { canSeeRequest, requirePrincipal, type GatewayContext } from "../context.js";
-import { assertAppAllowed, assertAvailable, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
+import { assertAppAllowed, assertAppWithinLimits, assertAvailable, assertQueueRoom, countAgainstRequestRate, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
 import { FalHost, appIdOf, appRoutes, restOf } from "../fal-host.js";
 import { outputTtlOf, parsePriority, parseStartDeadline } from "../fal-headers.js";
 import { openSse } from "../sse.js";
@@ -37,6 +37,7 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
   const { request, reply } = call;
   const principal = requirePrincipal(request);
   assertAppAllowed(call, app);
+  assertAppWithinLimits(call, app);
   assertAvailable(app);
   const endpoint = findEndpoint(app, endpointPath, ["http", "stream"]);
   if (!endpoint) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path /${endpointPath} not found` });
@@ -55,6 +56,9 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
     }
   }
   const baseUrl = baseUrlOf(request, ctx.config.publicUrl);
+  await assertQueueRoom(ctx, principal);
+  // Last of the checks: only a call that is otherwise accepted counts against the rate.
+  countAgainstRequestRate(ctx, principal);
   const { record, queuePosition } = await ctx.scheduler.submit({
     id: crypto.randomUUID(),
     appId: app.id,
@@ -66,6 +70,8 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
     maxAttempts: DEFAULT_MAX_ATTEMPTS,
     webhookUrl,
     keyId: principal.keyId,
+    tenant: principal.tenant,
+    weight: principal.weight,
     baseUrl,
     outputTtlSeconds: outputTtlOf(request),
   });

@@ -7,7 +7,7 @@
 import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type EndpointManifest, type RequestRecord } from "../../core/types.js";
 import { requirePrincipal, type GatewayContext } from "../context.js";
-import { assertAppAllowed, assertAvailable, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
+import { assertAppAllowed, assertAppWithinLimits, assertAvailable, assertQueueRoom, countAgainstRequestRate, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
 import { outputTtlOf, parseStartDeadline } from "../fal-headers.js";
 import { FalHost, appIdOf, appRoutes, restOf } from "../fal-host.js";
 import { openApiDocument } from "../openapi.js";
@@ -48,9 +48,13 @@ async function run(ctx: GatewayContext, call: FalCall, appId: string, path: stri
   const principal = requirePrincipal(request);
   const target = resolveTarget(ctx, appId, path);
   assertAppAllowed(call, target.app);
+  assertAppWithinLimits(call, target.app);
   assertAvailable(target.app);
   const input = inputOf(call);
   await validateAppInput(ctx, target.endpoint, input);
+  await assertQueueRoom(ctx, principal);
+  // Last of the checks: only a call that is otherwise accepted counts against the rate.
+  countAgainstRequestRate(ctx, principal);
   const { record } = await ctx.scheduler.submit({
     id: crypto.randomUUID(),
     appId: target.app.id,
@@ -62,6 +66,8 @@ async function run(ctx: GatewayContext, call: FalCall, appId: string, path: stri
     maxAttempts: 1,
     webhookUrl: null,
     keyId: principal.keyId,
+    tenant: principal.tenant,
+    weight: principal.weight,
     baseUrl: baseUrlOf(request, ctx.config.publicUrl),
     outputTtlSeconds: outputTtlOf(request),
   });

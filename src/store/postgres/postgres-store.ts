@@ -21,20 +21,24 @@ import {
   sortInClaimOrder,
   terminalColumns,
   toApiKeyRecord,
+  toTenantRecord,
   toRemoteAppRecord,
   toRequestLog,
   toRequestRecord,
   toUsageRecord,
   type ApiKeyRow,
+  type TenantRow,
   type LogRow,
   type RemoteAppRow,
   type RequestRow,
   type UsageRow,
 } from "../rows.js";
-import type { CancelResult, ClaimFor, NewRequest, RequestListFilter, Store, TerminalWrite, UsageFilter } from "../store.js";
+import type { CancelResult, ClaimFor, NewRequest, RequestListFilter, Store, Submitted, TerminalWrite, UsageFilter } from "../store.js";
 import { createPgBus, type PgBus } from "./pg-bus.js";
 import { pgText, selectRows, transaction, TYPES } from "./queries.js";
+import { createCappedClaims } from "./capped-claims.js";
 import { migrate } from "./schema.js";
+import { createPrices } from "./prices.js";
 import { createStorageEntries } from "./storage-entries.js";
 import { createWebhookOutbox } from "./webhooks.js";
 
@@ -75,17 +79,41 @@ function warn(error: unknown, context: string): void {
 
 // --- statements ---
 
-const INSERT_REQUEST = `
+/**
+ * Start-time fair queueing (docs/fair-share.md), as CTEs every insert of a request starts with: the
+ * new request starts, in its queue's virtual time, where its tenant's previous one finished or at the
+ * clock (the latest start tag handed to a runner), whichever is later; its tenant's next one starts
+ * one stride (1 / weight) further on. `tagged.start_tag` is the new request's tag. The upsert locks
+ * the tenant's row until the submit commits, so one tenant's tags follow its commit order.
+ * Parameters: $2 app, $5 priority, $14 tenant, $15 stride.
+ */
+const FAIR_TAG = `
+  clock AS (
+    SELECT COALESCE(max(fair_tag), 0) AS tag FROM requests
+    WHERE app_id = $2 AND priority_rank = (CASE $5 WHEN 'normal' THEN 0 ELSE 1 END) AND started_at IS NOT NULL
+  ), tagged AS (
+    INSERT INTO fair_flows (app_id, priority_rank, tenant, start_tag, finish_tag)
+    SELECT $2, CASE $5 WHEN 'normal' THEN 0 ELSE 1 END, $14, clock.tag, clock.tag + $15::double precision FROM clock
+    ON CONFLICT (app_id, priority_rank, tenant) DO UPDATE SET
+      start_tag = GREATEST(fair_flows.finish_tag, EXCLUDED.start_tag),
+      finish_tag = GREATEST(fair_flows.finish_tag, EXCLUDED.start_tag) + $15::double precision
+    RETURNING start_tag
+  )`;
+
+/** The insert of a queued request after FAIR_TAG; $1-$15 as insertValues. */
+const INSERT_TAGGED = `
   INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
-                        attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds)
-  VALUES ($1, $2, $3, $4, 'QUEUED', $5, CASE $5 WHEN 'normal' THEN 0 ELSE 1 END, $6, $7, $8, 1, $9, $10, $11, $12, $13)
+                        attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds, tenant, fair_tag)
+  SELECT $1, $2, $3, $4, 'QUEUED', $5, CASE $5 WHEN 'normal' THEN 0 ELSE 1 END, $6, $7, $8, 1, $9, $10, $11, $12, $13, $14, tagged.start_tag
+  FROM tagged
   RETURNING *`;
+const INSERT_REQUEST = `WITH ${FAIR_TAG} ${INSERT_TAGGED}`;
 
 function insertValues(req: NewRequest, createdAt: number): unknown[] {
   const c = newRequestColumns(req, createdAt);
-  // In the order of INSERT_REQUEST's $1-$13.
+  // In the order of INSERT_REQUEST's $1-$15.
   return [c.id, c.appId, c.endpoint, c.input, c.priority, c.mode, c.createdAt, c.startDeadline, c.maxAttempts, c.webhookUrl, c.keyId, c.baseUrl,
-    c.outputTtlSeconds];
+    c.outputTtlSeconds, c.tenant, c.stride];
 }
 
 /**
@@ -102,7 +130,7 @@ function claimStatement(narrowing = ""): string {
   FROM (
     SELECT seq FROM requests
     WHERE app_id = $1 AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= $3)${narrowing}
-    ORDER BY priority_rank, created_at, seq
+    ORDER BY priority_rank, fair_tag, created_at, seq
     LIMIT $5
     FOR UPDATE SKIP LOCKED
   ) picked
@@ -127,14 +155,14 @@ function terminalStatement(condition: string): string {
       WHERE id = $1 AND ${condition}
       RETURNING *
     ), recorded AS (
-      INSERT INTO usage (request_id, key_id, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at)
-      SELECT id, key_id, app_id, endpoint, state,
+      INSERT INTO usage (request_id, key_id, tenant, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at)
+      SELECT id, key_id, tenant, app_id, endpoint, state,
              GREATEST(0, COALESCE(started_at, finished_at) - created_at),
              CASE WHEN started_at IS NULL THEN 0 ELSE GREATEST(0, finished_at - started_at) END,
              billable_units, finished_at
       FROM done
       ON CONFLICT (request_id) DO UPDATE SET
-        key_id = EXCLUDED.key_id, app_id = EXCLUDED.app_id, endpoint = EXCLUDED.endpoint, state = EXCLUDED.state,
+        key_id = EXCLUDED.key_id, tenant = EXCLUDED.tenant, app_id = EXCLUDED.app_id, endpoint = EXCLUDED.endpoint, state = EXCLUDED.state,
         queue_ms = EXCLUDED.queue_ms, run_ms = EXCLUDED.run_ms, billable_units = EXCLUDED.billable_units,
         finished_at = EXCLUDED.finished_at
     )
@@ -151,53 +179,56 @@ function terminalValues(id: string, write: TerminalWrite, finishedAt: number): u
 }
 
 const UPSERT_USAGE = `
-  INSERT INTO usage (request_id, key_id, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+  INSERT INTO usage (request_id, key_id, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at, tenant)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
   ON CONFLICT (request_id) DO UPDATE SET
-    key_id = EXCLUDED.key_id, app_id = EXCLUDED.app_id, endpoint = EXCLUDED.endpoint, state = EXCLUDED.state,
+    key_id = EXCLUDED.key_id, tenant = EXCLUDED.tenant, app_id = EXCLUDED.app_id, endpoint = EXCLUDED.endpoint, state = EXCLUDED.state,
     queue_ms = EXCLUDED.queue_ms, run_ms = EXCLUDED.run_ms, billable_units = EXCLUDED.billable_units,
     finished_at = EXCLUDED.finished_at`;
 
 /**
  * `submit` with a claim as one statement (one round trip, one commit). The new request competes with
- * the head of the queue: it is the newest of its rank, so it is taken only when fewer than `limit`
- * claimable requests come before it, and then it is inserted already RUNNING. Parameters: $1-$13 as
- * INSERT_REQUEST, $14 owner, $15 lease expiry, $16 limit, $17 the new request's priority rank.
- * `ahead` (on the new row) is its queue position: queued requests of its rank or better in the
- * statement's snapshot, which still shows the ones claimed here as queued, less those.
+ * the head of the queue in claim order (its fair-share tag may put it ahead of older requests), so it
+ * is taken only when fewer than `limit` claimable requests come before it, and then it is inserted
+ * already RUNNING. Parameters: $1-$15 as insertValues, $16 owner, $17 lease expiry, $18 limit, $19
+ * the new request's priority rank. `ahead` (on the new row) is its queue position: queued requests
+ * before it in claim order in the statement's snapshot, which still shows the ones claimed here as
+ * queued, less those.
  */
 const SUBMIT_AND_CLAIM = `
-  WITH candidates AS (
-    SELECT seq, priority_rank, created_at FROM requests
+  WITH ${FAIR_TAG}, candidates AS (
+    SELECT seq, priority_rank, fair_tag, created_at FROM requests
     WHERE app_id = $2 AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= $7)
-    ORDER BY priority_rank, created_at, seq
-    LIMIT $16
+    ORDER BY priority_rank, fair_tag, created_at, seq
+    LIMIT $18
     FOR UPDATE SKIP LOCKED
   ), ranked AS (
-    SELECT seq, row_number() OVER (ORDER BY priority_rank, created_at, seq) AS n,
-           (priority_rank, created_at) <= ($17::smallint, $7::bigint) AS before_new
+    SELECT seq, row_number() OVER (ORDER BY priority_rank, fair_tag, created_at, seq) AS n,
+           (priority_rank, fair_tag, created_at) <= ($19::smallint, (SELECT start_tag FROM tagged), $7::bigint) AS before_new
     FROM candidates
   ), decision AS (
-    SELECT ($8::bigint IS NULL OR $8::bigint >= $7::bigint) AND (SELECT count(*) FROM ranked WHERE before_new) < $16 AS take_new
+    SELECT ($8::bigint IS NULL OR $8::bigint >= $7::bigint) AND (SELECT count(*) FROM ranked WHERE before_new) < $18 AS take_new
   ), taken AS (
     UPDATE requests r
-    SET state = 'RUNNING', lease_owner = $14, lease_expires_at = $15, started_at = $7
+    SET state = 'RUNNING', lease_owner = $16, lease_expires_at = $17, started_at = $7
     FROM ranked, decision
-    WHERE r.seq = ranked.seq AND ranked.n + CASE WHEN decision.take_new AND NOT ranked.before_new THEN 1 ELSE 0 END <= $16
+    WHERE r.seq = ranked.seq AND ranked.n + CASE WHEN decision.take_new AND NOT ranked.before_new THEN 1 ELSE 0 END <= $18
     RETURNING r.*
   ), inserted AS (
     INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
-                          attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds,
+                          attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds, tenant, fair_tag,
                           lease_owner, lease_expires_at, started_at)
-    SELECT $1, $2, $3, $4, CASE WHEN take_new THEN 'RUNNING' ELSE 'QUEUED' END, $5, $17, $6, $7, $8,
-           1, $9, $10, $11, $12, $13,
-           CASE WHEN take_new THEN $14 END, CASE WHEN take_new THEN $15::bigint END, CASE WHEN take_new THEN $7::bigint END
-    FROM decision
+    SELECT $1, $2, $3, $4, CASE WHEN take_new THEN 'RUNNING' ELSE 'QUEUED' END, $5, $19, $6, $7, $8,
+           1, $9, $10, $11, $12, $13, $14, tagged.start_tag,
+           CASE WHEN take_new THEN $16 END, CASE WHEN take_new THEN $17::bigint END, CASE WHEN take_new THEN $7::bigint END
+    FROM decision, tagged
     RETURNING *
   )
   SELECT true AS is_new, inserted.*,
-         (SELECT count(*) FROM requests q WHERE q.app_id = $2 AND q.state = 'QUEUED' AND q.priority_rank <= $17)
-           - (SELECT count(*) FROM taken WHERE taken.priority_rank <= $17) AS ahead
+         (SELECT count(*) FROM requests q WHERE q.app_id = $2 AND q.state = 'QUEUED'
+            AND (q.priority_rank, q.fair_tag, q.created_at) <= (inserted.priority_rank, inserted.fair_tag, inserted.created_at))
+           - (SELECT count(*) FROM taken
+              WHERE (taken.priority_rank, taken.fair_tag, taken.created_at) <= (inserted.priority_rank, inserted.fair_tag, inserted.created_at)) AS ahead
   FROM inserted
   UNION ALL
   SELECT false, taken.*, NULL FROM taken`;
@@ -258,6 +289,28 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   leasePool.on("error", (error) => {
     if (!closed) onError(error, "idle PostgreSQL connection");
   });
+  const cappedClaims = createCappedClaims(pool, leasePool);
+
+  /**
+   * A submit without a claim, in one statement: the count runs on the statement's snapshot, which does
+   * not include the new row (the newest, so it is behind any tie), so it is exactly the number of
+   * requests ahead.
+   */
+  async function enqueueWithPosition(req: NewRequest, now: number): Promise<Submitted> {
+    const [row] = await rows<RequestRow & { ahead: number }>(
+      `WITH ${FAIR_TAG}, inserted AS (${INSERT_TAGGED})
+       SELECT inserted.*, (
+         SELECT count(*) FROM requests q
+         WHERE q.app_id = inserted.app_id AND q.state = 'QUEUED'
+           AND (q.priority_rank, q.fair_tag, q.created_at) <= (inserted.priority_rank, inserted.fair_tag, inserted.created_at)
+       ) AS ahead
+       FROM inserted`,
+      insertValues(req, now),
+      "darkroom_submit",
+    );
+    if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
+    return { record: toRequestRecord(row), queuePosition: row.ahead, claimed: [] };
+  }
   const bus = createPgBus({
     pool,
     clientConfig,
@@ -297,22 +350,14 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
 
     async submit(req: NewRequest, claim: ClaimFor | null) {
       const now = Date.now();
-      if (!claim || claim.limit <= 0) {
-        // Without a claim one statement does it: the count runs on the statement's snapshot, which
-        // does not include the new row, so it is exactly the number of requests ahead.
-        const [row] = await rows<RequestRow & { ahead: number }>(
-          `WITH inserted AS (${INSERT_REQUEST})
-           SELECT inserted.*, (
-             SELECT count(*) FROM requests q
-             WHERE q.app_id = inserted.app_id AND q.state = 'QUEUED' AND q.priority_rank <= inserted.priority_rank
-           ) AS ahead
-           FROM inserted`,
-          insertValues(req, now),
-          "darkroom_submit",
-        );
-        if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
-        return { record: toRequestRecord(row), queuePosition: row.ahead, claimed: [] };
+      if (claim && claim.limit > 0 && (await cappedClaims.active())) {
+        // Under concurrency limits the claim needs its lock and count: enqueue first, then claim.
+        const queued = await enqueueWithPosition(req, now);
+        const claimed = sortInClaimOrder(await cappedClaims.claim(req.appId, claim.owner, now, now + claim.leaseMs, claim.limit)).map(toRequestRecord);
+        const mine = claimed.find((r) => r.id === req.id);
+        return mine ? { record: mine, queuePosition: null, claimed } : { ...queued, claimed };
       }
+      if (!claim || claim.limit <= 0) return enqueueWithPosition(req, now);
       const found = await rows<RequestRow & { is_new: boolean; ahead: number | null }>(
         SUBMIT_AND_CLAIM,
         [...insertValues(req, now), claim.owner, now + claim.leaseMs, Math.trunc(claim.limit), req.priority === "normal" ? 0 : 1],
@@ -347,12 +392,15 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
 
     async claim(appId, owner, leaseMs, now = Date.now()) {
-      const [row] = await rows<RequestRow>(CLAIM, [appId, owner, now, now + leaseMs, 1], "darkroom_claim", leasePool);
+      const [row] = (await cappedClaims.active())
+        ? await cappedClaims.claim(appId, owner, now, now + leaseMs, 1)
+        : await rows<RequestRow>(CLAIM, [appId, owner, now, now + leaseMs, 1], "darkroom_claim", leasePool);
       return row ? toRequestRecord(row) : null;
     },
 
     async claimMany(appId, owner, leaseMs, limit, now = Date.now(), filter) {
       if (limit <= 0 || filter?.only?.length === 0) return [];
+      if (await cappedClaims.active()) return sortInClaimOrder(await cappedClaims.claim(appId, owner, now, now + leaseMs, limit, filter)).map(toRequestRecord);
       const values = [appId, owner, now, now + leaseMs, Math.trunc(limit)];
       const except = [...(filter?.except ?? [])];
       let claimed: RequestRow[];
@@ -435,7 +483,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
         `SELECT r.state, (
            SELECT count(*) FROM requests q
            WHERE q.app_id = r.app_id AND q.state = 'QUEUED'
-             AND (q.priority_rank, q.created_at, q.seq) < (r.priority_rank, r.created_at, r.seq)
+             AND (q.priority_rank, q.fair_tag, q.created_at, q.seq) < (r.priority_rank, r.fair_tag, r.created_at, r.seq)
          ) AS ahead
          FROM requests r WHERE r.id = $1`,
         [id],
@@ -450,6 +498,17 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
         [],
       );
       return new Map(found.map((row) => [row.app_id, row.depth]));
+    },
+
+    async countLive(owner, state, atMost) {
+      const [column, value] = "tenant" in owner ? ["tenant", owner.tenant] : ["key_id", owner.keyId];
+      const [row] = await rows<{ n: number }>(
+        `SELECT count(*) AS n FROM (
+           SELECT 1 FROM requests WHERE ${column} = $1 AND state = $2 AND state IN ('QUEUED', 'RUNNING')${column === "key_id" ? " AND key_id IS NOT NULL" : ""} LIMIT $3
+         ) live`,
+        [value, state, Math.max(0, Math.trunc(atMost))],
+      );
+      return row?.n ?? 0;
     },
 
     async expiredLeases(now) {
@@ -512,10 +571,11 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
 
     async createKey(key) {
+      cappedClaims.changed();
       await pool.query(
-        `INSERT INTO api_keys (id, secret_hash, name, scope, created_at, revoked_at, last_used_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [key.id, key.secretHash, key.name, key.scope, key.createdAt, key.revokedAt, key.lastUsedAt],
+        `INSERT INTO api_keys (id, secret_hash, name, scope, created_at, revoked_at, last_used_at, tenant, limits)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [key.id, key.secretHash, key.name, key.scope, key.createdAt, key.revokedAt, key.lastUsedAt, key.tenant, JSON.stringify(key.limits)],
       );
     },
 
@@ -539,16 +599,50 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
 
     async updateKey(id, patch) {
+      if (patch.limits) cappedClaims.changed();
       const result = await pool.query(
         `UPDATE api_keys SET
            secret_hash = COALESCE($2, secret_hash),
            scope = COALESCE($3, scope),
            name = COALESCE($4, name),
-           revoked_at = CASE WHEN $5 THEN $6::bigint ELSE revoked_at END
+           revoked_at = CASE WHEN $5 THEN $6::bigint ELSE revoked_at END,
+           tenant = CASE WHEN $7 THEN $8::text ELSE tenant END,
+           limits = COALESCE($9, limits)
          WHERE id = $1`,
-        [id, patch.secretHash ?? null, patch.scope ?? null, patch.name ?? null, "revokedAt" in patch, patch.revokedAt ?? null],
+        [
+          id,
+          patch.secretHash ?? null,
+          patch.scope ?? null,
+          patch.name ?? null,
+          "revokedAt" in patch,
+          patch.revokedAt ?? null,
+          "tenant" in patch,
+          patch.tenant ?? null,
+          patch.limits ? JSON.stringify(patch.limits) : null,
+        ],
       );
       return (result.rowCount ?? 0) > 0;
+    },
+
+    async getTenant(name) {
+      const [row] = await rows<TenantRow>("SELECT * FROM tenants WHERE name = $1", [name], "darkroom_get_tenant");
+      return row ? toTenantRecord(row) : null;
+    },
+
+    async listTenants() {
+      return (await rows<TenantRow>("SELECT * FROM tenants ORDER BY name", [])).map(toTenantRecord);
+    },
+
+    async putTenant(settings, now = Date.now()) {
+      cappedClaims.changed();
+      const [row] = await rows<TenantRow>(
+        `INSERT INTO tenants (name, weight, limits, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+         ON CONFLICT (name) DO UPDATE SET weight = EXCLUDED.weight, limits = EXCLUDED.limits, updated_at = EXCLUDED.updated_at
+         RETURNING *`,
+        [settings.name, settings.weight, JSON.stringify(settings.limits), now],
+      );
+      if (!row) throw new Error(`Writing tenant ${settings.name} returned no row`);
+      return toTenantRecord(row);
     },
 
     async recordUsage(usage) {
@@ -562,6 +656,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
         usage.runMs,
         usage.billableUnits,
         usage.finishedAt,
+        usage.tenant,
       ]);
     },
 
@@ -570,6 +665,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       const values: unknown[] = [];
       if (filter.appId !== undefined) where.push(`app_id = $${values.push(filter.appId)}`);
       if (filter.keyId !== undefined) where.push(`key_id = $${values.push(filter.keyId)}`);
+      if (filter.tenant !== undefined) where.push(`tenant = $${values.push(filter.tenant)}`);
       if (filter.since !== undefined) where.push(`finished_at >= $${values.push(filter.since)}`);
       if (filter.until !== undefined) where.push(`finished_at < $${values.push(filter.until)}`);
       const limit = `$${values.push(usageListLimit(filter.limit))}`;
@@ -583,5 +679,6 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
 
     ...createStorageEntries(pool),
     ...createWebhookOutbox(pool),
+    ...createPrices(pool),
   };
 }

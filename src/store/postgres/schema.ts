@@ -190,6 +190,72 @@ const MIGRATIONS: readonly Migration[] = [
         FOR EACH ROW EXECUTE PROCEDURE darkroom_storage_entries_count();
     `,
   },
+  {
+    version: 4,
+    // Tenants and fair share (docs/fair-share.md).
+    sql: `
+      ALTER TABLE requests ADD COLUMN tenant text NOT NULL DEFAULT '';
+      -- Start tag (start-time fair queueing): claim order within a priority. Requests queued before
+      -- this version have 0 and go first, in their old order.
+      ALTER TABLE requests ADD COLUMN fair_tag double precision NOT NULL DEFAULT 0;
+      DROP INDEX IF EXISTS requests_queue_order;
+      CREATE INDEX requests_queue_order ON requests (app_id, priority_rank, fair_tag, created_at, seq) WHERE state = 'QUEUED';
+      -- The fair-share clock of an app's priority: the latest start tag handed to a runner.
+      CREATE INDEX requests_started_tag ON requests (app_id, priority_rank, fair_tag) WHERE started_at IS NOT NULL;
+      -- Limits on queued and running requests per tenant and per key (Store.countLive): live rows only.
+      CREATE INDEX requests_tenant_live ON requests (tenant, state) WHERE state IN ('QUEUED', 'RUNNING');
+      CREATE INDEX requests_key_live ON requests (key_id, state) WHERE state IN ('QUEUED', 'RUNNING') AND key_id IS NOT NULL;
+      -- Each tenant's position in each queue: the start tag of its latest request and where the next
+      -- starts. A submit locks its tenant's row until it commits, so one tenant's tags follow commit order.
+      CREATE TABLE fair_flows (
+        app_id        text             NOT NULL,
+        priority_rank smallint         NOT NULL,
+        tenant        text             NOT NULL,
+        start_tag     double precision NOT NULL,
+        finish_tag    double precision NOT NULL,
+        PRIMARY KEY (app_id, priority_rank, tenant)
+      );
+
+      ALTER TABLE usage ADD COLUMN tenant text NOT NULL DEFAULT '';
+      CREATE INDEX usage_tenant_finished ON usage (tenant, finished_at);
+
+      ALTER TABLE api_keys ADD COLUMN tenant text;
+      ALTER TABLE api_keys ADD COLUMN limits text NOT NULL DEFAULT '{}';
+      -- Claims read the concurrency limits that are set (docs/fair-share.md): an index of just those.
+      ALTER TABLE api_keys ADD COLUMN max_concurrency integer
+        GENERATED ALWAYS AS (((limits::jsonb ->> 'maxConcurrency')::numeric)::integer) STORED;
+      CREATE INDEX api_keys_max_concurrency ON api_keys (id, max_concurrency) WHERE max_concurrency IS NOT NULL;
+      CREATE TABLE tenants (
+        name            text             PRIMARY KEY,
+        weight          double precision NOT NULL CHECK (weight > 0),
+        limits          text             NOT NULL DEFAULT '{}', -- JSON
+        created_at      bigint           NOT NULL,
+        updated_at      bigint           NOT NULL,
+        max_concurrency integer GENERATED ALWAYS AS (((limits::jsonb ->> 'maxConcurrency')::numeric)::integer) STORED
+      );
+      CREATE INDEX tenants_max_concurrency ON tenants (name, max_concurrency) WHERE max_concurrency IS NOT NULL;
+    `,
+  },
+  {
+    version: 5,
+    // Prices and their history (docs/pricing-and-usage.md).
+    sql: `
+      -- A price applies from effective_from until a later one of the same endpoint_id: rows are only
+      -- ever added, so usage is costed at the price of its time. The unit is checked by the gateway,
+      -- not here: a unit added later needs no migration.
+      CREATE TABLE prices (
+        id             bigint           GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        endpoint_id    text             NOT NULL,
+        unit           text             NOT NULL,
+        unit_price     double precision NOT NULL CHECK (unit_price >= 0),
+        currency       text             NOT NULL,
+        effective_from bigint           NOT NULL,
+        source         text             NOT NULL CHECK (source IN ('api', 'file'))
+      );
+      -- The price in effect at a time: the last entry at or before it (Store.aggregateUsage).
+      CREATE INDEX prices_endpoint_effective ON prices (endpoint_id, effective_from, id);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

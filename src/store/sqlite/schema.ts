@@ -199,6 +199,71 @@ const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 4,
+    // Tenants and fair share (docs/fair-share.md).
+    sql: `
+      ALTER TABLE requests ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+      -- Start tag (start-time fair queueing): claim order within a priority. Requests queued before
+      -- this version have 0 and go first, in their old order.
+      ALTER TABLE requests ADD COLUMN fair_tag REAL NOT NULL DEFAULT 0;
+      DROP INDEX IF EXISTS requests_claim_order;
+      CREATE INDEX requests_claim_order ON requests (app_id, state, priority_rank, fair_tag, created_at, seq);
+      -- The fair-share clock of an app's priority: the latest start tag handed to a runner.
+      CREATE INDEX requests_started_tag ON requests (app_id, priority_rank, fair_tag) WHERE started_at IS NOT NULL;
+      -- Limits on queued and running requests per tenant and per key (Store.countLive): live rows only.
+      CREATE INDEX requests_tenant_live ON requests (tenant, state) WHERE state IN ('QUEUED', 'RUNNING');
+      CREATE INDEX requests_key_live ON requests (key_id, state) WHERE state IN ('QUEUED', 'RUNNING') AND key_id IS NOT NULL;
+      -- Each tenant's position in each queue: the start tag of its latest request and where the next starts.
+      CREATE TABLE fair_flows (
+        app_id        TEXT    NOT NULL,
+        priority_rank INTEGER NOT NULL,
+        tenant        TEXT    NOT NULL,
+        start_tag     REAL    NOT NULL,
+        finish_tag    REAL    NOT NULL,
+        PRIMARY KEY (app_id, priority_rank, tenant)
+      ) WITHOUT ROWID;
+
+      ALTER TABLE usage ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+      CREATE INDEX usage_tenant_finished ON usage (tenant, finished_at);
+
+      ALTER TABLE api_keys ADD COLUMN tenant TEXT;
+      ALTER TABLE api_keys ADD COLUMN limits TEXT NOT NULL DEFAULT '{}';
+      -- Claims read the concurrency limits that are set (docs/fair-share.md): an index of just those.
+      ALTER TABLE api_keys ADD COLUMN max_concurrency INTEGER GENERATED ALWAYS AS (json_extract(limits, '$.maxConcurrency')) VIRTUAL;
+      CREATE INDEX api_keys_max_concurrency ON api_keys (id, max_concurrency) WHERE max_concurrency IS NOT NULL;
+      CREATE TABLE tenants (
+        name            TEXT    PRIMARY KEY,
+        weight          REAL    NOT NULL CHECK (weight > 0),
+        limits          TEXT    NOT NULL DEFAULT '{}', -- JSON
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        max_concurrency INTEGER GENERATED ALWAYS AS (json_extract(limits, '$.maxConcurrency')) VIRTUAL
+      );
+      CREATE INDEX tenants_max_concurrency ON tenants (name, max_concurrency) WHERE max_concurrency IS NOT NULL;
+    `,
+  },
+  {
+    version: 5,
+    // Prices and their history (docs/pricing-and-usage.md). IF NOT EXISTS, as in version 3: a file
+    // whose user_version was set back must still upgrade.
+    sql: `
+      -- A price applies from effective_from until a later one of the same endpoint_id: rows are only
+      -- ever added, so usage is costed at the price of its time. The unit is checked by the gateway,
+      -- not here: a unit added later needs no migration.
+      CREATE TABLE IF NOT EXISTS prices (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        endpoint_id    TEXT    NOT NULL,
+        unit           TEXT    NOT NULL,
+        unit_price     REAL    NOT NULL CHECK (unit_price >= 0),
+        currency       TEXT    NOT NULL,
+        effective_from INTEGER NOT NULL,
+        source         TEXT    NOT NULL CHECK (source IN ('api', 'file'))
+      );
+      -- The price in effect at a time: the last entry at or before it (Store.aggregateUsage).
+      CREATE INDEX IF NOT EXISTS prices_endpoint_effective ON prices (endpoint_id, effective_from, id);
+    `,
+  },
 ];
 
 /** The schema version a fully migrated database reports in `PRAGMA user_version`. */

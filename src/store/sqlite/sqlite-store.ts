@@ -20,6 +20,7 @@ import {
   toRemoteAppRecord,
   toRequestLog,
   toRequestRecord,
+  toTenantRecord,
   toUsageRecord,
   usageOfRequest,
   type ApiKeyRow,
@@ -27,13 +28,16 @@ import {
   type NewRequestColumns,
   type RemoteAppRow,
   type RequestRow,
+  type TenantRow,
   type TerminalColumns,
   type UsageRow,
 } from "../rows.js";
 import type { ApiKeyRecord, CancelResult, ClaimFor, NewRequest, RequestListFilter, Store, TerminalWrite, UsageFilter, UsageRecord } from "../store.js";
+import { createCappedClaims, type CappedClaim } from "./capped-claims.js";
 import { startCheckpointer } from "./checkpointer.js";
 import { openDatabase } from "./database.js";
 import { GroupCommit } from "./group-commit.js";
+import { createPrices } from "./prices.js";
 import { migrate } from "./schema.js";
 import { createStorageEntries } from "./storage-entries.js";
 import { createWebhookOutbox } from "./webhooks.js";
@@ -45,6 +49,9 @@ export interface SqliteStoreOptions {
 
 /** How many requests behind a queued one are counted before counting those ahead instead. */
 const TAIL_SCAN_LIMIT = 64;
+
+/** What places a queued request in its app's claim order. */
+type PositionKey = Pick<RequestRow, "app_id" | "state" | "priority_rank" | "fair_tag" | "created_at" | "seq">;
 
 // --- statement parameters ---
 
@@ -64,6 +71,7 @@ interface RequestListParams {
 interface UsageListParams {
   appId: string | null;
   keyId: string | null;
+  tenant: string | null;
   since: number | null;
   until: number | null;
   limit: number;
@@ -75,14 +83,35 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   // are prepared once here and preparing needs the tables to exist.
   migrate(db);
   const writes = new GroupCommit(db);
+  const cappedClaims = createCappedClaims(db);
   const checkpointer = options.path === ":memory:" ? null : startCheckpointer(options.path);
 
-  const insertRequest = db.prepare<NewRequestColumns, RequestRow>(`
+  // Start-time fair queueing (docs/fair-share.md): the new request starts, in its queue's virtual
+  // time, where its tenant's previous one finished or at the clock (the latest start tag handed to a
+  // runner), whichever is later; its tenant's next one starts one stride (1 / weight) further on.
+  const selectFairClock = db.prepare<[string, number], { clock: number | null }>(`
+    SELECT max(fair_tag) AS clock FROM requests WHERE app_id = ? AND priority_rank = ? AND started_at IS NOT NULL`);
+  const advanceFlow = db.prepare<{ appId: string; rank: number; tenant: string; clock: number; stride: number }, { start_tag: number }>(`
+    INSERT INTO fair_flows (app_id, priority_rank, tenant, start_tag, finish_tag)
+    VALUES (@appId, @rank, @tenant, @clock, @clock + @stride)
+    ON CONFLICT (app_id, priority_rank, tenant) DO UPDATE SET
+      start_tag = max(finish_tag, @clock), finish_tag = max(finish_tag, @clock) + @stride
+    RETURNING start_tag`);
+  const insertRequestRow = db.prepare<NewRequestColumns & { fairTag: number }, RequestRow>(`
     INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
-                          attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds)
+                          attempt, max_attempts, webhook_url, key_id, tenant, fair_tag, base_url, output_ttl_seconds)
     VALUES (@id, @appId, @endpoint, @input, 'QUEUED', @priority, CASE @priority WHEN 'normal' THEN 0 ELSE 1 END, @mode,
-            @createdAt, @startDeadline, 1, @maxAttempts, @webhookUrl, @keyId, @baseUrl, @outputTtlSeconds)
+            @createdAt, @startDeadline, 1, @maxAttempts, @webhookUrl, @keyId, @tenant, @fairTag, @baseUrl, @outputTtlSeconds)
     RETURNING *`);
+  /** Tags and inserts a queued request; runs inside the caller's write transaction. */
+  const insertRequest = {
+    get(columns: NewRequestColumns): RequestRow | undefined {
+      const rank = columns.priority === "normal" ? 0 : 1;
+      const clock = selectFairClock.get(columns.appId, rank)?.clock ?? 0;
+      const flow = advanceFlow.get({ appId: columns.appId, rank, tenant: columns.tenant, clock, stride: columns.stride });
+      return insertRequestRow.get({ ...columns, fairTag: flow?.start_tag ?? clock });
+    },
+  };
   const selectRequest = db.prepare<[string], RequestRow>(`SELECT * FROM requests WHERE id = ?`);
   const listRequests = db.prepare<RequestListParams, RequestRow>(`
     SELECT * FROM requests
@@ -102,7 +131,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     WHERE seq = (
       SELECT seq FROM requests
       WHERE app_id = @appId AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= @now)
-      ORDER BY priority_rank, created_at, seq
+      ORDER BY priority_rank, fair_tag, created_at, seq
       LIMIT 1
     )
     RETURNING *`);
@@ -112,7 +141,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     WHERE seq IN (
       SELECT seq FROM requests
       WHERE app_id = @appId AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= @now)
-      ORDER BY priority_rank, created_at, seq
+      ORDER BY priority_rank, fair_tag, created_at, seq
       LIMIT @limit
     )
     RETURNING *`);
@@ -125,7 +154,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       SELECT r.seq FROM json_each(@only) AS named CROSS JOIN requests AS r ON r.id = named.value
       WHERE r.id NOT IN (SELECT value FROM json_each(@except))
         AND r.app_id = @appId AND r.state = 'QUEUED' AND (r.start_deadline IS NULL OR r.start_deadline >= @now)
-      ORDER BY r.priority_rank, r.created_at, r.seq
+      ORDER BY r.priority_rank, r.fair_tag, r.created_at, r.seq
       LIMIT @limit
     )
     RETURNING *`);
@@ -136,7 +165,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       SELECT seq FROM requests
       WHERE app_id = @appId AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= @now)
         AND id NOT IN (SELECT value FROM json_each(@except))
-      ORDER BY priority_rank, created_at, seq
+      ORDER BY priority_rank, fair_tag, created_at, seq
       LIMIT @limit
     )
     RETURNING *`);
@@ -170,55 +199,69 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   // NULL position when the request exists but is not queued; no row when it does not exist.
   const selectQueueDepths = db.prepare<[], { app_id: string; depth: number }>(`
     SELECT app_id, SUM(queued) AS depth FROM queue_counts GROUP BY app_id HAVING SUM(queued) > 0`);
-  const selectPositionOf = db.prepare<[string], { app_id: string; state: string; priority_rank: number; created_at: number; seq: number }>(
-    `SELECT app_id, state, priority_rank, created_at, seq FROM requests WHERE id = ?`,
+  const selectPositionOf = db.prepare<[string], PositionKey>(
+    `SELECT app_id, state, priority_rank, fair_tag, created_at, seq FROM requests WHERE id = ?`,
   );
+  const countTenantLive = db.prepare<[string, string, number], { n: number }>(`
+    SELECT COUNT(*) AS n FROM (
+      SELECT 1 FROM requests WHERE tenant = ? AND state = ? AND state IN ('QUEUED', 'RUNNING') LIMIT ?
+    )`);
+  const countKeyLive = db.prepare<[string, string, number], { n: number }>(`
+    SELECT COUNT(*) AS n FROM (
+      SELECT 1 FROM requests WHERE key_id = ? AND state = ? AND state IN ('QUEUED', 'RUNNING') AND key_id IS NOT NULL LIMIT ?
+    )`);
   const selectQueueCounts = db.prepare<[string], { priority_rank: number; queued: number }>(
     `SELECT priority_rank, queued FROM queue_counts WHERE app_id = ?`,
   );
-  const countSameRankBehind = db.prepare<[string, number, number, number, number], { n: number }>(`
+  const countSameRankBehind = db.prepare<[string, number, number, number, number, number], { n: number }>(`
     SELECT COUNT(*) AS n FROM (
       SELECT 1 FROM requests
-      WHERE app_id = ? AND state = 'QUEUED' AND priority_rank = ? AND (created_at, seq) > (?, ?)
+      WHERE app_id = ? AND state = 'QUEUED' AND priority_rank = ? AND (fair_tag, created_at, seq) > (?, ?, ?)
       LIMIT ?
     )`);
-  const countSameRankAhead = db.prepare<[string, number, number, number], { n: number }>(`
+  const countSameRankAhead = db.prepare<[string, number, number, number, number], { n: number }>(`
     SELECT COUNT(*) AS n FROM requests
-    WHERE app_id = ? AND state = 'QUEUED' AND priority_rank = ? AND (created_at, seq) < (?, ?)`);
+    WHERE app_id = ? AND state = 'QUEUED' AND priority_rank = ? AND (fair_tag, created_at, seq) < (?, ?, ?)`);
   /**
    * Position = queued requests of lower rank (from the counters) + those of the same rank ahead.
    * The same-rank part is counted from whichever end is cheap: a request near the tail (every new
    * submit) counts the few behind it and subtracts from the counter; otherwise those ahead are counted.
    */
-  const queuePositionTransaction = db.transaction((id: string): number | null => {
-    const me = selectPositionOf.get(id);
-    if (!me || me.state !== "QUEUED") return null;
+  const positionOf = (me: PositionKey): number => {
     let lower = 0;
     let sameRank = 0;
     for (const c of selectQueueCounts.all(me.app_id)) {
       if (c.priority_rank < me.priority_rank) lower += c.queued;
       else if (c.priority_rank === me.priority_rank) sameRank = c.queued;
     }
-    const behind = countSameRankBehind.get(me.app_id, me.priority_rank, me.created_at, me.seq, TAIL_SCAN_LIMIT)?.n ?? 0;
+    const behind = countSameRankBehind.get(me.app_id, me.priority_rank, me.fair_tag, me.created_at, me.seq, TAIL_SCAN_LIMIT)?.n ?? 0;
     if (behind < TAIL_SCAN_LIMIT) return lower + sameRank - 1 - behind;
-    return lower + (countSameRankAhead.get(me.app_id, me.priority_rank, me.created_at, me.seq)?.n ?? 0);
+    return lower + (countSameRankAhead.get(me.app_id, me.priority_rank, me.fair_tag, me.created_at, me.seq)?.n ?? 0);
+  };
+  const queuePositionTransaction = db.transaction((id: string): number | null => {
+    const me = selectPositionOf.get(id);
+    return me && me.state === "QUEUED" ? positionOf(me) : null;
   });
+  /** A claim inside a write: the plain statements, or the counting walk once a concurrency limit is set. */
+  const claimRows = (params: CappedClaim): RequestRow[] => {
+    if (cappedClaims.active()) return cappedClaims.claim(params);
+    const { filter, ...plain } = params;
+    if (filter?.only) return claimOnly.all({ ...plain, only: JSON.stringify(filter.only), except: JSON.stringify(filter.except ?? []) });
+    if (filter?.except && filter.except.length > 0) return claimExcept.all({ ...plain, except: JSON.stringify(filter.except) });
+    return claimBatch.all(plain);
+  };
   /**
-   * Insert, optional claim and queue position in one write. The new request is the newest of its
-   * priority (created now, highest seq), so it is last among the queued requests of its rank: its
-   * position follows from the queue counters alone, without the index walk of queuePosition.
+   * Insert, optional claim and queue position in one write. Under fair share a new request can go
+   * ahead of older ones (another tenant's flood), so its position is counted like any other's; the
+   * count starts from whichever end of its rank is nearer (positionOf).
    */
   const submitTransaction = (req: NewRequest, claim: ClaimFor | null, now: number): { row: RequestRow; claimed: RequestRow[]; queuePosition: number | null } => {
     const row = insertRequest.get(newRequestColumns(req, now));
     if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
-    const claimed = claim && claim.limit > 0
-      ? claimBatch.all({ appId: req.appId, owner: claim.owner, now, leaseExpiresAt: now + claim.leaseMs, limit: Math.trunc(claim.limit) })
-      : [];
+    const claimed = claim && claim.limit > 0 ? claimRows({ appId: req.appId, owner: claim.owner, now, leaseExpiresAt: now + claim.leaseMs, limit: Math.trunc(claim.limit) }) : [];
     const mine = claimed.find((r) => r.id === row.id);
     if (mine) return { row: mine, claimed, queuePosition: null };
-    let position = -1;
-    for (const c of selectQueueCounts.all(req.appId)) if (c.priority_rank <= row.priority_rank) position += c.queued;
-    return { row, claimed, queuePosition: Math.max(0, position) };
+    return { row, claimed, queuePosition: positionOf(row) };
   };
   const selectExpiredLeases = db.prepare<[number], RequestRow>(`
     SELECT * FROM requests WHERE state = 'RUNNING' AND lease_expires_at < ? ORDER BY lease_expires_at, seq`);
@@ -236,9 +279,15 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   const selectLogs = db.prepare<[string, number], LogRow>(`
     SELECT message, level, source, timestamp FROM request_logs WHERE request_id = ? AND idx >= ? ORDER BY idx`);
 
-  const insertKey = db.prepare<ApiKeyRecord>(`
-    INSERT INTO api_keys (id, secret_hash, name, scope, created_at, revoked_at, last_used_at)
-    VALUES (@id, @secretHash, @name, @scope, @createdAt, @revokedAt, @lastUsedAt)`);
+  const insertKey = db.prepare<Omit<ApiKeyRecord, "limits"> & { limits: string }>(`
+    INSERT INTO api_keys (id, secret_hash, name, scope, created_at, revoked_at, last_used_at, tenant, limits)
+    VALUES (@id, @secretHash, @name, @scope, @createdAt, @revokedAt, @lastUsedAt, @tenant, @limits)`);
+  const selectTenant = db.prepare<[string], TenantRow>(`SELECT * FROM tenants WHERE name = ?`);
+  const selectTenants = db.prepare<[], TenantRow>(`SELECT * FROM tenants ORDER BY name`);
+  const upsertTenant = db.prepare<{ name: string; weight: number; limits: string; now: number }, TenantRow>(`
+    INSERT INTO tenants (name, weight, limits, created_at, updated_at) VALUES (@name, @weight, @limits, @now, @now)
+    ON CONFLICT (name) DO UPDATE SET weight = excluded.weight, limits = excluded.limits, updated_at = excluded.updated_at
+    RETURNING *`);
   const selectKey = db.prepare<[string], ApiKeyRow>(`SELECT * FROM api_keys WHERE id = ?`);
   const selectKeys = db.prepare<[], ApiKeyRow>(`SELECT * FROM api_keys ORDER BY created_at, id`);
   const upsertRemoteApp = db.prepare<[string, string, number]>(
@@ -251,21 +300,34 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`,
   );
   const touchKeyById = db.prepare<[number, string]>(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`);
-  const updateKeyById = db.prepare<{ id: string; secretHash: string | null; scope: string | null; name: string | null; setRevoked: number; revokedAt: number | null }>(`
+  const updateKeyById = db.prepare<{
+    id: string;
+    secretHash: string | null;
+    scope: string | null;
+    name: string | null;
+    setRevoked: number;
+    revokedAt: number | null;
+    setTenant: number;
+    tenant: string | null;
+    limits: string | null;
+  }>(`
     UPDATE api_keys SET
       secret_hash = COALESCE(@secretHash, secret_hash),
       scope = COALESCE(@scope, scope),
       name = COALESCE(@name, name),
-      revoked_at = CASE WHEN @setRevoked = 1 THEN @revokedAt ELSE revoked_at END
+      revoked_at = CASE WHEN @setRevoked = 1 THEN @revokedAt ELSE revoked_at END,
+      tenant = CASE WHEN @setTenant = 1 THEN @tenant ELSE tenant END,
+      limits = COALESCE(@limits, limits)
     WHERE id = @id`);
 
   const upsertUsage = db.prepare<UsageRecord>(`
-    INSERT OR REPLACE INTO usage (request_id, key_id, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at)
-    VALUES (@requestId, @keyId, @appId, @endpoint, @state, @queueMs, @runMs, @billableUnits, @finishedAt)`);
+    INSERT OR REPLACE INTO usage (request_id, key_id, tenant, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at)
+    VALUES (@requestId, @keyId, @tenant, @appId, @endpoint, @state, @queueMs, @runMs, @billableUnits, @finishedAt)`);
   const selectUsage = db.prepare<UsageListParams, UsageRow>(`
     SELECT * FROM usage
     WHERE (@appId IS NULL OR app_id = @appId)
       AND (@keyId IS NULL OR key_id = @keyId)
+      AND (@tenant IS NULL OR tenant = @tenant)
       AND (@since IS NULL OR finished_at >= @since)
       AND (@until IS NULL OR finished_at < @until)
     ORDER BY finished_at DESC, request_id
@@ -369,19 +431,15 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async claim(appId, owner, leaseMs, now = Date.now()) {
-      const row = await writes.run(() => claimNext.get({ appId, owner, now, leaseExpiresAt: now + leaseMs }));
+      const row = await writes.run(() =>
+        cappedClaims.active() ? cappedClaims.claim({ appId, owner, now, leaseExpiresAt: now + leaseMs, limit: 1 })[0] : claimNext.get({ appId, owner, now, leaseExpiresAt: now + leaseMs }),
+      );
       return row ? toRequestRecord(row) : null;
     },
 
     async claimMany(appId, owner, leaseMs, limit, now = Date.now(), filter) {
       if (limit <= 0 || filter?.only?.length === 0) return [];
-      const params = { appId, owner, now, leaseExpiresAt: now + leaseMs, limit: Math.trunc(limit) };
-      const except = JSON.stringify(filter?.except ?? []);
-      const rows = await writes.run(() => {
-        if (filter?.only) return claimOnly.all({ ...params, only: JSON.stringify(filter.only), except });
-        if (filter?.except && filter.except.length > 0) return claimExcept.all({ ...params, except });
-        return claimBatch.all(params);
-      });
+      const rows = await writes.run(() => claimRows({ appId, owner, now, leaseExpiresAt: now + leaseMs, limit: Math.trunc(limit), filter }));
       return sortInClaimOrder(rows).map(toRequestRecord);
     },
 
@@ -419,6 +477,12 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       return new Map(selectQueueDepths.all().map((row) => [row.app_id, row.depth]));
     },
 
+    async countLive(owner, state, atMost) {
+      const limit = Math.max(0, Math.trunc(atMost));
+      const row = "tenant" in owner ? countTenantLive.get(owner.tenant, state, limit) : countKeyLive.get(owner.keyId, state, limit);
+      return row?.n ?? 0;
+    },
+
     async expiredLeases(now) {
       return selectExpiredLeases.all(now).map(toRequestRecord);
     },
@@ -449,7 +513,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async createKey(key) {
-      insertKey.run(key);
+      insertKey.run({ ...key, limits: JSON.stringify(key.limits) });
     },
 
     async getKey(id) {
@@ -474,8 +538,26 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
           name: patch.name ?? null,
           setRevoked: "revokedAt" in patch ? 1 : 0,
           revokedAt: patch.revokedAt ?? null,
+          setTenant: "tenant" in patch ? 1 : 0,
+          tenant: patch.tenant ?? null,
+          limits: patch.limits ? JSON.stringify(patch.limits) : null,
         }).changes > 0
       );
+    },
+
+    async getTenant(name) {
+      const row = selectTenant.get(name);
+      return row ? toTenantRecord(row) : null;
+    },
+
+    async listTenants() {
+      return selectTenants.all().map(toTenantRecord);
+    },
+
+    async putTenant(settings, now = Date.now()) {
+      const row = await writes.run(() => upsertTenant.get({ name: settings.name, weight: settings.weight, limits: JSON.stringify(settings.limits), now }));
+      if (!row) throw new Error(`Writing tenant ${settings.name} returned no row`);
+      return toTenantRecord(row);
     },
 
     async touchKey(id, now) {
@@ -491,6 +573,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         .all({
           appId: filter.appId ?? null,
           keyId: filter.keyId ?? null,
+          tenant: filter.tenant ?? null,
           since: filter.since ?? null,
           until: filter.until ?? null,
           limit: usageListLimit(filter.limit),
@@ -500,5 +583,6 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     ...storage,
     ...webhooks,
+    ...createPrices(db, writes),
   };
 }

@@ -1,0 +1,87 @@
+/**
+ * The limits that hold in the queue, on a real server: `max_concurrency` (requests beyond it wait,
+ * keeping their place, and nobody else waits for them) and `max_queued` (429 in fal's queue-full shape
+ * past it), for a key and for a tenant.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { sleep } from "../helpers/queue.js";
+
+interface CreatedKey {
+  id: string;
+  key: string;
+}
+
+describe("queue limits", () => {
+  let p: TestPlatform;
+  before(async () => {
+    p = await startTestPlatform();
+    // A warm runner, so that the timings below measure the queue and not a cold start.
+    assert.equal((await http(p, "POST", "/run/darkroom/echo", {})).status, 200);
+  });
+  after(() => p.close());
+
+  async function createKey(body: Record<string, unknown>): Promise<CreatedKey> {
+    const res = await http(p, "POST", "/v1/keys", body);
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    return res.body as CreatedKey;
+  }
+  const as = (key: CreatedKey) => ({ url: p.url, auth: { authorization: `Key ${key.key}` } });
+
+  async function states(ids: string[]): Promise<string[]> {
+    return Promise.all(ids.map(async (id) => (await http(p, "GET", `/queue/darkroom/echo/requests/${id}/status`)).body.status as string));
+  }
+
+  it("runs a tenant's requests at most max_concurrency at a time while others pass it", async () => {
+    assert.equal((await http(p, "PUT", "/v1/tenants/initech", { limits: { max_concurrency: 1 } })).status, 200);
+    const key = await createKey({ name: "initech", tenant: "initech" });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const submitted = await http(as(key), "POST", "/queue/darkroom/echo", { message: `m${i}`, sleep_ms: 400 });
+      assert.equal(submitted.status, 200);
+      ids.push(submitted.body.request_id as string);
+    }
+    // Another tenant's request does not wait behind the limited ones.
+    const other = await createKey({ name: "other" });
+    const started = Date.now();
+    const quick = await http(as(other), "POST", "/run/darkroom/echo", { message: "quick" });
+    assert.equal(quick.status, 200);
+    assert.equal(quick.body.message, "quick");
+    assert.ok(Date.now() - started < 1000, `the other tenant waited ${Date.now() - started} ms`);
+
+    let mostAtOnce = 0;
+    for (;;) {
+      const now = await states(ids);
+      mostAtOnce = Math.max(mostAtOnce, now.filter((s) => s === "IN_PROGRESS").length);
+      if (now.every((s) => s === "COMPLETED")) break;
+      await sleep(50);
+    }
+    assert.equal(mostAtOnce, 1);
+    // They ran one after the other, in the order they were submitted.
+    const records = await Promise.all(ids.map(async (id) => (await http(p, "GET", `/v1/requests/${id}`)).body as { started_at: string; finished_at: string }));
+    for (let i = 1; i < records.length; i++) {
+      assert.ok(Date.parse(records[i]!.started_at) >= Date.parse(records[i - 1]!.finished_at) - 5, JSON.stringify(records));
+    }
+  });
+
+  it("refuses a submit past a key's max_queued with 429 queue_full, and takes one again once the queue moves", async () => {
+    const key = await createKey({ name: "queued", limits: { max_concurrency: 1, max_queued: 2 } });
+    const submit = () => http(as(key), "POST", "/queue/darkroom/echo", { sleep_ms: 600 });
+    const first = await submit();
+    assert.equal(first.status, 200);
+    // Wait until the first runs: only then are the next two the ones waiting.
+    for (let i = 0; i < 100 && (await states([first.body.request_id as string]))[0] !== "IN_PROGRESS"; i++) await sleep(20);
+    assert.equal((await submit()).status, 200);
+    assert.equal((await submit()).status, 200);
+    const refused = await submit();
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.error_type, "queue_full");
+    assert.equal(refused.headers.get("x-fal-error-type"), "queue_full");
+    assert.match(refused.body.detail, /This key has 2 requests waiting, its max_queued limit/);
+    // The first finishes, the second starts: one place is free again.
+    for (let i = 0; i < 100 && (await states([first.body.request_id as string]))[0] !== "COMPLETED"; i++) await sleep(50);
+    await sleep(100);
+    assert.equal((await submit()).status, 200);
+  });
+});
