@@ -16,6 +16,8 @@ import { applyKnobOverrides } from "./core/knob-overrides.js";
 import type { AppManifest, RequestRecord } from "./core/types.js";
 import type { GatewayContext } from "./gateway/context.js";
 import { InputValidator } from "./gateway/input-validator.js";
+import { MonthlySpend } from "./pricing/monthly-spend.js";
+import { defaultPriceOf } from "./pricing/price-book.js";
 import { createGatewayServer } from "./gateway/server.js";
 import { AllowList } from "./net/allow-list.js";
 import { Metrics } from "./observability/metrics.js";
@@ -153,6 +155,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     signingKeys,
     allow,
     metrics,
+    spend: new MonthlySpend({ store, defaultPrice: defaultPriceOf(config.pricing.defaultComputePrice) }),
     startedAt: Date.now(),
   };
   const server = await createGatewayServer(ctx, { loggerInstance: logger });

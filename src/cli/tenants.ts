@@ -12,7 +12,7 @@ export const LIMIT_FLAGS_USAGE = `Limits (a flag left out is no limit):
   --rpm N               requests per minute; past it, 429 with Retry-After
   --apps a,b            the only apps that may be called: ids (darkroom/echo) or owners (darkroom/*)
   --max-queued N        requests waiting at once; past it, 429
-  --monthly-budget X    spend per calendar month (stored; not enforced yet)
+  --monthly-budget X    spend per calendar month (UTC); once spent, 403
 `;
 
 export const TENANTS_USAGE = `Usage:

@@ -33,6 +33,7 @@ export const ERRORS = {
   ERR_FORBIDDEN: { status: 403, errorType: "forbidden", message: "This key may not do that" },
   ERR_AUTH_THROTTLED: { status: 429, errorType: "rate_limited", message: "Too many failed key checks; try again later" },
   ERR_RATE_LIMITED: { status: 429, errorType: "rate_limited", message: "Too many requests this minute; try again later", retryable: true },
+  ERR_BUDGET_EXHAUSTED: { status: 403, errorType: "budget_exhausted", message: "The monthly budget is spent" },
   // Lookup
   ERR_APP_NOT_FOUND: { status: 404, errorType: "not_found", message: "Application not found" },
   ERR_PATH_NOT_FOUND: { status: 404, errorType: "not_found", message: "Path not found" },

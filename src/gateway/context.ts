@@ -6,6 +6,7 @@ import type { FastifyRequest } from "fastify";
 import type { KeyService } from "../auth/keys.js";
 import type { Tenancy } from "../auth/tenants.js";
 import type { TokenService } from "../auth/tokens.js";
+import type { MonthlySpend } from "../pricing/monthly-spend.js";
 import type { Config } from "../core/config.js";
 import { PlatformError } from "../core/errors.js";
 import type { AllowList } from "../net/allow-list.js";
@@ -29,6 +30,8 @@ export interface GatewayContext {
   signingKeys: SigningKeys;
   allow: AllowList;
   metrics: Metrics;
+  /** What tenants and keys spent this month, for `monthly_budget` checks. */
+  spend: MonthlySpend;
   startedAt: number;
 }
 

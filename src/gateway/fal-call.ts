@@ -10,6 +10,7 @@ import { appsAllow } from "../auth/usage-limits.js";
 import { PlatformError } from "../core/errors.js";
 import type { AppManifest, EndpointManifest } from "../core/types.js";
 import { UnparsedInput } from "../core/unparsed-input.js";
+import { DEFAULT_CURRENCY } from "../pricing/price-list.js";
 import type { LiveOwner } from "../store/store.js";
 import { pathSegments } from "./app-path.js";
 import { appAllowed, requirePrincipal, type GatewayContext, type Principal } from "./context.js";
@@ -55,6 +56,27 @@ export function assertAppWithinLimits(call: FalCall, app: AppManifest): void {
   if (appsAllow(principal.limits.apps, app.id)) return;
   const whose = appsAllow(principal.keyLimits.apps, app.id) ? `tenant '${principal.tenant}'` : "this key";
   throw new PlatformError("ERR_FORBIDDEN", { message: `${app.id} is not in the apps limit of ${whose}` });
+}
+
+/**
+ * Refuses a call (403 budget_exhausted) once its key or its tenant has spent its `monthly_budget` this
+ * calendar month. Spend is summed from finished requests and reread every few seconds
+ * (pricing/monthly-spend.ts): what is still running is not in it yet.
+ */
+export async function assertWithinBudget(ctx: GatewayContext, principal: Principal): Promise<void> {
+  const checks: { owner: LiveOwner; budget: number; whose: string }[] = [];
+  if (principal.keyLimits.monthlyBudget !== undefined) checks.push({ owner: { keyId: principal.keyId }, budget: principal.keyLimits.monthlyBudget, whose: "This key" });
+  if (principal.tenantLimits.monthlyBudget !== undefined) {
+    checks.push({ owner: { tenant: principal.tenant }, budget: principal.tenantLimits.monthlyBudget, whose: `Tenant '${principal.tenant}'` });
+  }
+  for (const check of checks) {
+    const { spent, monthEndsAt } = await ctx.spend.of(check.owner);
+    if (spent >= check.budget) {
+      throw new PlatformError("ERR_BUDGET_EXHAUSTED", {
+        message: `${check.whose} has spent ${spent.toFixed(4)} ${DEFAULT_CURRENCY} of its monthly budget of ${check.budget} ${DEFAULT_CURRENCY}; calls pass again from ${new Date(monthEndsAt).toISOString()} or when the budget is raised`,
+      });
+    }
+  }
 }
 
 /**

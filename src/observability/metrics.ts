@@ -3,6 +3,10 @@
  * @module
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { TenantLabels } from "./tenant-labels.js";
+
+/** Tenants named in per-tenant metrics; the rest are "other" (tenant-labels.ts). */
+export const NAMED_TENANTS = 20;
 
 export class Metrics {
   readonly registry = new Registry();
@@ -34,6 +38,17 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly runnerFailures = new Counter({ name: "darkroom_runner_failures_total", help: "Runners that crashed, hung or failed setup", labelNames: ["app", "reason"], registers: [this.registry] });
+  // Per tenant: the busiest NAMED_TENANTS by name, the others as "other" (bounded cardinality).
+  readonly tenantLabels = new TenantLabels(NAMED_TENANTS);
+  readonly tenantRequests = new Counter({ name: "darkroom_tenant_requests_total", help: "Finished requests per tenant", labelNames: ["tenant", "state"], registers: [this.registry] });
+  readonly tenantRunSeconds = new Counter({ name: "darkroom_tenant_run_seconds_total", help: "Runner time per tenant", labelNames: ["tenant"], registers: [this.registry] });
+  readonly tenantQueueWait = new Histogram({
+    name: "darkroom_tenant_queue_wait_seconds",
+    help: "Time from submit to start (or to the end, for requests that never started) per tenant",
+    labelNames: ["tenant"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
   readonly webhookDeliveries = new Counter({ name: "darkroom_webhook_deliveries_total", help: "Webhook delivery attempts", labelNames: ["outcome"], registers: [this.registry] });
 
   constructor() {

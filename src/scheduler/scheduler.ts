@@ -315,6 +315,10 @@ export class Scheduler {
     if (m && record.finishedAt !== null) {
       m.requestsTotal.inc({ app: record.appId, state: record.state });
       m.requestDuration.observe({ app: record.appId, state: record.state }, (record.finishedAt - record.createdAt) / 1000);
+      const tenant = m.tenantLabels.labelOf(record.tenant);
+      m.tenantRequests.inc({ tenant, state: record.state });
+      if (record.startedAt !== null) m.tenantRunSeconds.inc({ tenant }, Math.max(0, record.finishedAt - record.startedAt) / 1000);
+      m.tenantQueueWait.observe({ tenant }, Math.max(0, (record.startedAt ?? record.finishedAt) - record.createdAt) / 1000);
     }
     this.events.emit(record.id, { type: "state", record });
     try {

@@ -50,5 +50,12 @@ describe("fair share over HTTP", () => {
     const secondRecord = (await http(p, "GET", `/v1/requests/${floodIds[1]!}`)).body as { started_at: string | null };
     assert.ok(secondRecord.started_at === null || Date.parse(secondRecord.started_at) >= Date.parse(quietRecord.started_at), "the quiet request started first");
     for (const id of floodIds) await http(p, "PUT", `/queue/${SLOW}/requests/${id}/cancel`);
+
+    // Prometheus sees both tenants by name: their finished requests, run time and time in the queue.
+    const metrics = await (await fetch(`${p.url}/metrics`)).text();
+    assert.match(metrics, /darkroom_tenant_requests_total\{tenant="quiet",state="SUCCEEDED"\} 1\n/);
+    assert.match(metrics, /darkroom_tenant_requests_total\{tenant="flood",state="CANCELLED"\} [1-7]\n/);
+    assert.match(metrics, /darkroom_tenant_run_seconds_total\{tenant="flood"\} \d/);
+    assert.match(metrics, /darkroom_tenant_queue_wait_seconds_count\{tenant="quiet"\} 1\n/);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The limits that hold in the queue, on a real server: `max_concurrency` (requests beyond it wait,
- * keeping their place, and nobody else waits for them) and `max_queued` (429 in fal's queue-full shape
- * past it), for a key and for a tenant.
+ * keeping their place, and nobody else waits for them), `max_queued` (429 in fal's queue-full shape
+ * past it) and `monthly_budget` (403 budget_exhausted once spent), for a key and for a tenant.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -83,5 +83,26 @@ describe("queue limits", () => {
     for (let i = 0; i < 100 && (await states([first.body.request_id as string]))[0] !== "COMPLETED"; i++) await sleep(50);
     await sleep(100);
     assert.equal((await submit()).status, 200);
+  });
+
+  it("refuses calls once a tenant's monthly budget is spent, and passes them again when it is raised", async () => {
+    const priced = await http(p, "PUT", "/v1/models/pricing", { prices: [{ endpoint_id: "darkroom/echo", unit_price: 0.01, unit: "request", currency: "USD" }] });
+    assert.equal(priced.status, 200, JSON.stringify(priced.body));
+    assert.equal((await http(p, "PUT", "/v1/tenants/frugal", { limits: { monthly_budget: 0.02 } })).status, 200);
+    const key = await createKey({ name: "frugal", tenant: "frugal" });
+    assert.equal((await http(as(key), "POST", "/run/darkroom/echo", { message: 1 })).status, 200);
+    assert.equal((await http(as(key), "POST", "/run/darkroom/echo", { message: 2 })).status, 200);
+    // Spend is reread every few seconds: after that, two requests at 0.01 have spent the 0.02.
+    await sleep(5_200);
+    const refused = await http(as(key), "POST", "/queue/darkroom/echo", { message: 3 });
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.error_type, "budget_exhausted");
+    assert.equal(refused.headers.get("x-fal-error-type"), "budget_exhausted");
+    const monthEnd = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() + 1, 1)).toISOString();
+    assert.equal(refused.body.detail, `Tenant 'frugal' has spent 0.0200 USD of its monthly budget of 0.02 USD; calls pass again from ${monthEnd} or when the budget is raised`);
+    // Other tenants are not held to it.
+    assert.equal((await http(p, "POST", "/run/darkroom/echo", { message: "admin" })).status, 200);
+    assert.equal((await http(p, "PUT", "/v1/tenants/frugal", { limits: { monthly_budget: 1 } })).status, 200);
+    assert.equal((await http(as(key), "POST", "/run/darkroom/echo", { message: 4 })).status, 200);
   });
 });

@@ -6,7 +6,7 @@ import type { FastifyRequest } from "fastify";
 import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type RequestLog, type RequestRecord } from "../../core/types.js";
 import { canSeeRequest, requirePrincipal, type GatewayContext } from "../context.js";
-import { assertAppAllowed, assertAppWithinLimits, assertAvailable, assertQueueRoom, countAgainstRequestRate, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
+import { assertAppAllowed, assertAppWithinLimits, assertAvailable, assertQueueRoom, assertWithinBudget, countAgainstRequestRate, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
 import { FalHost, appIdOf, appRoutes, restOf } from "../fal-host.js";
 import { outputTtlOf, parsePriority, parseStartDeadline } from "../fal-headers.js";
 import { openSse } from "../sse.js";
@@ -56,6 +56,7 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
     }
   }
   const baseUrl = baseUrlOf(request, ctx.config.publicUrl);
+  await assertWithinBudget(ctx, principal);
   await assertQueueRoom(ctx, principal);
   // Last of the checks: only a call that is otherwise accepted counts against the rate.
   countAgainstRequestRate(ctx, principal);
