@@ -3,7 +3,7 @@
  * @module
  */
 import type { FastifyRequest } from "fastify";
-import type { KeyService } from "../auth/keys.js";
+import type { AuthenticatedKey, KeyService } from "../auth/keys.js";
 import type { Tenancy } from "../auth/tenants.js";
 import type { TokenService } from "../auth/tokens.js";
 import type { MonthlySpend } from "../pricing/monthly-spend.js";
@@ -51,6 +51,17 @@ declare module "fastify" {
   interface FastifyRequest {
     principal: Principal | null;
   }
+}
+
+/** The principal of a verified key or token: its scope, its token's apps, its tenant and limits. */
+export async function principalOf(keys: KeyService, key: AuthenticatedKey): Promise<Principal> {
+  return {
+    keyId: key.id,
+    scope: key.scope,
+    allowedApps: key.via === "token" ? (key.token?.allowed_apps ?? []) : null,
+    // A token is the key's, tenant and limits included: the key record was read to verify it.
+    ...(await keys.tenants.tenancyOf(key)),
+  };
 }
 
 export function requirePrincipal(request: FastifyRequest): Principal {

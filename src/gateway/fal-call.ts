@@ -52,7 +52,11 @@ export function assertAppAllowed(call: FalCall, app: AppManifest): void {
 
 /** Refuses a call to an app outside the `apps` limit of the caller's key or of its tenant (both must allow it). */
 export function assertAppWithinLimits(call: FalCall, app: AppManifest): void {
-  const principal = requirePrincipal(call.request);
+  assertAppWithinLimitsOf(requirePrincipal(call.request), app);
+}
+
+/** assertAppWithinLimits for a caller known otherwise (a realtime socket). */
+export function assertAppWithinLimitsOf(principal: Principal, app: AppManifest): void {
   if (appsAllow(principal.limits.apps, app.id)) return;
   const whose = appsAllow(principal.keyLimits.apps, app.id) ? `tenant '${principal.tenant}'` : "this key";
   throw new PlatformError("ERR_FORBIDDEN", { message: `${app.id} is not in the apps limit of ${whose}` });

@@ -9,7 +9,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Readable } from "node:stream";
 import pino, { type Logger } from "pino";
 import { PlatformError } from "../core/errors.js";
-import type { GatewayContext } from "./context.js";
+import { principalOf, type GatewayContext } from "./context.js";
 import { sendError, sendNotFound, toPlatformError } from "./error-reply.js";
 import { logRequestError } from "./error-log.js";
 import { falCallOf } from "./fal-call.js";
@@ -141,13 +141,7 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
     if (key.scope === "runner" && !request.routeOptions.config.runnerApi) {
       throw new PlatformError("ERR_FORBIDDEN", { message: "Runner tokens are accepted only by the runner API" });
     }
-    // A token is the key's, tenant and limits included: the key record was read to verify it.
-    request.principal = {
-      keyId: key.id,
-      scope: key.scope,
-      allowedApps: key.via === "token" ? (key.token?.allowed_apps ?? []) : null,
-      ...(await ctx.keys.tenants.tenancyOf(key)),
-    };
+    request.principal = await principalOf(ctx.keys, key);
     // JSON bodies are read whole and held while the request is served: reserve them against the
     // gateway's budget before reading (uploads stream to storage and are not counted).
     if (carriesBody(request) && String(request.headers["content-type"] ?? "").toLowerCase().startsWith("application/json")) {

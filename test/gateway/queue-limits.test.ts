@@ -1,10 +1,13 @@
 /**
  * The limits that hold in the queue, on a real server: `max_concurrency` (requests beyond it wait,
  * keeping their place, and nobody else waits for them), `max_queued` (429 in fal's queue-full shape
- * past it) and `monthly_budget` (403 budget_exhausted once spent), for a key and for a tenant.
+ * past it) and `monthly_budget` (403 budget_exhausted once spent), for a key and for a tenant; and on
+ * realtime sockets, which are refused at open by `apps` and held to `requests_per_minute` per message.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { encode } from "@msgpack/msgpack";
+import WebSocket from "ws";
 import { http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 import { sleep } from "../helpers/queue.js";
 
@@ -104,5 +107,43 @@ describe("queue limits", () => {
     assert.equal((await http(p, "POST", "/run/darkroom/echo", { message: "admin" })).status, 200);
     assert.equal((await http(p, "PUT", "/v1/tenants/frugal", { limits: { monthly_budget: 1 } })).status, 200);
     assert.equal((await http(as(key), "POST", "/run/darkroom/echo", { message: 4 })).status, 200);
+  });
+
+  it("holds realtime sockets to the apps limit when they open and to requests per minute per message", async () => {
+    const wsBase = p.url.replace(/^http/, "ws");
+    /** Opens a socket, sends `messages` inputs, and collects what comes back until it closes or goes quiet. */
+    async function session(key: CreatedKey, messages: number): Promise<{ frames: string[]; closed: boolean }> {
+      const socket = new WebSocket(`${wsBase}/darkroom/echo/realtime`, { headers: { authorization: `Key ${key.key}` } });
+      const frames: string[] = [];
+      let closed = false;
+      socket.on("message", (data: Buffer, isBinary: boolean) => frames.push(isBinary ? "<result>" : data.toString("utf8")));
+      socket.on("close", () => (closed = true));
+      await new Promise<void>((resolve, reject) => {
+        socket.once("open", () => resolve());
+        socket.once("error", reject);
+      });
+      for (let i = 0; i < messages; i++) socket.send(encode({ message: `m${i}`, request_id: `r${i}` }));
+      // Every message ends in a result or an error frame; timing frames come beside results.
+      const answered = (): number => frames.filter((f) => !f.includes('"timings"')).length;
+      for (let i = 0; i < 100 && !closed && answered() < messages; i++) await sleep(50);
+      await sleep(200);
+      socket.close();
+      return { frames, closed };
+    }
+
+    const elsewhere = await createKey({ name: "rt-apps", limits: { apps: ["darkroom/upscale"] } });
+    const refused = await session(elsewhere, 0);
+    assert.equal(refused.closed, true);
+    const control = JSON.parse(refused.frames[0] ?? "{}") as { type?: string; error?: string; reason?: string };
+    assert.equal(control.type, "x-fal-error");
+    assert.equal(control.error, "FORBIDDEN");
+    assert.match(control.reason ?? "", /darkroom\/echo is not in the apps limit of this key/);
+
+    const limited = await createKey({ name: "rt-rate", limits: { requests_per_minute: 2 } });
+    const { frames } = await session(limited, 3);
+    assert.equal(frames.filter((f) => f === "<result>").length, 2, frames.join("\n"));
+    const rateFrames = frames.filter((f) => f.includes("RATE_LIMITED")).map((f) => JSON.parse(f) as { reason: string });
+    assert.equal(rateFrames.length, 1, frames.join("\n"));
+    assert.match(rateFrames[0]!.reason, /This key may make 2 requests per minute/);
   });
 });

@@ -10,7 +10,8 @@ import type { WebSocket } from "ws";
 import { isPlatformError, PlatformError } from "../../core/errors.js";
 import type { AppManifest, EndpointManifest } from "../../core/types.js";
 import { parseAppPath, pathSegments } from "../app-path.js";
-import type { GatewayContext } from "../context.js";
+import { principalOf, type GatewayContext, type Principal } from "../context.js";
+import { assertAppWithinLimitsOf, assertWithinBudget, countAgainstRequestRate } from "../fal-call.js";
 import { MAX_JSON_DEPTH } from "../json-body.js";
 import { baseUrlOf } from "../wire.js";
 
@@ -60,12 +61,28 @@ function resolveRealtime(ctx: GatewayContext, url: string): { app: AppManifest; 
   return { app, endpoint };
 }
 
-async function authenticate(ctx: GatewayContext, request: FastifyRequest, app: AppManifest): Promise<boolean> {
+async function authenticate(ctx: GatewayContext, request: FastifyRequest, app: AppManifest): Promise<Principal | null> {
   const query = request.query as Record<string, string | undefined>;
   const token = query["fal_jwt_token"];
   const header = token ? `Bearer ${token}` : request.headers.authorization;
   // Throttled (too many wrong secrets from this address) counts as unauthorised on a socket.
-  return (await ctx.keys.verify(header, { app: app.id, client: request.ip }).catch(() => null)) !== null;
+  const key = await ctx.keys.verify(header, { app: app.id, client: request.ip }).catch(() => null);
+  return key ? principalOf(ctx.keys, key) : null;
+}
+
+/**
+ * The limits a socket is held to when it opens: the key's and tenant's `apps` and monthly budget. A
+ * refusal is the error's detail, sent as an `x-fal-error` frame before the socket closes.
+ */
+async function refusalAtOpen(ctx: GatewayContext, principal: Principal, app: AppManifest): Promise<string | null> {
+  try {
+    assertAppWithinLimitsOf(principal, app);
+    await assertWithinBudget(ctx, principal);
+    return null;
+  } catch (err) {
+    if (isPlatformError(err)) return err.message;
+    throw err;
+  }
 }
 
 /** The WebSocket handler for realtime routes (the server mounts it beside the HTTP handlers). */
@@ -79,9 +96,16 @@ export function realtimeHandler(ctx: GatewayContext): (socket: WebSocket, reques
       socket.close(1000);
       return;
     }
-    if (!(await authenticate(ctx, request, target.app))) {
+    const principal = await authenticate(ctx, request, target.app);
+    if (!principal) {
       // fal's client drops its token and retries on this exact body.
       socket.send(JSON.stringify({ status: "error", error: "Unauthorized" }));
+      socket.close(1000);
+      return;
+    }
+    const refused = await refusalAtOpen(ctx, principal, target.app);
+    if (refused !== null) {
+      sendControl(socket, "FORBIDDEN", refused);
       socket.close(1000);
       return;
     }
@@ -131,6 +155,14 @@ export function realtimeHandler(ctx: GatewayContext): (socket: WebSocket, reques
       }
       if (nestedTooDeep(input, MAX_JSON_DEPTH)) {
         sendControl(socket, "BAD_MESSAGE", `Message is nested deeper than ${MAX_JSON_DEPTH} levels`);
+        return;
+      }
+      // Each message is a call: it counts against the key's and tenant's requests per minute.
+      try {
+        countAgainstRequestRate(ctx, principal);
+      } catch (err) {
+        if (!isPlatformError(err)) throw err;
+        sendControl(socket, "RATE_LIMITED", err.message);
         return;
       }
       pending.push(input);
