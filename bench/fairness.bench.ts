@@ -49,14 +49,14 @@
  * other settings).
  * @module
  */
-import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { BENCH_AUTH, startBenchServer, type BenchServer } from "./lib/bench-server.js";
 import { median } from "./lib/rounds.js";
+import { addBaselineWorktree, Cleanups, gitOutput } from "./lib/baseline-worktree.js";
 
 const { values } = parseArgs({
   options: {
@@ -130,49 +130,9 @@ const command = (): string =>
 
 // ---- the baseline worktree, and cleanup on the way out (errors and Ctrl-C included) ----
 
-const cleanups: (() => Promise<void> | void)[] = [];
-let cleaning: Promise<void> | null = null;
-/** Runs the registered cleanups once, last registered first, whatever fails on the way. */
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (let step = cleanups.pop(); step; step = cleanups.pop()) {
-      try {
-        await step();
-      } catch (err) {
-        console.error("cleanup:", err);
-      }
-    }
-  })();
-  return cleaning;
-}
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    console.error(`\n${signal}: stopping the server and removing the baseline worktree`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-function git(args: readonly string[]): string {
-  const out = spawnSync("git", ["-C", ROOT, ...args], { encoding: "utf8" });
-  if (out.status !== 0) throw new Error(`git ${args.join(" ")} failed: ${out.stderr}`);
-  return out.stdout.trim();
-}
-
-/** `ref` checked out in a temporary worktree that uses this checkout's node_modules; removed by {@link cleanup}. */
-function addBaselineWorktree(ref: string): { commit: string; root: string } {
-  const commit = git(["rev-parse", "--verify", `${ref}^{commit}`]);
-  const dir = mkdtempSync(path.join(os.tmpdir(), "darkroom-bench-baseline-"));
-  const root = path.join(dir, "tree");
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  git(["worktree", "add", "--detach", root, commit]);
-  cleanups.push(() => {
-    // The link goes first, so that nothing below can reach this checkout's node_modules through it.
-    rmSync(path.join(root, "node_modules"), { force: true });
-    git(["worktree", "remove", "--force", root]);
-  });
-  symlinkSync(path.join(ROOT, "node_modules"), path.join(root, "node_modules"), "dir");
-  return { commit, root };
-}
+const cleanups = new Cleanups("stopping the server and removing the baseline worktree");
+const cleanup = (): Promise<void> => cleanups.run();
+const git = (args: readonly string[]): string => gitOutput(ROOT, args);
 
 // ---- clients ----
 
@@ -566,7 +526,7 @@ async function main(): Promise<void> {
     .map((l) => l.trim())
     .filter(Boolean);
   const uncommitted = changedFiles.length;
-  const baseline = BASELINE_REF ? addBaselineWorktree(BASELINE_REF) : null;
+  const baseline = BASELINE_REF ? addBaselineWorktree(ROOT, BASELINE_REF, cleanups) : null;
   const sides: Side[] = baseline ? ["baseline", "now"] : ["now"];
   console.log(`echo with ${SLOTS} slots (--app-knobs ${APP_KNOBS}); flood ${FLOOD} × ${FLOOD_MS} ms, B waits at most ${B_TIMEOUT_S} s; weights ${WEIGHT_A}:${WEIGHT_B}, ${WEIGHTS_N} × ${WEIGHTS_MS_LO}–${WEIGHTS_MS_HI} ms each`);
   console.log(

@@ -32,7 +32,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -40,6 +40,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { BENCH_AUTH, BENCH_KEY, startBenchServer, type BenchServer } from "./lib/bench-server.js";
 import { median, quantile, spread, timed, type Summary } from "./lib/rounds.js";
+import { addBaselineWorktree, Cleanups, gitOutput } from "./lib/baseline-worktree.js";
 
 const { values } = parseArgs({
   options: {
@@ -90,49 +91,9 @@ const COMPARED: readonly { key: string; label: string; better: "lower" | "higher
 
 // ---- the baseline worktree, and cleanup on the way out (errors and Ctrl-C included) ----
 
-const cleanups: (() => Promise<void> | void)[] = [];
-let cleaning: Promise<void> | null = null;
-/** Runs the registered cleanups once, last registered first, whatever fails on the way. */
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (let step = cleanups.pop(); step; step = cleanups.pop()) {
-      try {
-        await step();
-      } catch (err) {
-        console.error("cleanup:", err);
-      }
-    }
-  })();
-  return cleaning;
-}
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    console.error(`\n${signal}: stopping the servers and removing the baseline worktree`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-function git(args: readonly string[]): string {
-  const out = spawnSync("git", ["-C", ROOT, ...args], { encoding: "utf8" });
-  if (out.status !== 0) throw new Error(`git ${args.join(" ")} failed: ${out.stderr}`);
-  return out.stdout.trim();
-}
-
-/** `ref` checked out in a temporary worktree that uses this checkout's node_modules; removed by {@link cleanup}. */
-function addBaselineWorktree(ref: string): { commit: string; root: string } {
-  const commit = git(["rev-parse", "--verify", `${ref}^{commit}`]);
-  const dir = mkdtempSync(path.join(os.tmpdir(), "darkroom-bench-baseline-"));
-  const root = path.join(dir, "tree");
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  git(["worktree", "add", "--detach", root, commit]);
-  cleanups.push(() => {
-    // The link goes first, so that nothing below can reach this checkout's node_modules through it.
-    rmSync(path.join(root, "node_modules"), { force: true });
-    git(["worktree", "remove", "--force", root]);
-  });
-  symlinkSync(path.join(ROOT, "node_modules"), path.join(root, "node_modules"), "dir");
-  return { commit, root };
-}
+const cleanups = new Cleanups("stopping the servers and removing the baseline worktree");
+const cleanup = (): Promise<void> => cleanups.run();
+const git = (args: readonly string[]): string => gitOutput(ROOT, args);
 
 // ---- clients ----
 
@@ -382,7 +343,7 @@ async function main(): Promise<void> {
   const useWrk = hasWrk();
   if (!useWrk) console.log("wrk not found (apt-get install wrk): the req/s figures are left out");
   cleanups.push(() => rmSync(WRK_SCRIPT, { force: true }));
-  const baseline = addBaselineWorktree(BASELINE_REF);
+  const baseline = addBaselineWorktree(ROOT, BASELINE_REF, cleanups);
   const head = git(["rev-parse", "HEAD"]);
   const uncommitted = git(["status", "--porcelain", "--untracked-files=no", "--", "src", "bin", "package.json"]).split("\n").filter(Boolean).length;
   console.log(`old: ${BASELINE_REF} (${baseline.commit.slice(0, 12)}) in ${baseline.root}; new: this working tree, HEAD ${head.slice(0, 12)}${uncommitted ? ` + ${uncommitted} uncommitted file(s) under src/, bin/, package.json` : ""}`);

@@ -17,7 +17,7 @@ import { LATEST_SCHEMA_VERSION, readSchemaVersion } from "../../src/store/sqlite
 import { createSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { NewRequest, Store } from "../../src/store/store.js";
 import { newRequest as newStoreRequest } from "../helpers/store-requests.js";
-import { runStoreConformance } from "./store.case.js";
+import { runStoreConformance, STORE_TABLES } from "./store.case.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const ENQUEUE_CHILD = fileURLToPath(new URL("./fixtures/enqueue-until-killed.ts", import.meta.url));
@@ -107,21 +107,7 @@ describe("sqlite store", () => {
         .prepare<[], { name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
         .all()
         .map((row) => row.name);
-      assert.deepEqual(tables, [
-        "api_keys",
-        "fair_flows",
-        "prices",
-        "queue_counts",
-        "remote_apps",
-        "request_logs",
-        "requests",
-        "storage_entries",
-        "storage_usage",
-        "tenants",
-        "usage",
-        "webhook_attempts",
-        "webhooks",
-      ]);
+      assert.deepEqual(tables, [...STORE_TABLES, "queue_counts"].sort());
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
     } finally {
       db.close();

@@ -25,6 +25,22 @@ import type {
 import { billableUnitsOf, isBilled } from "../../src/pricing/billable-units.js";
 import { EXHAUSTED, newRequest } from "../helpers/store-requests.js";
 
+/** The tables every store driver's schema has (each driver adds its own bookkeeping tables). */
+export const STORE_TABLES: readonly string[] = [
+  "api_keys",
+  "fair_flows",
+  "prices",
+  "remote_apps",
+  "request_logs",
+  "requests",
+  "storage_entries",
+  "storage_usage",
+  "tenants",
+  "usage",
+  "webhook_attempts",
+  "webhooks",
+];
+
 const LEASE_MS = 30_000;
 
 const SUCCESS: TerminalWrite = {
