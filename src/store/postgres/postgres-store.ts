@@ -19,6 +19,7 @@ import {
   CANCELLED_BY_CLIENT,
   newRequestColumns,
   sortInClaimOrder,
+  strideOf,
   terminalColumns,
   toApiKeyRecord,
   toTenantRecord,
@@ -80,40 +81,38 @@ function warn(error: unknown, context: string): void {
 // --- statements ---
 
 /**
- * Start-time fair queueing (docs/fair-share.md), as CTEs every insert of a request starts with: the
- * new request starts, in its queue's virtual time, where its tenant's previous one finished or at the
- * clock (the latest start tag handed to a runner), whichever is later; its tenant's next one starts
- * one stride (1 / weight) further on. `tagged.start_tag` is the new request's tag. The upsert locks
- * the tenant's row until the submit commits, so one tenant's tags follow its commit order.
- * Parameters: $2 app, $5 priority, $14 tenant, $15 stride.
+ * Start-time fair queueing (docs/fair-share.md): hands out the start tag of a new request. It starts,
+ * in its queue's virtual time, where its tenant's previous one finished or at the clock (the latest
+ * start tag handed to a runner), whichever is later; its tenant's next one starts one stride
+ * (1 / weight) further on. Its own statement, before the submit and on the lease pool (no wait for
+ * the WAL flush): the upsert locks the tenant's row only while it runs, so one tenant's concurrent
+ * submits do not wait for each other's commits. A tag handed out for a submit that then fails is a
+ * gap in the tenant's sequence, nothing more. Parameters: $1 app, $2 priority, $3 tenant, $4 stride.
  */
-const FAIR_TAG = `
-  clock AS (
+const ALLOCATE_FAIR_TAG = `
+  WITH clock AS (
     SELECT COALESCE(max(fair_tag), 0) AS tag FROM requests
-    WHERE app_id = $2 AND priority_rank = (CASE $5 WHEN 'normal' THEN 0 ELSE 1 END) AND started_at IS NOT NULL
-  ), tagged AS (
-    INSERT INTO fair_flows (app_id, priority_rank, tenant, start_tag, finish_tag)
-    SELECT $2, CASE $5 WHEN 'normal' THEN 0 ELSE 1 END, $14, clock.tag, clock.tag + $15::double precision FROM clock
-    ON CONFLICT (app_id, priority_rank, tenant) DO UPDATE SET
-      start_tag = GREATEST(fair_flows.finish_tag, EXCLUDED.start_tag),
-      finish_tag = GREATEST(fair_flows.finish_tag, EXCLUDED.start_tag) + $15::double precision
-    RETURNING start_tag
-  )`;
+    WHERE app_id = $1 AND priority_rank = (CASE $2 WHEN 'normal' THEN 0 ELSE 1 END) AND started_at IS NOT NULL
+  )
+  INSERT INTO fair_flows (app_id, priority_rank, tenant, start_tag, finish_tag)
+  SELECT $1, CASE $2 WHEN 'normal' THEN 0 ELSE 1 END, $3, clock.tag, clock.tag + $4::double precision FROM clock
+  ON CONFLICT (app_id, priority_rank, tenant) DO UPDATE SET
+    start_tag = GREATEST(fair_flows.finish_tag, EXCLUDED.start_tag),
+    finish_tag = GREATEST(fair_flows.finish_tag, EXCLUDED.start_tag) + $4::double precision
+  RETURNING start_tag`;
 
-/** The insert of a queued request after FAIR_TAG; $1-$15 as insertValues. */
-const INSERT_TAGGED = `
+/** The insert of a queued request; $1-$15 as insertValues. */
+const INSERT_REQUEST = `
   INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
                         attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds, tenant, fair_tag)
-  SELECT $1, $2, $3, $4, 'QUEUED', $5, CASE $5 WHEN 'normal' THEN 0 ELSE 1 END, $6, $7, $8, 1, $9, $10, $11, $12, $13, $14, tagged.start_tag
-  FROM tagged
+  VALUES ($1, $2, $3, $4, 'QUEUED', $5, CASE $5 WHEN 'normal' THEN 0 ELSE 1 END, $6, $7, $8, 1, $9, $10, $11, $12, $13, $14, $15)
   RETURNING *`;
-const INSERT_REQUEST = `WITH ${FAIR_TAG} ${INSERT_TAGGED}`;
 
-function insertValues(req: NewRequest, createdAt: number): unknown[] {
+/** The values of INSERT_REQUEST's $1-$15 (`fairTag` from ALLOCATE_FAIR_TAG). */
+function insertValues(req: NewRequest, createdAt: number, fairTag: number): unknown[] {
   const c = newRequestColumns(req, createdAt);
-  // In the order of INSERT_REQUEST's $1-$15.
   return [c.id, c.appId, c.endpoint, c.input, c.priority, c.mode, c.createdAt, c.startDeadline, c.maxAttempts, c.webhookUrl, c.keyId, c.baseUrl,
-    c.outputTtlSeconds, c.tenant, c.stride];
+    c.outputTtlSeconds, c.tenant, fairTag];
 }
 
 /**
@@ -196,7 +195,7 @@ const UPSERT_USAGE = `
  * queued, less those.
  */
 const SUBMIT_AND_CLAIM = `
-  WITH ${FAIR_TAG}, candidates AS (
+  WITH candidates AS (
     SELECT seq, priority_rank, fair_tag, created_at FROM requests
     WHERE app_id = $2 AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= $7)
     ORDER BY priority_rank, fair_tag, created_at, seq
@@ -204,7 +203,7 @@ const SUBMIT_AND_CLAIM = `
     FOR UPDATE SKIP LOCKED
   ), ranked AS (
     SELECT seq, row_number() OVER (ORDER BY priority_rank, fair_tag, created_at, seq) AS n,
-           (priority_rank, fair_tag, created_at) <= ($19::smallint, (SELECT start_tag FROM tagged), $7::bigint) AS before_new
+           (priority_rank, fair_tag, created_at) <= ($19::smallint, $15::double precision, $7::bigint) AS before_new
     FROM candidates
   ), decision AS (
     SELECT ($8::bigint IS NULL OR $8::bigint >= $7::bigint) AND (SELECT count(*) FROM ranked WHERE before_new) < $18 AS take_new
@@ -219,9 +218,9 @@ const SUBMIT_AND_CLAIM = `
                           attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds, tenant, fair_tag,
                           lease_owner, lease_expires_at, started_at)
     SELECT $1, $2, $3, $4, CASE WHEN take_new THEN 'RUNNING' ELSE 'QUEUED' END, $5, $19, $6, $7, $8,
-           1, $9, $10, $11, $12, $13, $14, tagged.start_tag,
+           1, $9, $10, $11, $12, $13, $14, $15,
            CASE WHEN take_new THEN $16 END, CASE WHEN take_new THEN $17::bigint END, CASE WHEN take_new THEN $7::bigint END
-    FROM decision, tagged
+    FROM decision
     RETURNING *
   )
   SELECT true AS is_new, inserted.*,
@@ -291,6 +290,13 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   });
   const cappedClaims = createCappedClaims(pool, leasePool);
 
+  async function allocateFairTag(req: NewRequest): Promise<number> {
+    const values = [req.appId, req.priority, req.tenant ?? "", strideOf(req.weight)];
+    const [row] = await rows<{ start_tag: number }>(ALLOCATE_FAIR_TAG, values, "darkroom_allocate_fair_tag", leasePool);
+    if (!row) throw new Error(`No fair-share tag for request ${req.id}`);
+    return row.start_tag;
+  }
+
   /**
    * A submit without a claim, in one statement: the count runs on the statement's snapshot, which does
    * not include the new row (the newest, so it is behind any tie), so it is exactly the number of
@@ -298,14 +304,14 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
    */
   async function enqueueWithPosition(req: NewRequest, now: number): Promise<Submitted> {
     const [row] = await rows<RequestRow & { ahead: number }>(
-      `WITH ${FAIR_TAG}, inserted AS (${INSERT_TAGGED})
+      `WITH inserted AS (${INSERT_REQUEST})
        SELECT inserted.*, (
          SELECT count(*) FROM requests q
          WHERE q.app_id = inserted.app_id AND q.state = 'QUEUED'
            AND (q.priority_rank, q.fair_tag, q.created_at) <= (inserted.priority_rank, inserted.fair_tag, inserted.created_at)
        ) AS ahead
        FROM inserted`,
-      insertValues(req, now),
+      insertValues(req, now, await allocateFairTag(req)),
       "darkroom_submit",
     );
     if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
@@ -343,7 +349,8 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
 
     async enqueue(req) {
-      const [row] = await rows<RequestRow>(INSERT_REQUEST, insertValues(req, Date.now()), "darkroom_insert_request");
+      const fairTag = await allocateFairTag(req);
+      const [row] = await rows<RequestRow>(INSERT_REQUEST, insertValues(req, Date.now(), fairTag), "darkroom_insert_request");
       if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
       return toRequestRecord(row);
     },
@@ -360,7 +367,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       if (!claim || claim.limit <= 0) return enqueueWithPosition(req, now);
       const found = await rows<RequestRow & { is_new: boolean; ahead: number | null }>(
         SUBMIT_AND_CLAIM,
-        [...insertValues(req, now), claim.owner, now + claim.leaseMs, Math.trunc(claim.limit), req.priority === "normal" ? 0 : 1],
+        [...insertValues(req, now, await allocateFairTag(req)), claim.owner, now + claim.leaseMs, Math.trunc(claim.limit), req.priority === "normal" ? 0 : 1],
         "darkroom_submit_and_claim",
       );
       const row = found.find((r) => r.is_new);
