@@ -3,7 +3,8 @@
  * Focus moves to the new page's heading on navigation, as a screen reader user would expect.
  * @module
  */
-import { useEffect, useRef, type ReactNode } from "react";
+import { lazy, Suspense, useEffect, useRef, type ReactNode } from "react";
+import { Loading } from "./components/common.js";
 import { ModelsProvider } from "./hooks.js";
 import { AppPage } from "./pages/AppPage.js";
 import { Gallery } from "./pages/Gallery.js";
@@ -14,10 +15,14 @@ import { SignIn } from "./pages/SignIn.js";
 import { Link, useLocation } from "./router.js";
 import { SessionProvider, useSession } from "./session.js";
 
+// The usage page and its chart library load on first visit: most sessions never open it.
+const Usage = lazy(() => import("./pages/Usage.js").then((m) => ({ default: m.Usage })));
+
 const NAV: readonly { href: string; label: string; adminOnly: boolean }[] = [
   { href: "/", label: "Apps", adminOnly: false },
   { href: "/history", label: "History", adminOnly: false },
   { href: "/ops", label: "Ops", adminOnly: true },
+  { href: "/usage", label: "Usage", adminOnly: true },
   { href: "/keys", label: "Keys", adminOnly: true },
 ];
 
@@ -38,6 +43,19 @@ function Page(): ReactNode {
       return <Ops />;
     case "/keys":
       return <Keys />;
+    case "/usage":
+      return (
+        <Suspense
+          fallback={
+            <div>
+              <h1 tabIndex={-1}>Usage</h1>
+              <Loading what="the usage page" />
+            </div>
+          }
+        >
+          <Usage />
+        </Suspense>
+      );
     default:
       return (
         <div>

@@ -4,6 +4,8 @@
  * @module
  */
 import { errorMessageOf, errorTypeOf, fieldErrorsOf } from "./lib/fal-errors.js";
+import { parseRetryAfter } from "./lib/limit-refusal.js";
+import type { LimitsView } from "./lib/limits.js";
 import type { FieldError, JsonSchema } from "./lib/schema-form.js";
 import { SseParser } from "./lib/sse.js";
 
@@ -105,9 +107,24 @@ export interface KeyView {
   id: string;
   name: string;
   scope: "admin" | "api";
+  /** The tenant the key's calls count as: the key's own id when it names none. */
+  tenant: string;
+  limits: LimitsView;
   created_at: string;
   revoked_at: string | null;
   last_used_at: string | null;
+}
+
+export interface TenantView {
+  name: string;
+  weight: number;
+  limits: LimitsView;
+  /** Active keys that belong to it. */
+  keys: number;
+  /** False for a tenant that keys name but nobody configured (weight 1, no limits). */
+  configured: boolean;
+  created_at: string | null;
+  updated_at: string | null;
 }
 
 export class ApiError extends Error {
@@ -115,14 +132,17 @@ export class ApiError extends Error {
   readonly body: unknown;
   readonly errorType: string | null;
   readonly fieldErrors: FieldError[];
+  /** Seconds the server asked to wait (`Retry-After`), null when it did not. */
+  readonly retryAfterSeconds: number | null;
 
-  constructor(status: number, body: unknown) {
+  constructor(status: number, body: unknown, headers?: Headers) {
     super(errorMessageOf(body, status));
     this.name = "ApiError";
     this.status = status;
     this.body = body;
     this.errorType = errorTypeOf(body);
     this.fieldErrors = fieldErrorsOf(body);
+    this.retryAfterSeconds = parseRetryAfter(headers?.get("retry-after"));
   }
 }
 
@@ -130,6 +150,7 @@ export interface RawResponse {
   status: number;
   ok: boolean;
   body: unknown;
+  headers: Headers;
 }
 
 async function readBody(res: Response): Promise<unknown> {
@@ -199,14 +220,21 @@ export class Api {
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       ...(signal ? { signal } : {}),
     });
-    return { status: res.status, ok: res.ok, body: await readBody(res) };
+    return { status: res.status, ok: res.ok, body: await readBody(res), headers: res.headers };
   }
 
   /** A call whose HTTP errors throw `ApiError`. */
   async json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const res = await this.raw(method, path, body, signal);
-    if (!res.ok) throw new ApiError(res.status, res.body);
+    if (!res.ok) throw new ApiError(res.status, res.body, res.headers);
     return res.body as T;
+  }
+
+  /** A download (the usage CSV export): its bytes and the server's headers; HTTP errors throw `ApiError`. */
+  async blob(path: string, signal?: AbortSignal): Promise<{ blob: Blob; headers: Headers }> {
+    const res = await fetch(path, { headers: this.#headers(), ...(signal ? { signal } : {}) });
+    if (!res.ok) throw new ApiError(res.status, await readBody(res), res.headers);
+    return { blob: await res.blob(), headers: res.headers };
   }
 
   async models(): Promise<ModelEntry[]> {

@@ -14,7 +14,7 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import { PlatformError } from "../../core/errors.js";
 
 /** The SPA's routes (web/src/router.tsx): each is one path segment. */
-export const PLAYGROUND_ROUTES: readonly string[] = ["/", "/app", "/history", "/ops", "/keys"];
+export const PLAYGROUND_ROUTES: readonly string[] = ["/", "/app", "/history", "/ops", "/keys", "/usage"];
 
 export const DEFAULT_DIST_DIR = fileURLToPath(new URL("../../../web/dist/", import.meta.url));
 

@@ -10,6 +10,7 @@ import { CodeTabs } from "../components/CodeTabs.js";
 import { ErrorNotice, Loading, Remedy } from "../components/common.js";
 import { UploadTracker } from "../components/FileInput.js";
 import { JsonView } from "../components/JsonView.js";
+import { RunErrorNotice } from "../components/LimitBanner.js";
 import { RealtimeResults, RealtimeStatus, useRealtime } from "../components/Realtime.js";
 import { AudioPlayer, CompareSlider, ImageGallery, OtherFile, VideoPlayer } from "../components/Media.js";
 import { SchemaForm } from "../components/SchemaForm.js";
@@ -351,7 +352,7 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
 
       <section className="panel result-panel" aria-labelledby="result-heading" ref={resultRef}>
         <h2 id="result-heading">{realtime ? "Realtime" : "Result"}</h2>
-        {submitError ? <ErrorNotice error={submitError} /> : null}
+        {submitError ? <RunErrorNotice error={submitError} /> : null}
         {realtime ? (
           <>
             <div className="realtime-bar">

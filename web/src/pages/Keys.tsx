@@ -1,11 +1,15 @@
 /**
- * API keys (`/v1/keys`, admin keys): list, create (the secret is shown once, here), revoke.
+ * API keys (`/v1/keys`, admin keys): list, create (the secret is shown once, here), revoke, and
+ * each key's tenant and usage limits; below them, the tenants.
  * @module
  */
-import { useState, type FormEvent, type ReactNode } from "react";
+import { useMemo, useState, type FormEvent, type ReactNode } from "react";
 import type { KeyView } from "../api.js";
 import { CopyButton, ErrorNotice, Loading, StackTable } from "../components/common.js";
+import { KeyLimitsEditor } from "../components/LimitsEditor.js";
+import { TenantsSection } from "../components/TenantsSection.js";
 import { formatTime } from "../lib/format.js";
+import { describeLimits } from "../lib/limits.js";
 import { useAsync, useTitle } from "../hooks.js";
 import { useApi, useSession } from "../session.js";
 
@@ -63,6 +67,12 @@ export function Keys(): ReactNode {
   const [created, setCreated] = useState<Created | null>(null);
   const [error, setError] = useState<Error | null>(null);
   const [busy, setBusy] = useState(false);
+  // The key whose limits are being edited, and the last one saved.
+  const [editing, setEditing] = useState<string | null>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  const [version, setVersion] = useState(0);
+  const editedKey = editing ? (keys.data?.keys.find((k) => k.id === editing) ?? null) : null;
+  const keyIds = useMemo(() => new Set((keys.data?.keys ?? []).map((k) => k.id)), [keys.data]);
 
   const create = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
@@ -130,7 +140,7 @@ export function Keys(): ReactNode {
       {keys.error ? <ErrorNotice error={keys.error} onRetry={keys.reload} /> : null}
       {!keys.data && !keys.error ? <Loading what="keys" /> : null}
       {keys.data ? (
-        <StackTable label="Keys" columns={["Name", "Id", "Scope", "Created", "Last used", <span className="visually-hidden">Actions</span>]}>
+        <StackTable label="Keys" columns={["Name", "Id", "Scope", "Tenant", "Limits", "Created", "Last used", <span className="visually-hidden">Actions</span>]}>
           {keys.data.keys.map((k) => (
             <tr key={k.id} className={k.revoked_at ? "revoked" : ""} data-key-id={k.id}>
               <td data-label="Name">{k.name}</td>
@@ -138,9 +148,28 @@ export function Keys(): ReactNode {
                 <code>{k.id}</code>
               </td>
               <td data-label="Scope">{k.scope}</td>
+              <td data-label="Tenant" data-stat="tenant">
+                {k.tenant === k.id ? <span className="muted small">own</span> : <code>{k.tenant}</code>}
+              </td>
+              <td data-label="Limits" data-stat="limits">
+                {describeLimits(k.limits)}
+              </td>
               <td data-label="Created">{formatTime(k.created_at)}</td>
               <td data-label="Last used">{formatTime(k.last_used_at)}</td>
-              <td>
+              <td className="row-actions">
+                {k.revoked_at ? null : (
+                  <button
+                    type="button"
+                    className="button small"
+                    onClick={() => {
+                      setSaved(null);
+                      setEditing(k.id);
+                    }}
+                    aria-label={`Edit limits of ${k.name} (${k.id})`}
+                  >
+                    Limits
+                  </button>
+                )}
                 {k.revoked_at ? (
                   <span className="badge bad">Revoked {formatTime(k.revoked_at)}</span>
                 ) : k.id === session?.keyId ? (
@@ -153,6 +182,25 @@ export function Keys(): ReactNode {
           ))}
         </StackTable>
       ) : null}
+      {saved ? (
+        <p className="notice success" role="status">
+          Saved the tenant and limits of key {saved}.
+        </p>
+      ) : null}
+      {editedKey ? (
+        <KeyLimitsEditor
+          key={editedKey.id}
+          k={editedKey}
+          onCancel={() => setEditing(null)}
+          onSaved={(k) => {
+            setEditing(null);
+            setSaved(k.name);
+            keys.reload();
+            setVersion((v) => v + 1);
+          }}
+        />
+      ) : null}
+      {session?.scope === "admin" ? <TenantsSection version={version} keyIds={keyIds} /> : null}
     </div>
   );
 }
