@@ -126,13 +126,11 @@ describe("sqlite store", () => {
     await first.enqueue(newRequest("upgrade-app", "from-v1"));
     await first.close();
     // Turn the file back into what version 1 left: no remote_apps table (2), no tenants and fair share
-    // (4), user_version 1. (Version 3 creates its tables only if they are missing.)
+    // (4), user_version 1. (Versions 3 and 5 create their tables only if they are missing.)
     const db = new Database(dbPath);
     db.exec(`
       DROP TABLE remote_apps;
       DROP TABLE tenants;
-      DROP TABLE fair_flows;
-      DROP INDEX requests_started_tag;
       DROP INDEX requests_tenant_live;
       DROP INDEX requests_key_live;
       DROP INDEX requests_claim_order;

@@ -28,7 +28,6 @@ import { EXHAUSTED, newRequest } from "../helpers/store-requests.js";
 /** The tables every store driver's schema has (each driver adds its own bookkeeping tables). */
 export const STORE_TABLES: readonly string[] = [
   "api_keys",
-  "fair_flows",
   "prices",
   "remote_apps",
   "request_logs",

@@ -209,20 +209,9 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE requests ADD COLUMN fair_tag REAL NOT NULL DEFAULT 0;
       DROP INDEX IF EXISTS requests_claim_order;
       CREATE INDEX requests_claim_order ON requests (app_id, state, priority_rank, fair_tag, created_at, seq);
-      -- The fair-share clock of an app's priority: the latest start tag handed to a runner.
-      CREATE INDEX requests_started_tag ON requests (app_id, priority_rank, fair_tag) WHERE started_at IS NOT NULL;
       -- Limits on queued and running requests per tenant and per key (Store.countLive): live rows only.
       CREATE INDEX requests_tenant_live ON requests (tenant, state) WHERE state IN ('QUEUED', 'RUNNING');
       CREATE INDEX requests_key_live ON requests (key_id, state) WHERE state IN ('QUEUED', 'RUNNING') AND key_id IS NOT NULL;
-      -- Each tenant's position in each queue: the start tag of its latest request and where the next starts.
-      CREATE TABLE fair_flows (
-        app_id        TEXT    NOT NULL,
-        priority_rank INTEGER NOT NULL,
-        tenant        TEXT    NOT NULL,
-        start_tag     REAL    NOT NULL,
-        finish_tag    REAL    NOT NULL,
-        PRIMARY KEY (app_id, priority_rank, tenant)
-      ) WITHOUT ROWID;
 
       ALTER TABLE usage ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
       CREATE INDEX usage_tenant_finished ON usage (tenant, finished_at);

@@ -34,6 +34,7 @@ import {
 } from "../rows.js";
 import type { ApiKeyRecord, CancelResult, ClaimFor, NewRequest, RequestListFilter, Store, TerminalWrite, UsageFilter, UsageRecord } from "../store.js";
 import { createCappedClaims, type CappedClaim } from "./capped-claims.js";
+import { FairTags } from "./fair-tags.js";
 import { startCheckpointer } from "./checkpointer.js";
 import { openDatabase } from "./database.js";
 import { GroupCommit } from "./group-commit.js";
@@ -86,31 +87,19 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   const cappedClaims = createCappedClaims(db);
   const checkpointer = options.path === ":memory:" ? null : startCheckpointer(options.path);
 
-  // Start-time fair queueing (docs/fair-share.md): the new request starts, in its queue's virtual
-  // time, where its tenant's previous one finished or at the clock (the latest start tag handed to a
-  // runner), whichever is later; its tenant's next one starts one stride (1 / weight) further on.
-  const selectFairClock = db.prepare<[string, number], { clock: number | null }>(`
-    SELECT max(fair_tag) AS clock FROM requests WHERE app_id = ? AND priority_rank = ? AND started_at IS NOT NULL`);
-  const advanceFlow = db.prepare<{ appId: string; rank: number; tenant: string; clock: number; stride: number }, { start_tag: number }>(`
-    INSERT INTO fair_flows (app_id, priority_rank, tenant, start_tag, finish_tag)
-    VALUES (@appId, @rank, @tenant, @clock, @clock + @stride)
-    ON CONFLICT (app_id, priority_rank, tenant) DO UPDATE SET
-      start_tag = max(finish_tag, @clock), finish_tag = max(finish_tag, @clock) + @stride
-    RETURNING start_tag`);
+  const fairTags = new FairTags(db);
   const insertRequestRow = db.prepare<NewRequestColumns & { fairTag: number }, RequestRow>(`
     INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
                           attempt, max_attempts, webhook_url, key_id, tenant, fair_tag, base_url, output_ttl_seconds)
     VALUES (@id, @appId, @endpoint, @input, 'QUEUED', @priority, CASE @priority WHEN 'normal' THEN 0 ELSE 1 END, @mode,
             @createdAt, @startDeadline, 1, @maxAttempts, @webhookUrl, @keyId, @tenant, @fairTag, @baseUrl, @outputTtlSeconds)
     RETURNING *`);
-  /** Tags and inserts a queued request; runs inside the caller's write transaction. */
-  const insertRequest = {
-    get(columns: NewRequestColumns): RequestRow | undefined {
-      const rank = columns.priority === "normal" ? 0 : 1;
-      const clock = selectFairClock.get(columns.appId, rank)?.clock ?? 0;
-      const flow = advanceFlow.get({ appId: columns.appId, rank, tenant: columns.tenant, clock, stride: columns.stride });
-      return insertRequestRow.get({ ...columns, fairTag: flow?.start_tag ?? clock });
-    },
+  /** Tags (fair-tags.ts) and inserts a queued request; runs inside the caller's write transaction. */
+  const insertRequest = (columns: NewRequestColumns): { row: RequestRow; atTail: boolean } => {
+    const { tag, atTail } = fairTags.next(columns.appId, columns.priority === "normal" ? 0 : 1, columns.tenant, columns.stride);
+    const row = insertRequestRow.get({ ...columns, fairTag: tag });
+    if (!row) throw new Error(`Enqueue of request ${columns.id} returned no row`);
+    return { row, atTail };
   };
   const selectRequest = db.prepare<[string], RequestRow>(`SELECT * FROM requests WHERE id = ?`);
   const listRequests = db.prepare<RequestListParams, RequestRow>(`
@@ -244,24 +233,29 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   });
   /** A claim inside a write: the plain statements, or the counting walk once a concurrency limit is set. */
   const claimRows = (params: CappedClaim): RequestRow[] => {
-    if (cappedClaims.active()) return cappedClaims.claim(params);
     const { filter, ...plain } = params;
-    if (filter?.only) return claimOnly.all({ ...plain, only: JSON.stringify(filter.only), except: JSON.stringify(filter.except ?? []) });
-    if (filter?.except && filter.except.length > 0) return claimExcept.all({ ...plain, except: JSON.stringify(filter.except) });
-    return claimBatch.all(plain);
+    let rows: RequestRow[];
+    if (cappedClaims.active()) rows = cappedClaims.claim(params);
+    else if (filter?.only) rows = claimOnly.all({ ...plain, only: JSON.stringify(filter.only), except: JSON.stringify(filter.except ?? []) });
+    else if (filter?.except && filter.except.length > 0) rows = claimExcept.all({ ...plain, except: JSON.stringify(filter.except) });
+    else rows = claimBatch.all(plain);
+    fairTags.claimed(rows);
+    return rows;
   };
   /**
-   * Insert, optional claim and queue position in one write. Under fair share a new request can go
-   * ahead of older ones (another tenant's flood), so its position is counted like any other's; the
-   * count starts from whichever end of its rank is nearer (positionOf).
+   * Insert, optional claim and queue position in one write. A new request tagged behind every queued
+   * one of its rank (a busy tenant's next) has its position from the queue counters alone; one that
+   * fair share puts ahead of older ones (a quiet tenant's) is counted like any other (positionOf).
    */
   const submitTransaction = (req: NewRequest, claim: ClaimFor | null, now: number): { row: RequestRow; claimed: RequestRow[]; queuePosition: number | null } => {
-    const row = insertRequest.get(newRequestColumns(req, now));
-    if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
+    const { row, atTail } = insertRequest(newRequestColumns(req, now));
     const claimed = claim && claim.limit > 0 ? claimRows({ appId: req.appId, owner: claim.owner, now, leaseExpiresAt: now + claim.leaseMs, limit: Math.trunc(claim.limit) }) : [];
     const mine = claimed.find((r) => r.id === row.id);
     if (mine) return { row: mine, claimed, queuePosition: null };
-    return { row, claimed, queuePosition: positionOf(row) };
+    if (!atTail) return { row, claimed, queuePosition: positionOf(row) };
+    let position = -1;
+    for (const c of selectQueueCounts.all(req.appId)) if (c.priority_rank <= row.priority_rank) position += c.queued;
+    return { row, claimed, queuePosition: Math.max(0, position) };
   };
   const selectExpiredLeases = db.prepare<[number], RequestRow>(`
     SELECT * FROM requests WHERE state = 'RUNNING' AND lease_expires_at < ? ORDER BY lease_expires_at, seq`);
@@ -398,8 +392,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async enqueue(req: NewRequest) {
-      const row = await writes.run(() => insertRequest.get(newRequestColumns(req, Date.now())));
-      if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
+      const { row } = await writes.run(() => insertRequest(newRequestColumns(req, Date.now())));
       return toRequestRecord(row);
     },
 
@@ -431,9 +424,11 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async claim(appId, owner, leaseMs, now = Date.now()) {
-      const row = await writes.run(() =>
-        cappedClaims.active() ? cappedClaims.claim({ appId, owner, now, leaseExpiresAt: now + leaseMs, limit: 1 })[0] : claimNext.get({ appId, owner, now, leaseExpiresAt: now + leaseMs }),
-      );
+      const row = await writes.run(() => {
+        const claimed = cappedClaims.active() ? cappedClaims.claim({ appId, owner, now, leaseExpiresAt: now + leaseMs, limit: 1 })[0] : claimNext.get({ appId, owner, now, leaseExpiresAt: now + leaseMs });
+        if (claimed) fairTags.claimed([claimed]);
+        return claimed;
+      });
       return row ? toRequestRecord(row) : null;
     },
 
