@@ -4,6 +4,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import type { UsageLineView } from "../pricing/usage-lines.js";
 import { table } from "./format.js";
 import { api, CLIENT_OPTIONS, CliError, clientOptions, EXIT, printJson, readReply, replyError, send, type ClientOptions } from "./http.js";
 
@@ -24,19 +25,6 @@ effect when each request finished (docs/pricing-and-usage.md). Needs an admin ke
   --csv           the CSV export (one row per endpoint and bucket) instead of a table
   --json          the API's JSON answer
 `;
-
-/** A line item as the API answers it. */
-interface UsageLineView {
-  endpoint_id: string;
-  unit: string;
-  quantity: number;
-  unit_price: number;
-  cost: number;
-  currency: string;
-  request_count: number;
-  billed_request_count: number;
-  compute_seconds: number;
-}
 
 interface UsageAnswer {
   time_series?: { bucket: string; results: UsageLineView[] }[];

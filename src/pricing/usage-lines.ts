@@ -92,3 +92,34 @@ export function costByCurrency(lines: readonly UsageLine[]): Map<string, number>
   for (const line of lines) totals.set(line.currency, (totals.get(line.currency) ?? 0) + line.cost);
   return totals;
 }
+
+/** A line item as `GET /v1/models/usage` answers it (fal's field names; `auth_method`/`key_id` with `expand=auth_method`). */
+export interface UsageLineView {
+  endpoint_id: string;
+  unit: string;
+  quantity: number;
+  unit_price: number;
+  cost: number;
+  currency: string;
+  auth_method?: string;
+  key_id?: string | null;
+  request_count: number;
+  billed_request_count: number;
+  compute_seconds: number;
+}
+
+/** The wire view of `line`; `keyLabels` (key id → name) adds who made the requests. */
+export function usageLineView(line: UsageLine, keyLabels: ReadonlyMap<string, string> | null): UsageLineView {
+  return {
+    endpoint_id: line.endpointId,
+    unit: line.unit,
+    quantity: line.quantity,
+    unit_price: line.unitPrice,
+    cost: line.cost,
+    currency: line.currency,
+    ...(keyLabels ? { auth_method: line.keyId === null ? "no key" : (keyLabels.get(line.keyId) ?? line.keyId), key_id: line.keyId } : {}),
+    request_count: line.requestCount,
+    billed_request_count: line.billedRequests,
+    compute_seconds: line.computeSeconds,
+  };
+}

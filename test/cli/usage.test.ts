@@ -9,6 +9,7 @@ import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { usageCommand } from "../../src/cli/usage.js";
 import type { UsageRecord } from "../../src/store/store.js";
+import { usageRecord } from "../helpers/store-requests.js";
 import { ADMIN_KEY, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 
 interface Run {
@@ -32,19 +33,7 @@ describe("darkroom usage", () => {
       { endpointId: app, unit: "request", unitPrice: 0.5, currency: "USD", effectiveFrom: Date.UTC(2024, 0, 1), source: "api" },
       { endpointId: `${app}/hd`, unit: "megapixel", unitPrice: 0.02, currency: "USD", effectiveFrom: Date.UTC(2024, 0, 1), source: "api" },
     ]);
-    const record = (day: number, more: Partial<UsageRecord>): UsageRecord => ({
-      requestId: randomUUID(),
-      keyId: "k-a",
-      tenant: "acme",
-      appId: app,
-      endpoint: "",
-      state: "SUCCEEDED",
-      queueMs: 1,
-      runMs: 2_000,
-      billableUnits: null,
-      finishedAt: Date.UTC(2024, 0, day, 12),
-      ...more,
-    });
+    const record = (day: number, more: Partial<UsageRecord>): UsageRecord => usageRecord(app, { queueMs: 1, runMs: 2_000, finishedAt: Date.UTC(2024, 0, day, 12), ...more });
     for (const r of [
       record(1, {}),
       record(1, { billableUnits: 3 }),

@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { UsageRecord } from "../../src/store/store.js";
+import { usageRecord } from "../helpers/store-requests.js";
 import { ECHO_APP, http, startTestPlatform, TEST_APPS, type TestPlatform } from "../helpers/platform.js";
 import { result, submit, waitCompleted } from "../helpers/queue.js";
 
@@ -270,19 +271,7 @@ describe("pricing and usage", () => {
         { endpointId: app, unit: "request", unitPrice: 0.75, currency: "USD", effectiveFrom: day(3, 12), source: "api" },
       ]);
       const add = (d: number, hour: number, more: Partial<UsageRecord>): void => {
-        records.push({
-          requestId: randomUUID(),
-          keyId: "k-a",
-          tenant: "acme",
-          appId: app,
-          endpoint: "",
-          state: "SUCCEEDED",
-          queueMs: 10,
-          runMs: 1_500,
-          billableUnits: null,
-          finishedAt: day(d, hour),
-          ...more,
-        });
+        records.push(usageRecord(app, { finishedAt: day(d, hour), ...more }));
       };
       add(1, 1, {});
       add(1, 2, { billableUnits: 3 });

@@ -1,10 +1,11 @@
 /**
  * Requests as the store's tests enqueue them: a queued request of an app with a random id and the
- * settings a plain submit gets, and the terminal write of a runner that disconnected on its last try.
+ * settings a plain submit gets, the terminal write of a runner that disconnected on its last try, and
+ * usage records for the usage reports.
  * @module
  */
 import { randomUUID } from "node:crypto";
-import type { NewRequest, TerminalWrite } from "../../src/store/store.js";
+import type { NewRequest, TerminalWrite, UsageRecord } from "../../src/store/store.js";
 
 export function newRequest(appId: string, overrides: Partial<NewRequest> = {}): NewRequest {
   return {
@@ -32,3 +33,20 @@ export const EXHAUSTED: TerminalWrite = {
   errorType: "runner_disconnected",
   billableUnits: null,
 };
+
+/** A usage record of a succeeded request of `appId` by key `k-a` of tenant `acme`, with `overrides`. */
+export function usageRecord(appId: string, overrides: Partial<UsageRecord>): UsageRecord {
+  return {
+    requestId: randomUUID(),
+    keyId: "k-a",
+    tenant: "acme",
+    appId,
+    endpoint: "",
+    state: "SUCCEEDED",
+    queueMs: 10,
+    runMs: 1_500,
+    billableUnits: null,
+    finishedAt: 0,
+    ...overrides,
+  };
+}

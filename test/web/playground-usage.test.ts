@@ -12,24 +12,13 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { formatSeconds } from "../../web/src/lib/format.js";
-import { formatAmount } from "../../web/src/lib/usage.js";
+import { formatAmount, type UsageLine as SummaryLine } from "../../web/src/lib/usage.js";
 import { ADMIN_KEY, http, startTestPlatform, eventually, type TestPlatform } from "../helpers/platform.js";
 import { ARTIFACTS, ensureWebBuild, launchChromium, openPlaygroundTab, signInAsAdmin } from "./browser.js";
 
 interface CreatedKey {
   id: string;
   key: string;
-}
-
-interface SummaryLine {
-  endpoint_id: string;
-  unit: string;
-  quantity: number;
-  unit_price: number;
-  cost: number;
-  currency: string;
-  request_count: number;
-  compute_seconds: number;
 }
 
 const ECHO = "darkroom/echo";

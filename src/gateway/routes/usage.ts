@@ -13,7 +13,7 @@ import { defaultPriceOf } from "../../pricing/price-book.js";
 import { endpointIdsOfQuery, MAX_QUERY_ENDPOINT_IDS } from "../../pricing/price-list.js";
 import { autoTimeframe, BucketGrid, isTimeframe, TIMEFRAMES, type Timeframe } from "../../pricing/timeframes.js";
 import { usageCsvHeader, usageCsvRow } from "../../pricing/usage-csv.js";
-import type { UsageLine } from "../../pricing/usage-lines.js";
+import { usageLineView, type UsageLine } from "../../pricing/usage-lines.js";
 import { allBucketLines, bucketLines, summaryLines, type UsageReportFilter, type UsageSource } from "../../pricing/usage-report.js";
 import { requireAdmin, type GatewayContext } from "../context.js";
 
@@ -146,21 +146,6 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: GatewayContext): 
     return new Map((await ctx.keys.list()).map((k) => [k.id, k.name || k.id]));
   }
 
-  function lineView(line: UsageLine, labels: Map<string, string> | null): Record<string, unknown> {
-    return {
-      endpoint_id: line.endpointId,
-      unit: line.unit,
-      quantity: line.quantity,
-      unit_price: line.unitPrice,
-      cost: line.cost,
-      currency: line.currency,
-      ...(labels ? { auth_method: line.keyId === null ? "no key" : (labels.get(line.keyId) ?? line.keyId), key_id: line.keyId } : {}),
-      request_count: line.requestCount,
-      billed_request_count: line.billedRequests,
-      compute_seconds: line.computeSeconds,
-    };
-  }
-
   app.get("/v1/models/usage", async (request, reply) => {
     requireAdmin(request);
     const query = parseUsageQuery(request.query as RawQuery, request.headers.accept, Date.now());
@@ -195,13 +180,13 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: GatewayContext): 
       // Every bucket of the page, empty ones too: a chart needs its zeros.
       for (let i = query.offset; i < last; i++) {
         const start = grid.startOf(i);
-        buckets.push({ bucket: new Date(start).toISOString(), results: (byBucket.get(start) ?? []).map((l) => lineView(l, labels)) });
+        buckets.push({ bucket: new Date(start).toISOString(), results: (byBucket.get(start) ?? []).map((l) => usageLineView(l, labels)) });
       }
       body["time_series"] = buckets;
       hasMore = last < grid.count;
     }
     if (query.expand.has("summary")) {
-      body["summary"] = (await summaryLines(source, grid.start, grid.end, filter)).map((l) => lineView(l, labels));
+      body["summary"] = (await summaryLines(source, grid.start, grid.end, filter)).map((l) => usageLineView(l, labels));
     }
     return {
       ...body,
