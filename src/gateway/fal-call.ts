@@ -62,22 +62,36 @@ export function assertAppWithinLimitsOf(principal: Principal, app: AppManifest):
   throw new PlatformError("ERR_FORBIDDEN", { message: `${app.id} is not in the apps limit of ${whose}` });
 }
 
+/** Who holds a numeric limit over a call: its key, its tenant, or both (each is checked apart). */
+interface LimitHolder {
+  owner: LiveOwner;
+  /** A name for counters kept per holder. */
+  name: string;
+  limit: number;
+  /** How a refusal names the holder. */
+  whose: string;
+}
+
+function limitHolders(principal: Principal, field: "monthlyBudget" | "maxQueued" | "requestsPerMinute"): LimitHolder[] {
+  const holders: LimitHolder[] = [];
+  const ofKey = principal.keyLimits[field];
+  if (ofKey !== undefined) holders.push({ owner: { keyId: principal.keyId }, name: `key:${principal.keyId}`, limit: ofKey, whose: "This key" });
+  const ofTenant = principal.tenantLimits[field];
+  if (ofTenant !== undefined) holders.push({ owner: { tenant: principal.tenant }, name: `tenant:${principal.tenant}`, limit: ofTenant, whose: `Tenant '${principal.tenant}'` });
+  return holders;
+}
+
 /**
  * Refuses a call (403 budget_exhausted) once its key or its tenant has spent its `monthly_budget` this
  * calendar month. Spend is summed from finished requests and reread every few seconds
  * (pricing/monthly-spend.ts): what is still running is not in it yet.
  */
 export async function assertWithinBudget(ctx: GatewayContext, principal: Principal): Promise<void> {
-  const checks: { owner: LiveOwner; budget: number; whose: string }[] = [];
-  if (principal.keyLimits.monthlyBudget !== undefined) checks.push({ owner: { keyId: principal.keyId }, budget: principal.keyLimits.monthlyBudget, whose: "This key" });
-  if (principal.tenantLimits.monthlyBudget !== undefined) {
-    checks.push({ owner: { tenant: principal.tenant }, budget: principal.tenantLimits.monthlyBudget, whose: `Tenant '${principal.tenant}'` });
-  }
-  for (const check of checks) {
+  for (const check of limitHolders(principal, "monthlyBudget")) {
     const { spent, monthEndsAt } = await ctx.spend.of(check.owner);
-    if (spent >= check.budget) {
+    if (spent >= check.limit) {
       throw new PlatformError("ERR_BUDGET_EXHAUSTED", {
-        message: `${check.whose} has spent ${spent.toFixed(4)} ${DEFAULT_CURRENCY} of its monthly budget of ${check.budget} ${DEFAULT_CURRENCY}; calls pass again from ${new Date(monthEndsAt).toISOString()} or when the budget is raised`,
+        message: `${check.whose} has spent ${spent.toFixed(4)} ${DEFAULT_CURRENCY} of its monthly budget of ${check.limit} ${DEFAULT_CURRENCY}; calls pass again from ${new Date(monthEndsAt).toISOString()} or when the budget is raised`,
       });
     }
   }
@@ -90,12 +104,7 @@ export async function assertWithinBudget(ctx: GatewayContext, principal: Princip
  * can both pass: the limit may be exceeded by the number of submits in flight at once.
  */
 export async function assertQueueRoom(ctx: GatewayContext, principal: Principal): Promise<void> {
-  const checks: { owner: LiveOwner; limit: number; whose: string }[] = [];
-  if (principal.keyLimits.maxQueued !== undefined) checks.push({ owner: { keyId: principal.keyId }, limit: principal.keyLimits.maxQueued, whose: "This key" });
-  if (principal.tenantLimits.maxQueued !== undefined) {
-    checks.push({ owner: { tenant: principal.tenant }, limit: principal.tenantLimits.maxQueued, whose: `Tenant '${principal.tenant}'` });
-  }
-  for (const check of checks) {
+  for (const check of limitHolders(principal, "maxQueued")) {
     if ((await ctx.store.countLive(check.owner, "QUEUED", check.limit)) >= check.limit) {
       throw new PlatformError("ERR_QUEUE_FULL", { message: `${check.whose} has ${check.limit} requests waiting, its max_queued limit; submit more once some have started` });
     }
@@ -108,13 +117,7 @@ export async function assertQueueRoom(ctx: GatewayContext, principal: Principal)
  * are this gateway process's own (request-rate-limiter.ts).
  */
 export function countAgainstRequestRate(ctx: GatewayContext, principal: Principal): void {
-  const budgets: (RateBudget & { whose: string })[] = [];
-  if (principal.keyLimits.requestsPerMinute !== undefined) {
-    budgets.push({ name: `key:${principal.keyId}`, limit: principal.keyLimits.requestsPerMinute, whose: "This key" });
-  }
-  if (principal.tenantLimits.requestsPerMinute !== undefined) {
-    budgets.push({ name: `tenant:${principal.tenant}`, limit: principal.tenantLimits.requestsPerMinute, whose: `Tenant '${principal.tenant}'` });
-  }
+  const budgets: (RateBudget & { whose: string })[] = limitHolders(principal, "requestsPerMinute");
   if (budgets.length === 0) return;
   const decision = ctx.keys.requestRates.take(budgets);
   if (decision.admitted) return;
