@@ -191,7 +191,7 @@ describe("postgres store", () => {
         const tables = await client.query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename`, [schema]);
         assert.deepEqual(
           tables.rows.map((r) => r.tablename),
-          [...STORE_TABLES, "bus_spill", "darkroom_migrations", "fair_flows", "request_log_counts"].sort(),
+          [...STORE_TABLES, "bus_spill", "darkroom_migrations", "request_log_counts"].sort(),
         );
       });
     } finally {

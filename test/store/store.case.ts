@@ -454,6 +454,21 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           assert.deepEqual(ids(await store.claimMany(appId, "runner", LEASE_MS, 1)), [later.record.id]);
         }));
 
+      it("gives one tenant's concurrent submits distinct places, so a quiet tenant still goes ahead of them", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          // A driver with a connection pool opens its connections first, as a running gateway has.
+          await Promise.all(flood(randomAppId(), "warm-up", 20).map((r) => store.submit(r, null)));
+          // All at once, as a flooding client's connections arrive: none sees the others committed.
+          const flooded = await Promise.all(flood(appId, "a", 40).map((r) => store.submit(r, null)));
+          assert.equal(flooded.length, 40);
+          const [first] = await store.claimMany(appId, "runner", LEASE_MS, 1);
+          assert.ok(first, "the flood's first request runs");
+          const quiet = await store.submit(newRequest(appId, { tenant: "b" }), null);
+          assert.equal(quiet.queuePosition, 0, "the quiet tenant's request is next, not behind flood requests that tied");
+          assert.deepEqual(ids(await store.claimMany(appId, "runner", LEASE_MS, 1)), [quiet.record.id]);
+        }));
+
       it("shares slots in proportion to the tenants' weights", () =>
         withStore(async (store) => {
           const appId = randomAppId();

@@ -38,6 +38,7 @@ import type { CancelResult, ClaimFor, NewRequest, RequestListFilter, Store, Subm
 import { createPgBus, type PgBus } from "./pg-bus.js";
 import { pgText, selectRows, transaction, TYPES } from "./queries.js";
 import { createCappedClaims } from "./capped-claims.js";
+import { FairTagFloors } from "./fair-tag-floors.js";
 import { migrate } from "./schema.js";
 import { createPrices } from "./prices.js";
 import { createStorageEntries } from "./storage-entries.js";
@@ -81,38 +82,40 @@ function warn(error: unknown, context: string): void {
 // --- statements ---
 
 /**
- * Start-time fair queueing (docs/fair-share.md): hands out the start tag of a new request. It starts,
- * in its queue's virtual time, where its tenant's previous one finished or at the clock (the latest
- * start tag handed to a runner), whichever is later; its tenant's next one starts one stride
- * (1 / weight) further on. Its own statement, before the submit and on the lease pool (no wait for
- * the WAL flush): the upsert locks the tenant's row only while it runs, so one tenant's concurrent
- * submits do not wait for each other's commits. A tag handed out for a submit that then fails is a
- * gap in the tenant's sequence, nothing more. Parameters: $1 app, $2 priority, $3 tenant, $4 stride.
+ * Start-time fair queueing (docs/fair-share.md): the start tag of a new request, computed by its
+ * submit's own statement. It starts, in its queue's virtual time, at the clock (the latest start tag
+ * handed to a runner) or one stride (1 / weight) past its tenant's latest live request, whichever is
+ * later, and at least at the floor this process gives overlapping submits of one tenant
+ * (fair-tag-floors.ts). Both are index lookups (requests_started_tag, requests_tenant_tag) and lock
+ * nothing, so one tenant's concurrent submits never wait for each other's commits. Finished requests
+ * need not be read: they were started, so their tags are at most the clock. Parameters: $2 app, $5
+ * priority, $14 tenant, $15 floor (or null), $16 stride.
  */
-const ALLOCATE_FAIR_TAG = `
-  WITH clock AS (
-    SELECT COALESCE(max(fair_tag), 0) AS tag FROM requests
-    WHERE app_id = $1 AND priority_rank = (CASE $2 WHEN 'normal' THEN 0 ELSE 1 END) AND started_at IS NOT NULL
-  )
-  INSERT INTO fair_flows (app_id, priority_rank, tenant, start_tag, finish_tag)
-  SELECT $1, CASE $2 WHEN 'normal' THEN 0 ELSE 1 END, $3, clock.tag, clock.tag + $4::double precision FROM clock
-  ON CONFLICT (app_id, priority_rank, tenant) DO UPDATE SET
-    start_tag = GREATEST(fair_flows.finish_tag, EXCLUDED.start_tag),
-    finish_tag = GREATEST(fair_flows.finish_tag, EXCLUDED.start_tag) + $4::double precision
-  RETURNING start_tag`;
+const FAIR_TAG = `
+  fair AS (
+    SELECT GREATEST(
+      (SELECT COALESCE(max(fair_tag), 0) FROM requests
+       WHERE app_id = $2 AND priority_rank = (CASE $5 WHEN 'normal' THEN 0 ELSE 1 END) AND started_at IS NOT NULL),
+      (SELECT max(fair_tag) FROM requests
+       WHERE app_id = $2 AND priority_rank = (CASE $5 WHEN 'normal' THEN 0 ELSE 1 END) AND tenant = $14
+         AND state IN ('QUEUED', 'RUNNING')) + $16::double precision,
+      $15::double precision
+    ) AS tag
+  )`;
 
-/** The insert of a queued request; $1-$15 as insertValues. */
+/** The insert of a queued request, after `WITH ${FAIR_TAG}`; $1-$16 as insertValues. */
 const INSERT_REQUEST = `
   INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
                         attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds, tenant, fair_tag)
-  VALUES ($1, $2, $3, $4, 'QUEUED', $5, CASE $5 WHEN 'normal' THEN 0 ELSE 1 END, $6, $7, $8, 1, $9, $10, $11, $12, $13, $14, $15)
+  SELECT $1, $2, $3, $4, 'QUEUED', $5, CASE $5 WHEN 'normal' THEN 0 ELSE 1 END, $6, $7, $8, 1, $9, $10, $11, $12, $13, $14, fair.tag
+  FROM fair
   RETURNING *`;
 
-/** The values of INSERT_REQUEST's $1-$15 (`fairTag` from ALLOCATE_FAIR_TAG). */
-function insertValues(req: NewRequest, createdAt: number, fairTag: number): unknown[] {
+/** The values of INSERT_REQUEST's $1-$16: `floor` from FairTagFloors, null for none. */
+function insertValues(req: NewRequest, createdAt: number, floor: number | null): unknown[] {
   const c = newRequestColumns(req, createdAt);
   return [c.id, c.appId, c.endpoint, c.input, c.priority, c.mode, c.createdAt, c.startDeadline, c.maxAttempts, c.webhookUrl, c.keyId, c.baseUrl,
-    c.outputTtlSeconds, c.tenant, fairTag];
+    c.outputTtlSeconds, c.tenant, floor, strideOf(req.weight)];
 }
 
 /**
@@ -189,38 +192,38 @@ const UPSERT_USAGE = `
  * `submit` with a claim as one statement (one round trip, one commit). The new request competes with
  * the head of the queue in claim order (its fair-share tag may put it ahead of older requests), so it
  * is taken only when fewer than `limit` claimable requests come before it, and then it is inserted
- * already RUNNING. Parameters: $1-$15 as insertValues, $16 owner, $17 lease expiry, $18 limit, $19
+ * already RUNNING. Parameters: $1-$16 as insertValues, $17 owner, $18 lease expiry, $19 limit, $20
  * the new request's priority rank. `ahead` (on the new row) is its queue position: queued requests
  * before it in claim order in the statement's snapshot, which still shows the ones claimed here as
  * queued, less those.
  */
 const SUBMIT_AND_CLAIM = `
-  WITH candidates AS (
+  WITH ${FAIR_TAG}, candidates AS (
     SELECT seq, priority_rank, fair_tag, created_at FROM requests
     WHERE app_id = $2 AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= $7)
     ORDER BY priority_rank, fair_tag, created_at, seq
-    LIMIT $18
+    LIMIT $19
     FOR UPDATE SKIP LOCKED
   ), ranked AS (
     SELECT seq, row_number() OVER (ORDER BY priority_rank, fair_tag, created_at, seq) AS n,
-           (priority_rank, fair_tag, created_at) <= ($19::smallint, $15::double precision, $7::bigint) AS before_new
-    FROM candidates
+           (priority_rank, fair_tag, created_at) <= ($20::smallint, fair.tag, $7::bigint) AS before_new
+    FROM candidates, fair
   ), decision AS (
-    SELECT ($8::bigint IS NULL OR $8::bigint >= $7::bigint) AND (SELECT count(*) FROM ranked WHERE before_new) < $18 AS take_new
+    SELECT ($8::bigint IS NULL OR $8::bigint >= $7::bigint) AND (SELECT count(*) FROM ranked WHERE before_new) < $19 AS take_new
   ), taken AS (
     UPDATE requests r
-    SET state = 'RUNNING', lease_owner = $16, lease_expires_at = $17, started_at = $7
+    SET state = 'RUNNING', lease_owner = $17, lease_expires_at = $18, started_at = $7
     FROM ranked, decision
-    WHERE r.seq = ranked.seq AND ranked.n + CASE WHEN decision.take_new AND NOT ranked.before_new THEN 1 ELSE 0 END <= $18
+    WHERE r.seq = ranked.seq AND ranked.n + CASE WHEN decision.take_new AND NOT ranked.before_new THEN 1 ELSE 0 END <= $19
     RETURNING r.*
   ), inserted AS (
     INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
                           attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds, tenant, fair_tag,
                           lease_owner, lease_expires_at, started_at)
-    SELECT $1, $2, $3, $4, CASE WHEN take_new THEN 'RUNNING' ELSE 'QUEUED' END, $5, $19, $6, $7, $8,
-           1, $9, $10, $11, $12, $13, $14, $15,
-           CASE WHEN take_new THEN $16 END, CASE WHEN take_new THEN $17::bigint END, CASE WHEN take_new THEN $7::bigint END
-    FROM decision
+    SELECT $1, $2, $3, $4, CASE WHEN take_new THEN 'RUNNING' ELSE 'QUEUED' END, $5, $20, $6, $7, $8,
+           1, $9, $10, $11, $12, $13, $14, fair.tag,
+           CASE WHEN take_new THEN $17 END, CASE WHEN take_new THEN $18::bigint END, CASE WHEN take_new THEN $7::bigint END
+    FROM decision, fair
     RETURNING *
   )
   SELECT true AS is_new, inserted.*,
@@ -290,11 +293,11 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   });
   const cappedClaims = createCappedClaims(pool, leasePool);
 
-  async function allocateFairTag(req: NewRequest): Promise<number> {
-    const values = [req.appId, req.priority, req.tenant ?? "", strideOf(req.weight)];
-    const [row] = await rows<{ start_tag: number }>(ALLOCATE_FAIR_TAG, values, "darkroom_allocate_fair_tag", leasePool);
-    if (!row) throw new Error(`No fair-share tag for request ${req.id}`);
-    return row.start_tag;
+  const fairTagFloors = new FairTagFloors();
+
+  /** Runs one submit statement of `req` under its tenant's floor (fair-tag-floors.ts). */
+  function withFairTag<T>(req: NewRequest, submit: (floor: number | null) => Promise<{ tag: number; value: T }>): Promise<T> {
+    return fairTagFloors.run(`${req.priority}\n${req.appId}\n${req.tenant ?? ""}`, strideOf(req.weight), submit);
   }
 
   /**
@@ -302,20 +305,22 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
    * not include the new row (the newest, so it is behind any tie), so it is exactly the number of
    * requests ahead.
    */
-  async function enqueueWithPosition(req: NewRequest, now: number): Promise<Submitted> {
-    const [row] = await rows<RequestRow & { ahead: number }>(
-      `WITH inserted AS (${INSERT_REQUEST})
-       SELECT inserted.*, (
-         SELECT count(*) FROM requests q
-         WHERE q.app_id = inserted.app_id AND q.state = 'QUEUED'
-           AND (q.priority_rank, q.fair_tag, q.created_at) <= (inserted.priority_rank, inserted.fair_tag, inserted.created_at)
-       ) AS ahead
-       FROM inserted`,
-      insertValues(req, now, await allocateFairTag(req)),
-      "darkroom_submit",
-    );
-    if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
-    return { record: toRequestRecord(row), queuePosition: row.ahead, claimed: [] };
+  function enqueueWithPosition(req: NewRequest, now: number): Promise<Submitted> {
+    return withFairTag(req, async (floor) => {
+      const [row] = await rows<RequestRow & { ahead: number }>(
+        `WITH ${FAIR_TAG}, inserted AS (${INSERT_REQUEST})
+         SELECT inserted.*, (
+           SELECT count(*) FROM requests q
+           WHERE q.app_id = inserted.app_id AND q.state = 'QUEUED'
+             AND (q.priority_rank, q.fair_tag, q.created_at) <= (inserted.priority_rank, inserted.fair_tag, inserted.created_at)
+         ) AS ahead
+         FROM inserted`,
+        insertValues(req, now, floor),
+        "darkroom_submit",
+      );
+      if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
+      return { tag: row.fair_tag, value: { record: toRequestRecord(row), queuePosition: row.ahead, claimed: [] } };
+    });
   }
   const bus = createPgBus({
     pool,
@@ -348,11 +353,12 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       await Promise.all([pool.end(), leasePool.end()]);
     },
 
-    async enqueue(req) {
-      const fairTag = await allocateFairTag(req);
-      const [row] = await rows<RequestRow>(INSERT_REQUEST, insertValues(req, Date.now(), fairTag), "darkroom_insert_request");
-      if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
-      return toRequestRecord(row);
+    enqueue(req) {
+      return withFairTag(req, async (floor) => {
+        const [row] = await rows<RequestRow>(`WITH ${FAIR_TAG} ${INSERT_REQUEST}`, insertValues(req, Date.now(), floor), "darkroom_insert_request");
+        if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
+        return { tag: row.fair_tag, value: toRequestRecord(row) };
+      });
     },
 
     async submit(req: NewRequest, claim: ClaimFor | null) {
@@ -365,15 +371,17 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
         return mine ? { record: mine, queuePosition: null, claimed } : { ...queued, claimed };
       }
       if (!claim || claim.limit <= 0) return enqueueWithPosition(req, now);
-      const found = await rows<RequestRow & { is_new: boolean; ahead: number | null }>(
-        SUBMIT_AND_CLAIM,
-        [...insertValues(req, now, await allocateFairTag(req)), claim.owner, now + claim.leaseMs, Math.trunc(claim.limit), req.priority === "normal" ? 0 : 1],
-        "darkroom_submit_and_claim",
-      );
-      const row = found.find((r) => r.is_new);
-      if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
-      const claimed = sortInClaimOrder(found.filter((r) => r.is_new ? r.state === "RUNNING" : true)).map(toRequestRecord);
-      return { record: toRequestRecord(row), queuePosition: row.state === "RUNNING" ? null : row.ahead, claimed };
+      return withFairTag(req, async (floor) => {
+        const found = await rows<RequestRow & { is_new: boolean; ahead: number | null }>(
+          SUBMIT_AND_CLAIM,
+          [...insertValues(req, now, floor), claim.owner, now + claim.leaseMs, Math.trunc(claim.limit), req.priority === "normal" ? 0 : 1],
+          "darkroom_submit_and_claim",
+        );
+        const row = found.find((r) => r.is_new);
+        if (!row) throw new Error(`Enqueue of request ${req.id} returned no row`);
+        const claimed = sortInClaimOrder(found.filter((r) => r.is_new ? r.state === "RUNNING" : true)).map(toRequestRecord);
+        return { tag: row.fair_tag, value: { record: toRequestRecord(row), queuePosition: row.state === "RUNNING" ? null : row.ahead, claimed } };
+      });
     },
 
     async get(id) {

@@ -256,6 +256,15 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX prices_endpoint_effective ON prices (endpoint_id, effective_from, id);
     `,
   },
+  {
+    version: 6,
+    // Fair-share tags computed by the submit's own statement (postgres-store.ts FAIR_TAG): a
+    // tenant's latest live tag is read from the requests, so no row per tenant is locked and moved on.
+    sql: `
+      CREATE INDEX requests_tenant_tag ON requests (app_id, priority_rank, tenant, fair_tag) WHERE state IN ('QUEUED', 'RUNNING');
+      DROP TABLE fair_flows;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);
