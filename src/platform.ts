@@ -122,6 +122,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     apps,
     leaseMs: config.leaseMs,
     localRunners: config.localRunners,
+    spareRunners: config.spareRunners,
     storage,
     inputSpillBytes: config.limits.inputSpillBytes,
     metrics,

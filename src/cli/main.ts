@@ -45,6 +45,7 @@ const SERVE_USAGE = `Usage: darkroom serve [options]
   --database-url URL  postgres://… to keep the queue in PostgreSQL (default: SQLite in --data-dir)
   --storage-url URL   file:///path or s3://bucket/prefix (default: <data-dir>/files)
   --local-runners B   false: start no runners here; serve remote runners ('darkroom runner') only
+  --spare-runners N   runner processes kept started for the next app that needs one (default 1, 0: off)
   --builtin-apps B    false: load only the --apps modules, not the built-in apps
   --app-knobs SPEC    override apps' scaling knobs, e.g. 'darkroom/ocr:max_runners=1;*:keep_alive=30'
   --pricing FILE      prices per app and endpoint, JSON (docs/pricing-and-usage.md)

@@ -25,6 +25,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       "database-url": { type: "string" },
       "storage-url": { type: "string" },
       "local-runners": { type: "string" },
+      "spare-runners": { type: "string" },
       "builtin-apps": { type: "string" },
       "app-knobs": { type: "string" },
       pricing: { type: "string" },

@@ -79,6 +79,12 @@ export interface Config {
   builtinApps: boolean;
   /** `--local-runners false` / `DARKROOM_LOCAL_RUNNERS=false`: spawn no runners; serve remote runners only. */
   localRunners: boolean;
+  /**
+   * `--spare-runners` / `DARKROOM_SPARE_RUNNERS`: runner processes kept started, with the runtime
+   * loaded, for whichever app needs a runner next (src/scheduler/spare-runners.ts); 1 by default, 0
+   * turns them off. Each holds about 60 MB.
+   */
+  spareRunners: number;
   /** `--app-knobs` / `DARKROOM_APP_KNOBS`: the operator's overrides of apps' scaling knobs (knob-overrides.ts). */
   appKnobs: KnobOverrides;
   /** Prices (docs/pricing-and-usage.md). */
@@ -224,6 +230,18 @@ function pricingFile(flagValue: string | undefined, envValue: string | undefined
   return raw === undefined || raw.trim() === "" ? null : path.resolve(raw.trim());
 }
 
+/** Most spare runners a gateway keeps: each is a whole Node process. */
+export const MAX_SPARE_RUNNERS = 8;
+
+function spareRunnerCount(raw: string | undefined): number {
+  if (raw === undefined || raw.trim() === "") return 1;
+  const count = Number(raw);
+  if (!Number.isInteger(count) || count < 0 || count > MAX_SPARE_RUNNERS) {
+    throw new Error(`Invalid --spare-runners / DARKROOM_SPARE_RUNNERS: ${raw} (expected a whole number from 0 to ${MAX_SPARE_RUNNERS})`);
+  }
+  return count;
+}
+
 export function loadConfig(flags: Partial<Record<string, string>> = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const port = Number(flags["port"] ?? env["PORT"] ?? 8787);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`Invalid port: ${flags["port"] ?? env["PORT"]}`);
@@ -260,6 +278,7 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
     leaseMs: positiveInt("DARKROOM_LEASE_MS", env["DARKROOM_LEASE_MS"], 30_000),
     builtinApps: !["false", "0", "no", "off"].includes((flags["builtin-apps"] ?? env["DARKROOM_BUILTIN_APPS"] ?? "true").toLowerCase()),
     localRunners: !["false", "0", "no", "off"].includes((flags["local-runners"] ?? env["DARKROOM_LOCAL_RUNNERS"] ?? "true").toLowerCase()),
+    spareRunners: spareRunnerCount(flags["spare-runners"] ?? env["DARKROOM_SPARE_RUNNERS"]),
     appKnobs: parseKnobOverrides(flags["app-knobs"] ?? env["DARKROOM_APP_KNOBS"] ?? ""),
     pricing: {
       file: pricingFile(flags["pricing"], env["DARKROOM_PRICING"]),

@@ -37,6 +37,15 @@ export class Metrics {
     buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 600],
     registers: [this.registry],
   });
+  readonly coldStartPhase = new Histogram({
+    name: "darkroom_cold_start_phase_seconds",
+    help: "One phase of a runner's cold start: spawn (fork to process start), runtime (Node, loader, runner modules), import (the app's modules), setup, first_request (the first run, dispatch to outcome); for a spare runner, spawn is not observed and runtime is what was left of its loading when it was taken",
+    labelNames: ["app", "phase"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 120],
+    registers: [this.registry],
+  });
+  readonly spareRunners = new Gauge({ name: "darkroom_spare_runners", help: "Spare runner processes with the runtime loaded, by state (starting, ready)", labelNames: ["state"], registers: [this.registry] });
+  readonly spareRunnersTaken = new Counter({ name: "darkroom_spare_runners_taken_total", help: "Runner starts that took a spare instead of spawning", labelNames: ["app"], registers: [this.registry] });
   readonly runnerFailures = new Counter({ name: "darkroom_runner_failures_total", help: "Runners that crashed, hung or failed setup", labelNames: ["app", "reason"], registers: [this.registry] });
   // Per tenant: the busiest NAMED_TENANTS by name, the others as "other" (bounded cardinality).
   readonly tenantLabels = new TenantLabels(NAMED_TENANTS);

@@ -38,12 +38,32 @@ export type ToRunner =
     }
   | { t: "cancel"; requestId: string }
   /** Finish in-flight work, take no more, then exit. */
-  | { t: "drain" };
+  | { t: "drain" }
+  /** To a spare runner (started before any app needed it, see spare-runners.ts): load this app and set it up. */
+  | { t: "become"; modulePath: string };
+
+/**
+ * When each part of a runner's start happened, as the runner saw it, for `/v1/ops` and `/metrics`
+ * (the scheduler adds what only it sees: the spawn and the first request). Times are unix
+ * milliseconds with fractions (`performance.timeOrigin` based), durations milliseconds.
+ */
+export interface StartPhases {
+  /** The runner process began (Node's time origin). */
+  processStartedAt: number;
+  /** Node, the loader and the runner's own modules had loaded. */
+  runtimeLoadedAt: number;
+  /** The runner was given its app: at once for a runner started for it, later for a spare. */
+  appAssignedAt: number;
+  /** Importing the app's module graph. */
+  importMs: number;
+}
 
 /** Runner → scheduler */
 export type FromRunner =
   | { t: "hello"; protocol: number; appId: string; pid: number }
-  | { t: "ready"; setupMs: number }
+  | { t: "ready"; setupMs: number; phases?: StartPhases }
+  /** A spare runner has loaded its runtime and waits for `become`. */
+  | { t: "spare" }
   | { t: "setup_failed"; error: SerializedError }
   | { t: "log"; requestId: string | null; level: LogLevel; message: string; timestamp: string }
   | { t: "progress"; requestId: string; progress: Progress }

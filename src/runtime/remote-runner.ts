@@ -339,6 +339,7 @@ export class RemoteRunner {
     switch (message.t) {
       case "hello":
       case "heartbeat":
+      case "spare":
         return;
       case "ready":
         ready();

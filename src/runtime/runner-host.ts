@@ -6,7 +6,7 @@
  */
 import { PlatformError, serializeError, type FieldError } from "../core/errors.js";
 import type { LogLevel } from "../core/types.js";
-import type { FromRunner, ToRunner } from "./protocol.js";
+import type { FromRunner, StartPhases, ToRunner } from "./protocol.js";
 import { RUNNER_PROTOCOL_VERSION, wantsSyncMode } from "./protocol.js";
 import { SafetyGuard, safetyCheckerConfigFromEnv, type SafetyCheckerConfig } from "./safety-checker.js";
 import type { DefinedApp, EndpointDefinition, FileAccess, HandlerContext } from "./sdk.js";
@@ -34,6 +34,8 @@ export interface RunnerHostOptions {
   heartbeatMs?: number;
   /** How flagged images are treated; read from the environment when an endpoint declares the safety checker and this is unset. */
   safetyChecker?: SafetyCheckerConfig;
+  /** How the runner's start went before setup, reported with `ready`. */
+  startPhases?: StartPhases;
 }
 
 interface InFlight {
@@ -79,7 +81,8 @@ export class RunnerHost {
       send({ t: "setup_failed", error: serializeError(err) });
       return;
     }
-    send({ t: "ready", setupMs: Math.round(performance.now() - started) });
+    const setupMs = Math.round(performance.now() - started);
+    send({ t: "ready", setupMs, ...(this.#options.startPhases ? { phases: this.#options.startPhases } : {}) });
     this.#heartbeat = setInterval(() => send({ t: "heartbeat", inFlight: [...this.#inFlight.keys()] }), this.#options.heartbeatMs ?? 2000);
     this.#heartbeat.unref();
   }

@@ -1,6 +1,10 @@
 /**
  * Entry point of a runner child process spawned by the local scheduler (IPC transport).
  * Configuration comes from the environment the scheduler sets; messages arrive over Node IPC.
+ *
+ * Without DARKROOM_APP_MODULE the runner is a spare (src/scheduler/spare-runners.ts): it loads
+ * everything that does not depend on the app, says `spare`, and waits for `become` with the app to
+ * load. Taking a spare then costs the app's import and setup only, not Node's start and the runtime's.
  * @module
  */
 import { PlatformError, serializeError } from "../core/errors.js";
@@ -8,14 +12,14 @@ import { AllowList } from "../net/allow-list.js";
 import { openStorageFromEnv } from "../storage/open-storage.js";
 import { importApp } from "./app-loader.js";
 import { fileAccessForRun } from "./file-access.js";
-import type { FromRunner, ToRunner } from "./protocol.js";
+import type { FromRunner, StartPhases, ToRunner } from "./protocol.js";
 import { RunnerHost } from "./runner-host.js";
 
-function required(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`runner: ${name} is not set`);
-  return value;
-}
+/** Wall-clock milliseconds, on the same clock as `performance.timeOrigin`. */
+const wallNow = (): number => performance.timeOrigin + performance.now();
+
+// Static imports are evaluated before this line: Node, the loader and the runtime's modules are in.
+const runtimeLoadedAt = wallNow();
 
 if (!process.send) throw new Error("runner-main must be spawned with an IPC channel");
 
@@ -60,10 +64,44 @@ const maxFileBytes = Number(process.env["DARKROOM_MAX_FILE_BYTES"] ?? 512 * 1024
 const fetchTimeoutMs = Number(process.env["DARKROOM_FETCH_TIMEOUT_MS"] ?? 60_000);
 const outputTtl = process.env["DARKROOM_OUTPUT_TTL_SECONDS"];
 
-const app = await importApp(required("DARKROOM_APP_MODULE"));
+/**
+ * Messages that arrive before the host exists (a spare told to drain, a drain during setup's
+ * import) wait here and are handed to it in order.
+ */
+const early: ToRunner[] = [];
+let deliver: (message: ToRunner) => void = (message) => early.push(message);
+process.on("message", (message: ToRunner) => deliver(message));
+// Without the scheduler nobody can receive results: stop rather than linger as an orphan.
+process.on("disconnect", () => process.exit(0));
+
+/**
+ * A spare's wait for its app: resolves with the module to load; a drain before that ends the process.
+ * The scheduler may take a spare that is still loading, so `become` can be waiting already.
+ */
+function becomeWhenTold(): Promise<string> {
+  return new Promise((resolve) => {
+    const spareMessage = (message: ToRunner): void => {
+      if (message.t === "become") {
+        deliver = (next) => early.push(next);
+        resolve(message.modulePath);
+      } else if (message.t === "drain") {
+        process.exit(0);
+      }
+    };
+    send({ t: "spare" });
+    deliver = spareMessage;
+    for (const message of early.splice(0)) spareMessage(message);
+  });
+}
+
+const modulePath = process.env["DARKROOM_APP_MODULE"] || (await becomeWhenTold());
+const appAssignedAt = wallNow();
+const app = await importApp(modulePath);
+const startPhases: StartPhases = { processStartedAt: performance.timeOrigin, runtimeLoadedAt, appAssignedAt, importMs: wallNow() - appAssignedAt };
 const host = new RunnerHost({
   app,
   send,
+  startPhases,
   fileAccess: (run) => fileAccessForRun(run, { storage, allow, ownOrigins, filesUrl, maxFileBytes, fetchTimeoutMs, ...(outputTtl ? { outputTtlSeconds: Number(outputTtl) } : {}) }),
   onDrained: () => {
     exitWhenSent = true;
@@ -71,7 +109,6 @@ const host = new RunnerHost({
   },
 });
 
-process.on("message", (message: ToRunner) => host.handle(message));
-// Without the scheduler nobody can receive results: stop rather than linger as an orphan.
-process.on("disconnect", () => process.exit(0));
+deliver = (message) => host.handle(message);
+for (const message of early.splice(0)) host.handle(message);
 await host.start();

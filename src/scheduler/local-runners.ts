@@ -12,18 +12,22 @@ import type { FromRunner } from "../runtime/protocol.js";
 import type { Cancellations } from "./cancellations.js";
 import { splitSuspects, type ClaimPlan, type SuspectRun } from "./isolation.js";
 import type { OutcomeWrites } from "./outcome-writes.js";
-import { recordRecentError, type Pool } from "./pool.js";
+import { COLD_START_PHASES, coldStartOf, phaseMs } from "./cold-start.js";
+import { recordColdStart, recordRecentError, type Pool } from "./pool.js";
 import type { RequestEvents } from "./request-events.js";
 import { applyOutcome, decideOutcome, terminalWriteFor, type RunEnd } from "./run-outcome.js";
-import { RunnerProcess, type Assignment } from "./runner-process.js";
+import { RunnerProcess, type Assignment, type RunnerHandlers } from "./runner-process.js";
 import { desiredRunners } from "./scaling.js";
 import type { SchedulerOptions } from "./scheduler.js";
+import type { SpareRunners } from "./spare-runners.js";
 
 export interface LocalRunnersDeps extends Pick<SchedulerOptions, "store" | "metrics" | "logger" | "runnerEnv"> {
   /** Whether this scheduler starts runner processes at all (see SchedulerOptions.localRunners). */
   localRunners: boolean;
   /** Consecutive setup failures after which the app's queued requests are failed. */
   maxSetupFailures: number;
+  /** Processes started ahead of need, taken before a new one is spawned; null: none are kept. */
+  spares: SpareRunners | null;
   events: RequestEvents;
   outcomeWrites: OutcomeWrites;
   cancellations: Cancellations;
@@ -68,17 +72,17 @@ export class LocalRunners {
     for (let i = alive.length; i < desired; i++) this.spawn(pool);
   }
 
+  /** Starts a runner for the pool: a spare when one is ready (spare-runners.ts), else a new process. */
   spawn(pool: Pool): RunnerProcess {
-    const runner = new RunnerProcess({
-      appId: pool.app.id,
-      modulePath: pool.app.modulePath,
-      env: this.#deps.runnerEnv,
+    const handlers: RunnerHandlers = {
       onMessage: (r, m) => this.#onRunnerMessage(pool, r, m),
       onExit: (r, code, signal) => this.#deps.track(this.#onRunnerExit(pool, r, code, signal), "handling a runner exit"),
-    });
+    };
+    const app = { id: pool.app.id, modulePath: pool.app.modulePath };
+    const runner = this.#deps.spares?.take(app, handlers) ?? new RunnerProcess({ app, env: this.#deps.runnerEnv, ...handlers });
     pool.runners.set(runner.id, runner);
     this.#updateRunnerGauge(pool);
-    this.#deps.logger?.info({ app: pool.app.id, runner: runner.id, pid: runner.pid }, "runner starting");
+    this.#deps.logger?.info({ app: pool.app.id, runner: runner.id, pid: runner.pid, ...(runner.startedAsSpare ? { spare: true } : {}) }, "runner starting");
     return runner;
   }
 
@@ -104,9 +108,17 @@ export class LocalRunners {
         pool.coldStarts += 1;
         pool.setupFailures = 0;
         pool.lastSetupError = null;
+        runner.coldStart = coldStartOf(runner, message, runner.readyAt);
+        recordColdStart(pool, runner.coldStart);
         metrics?.coldStarts.inc({ app: pool.app.id });
         metrics?.coldStartDuration.observe({ app: pool.app.id }, (runner.readyAt - runner.spawnedAt) / 1000);
-        logger?.info({ app: pool.app.id, runner: runner.id, setup_ms: message.setupMs, cold_start_ms: runner.readyAt - runner.spawnedAt }, "runner ready");
+        for (const phase of COLD_START_PHASES) {
+          const ms = phaseMs(runner.coldStart, phase);
+          if (ms !== null) metrics?.coldStartPhase.observe({ app: pool.app.id, phase }, ms / 1000);
+        }
+        logger?.info({ app: pool.app.id, ...runner.coldStart }, "runner ready");
+        // The spare it was is replaced now rather than at once, so that the two did not share the CPU.
+        if (runner.startedAsSpare) this.#deps.spares?.fill();
         this.#updateRunnerGauge(pool);
         this.#deps.pump(pool.app.id);
         return;
@@ -167,6 +179,10 @@ export class LocalRunners {
   ): Promise<void> {
     const assignment = runner.assignments.get(requestId);
     runner.assignments.delete(requestId);
+    if (assignment && runner.coldStart && runner.coldStart.first_request_ms === null) {
+      runner.coldStart.first_request_ms = Math.max(0, Date.now() - assignment.startedAt);
+      this.#deps.metrics?.coldStartPhase.observe({ app: pool.app.id, phase: "first_request" }, runner.coldStart.first_request_ms / 1000);
+    }
     if (runner.assignments.size === 0) runner.idleSince = Date.now();
     this.#deps.cancellations.clear(requestId);
     const call = pool.ephemeralInFlight.get(requestId);
@@ -210,6 +226,7 @@ export class LocalRunners {
 
   async #onRunnerExit(pool: Pool, runner: RunnerProcess, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
     pool.runners.delete(runner.id);
+    if (runner.startedAsSpare && runner.readyAt === null) this.#deps.spares?.fill();
     this.#updateRunnerGauge(pool);
     const wasReady = runner.readyAt !== null;
     const orphaned = [...runner.assignments.values()];

@@ -5,6 +5,7 @@
  */
 import type { PlatformError } from "../core/errors.js";
 import type { AppManifest } from "../core/types.js";
+import type { ColdStart } from "./cold-start.js";
 import { Suspects } from "./isolation.js";
 import type { RunnerProcess } from "./runner-process.js";
 
@@ -28,6 +29,8 @@ export interface Pool {
   ephemeralQueue: EphemeralCall[];
   ephemeralInFlight: Map<string, EphemeralCall>;
   coldStarts: number;
+  /** The latest runner starts, phase by phase, newest last. */
+  recentColdStarts: ColdStart[];
   recentErrors: { at: number; requestId: string | null; message: string }[];
   /**
    * Requests that must run apart from other work: they were in flight when a runner died for no
@@ -43,6 +46,8 @@ export interface PoolSnapshot {
   app: string;
   runners: { id: string; state: string; pid: number | undefined; in_flight: number; spawned_at: number; ready_at: number | null }[];
   cold_starts: number;
+  /** The latest runner starts, phase by phase, newest last (a runner's first request is filled in once it ended). */
+  recent_cold_starts: ColdStart[];
   setup_failures: number;
   last_setup_error: string | null;
   recent_errors: { at: number; request_id: string | null; message: string }[];
@@ -61,6 +66,7 @@ export function createPool(app: AppManifest, runners: Iterable<RunnerProcess> = 
     ephemeralQueue: [],
     ephemeralInFlight: new Map(),
     coldStarts: 0,
+    recentColdStarts: [],
     recentErrors: [],
     suspects: new Suspects(),
   };
@@ -73,4 +79,13 @@ const RECENT_ERRORS_KEPT = 20;
 export function recordRecentError(pool: Pool, requestId: string | null, message: string): void {
   pool.recentErrors.push({ at: Date.now(), requestId, message });
   if (pool.recentErrors.length > RECENT_ERRORS_KEPT) pool.recentErrors.shift();
+}
+
+/** How many recent cold starts `/v1/ops` shows per app. */
+const RECENT_COLD_STARTS_KEPT = 5;
+
+/** Notes a runner's start for `/v1/ops`, dropping the oldest. */
+export function recordColdStart(pool: Pool, start: ColdStart): void {
+  pool.recentColdStarts.push(start);
+  if (pool.recentColdStarts.length > RECENT_COLD_STARTS_KEPT) pool.recentColdStarts.shift();
 }

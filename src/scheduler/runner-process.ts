@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import type { FromRunner, ToRunner } from "../runtime/protocol.js";
 import { TSX_LOADER } from "../runtime/tsx-loader.js";
+import type { ColdStart } from "./cold-start.js";
 
 /** starting: spawned, setup() running · ready: takes work · draining: finishing, takes none · stopped: the process exited */
 export type RunnerState = "starting" | "ready" | "draining" | "stopped";
@@ -26,28 +27,46 @@ export interface Assignment {
 
 const RUNNER_MAIN = fileURLToPath(new URL("../runtime/runner-main.ts", import.meta.url));
 
-export interface SpawnOptions {
-  appId: string;
-  modulePath: string;
-  env: Record<string, string>;
+/** What a runner reports to, for as long as it works for one app (or waits as a spare). */
+export interface RunnerHandlers {
   onMessage: (runner: RunnerProcess, message: FromRunner) => void;
   onExit: (runner: RunnerProcess, code: number | null, signal: NodeJS.Signals | null) => void;
 }
 
+export interface SpawnOptions extends RunnerHandlers {
+  /** The app to load; null starts a spare, which waits for `become` (spare-runners.ts). */
+  app: { id: string; modulePath: string } | null;
+  env: Record<string, string>;
+}
+
 export class RunnerProcess {
   readonly id = `runner-${randomUUID()}`;
-  readonly appId: string;
-  readonly spawnedAt = Date.now();
+  /** The app this runner serves; "" while it is a spare. */
+  appId: string;
+  /** When the process was started. */
+  readonly processSpawnedAt = Date.now();
+  /** When its start for its app began: the spawn, or the moment a spare was taken. */
+  spawnedAt = this.processSpawnedAt;
+  /** Whether it was started as a spare, and when it was handed its app (null: not yet). */
+  readonly startedAsSpare: boolean;
+  takenAt: number | null = null;
+  /** A spare that has loaded its runtime and waits for `become`. */
+  spareReady = false;
   readonly assignments = new Map<string, Assignment>();
   state: RunnerState = "starting";
   readyAt: number | null = null;
+  /** Its start, phase by phase, once it said ready. */
+  coldStart: ColdStart | null = null;
   idleSince = Date.now();
   lastHeartbeat = Date.now();
   readonly #child: ChildProcess;
+  #handlers: RunnerHandlers;
   #exitReported = false;
 
   constructor(options: SpawnOptions) {
-    this.appId = options.appId;
+    this.appId = options.app?.id ?? "";
+    this.startedAsSpare = options.app === null;
+    this.#handlers = { onMessage: options.onMessage, onExit: options.onExit };
     this.#child = fork(RUNNER_MAIN, [], {
       // Runners execute TypeScript app modules directly, like the gateway.
       // DARKROOM_RUNNER_NODE_ARGS adds Node flags to runners only (e.g. "--cpu-prof --cpu-prof-dir=prof").
@@ -55,17 +74,20 @@ export class RunnerProcess {
       env: {
         ...process.env,
         ...options.env,
-        DARKROOM_APP_MODULE: options.modulePath,
+        DARKROOM_APP_MODULE: options.app?.modulePath ?? "",
         DARKROOM_RUNNER_ID: this.id,
       },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       serialization: "advanced",
     });
-    this.#child.on("message", (message: FromRunner) => options.onMessage(this, message));
+    this.#child.on("message", (message: FromRunner) => {
+      if (message.t === "spare") this.spareReady = true;
+      this.#handlers.onMessage(this, message);
+    });
     const report = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (this.#exitReported) return;
       this.#exitReported = true;
-      options.onExit(this, code, signal);
+      this.#handlers.onExit(this, code, signal);
     };
     // 'exit' can come before the last messages in the IPC pipe have been read (a result sent just
     // before the runner exited); 'close' comes once the channel is read to its end. The exit is
@@ -78,6 +100,23 @@ export class RunnerProcess {
     });
     // An IPC write to a dying child raises EPIPE here; the exit handler deals with the consequences.
     this.#child.on("error", () => undefined);
+  }
+
+  /**
+   * Hands a spare its app: from now on it starts like a runner spawned for the app, and reports to
+   * `handlers`. A spare still loading its runtime goes on to the app once it is loaded. False when
+   * the spare is gone (its exit is reported to its old handlers).
+   */
+  become(app: { id: string; modulePath: string }, handlers: RunnerHandlers): boolean {
+    if (!this.startedAsSpare || this.takenAt !== null) throw new Error(`runner ${this.id} is not a spare waiting for its app`);
+    if (!this.send({ t: "become", modulePath: app.modulePath })) return false;
+    this.appId = app.id;
+    this.takenAt = Date.now();
+    this.spawnedAt = this.takenAt;
+    this.idleSince = this.takenAt;
+    this.lastHeartbeat = this.takenAt;
+    this.#handlers = handlers;
+    return true;
   }
 
   get pid(): number | undefined {

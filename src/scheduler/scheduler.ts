@@ -24,6 +24,7 @@ import { QueueWakeups } from "./queue-wakeups.js";
 import { RemoteRunners } from "./remote-runners.js";
 import { applyOutcome, decideOutcome, type RunEnd } from "./run-outcome.js";
 import { RequestEvents, type RequestEvent } from "./request-events.js";
+import { SpareRunners, type SpareRunnersSnapshot } from "./spare-runners.js";
 import { waitForTerminal } from "./wait-for-terminal.js";
 
 export interface SchedulerOptions {
@@ -55,6 +56,11 @@ export interface SchedulerOptions {
   storage?: StorageDriver;
   /** JSON bytes past which an input is kept in `storage` (default 256 KiB). */
   inputSpillBytes?: number;
+  /**
+   * Runner processes kept started ahead of need, with the runtime loaded, for whichever app needs a
+   * runner next (spare-runners.ts). Default 0 here; `darkroom serve` keeps 1.
+   */
+  spareRunners?: number;
 }
 
 export type SchedulerLogger = NonNullable<SchedulerOptions["logger"]>;
@@ -81,6 +87,7 @@ export class Scheduler {
   readonly #wakeups: QueueWakeups;
   readonly #dispatcher: Dispatcher;
   readonly #localRunners: LocalRunners;
+  readonly #spares: SpareRunners | null;
   readonly #remote: RemoteRunners;
 
   constructor(options: SchedulerOptions) {
@@ -113,8 +120,11 @@ export class Scheduler {
     this.#housekeeping = new Housekeeping({ ...shared, pools: () => this.#pools.values(), holds: (requestId) => this.#outcomeWrites.has(requestId) });
     this.#cancellations = new Cancellations({ graceMs: this.#options.cancelGraceMs, pool: shared.pool });
     this.#wakeups = new QueueWakeups({ ...shared, bus: store.bus, serves: (appId) => this.#pools.has(appId), loadRemoteApps: () => this.loadRemoteApps() });
+    const spareCount = this.#options.localRunners ? Math.max(0, Math.trunc(options.spareRunners ?? 0)) : 0;
+    this.#spares = spareCount > 0 ? new SpareRunners({ count: spareCount, env: options.runnerEnv, ...(logger ? { logger } : {}), ...(metrics ? { metrics } : {}) }) : null;
     this.#localRunners = new LocalRunners({
       ...shared,
+      spares: this.#spares,
       runnerEnv: options.runnerEnv,
       localRunners: this.#options.localRunners,
       maxSetupFailures: this.#options.maxSetupFailures,
@@ -195,6 +205,8 @@ export class Scheduler {
     }
     this.#tick = setInterval(() => void this.#housekeep(), this.#options.tickMs);
     this.#tick.unref();
+    // After the apps' own min runners, which need the CPU first.
+    this.#spares?.fill();
   }
 
   /** Stops taking work, lets runners finish in-flight requests for up to `graceMs`, then kills the rest. */
@@ -204,10 +216,11 @@ export class Scheduler {
     this.#wakeups.stopListening();
     this.events.close();
     this.#wakeups.wakeAll();
+    const spares = this.#spares?.stop() ?? [];
     // A run whose stored input is still being read must reach its runner before the drain does.
     const reading = this.#dispatcher.inputReadsSettled();
     if (reading) await Promise.race([reading, new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref())]);
-    const runners = [...this.#pools.values()].flatMap((p) => [...p.runners.values()]);
+    const runners = [...this.#pools.values()].flatMap((p) => [...p.runners.values()]).concat(spares);
     const exited = runners.map((r) => new Promise<void>((resolve) => {
       if (!r.alive) return resolve();
       const check = setInterval(() => {
@@ -303,10 +316,16 @@ export class Scheduler {
         ready_at: r.readyAt,
       })),
       cold_starts: pool.coldStarts,
+      recent_cold_starts: pool.recentColdStarts.map((start) => ({ ...start })),
       setup_failures: pool.setupFailures,
       last_setup_error: pool.lastSetupError,
       recent_errors: pool.recentErrors.map((e) => ({ at: e.at, request_id: e.requestId, message: e.message })),
     }));
+  }
+
+  /** The spare runners (spare-runners.ts), for `/v1/ops`: none when they are off. */
+  spareRunners(): SpareRunnersSnapshot {
+    return this.#spares?.snapshot() ?? { target: 0, ready: 0, starting: 0, runners: [] };
   }
 
   #finished(record: RequestRecord): void {

@@ -40,7 +40,8 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), "darkroom-test-"));
   const config = loadConfig(
     { port: String(options.port ?? 0), host: "127.0.0.1", "data-dir": dataDir },
-    { DARKROOM_ADMIN_KEY: ADMIN_KEY, ...options.env },
+    // No spare runner by default: a test server's first runner is spawned as before (the spares have tests of their own).
+    { DARKROOM_ADMIN_KEY: ADMIN_KEY, DARKROOM_SPARE_RUNNERS: "0", ...options.env },
   );
   const platform = await startPlatform(config, {
     ...(options.configuredApps ? {} : { appModules: options.appModules ?? [ECHO_APP] }),

@@ -181,6 +181,7 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
     const depths = await ctx.store.queueDepths();
     return {
       uptime_s: Math.round((Date.now() - ctx.startedAt) / 1000),
+      spare_runners: ctx.scheduler.spareRunners(),
       apps: ctx.scheduler.snapshot().map((s) => ({ ...s, queue_depth: depths.get(s.app) ?? 0 })),
     };
   });
