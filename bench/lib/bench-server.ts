@@ -53,15 +53,15 @@ export async function waitUntilReady(base: string): Promise<void> {
  * Starts a server that serves only `apps` and resolves once `/ready` answers. `appKnobs` is passed
  * as `--app-knobs`, for benchmarks that compare scaling settings. `root` runs another checkout's
  * `bin/darkroom.js`, with that folder as the working directory (a git worktree of an older commit,
- * for an A/B run in one process); without it, this checkout's.
+ * for an A/B run in one process); without it, this checkout's. `env` adds to the server's environment.
  */
-export async function startBenchServer(apps: readonly string[], options: { appKnobs?: string; root?: string } = {}): Promise<BenchServer> {
+export async function startBenchServer(apps: readonly string[], options: { appKnobs?: string; root?: string; env?: Record<string, string> } = {}): Promise<BenchServer> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "darkroom-bench-"));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const started = performance.now();
   const child = spawn(process.execPath, [path.join(options.root ?? ROOT, "bin/darkroom.js"), "serve", "--port", String(port), "--data-dir", dataDir, "--only", apps.join(","), ...(options.appKnobs ? ["--app-knobs", options.appKnobs] : [])], {
-    env: { ...process.env, DARKROOM_ADMIN_KEY: BENCH_KEY, DARKROOM_LOG_LEVEL: "warn" },
+    env: { ...process.env, DARKROOM_ADMIN_KEY: BENCH_KEY, DARKROOM_LOG_LEVEL: "warn", ...options.env },
     ...(options.root ? { cwd: options.root } : {}),
     stdio: ["ignore", "ignore", "inherit"],
   });

@@ -232,6 +232,15 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
     await echo.getByText(/^Recent errors/).click();
     assert.match(await echo.locator(".recent-errors").innerText(), /echo failed on request \(fail: error\)/);
     assert.match(await page.getByRole("listitem").filter({ has: page.getByRole("heading", { name: "darkroom/upscale" }) }).innerText(), /Cold starts\s*1/);
+    // Where echo's start went, phase by phase, as /v1/ops reports it.
+    const [start] = (await http(p, "GET", "/v1/ops")).body.apps.find((a: { app: string }) => a.app === "darkroom/echo").recent_cold_starts;
+    assert.match(await echo.locator(".cold-starts summary").innerText(), new RegExp(`Latest cold start: ready in ${Math.round(start.ready_ms)} ms`));
+    const bar = await echo.getByTestId("cold-start-bar").getAttribute("aria-label");
+    assert.match(bar ?? "", new RegExp(`Runtime ${Math.round(start.runtime_ms)} ms`));
+    assert.equal(await echo.locator("[data-phase=setup_ms]").first().innerText(), `${Math.round(start.setup_ms)} ms`);
+    assert.equal(await echo.locator("[data-phase=import_ms]").first().innerText(), `${Math.round(start.import_ms)} ms`);
+    assert.match(await echo.locator(".cold-starts summary").innerText(), /a new process/);
+    assert.equal(await page.getByTestId("ops-spares").innerText(), "No spare runners (--spare-runners 0)");
     await shot("ops");
   });
 

@@ -88,18 +88,40 @@ export interface RunnerView {
   ready_at: string | number | null;
 }
 
+/** One runner start, phase by phase (null: not observed; a spare's spawn was paid before it was taken). */
+export interface ColdStartView {
+  runner: string;
+  spare: boolean;
+  began_at: number;
+  spawn_ms: number | null;
+  runtime_ms: number | null;
+  import_ms: number | null;
+  setup_ms: number;
+  ready_ms: number;
+  first_request_ms: number | null;
+}
+
 export interface AppOps {
   app: string;
   runners: RunnerView[];
   cold_starts: number;
+  /** The latest starts, newest last (absent from servers older than this Playground). */
+  recent_cold_starts?: ColdStartView[];
   setup_failures: number;
   last_setup_error: string | null;
   recent_errors: { at: string | number; request_id: string | null; message: string }[];
   queue_depth: number;
 }
 
+export interface SpareRunnersView {
+  target: number;
+  ready: number;
+  starting: number;
+}
+
 export interface OpsSnapshot {
   uptime_s: number;
+  spare_runners?: SpareRunnersView;
   apps: AppOps[];
 }
 

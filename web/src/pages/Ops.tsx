@@ -1,12 +1,13 @@
 /**
  * The operations view from `/v1/ops` (admin keys): per app, queue depth, runners by state, cold
- * starts, setup failures and recent errors. Refreshes itself every few seconds. Whether an app can
+ * starts (the latest ones phase by phase: where a start's time went), setup failures and recent
+ * errors; and the spare runners kept for the next app that needs one. Refreshes itself every few seconds. Whether an app can
  * run at all comes from `/v1/models` (the session's app list: it is settled when the server loads
  * its apps), so that an app that never starts runners is marked as such, with its remedy.
  * @module
  */
 import { useMemo, useState, type ReactNode } from "react";
-import type { AppOps, ModelEntry, OpsSnapshot } from "../api.js";
+import type { AppOps, ColdStartView, ModelEntry, OpsSnapshot, SpareRunnersView } from "../api.js";
 import { CopyButton, ErrorNotice, Loading, Remedy } from "../components/common.js";
 import { formatSeconds, formatTime } from "../lib/format.js";
 import { useAsync, useInterval, useModels, useTitle } from "../hooks.js";
@@ -31,6 +32,70 @@ function UnavailableNote({ reason, remedy }: { reason: string; remedy: string })
         <strong>Remedy:</strong> <Remedy remedy={remedy} /> <CopyButton text={remedy} label="Copy remedy" />
       </p>
     </div>
+  );
+}
+
+/** The phases of a start in the order they happen, with the names the page shows. */
+const PHASES: { key: keyof ColdStartView; label: string }[] = [
+  { key: "spawn_ms", label: "Spawn" },
+  { key: "runtime_ms", label: "Runtime" },
+  { key: "import_ms", label: "Import" },
+  { key: "setup_ms", label: "Setup" },
+  { key: "first_request_ms", label: "First request" },
+];
+
+const ms = (value: number | null): string => (value === null ? "–" : value >= 10_000 ? `${(value / 1000).toFixed(1)} s` : `${Math.round(value)} ms`);
+
+/** The latest start as one bar split into its phases, its phases listed, and the earlier ones in a line each. */
+function ColdStarts({ starts }: { starts: readonly ColdStartView[] }): ReactNode {
+  const latest = starts[starts.length - 1];
+  if (!latest) return null;
+  const parts = PHASES.map((p) => ({ ...p, value: (latest[p.key] as number | null) ?? 0 })).filter((p) => p.value > 0);
+  const total = parts.reduce((sum, p) => sum + p.value, 0);
+  const earlier = starts.slice(0, -1).reverse();
+  return (
+    <details className="cold-starts" open>
+      <summary>
+        Latest cold start: ready in {ms(latest.ready_ms)} ({latest.spare ? "a spare runner" : "a new process"})
+      </summary>
+      {total > 0 ? (
+        <div className="phase-bar" role="img" aria-label={parts.map((p) => `${p.label} ${ms(p.value)}`).join(", ")} data-testid="cold-start-bar">
+          {parts.map((p) => (
+            <span key={p.key} className={`phase phase-${p.key.replace("_ms", "")}`} style={{ flexGrow: p.value }} title={`${p.label}: ${ms(p.value)}`} />
+          ))}
+        </div>
+      ) : null}
+      <dl className="phase-list">
+        {PHASES.map((p) => (
+          <div key={p.key}>
+            <dt>
+              <span className={`swatch phase-${p.key.replace("_ms", "")}`} aria-hidden="true" />
+              {p.label}
+            </dt>
+            <dd data-phase={p.key}>{ms(latest[p.key] as number | null)}</dd>
+          </div>
+        ))}
+      </dl>
+      {earlier.length > 0 ? (
+        <ul className="plain earlier-starts">
+          {earlier.map((start) => (
+            <li key={`${start.runner}-${start.began_at}`}>
+              <span className="muted">{formatTime(iso(start.began_at))}</span> {start.spare ? "spare" : "new process"}, ready in {ms(start.ready_ms)}
+              {start.setup_ms > 0 ? `, setup ${ms(start.setup_ms)}` : ""}
+            </li>
+          ))}
+        </ul>
+      ) : null}
+    </details>
+  );
+}
+
+function SpareRunners({ spares }: { spares: SpareRunnersView | undefined }): ReactNode {
+  if (!spares) return null;
+  return (
+    <span className="muted small" data-testid="ops-spares">
+      {spares.target === 0 ? "No spare runners (--spare-runners 0)" : `Spare runners: ${spares.ready} ready, ${spares.starting} starting, of ${spares.target}`}
+    </span>
   );
 }
 
@@ -84,6 +149,7 @@ function AppCard({ ops, availability }: { ops: AppOps; availability: Availabilit
           <strong>Last setup error:</strong> {ops.last_setup_error}
         </p>
       ) : null}
+      {ops.recent_cold_starts?.length ? <ColdStarts starts={ops.recent_cold_starts} /> : null}
       {ops.runners.length > 0 ? (
         <details className="runners">
           <summary>Runners ({ops.runners.length})</summary>
@@ -157,6 +223,7 @@ export function Ops(): ReactNode {
           <span>Refresh every {REFRESH_MS / 1000} s</span>
         </label>
         {ops.data ? <span className="muted small">Server up {formatSeconds(ops.data.uptime_s)}</span> : null}
+        <SpareRunners spares={ops.data?.spare_runners} />
       </div>
       {session?.scope !== "admin" ? <p className="notice warning">The operations view needs an admin key.</p> : null}
       {ops.error ? <ErrorNotice error={ops.error} onRetry={ops.reload} /> : null}
