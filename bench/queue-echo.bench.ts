@@ -14,7 +14,11 @@
  * - queue latency: submit, then completion seen over the SSE status stream, p50 and p99;
  * - queued requests/s at saturation, submit to completion: N submits from Node's fetch with
  *   `concurrency` in flight, and (when `wrk` is installed) wrk submitting for `--wrk-seconds`; each is
- *   timed until every accepted request has completed. Node's fetch costs more CPU per request than
+ *   timed until every accepted request has completed. For the wrk phase also the CPU the server and
+ *   its runners used per request (from /proc), which another process's load disturbs far less than
+ *   wall time.
+ * `--server-root DIR` runs another checkout's server (a worktree of an older commit) under this
+ * client, for before/after comparisons. Node's fetch costs more CPU per request than
  *   the server does, so on 2 cores the wrk figure is the one that measures the server.
  * Results are written to bench/results/queue-echo.json.
  */
@@ -24,6 +28,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { median, quantile, summarizeRounds, timed } from "./lib/rounds.js";
 import { BENCH_AUTH, startBenchServer } from "./lib/bench-server.js";
+import { processTreeCpuMs } from "./lib/process-cpu.js";
 import { contextWithoutFiles } from "./lib/direct-context.js";
 import { directEchoLatencies, healthLatencies, syncEchoLatencies, writeRoundResults, writeWrkSubmitScript } from "./lib/echo-rounds.js";
 
@@ -34,6 +39,9 @@ const { values } = parseArgs({
     "throughput-n": { type: "string", default: "4000" },
     concurrency: { type: "string", default: "64" },
     "wrk-seconds": { type: "string", default: "5" },
+    // Another checkout's server (a git worktree of an older commit) under this bench's client, so
+    // that a before/after comparison measures both servers the same way.
+    "server-root": { type: "string" },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -73,13 +81,17 @@ function hasWrk(): boolean {
  * Saturation with wrk (C, so the load generator does not eat the CPU the server needs on a 2-core
  * box): submits for `seconds`, then waits until every accepted request has completed.
  */
-function wrkThroughput(base: string, seconds: number, concurrency: number): Promise<number> {
+async function wrkThroughput(base: string, seconds: number, concurrency: number, serverPid: number): Promise<{ rps: number; cpuUsPerRequest: number }> {
   writeWrkSubmitScript(WRK_SCRIPT);
   const t = performance.now();
+  const cpuBefore = processTreeCpuMs(serverPid);
   const out = spawnSync("wrk", ["-t1", `-c${concurrency}`, `-d${seconds}s`, "-s", WRK_SCRIPT, `${base}/queue/darkroom/echo`], { encoding: "utf8" });
   const total = /(\d+) requests in/.exec(out.stdout)?.[1];
   if (!total || /Non-2xx/.test(out.stdout)) throw new Error(`wrk failed: ${out.stdout}${out.stderr}`);
-  return waitUntilDrained(base).then(() => Number(total) / ((performance.now() - t) / 1000));
+  await waitUntilDrained(base);
+  // The server's and its runners' CPU for the whole of it, submit to completion.
+  const cpuMs = processTreeCpuMs(serverPid) - cpuBefore;
+  return { rps: Number(total) / ((performance.now() - t) / 1000), cpuUsPerRequest: (cpuMs * 1000) / Number(total) };
 }
 
 async function throughput(base: string, n: number, concurrency: number): Promise<number> {
@@ -99,7 +111,8 @@ async function throughput(base: string, n: number, concurrency: number): Promise
 }
 
 async function main(): Promise<void> {
-  const server = await startBenchServer(["darkroom/echo"]);
+  const server = await startBenchServer(["darkroom/echo"], values["server-root"] ? { root: path.resolve(values["server-root"]) } : {});
+  const serverPid = server.process.pid!;
   const { base } = server;
   try {
     const useWrk = hasWrk();
@@ -115,7 +128,7 @@ async function main(): Promise<void> {
       const sync = await syncEchoLatencies(base, LATENCY_N);
       const queued = await queueLatencies(base, LATENCY_N);
       const rps = await throughput(base, THROUGHPUT_N, CONCURRENCY);
-      const wrkRps = useWrk ? await wrkThroughput(base, WRK_SECONDS, CONCURRENCY) : NaN;
+      const wrk = useWrk ? await wrkThroughput(base, WRK_SECONDS, CONCURRENCY, serverPid) : null;
       const round = {
         direct_p50_ms: median(direct),
         direct_p99_ms: quantile(direct, 0.99),
@@ -130,7 +143,7 @@ async function main(): Promise<void> {
         queue_added_p50_ms: median(queued) - median(direct),
         queue_added_p99_ms: quantile(queued, 0.99) - quantile(direct, 0.99),
         queued_rps_fetch_client: rps,
-        ...(useWrk ? { queued_rps_wrk_client: wrkRps } : {}),
+        ...(wrk ? { queued_rps_wrk_client: wrk.rps, server_cpu_us_per_request_wrk: wrk.cpuUsPerRequest } : {}),
       };
       rounds.push(round);
       console.log(`round ${r + 1}: ${Object.entries(round).map(([k, v]) => `${k}=${v.toFixed(3)}`).join(" ")}`);
@@ -139,7 +152,7 @@ async function main(): Promise<void> {
     writeRoundResults(
       "queue-echo",
       {
-        command: `node --import tsx bench/queue-echo.bench.ts --rounds ${ROUNDS} --latency-n ${LATENCY_N} --throughput-n ${THROUGHPUT_N} --concurrency ${CONCURRENCY} --wrk-seconds ${WRK_SECONDS}`,
+        command: `node --import tsx bench/queue-echo.bench.ts --rounds ${ROUNDS} --latency-n ${LATENCY_N} --throughput-n ${THROUGHPUT_N} --concurrency ${CONCURRENCY} --wrk-seconds ${WRK_SECONDS}${values["server-root"] ? ` --server-root ${values["server-root"]}` : ""}`,
         load_generators: { fetch: "Node's fetch, in the bench process", wrk: useWrk ? spawnSync("wrk", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0] : "not installed" },
       },
       rounds,
