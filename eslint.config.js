@@ -21,7 +21,7 @@ export const LAYERS = {
   pricing: ["core", "store"],
   webhooks: ["core", "net", "auth", "store"],
   runtime: ["core", "net", "storage", "media"],
-  scheduler: ["core", "observability", "store", "storage", "runtime/protocol.js", "runtime/tsx-loader.js"],
+  scheduler: ["core", "observability", "store", "storage", "runtime/protocol.js", "runtime/tsx-loader.js", "runtime/compiled-runtime.js"],
   gateway: ["core", "net", "observability", "models", "auth", "store", "storage", "pricing", "webhooks", "scheduler", "runtime/protocol.js"],
   // Apps use the SDK, shared media code and the model libraries; never another app (see below).
   apps: ["core", "media", "models", "diffusion", "runtime/sdk.js"],

@@ -4,13 +4,11 @@
  * @module
  */
 import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type { AppManifest } from "../core/types.js";
+import { probeStart } from "./compiled-runtime.js";
 import type { ProbeReply } from "./protocol.js";
-import { TSX_LOADER } from "./tsx-loader.js";
 
-const PROBE_MAIN = fileURLToPath(new URL("./probe-main.ts", import.meta.url));
 const run = promisify(execFile);
 
 export interface CatalogResult {
@@ -21,7 +19,9 @@ export interface CatalogResult {
 
 export async function probeApps(modulePaths: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<CatalogResult> {
   if (modulePaths.length === 0) return { apps: [], failures: [] };
-  const { stdout } = await run(process.execPath, ["--import", TSX_LOADER, PROBE_MAIN, ...modulePaths], {
+  // Compiled when every module was (compiled-runtime.ts); the replies' module paths stay the ones asked for.
+  const start = probeStart(modulePaths);
+  const { stdout } = await run(process.execPath, [...start.execArgv, start.main, ...start.modulePaths], {
     env,
     maxBuffer: 64 * 1024 * 1024,
     timeout: 120_000,

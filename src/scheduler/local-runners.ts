@@ -8,6 +8,7 @@
  */
 import { PlatformError, deserializeError } from "../core/errors.js";
 import type { RequestRecord } from "../core/types.js";
+import { fallbackReasonOnce } from "../runtime/compiled-runtime.js";
 import type { FromRunner } from "../runtime/protocol.js";
 import type { Cancellations } from "./cancellations.js";
 import { splitSuspects, type ClaimPlan, type SuspectRun } from "./isolation.js";
@@ -43,6 +44,9 @@ export interface LocalRunnersDeps extends Pick<SchedulerOptions, "store" | "metr
   /** Keeps a store write started from a runner event: a failure is logged and stop() waits for it. */
   track: (work: Promise<void>, what: string) => void;
 }
+
+/** When a taken spare is replaced at the latest after the runner it became is ready (sooner: after its first request). */
+const SPARE_REFILL_AFTER_READY_MS = 2000;
 
 export class LocalRunners {
   readonly #deps: LocalRunnersDeps;
@@ -82,7 +86,10 @@ export class LocalRunners {
     const runner = this.#deps.spares?.take(app, handlers) ?? new RunnerProcess({ app, env: this.#deps.runnerEnv, ...handlers });
     pool.runners.set(runner.id, runner);
     this.#updateRunnerGauge(pool);
-    this.#deps.logger?.info({ app: pool.app.id, runner: runner.id, pid: runner.pid, ...(runner.startedAsSpare ? { spare: true } : {}) }, "runner starting");
+    // A missing or stale build (compiled-runtime.ts) is said once; which way each runner started, every time.
+    const fallback = runner.compiled ? null : fallbackReasonOnce();
+    if (fallback) this.#deps.logger?.info({ reason: fallback }, "runners start through tsx, not from the compiled runtime");
+    this.#deps.logger?.info({ app: pool.app.id, runner: runner.id, pid: runner.pid, compiled: runner.compiled, ...(runner.startedAsSpare ? { spare: true } : {}) }, "runner starting");
     return runner;
   }
 
@@ -112,13 +119,13 @@ export class LocalRunners {
         recordColdStart(pool, runner.coldStart);
         metrics?.coldStarts.inc({ app: pool.app.id });
         metrics?.coldStartDuration.observe({ app: pool.app.id }, (runner.readyAt - runner.spawnedAt) / 1000);
+        // A spare taken for a runner that gets no request soon (a min_runners start) is replaced anyway.
+        if (runner.startedAsSpare) setTimeout(() => this.#deps.spares?.fill(), SPARE_REFILL_AFTER_READY_MS).unref();
         for (const phase of COLD_START_PHASES) {
           const ms = phaseMs(runner.coldStart, phase);
           if (ms !== null) metrics?.coldStartPhase.observe({ app: pool.app.id, phase }, ms / 1000);
         }
         logger?.info({ app: pool.app.id, ...runner.coldStart }, "runner ready");
-        // The spare it was is replaced now rather than at once, so that the two did not share the CPU.
-        if (runner.startedAsSpare) this.#deps.spares?.fill();
         this.#updateRunnerGauge(pool);
         this.#deps.pump(pool.app.id);
         return;
@@ -182,6 +189,9 @@ export class LocalRunners {
     if (assignment && runner.coldStart && runner.coldStart.first_request_ms === null) {
       runner.coldStart.first_request_ms = Math.max(0, Date.now() - assignment.startedAt);
       this.#deps.metrics?.coldStartPhase.observe({ app: pool.app.id, phase: "first_request" }, runner.coldStart.first_request_ms / 1000);
+      // The spare it was is replaced only now: a new process loading its runtime beside the first
+      // request would slow the very result the spare was there to hurry.
+      if (runner.startedAsSpare) this.#deps.spares?.fill();
     }
     if (runner.assignments.size === 0) runner.idleSince = Date.now();
     this.#deps.cancellations.clear(requestId);
@@ -226,7 +236,7 @@ export class LocalRunners {
 
   async #onRunnerExit(pool: Pool, runner: RunnerProcess, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
     pool.runners.delete(runner.id);
-    if (runner.startedAsSpare && runner.readyAt === null) this.#deps.spares?.fill();
+    if (runner.startedAsSpare && runner.coldStart?.first_request_ms == null) this.#deps.spares?.fill();
     this.#updateRunnerGauge(pool);
     const wasReady = runner.readyAt !== null;
     const orphaned = [...runner.assignments.values()];

@@ -4,9 +4,8 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
+import { childStart, compiledPathOf, compiledRuntime, spareStart } from "../runtime/compiled-runtime.js";
 import type { FromRunner, ToRunner } from "../runtime/protocol.js";
-import { TSX_LOADER } from "../runtime/tsx-loader.js";
 import type { ColdStart } from "./cold-start.js";
 
 /** starting: spawned, setup() running · ready: takes work · draining: finishing, takes none · stopped: the process exited */
@@ -25,8 +24,6 @@ export interface Assignment {
   timedOut?: boolean;
 }
 
-const RUNNER_MAIN = fileURLToPath(new URL("../runtime/runner-main.ts", import.meta.url));
-
 /** What a runner reports to, for as long as it works for one app (or waits as a spare). */
 export interface RunnerHandlers {
   onMessage: (runner: RunnerProcess, message: FromRunner) => void;
@@ -36,6 +33,8 @@ export interface RunnerHandlers {
 export interface SpawnOptions extends RunnerHandlers {
   /** The app to load; null starts a spare, which waits for `become` (spare-runners.ts). */
   app: { id: string; modulePath: string } | null;
+  /** For a spare: the app modules it may become, which decide how it starts (compiled-runtime.ts spareStart). */
+  spareFor?: readonly string[];
   env: Record<string, string>;
 }
 
@@ -49,6 +48,12 @@ export class RunnerProcess {
   spawnedAt = this.processSpawnedAt;
   /** Whether it was started as a spare, and when it was handed its app (null: not yet). */
   readonly startedAsSpare: boolean;
+  /**
+   * Whether it runs the runtime compiled in dist/ rather than src/ through tsx (compiled-runtime.ts).
+   * A compiled spare can become the runner of an app compiled in the same build only.
+   */
+  readonly compiled: boolean;
+  readonly #build: string | null;
   takenAt: number | null = null;
   /** A spare that has loaded its runtime and waits for `become`. */
   spareReady = false;
@@ -67,14 +72,18 @@ export class RunnerProcess {
     this.appId = options.app?.id ?? "";
     this.startedAsSpare = options.app === null;
     this.#handlers = { onMessage: options.onMessage, onExit: options.onExit };
-    this.#child = fork(RUNNER_MAIN, [], {
-      // Runners execute TypeScript app modules directly, like the gateway.
+    // From dist/ when the build is fresh and the app (for a spare: every app of this server) was
+    // compiled in it, else from src/ through tsx, as the gateway runs.
+    const start = options.app ? childStart("runner-main", [options.app.modulePath]) : spareStart(options.spareFor ?? []);
+    this.#build = start.build;
+    this.compiled = start.build !== null;
+    this.#child = fork(start.main, [], {
       // DARKROOM_RUNNER_NODE_ARGS adds Node flags to runners only (e.g. "--cpu-prof --cpu-prof-dir=prof").
-      execArgv: ["--import", TSX_LOADER, ...(process.env["DARKROOM_RUNNER_NODE_ARGS"] ?? "").split(" ").filter(Boolean)],
+      execArgv: [...start.execArgv, ...(process.env["DARKROOM_RUNNER_NODE_ARGS"] ?? "").split(" ").filter(Boolean)],
       env: {
         ...process.env,
         ...options.env,
-        DARKROOM_APP_MODULE: options.app?.modulePath ?? "",
+        DARKROOM_APP_MODULE: start.modulePaths[0] ?? "",
         DARKROOM_RUNNER_ID: this.id,
       },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -102,14 +111,27 @@ export class RunnerProcess {
     this.#child.on("error", () => undefined);
   }
 
+  /** Whether this spare can load `modulePath`: any app through tsx; compiled, only one compiled in its own build, which is still fresh. */
+  canBecome(modulePath: string): boolean {
+    return this.#build === null || compiledPathOf(modulePath, this.#build) !== null;
+  }
+
+  /** Compiled from a build that is no longer the fresh one (src/ changed, or dist/ was rebuilt): as a spare it can load no app. */
+  get outdated(): boolean {
+    const freshness = compiledRuntime();
+    return this.#build !== null && (!freshness.fresh || freshness.fingerprint !== this.#build);
+  }
+
   /**
    * Hands a spare its app: from now on it starts like a runner spawned for the app, and reports to
    * `handlers`. A spare still loading its runtime goes on to the app once it is loaded. False when
-   * the spare is gone (its exit is reported to its old handlers).
+   * the spare is gone (its exit is reported to its old handlers), or is compiled and cannot load the
+   * app (canBecome).
    */
   become(app: { id: string; modulePath: string }, handlers: RunnerHandlers): boolean {
     if (!this.startedAsSpare || this.takenAt !== null) throw new Error(`runner ${this.id} is not a spare waiting for its app`);
-    if (!this.send({ t: "become", modulePath: app.modulePath })) return false;
+    const modulePath = this.#build === null ? app.modulePath : compiledPathOf(app.modulePath, this.#build);
+    if (modulePath === null || !this.send({ t: "become", modulePath })) return false;
     this.appId = app.id;
     this.takenAt = Date.now();
     this.spawnedAt = this.takenAt;

@@ -121,7 +121,18 @@ export class Scheduler {
     this.#cancellations = new Cancellations({ graceMs: this.#options.cancelGraceMs, pool: shared.pool });
     this.#wakeups = new QueueWakeups({ ...shared, bus: store.bus, serves: (appId) => this.#pools.has(appId), loadRemoteApps: () => this.loadRemoteApps() });
     const spareCount = this.#options.localRunners ? Math.max(0, Math.trunc(options.spareRunners ?? 0)) : 0;
-    this.#spares = spareCount > 0 ? new SpareRunners({ count: spareCount, env: options.runnerEnv, ...(logger ? { logger } : {}), ...(metrics ? { metrics } : {}) }) : null;
+    const runnersStarting = (): boolean => [...this.#pools.values()].some((pool) => [...pool.runners.values()].some((r) => r.state === "starting"));
+    this.#spares =
+      spareCount > 0
+        ? new SpareRunners({
+            count: spareCount,
+            env: options.runnerEnv,
+            busy: runnersStarting,
+            appModules: () => [...this.#pools.values()].filter((pool) => this.#localRunners.spawnsRunners(pool)).map((pool) => pool.app.modulePath),
+            ...(logger ? { logger } : {}),
+            ...(metrics ? { metrics } : {}),
+          })
+        : null;
     this.#localRunners = new LocalRunners({
       ...shared,
       spares: this.#spares,
