@@ -43,6 +43,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const { startPlatform } = await import("../platform.js");
   const platform = await startPlatform(config, { logger: await createServerLogger({ level: config.logLevel, format: config.logFormat }) });
   const { logger } = platform;
+  // The first large JSON body then finds its worker thread up (json-workers.ts).
+  const { jsonWorkers } = await import("../gateway/json-workers.js");
+  jsonWorkers.warm();
   logger.info({ url: platform.url, data_dir: config.dataDir, apps: platform.scheduler.apps.map((a) => a.id) }, "darkroom listening");
   process.stderr.write(`\n  Darkroom is up: the API and the Playground at ${platform.url}/\n`);
   if (platform.generatedAdminKey) {

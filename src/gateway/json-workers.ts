@@ -45,6 +45,15 @@ export class JsonWorkers {
     });
   }
 
+  /**
+   * Starts one worker ahead of the first large body, which would otherwise wait for the thread and
+   * its TypeScript loader to come up (a few hundred milliseconds): `darkroom serve` calls this once
+   * it listens. An idle worker keeps nothing alive.
+   */
+  warm(): void {
+    if (this.#slots.length === 0) this.#start();
+  }
+
   #pump(): void {
     while (this.#queue.length > 0) {
       const slot = this.#slots.find((s) => s.job === null) ?? (this.#slots.length < this.#size ? this.#start() : undefined);
