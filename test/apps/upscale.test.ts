@@ -8,6 +8,7 @@ import { before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import app, { MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS } from "../../src/apps/upscale/app.js";
+import { preloadModelCache } from "../../src/media/upscale/model-cache.js";
 import { loadUpscaleModel, type UpscaleModel } from "../../src/media/upscale/model-loader.js";
 import { planTiles, upscaleRaw, type RawImage } from "../../src/media/upscale/tiled-upscale.js";
 import type { FileRef, Handler, HandlerContext } from "../../src/runtime/sdk.js";
@@ -180,6 +181,27 @@ describe("the app's handler", () => {
     assert.equal(meta.height, 96);
     assert.deepEqual(progress, ["1/1 tile 1/1"]);
     assert.deepEqual(billed, [(160 * 96) / 1e6]);
+  });
+
+  test("stores the same PNG whether the model runs on one thread or on two (tiles shared out)", async () => {
+    // 200×140: four tiles of the default size, so two threads have work to share.
+    const png = await sharp(ASTRONAUT).extract({ left: 150, top: 60, width: 200, height: 140 }).png().toBuffer();
+    const outputs: Buffer[] = [];
+    const progress: string[][] = [];
+    for (const threads of [1, 2]) {
+      const models = await preloadModelCache(() => {}, { threads });
+      try {
+        const fake = makeFakeContext<State>({ models }, { storeFiles: true });
+        await run({ image_url: dataUri(png, "image/png"), scale: 2 }, fake.ctx);
+        outputs.push(fake.stored[0]!.body);
+        progress.push(fake.progress);
+      } finally {
+        await models.dispose();
+      }
+    }
+    assert.ok(outputs[0]!.equals(outputs[1]!), "the same bytes");
+    assert.deepEqual(progress[1], ["1/4 tile 1/4", "2/4 tile 2/4", "3/4 tile 3/4", "4/4 tile 4/4"]);
+    assert.deepEqual(progress[1], progress[0]);
   });
 
   test("applies the EXIF orientation and encodes JPEG", async () => {

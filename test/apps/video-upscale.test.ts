@@ -21,6 +21,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import app, { MAX_INPUT_BYTES } from "../../src/apps/video-upscale/app.js";
+import { preloadModelCache } from "../../src/media/upscale/model-cache.js";
 import type { Handler, HandlerContext } from "../../src/runtime/sdk.js";
 import { rejects422 } from "../helpers/field-error.js";
 import { fakeContext, type FakeContext, type StoredFile, storedAt } from "../helpers/handler-context.js";
@@ -170,6 +171,27 @@ describe("the video-upscale handler", () => {
     assert.deepEqual([out.video.width, out.video.height, out.video.num_frames, out.video.fps, out.video.duration], [160, 120, 6, 12, 0.5]);
     const audio = (await ffprobeStreams(await fetchOutput(stored, out, "x2.mp4"))).filter((s) => s.codec_type === "audio");
     assert.deepEqual(audio.map((s) => s.codec_name), ["aac"], "PCM cannot go into MP4 as is: it is re-encoded");
+  });
+
+  test("one model thread and two store the same MP4, byte for byte", async () => {
+    // 160×120: two tiles a frame, and frames upscaled ahead of the encoder with two threads.
+    const clip = path.join(work, "160.mp4");
+    await ffmpeg("-i", hiRes, "-vf", "scale=160:120:flags=area", "-frames:v", "4", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p", clip);
+    const uri = await dataUri(clip);
+    const outputs: Buffer[] = [];
+    for (const threads of [1, 2]) {
+      const models = await preloadModelCache(() => {}, { threads });
+      try {
+        const fake = fakeContext<State>({ models }, { requestId: `vu-threads-${threads}`, storeFiles: true });
+        const out = await upscale({ video_url: uri, scale: 2 }, fake.ctx);
+        assert.equal(out.video.num_frames, 4);
+        assert.deepEqual(fake.progress, [1, 2, 3, 4].map((i) => `${i}/4 frame ${i}/4`));
+        outputs.push(storedAt(fake.stored, out.video.url));
+      } finally {
+        await models.dispose();
+      }
+    }
+    assert.ok(outputs[0]!.equals(outputs[1]!), "the same bytes");
   });
 
   test("a clip flagged as rotated (portrait phone video) is upscaled upright, at its displayed size", async () => {

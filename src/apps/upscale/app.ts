@@ -1,13 +1,14 @@
 /**
  * `darkroom/upscale`: ×2 or ×4 super-resolution with the UpscalerJS ESRGAN models on the tfjs wasm
  * backend. This file is the platform glue (input, limits, progress, storage); the model work lives in
- * `src/media/upscale/` (`model-loader.ts`, `tiled-upscale.ts`), which `darkroom/video-upscale` shares.
+ * `src/media/upscale/` (models, tiling, the worker threads that share one request's tiles), which
+ * `darkroom/video-upscale` shares.
  * @module
  */
 import sharp from "sharp";
 import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, ImageSchema, z, type HandlerContext } from "../../runtime/sdk.js";
-import { type UpscaleAppState, upscaleAppLifecycle } from "../../media/upscale/model-loader.js";
+import { type UpscaleAppState, upscaleAppLifecycle } from "../../media/upscale/model-cache.js";
 import { upscaleRaw } from "../../media/upscale/tiled-upscale.js";
 import { readImageHeader } from "../../media/image/image-header.js";
 import { IMAGE_FORMATS } from "../../media/image/formats.js";
@@ -126,9 +127,10 @@ export default defineApp<UpscaleAppState>({
       "of idealo/image-super-resolution (Apache-2.0), trained by UpscalerJS on DIV2K, as the model names in the " +
       "packages record (e.g. rdn-C1-D2-G4-G064-T10-x4-…-datadiv2k); not idealo's own published weights",
   },
-  // Two runners: the wasm backend runs one thread, so a second runner uses the second core: 1.9× the
-  // images per second of one runner on 2 cores (bench/README.md); tiling keeps each runner's memory
-  // bounded. Fewer or more with --app-knobs.
+  // Two runners: a second request starts at once rather than queue behind the first. One request
+  // alone spreads its tiles over every core (DARKROOM_MODEL_THREADS worker threads per runner); two
+  // at once share them, at the images per second of two one-thread runners (bench/README.md,
+  // model-threads). Tiling keeps each runner's memory bounded. Fewer or more with --app-knobs.
   knobs: { max_runners: 2, keep_alive: 300, request_timeout: 600, startup_timeout: 120 },
   ...upscaleAppLifecycle,
   endpoints: [

@@ -1,16 +1,16 @@
 /**
  * `darkroom/video-upscale`: ×2 or ×4 super-resolution of a video, frame by frame, with the ESRGAN
  * models of `darkroom/upscale` (same loader, same tiling: `src/media/upscale/`). ffmpeg decodes the frames into a pipe and
- * encodes the upscaled ones from another, so only the frame in hand is in memory; the audio track is
- * muxed back untouched where MP4 can carry it.
+ * encodes the upscaled ones from another, so only the frames in hand are in memory (one per model
+ * thread, plus one: `upscale-frames.ts`); the audio track is muxed back untouched where MP4 can carry it.
  * @module
  */
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fieldError, isPlatformError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, VideoSchema, z, type HandlerContext } from "../../runtime/sdk.js";
-import { type UpscaleAppState, upscaleAppLifecycle } from "../../media/upscale/model-loader.js";
-import { upscaleRaw } from "../../media/upscale/tiled-upscale.js";
+import { type UpscaleAppState, upscaleAppLifecycle } from "../../media/upscale/model-cache.js";
+import { upscaleFrames } from "../../media/upscale/upscale-frames.js";
 import { checkFfmpeg, probe, withTempDir, type VideoInfo } from "../../media/video/ffmpeg.js";
 import { decodedSize, decodeFrames, FrameEncoder, probeStreamLayout, type StreamLayout } from "../../media/video/frame-pipe.js";
 import { storeVideo } from "../../media/video/video-file.js";
@@ -174,18 +174,26 @@ async function upscaleVideo(input: Input, ctx: HandlerContext<UpscaleAppState>):
       outputArgs: encoderOutputArgs(output, source, layout.audioCodec),
       signal: ctx.signal,
     });
+    let decoded = 0;
     let done = 0;
-    try {
+    /** The decoded frames, stopped with a 422 past the frame and work limits. */
+    async function* framesWithinLimits(): AsyncGenerator<Buffer> {
       for await (const frame of decodeFrames(source, { width, height }, { swsFlags: SWS_FLAGS, signal: ctx.signal })) {
-        if (done >= job.maxFrames) {
+        if (decoded >= job.maxFrames) {
           throw fieldError(
             "video_url",
             `the video decodes to more than ${job.maxFrames} frames, the most the frame and work limits allow at ${width}×${height} ` +
               `(its header declared ${job.frames})`,
           );
         }
-        const upscaled = await upscaleRaw(model, { data: frame, width, height, channels: 3 }, { scale, signal: ctx.signal });
-        await encoder.write(upscaled.data);
+        decoded += 1;
+        yield frame;
+      }
+    }
+    try {
+      // With model threads, the next frames are upscaled while this one is written out.
+      for await (const upscaled of upscaleFrames(model, framesWithinLimits(), { width, height }, { signal: ctx.signal })) {
+        await encoder.write(upscaled);
         done += 1;
         ctx.progress(done, Math.max(job.frames, done), `frame ${done}/${Math.max(job.frames, done)}`);
         ctx.throwIfCancelled();

@@ -1,56 +1,21 @@
 /**
  * Loads the UpscalerJS ESRGAN models (tfjs layers models shipped inside their npm packages) from disk
- * and prepares the tfjs backend they run on. Kept free of platform code so that benchmarks and
- * tests can use it directly.
+ * into this thread's tfjs, and prepares the tfjs backend they run on. Kept free of platform code so
+ * that benchmarks, tests and the pool's worker threads can use it directly.
  * @module
  */
-import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { modelFileHandler } from "../tfjs/model-files.js";
-import { packageDir } from "../tfjs/package-dir.js";
 import { initBackend } from "../tfjs/wasm-backend.js";
+import { modelJsonPath, modelSpec, type ModelScale, type ModelSize } from "./model-specs.js";
+import type { TileUpscaler } from "./tile-upscaler.js";
+import { runModelOnTile } from "./upscale-tile.js";
 
-/** The three model sizes UpscalerJS publishes: each trades latency for quality. */
-export type ModelSize = "slim" | "medium" | "thick";
-/** Scales every package ships a model for (folders `models/x2` ... `models/x8`). */
-export type ModelScale = 2 | 3 | 4 | 8;
+export { MODEL_SIZES, modelJsonPath, type ModelScale, type ModelSize } from "./model-specs.js";
 
-export const MODEL_SIZES: readonly ModelSize[] = ["slim", "medium", "thick"];
-
-/** A loaded model plus what a caller must know to feed it. */
-export interface UpscaleModel {
-  readonly size: ModelSize;
-  readonly scale: ModelScale;
+/** A model loaded in this thread: it upscales one tile at a time, here. */
+export interface UpscaleModel extends TileUpscaler {
   readonly layers: tf.LayersModel;
-  /**
-   * Pixel value that maps to full intensity at the model's input and output. The RDN models
-   * (slim, medium) work on 0..255; the RRDN model (thick) on 0..1, as UpscalerJS's own model
-   * definitions declare (`inputRange`/`outputRange`).
-   */
-  readonly valueRange: 1 | 255;
-  /** Input pixels of context a tile needs on each side for its core to match a whole-image run. */
-  readonly contextPx: number;
-}
-
-const PACKAGES: Record<ModelSize, string> = {
-  slim: "@upscalerjs/esrgan-slim",
-  medium: "@upscalerjs/esrgan-medium",
-  thick: "@upscalerjs/esrgan-thick",
-};
-
-const VALUE_RANGE: Record<ModelSize, 1 | 255> = { slim: 255, medium: 255, thick: 1 };
-
-/**
- * Summing the conv radii along the longest path of each model.json gives receptive radii of 10
- * (slim), 18 (medium) and 154 (thick) input pixels. Measured on a photo crop tiled at 32 px: 10 px
- * of context makes slim bit-identical to an untiled run, 16 px makes medium identical and thick
- * within one grey level (PSNR 96 dB); more context only costs time.
- */
-const CONTEXT_PX: Record<ModelSize, number> = { slim: 10, medium: 16, thick: 16 };
-
-/** `model.json` of one size and scale. */
-export function modelJsonPath(size: ModelSize, scale: ModelScale): string {
-  return path.join(packageDir(PACKAGES[size]), "models", `x${scale}`, "model.json");
 }
 
 function firstInput(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -104,7 +69,7 @@ export function registerCustomLayers(): void {
   layersRegistered = true;
 }
 
-/** Loads one model from its package. The backend is initialised first if needed. */
+/** Loads one model from its package into this thread. The backend is initialised first if needed. */
 export async function loadUpscaleModel(
   size: ModelSize,
   scale: ModelScale,
@@ -113,75 +78,15 @@ export async function loadUpscaleModel(
   await initBackend(log);
   if (size === "thick") registerCustomLayers();
   const layers = await tf.loadLayersModel(modelFileHandler(modelJsonPath(size, scale)));
-  return { size, scale, layers, valueRange: VALUE_RANGE[size], contextPx: CONTEXT_PX[size] };
+  const spec = modelSpec(size, scale);
+  return {
+    ...spec,
+    layers,
+    // One wasm thread: a second tile would only wait for the first.
+    parallelism: 1,
+    upscaleTile: async (tile, signal) => {
+      signal?.throwIfAborted();
+      return runModelOnTile(layers, spec, tile);
+    },
+  };
 }
-
-/**
- * Loads each (size, scale) model at most once and keeps it. Concurrent callers share one load;
- * a failed load is forgotten so that a later request can try again.
- */
-export class ModelCache {
-  readonly #loading = new Map<string, Promise<UpscaleModel>>();
-  readonly #log: (message: string) => void;
-
-  constructor(log: (message: string) => void = () => {}) {
-    this.#log = log;
-  }
-
-  get(size: ModelSize, scale: ModelScale): Promise<UpscaleModel> {
-    const key = `${size}/x${scale}`;
-    let pending = this.#loading.get(key);
-    if (!pending) {
-      const started = performance.now();
-      pending = loadUpscaleModel(size, scale, this.#log).then(
-        (model) => {
-          this.#log(`loaded esrgan-${key} in ${Math.round(performance.now() - started)} ms`);
-          return model;
-        },
-        (err: unknown) => {
-          this.#loading.delete(key);
-          throw err;
-        },
-      );
-      this.#loading.set(key, pending);
-    }
-    return pending;
-  }
-
-  /** Frees the weights of every loaded model. */
-  async dispose(): Promise<void> {
-    const loads = [...this.#loading.values()];
-    this.#loading.clear();
-    for (const result of await Promise.allSettled(loads)) {
-      if (result.status === "fulfilled") result.value.layers.dispose();
-    }
-  }
-}
-
-/**
- * Setup shared by darkroom/upscale and darkroom/video-upscale: starts the backend (logging which one
- * runs) and loads the default models, slim ×2 and ×4, so that the first request pays no load time;
- * other sizes load on first use.
- */
-export async function preloadModelCache(log: (message: string) => void): Promise<ModelCache> {
-  const backend = await initBackend(log);
-  log(`tfjs backend: ${backend}`);
-  const models = new ModelCache(log);
-  await Promise.all([models.get("slim", 2), models.get("slim", 4)]);
-  return models;
-}
-
-/** The state of an app that upscales with ESRGAN: the preloaded models. */
-export interface UpscaleAppState {
-  models: ModelCache;
-}
-
-/** `setup` and `teardown` of an app whose state is {@link UpscaleAppState}: both upscale apps share them. */
-export const upscaleAppLifecycle = {
-  async setup(log: (message: string) => void): Promise<UpscaleAppState> {
-    return { models: await preloadModelCache(log) };
-  },
-  async teardown(state: UpscaleAppState): Promise<void> {
-    await state.models.dispose();
-  },
-};

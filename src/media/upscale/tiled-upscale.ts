@@ -1,12 +1,12 @@
 /**
  * Runs an ESRGAN model over an image tile by tile. Memory stays bounded whatever the image size
  * (the slim x4 model holds 48 float channels per output pixel, so a whole 1024² input would need
- * several GiB), and the caller gets a progress and cancellation point after every tile.
+ * several GiB), and the caller gets a progress and cancellation point after every tile. Tiles are
+ * independent, so a model served by worker threads works on several at once.
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
 import sharp from "sharp";
-import type { UpscaleModel } from "./model-loader.js";
+import type { TileUpscaler, TileWindow } from "./tile-upscaler.js";
 
 /** 8-bit interleaved pixels, RGB or RGBA. */
 export interface RawImage {
@@ -24,9 +24,12 @@ export interface UpscaleOptions {
   tileSize?: number;
   /** Input pixels of context added on each side of a tile's core, then cropped away. @default model.contextPx */
   overlap?: number;
-  /** Called after each tile with the number of tiles done (1-based) and the total. */
+  /** Called as each tile is done (tiles run at once finish in any order) with the count done (1-based) and the total. */
   onTile?: (done: number, total: number) => void;
-  /** Checked between tiles; when aborted, the upscale rejects with the signal's reason. */
+  /**
+   * When aborted, the upscale rejects with the signal's reason: between tiles for a model on this
+   * thread, at once for one on worker threads.
+   */
   signal?: AbortSignal;
 }
 
@@ -77,12 +80,28 @@ export function planTiles(width: number, height: number, tileSize: number, overl
   return tiles;
 }
 
-/** Lets pending I/O (a cancel message, a heartbeat) run: model inference blocks the thread. */
+/** Lets pending I/O (a cancel message, a heartbeat) run: a model on this thread blocks it. */
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** Runs the model on RGB pixels, tile by tile. */
+/** The tile's window cut out of the image, as the model reads it. */
+function windowOf(rgb: Uint8Array, width: number, t: Tile): TileWindow {
+  const tw = t.wx1 - t.wx0;
+  const th = t.wy1 - t.wy0;
+  const pixels = new Uint8Array(tw * th * 3);
+  for (let y = 0; y < th; y++) {
+    const src = ((t.wy0 + y) * width + t.wx0) * 3;
+    pixels.set(rgb.subarray(src, src + tw * 3), y * tw * 3);
+  }
+  return { pixels, width: tw, height: th, coreX: t.x0 - t.wx0, coreY: t.y0 - t.wy0, coreWidth: t.x1 - t.x0, coreHeight: t.y1 - t.y0 };
+}
+
+/**
+ * Runs the model on RGB pixels, tile by tile, keeping `upscaler.parallelism` tiles in flight.
+ * Tiles are cut the same way whatever the parallelism and each writes only its own core, so the
+ * output does not depend on how many ran at once or in which order they finished.
+ */
 async function upscaleRgb(
-  model: UpscaleModel,
+  upscaler: TileUpscaler,
   rgb: Uint8Array,
   width: number,
   height: number,
@@ -91,41 +110,46 @@ async function upscaleRgb(
   onTile: ((done: number, total: number) => void) | undefined,
   signal: AbortSignal | undefined,
 ): Promise<Uint8Array> {
-  const s = model.scale;
-  const outWidth = width * s;
-  const result = new Uint8Array(outWidth * height * s * 3);
-  // The clamped view rounds and clips the model's float output to 0..255 as it is written.
-  const resultClamped = new Uint8ClampedArray(result.buffer);
-  const toModel = model.valueRange / 255;
-  const fromModel = 255 / model.valueRange;
+  signal?.throwIfAborted();
+  const s = upscaler.scale;
+  const outRowBytes = width * s * 3;
+  const result = new Uint8Array(outRowBytes * height * s);
   const tiles = planTiles(width, height, tileSize, overlap);
 
-  for (const [index, t] of tiles.entries()) {
-    signal?.throwIfAborted();
-    const tw = t.wx1 - t.wx0;
-    const th = t.wy1 - t.wy0;
-    const window = new Float32Array(tw * th * 3);
-    for (let y = 0; y < th; y++) {
-      const src = ((t.wy0 + y) * width + t.wx0) * 3;
-      for (let i = 0; i < tw * 3; i++) window[y * tw * 3 + i] = rgb[src + i]! * toModel;
+  // Aborted by the caller's signal or by the first tile that fails: either way the other lanes stop
+  // taking tiles, and tiles still queued for a worker are dropped.
+  const stop = new AbortController();
+  const forwardAbort = (): void => stop.abort(signal?.reason);
+  signal?.addEventListener("abort", forwardAbort, { once: true });
+  let next = 0;
+  let done = 0;
+  const lane = async (): Promise<void> => {
+    while (next < tiles.length) {
+      stop.signal.throwIfAborted();
+      const t = tiles[next++]!;
+      const core = await upscaler.upscaleTile(windowOf(rgb, width, t), stop.signal);
+      stop.signal.throwIfAborted();
+      const coreRowBytes = (t.x1 - t.x0) * s * 3;
+      for (let y = 0; y < (t.y1 - t.y0) * s; y++) {
+        result.set(core.subarray(y * coreRowBytes, (y + 1) * coreRowBytes), (t.y0 * s + y) * outRowBytes + t.x0 * s * 3);
+      }
+      done += 1;
+      onTile?.(done, tiles.length);
+      await yieldToEventLoop();
     }
-    const output = tf.tidy(() => model.layers.predict(tf.tensor4d(window, [1, th, tw, 3])) as tf.Tensor);
-    let values: Float32Array;
-    try {
-      values = (await output.data()) as Float32Array;
-    } finally {
-      output.dispose();
-    }
-    // Copy only the core: the context around it is where "same" padding distorted the output.
-    const ow = tw * s;
-    const coreWidth = (t.x1 - t.x0) * s * 3;
-    for (let y = t.y0 * s; y < t.y1 * s; y++) {
-      const src = ((y - t.wy0 * s) * ow + (t.x0 - t.wx0) * s) * 3;
-      const dst = (y * outWidth + t.x0 * s) * 3;
-      for (let i = 0; i < coreWidth; i++) resultClamped[dst + i] = values[src + i]! * fromModel;
-    }
-    onTile?.(index + 1, tiles.length);
-    await yieldToEventLoop();
+  };
+  const lanes = Math.max(1, Math.min(upscaler.parallelism, tiles.length));
+  try {
+    await Promise.all(
+      Array.from({ length: lanes }, () =>
+        lane().catch((err: unknown) => {
+          stop.abort(err);
+          throw err;
+        }),
+      ),
+    );
+  } finally {
+    signal?.removeEventListener("abort", forwardAbort);
   }
   signal?.throwIfAborted();
   return result;
@@ -136,7 +160,7 @@ async function upscaleRgb(
  * Lanczos (ESRGAN was trained on RGB only, and a mask needs no invented texture) and put back.
  */
 export async function upscaleRaw(
-  model: UpscaleModel,
+  model: TileUpscaler,
   image: RawImage,
   options: UpscaleOptions = {},
 ): Promise<Required<RawImage>> {
