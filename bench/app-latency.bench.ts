@@ -14,18 +14,15 @@
  * Results: bench/results/app-latency.json.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { APP_INPUT_LABELS, APP_INPUTS } from "./lib/app-inputs.js";
 import { BENCH_AUTH as AUTH, startBenchServer } from "./lib/bench-server.js";
-import { directContext } from "./lib/direct-context.js";
+import { loadAppDirect } from "./lib/direct-app.js";
 import { spread } from "./lib/rounds.js";
-import { importApp } from "../src/runtime/app-loader.js";
-import type { HandlerContext } from "../src/runtime/sdk.js";
-import { createLocalStorage } from "../src/storage/local-storage.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -38,27 +35,12 @@ interface DirectResult {
 
 /** The child side: one app, in this process, printing its timings as the last line of stdout. */
 async function directChild(app: string, warm: number): Promise<void> {
-  const input = APP_INPUTS[app]!();
-  let t = performance.now();
-  const defined = await importApp(path.join(ROOT, "src/apps", app, "app.ts"));
-  const importMs = performance.now() - t;
-  t = performance.now();
-  const state: unknown = defined.setup ? await defined.setup(() => undefined) : undefined;
-  const setupMs = performance.now() - t;
-  const endpoint = defined.endpoints.find((e) => e.path === "")!;
-  const handler = endpoint.handler as (i: unknown, c: HandlerContext) => Promise<unknown>;
-  const dir = mkdtempSync(path.join(os.tmpdir(), "darkroom-latency-"));
-  const storage = createLocalStorage({ root: dir });
-  const call = async (i: number): Promise<number> => {
-    const started = performance.now();
-    await handler(endpoint.input.parse(input), directContext(storage, `direct-${i}`, state));
-    return performance.now() - started;
-  };
-  const firstMs = await call(0);
+  const direct = await loadAppDirect(path.join(ROOT, "src/apps", app, "app.ts"), APP_INPUTS[app]!());
+  const firstMs = await direct.call(0);
   const warmMs: number[] = [];
-  for (let i = 1; i <= warm; i++) warmMs.push(await call(i));
-  rmSync(dir, { recursive: true, force: true });
-  const result: DirectResult = { importMs, setupMs, firstMs, warmMs };
+  for (let i = 1; i <= warm; i++) warmMs.push(await direct.call(i));
+  direct.close();
+  const result: DirectResult = { importMs: direct.importMs, setupMs: direct.setupMs, firstMs, warmMs };
   process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
 }
 

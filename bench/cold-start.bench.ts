@@ -20,7 +20,7 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,11 +28,8 @@ import { parseArgs } from "node:util";
 import { APP_INPUTS } from "./lib/app-inputs.js";
 import { addBaselineWorktree, Cleanups, gitOutput } from "./lib/baseline-worktree.js";
 import { BENCH_AUTH, startBenchServer, type BenchServer } from "./lib/bench-server.js";
-import { directContext } from "./lib/direct-context.js";
+import { loadAppDirect } from "./lib/direct-app.js";
 import { spread } from "./lib/rounds.js";
-import { importApp } from "../src/runtime/app-loader.js";
-import type { HandlerContext } from "../src/runtime/sdk.js";
-import { createLocalStorage } from "../src/storage/local-storage.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -46,21 +43,10 @@ interface Direct {
 
 /** The child side: one app in this fresh process; prints its timings as the last line. */
 async function directChild(app: string): Promise<void> {
-  const input = INPUTS[app]!();
-  let t = performance.now();
-  const defined = await importApp(path.join(ROOT, "src/apps", app, "app.ts"));
-  const importMs = performance.now() - t;
-  t = performance.now();
-  const state: unknown = defined.setup ? await defined.setup(() => undefined) : undefined;
-  const setupMs = performance.now() - t;
-  const endpoint = defined.endpoints.find((e) => e.path === "")!;
-  const handler = endpoint.handler as (i: unknown, c: HandlerContext) => Promise<unknown>;
-  const dir = mkdtempSync(path.join(os.tmpdir(), "darkroom-cold-"));
-  t = performance.now();
-  await handler(endpoint.input.parse(input), directContext(createLocalStorage({ root: dir }), "direct-0", state));
-  const firstMs = performance.now() - t;
-  rmSync(dir, { recursive: true, force: true });
-  process.stdout.write(`${JSON.stringify({ importMs, setupMs, firstMs } satisfies Direct)}\n`, () => process.exit(0));
+  const direct = await loadAppDirect(path.join(ROOT, "src/apps", app, "app.ts"), INPUTS[app]!());
+  const firstMs = await direct.call(0);
+  direct.close();
+  process.stdout.write(`${JSON.stringify({ importMs: direct.importMs, setupMs: direct.setupMs, firstMs } satisfies Direct)}\n`, () => process.exit(0));
 }
 
 function direct(app: string): Direct {
