@@ -78,4 +78,24 @@ describe("group commit", () => {
     db.close();
     reader.close();
   });
+  it("undoes the in-memory effects of exactly the writes the database rolled back", async () => {
+    const { db, reader, writes } = openPair();
+    const insert = db.prepare("INSERT INTO t (v) VALUES (?)");
+    // Beside the table, a count in memory that each write moves and registers how to move back.
+    let count = 0;
+    const counted = (v: string) => () => {
+      count += 1;
+      writes.onRollback(() => (count -= 1));
+      return insert.run(v).changes;
+    };
+    const outcomes = await Promise.allSettled([writes.run(counted("a")), writes.run(counted("a")), writes.run(counted("b"))]);
+    assert.deepEqual(outcomes.map((o) => o.status), ["fulfilled", "rejected", "fulfilled"]);
+    assert.equal((reader.prepare("SELECT COUNT(*) AS n FROM t").get() as { n: number }).n, 2);
+    assert.equal(count, 2, "the first pass's effects were undone, the retry's failing write too, and the two committed ones stay");
+    writes.onRollback(() => (count = -1)); // outside a write: nothing to roll back, never called
+    await writes.run(counted("c"));
+    assert.equal(count, 3);
+    db.close();
+    reader.close();
+  });
 });

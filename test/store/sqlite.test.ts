@@ -126,13 +126,12 @@ describe("sqlite store", () => {
     await first.enqueue(newRequest("upgrade-app", "from-v1"));
     await first.close();
     // Turn the file back into what version 1 left: no remote_apps table (2), no tenants and fair share
-    // (4), user_version 1. (Versions 3 and 5 create their tables only if they are missing.)
+    // (4), user_version 1. (Versions 3 and 5 create their tables only if they are missing; version 6
+    // drops indexes that version 4 made.)
     const db = new Database(dbPath);
     db.exec(`
       DROP TABLE remote_apps;
       DROP TABLE tenants;
-      DROP INDEX requests_tenant_live;
-      DROP INDEX requests_key_live;
       DROP INDEX requests_claim_order;
       ALTER TABLE requests DROP COLUMN tenant;
       ALTER TABLE requests DROP COLUMN fair_tag;
@@ -152,6 +151,7 @@ describe("sqlite store", () => {
       const kept = await upgraded.get("from-v1");
       assert.equal(kept?.state, "QUEUED");
       assert.equal(kept?.tenant, "", "a request from before tenants belongs to none");
+      assert.equal(await upgraded.countLive({ tenant: "" }, "QUEUED", 10), 1, "the live counts are read from the file");
       assert.deepEqual((await upgraded.claimMany("upgrade-app", "runner", 1_000, 5)).map((r) => r.id), ["from-v1"]);
       await upgraded.saveRemoteApp({ id: "acme/app", manifest: "{}", updatedAt: 1 });
       assert.equal((await upgraded.listRemoteApps()).length, 1);
@@ -205,9 +205,58 @@ describe("sqlite store", () => {
       assert.equal((await store.getKey("key_1"))?.scope, "admin");
       assert.equal((await store.listUsage({}))[0]?.billableUnits, 3);
       assert.deepEqual(await store.listWebhooks("queued-one"), [{ job: webhook, attempts: [] }]);
+      // The live counts (kept in memory while the store is open) are read back from the file.
+      assert.equal(await store.countLive({ tenant: "" }, "QUEUED", 10), 1);
+      assert.equal(await store.countLive({ tenant: "" }, "RUNNING", 10), 1);
       // The sequence continues after reopening, so new requests still queue behind old ones.
       await store.enqueue(newRequest("reopen-app", "after-reopen"));
       assert.equal(await store.queuePosition("after-reopen"), 1);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("sqlite store: live counts in memory", () => {
+  it("takes back the counts of a write the database rolled back, and keeps those it committed", async () => {
+    const store = createSqliteStore({ path: await freshDbPath() });
+    try {
+      const tenant = "rolled-back";
+      await store.submit(newStoreRequest("live-app", { id: "existing", tenant }), null);
+      // One turn: a new request, then one whose id is taken. The duplicate fails the batch's
+      // transaction, which the group commit runs again write by write: the good one is counted once.
+      const outcomes = await Promise.allSettled([
+        store.submit(newStoreRequest("live-app", { id: "fresh", tenant }), null),
+        store.submit(newStoreRequest("live-app", { id: "existing", tenant }), null),
+      ]);
+      assert.equal(outcomes[0]?.status, "fulfilled");
+      assert.equal(outcomes[1]?.status, "rejected");
+      assert.equal(await store.countLive({ tenant }, "QUEUED", 100), 2);
+      const [claimed] = await store.claimMany("live-app", "runner", 60_000, 1);
+      assert.ok(claimed);
+      assert.equal(await store.countLive({ tenant }, "RUNNING", 100), 1);
+      assert.equal(await store.countLive({ tenant }, "QUEUED", 100), 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("counts on a file with many finished requests and a few live ones, after reopening", async () => {
+    const dbPath = await freshDbPath();
+    let store: Store = createSqliteStore({ path: dbPath });
+    const tenant = "busy";
+    for (let i = 0; i < 50; i++) await store.enqueue(newStoreRequest("history-app", { tenant, keyId: "key_busy" }));
+    for (const [i, r] of (await store.claimMany("history-app", "runner", 60_000, 45)).entries()) {
+      if (i % 3 !== 0) await store.finish(r.id, { state: "SUCCEEDED", output: {}, statusCode: 200, error: null, errorType: null, billableUnits: null }, { owner: "runner", attempt: 1 });
+    }
+    const before = [await store.countLive({ tenant }, "QUEUED", 100), await store.countLive({ tenant }, "RUNNING", 100), await store.countLive({ keyId: "key_busy" }, "RUNNING", 100)];
+    assert.equal(before[0], 5);
+    await store.close();
+    store = createSqliteStore({ path: dbPath });
+    try {
+      const after = [await store.countLive({ tenant }, "QUEUED", 100), await store.countLive({ tenant }, "RUNNING", 100), await store.countLive({ keyId: "key_busy" }, "RUNNING", 100)];
+      assert.deepEqual(after, before);
+      assert.equal(after[1], (await store.running()).length);
     } finally {
       await store.close();
     }

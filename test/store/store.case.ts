@@ -536,6 +536,40 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           assert.equal(await store.countLive({ tenant: "nobody" }, "QUEUED", 100), 0);
         }));
 
+      it("keeps the live counts through every way a request moves: retry, release, cancel, finish without a lease, exhaustion", () =>
+        withStore(async (store) => {
+          const tenant = `t-${randomUUID()}`;
+          const keyId = `key_${randomUUID()}`;
+          const appId = randomAppId();
+          const live = async (): Promise<[number, number, number, number]> => [
+            await store.countLive({ tenant }, "QUEUED", 100),
+            await store.countLive({ tenant }, "RUNNING", 100),
+            await store.countLive({ keyId }, "QUEUED", 100),
+            await store.countLive({ keyId }, "RUNNING", 100),
+          ];
+          const requests = Array.from({ length: 6 }, () => newRequest(appId, { tenant, keyId, maxAttempts: 2 }));
+          await enqueueAll(store, requests);
+          assert.deepEqual(await live(), [6, 0, 6, 0]);
+          const [a, b, c] = await store.claimMany(appId, "runner", LEASE_MS, 3);
+          assert.deepEqual(await live(), [3, 3, 3, 3]);
+          await store.release(required(a, "a").id, { owner: "runner", attempt: 1 });
+          assert.deepEqual(await live(), [4, 2, 4, 2], "a released claim is queued again");
+          await store.requeue(required(b, "b").id, { owner: "runner", attempt: 1 }, EXHAUSTED);
+          assert.deepEqual(await live(), [5, 1, 5, 1], "a retry is queued again");
+          await store.finish(required(c, "c").id, SUCCESS);
+          assert.deepEqual(await live(), [5, 0, 5, 0], "a running request finished without a lease guard");
+          const stillQueued = requests.filter((r) => r.id !== a?.id && r.id !== b?.id && r.id !== c?.id);
+          await store.cancel(required(stillQueued[0], "queued").id);
+          assert.deepEqual(await live(), [4, 0, 4, 0], "a queued request cancelled");
+          await store.finish(required(stillQueued[1], "queued").id, EXHAUSTED);
+          assert.deepEqual(await live(), [3, 0, 3, 0], "a queued request failed without running (a start deadline)");
+          const retried = required((await store.claimMany(appId, "runner", LEASE_MS, 10, Date.now(), { only: [required(b, "b").id] }))[0], "the retried request");
+          assert.equal(retried.attempt, 2);
+          await store.requeue(retried.id, { owner: "runner", attempt: 2 }, EXHAUSTED);
+          assert.deepEqual(await live(), [2, 0, 2, 0], "a request out of attempts ends");
+          assert.equal((await store.get(retried.id))?.state, "FAILED");
+        }));
+
       it("holds each tenant and key to its concurrency limit in every claim, and frees room as requests end", () =>
         withStore(async (store) => {
           const appId = randomAppId();

@@ -2,10 +2,12 @@
  * Claims under concurrency limits (`maxConcurrency` of a tenant or a key, docs/fair-share.md) for the
  * SQLite driver. While no limit is set anywhere, the driver's plain claim statements run and this
  * costs one probe of two small partial indexes. Once one is set, a claim walks the queue in claim
- * order and takes only requests whose tenant and key both have room, counting what it takes.
+ * order and takes only requests whose tenant and key both have room (their limits less the running
+ * counts kept in memory, live-counts.ts), counting what it takes.
  *
- * Runs inside the driver's write transaction (the group commit takes the write lock first), so the
- * running counts it reads cannot change under it: a limit is never exceeded.
+ * Runs inside the driver's write (the group commit runs writes one at a time, each after the ones
+ * before it in the batch), so the running counts it reads cannot change under it: a limit is never
+ * exceeded.
  * @module
  */
 import type Database from "better-sqlite3";
@@ -29,21 +31,16 @@ export interface CappedClaims {
 
 type Candidate = Pick<RequestRow, "seq" | "id" | "tenant" | "key_id">;
 
-export function createCappedClaims(db: Database.Database): CappedClaims {
+/** How many requests a tenant or a key runs now (live-counts.ts). */
+export type RunningCount = (owner: { tenant: string } | { keyId: string }) => number;
+
+export function createCappedClaims(db: Database.Database, running: RunningCount): CappedClaims {
   const anyLimit = db.prepare<[], { found: number }>(`
     SELECT EXISTS (SELECT 1 FROM tenants WHERE max_concurrency IS NOT NULL)
         OR EXISTS (SELECT 1 FROM api_keys WHERE max_concurrency IS NOT NULL) AS found`);
-  // Each limited owner's room: its limit less what it runs now (counted on the live-request indexes,
-  // so at most about the limit is read per owner).
-  const tenantRooms = db.prepare<[], { owner: string; room: number }>(`
-    SELECT t.name AS owner,
-           t.max_concurrency - (SELECT COUNT(*) FROM requests r WHERE r.tenant = t.name AND r.state = 'RUNNING' AND r.state IN ('QUEUED', 'RUNNING')) AS room
-    FROM tenants t WHERE t.max_concurrency IS NOT NULL`);
-  const keyRooms = db.prepare<[], { owner: string; room: number }>(`
-    SELECT k.id AS owner,
-           k.max_concurrency - (SELECT COUNT(*) FROM requests r
-                                WHERE r.key_id = k.id AND r.state = 'RUNNING' AND r.state IN ('QUEUED', 'RUNNING') AND r.key_id IS NOT NULL) AS room
-    FROM api_keys k WHERE k.max_concurrency IS NOT NULL`);
+  // The owners with a limit; each one's room is its limit less what it runs now.
+  const limitedTenants = db.prepare<[], { owner: string; limit: number }>(`SELECT name AS owner, max_concurrency AS "limit" FROM tenants WHERE max_concurrency IS NOT NULL`);
+  const limitedKeys = db.prepare<[], { owner: string; limit: number }>(`SELECT id AS owner, max_concurrency AS "limit" FROM api_keys WHERE max_concurrency IS NOT NULL`);
   const walkQueue = db.prepare<{ appId: string; now: number; window: number }, Candidate>(`
     SELECT seq, id, tenant, key_id FROM requests
     WHERE app_id = @appId AND state = 'QUEUED' AND (start_deadline IS NULL OR start_deadline >= @now)
@@ -64,7 +61,10 @@ export function createCappedClaims(db: Database.Database): CappedClaims {
 
     claim({ appId, owner, now, leaseExpiresAt, limit, filter }) {
       if (limit <= 0 || filter?.only?.length === 0) return [];
-      const ledger = new RoomLedger(tenantRooms.all(), keyRooms.all());
+      const ledger = new RoomLedger(
+        limitedTenants.all().map(({ owner, limit }) => ({ owner, room: limit - running({ tenant: owner }) })),
+        limitedKeys.all().map(({ owner, limit }) => ({ owner, room: limit - running({ keyId: owner }) })),
+      );
       const except = new Set(filter?.except ?? []);
       const picked: number[] = [];
       const candidates = filter?.only

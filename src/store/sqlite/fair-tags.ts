@@ -32,16 +32,18 @@ export class FairTags {
   readonly #queues = new Map<string, QueueClock>();
   readonly #startedMax: Database.Statement<[string, number], { tag: number | null }>;
   readonly #queuedMax: Database.Statement<[string, number], { tag: number | null }>;
-  readonly #tenantQueuedMax: Database.Statement<[string, string, number], { tag: number | null }>;
+  readonly #tenantQueuedMax: Database.Statement<[string, number, string], { tag: number | null }>;
+  readonly #queuedOf: (tenant: string) => number;
 
-  constructor(db: Database.Database) {
+  /** `queuedOf` says how many requests a tenant has queued now, over all queues (live-counts.ts). */
+  constructor(db: Database.Database, queuedOf: (tenant: string) => number) {
+    this.#queuedOf = queuedOf;
     // Read once per queue: a scan of the app's rows (no index is kept for this one-off question).
     this.#startedMax = db.prepare(`SELECT max(fair_tag) AS tag FROM requests WHERE app_id = ? AND priority_rank = ? AND started_at IS NOT NULL`);
     this.#queuedMax = db.prepare(`SELECT max(fair_tag) AS tag FROM requests WHERE app_id = ? AND state = 'QUEUED' AND priority_rank = ?`);
-    // Once per tenant and queue, on the live-request index.
+    // Once per tenant and queue, and only for a tenant with requests queued: on the claim index.
     this.#tenantQueuedMax = db.prepare(`
-      SELECT max(fair_tag) AS tag FROM requests
-      WHERE tenant = ? AND state = 'QUEUED' AND state IN ('QUEUED', 'RUNNING') AND app_id = ? AND priority_rank = ?`);
+      SELECT max(fair_tag) AS tag FROM requests WHERE app_id = ? AND state = 'QUEUED' AND priority_rank = ? AND tenant = ?`);
   }
 
   /** The start tag of a new request of `tenant`, moving the tenant's finish tag on by `stride`. */
@@ -49,7 +51,7 @@ export class FairTags {
     const queue = this.#queue(appId, rank);
     let finish = queue.finish.get(tenant);
     if (finish === undefined) {
-      const queued = this.#tenantQueuedMax.get(tenant, appId, rank)?.tag;
+      const queued = this.#queuedOf(tenant) > 0 ? this.#tenantQueuedMax.get(appId, rank, tenant)?.tag : null;
       finish = queued === null || queued === undefined ? queue.clock : queued + stride;
     }
     const tag = Math.max(queue.clock, finish);

@@ -35,6 +35,7 @@ import {
 import type { ApiKeyRecord, CancelResult, ClaimFor, NewRequest, RequestListFilter, Store, TerminalWrite, UsageFilter, UsageRecord } from "../store.js";
 import { createCappedClaims, type CappedClaim } from "./capped-claims.js";
 import { FairTags } from "./fair-tags.js";
+import { LiveCounts } from "./live-counts.js";
 import { startCheckpointer } from "./checkpointer.js";
 import { openDatabase } from "./database.js";
 import { GroupCommit } from "./group-commit.js";
@@ -84,10 +85,11 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   // are prepared once here and preparing needs the tables to exist.
   migrate(db);
   const writes = new GroupCommit(db);
-  const cappedClaims = createCappedClaims(db);
+  const live = new LiveCounts(db, (undo) => writes.onRollback(undo));
+  const cappedClaims = createCappedClaims(db, (owner) => live.count(owner, "RUNNING"));
   const checkpointer = options.path === ":memory:" ? null : startCheckpointer(options.path);
 
-  const fairTags = new FairTags(db);
+  const fairTags = new FairTags(db, (tenant) => live.count({ tenant }, "QUEUED"));
   const insertRequestRow = db.prepare<NewRequestColumns & { fairTag: number }, RequestRow>(`
     INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
                           attempt, max_attempts, webhook_url, key_id, tenant, fair_tag, base_url, output_ttl_seconds)
@@ -99,9 +101,26 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     const { tag, atTail } = fairTags.next(columns.appId, columns.priority === "normal" ? 0 : 1, columns.tenant, columns.stride);
     const row = insertRequestRow.get({ ...columns, fairTag: tag });
     if (!row) throw new Error(`Enqueue of request ${columns.id} returned no row`);
+    live.moved(row, null, "QUEUED");
     return { row, atTail };
   };
   const selectRequest = db.prepare<[string], RequestRow>(`SELECT * FROM requests WHERE id = ?`);
+  const selectState = db.prepare<[string], { state: RequestState }>(`SELECT state FROM requests WHERE id = ?`);
+  /** Claimed rows (each was queued) move their queues' clocks and their owners' counts. */
+  const claimed = (rows: readonly RequestRow[]): void => {
+    fairTags.claimed(rows);
+    for (const row of rows) live.moved(row, "QUEUED", "RUNNING");
+  };
+  /** A finished row leaves the live counts from the state it had. */
+  const finished = (row: RequestRow | undefined, from: RequestState | undefined): RequestRow | undefined => {
+    if (row && (from === "QUEUED" || from === "RUNNING")) live.moved(row, from, null);
+    return row;
+  };
+  /** A row put back in the queue (a retry, a released claim) was running. */
+  const requeued = (row: RequestRow | undefined): RequestRow | undefined => {
+    if (row) live.moved(row, "RUNNING", "QUEUED");
+    return row;
+  };
   const listRequests = db.prepare<RequestListParams, RequestRow>(`
     SELECT * FROM requests
     WHERE (@appId IS NULL OR app_id = @appId)
@@ -191,14 +210,6 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   const selectPositionOf = db.prepare<[string], PositionKey>(
     `SELECT app_id, state, priority_rank, fair_tag, created_at, seq FROM requests WHERE id = ?`,
   );
-  const countTenantLive = db.prepare<[string, string, number], { n: number }>(`
-    SELECT COUNT(*) AS n FROM (
-      SELECT 1 FROM requests WHERE tenant = ? AND state = ? AND state IN ('QUEUED', 'RUNNING') LIMIT ?
-    )`);
-  const countKeyLive = db.prepare<[string, string, number], { n: number }>(`
-    SELECT COUNT(*) AS n FROM (
-      SELECT 1 FROM requests WHERE key_id = ? AND state = ? AND state IN ('QUEUED', 'RUNNING') AND key_id IS NOT NULL LIMIT ?
-    )`);
   const selectQueueCounts = db.prepare<[string], { priority_rank: number; queued: number }>(
     `SELECT priority_rank, queued FROM queue_counts WHERE app_id = ?`,
   );
@@ -239,7 +250,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     else if (filter?.only) rows = claimOnly.all({ ...plain, only: JSON.stringify(filter.only), except: JSON.stringify(filter.except ?? []) });
     else if (filter?.except && filter.except.length > 0) rows = claimExcept.all({ ...plain, except: JSON.stringify(filter.except) });
     else rows = claimBatch.all(plain);
-    fairTags.claimed(rows);
+    claimed(rows);
     return rows;
   };
   /**
@@ -344,8 +355,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       const row = selectRequest.get(id);
       if (!row || row.state !== "RUNNING") return undefined;
       if (guard && (row.lease_owner !== guard.owner || row.attempt !== guard.attempt)) return undefined;
-      if (row.attempt >= row.max_attempts) return withUsage(finishUnguarded.get(terminalColumns(id, exhausted, Date.now())));
-      return putBackInQueue.get(id);
+      if (row.attempt >= row.max_attempts) return withUsage(finished(finishUnguarded.get(terminalColumns(id, exhausted, Date.now())), "RUNNING"));
+      return requeued(putBackInQueue.get(id));
     },
   );
 
@@ -353,7 +364,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     const row = selectRequest.get(id);
     if (!row) return { kind: "not_found" };
     if (row.state === "QUEUED") {
-      const cancelled = withUsage(finishUnguarded.get(terminalColumns(id, CANCELLED_BY_CLIENT, Date.now())));
+      const cancelled = withUsage(finished(finishUnguarded.get(terminalColumns(id, CANCELLED_BY_CLIENT, Date.now())), "QUEUED"));
       if (cancelled) return { kind: "removed", record: toRequestRecord(cancelled) };
     } else if (row.state === "RUNNING") {
       const signalled = requestCancel.get(id);
@@ -425,9 +436,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     async claim(appId, owner, leaseMs, now = Date.now()) {
       const row = await writes.run(() => {
-        const claimed = cappedClaims.active() ? cappedClaims.claim({ appId, owner, now, leaseExpiresAt: now + leaseMs, limit: 1 })[0] : claimNext.get({ appId, owner, now, leaseExpiresAt: now + leaseMs });
-        if (claimed) fairTags.claimed([claimed]);
-        return claimed;
+        const row = cappedClaims.active() ? cappedClaims.claim({ appId, owner, now, leaseExpiresAt: now + leaseMs, limit: 1 })[0] : claimNext.get({ appId, owner, now, leaseExpiresAt: now + leaseMs });
+        if (row) claimed([row]);
+        return row;
       });
       return row ? toRequestRecord(row) : null;
     },
@@ -444,9 +455,11 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     async finish(id, write, guard) {
       const params = terminalColumns(id, write, Date.now());
-      const row = await writes.run(() =>
-        withUsage(guard ? finishGuarded.get({ ...params, owner: guard.owner, attempt: guard.attempt }) : finishUnguarded.get(params)),
-      );
+      const row = await writes.run(() => {
+        if (guard) return withUsage(finished(finishGuarded.get({ ...params, owner: guard.owner, attempt: guard.attempt }), "RUNNING"));
+        const from = selectState.get(id)?.state; // read before the write changes it
+        return withUsage(finished(finishUnguarded.get(params), from));
+      });
       return row ? toRequestRecord(row) : null;
     },
 
@@ -456,7 +469,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async release(id, guard) {
-      const row = await writes.run(() => releaseClaim.get(id, guard.owner, guard.attempt));
+      const row = await writes.run(() => requeued(releaseClaim.get(id, guard.owner, guard.attempt)));
       return row ? toRequestRecord(row) : null;
     },
 
@@ -473,9 +486,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async countLive(owner, state, atMost) {
-      const limit = Math.max(0, Math.trunc(atMost));
-      const row = "tenant" in owner ? countTenantLive.get(owner.tenant, state, limit) : countKeyLive.get(owner.keyId, state, limit);
-      return row?.n ?? 0;
+      return Math.min(live.count(owner, state), Math.max(0, Math.trunc(atMost)));
     },
 
     async expiredLeases(now) {
