@@ -9,8 +9,10 @@
  * - platform: a fresh `darkroom serve --only <app>` of each variant, left idle for `--settle-ms` (as
  *   a server is between bursts), then one sync `POST /run`: the cold first request; then a few warm
  *   ones. Overhead = cold first request − (direct import + setup + first call).
- * The variants: the baseline ref (a temporary worktree), this checkout with `--spare-runners 0`, and
- * this checkout as it starts by default (one spare runner).
+ * The variants: the baseline ref (a temporary worktree), this checkout with `--spare-runners 0`
+ * (`--skip-no-spare` leaves it out), with one spare and runner starts not bounded
+ * (`--unbounded-starts`: `--parallel-starts 64`, as before that setting), and this checkout as it
+ * starts by default (one spare runner, starts bounded by the cores).
  *
  * Burst (goal 2): a fresh idle server per variant and round, then 20 sync requests at once to
  * `--burst-app`: when the first result arrives against the direct setup + first call, and when the
@@ -121,6 +123,10 @@ const { values } = parseArgs({
     "settle-ms": { type: "string", default: "3000" },
     "burst-app": { type: "string", default: "text-to-speech" },
     "burst-n": { type: "string", default: "20" },
+    // Leave out the variant without a spare (to spend the rounds on the others).
+    "skip-no-spare": { type: "boolean", default: false },
+    // Add a variant with one spare and runner starts not bounded (--parallel-starts 64), as before it existed.
+    "unbounded-starts": { type: "boolean", default: false },
   },
 });
 
@@ -143,7 +149,9 @@ if (values.child) {
     const head = gitOutput(ROOT, ["rev-parse", "--short", "HEAD"]);
     const dirty = gitOutput(ROOT, ["status", "--porcelain", "--", "src"]) !== "";
     const here = `${head}${dirty ? "+" : ""}`;
-    variants.push({ label: `${here}, no spare`, env: { DARKROOM_SPARE_RUNNERS: "0" } }, { label: `${here}, 1 spare (default)` });
+    if (!values["skip-no-spare"]) variants.push({ label: `${here}, no spare`, env: { DARKROOM_SPARE_RUNNERS: "0" } });
+    if (values["unbounded-starts"]) variants.push({ label: `${here}, 1 spare, starts not bounded`, env: { DARKROOM_PARALLEL_STARTS: "64" } });
+    variants.push({ label: `${here}, 1 spare (default)` });
 
     type Row = { round: number; variant: string; app: string; direct: Direct; coldMs: number; warmMs: number; overheadMs: number; coldStart: unknown };
     const rows: Row[] = [];
@@ -183,7 +191,7 @@ if (values.child) {
     mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
     writeFileSync(
       path.join(ROOT, "bench/results/cold-start.json"),
-      `${JSON.stringify({ command: `node --import tsx bench/cold-start.bench.ts --rounds ${ROUNDS} --warm ${WARM} --apps ${values.apps}${values["baseline-ref"] ? ` --baseline-ref ${values["baseline-ref"]}` : ""} --settle-ms ${SETTLE_MS} --burst-app ${values["burst-app"]} --burst-n ${BURST_N}`, date: new Date().toISOString(), machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version }, summary, rows, bursts }, null, 2)}\n`,
+      `${JSON.stringify({ command: `node --import tsx bench/cold-start.bench.ts --rounds ${ROUNDS} --warm ${WARM} --apps ${values.apps}${values["baseline-ref"] ? ` --baseline-ref ${values["baseline-ref"]}` : ""} --settle-ms ${SETTLE_MS} --burst-app ${values["burst-app"]} --burst-n ${BURST_N}${values["skip-no-spare"] ? " --skip-no-spare" : ""}${values["unbounded-starts"] ? " --unbounded-starts" : ""}`, date: new Date().toISOString(), machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version }, summary, rows, bursts }, null, 2)}\n`,
     );
   } finally {
     await cleanups.run();

@@ -123,6 +123,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     leaseMs: config.leaseMs,
     localRunners: config.localRunners,
     spareRunners: config.spareRunners,
+    parallelStarts: config.parallelStarts,
     storage,
     inputSpillBytes: config.limits.inputSpillBytes,
     metrics,

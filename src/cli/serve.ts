@@ -26,6 +26,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       "storage-url": { type: "string" },
       "local-runners": { type: "string" },
       "spare-runners": { type: "string" },
+      "parallel-starts": { type: "string" },
       "builtin-apps": { type: "string" },
       "app-knobs": { type: "string" },
       pricing: { type: "string" },

@@ -3,6 +3,7 @@
  * defaults.
  * @module
  */
+import os from "node:os";
 import path from "node:path";
 import { parseKnobOverrides, type KnobOverrides } from "./knob-overrides.js";
 
@@ -85,6 +86,11 @@ export interface Config {
    * turns them off. Each holds about 60 MB.
    */
   spareRunners: number;
+  /**
+   * `--parallel-starts` / `DARKROOM_PARALLEL_STARTS`: runners of one app that may be starting at
+   * once (src/scheduler/local-runners.ts); by default the cores less one for the gateway, at least 1.
+   */
+  parallelStarts: number;
   /** `--app-knobs` / `DARKROOM_APP_KNOBS`: the operator's overrides of apps' scaling knobs (knob-overrides.ts). */
   appKnobs: KnobOverrides;
   /** Prices (docs/pricing-and-usage.md). */
@@ -242,6 +248,18 @@ function spareRunnerCount(raw: string | undefined): number {
   return count;
 }
 
+/** Most runners of one app starting at once that an operator may ask for. */
+export const MAX_PARALLEL_STARTS = 64;
+
+function parallelStartCount(raw: string | undefined): number {
+  if (raw === undefined || raw.trim() === "") return Math.max(1, os.availableParallelism() - 1);
+  const count = Number(raw);
+  if (!Number.isInteger(count) || count < 1 || count > MAX_PARALLEL_STARTS) {
+    throw new Error(`Invalid --parallel-starts / DARKROOM_PARALLEL_STARTS: ${raw} (expected a whole number from 1 to ${MAX_PARALLEL_STARTS})`);
+  }
+  return count;
+}
+
 export function loadConfig(flags: Partial<Record<string, string>> = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const port = Number(flags["port"] ?? env["PORT"] ?? 8787);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`Invalid port: ${flags["port"] ?? env["PORT"]}`);
@@ -279,6 +297,7 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
     builtinApps: !["false", "0", "no", "off"].includes((flags["builtin-apps"] ?? env["DARKROOM_BUILTIN_APPS"] ?? "true").toLowerCase()),
     localRunners: !["false", "0", "no", "off"].includes((flags["local-runners"] ?? env["DARKROOM_LOCAL_RUNNERS"] ?? "true").toLowerCase()),
     spareRunners: spareRunnerCount(flags["spare-runners"] ?? env["DARKROOM_SPARE_RUNNERS"]),
+    parallelStarts: parallelStartCount(flags["parallel-starts"] ?? env["DARKROOM_PARALLEL_STARTS"]),
     appKnobs: parseKnobOverrides(flags["app-knobs"] ?? env["DARKROOM_APP_KNOBS"] ?? ""),
     pricing: {
       file: pricingFile(flags["pricing"], env["DARKROOM_PRICING"]),

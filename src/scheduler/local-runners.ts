@@ -25,6 +25,11 @@ import type { SpareRunners } from "./spare-runners.js";
 export interface LocalRunnersDeps extends Pick<SchedulerOptions, "store" | "metrics" | "logger" | "runnerEnv"> {
   /** Whether this scheduler starts runner processes at all (see SchedulerOptions.localRunners). */
   localRunners: boolean;
+  /**
+   * Runners of one pool that may be starting at once. Starts on a machine with few cores slow each
+   * other and the first runner's first request: more start as earlier ones become ready.
+   */
+  parallelStarts: number;
   /** Consecutive setup failures after which the app's queued requests are failed. */
   maxSetupFailures: number;
   /** Processes started ahead of need, taken before a new one is spawned; null: none are kept. */
@@ -73,7 +78,10 @@ export class LocalRunners {
     const desired = desiredRunners({ knobs, inFlight, waitingCalls, queueDepth, plan });
     // stop() may have begun while the store answered: a runner spawned now would outlive the server.
     if (this.#deps.stopping()) return;
-    for (let i = alive.length; i < desired; i++) this.spawn(pool);
+    // Runners still starting hold back the rest: each that becomes ready pumps the pool, which scales again.
+    const starting = alive.filter((r) => r.state === "starting").length;
+    const startsNow = Math.min(desired - alive.length, this.#deps.parallelStarts - starting);
+    for (let i = 0; i < startsNow; i++) this.spawn(pool);
   }
 
   /** Starts a runner for the pool: a spare when one is ready (spare-runners.ts), else a new process. */

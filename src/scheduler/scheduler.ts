@@ -61,6 +61,11 @@ export interface SchedulerOptions {
    * runner next (spare-runners.ts). Default 0 here; `darkroom serve` keeps 1.
    */
   spareRunners?: number;
+  /**
+   * Runners of one app that may be starting at once (local-runners.ts). Default: no bound here;
+   * `darkroom serve` bounds it by the cores.
+   */
+  parallelStarts?: number;
 }
 
 export type SchedulerLogger = NonNullable<SchedulerOptions["logger"]>;
@@ -138,6 +143,7 @@ export class Scheduler {
       spares: this.#spares,
       runnerEnv: options.runnerEnv,
       localRunners: this.#options.localRunners,
+      parallelStarts: Math.max(1, Math.trunc(options.parallelStarts ?? Number.POSITIVE_INFINITY)),
       maxSetupFailures: this.#options.maxSetupFailures,
       outcomeWrites: this.#outcomeWrites,
       cancellations: this.#cancellations,
