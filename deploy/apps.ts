@@ -24,6 +24,8 @@ export interface RunnerApp {
   terminationGraceSeconds: number;
   requests: { cpu: string; memory: string };
   limits: { memory: string; cpu?: string };
+  /** More environment for the runner container (settings of the app's own). */
+  env?: Readonly<Record<string, string>>;
   /** GPUs per runner; such runners land on GPU nodes only. */
   gpus?: number;
   /** Image other than the stock runner image (a custom app baked on top of it). */
@@ -55,9 +57,11 @@ export const RUNNER_APPS: readonly RunnerApp[] = [
     maxReplicas: 4,
     cooldownSeconds: 300,
     terminationGraceSeconds: 600 + GRACE_MARGIN_SECONDS,
-    // tfjs-wasm runs one tile at a time on a few threads; tiling bounds memory.
+    // One request's tiles go to a worker thread per core (each with its own tfjs-wasm, 70-175 MB).
+    // Node sees the node's cores, not the pod's share: the threads follow the CPU requested instead.
     requests: { cpu: "2", memory: "2Gi" },
     limits: { memory: "4Gi" },
+    env: { DARKROOM_MODEL_THREADS: "2" },
   }),
   builtinApp("text-to-speech", {
     concurrency: 1,

@@ -81,6 +81,7 @@ export function runnerDeployment(app: RunnerApp, options: GenerateOptions): Mani
           { name: "DARKROOM_RUNNER_TOKEN", valueFrom: { secretKeyRef: { name: "darkroom-runner-token", key: "token" } } },
           // Writable (the root file system is not): pulled model weights land under it, per pod.
           { name: "DARKROOM_DATA_DIR", value: "/var/lib/darkroom" },
+          ...Object.entries(app.env ?? {}).map(([name, value]) => ({ name, value })),
         ],
         resources: { requests: { ...app.requests }, limits },
         securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },

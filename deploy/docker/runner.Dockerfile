@@ -11,10 +11,14 @@ WORKDIR /app
 # No CUDA download for onnxruntime-node, the built-in apps run on the CPU: this image's npm (10) does
 # not read package.json's allowScripts, so the package's own switch says it.
 ENV ONNXRUNTIME_NODE_INSTALL=skip
-COPY package.json package-lock.json ./
-# `npm ci` runs `prepare`, which builds the Playground from web/ (vite is a runtime dependency).
+COPY package.json package-lock.json tsconfig.json ./
+# `npm ci` runs `prepare`, which builds the Playground from web/ (vite is a runtime dependency) and
+# compiles src/ once to dist/ (scripts/build-runtime.mjs): runners then start from JavaScript rather
+# than through tsx (about 0.5 s less per runner start; dist/ is used only while its stamp matches src/).
 COPY web ./web
-RUN npm ci --omit=dev && npm cache clean --force
+COPY scripts/build-runtime.mjs ./scripts/
+COPY src ./src
+RUN npm ci --omit=dev && npm cache clean --force && test -f dist/build-stamp.json
 
 # --- runtime
 FROM node:20.20.2-bookworm-slim
@@ -28,6 +32,7 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=deps /app/web/dist ./web/dist
+COPY --from=deps /app/dist ./dist
 COPY package.json tsconfig.json ./
 COPY bin ./bin
 COPY src ./src

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { GRACE_MARGIN_SECONDS, RUNNER_APPS } from "../../deploy/apps.js";
-import { DEFAULT_OPTIONS, RUNNERS_DIR, renderRunnerFiles, runnerScaledObject, staleRunnerFiles } from "../../deploy/generate.js";
+import { DEFAULT_OPTIONS, RUNNERS_DIR, renderRunnerFiles, runnerDeployment, runnerScaledObject, staleRunnerFiles } from "../../deploy/generate.js";
 import { DEFAULT_KNOBS } from "../../src/core/types.js";
 import { Metrics } from "../../src/observability/metrics.js";
 
@@ -182,6 +182,19 @@ describe("runner scaling from the gateway's queue metrics", () => {
       assert.equal(app.concurrency, knobs.max_multiplexing, `${app.id} concurrency = max_multiplexing`);
       assert.equal(app.cooldownSeconds, knobs.keep_alive, `${app.id} cooldown = keep_alive`);
       assert.equal(app.terminationGraceSeconds, knobs.request_timeout + GRACE_MARGIN_SECONDS, `${app.id} grace covers request_timeout`);
+    }
+  });
+
+  it("gives an app that splits a request over worker threads as many threads as the CPUs its pod requests", () => {
+    // Node counts the node's cores, not the pod's share: without this, a 64-core node would give
+    // the upscale runner 8 threads, each with its own model, on 2 requested CPUs and 4 GiB.
+    const threaded = new Set(["upscale", "video-upscale"]);
+    const deployed = RUNNER_APPS.filter((app) => app.builtin !== undefined && threaded.has(app.builtin));
+    assert.ok(deployed.length > 0, "an app with model threads is deployed");
+    for (const app of deployed) {
+      const container = (runnerDeployment(app, DEFAULT_OPTIONS) as any).spec.template.spec.containers[0];
+      const env = new Map((container.env as { name: string; value?: string }[]).map((e) => [e.name, e.value]));
+      assert.equal(env.get("DARKROOM_MODEL_THREADS"), String(Math.max(1, Math.floor(Number(app.requests.cpu)))), app.id);
     }
   });
 });
