@@ -23,10 +23,11 @@ USAGE = """Serve one app on Darkroom gateways (the runner protocol over HTTP).
   python -m darkroom_runner --gateway http://10.0.0.5:8787,http://10.0.0.6:8787 \\
       --token "$(darkroom runner token --app demo/echo)" --app examples/echo_app.py
 
---app names a module (`package.module`) or a file (`path/app.py`), optionally with `:attribute`.
-Without the attribute, the module's `app` is used, else its only App instance, else its only App
-subclass (instantiated). SIGINT/SIGTERM drain: held requests finish (up to --grace seconds) or go
-back to the queue.
+--app names a module (`package.module`) or a file (`path/app.py`), optionally with `:attribute`
+(or fal's `::Class`). Without the attribute, the module's `app` is used, else its only App instance,
+else its only App subclass (instantiated), else its only fal.App subclass. A fal app (`fal.App`) is
+served as it is; its id is --app-id, else its `app_name`, else its class name. SIGINT/SIGTERM drain:
+held requests finish (up to --grace seconds) or go back to the queue.
 """
 
 
@@ -48,10 +49,22 @@ def _load_module(target: str) -> ModuleType:
     return importlib.import_module(target)
 
 
-def load_app(spec: str) -> App:
-    """`module:attr`, `path/file.py:attr`, or either without `:attr`."""
-    target, _, attr = spec.partition(":") if ":" in spec else (spec, "", "")
+def _fal_classes(module: ModuleType) -> list:
+    """The fal.App subclasses a module defines (none when the fal package is not importable)."""
+    fal_app = sys.modules.get("fal.app")
+    if fal_app is None:
+        return []
+    return [v for v in vars(module).values() if fal_app.is_fal_app(v) and v.__module__ == module.__name__]
+
+
+def load_app(spec: str, app_id: Optional[str] = None) -> App:
+    """`module:attr`, `path/file.py:attr` (or fal's `path/file.py::Class`), or either without the attribute."""
+    target, _, attr = spec.partition("::") if "::" in spec else spec.partition(":") if ":" in spec else (spec, "", "")
     module = _load_module(target)
+    found_fal = getattr(module, attr, None) if attr else None
+    fal_app = sys.modules.get("fal.app")
+    if fal_app is not None and (fal_app.is_fal_app(found_fal) or (not attr and not _darkroom_apps(module) and len(_fal_classes(module)) == 1)):
+        return fal_app.to_darkroom_app(found_fal or _fal_classes(module)[0], app_id)
     if attr:
         found = getattr(module, attr, None)
         if found is None:
@@ -71,14 +84,21 @@ def load_app(spec: str) -> App:
         found = found()
     if not isinstance(found, App):
         raise SystemExit(f"{spec} is not a darkroom_runner.App")
+    if app_id:
+        found.id = app_id
     return found
+
+
+def _darkroom_apps(module: ModuleType) -> list:
+    return [v for v in vars(module).values() if isinstance(v, App) or (inspect.isclass(v) and issubclass(v, App) and v is not App and v.__module__ == module.__name__)]
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m darkroom_runner", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gateway", default=os.environ.get("DARKROOM_GATEWAY", ""), help="gateway base URLs, comma-separated ($DARKROOM_GATEWAY)")
     parser.add_argument("--token", default=os.environ.get("DARKROOM_RUNNER_TOKEN", ""), help="runner token from 'darkroom runner token' ($DARKROOM_RUNNER_TOKEN), or an admin key")
-    parser.add_argument("--app", required=True, help="module[:attr] or path/file.py[:attr]")
+    parser.add_argument("--app", required=True, help="module[:attr] or path/file.py[:attr], or fal's path/file.py::Class")
+    parser.add_argument("--app-id", default=None, help="the app's id (owner/name), in place of the one it declares")
     parser.add_argument("--slots", type=int, default=None, help="requests held at once (default: the app's max_multiplexing)")
     parser.add_argument("--id", default=None, help="a stable runner id (rr-...; default: one from the gateway)")
     parser.add_argument("--grace", type=float, default=30.0, help="seconds held requests may finish in on SIGINT/SIGTERM (default 30)")
@@ -87,7 +107,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
-    app = load_app(args.app)
+    app = load_app(args.app, args.app_id)
     if args.manifest:
         print(json.dumps(app.manifest(), indent=2))
         return 0
