@@ -38,7 +38,7 @@ from typing import Any, Callable, Optional
 
 KNOB_NAMES = ("min_runners", "max_runners", "keep_alive", "max_multiplexing", "concurrency_buffer", "request_timeout", "startup_timeout")
 DEFAULT_KNOBS = {"min_runners": 0, "max_runners": 2, "keep_alive": 60, "max_multiplexing": 1, "concurrency_buffer": 0, "request_timeout": 300, "startup_timeout": 600}
-METADATA_FIELDS = ("display_name", "category", "description", "tags", "license")
+METADATA_FIELDS = ("display_name", "category", "description", "tags", "license", "machine_type", "num_gpus", "requirements")
 
 _APP_ID = re.compile(r"^[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9._-]*$")
 _PATH = re.compile(r"^[A-Za-z0-9_\-/]*$")
@@ -139,6 +139,10 @@ class App:
         self._setup_hook: Optional[Callable[[], Any]] = None
         self._teardown_hook: Optional[Callable[[Any], Any]] = None
         self.state: Any = None
+        # Why the app cannot run on this machine, ``{"reason", "remedy"}``, or None. A runner of an
+        # unavailable app registers it (so it is listed, and refused with the remedy) but runs no
+        # setup() and takes no requests.
+        self.unavailable: Optional[dict] = None
         self.endpoints: dict[str, Endpoint] = {}
         # Methods marked with @endpoint, in the order the class (and its bases) declared them.
         for klass in reversed(type(self).__mro__):
@@ -194,10 +198,13 @@ class App:
         metadata.setdefault("display_name", self.id)
         for wire in ("category", "description"):
             metadata.setdefault(wire, "other" if wire == "category" else (inspect.getdoc(type(self)) if type(self) is not App else "") or "")
-        return {
+        manifest = {
             "id": self.id,
             "version": self.version,
             "endpoints": [e.to_wire() for e in sorted(self.endpoints.values(), key=lambda e: e.path)],
             "knobs": self.resolved_knobs(),
             "metadata": metadata,
         }
+        if self.unavailable:
+            manifest["unavailable"] = {"reason": str(self.unavailable["reason"])[:2000], "remedy": str(self.unavailable["remedy"])[:2000]}
+        return manifest

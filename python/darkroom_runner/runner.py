@@ -149,7 +149,12 @@ class Runner:
             return list(self._held)
 
     def start(self) -> None:
-        """Runs the app's setup(), registers, and starts taking work (in background threads)."""
+        """Runs the app's setup(), registers, and starts taking work (in background threads). An
+        app that cannot run here (``app.unavailable``) is registered as such and takes no work."""
+        if self.app.unavailable:
+            self._register()
+            log.warning("%s is unavailable here: %s. Remedy: %s", self.app.id, self.app.unavailable["reason"], self.app.unavailable["remedy"])
+            return
         started = time.monotonic()
         self.app.run_setup()
         log.info("setup of %s finished in %.1f s", self.app.id, time.monotonic() - started)

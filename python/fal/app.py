@@ -10,9 +10,11 @@ runs the method with the request's logs and files wired to fal's helpers, and du
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import logging
 import re
+import shlex
 import sys
 import typing
 from typing import Any, Callable, Optional
@@ -109,13 +111,22 @@ def to_darkroom_app(cls: type, app_id: Optional[str] = None) -> DarkroomApp:
     description = inspect.getdoc(cls) or ""
     if description == inspect.getdoc(App):
         description = ""
-    tags = ["fal"] + ([str(options["machine_type"])] if options.get("machine_type") else [])
     app = DarkroomApp(
         app_id or default_app_id(cls),
         knobs=knobs,
-        metadata={"display_name": options.get("app_name") or cls.__name__, "category": "other", "description": description, "tags": tags},
+        metadata={"display_name": options.get("app_name") or cls.__name__, "category": "other", "description": description, "tags": ["fal"]},
     )
     app.fal_options = dict(options)  # type: ignore[attr-defined]
+    for name in ("machine_type", "num_gpus"):
+        if options.get(name) is not None:
+            app.metadata[name] = options[name]
+    requirements = [str(r) for r in options.get("requirements") or []]
+    if requirements:
+        app.metadata["requirements"] = requirements
+    missing = missing_requirements(requirements)
+    if missing:
+        # fal installs them into the app's environment; here they are the machine's to install.
+        app.unavailable = {"reason": f"Python packages missing on the runner's machine: {', '.join(missing)}", "remedy": f"pip install {' '.join(shlex.quote(r) for r in missing)}"}  # type: ignore[attr-defined]
     instance = cls()
     app.setup(lambda: instance.setup())
     app.teardown(lambda _state: instance.teardown())
@@ -127,6 +138,21 @@ def to_darkroom_app(cls: type, app_id: Optional[str] = None) -> DarkroomApp:
     if not app.endpoints:
         raise ValueError(f"{cls.__name__} has no @fal.endpoint method")
     return app
+
+
+def missing_requirements(requirements: list) -> list:
+    """The pip requirements (``torch==2.3``, ``diffusers[torch]>=0.30``) whose distribution is not
+    installed for this Python. Versions are not compared: a package that is there is taken as it is."""
+    missing = []
+    for requirement in requirements:
+        name = re.split(r"[\s<>=!~;\[@(]", requirement.strip(), maxsplit=1)[0]
+        if not name:
+            continue
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(requirement)
+    return missing
 
 
 def _add_endpoint(app: DarkroomApp, method: Callable, spec: dict) -> None:

@@ -70,7 +70,23 @@ class FalAppTest(unittest.TestCase):
         self.assertEqual(app.knobs, {"keep_alive": 30, "request_timeout": 50, "max_runners": 3, "min_runners": 1, "max_multiplexing": 4})
         self.assertEqual(app.fal_options["machine_type"], "GPU-A100")
         self.assertNotIn("kind", app.fal_options, "options without a meaning here are left out")
-        self.assertIn("GPU-A100", app.manifest()["metadata"]["tags"])
+        self.assertEqual(app.manifest()["metadata"]["machine_type"], "GPU-A100")
+        self.assertIsNone(app.unavailable)
+
+    def test_missing_requirements_make_the_app_unavailable_with_a_remedy(self) -> None:
+        class Heavy(fal.App):
+            requirements = ["pydantic", "darkroom-surely-missing-package>=2.0", "another_missing[extra]==1"]
+
+            @fal.endpoint("/")
+            def run(self) -> None:
+                return None
+
+        app = to_darkroom_app(Heavy)
+        manifest = app.manifest()
+        self.assertEqual(manifest["metadata"]["requirements"], Heavy.requirements)
+        self.assertIn("darkroom-surely-missing-package>=2.0", manifest["unavailable"]["reason"])
+        self.assertNotIn("pydantic,", manifest["unavailable"]["reason"], "an installed one is not listed")
+        self.assertEqual(manifest["unavailable"]["remedy"], "pip install 'darkroom-surely-missing-package>=2.0' 'another_missing[extra]==1'")
 
     def test_app_ids(self) -> None:
         class MyImageApp(fal.App):

@@ -128,6 +128,10 @@ export interface AppMetadata {
   license?: string;
   weights_origin?: string;
   thumbnail_url?: string;
+  /** A remote app's machine, as its runner declares it (a fal app's `machine_type`, `num_gpus`, `requirements`). */
+  machine_type?: string;
+  num_gpus?: number;
+  requirements?: string[];
 }
 
 /** An app as the gateway and scheduler see it: serialisable, loaded from the app module by a runner-side probe. */

@@ -15,6 +15,7 @@ import { createFalClient, ValidationError, type FalClient } from "@fal-ai/client
 import { ADMIN_KEY, eventually, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 
 const APP = "local/text-card";
+const NEEDS_PACKAGES = "tests/needs-packages";
 
 /** The machine's Pythons that have pydantic, one per pydantic version, with that version. */
 function pythonsWithPydantic(): { python: string; pydantic: string }[] {
@@ -44,27 +45,39 @@ describe("fal apps on Darkroom's Python runner", { skip: interpreters.length ===
       let fal: FalClient;
       let runner: ChildProcess | undefined;
       let runnerLog = "";
+      let token = "";
 
-      before(async () => {
-        p = await startTestPlatform({ env: { DARKROOM_LOCAL_RUNNERS: "false" } });
-        fal = createFalClient({ credentials: ADMIN_KEY, proxyUrl: { url: `${p.url}/api/fal/proxy`, when: "always" } });
-        const minted = await http(p, "POST", "/v1/runner-tokens", { apps: [APP] });
-        assert.equal(minted.status, 201, JSON.stringify(minted.body));
-        runner = spawn(python, ["-m", "darkroom_runner", "--gateway", p.url, "--token", minted.body.token as string, "--app", "python/examples/fal_text_card.py::TextCard"], {
+      function startRunner(app: string): { child: ChildProcess; log: () => string } {
+        let log = "";
+        const child = spawn(python, ["-m", "darkroom_runner", "--gateway", p.url, "--token", token, "--app", app], {
           cwd: REPO_ROOT,
           env: { ...process.env, PYTHONPATH: path.join(REPO_ROOT, "python"), PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
           stdio: ["ignore", "ignore", "pipe"],
         });
-        runner.stderr?.setEncoding("utf8").on("data", (chunk: string) => (runnerLog += chunk));
-        await eventually(() => (/runner ready:/.test(runnerLog) ? true : runner?.exitCode !== null ? Promise.reject(new Error(`runner exited: ${runnerLog}`)) : null), 20_000);
+        child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (log += chunk));
+        return { child, log: () => log };
+      }
+
+      async function stop(child: ChildProcess | undefined): Promise<void> {
+        if (!child || child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGKILL");
+        await exited;
+      }
+
+      before(async () => {
+        p = await startTestPlatform({ env: { DARKROOM_LOCAL_RUNNERS: "false" } });
+        fal = createFalClient({ credentials: ADMIN_KEY, proxyUrl: { url: `${p.url}/api/fal/proxy`, when: "always" } });
+        const minted = await http(p, "POST", "/v1/runner-tokens", { apps: [APP, NEEDS_PACKAGES] });
+        assert.equal(minted.status, 201, JSON.stringify(minted.body));
+        token = minted.body.token as string;
+        const started = startRunner("python/examples/fal_text_card.py::TextCard");
+        runner = started.child;
+        await eventually(() => ((runnerLog = started.log()) && /runner ready:/.test(runnerLog) ? true : runner?.exitCode !== null ? Promise.reject(new Error(`runner exited: ${runnerLog}`)) : null), 20_000);
       });
 
       after(async () => {
-        if (runner && runner.exitCode === null) {
-          const exited = new Promise((resolve) => runner?.once("exit", resolve));
-          runner.kill("SIGKILL");
-          await exited;
-        }
+        await stop(runner);
         await p?.close();
       });
 
@@ -139,6 +152,29 @@ describe("fal apps on Darkroom's Python runner", { skip: interpreters.length ===
         assert.deepEqual(byPydantic.fieldErrors[0]?.loc, ["body", "text"]);
         assert.match(byPydantic.fieldErrors[0]?.msg ?? "", /text must have a word in it/);
         assert.equal(byPydantic.fieldErrors[0]?.type, "value_error");
+      });
+
+      it("lists an app whose requirements are missing as unavailable, with pip's command as the remedy, and refuses calls", async () => {
+        const needy = startRunner("test/fixtures/python/fal_missing_requirements.py::NeedsPackages");
+        try {
+          await eventually(() => (/runner ready:/.test(needy.log()) ? true : needy.child.exitCode !== null ? Promise.reject(new Error(`runner exited: ${needy.log()}`)) : null), 20_000);
+          const models = await http(p, "GET", "/v1/models");
+          const model = (models.body.models as any[]).find((m) => m.endpoint_id === NEEDS_PACKAGES);
+          assert.ok(model, "listed");
+          assert.equal(model.availability.available, false);
+          assert.match(model.availability.reason, /darkroom-test-missing-package>=1\.0/);
+          assert.equal(model.availability.remedy, "pip install 'darkroom-test-missing-package>=1.0'");
+          assert.equal(model.metadata.machine_type, "GPU-H100");
+          assert.equal(model.metadata.num_gpus, 1);
+          assert.deepEqual(model.metadata.requirements, ["pydantic", "darkroom-test-missing-package>=1.0"]);
+          const refused = await http(p, "POST", `/queue/${NEEDS_PACKAGES}`, { prompt: "a cat" });
+          assert.equal(refused.status, 503, JSON.stringify(refused.body));
+          assert.match(JSON.stringify(refused.body), /pip install/);
+          assert.equal(needy.child.exitCode, null, "the runner stays up, it does not crash");
+          assert.doesNotMatch(needy.log(), /setup must not run/);
+        } finally {
+          await stop(needy.child);
+        }
       });
     });
   }

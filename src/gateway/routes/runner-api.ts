@@ -63,8 +63,15 @@ const RegisterBody = z.object({
         description: z.string().max(5000).optional(),
         tags: z.array(z.string().max(50)).max(20).optional(),
         license: z.string().max(200).optional(),
+        // What the app asks of its machine (a fal app's class options), shown in /v1/models.
+        machine_type: z.string().max(100).optional(),
+        num_gpus: z.number().int().min(0).max(64).optional(),
+        requirements: z.array(z.string().max(300)).max(200).optional(),
       })
       .default({}),
+    // The runner found that the app cannot run where it is (a fal app's requirements missing):
+    // listed, refused with the remedy, and leased nothing until a runner registers it without this.
+    unavailable: z.object({ reason: z.string().min(1).max(2000), remedy: z.string().min(1).max(2000) }).optional(),
   }),
   runner: z.object({ hostname: z.string().max(255).optional(), pid: z.number().int().optional(), slots: z.number().int().min(1).max(MAX_SLOTS).default(1) }).default({ slots: 1 }),
 });
@@ -254,11 +261,14 @@ function registerRunnerApi(app: FastifyInstance, ctx: GatewayContext): void {
           description: body.app.metadata.description ?? "",
           tags: body.app.metadata.tags ?? [],
           ...(body.app.metadata.license ? { license: body.app.metadata.license } : {}),
+          ...(body.app.metadata.machine_type ? { machine_type: body.app.metadata.machine_type } : {}),
+          ...(body.app.metadata.num_gpus !== undefined ? { num_gpus: body.app.metadata.num_gpus } : {}),
+          ...(body.app.metadata.requirements ? { requirements: body.app.metadata.requirements } : {}),
         },
         knobs,
         endpoints: body.app.endpoints.map((e) => ({ path: e.path.replace(/^\/+/, ""), kind: e.kind, input: e.input, output: e.output, ...(e.description ? { description: e.description } : {}) })),
         modulePath: "",
-        unavailable: null,
+        unavailable: body.app.unavailable ?? null,
         remote: true,
       };
       await ctx.scheduler.registerRemoteApp(described);
