@@ -45,6 +45,8 @@ export interface Platform {
   /** `id:secret` of an admin key generated on this start (printed once), else null. */
   generatedAdminKey: string | null;
   adminKeyFile: string | null;
+  /** A runner token for `apps`, under the admin key (`darkroom run app.py` serving its own runner). */
+  issueRunnerToken(apps: readonly string[]): string;
   /** Drains runners (up to `graceMs`), stops webhooks, closes the server and the store. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -184,6 +186,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     url: `http://${host}:${port}`,
     generatedAdminKey: admin.credentials,
     adminKeyFile: admin.file,
+    issueRunnerToken: (apps) => tokens.issue({ keyId: admin.id, scope: "runner", allowedApps: apps }).token,
     async stop(graceMs = 10_000) {
       if (stopped) return;
       stopped = true;

@@ -11,6 +11,7 @@ const USAGE = `darkroom — self-hosted generative media platform (fal-compatibl
 Usage:
   darkroom serve [--port 8787] [--host 127.0.0.1] [--data-dir ./.darkroom] [--apps a.ts,b.ts] [--only id,id]
   darkroom run <owner/alias[/path]> [key=value ...] [--input JSON | --input-file F] [--out DIR] [--json]
+  darkroom run path/app.py[::Class] [--app-id ID] [--port N | --url URL]   serve a Python (fal) app file, restarted on change
   darkroom apps list | show <owner/alias>
   darkroom requests list [--app A] [--status S] [--limit N] | show <id> | cancel <id>
   darkroom keys create [--name NAME] [--scope api|admin] [--tenant NAME] [limits] | list | revoke <id>
@@ -65,8 +66,9 @@ const COMMANDS: Record<string, Command> = {
     run: async (argv) => (await import("./serve.js")).serveCommand(argv),
   },
   run: {
-    usage: async () => (await import("./run.js")).RUN_USAGE,
-    run: async (argv) => (await import("./run.js")).runCommand(argv),
+    usage: async () => `${(await import("./run.js")).RUN_USAGE}\n${(await import("./dev-run.js")).DEV_RUN_USAGE}`,
+    // `darkroom run app.py::Class` serves a Python app file (as `fal run`); an app id calls one.
+    run: async (argv) => ((await import("./dev-run.js")).isDevRunTarget(argv[0]) ? (await import("./dev-run.js")).devRunCommand(argv) : (await import("./run.js")).runCommand(argv)),
   },
   apps: {
     usage: async () => (await import("./apps.js")).APPS_USAGE,
