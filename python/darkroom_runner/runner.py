@@ -123,6 +123,10 @@ class Runner:
         self.cancel_grace = cancel_grace
         self.hostname = hostname or socket.gethostname()
         self._wanted_id = runner_id
+        # Set by the CLI: when the process began (unix seconds) and its runtime and import times (ms),
+        # reported with the first registration as the start's phases.
+        self.process_started: Optional[float] = None
+        self.start_phases: Optional[dict] = None
         self._poll_wait_ms = poll_wait_ms
         self._client = GatewayClient(gateways, token, on_switch=self._switched)
         # The long poll has a client of its own, so that stop() can break it without breaking the
@@ -152,12 +156,16 @@ class Runner:
         """Runs the app's setup(), registers, and starts taking work (in background threads). An
         app that cannot run here (``app.unavailable``) is registered as such and takes no work."""
         if self.app.unavailable:
+            self.start_phases = None  # no start to report: nothing will run
             self._register()
             log.warning("%s is unavailable here: %s. Remedy: %s", self.app.id, self.app.unavailable["reason"], self.app.unavailable["remedy"])
             return
         started = time.monotonic()
         self.app.run_setup()
-        log.info("setup of %s finished in %.1f s", self.app.id, time.monotonic() - started)
+        setup_s = time.monotonic() - started
+        log.info("setup of %s finished in %.1f s", self.app.id, setup_s)
+        if self.start_phases is not None:
+            self.start_phases = {**self.start_phases, "setup_ms": setup_s * 1000}
         self._register()
         log.info("serving %s as %s with %d slot(s) via %s", self.app.id, self.runner_id, self.slots, self._client.gateway)
         for target, name in ((self._lease_loop, "lease"), (self._heartbeat_loop, "heartbeat")):
@@ -209,7 +217,12 @@ class Runner:
         runner_id = self.runner_id or self._wanted_id
         if runner_id:
             body["runner_id"] = runner_id
+        # How the start went, on the first registration only (a re-registration is no start).
+        phases = self.start_phases
+        if phases is not None and self._registration is None and {"runtime_ms", "import_ms", "setup_ms"} <= phases.keys():
+            body["start"] = {**phases, "ready_ms": max(0.0, (time.time() - (self.process_started or time.time())) * 1000)}
         self._registration = self._client.json("POST", "/runner/v1/register", body, retry_for=60.0)
+        self.start_phases = None
 
     def _switched(self, gateway: str) -> None:
         log.warning("switched to gateway %s", gateway)

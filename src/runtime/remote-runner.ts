@@ -98,6 +98,9 @@ export class RemoteRunner {
   #stopping = false;
   #drained: Promise<void> | null = null;
   #setupFailure: SerializedError | null = null;
+  /** How this runner's start went, sent with its first registration only (a re-registration is no start). */
+  #startPhases: { runtime_ms: number; import_ms: number; setup_ms: number; ready_ms: number } | null = null;
+  #setupMs = 0;
 
   constructor(options: RemoteRunnerOptions) {
     this.#options = options;
@@ -127,7 +130,10 @@ export class RemoteRunner {
 
   /** Loads the app, runs its setup, registers with a gateway. Resolves when the runner takes work. */
   async start(): Promise<void> {
+    // Durations from this process's start (performance's time origin), by this machine's clock.
+    const runtimeMs = performance.now();
     const app = await importApp(this.#options.modulePath);
+    const importMs = performance.now() - runtimeMs;
     this.#manifest = await buildManifest(app, this.#options.modulePath);
     if (this.#manifest.unavailable) {
       throw new Error(`${app.id} cannot run on this machine: ${this.#manifest.unavailable.reason} (${this.#manifest.unavailable.remedy})`);
@@ -160,6 +166,7 @@ export class RemoteRunner {
     if (this.#setupFailure) throw new Error(`setup() failed: ${this.#setupFailure.message}`);
     await readyPromise;
     this.#slots = this.#options.slots ?? this.#manifest.knobs.max_multiplexing;
+    this.#startPhases = { runtime_ms: runtimeMs, import_ms: importMs, setup_ms: this.#setupMs, ready_ms: performance.now() };
     await this.#register();
     const registration = this.#registration;
     if (!registration) throw new Error("registration failed");
@@ -185,10 +192,12 @@ export class RemoteRunner {
           metadata: manifest.metadata,
         },
         runner: { hostname: hostname(), pid: process.pid, slots: this.#options.slots ?? manifest.knobs.max_multiplexing },
+        ...(this.#startPhases ? { start: this.#startPhases } : {}),
       },
       { retryForMs: 60_000 },
     );
     this.#registration = registration;
+    this.#startPhases = null;
   }
 
   /**
@@ -342,6 +351,7 @@ export class RemoteRunner {
       case "spare":
         return;
       case "ready":
+        this.#setupMs = message.setupMs;
         ready();
         return;
       case "setup_failed":

@@ -5,8 +5,9 @@
  * @module
  */
 import type { AppManifest, RequestRecord } from "../core/types.js";
+import { COLD_START_PHASES, phaseMs, type ColdStart } from "./cold-start.js";
 import type { ClaimPlan } from "./isolation.js";
-import { recordRecentError, type Pool } from "./pool.js";
+import { recordColdStart, recordRecentError, type Pool } from "./pool.js";
 import type { RequestEvent, RequestEvents } from "./request-events.js";
 import { applyOutcome, decideOutcome, type RunEnd } from "./run-outcome.js";
 import type { SchedulerOptions } from "./scheduler.js";
@@ -29,8 +30,23 @@ export interface RemoteRunnersDeps extends Pick<SchedulerOptions, "store" | "met
   finished: (record: RequestRecord) => void;
 }
 
+/** A remote runner's start as it measured it (its own clock, so only durations): the registration's `start`. */
+export interface RemoteStartPhases {
+  /** From the process's start to its runtime loaded (Python or Node, and the runner's modules). */
+  runtime_ms: number;
+  import_ms: number;
+  setup_ms: number;
+  /** From the process's start to sending the registration. */
+  ready_ms: number;
+}
+
+/** Remote runners whose first request is awaited, at most: the oldest are forgotten beyond it. */
+const FIRST_REQUESTS_TRACKED = 1000;
+
 export class RemoteRunners {
   readonly #deps: RemoteRunnersDeps;
+  /** Starts of remote runners whose first request has not ended yet, by runner id. */
+  readonly #awaitingFirst = new Map<string, { start: ColdStart; appId: string; leasedAt: number | null }>();
 
   constructor(deps: RemoteRunnersDeps) {
     this.#deps = deps;
@@ -60,6 +76,40 @@ export class RemoteRunners {
     this.#deps.announceQueued(manifest.id);
   }
 
+  /**
+   * A remote runner registered for the first time and said how its start went: a cold start of the
+   * app, shown in `/v1/ops` and `/metrics` like a local runner's (no spawn phase: the gateway did
+   * not start the process). Its first request's time is added when that request ends here.
+   */
+  remoteRunnerStarted(appId: string, runnerId: string, phases: RemoteStartPhases): void {
+    const pool = this.#deps.pool(appId);
+    if (!pool) return;
+    const round = (ms: number): number => Math.round(ms * 10) / 10;
+    const start: ColdStart = {
+      runner: runnerId,
+      spare: false,
+      began_at: Date.now() - Math.round(phases.ready_ms),
+      spawn_ms: null,
+      runtime_ms: round(phases.runtime_ms),
+      import_ms: round(phases.import_ms),
+      setup_ms: round(phases.setup_ms),
+      ready_ms: round(phases.ready_ms),
+      first_request_ms: null,
+    };
+    pool.coldStarts += 1;
+    recordColdStart(pool, start);
+    const metrics = this.#deps.metrics;
+    metrics?.coldStarts.inc({ app: appId });
+    metrics?.coldStartDuration.observe({ app: appId }, start.ready_ms / 1000);
+    for (const phase of COLD_START_PHASES) {
+      const ms = phaseMs(start, phase);
+      if (ms !== null) metrics?.coldStartPhase.observe({ app: appId, phase }, ms / 1000);
+    }
+    this.#awaitingFirst.delete(runnerId);
+    this.#awaitingFirst.set(runnerId, { start, appId, leasedAt: null });
+    if (this.#awaitingFirst.size > FIRST_REQUESTS_TRACKED) this.#awaitingFirst.delete(this.#awaitingFirst.keys().next().value as string);
+  }
+
   /** Adds the remote apps other gateways saved that this one does not serve yet. */
   async loadRemoteApps(): Promise<void> {
     for (const saved of await this.#deps.store.listRemoteApps()) {
@@ -83,7 +133,18 @@ export class RemoteRunners {
     const except = pool && pool.suspects.size > 0 ? this.#deps.plan(pool).except : [];
     const claimed = await this.#deps.store.claimMany(appId, runnerId, leaseMs, slots, undefined, except.length > 0 ? { except } : undefined);
     for (const record of claimed) this.#deps.events.emit(record.id, { type: "state", record });
+    const awaiting = claimed.length > 0 ? this.#awaitingFirst.get(runnerId) : undefined;
+    if (awaiting && awaiting.leasedAt === null) awaiting.leasedAt = Date.now();
     return claimed;
+  }
+
+  /** The first request of a runner whose start was reported ended (on this gateway): its time completes the start. */
+  #firstRequestEnded(runnerId: string): void {
+    const awaiting = this.#awaitingFirst.get(runnerId);
+    if (!awaiting || awaiting.leasedAt === null) return;
+    this.#awaitingFirst.delete(runnerId);
+    awaiting.start.first_request_ms = Math.round((Date.now() - awaiting.leasedAt) * 10) / 10;
+    this.#deps.metrics?.coldStartPhase.observe({ app: awaiting.appId, phase: "first_request" }, awaiting.start.first_request_ms / 1000);
   }
 
   /** Puts back claims a remote runner never received, at the same attempt, and wakes the runners. */
@@ -117,6 +178,7 @@ export class RemoteRunners {
   ): Promise<RequestRecord | null> {
     const decision = decideOutcome(outcome);
     const record = await applyOutcome(this.#deps.store, requestId, guard, decision);
+    this.#firstRequestEnded(guard.owner);
     if (!outcome.ok && decision.action === "finish" && outcome.error.status >= 500) {
       const pool = record ? this.#deps.pool(record.appId) : undefined;
       if (pool) recordRecentError(pool, requestId, outcome.error.message);

@@ -25,6 +25,7 @@ import { RemoteRunners } from "./remote-runners.js";
 import { applyOutcome, decideOutcome, type RunEnd } from "./run-outcome.js";
 import { RequestEvents, type RequestEvent } from "./request-events.js";
 import { SpareRunners, type SpareRunnersSnapshot } from "./spare-runners.js";
+import type { RemoteStartPhases } from "./remote-runners.js";
 import { waitForTerminal } from "./wait-for-terminal.js";
 
 export interface SchedulerOptions {
@@ -375,6 +376,11 @@ export class Scheduler {
   // --- remote runners (runner protocol over HTTP, remote-runners.ts) ---
 
   /** Claims up to `slots` requests of `appId` for a remote runner, leased under the runner's id in the store. */
+  /** A remote runner's start, as it reported it on registering (remote-runners.ts). */
+  remoteRunnerStarted(appId: string, runnerId: string, phases: RemoteStartPhases): void {
+    this.#remote.remoteRunnerStarted(appId, runnerId, phases);
+  }
+
   claimForRemote(appId: string, runnerId: string, slots: number, leaseMs?: number): Promise<RequestRecord[]> {
     return this.#remote.claimForRemote(appId, runnerId, slots, leaseMs);
   }

@@ -127,6 +127,19 @@ describe("fal apps on Darkroom's Python runner", { skip: interpreters.length ===
         assert.ok([...logs, ...lines].includes("drawing a card of 4 words"), `logs: ${JSON.stringify([...logs, ...lines])}`);
       });
 
+      it("reports the Python runner's start phase by phase in /v1/ops, its first request included", async () => {
+        const ops = await http(p, "GET", "/v1/ops");
+        const app = (ops.body.apps as any[]).find((a) => a.app === APP);
+        const start = (app?.recent_cold_starts as any[] | undefined)?.at(-1);
+        assert.ok(start, JSON.stringify(app));
+        assert.equal(start.spawn_ms, null);
+        assert.ok(start.runtime_ms > 0, "Python and the runner's modules took time to load");
+        assert.ok(start.import_ms > 0, "importing the app file and pydantic took time");
+        assert.ok(start.setup_ms >= 0);
+        assert.ok(start.ready_ms >= start.runtime_ms + start.import_ms + start.setup_ms - 1, JSON.stringify(start));
+        assert.ok(start.first_request_ms > 0, "the call above was its first request");
+      });
+
       it("takes fal's named image sizes and its other options", async () => {
         const result = await fal.run(APP, { input: { text: "one two", image_size: "landscape_4_3", shout: true } });
         const output = result.data as { text: string; image: { width: number; height: number } };

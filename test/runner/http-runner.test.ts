@@ -52,6 +52,25 @@ describe("runner protocol over HTTP", () => {
     assert.equal(stored?.leaseOwner, runners[0]?.runnerId, "the remote runner held it");
   });
 
+  it("reports the remote runner's start phase by phase in /v1/ops and /metrics, its first request included", async () => {
+    const start = await eventually(async () => {
+      const ops = await http(p, "GET", "/v1/ops");
+      const app = (ops.body.apps as any[]).find((a) => a.app === APP);
+      const first = (app?.recent_cold_starts as any[] | undefined)?.find((c) => c.runner === runners[0]?.runnerId);
+      return first?.first_request_ms != null ? first : null;
+    }, 10_000);
+    assert.equal(start.spare, false);
+    assert.equal(start.spawn_ms, null, "the gateway did not start the process");
+    assert.ok(start.runtime_ms > 0, "Node and the runner's modules took time to load");
+    assert.ok(start.import_ms > 0 && start.setup_ms >= 0);
+    assert.ok(start.ready_ms >= start.runtime_ms + start.import_ms, JSON.stringify(start));
+    assert.ok(start.first_request_ms > 0);
+    const metrics = await (await fetch(`${p.url}/metrics`)).text();
+    for (const phase of ["runtime", "import", "setup", "first_request"]) {
+      assert.match(metrics, new RegExp(`darkroom_cold_start_phase_seconds_count\\{app="darkroom/echo",phase="${phase}"\\} [1-9]`), phase);
+    }
+  });
+
   it("uploads output files through the gateway: the URL serves the exact bytes", async () => {
     const payload = Buffer.from("bytes made on another machine \u2014 \u00e9\u00e8");
     const res = await http(p, "POST", `/run/${APP}`, { file_url: `data:text/plain;base64,${payload.toString("base64")}` });

@@ -48,6 +48,8 @@ const EndpointBody = z.object({
   description: z.string().max(2000).optional(),
 });
 
+const StartMs = z.number().min(0).max(24 * 3600 * 1000);
+
 const RegisterBody = z.object({
   protocol: z.number().int(),
   runner_id: RunnerId.optional(),
@@ -74,6 +76,11 @@ const RegisterBody = z.object({
     unavailable: z.object({ reason: z.string().min(1).max(2000), remedy: z.string().min(1).max(2000) }).optional(),
   }),
   runner: z.object({ hostname: z.string().max(255).optional(), pid: z.number().int().optional(), slots: z.number().int().min(1).max(MAX_SLOTS).default(1) }).default({ slots: 1 }),
+  // The runner's own start, phase by phase in milliseconds of its clock, on its first registration
+  // only: the gateway reports it as a cold start of the app (`/v1/ops`, `/metrics`).
+  start: z
+    .object({ runtime_ms: StartMs, import_ms: StartMs, setup_ms: StartMs, ready_ms: StartMs })
+    .optional(),
 });
 
 const LeaseBody = z.object({
@@ -276,6 +283,7 @@ function registerRunnerApi(app: FastifyInstance, ctx: GatewayContext): void {
     }
     const runnerId = body.runner_id ?? `rr-${randomUUID()}`;
     request.log.info({ app: body.app.id, runner: runnerId, hostname: body.runner.hostname, slots: body.runner.slots }, "remote runner registered");
+    if (body.start) ctx.scheduler.remoteRunnerStarted(body.app.id, runnerId, body.start);
     return {
       protocol: RUNNER_PROTOCOL_VERSION,
       runner_id: runnerId,
