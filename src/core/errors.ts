@@ -69,7 +69,8 @@ export const ERRORS = {
   // Outages of what the gateway stands on: nothing the client did, and worth retrying.
   ERR_INSUFFICIENT_STORAGE: { status: 507, errorType: "insufficient_storage", message: "The server's disk is full", retryable: true },
   ERR_GATEWAY_BUSY: { status: 503, errorType: "service_unavailable", message: "The gateway is busy with other large requests", retryable: true },
-  ERR_STORE_UNAVAILABLE: { status: 503, errorType: "service_unavailable", message: "The database or file storage cannot be reached", retryable: true },
+  // A run that could not start for it (its stored input unreadable) goes back to the queue.
+  ERR_STORE_UNAVAILABLE: { status: 503, errorType: "service_unavailable", message: "The database or file storage cannot be reached", retryable: true, requeue: true },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERRORS;

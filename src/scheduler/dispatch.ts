@@ -209,8 +209,9 @@ export class Dispatcher {
       return;
     }
     // A spilled input is read back from storage first (spilled-inputs.ts), within the transfer
-    // budget (input-transfers.ts) and without holding up the dispatches after it. One that cannot be
-    // read fails its request, as an unsendable one does.
+    // budget (input-transfers.ts) and without holding up the dispatches after it. One whose file is
+    // gone fails its request, as an unsendable one does; a storage outage that outlasts the read's
+    // retries puts it back in the queue for another attempt (ERR_STORE_UNAVAILABLE requeues).
     const read = this.#deps.inputTransfers.read(record);
     this.#deps.track(
       read.then(

@@ -8,7 +8,7 @@
  * @module
  */
 import type { UnparsedInput } from "../core/unparsed-input.js";
-import { inputOf, spilledInputRef } from "../storage/spilled-inputs.js";
+import { inputOfRetrying, spilledInputRef } from "../storage/spilled-inputs.js";
 import type { StorageDriver } from "../storage/storage.js";
 
 /** Enough for two inputs at the body limit in flight to runners at once. */
@@ -67,7 +67,7 @@ export class InputTransfers {
     if (!ref) return null;
     const release = await this.reserve(ref.bytes);
     try {
-      return { input: (await inputOf(this.storage, record, "bytes")) as UnparsedInput, release };
+      return { input: (await inputOfRetrying(this.storage, record, "bytes")) as UnparsedInput, release };
     } catch (err) {
       release();
       throw err;

@@ -129,17 +129,18 @@ export async function readSpilledInput(storage: StorageDriver, key: string): Pro
  * to read back from storage; with `form: "bytes"`, a spilled input comes as its JSON bytes
  * (UnparsedInput), for a runner that parses it itself (the scheduler's local runners: the gateway
  * never holds the parsed value). A spilled input that cannot be read fails the request, with the
- * PlatformError this throws (ERR_INTERNAL, the cause attached).
+ * PlatformError this throws: ERR_STORE_UNAVAILABLE when storage failed (an outage: the request is
+ * retried, see inputOfRetrying), ERR_INTERNAL when the file is gone or is not JSON.
  */
 export async function inputOf(storage: StorageDriver | undefined, record: { id: string; input: unknown }, form: "parsed" | "bytes" = "parsed"): Promise<unknown> {
   const key = spilledInputKey(record.id, record.input);
   if (key === null) return record.input;
+  if (!storage) throw new PlatformError("ERR_INTERNAL", { message: `The request's input is in storage (${key}), and this server has none to read it from` });
   let read: Awaited<ReturnType<typeof readSpilledBytes>>;
   try {
-    if (!storage) throw new Error("this server has no storage to read it from");
     read = await readSpilledBytes(storage, key);
   } catch (err) {
-    throw new PlatformError("ERR_INTERNAL", { message: `The request's input could not be read from storage (${key}): ${err instanceof Error ? err.message : String(err)}`, cause: err });
+    throw new PlatformError("ERR_STORE_UNAVAILABLE", { message: `The request's input could not be read from storage (${key}): ${err instanceof Error ? err.message : String(err)}`, cause: err });
   }
   if (!read.found) throw new PlatformError("ERR_INTERNAL", { message: `The request's input is no longer in storage (${key})` });
   if (form === "bytes") return new UnparsedInput(read.bytes);
@@ -159,4 +160,24 @@ export async function shownInputOf(storage: StorageDriver, record: { id: string;
   if (key === null) return record.input;
   const read = await readSpilledInput(storage, key);
   return read.found ? read.input : record.input;
+}
+
+/** Waits before reading a spilled input again after a storage failure: a blip passes within these. */
+export const INPUT_READ_RETRY_DELAYS_MS: readonly number[] = [500, 1500];
+
+/**
+ * inputOf, read again after a storage failure (ERR_STORE_UNAVAILABLE) while the delays last. A
+ * failure that outlasts them is thrown: the request then goes back to the queue for another attempt
+ * (ERR_STORE_UNAVAILABLE requeues, errors.ts) and fails only when its attempts are spent.
+ */
+export async function inputOfRetrying(storage: StorageDriver | undefined, record: { id: string; input: unknown }, form: "parsed" | "bytes" = "parsed", delaysMs: readonly number[] = INPUT_READ_RETRY_DELAYS_MS): Promise<unknown> {
+  for (let retry = 0; ; retry++) {
+    try {
+      return await inputOf(storage, record, form);
+    } catch (err) {
+      const delay = delaysMs[retry];
+      if (delay === undefined || !(err instanceof PlatformError) || err.code !== "ERR_STORE_UNAVAILABLE") throw err;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
 }

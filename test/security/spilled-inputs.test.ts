@@ -5,7 +5,7 @@
  * `sync_mode` included), `GET /v1/requests/{id}` shows it whole, and the stored file is served to
  * nobody: `/files/` answers 404 for it, an app cannot be made to read it through a URL, and a
  * reference a caller forges is just that caller's input. A stored input that is gone fails its
- * request with a clear error.
+ * request with a clear error; a storage outage while it is read back is retried, and requeued.
  * @module
  */
 import assert from "node:assert/strict";
@@ -145,6 +145,61 @@ function suite(name: string, setup: () => Promise<{ p: TestPlatform; rowInput: R
       assert.ok(!JSON.stringify(res.body).includes("private —"));
       const shown = await record(p, id);
       assert.equal(shown.state, "FAILED");
+    });
+
+    it("a storage outage while the input is read back: the read is retried and the request completes once storage answers", async () => {
+      const blocker = await submit(p, ECHO, { message: "blocker", sleep_ms: 1000 });
+      await eventually(async () => (await record(p, blocker)).state === "RUNNING", 20_000);
+      const message = bigMessage(300 * 1024, "blip");
+      const id = await submit(p, ECHO, { message });
+      const storage = p.storage as { get: typeof p.storage.get };
+      const realGet = storage.get;
+      let failures = 0;
+      // The bucket stops answering; it is back 200 ms after the first read that failed.
+      storage.get = async () => {
+        failures += 1;
+        if (failures === 1) setTimeout(() => (storage.get = realGet), 200);
+        throw new Error("connect ECONNREFUSED (the bucket is unreachable)");
+      };
+      try {
+        await waitCompleted(p, ECHO, id, 30_000);
+      } finally {
+        storage.get = realGet;
+      }
+      assert.ok(failures >= 1, "the read failed at least once");
+      const shown = await record(p, id);
+      assert.equal(shown.state, "SUCCEEDED");
+      assert.equal(shown.attempt, 1, "retried within the attempt, not requeued");
+      assert.deepEqual((await result(p, ECHO, id)).body.message, message);
+    });
+
+    it("a storage outage that outlasts the retries: back to the queue each attempt, then failed once with 503, not 500", async () => {
+      const storage = p.storage as { get: typeof p.storage.get };
+      const realGet = storage.get;
+      let reads = 0;
+      // Storage stops answering reads (writes still work: the input is stored at submit).
+      storage.get = async () => {
+        reads += 1;
+        throw new Error("connect ECONNREFUSED (the bucket is unreachable)");
+      };
+      let id = "";
+      try {
+        id = await submit(p, ECHO, { message: bigMessage(300 * 1024, "outage") });
+        await waitCompleted(p, ECHO, id, 60_000);
+      } finally {
+        storage.get = realGet;
+      }
+      const shown = await record(p, id);
+      assert.equal(shown.state, "FAILED");
+      assert.equal(shown.attempt, 3, "every attempt was tried");
+      assert.equal(reads, 3 * 3, "three reads an attempt: the first and two retries");
+      assert.match(String(shown.error), /could not be read from storage/);
+      const res = await result(p, ECHO, id);
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get("x-fal-error-type"), "service_unavailable");
+      assert.equal(res.body.error_type, "service_unavailable");
+      const next = await http(p, "POST", `/run/${ECHO}`, { message: "after" });
+      assert.equal(next.status, 200, "the runner is fine");
     });
 
     it("a stored input that is gone fails its request with a clear error", async () => {

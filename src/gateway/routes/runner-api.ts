@@ -14,7 +14,7 @@ import { z } from "zod";
 import { ERRORS, PlatformError, type ErrorCode } from "../../core/errors.js";
 import { DEFAULT_KNOBS, type AppManifest, type RequestRecord } from "../../core/types.js";
 import { RUNNER_PROTOCOL_VERSION } from "../../runtime/protocol.js";
-import { inputOf } from "../../storage/spilled-inputs.js";
+import { inputOfRetrying } from "../../storage/spilled-inputs.js";
 import type { ModelManager } from "../../models/manager.js";
 import type { GatewayContext, Principal } from "../context.js";
 import { sendNotFound } from "../error-reply.js";
@@ -144,7 +144,7 @@ async function withInputs(ctx: GatewayContext, records: RequestRecord[], runnerI
   const loaded = await Promise.all(
     records.map(async (record) => {
       try {
-        const input = await inputOf(ctx.storage, record);
+        const input = await inputOfRetrying(ctx.storage, record);
         return input === record.input ? record : { ...record, input };
       } catch (err) {
         const error = err instanceof PlatformError ? err : new PlatformError("ERR_INTERNAL", { cause: err });
