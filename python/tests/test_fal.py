@@ -3,6 +3,8 @@
 # No `from __future__ import annotations`: the models are defined inside the tests, where only
 # real annotation objects (not names) can be resolved.
 
+import base64
+import io
 import logging
 import os
 import struct
@@ -248,6 +250,33 @@ class FalAppTest(unittest.TestCase):
                     toolkit.download_file("file:///etc/passwd", folder)
             finally:
                 del os.environ["DARKROOM_FAL_DATA_DIR"]
+
+
+try:
+    from PIL import Image as PILImage
+except ImportError:  # pragma: no cover - Pillow is optional
+    PILImage = None  # type: ignore[assignment]
+
+
+@unittest.skipIf(pydantic is None or PILImage is None, "pydantic or Pillow is not installed")
+class PillowTest(unittest.TestCase):
+    def test_from_pil_stores_the_encoded_image_with_its_size_and_to_pil_reads_it_back(self) -> None:
+        from fal import _context
+
+        picture = PILImage.new("RGBA", (12, 7), (10, 200, 30, 128))
+        request = FakeRequest()
+        with _context.serving(request.context()):
+            png = toolkit.Image.from_pil(picture)
+            jpeg = toolkit.Image.from_pil(picture, format="jpeg")
+        self.assertEqual((png.width, png.height, png.content_type, png.file_name), (12, 7, "image/png", "image.png"))
+        self.assertEqual((jpeg.width, jpeg.height, jpeg.content_type), (12, 7, "image/jpeg"))
+        stored_png = request.stored[0][0]
+        decoded = PILImage.open(io.BytesIO(stored_png))
+        self.assertEqual((decoded.size, decoded.mode), ((12, 7), "RGBA"))
+        self.assertEqual(decoded.getpixel((3, 3)), (10, 200, 30, 128), "the pixels are stored as drawn")
+        self.assertEqual(PILImage.open(io.BytesIO(request.stored[1][0])).format, "JPEG", "RGBA turned RGB for JPEG")
+        inline = toolkit.Image(url="data:image/png;base64," + base64.b64encode(stored_png).decode(), content_type="image/png")
+        self.assertEqual(inline.to_pil().size, (12, 7))
 
 
 @unittest.skipIf(pydantic is None, "pydantic is not installed")
