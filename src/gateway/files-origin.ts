@@ -4,7 +4,7 @@
  * second wall, for whatever a browser gets wrong about the first: a page there shares no storage,
  * cookies or same-origin fetches with the Playground, which keeps a signed-in key.
  *
- * One listener serves both origins, told apart by the Host header. The files host answers file
+ * One listener serves both origins, told apart by the Host header (X-Forwarded-Host behind a trusted proxy). The files host answers file
  * reads and `/health` and nothing else, so a page that does run there cannot reach the API as
  * same-origin; every other host sends file reads to the files host with a 308, so a file URL handed
  * out before the setting (or by a client that built it from the API's base) never renders beside
@@ -34,10 +34,11 @@ function pathOf(request: FastifyRequest): string {
 /**
  * The request's host as `new URL(filesUrl).host` writes it: lower case, the scheme's default port
  * dropped. Parsed with the files URL's scheme, as the proxy in front may speak TLS where this
- * listener does not. Null when the header is missing or not a host.
+ * listener does not. Fastify's host: X-Forwarded-Host from a proxy that --trust-proxy names (one
+ * that sets Host to its upstream), else the Host header. Null when it is missing or not a host.
  */
 function hostOf(request: FastifyRequest, protocol: string): string | null {
-  const header = request.headers.host;
+  const header = request.host;
   if (!header || /[/?#@\\]/.test(header)) return null;
   try {
     return new URL(`${protocol}//${header}`).host;

@@ -17,8 +17,9 @@ export function wireStatus(record: RequestRecord): WireStatus {
 /** Absolute base URL the client used, from the Host header (or the configured public URL). */
 export function baseUrlOf(request: FastifyRequest, publicUrl: string | null): string {
   if (publicUrl) return publicUrl.replace(/\/+$/, "");
-  const host = request.headers.host ?? `${request.hostname}`;
-  return `${request.protocol}://${host}`;
+  // Fastify's host and protocol: X-Forwarded-Host and -Proto when the peer is a proxy that
+  // --trust-proxy names, else the request's own Host (a caller elsewhere cannot set them).
+  return `${request.protocol}://${request.host}`;
 }
 
 /**
