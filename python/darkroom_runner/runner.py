@@ -437,7 +437,11 @@ class Runner:
                         return
                     gathering = held.outcome is None
                 if gathering:
-                    time.sleep(EVENT_FLUSH_S)  # a burst of events goes out in one call
+                    # A burst of events goes out in one call; the outcome, when it comes first, does not wait.
+                    with held.cond:
+                        deadline = time.monotonic() + EVENT_FLUSH_S
+                        while held.outcome is None and not held.abandoned and (left := deadline - time.monotonic()) > 0:
+                            held.cond.wait(left)
                 with held.cond:
                     if held.abandoned:
                         return
