@@ -10,6 +10,7 @@ runs the method with the request's logs and files wired to fal's helpers, and du
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import inspect
 import logging
@@ -164,6 +165,9 @@ def _add_endpoint(app: DarkroomApp, method: Callable, spec: dict) -> None:
         with _context.serving(ctx):
             try:
                 result = method(_models.validate(input_model, input)) if input_model else method()
+                if inspect.isawaitable(result):
+                    # An `async def` endpoint: each request runs in a thread of its own, so it gets its own loop.
+                    result = asyncio.run(_awaited(result))
             finally:
                 # A last line printed without a newline still reaches the request's logs.
                 sys.stdout.flush()
@@ -175,6 +179,10 @@ def _add_endpoint(app: DarkroomApp, method: Callable, spec: dict) -> None:
 
     description = (inspect.getdoc(method) or "").strip() or None
     app.endpoint(spec["path"], input_schema=input_schema, output_schema=output_schema, description=description, kind=spec["kind"])(handler)
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def _models_of(method: Callable) -> tuple[Optional[type], Optional[type]]:

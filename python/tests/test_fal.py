@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: the models are defined inside the tests, where only
 # real annotation objects (not names) can be resolved.
 
+import asyncio
 import base64
 import io
 import logging
@@ -209,6 +210,24 @@ class FalAppTest(unittest.TestCase):
         self.assertEqual(wire["field_errors"][0]["loc"], ["body", "count"])
         self.assertIn("count must be even", wire["field_errors"][0]["msg"])
         self.assertEqual(wire["field_errors"][0]["type"], "value_error")
+
+    def test_async_endpoints_are_awaited(self) -> None:
+        class Input(BaseModel):
+            n: int
+
+        class Output(BaseModel):
+            doubled: int
+
+        class Doubler(fal.App):
+            @fal.endpoint("/")
+            async def double(self, input: Input) -> Output:
+                await asyncio.sleep(0.01)
+                print("doubled", input.n)
+                return Output(doubled=input.n * 2)
+
+        request = FakeRequest()
+        self.assertEqual(to_darkroom_app(Doubler).endpoints[""].handler({"n": 21}, request.context()), {"doubled": 42})
+        self.assertIn(("STDOUT", "doubled 21"), request.logs())
 
     def test_an_endpoint_must_take_a_pydantic_model(self) -> None:
         class Loose(fal.App):
