@@ -44,7 +44,13 @@ describe("darkroom run app.py::Class", { skip: hasPydantic() ? false : `${PYTHON
 
   it("serves the file, serves the edited file after a change, and stops on SIGINT", async () => {
     running = startCli(["run", `${appFile}::TextCard`, "--port", "0", "--data-dir", path.join(dir, "data")], { env: { DARKROOM_ADMIN_KEY: ADMIN_KEY, PYTHON } });
-    const base = await eventually(() => /Darkroom is up: the API and the Playground at (http:\/\/[^/\s]+)\//.exec(running?.stderr ?? "")?.[1] ?? (running?.child.exitCode !== null ? Promise.reject(new Error(running?.stderr)) : null), 30_000);
+    // Both lines: the gateway's, then the app's (written a moment later).
+    const base = await eventually(() => {
+      const stderr = running?.stderr ?? "";
+      const url = /Darkroom is up: the API and the Playground at (http:\/\/[^/\s]+)\//.exec(stderr)?.[1];
+      if (url && /Playground: .*\n/.test(stderr)) return url;
+      return running?.child.exitCode !== null ? Promise.reject(new Error(stderr)) : null;
+    }, 30_000);
     assert.match(running.stderr, /Serving local\/text-card from /);
     assert.match(running.stderr, new RegExp(`POST ${base}/run/local/text-card`));
     assert.match(running.stderr, /Playground: .*\/app\?id=local%2Ftext-card/);
