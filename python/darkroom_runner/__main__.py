@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from types import ModuleType
-from typing import Optional
+from typing import Callable, Optional
 
 from .app import App
 from .runner import Runner
@@ -106,6 +106,19 @@ def load_app(spec: str, app_id: Optional[str] = None) -> App:
     return found
 
 
+def _exit_with_parent(parent_pid: int, stop: Callable[[], None]) -> None:
+    """Calls ``stop`` once ``parent_pid`` is no longer this process's parent (it died, even by
+    SIGKILL, and the runner was handed to init): a runner started by ``darkroom run`` must not outlive it."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        logging.getLogger("darkroom_runner").warning("the program that started this runner is gone: draining")
+        stop()
+
+    threading.Thread(target=watch, name="darkroom-parent-watch", daemon=True).start()
+
+
 def _darkroom_apps(module: ModuleType) -> list:
     return [v for v in vars(module).values() if isinstance(v, App) or (inspect.isclass(v) and issubclass(v, App) and v is not App and v.__module__ == module.__name__)]
 
@@ -121,6 +134,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--grace", type=float, default=30.0, help="seconds held requests may finish in on SIGINT/SIGTERM (default 30)")
     parser.add_argument("--manifest", action="store_true", help="print the app's manifest as JSON and exit (no setup, no gateway)")
     parser.add_argument("--log-level", default=os.environ.get("DARKROOM_LOG_LEVEL", "info"))
+    parser.add_argument("--parent-pid", type=int, default=None, help="drain and exit once this process is gone (the program that started the runner)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
@@ -137,6 +151,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("--slots must be 1 to 64")
 
     runner = Runner(app, gateways, args.token, slots=args.slots, runner_id=args.id)
+    if args.parent_pid is not None:
+        # Watched from here on: a parent that dies while the runner still starts (registering with
+        # a gateway that went with it) must not leave it retrying. Until it registered it holds nothing.
+        def parent_gone() -> None:
+            if runner.runner_id is None:
+                os._exit(1)  # still starting: it holds nothing to hand back
+            runner.stop(args.grace)  # serve_forever then returns, and the process ends
+
+        _exit_with_parent(args.parent_pid, parent_gone)
     runner.process_started = PROCESS_STARTED
     runner.start_phases = {"runtime_ms": max(0.0, (runtime_loaded - PROCESS_STARTED) * 1000), "import_ms": import_s * 1000}
     try:
@@ -153,6 +176,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
+
     runner.serve_forever()
     return 0
 

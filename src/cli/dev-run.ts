@@ -70,7 +70,8 @@ export async function devRunCommand(argv: string[]): Promise<number> {
   let runner: ChildProcess | null = null;
   let stopping = false;
   const start = (): void => {
-    const child = spawn(python, ["-m", "darkroom_runner", "--gateway", served.url, "--token", served.token, ...appArgs], { env, stdio: ["ignore", "inherit", "inherit"] });
+    // --parent-pid: should this command die without stopping it (SIGKILL), the runner drains and exits.
+    const child = spawn(python, ["-m", "darkroom_runner", "--gateway", served.url, "--token", served.token, "--parent-pid", String(process.pid), "--grace", String(RESTART_GRACE_S), ...appArgs], { env, stdio: ["ignore", "inherit", "inherit"] });
     child.once("exit", (code, signal) => {
       if (runner === child) runner = null;
       if (!stopping && !child.killed) process.stderr.write(`\n  The runner exited (${signal ?? `code ${code}`}): fix the file, it restarts when it changes.\n`);

@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -24,6 +24,15 @@ function hasPydantic(): boolean {
   }
 }
 
+/** Whether the process has exited (gone, or a zombie nobody has reaped yet). */
+function exited(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true;
+  }
+}
+
 async function callCard(base: string, text: string): Promise<{ status: number; body: any }> {
   const res = await fetch(`${base}/run/local/text-card`, { method: "POST", headers: { authorization: `Key ${ADMIN_KEY}`, "content-type": "application/json" }, body: JSON.stringify({ text, image_size: { width: 8, height: 8 } }) });
   return { status: res.status, body: await res.json() };
@@ -35,9 +44,12 @@ describe("darkroom run app.py::Class", { skip: hasPydantic() ? false : `${PYTHON
   copyFileSync(path.join(REPO_ROOT, "python/examples/fal_text_card.py"), appFile);
   let running: RunningCli | undefined;
   after(async () => {
+    // A test that failed half-way leaves it running: Ctrl-C stops its runner and gateway too.
     if (running && running.child.exitCode === null) {
-      running.child.kill("SIGKILL");
+      running.child.kill("SIGINT");
+      const forced = setTimeout(() => running?.child.kill("SIGKILL"), 15_000);
       await running.done;
+      clearTimeout(forced);
     }
     rmSync(dir, { recursive: true, force: true });
   });
@@ -97,6 +109,21 @@ describe("darkroom run app.py::Class", { skip: hasPydantic() ? false : `${PYTHON
     } finally {
       await p.close();
     }
+  });
+
+  it("its runner does not outlive it: killed with SIGKILL, the runner drains and exits", async () => {
+    const killed = startCli(["run", `${appFile}::TextCard`, "--port", "0", "--data-dir", path.join(dir, "data3")], { env: { DARKROOM_ADMIN_KEY: ADMIN_KEY, PYTHON } });
+    await eventually(() => (/Playground: .*\n/.test(killed.stderr) ? true : killed.child.exitCode !== null ? Promise.reject(new Error(killed.stderr)) : null), 30_000);
+    const runnerPid = await eventually(() => {
+      const found = spawnSync("pgrep", ["-f", `darkroom_runner .*--parent-pid ${killed.child.pid}( |$)`], { encoding: "utf8" }).stdout.trim();
+      return found ? Number(found.split("\n")[0]) : null;
+    }, 10_000);
+    killed.child.kill("SIGKILL");
+    // Gone, or a zombie: its parent died, and whoever inherits it may not reap it at once.
+    await eventually(() => (exited(runnerPid) ? true : null), 15_000).catch((err: unknown) => {
+      throw new Error(`runner ${runnerPid} still there: ${readFileSync(`/proc/${runnerPid}/stat`, "utf8").slice(0, 60)} ${readFileSync(`/proc/${runnerPid}/cmdline`, "utf8").replace(/\0/g, " ").slice(0, 300)}\n${killed.stderr.slice(-1500)}`, { cause: err });
+    });
+    await killed.done; // its output pipes close once the runner that shared them is gone
   });
 
   it("says what is wrong with a file that does not load, before starting anything", async () => {

@@ -12,8 +12,8 @@ import { createSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { Store } from "../../src/store/store.js";
 
 const CODES = Object.keys(ERRORS) as ErrorCode[];
-/** The errors after which the same request runs again: its runner went away, or it ran too long. */
-const REQUEUED: readonly ErrorCode[] = ["ERR_REQUEST_TIMEOUT", "ERR_RUNNER_DISCONNECTED"];
+/** The errors after which the same request runs again: its runner went away, it ran too long, or storage could not give back its stored input. */
+const REQUEUED: readonly ErrorCode[] = ["ERR_REQUEST_TIMEOUT", "ERR_RUNNER_DISCONNECTED", "ERR_STORE_UNAVAILABLE"];
 
 describe("decideOutcome", () => {
   it("finishes a result SUCCEEDED with its output and billable units, cancelled or not", () => {
