@@ -47,6 +47,7 @@ import { preloadModelCache, type UpscaleAppState } from "../src/media/upscale/mo
 import { MODEL_THREADS_ENV, modelThreads } from "../src/media/upscale/model-threads.js";
 import type { AppDefinition, HandlerContext } from "../src/runtime/sdk.js";
 import { createLocalStorage } from "../src/storage/local-storage.js";
+import { submitAllAndWait } from "./lib/queue-batch.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const { values } = parseArgs({
@@ -256,25 +257,8 @@ async function runnerPeakRss(server: BenchServer, app: string): Promise<number[]
 }
 
 async function platformBatch(base: string, app: string, input: Record<string, unknown>, n: number): Promise<number> {
-  const body = JSON.stringify(input);
   const started = Date.now();
-  const ids = await Promise.all(
-    Array.from({ length: n }, async () => {
-      const res = await fetch(`${base}/queue/${app}`, { method: "POST", headers: AUTH, body });
-      if (res.status !== 200) throw new Error(`submit: ${res.status} ${await res.text()}`);
-      return ((await res.json()) as { request_id: string }).request_id;
-    }),
-  );
-  for (const id of ids) {
-    for (;;) {
-      const s = (await (await fetch(`${base}/queue/${app}/requests/${id}/status`, { headers: AUTH })).json()) as { status: string; error?: string };
-      if (s.status === "COMPLETED") {
-        if (s.error) throw new Error(`request failed: ${s.error}`);
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  const ids = await submitAllAndWait(base, app, input, n);
   const finished = await Promise.all(
     ids.map(async (id) => Date.parse(((await (await fetch(`${base}/v1/requests/${id}`, { headers: AUTH })).json()) as { finished_at: string }).finished_at)),
   );

@@ -23,7 +23,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { HandlerContext } from "../src/runtime/sdk.js";
-import { BENCH_AUTH, startBenchServer } from "./lib/bench-server.js";
+import { startBenchServer } from "./lib/bench-server.js";
+import { submitAllAndWait } from "./lib/queue-batch.js";
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const started = performance.now();
@@ -53,7 +54,6 @@ const ROUNDS = Number(values.rounds);
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const FIXTURES = path.resolve(ROOT, "test/fixtures/media");
-const AUTH = BENCH_AUTH;
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -112,24 +112,7 @@ async function directApp(folder: string): Promise<DirectApp> {
 
 /** Submits `n` requests at once and resolves when all have completed. */
 async function runAll(base: string, app: string, input: unknown, n: number): Promise<void> {
-  const body = JSON.stringify(input);
-  const ids = await Promise.all(
-    Array.from({ length: n }, async () => {
-      const res = await fetch(`${base}/queue/${app}`, { method: "POST", headers: AUTH, body });
-      if (res.status !== 200) throw new Error(`submit: ${res.status} ${await res.text()}`);
-      return ((await res.json()) as { request_id: string }).request_id;
-    }),
-  );
-  for (const id of ids) {
-    for (;;) {
-      const s = (await (await fetch(`${base}/queue/${app}/requests/${id}/status`, { headers: AUTH })).json()) as { status: string; error?: string };
-      if (s.status === "COMPLETED") {
-        if (s.error) throw new Error(`request failed: ${s.error}`);
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  await submitAllAndWait(base, app, input, n);
 }
 
 const image = await directApp("remove-background");
