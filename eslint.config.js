@@ -21,8 +21,8 @@ export const LAYERS = {
   pricing: ["core", "store"],
   webhooks: ["core", "net", "auth", "store"],
   runtime: ["core", "net", "storage", "media"],
-  scheduler: ["core", "observability", "store", "storage", "runtime/protocol.js", "runtime/tsx-loader.js", "runtime/compiled-runtime.js"],
-  gateway: ["core", "net", "observability", "models", "auth", "store", "storage", "pricing", "webhooks", "scheduler", "runtime/protocol.js"],
+  scheduler: ["core", "observability", "store", "storage", "runtime/protocol.js", "runtime/tsx-loader.js", "runtime/compiled-runtime.js", "runtime/python-apps.js", "runtime/runner-app.js"],
+  gateway: ["core", "net", "observability", "models", "auth", "store", "storage", "pricing", "webhooks", "scheduler", "runtime/protocol.js", "runtime/runner-app.js"],
   // Apps use the SDK, shared media code and the model libraries; never another app (see below).
   apps: ["core", "media", "models", "diffusion", "runtime/sdk.js"],
   // Only these two wire apps in: platform.ts builds a server from every part, the CLI starts one.

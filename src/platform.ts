@@ -88,7 +88,13 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   const catalog = await probeApps(modules, { ...process.env, DARKROOM_MODELS_DIR: modelsDir });
   for (const failure of catalog.failures) logger.error({ module: failure.modulePath, error: failure.error }, "app failed to load");
   let apps: AppManifest[] = catalog.apps;
-  if (config.onlyApps.length > 0) apps = apps.filter((a) => config.onlyApps.includes(a.id));
+  if (config.onlyApps.length > 0) {
+    for (const id of config.onlyApps) {
+      // `--only echo` for darkroom/echo would otherwise serve nothing at all, and say nothing.
+      if (!apps.some((a) => a.id === id)) logger.warn({ app: id, loaded: apps.filter((a) => a.id.endsWith(`/${id}`)).map((a) => a.id) }, "--only names an app that is not loaded (ids are owner/name)");
+    }
+    apps = apps.filter((a) => config.onlyApps.includes(a.id));
+  }
   for (const id of config.appKnobs.keys()) {
     if (id !== "*" && !apps.some((a) => a.id === id)) logger.warn({ app: id }, "--app-knobs names an app that is not loaded");
   }

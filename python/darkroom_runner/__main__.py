@@ -135,6 +135,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--manifest", action="store_true", help="print the app's manifest as JSON and exit (no setup, no gateway)")
     parser.add_argument("--log-level", default=os.environ.get("DARKROOM_LOG_LEVEL", "info"))
     parser.add_argument("--parent-pid", type=int, default=None, help="drain and exit once this process is gone (the program that started the runner)")
+    parser.add_argument("--ipc-fd", type=int, default=None, help=argparse.SUPPRESS)  # set by the gateway's scheduler (ipc.py)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
@@ -144,6 +145,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.manifest:
         print(json.dumps(app.manifest(), indent=2))
         return 0
+    if args.ipc_fd is not None:
+        from .ipc import serve_over_ipc
+
+        # Ctrl-C in the terminal of `darkroom serve` reaches this process too: the scheduler drains
+        # its runners itself. SIGTERM (from elsewhere) drains as the scheduler's drain does.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return serve_over_ipc(app, args.ipc_fd, process_started=PROCESS_STARTED, runtime_loaded=runtime_loaded, import_ms=import_s * 1000)
     gateways = [g.strip() for g in args.gateway.split(",") if g.strip()]
     if not gateways or not args.token:
         parser.error("--gateway (or $DARKROOM_GATEWAY) and --token (or $DARKROOM_RUNNER_TOKEN) are required")

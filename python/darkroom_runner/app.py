@@ -87,8 +87,10 @@ def _normalise_path(path: str) -> str:
 
 
 def _spec(path: str, input_schema: Optional[dict], output_schema: Optional[dict], description: Optional[str], kind: str) -> dict:
-    if kind not in ("http", "stream"):
-        raise ValueError(f"endpoint kind must be 'http' or 'stream', got {kind!r} (realtime endpoints are not served by remote runners)")
+    # A realtime endpoint is served when the gateway's scheduler runs the app (ipc.py); a gateway
+    # answers realtime calls for an app served by remote runners with app_unavailable.
+    if kind not in ("http", "stream", "realtime"):
+        raise ValueError(f"endpoint kind must be 'http', 'stream' or 'realtime', got {kind!r}")
     schema = input_schema if input_schema is not None else {"type": "object"}
     if not isinstance(schema, dict):
         raise TypeError("input_schema must be a JSON Schema object (a dict)")

@@ -128,10 +128,11 @@ class Runner:
         self.process_started: Optional[float] = None
         self.start_phases: Optional[dict] = None
         self._poll_wait_ms = poll_wait_ms
-        self._client = GatewayClient(gateways, token, on_switch=self._switched)
+        # No gateways: a runner the gateway started itself, which talks to it over a pipe (ipc.py).
+        self._client: Any = GatewayClient(gateways, token, on_switch=self._switched) if gateways else None
         # The long poll has a client of its own, so that stop() can break it without breaking the
         # outcome reports still in flight.
-        self._lease_client = self._client.fork()
+        self._lease_client: Any = self._client.fork() if self._client else None
         self._validators = {path: Validator(e.input_schema) for path, e in app.endpoints.items()}
         self._held: dict[str, _Held] = {}
         self._held_lock = threading.Lock()
@@ -187,7 +188,8 @@ class Runner:
             return
         self._stopping.set()
         self._slot_freed.set()
-        self._lease_client.close()
+        if self._lease_client:
+            self._lease_client.close()
         deadline = time.monotonic() + grace
         while self.in_flight and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -546,6 +548,17 @@ class Runner:
             raise Cancelled("The runner no longer holds this request")
         # The random part makes output URLs unguessable capabilities, like fal's CDN URLs.
         key = f"outputs/{held.request_id}/{secrets.token_urlsafe(9)}/{name}"
+        stored = self._store_output(held, key, data, content_type, name)
+        return {
+            "url": f"{held.files_url}/files/{stored['key']}",
+            "content_type": stored.get("content_type", content_type),
+            "file_name": stored.get("file_name", name),
+            "file_size": int(stored.get("size", 0)),
+        }
+
+    def _store_output(self, held: _Held, key: str, data: FileBody, content_type: str, name: str) -> dict:
+        """Puts an output file into the gateway's storage under ``key``: ``{key, size, content_type,
+        file_name}`` as stored."""
         headers = {
             "content-type": "application/octet-stream",
             "x-darkroom-content-type": content_type,
@@ -574,10 +587,4 @@ class Runner:
             raise RunnerError("ERR_INTERNAL", f"Uploading {name} failed: {err}") from err
         except GatewayUnreachable as err:
             raise RunnerError("ERR_INTERNAL", f"Uploading {name} failed: {err}") from err
-        stored = res.json()
-        return {
-            "url": f"{held.files_url}/files/{stored['key']}",
-            "content_type": stored.get("content_type", content_type),
-            "file_name": stored.get("file_name", name),
-            "file_size": int(stored.get("size", 0)),
-        }
+        return res.json()

@@ -80,8 +80,9 @@ def endpoint(path: str = "/", **_ignored: Any) -> Callable:
 
 
 def realtime(path: str = "/realtime", **_ignored: Any) -> Callable:
-    """``@fal.realtime("/realtime")``: listed as a realtime endpoint. A remote runner does not serve
-    realtime yet: the gateway answers such calls with ``app_unavailable``."""
+    """``@fal.realtime("/realtime")``: a realtime endpoint, each message one call of the method. Served
+    when the gateway's scheduler runs the app (``darkroom serve --apps``); a remote runner does not
+    serve realtime yet, and the gateway answers such calls with ``app_unavailable``."""
     return _mark(path, "realtime")
 
 

@@ -55,7 +55,9 @@ class DecoratorStyleTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             app.endpoint("/")(lambda i, c: {})
         with self.assertRaises(ValueError):
-            app.endpoint("/rt", kind="realtime")
+            app.endpoint("/ws", kind="websocket")
+        app.endpoint("/rt", kind="realtime")(lambda i, c: i)
+        self.assertEqual([e["kind"] for e in app.manifest()["endpoints"] if e["path"] == "rt"], ["realtime"])
 
 
 class SubclassStyleTest(unittest.TestCase):

@@ -40,7 +40,10 @@ export type ToRunner =
   /** Finish in-flight work, take no more, then exit. */
   | { t: "drain" }
   /** To a spare runner (started before any app needed it, see spare-runners.ts): load this app and set it up. */
-  | { t: "become"; modulePath: string };
+  | { t: "become"; modulePath: string }
+  /** The answer to a Python runner's `put_file`: stored, or why not. */
+  | { t: "file_stored"; callId: string; key: string; size: number; contentType: string; fileName: string }
+  | { t: "file_failed"; callId: string; error: SerializedError };
 
 /**
  * When each part of a runner's start happened, as the runner saw it, for `/v1/ops` and `/metrics`
@@ -70,7 +73,13 @@ export type FromRunner =
   | { t: "partial"; requestId: string; data: unknown }
   | { t: "result"; requestId: string; output: unknown; billableUnits?: number }
   | { t: "error"; requestId: string; error: SerializedError; /** app-level error body, e.g. 422 detail */ body?: unknown }
-  | { t: "heartbeat"; inFlight: string[] };
+  | { t: "heartbeat"; inFlight: string[] }
+  /**
+   * From a Python runner, which cannot open the server's storage driver itself as Node runners do:
+   * an output file of a request it holds, base64, for the scheduler to store under `key` (which
+   * must be under `outputs/<requestId>/`). Answered with `file_stored` or `file_failed`.
+   */
+  | { t: "put_file"; callId: string; requestId: string; key: string; contentType: string; fileName: string; expiresInSeconds?: number; data: string };
 
 /** Probe: a short-lived child that loads an app module and reports its manifest (no setup). */
 export type ProbeReply = { ok: true; manifest: Omit<AppManifest, "modulePath"> } | { ok: false; error: string };

@@ -6,10 +6,11 @@
  * one of them explains become suspects (isolation.ts).
  * @module
  */
-import { PlatformError, deserializeError } from "../core/errors.js";
+import { PlatformError, deserializeError, serializeError } from "../core/errors.js";
 import type { RequestRecord } from "../core/types.js";
 import { fallbackReasonOnce } from "../runtime/compiled-runtime.js";
 import type { FromRunner } from "../runtime/protocol.js";
+import { isPythonAppSpec } from "../runtime/python-apps.js";
 import type { Cancellations } from "./cancellations.js";
 import { splitSuspects, type ClaimPlan, type SuspectRun } from "./isolation.js";
 import type { OutcomeWrites } from "./outcome-writes.js";
@@ -22,7 +23,7 @@ import { desiredRunners } from "./scaling.js";
 import type { SchedulerOptions } from "./scheduler.js";
 import type { SpareRunners } from "./spare-runners.js";
 
-export interface LocalRunnersDeps extends Pick<SchedulerOptions, "store" | "metrics" | "logger" | "runnerEnv"> {
+export interface LocalRunnersDeps extends Pick<SchedulerOptions, "store" | "metrics" | "logger" | "runnerEnv" | "storage"> {
   /** Whether this scheduler starts runner processes at all (see SchedulerOptions.localRunners). */
   localRunners: boolean;
   /**
@@ -49,6 +50,11 @@ export interface LocalRunnersDeps extends Pick<SchedulerOptions, "store" | "metr
   /** Keeps a store write started from a runner event: a failure is logged and stop() waits for it. */
   track: (work: Promise<void>, what: string) => void;
 }
+
+/** An output file's key: outputs/<request id>/<random>/<file name> (the runner picks it, as ctx.files does). */
+const OUTPUT_KEY = /^outputs\/([^/]+)\/[A-Za-z0-9_-]{8,64}\/[A-Za-z0-9._-]{1,100}$/;
+/** The file limit when the server's environment for runners names none (the server's default). */
+const DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024;
 
 /** When a taken spare is replaced at the latest after the runner it became is ready (sooner: after its first request). */
 const SPARE_REFILL_AFTER_READY_MS = 2000;
@@ -91,13 +97,16 @@ export class LocalRunners {
       onExit: (r, code, signal) => this.#deps.track(this.#onRunnerExit(pool, r, code, signal), "handling a runner exit"),
     };
     const app = { id: pool.app.id, modulePath: pool.app.modulePath };
-    const runner = this.#deps.spares?.take(app, handlers) ?? new RunnerProcess({ app, env: this.#deps.runnerEnv, ...handlers });
+    // A spare is a Node process: a Python app's runner is always started for it.
+    const spare = isPythonAppSpec(app.modulePath) ? null : this.#deps.spares?.take(app, handlers);
+    const runner = spare ?? new RunnerProcess({ app, env: this.#deps.runnerEnv, ...handlers });
     pool.runners.set(runner.id, runner);
     this.#updateRunnerGauge(pool);
     // A missing or stale build (compiled-runtime.ts) is said once; which way each runner started, every time.
-    const fallback = runner.compiled ? null : fallbackReasonOnce();
+    const python = isPythonAppSpec(app.modulePath);
+    const fallback = runner.compiled || python ? null : fallbackReasonOnce();
     if (fallback) this.#deps.logger?.info({ reason: fallback }, "runners start through tsx, not from the compiled runtime");
-    this.#deps.logger?.info({ app: pool.app.id, runner: runner.id, pid: runner.pid, compiled: runner.compiled, ...(runner.startedAsSpare ? { spare: true } : {}) }, "runner starting");
+    this.#deps.logger?.info({ app: pool.app.id, runner: runner.id, pid: runner.pid, ...(python ? { python: true } : { compiled: runner.compiled }), ...(runner.startedAsSpare ? { spare: true } : {}) }, "runner starting");
     return runner;
   }
 
@@ -182,6 +191,34 @@ export class LocalRunners {
       case "error":
         this.#deps.track(this.onOutcome(pool, runner, message.requestId, { ok: false, error: deserializeError(message.error) }), "recording an error");
         return;
+      case "put_file":
+        this.#deps.track(this.#storeOutputFile(runner, message), "storing a runner's output file");
+        return;
+    }
+  }
+
+  /**
+   * Stores an output file a Python runner sent (Node runners write to storage themselves): only for
+   * a request the runner holds, only under that request's output prefix, and no larger than the
+   * server's file limit. The runner waits for the answer.
+   */
+  async #storeOutputFile(runner: RunnerProcess, message: Extract<FromRunner, { t: "put_file" }>): Promise<void> {
+    try {
+      const storage = this.#deps.storage;
+      if (!storage) throw new PlatformError("ERR_INTERNAL", { message: "This server keeps no output files" });
+      if (!runner.assignments.has(message.requestId)) throw new PlatformError("ERR_LEASE_LOST", { message: `This runner does not hold ${message.requestId}` });
+      const match = OUTPUT_KEY.exec(message.key);
+      if (!match || match[1] !== message.requestId) throw new PlatformError("ERR_BAD_REQUEST", { message: "Output keys look like outputs/<request id>/<random>/<file name>" });
+      const maxBytes = Number(this.#deps.runnerEnv["DARKROOM_MAX_FILE_BYTES"] ?? DEFAULT_MAX_FILE_BYTES);
+      const bytes = Buffer.from(message.data, "base64");
+      if (bytes.length > maxBytes) throw new PlatformError("ERR_FILE_TOO_LARGE", { message: `Output files are limited to ${maxBytes} bytes` });
+      const contentType = String(message.contentType).split(";")[0]?.trim().slice(0, 200) || "application/octet-stream";
+      const fileName = String(message.fileName).replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "").slice(0, 100) || "output.bin";
+      const expires = message.expiresInSeconds;
+      const meta = await storage.put(message.key, bytes, { contentType, fileName, maxBytes, ...(typeof expires === "number" && expires > 0 ? { expiresInSeconds: expires } : {}) });
+      runner.send({ t: "file_stored", callId: message.callId, key: meta.key, size: meta.size, contentType: meta.contentType, fileName: meta.fileName });
+    } catch (err) {
+      runner.send({ t: "file_failed", callId: message.callId, error: serializeError(err) });
     }
   }
 

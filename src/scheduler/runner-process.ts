@@ -1,11 +1,16 @@
 /**
- * One runner as the scheduler sees it: a child process speaking the runner protocol over IPC.
+ * One runner as the scheduler sees it: a child process speaking the runner protocol over IPC. A
+ * Node runner gets Node's own channel (structured clone); a Python app's runner (python-apps.ts)
+ * the same messages as JSON lines on a socket it inherits as fd 3.
  * @module
  */
-import { fork, type ChildProcess } from "node:child_process";
+import { fork, spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import type { Socket } from "node:net";
 import { randomUUID } from "node:crypto";
 import { childStart, compiledPathOf, compiledRuntime, spareStart } from "../runtime/compiled-runtime.js";
 import type { FromRunner, ToRunner } from "../runtime/protocol.js";
+import { isPythonAppSpec, pythonCommand, pythonEnv, pythonRunnerArgs } from "../runtime/python-apps.js";
 import type { ColdStart } from "./cold-start.js";
 
 /** starting: spawned, setup() running · ready: takes work · draining: finishing, takes none · stopped: the process exited */
@@ -65,6 +70,8 @@ export class RunnerProcess {
   idleSince = Date.now();
   lastHeartbeat = Date.now();
   readonly #child: ChildProcess;
+  /** A Python runner's channel (JSON lines); null for a Node runner, which uses Node's own. */
+  #lines: Socket | null = null;
   #handlers: RunnerHandlers;
   #exitReported = false;
 
@@ -72,27 +79,47 @@ export class RunnerProcess {
     this.appId = options.app?.id ?? "";
     this.startedAsSpare = options.app === null;
     this.#handlers = { onMessage: options.onMessage, onExit: options.onExit };
-    // From dist/ when the build is fresh and the app (for a spare: every app of this server) was
-    // compiled in it, else from src/ through tsx, as the gateway runs.
-    const start = options.app ? childStart("runner-main", [options.app.modulePath]) : spareStart(options.spareFor ?? []);
-    this.#build = start.build;
-    this.compiled = start.build !== null;
-    this.#child = fork(start.main, [], {
-      // DARKROOM_RUNNER_NODE_ARGS adds Node flags to runners only (e.g. "--cpu-prof --cpu-prof-dir=prof").
-      execArgv: [...start.execArgv, ...(process.env["DARKROOM_RUNNER_NODE_ARGS"] ?? "").split(" ").filter(Boolean)],
-      env: {
-        ...process.env,
-        ...options.env,
-        DARKROOM_APP_MODULE: start.modulePaths[0] ?? "",
-        DARKROOM_RUNNER_ID: this.id,
-      },
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-      serialization: "advanced",
-    });
-    this.#child.on("message", (message: FromRunner) => {
-      if (message.t === "spare") this.spareReady = true;
-      this.#handlers.onMessage(this, message);
-    });
+    if (options.app && isPythonAppSpec(options.app.modulePath)) {
+      this.#build = null;
+      this.compiled = false;
+      const env = pythonEnv({ ...process.env, ...options.env, DARKROOM_RUNNER_ID: this.id });
+      this.#child = spawn(pythonCommand(env), pythonRunnerArgs(options.app.modulePath), { env, stdio: ["ignore", "inherit", "inherit", "pipe"] });
+      const channel = this.#child.stdio[3] as Socket;
+      this.#lines = channel;
+      // A line that is not a message (it cannot come from the runner's own code) is dropped.
+      createInterface({ input: channel, crlfDelay: Infinity }).on("line", (line) => {
+        let message: FromRunner;
+        try {
+          message = JSON.parse(line) as FromRunner;
+        } catch {
+          return;
+        }
+        this.#handlers.onMessage(this, message);
+      });
+      channel.on("error", () => undefined);
+    } else {
+      // From dist/ when the build is fresh and the app (for a spare: every app of this server) was
+      // compiled in it, else from src/ through tsx, as the gateway runs.
+      const start = options.app ? childStart("runner-main", [options.app.modulePath]) : spareStart(options.spareFor ?? []);
+      this.#build = start.build;
+      this.compiled = start.build !== null;
+      this.#child = fork(start.main, [], {
+        // DARKROOM_RUNNER_NODE_ARGS adds Node flags to runners only (e.g. "--cpu-prof --cpu-prof-dir=prof").
+        execArgv: [...start.execArgv, ...(process.env["DARKROOM_RUNNER_NODE_ARGS"] ?? "").split(" ").filter(Boolean)],
+        env: {
+          ...process.env,
+          ...options.env,
+          DARKROOM_APP_MODULE: start.modulePaths[0] ?? "",
+          DARKROOM_RUNNER_ID: this.id,
+        },
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+        serialization: "advanced",
+      });
+      this.#child.on("message", (message: FromRunner) => {
+        if (message.t === "spare") this.spareReady = true;
+        this.#handlers.onMessage(this, message);
+      });
+    }
     const report = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (this.#exitReported) return;
       this.#exitReported = true;
@@ -108,7 +135,12 @@ export class RunnerProcess {
       setTimeout(() => report(code, signal), 2000).unref();
     });
     // An IPC write to a dying child raises EPIPE here; the exit handler deals with the consequences.
-    this.#child.on("error", () => undefined);
+    // A process that never started (no such Python) has no exit to wait for: it is reported now.
+    this.#child.on("error", () => {
+      if (this.#child.pid !== undefined) return;
+      this.state = "stopped";
+      report(null, null);
+    });
   }
 
   /** Whether this spare can load `modulePath`: any app through tsx; compiled, only one compiled in its own build, which is still fresh. */
@@ -159,6 +191,7 @@ export class RunnerProcess {
    * this answers true.
    */
   send(message: ToRunner, onWritten?: () => void): boolean {
+    if (this.#lines) return this.#sendLine(this.#lines, message, onWritten);
     if (!this.#child.connected) return false;
     try {
       // Called once the message left for the pipe, or failed to (the runner died meanwhile).
@@ -169,6 +202,16 @@ export class RunnerProcess {
       if (!this.#child.connected) return false;
       throw err;
     }
+  }
+
+  /** A message to a Python runner: one JSON line. A large input's bytes go as its JSON text. */
+  #sendLine(channel: Socket, message: ToRunner, onWritten?: () => void): boolean {
+    if (channel.destroyed || !channel.writable) return false;
+    const wire = message.t === "run" && message.inputJson ? { ...message, input: undefined, inputJson: undefined, inputJsonText: Buffer.from(message.inputJson).toString("utf8") } : message;
+    // Throws, as Node's channel does, for what cannot be sent (a BigInt); the caller fails the request.
+    const line = `${JSON.stringify(wire)}\n`;
+    channel.write(line, () => onWritten?.());
+    return true;
   }
 
   /** Lets in-flight work finish, then the runner exits by itself. */

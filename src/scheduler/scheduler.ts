@@ -25,6 +25,7 @@ import { RemoteRunners } from "./remote-runners.js";
 import { applyOutcome, decideOutcome, type RunEnd } from "./run-outcome.js";
 import { RequestEvents, type RequestEvent } from "./request-events.js";
 import { SpareRunners, type SpareRunnersSnapshot } from "./spare-runners.js";
+import { isPythonAppSpec } from "../runtime/python-apps.js";
 import type { RemoteStartPhases } from "./remote-runners.js";
 import { waitForTerminal } from "./wait-for-terminal.js";
 
@@ -134,13 +135,15 @@ export class Scheduler {
             count: spareCount,
             env: options.runnerEnv,
             busy: runnersStarting,
-            appModules: () => [...this.#pools.values()].filter((pool) => this.#localRunners.spawnsRunners(pool)).map((pool) => pool.app.modulePath),
+            // The Node apps only: a spare cannot become a Python app's runner.
+            appModules: () => [...this.#pools.values()].filter((pool) => this.#localRunners.spawnsRunners(pool) && !isPythonAppSpec(pool.app.modulePath)).map((pool) => pool.app.modulePath),
             ...(logger ? { logger } : {}),
             ...(metrics ? { metrics } : {}),
           })
         : null;
     this.#localRunners = new LocalRunners({
       ...shared,
+      storage: options.storage,
       spares: this.#spares,
       runnerEnv: options.runnerEnv,
       localRunners: this.#options.localRunners,

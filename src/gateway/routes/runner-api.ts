@@ -12,8 +12,9 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { ERRORS, PlatformError, type ErrorCode } from "../../core/errors.js";
-import { DEFAULT_KNOBS, type AppManifest, type RequestRecord } from "../../core/types.js";
+import { DEFAULT_KNOBS, type RequestRecord } from "../../core/types.js";
 import { RUNNER_PROTOCOL_VERSION } from "../../runtime/protocol.js";
+import { manifestOfRunnerApp, RunnerApp } from "../../runtime/runner-app.js";
 import { inputOfRetrying } from "../../storage/spilled-inputs.js";
 import type { ModelManager } from "../../models/manager.js";
 import type { GatewayContext, Principal } from "../context.js";
@@ -40,41 +41,12 @@ const MAX_EVENTS_PER_CALL = 500;
 const RUNNER_ID = /^rr-[A-Za-z0-9_-]{8,64}$/;
 const RunnerId = z.string().regex(RUNNER_ID, "runner_id must look like rr-<8 to 64 letters, digits, _ or ->");
 
-const EndpointBody = z.object({
-  path: z.string().max(200).regex(/^[A-Za-z0-9_\-/]*$/),
-  kind: z.enum(["http", "stream", "realtime"]).default("http"),
-  input: z.record(z.string(), z.unknown()),
-  output: z.record(z.string(), z.unknown()).default({}),
-  description: z.string().max(2000).optional(),
-});
-
 const StartMs = z.number().min(0).max(24 * 3600 * 1000);
 
 const RegisterBody = z.object({
   protocol: z.number().int(),
   runner_id: RunnerId.optional(),
-  app: z.object({
-    id: z.string().min(1).max(200).regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/, "app id must look like owner/name"),
-    version: z.string().max(64).default("0.1.0"),
-    endpoints: z.array(EndpointBody).min(1).max(100),
-    knobs: z.record(z.string(), z.number()).default({}),
-    metadata: z
-      .object({
-        display_name: z.string().max(200).optional(),
-        category: z.string().max(100).optional(),
-        description: z.string().max(5000).optional(),
-        tags: z.array(z.string().max(50)).max(20).optional(),
-        license: z.string().max(200).optional(),
-        // What the app asks of its machine (a fal app's class options), shown in /v1/models.
-        machine_type: z.string().max(100).optional(),
-        num_gpus: z.number().int().min(0).max(64).optional(),
-        requirements: z.array(z.string().max(300)).max(200).optional(),
-      })
-      .default({}),
-    // The runner found that the app cannot run where it is (a fal app's requirements missing):
-    // listed, refused with the remedy, and leased nothing until a runner registers it without this.
-    unavailable: z.object({ reason: z.string().min(1).max(2000), remedy: z.string().min(1).max(2000) }).optional(),
-  }),
+  app: RunnerApp,
   runner: z.object({ hostname: z.string().max(255).optional(), pid: z.number().int().optional(), slots: z.number().int().min(1).max(MAX_SLOTS).default(1) }).default({ slots: 1 }),
   // The runner's own start, phase by phase in milliseconds of its clock, on its first registration
   // only: the gateway reports it as a cold start of the app (`/v1/ops`, `/metrics`).
@@ -257,27 +229,7 @@ function registerRunnerApi(app: FastifyInstance, ctx: GatewayContext): void {
     // A remote app is described again on every registration: its runner may have been upgraded.
     if (!manifest || manifest.remote === true) {
       // An app the gateway does not load (a Python app): its runner describes it.
-      const knobs = { ...DEFAULT_KNOBS };
-      for (const [name, value] of Object.entries(body.app.knobs)) if (name in knobs) (knobs as Record<string, number>)[name] = value;
-      const described: AppManifest = {
-        id: body.app.id,
-        version: body.app.version,
-        metadata: {
-          display_name: body.app.metadata.display_name ?? body.app.id,
-          category: body.app.metadata.category ?? "other",
-          description: body.app.metadata.description ?? "",
-          tags: body.app.metadata.tags ?? [],
-          ...(body.app.metadata.license ? { license: body.app.metadata.license } : {}),
-          ...(body.app.metadata.machine_type ? { machine_type: body.app.metadata.machine_type } : {}),
-          ...(body.app.metadata.num_gpus !== undefined ? { num_gpus: body.app.metadata.num_gpus } : {}),
-          ...(body.app.metadata.requirements ? { requirements: body.app.metadata.requirements } : {}),
-        },
-        knobs,
-        endpoints: body.app.endpoints.map((e) => ({ path: e.path.replace(/^\/+/, ""), kind: e.kind, input: e.input, output: e.output, ...(e.description ? { description: e.description } : {}) })),
-        modulePath: "",
-        unavailable: body.app.unavailable ?? null,
-        remote: true,
-      };
+      const described = manifestOfRunnerApp(body.app, "", { remote: true });
       await ctx.scheduler.registerRemoteApp(described);
       manifest = ctx.scheduler.app(body.app.id);
     }

@@ -26,6 +26,11 @@ export interface CappedClaim {
 export interface CappedClaims {
   /** Whether any tenant or key has a concurrency limit: only then must claims count. */
   active(): boolean;
+  /**
+   * Says that a key's or a tenant's limits may have changed: the next `active()` reads the tables
+   * again. One process owns the file, so its own writes are the only ones.
+   */
+  limitsChanged(): void;
   claim(params: CappedClaim): RequestRow[];
 }
 
@@ -56,8 +61,14 @@ export function createCappedClaims(db: Database.Database, running: RunningCount)
     WHERE seq IN (SELECT value FROM json_each(@seqs)) AND state = 'QUEUED'
     RETURNING *`);
 
+  // Every claim asks, and limits change rarely: asked of the tables only after a change.
+  let anyLimitSet: boolean | null = null;
+
   return {
-    active: () => anyLimit.get()?.found === 1,
+    active: () => (anyLimitSet ??= anyLimit.get()?.found === 1),
+    limitsChanged: () => {
+      anyLimitSet = null;
+    },
 
     claim({ appId, owner, now, leaseExpiresAt, limit, filter }) {
       if (limit <= 0 || filter?.only?.length === 0) return [];

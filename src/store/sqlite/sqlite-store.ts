@@ -520,6 +520,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     async createKey(key) {
       insertKey.run({ ...key, limits: JSON.stringify(key.limits) });
+      cappedClaims.limitsChanged();
     },
 
     async getKey(id) {
@@ -536,6 +537,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async updateKey(id, patch) {
+      cappedClaims.limitsChanged();
       return (
         updateKeyById.run({
           id,
@@ -562,6 +564,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     async putTenant(settings, now = Date.now()) {
       const row = await writes.run(() => upsertTenant.get({ name: settings.name, weight: settings.weight, limits: JSON.stringify(settings.limits), now }));
+      cappedClaims.limitsChanged();
       if (!row) throw new Error(`Writing tenant ${settings.name} returned no row`);
       return toTenantRecord(row);
     },
