@@ -605,6 +605,25 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           assert.equal(free.length, 3);
         }));
 
+      it("holds a limit set after claims began from the next claim on: a new key's, a changed key's, a tenant's", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const tenant = `late-${randomUUID()}`;
+          const keyId = `key_${randomUUID()}`;
+          // Claims before any limit of these exist (SQLite remembers whether any limit is set).
+          await enqueueAll(store, Array.from({ length: 3 }, () => newRequest(appId, { tenant, keyId })));
+          assert.equal((await store.claimMany(appId, "runner", LEASE_MS, 1)).length, 1);
+          await store.createKey({ id: keyId, secretHash: "scrypt$x", name: "late", scope: "api", createdAt: 1, revokedAt: null, lastUsedAt: null, tenant, limits: { maxConcurrency: 1 } });
+          assert.deepEqual(await store.claimMany(appId, "runner", LEASE_MS, 5), [], "the new key's limit: one runs already");
+          await store.updateKey(keyId, { limits: { maxConcurrency: 2 } });
+          assert.equal((await store.claimMany(appId, "runner", LEASE_MS, 5)).length, 1, "the raised limit lets one more start");
+          await store.updateKey(keyId, { limits: {} });
+          await store.putTenant({ name: tenant, weight: 1, limits: { maxConcurrency: 2 } });
+          assert.deepEqual(await store.claimMany(appId, "runner", LEASE_MS, 5), [], "the tenant's new limit holds the last one back");
+          await store.putTenant({ name: tenant, weight: 1, limits: {} });
+          assert.equal((await store.claimMany(appId, "runner", LEASE_MS, 5)).length, 1, "and lifting it lets it start");
+        }));
+
       it("takes a quiet tenant's new request on submit when it is ahead of the flood", () =>
         withStore(async (store) => {
           const appId = randomAppId();
