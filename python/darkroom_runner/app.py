@@ -87,8 +87,7 @@ def _normalise_path(path: str) -> str:
 
 
 def _spec(path: str, input_schema: Optional[dict], output_schema: Optional[dict], description: Optional[str], kind: str) -> dict:
-    # A realtime endpoint is served when the gateway's scheduler runs the app (ipc.py); a gateway
-    # answers realtime calls for an app served by remote runners with app_unavailable.
+    # A realtime endpoint's messages come as runs like any other (ephemeral, sync mode).
     if kind not in ("http", "stream", "realtime"):
         raise ValueError(f"endpoint kind must be 'http', 'stream' or 'realtime', got {kind!r}")
     schema = input_schema if input_schema is not None else {"type": "object"}

@@ -80,9 +80,8 @@ def endpoint(path: str = "/", **_ignored: Any) -> Callable:
 
 
 def realtime(path: str = "/realtime", **_ignored: Any) -> Callable:
-    """``@fal.realtime("/realtime")``: a realtime endpoint, each message one call of the method. Served
-    when the gateway's scheduler runs the app (``darkroom serve --apps``); a remote runner does not
-    serve realtime yet, and the gateway answers such calls with ``app_unavailable``."""
+    """``@fal.realtime("/realtime")``: a realtime endpoint, each message one call of the method, on
+    runners the gateway's scheduler starts (``darkroom serve --apps``) and on remote runners alike."""
     return _mark(path, "realtime")
 
 

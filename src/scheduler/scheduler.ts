@@ -19,12 +19,13 @@ import { Housekeeping } from "./housekeeping.js";
 import { InputTransfers } from "./input-transfers.js";
 import { LocalRunners } from "./local-runners.js";
 import { OutcomeWrites } from "./outcome-writes.js";
-import { createPool, type Pool, type PoolSnapshot } from "./pool.js";
+import { createPool, type EphemeralCall, type Pool, type PoolSnapshot } from "./pool.js";
 import { QueueWakeups } from "./queue-wakeups.js";
 import { RemoteRunners } from "./remote-runners.js";
 import { applyOutcome, decideOutcome, type RunEnd } from "./run-outcome.js";
 import { RequestEvents, type RequestEvent } from "./request-events.js";
 import { SpareRunners, type SpareRunnersSnapshot } from "./spare-runners.js";
+import { RemoteCalls, type LeasedCall } from "./remote-calls.js";
 import { isPythonAppSpec } from "../runtime/python-apps.js";
 import type { RemoteStartPhases } from "./remote-runners.js";
 import { waitForTerminal } from "./wait-for-terminal.js";
@@ -96,6 +97,7 @@ export class Scheduler {
   readonly #localRunners: LocalRunners;
   readonly #spares: SpareRunners | null;
   readonly #remote: RemoteRunners;
+  readonly #remoteCalls: RemoteCalls;
 
   constructor(options: SchedulerOptions) {
     this.#options = { leaseMs: 30_000, cancelGraceMs: 5_000, maxSetupFailures: 3, tickMs: 500, localRunners: true, ...options };
@@ -161,6 +163,7 @@ export class Scheduler {
       onOutcome: (pool, runner, requestId, outcome) => this.#localRunners.onOutcome(pool, runner, requestId, outcome),
     });
     this.#remote = new RemoteRunners({ ...shared, addPool: (app) => this.#addPool(app) });
+    this.#remoteCalls = new RemoteCalls({ announce: (appId) => this.#wakeups.announce(appId) });
     for (const app of options.apps) this.#addPool(app);
   }
 
@@ -237,6 +240,7 @@ export class Scheduler {
     this.#wakeups.stopListening();
     this.events.close();
     this.#wakeups.wakeAll();
+    this.#remoteCalls.stop();
     const spares = this.#spares?.stop() ?? [];
     // A run whose stored input is still being read must reach its runner before the drain does.
     const reading = this.#dispatcher.inputReadsSettled();
@@ -315,10 +319,9 @@ export class Scheduler {
   invokeEphemeral(appId: string, endpoint: string, input: unknown, baseUrl: string, onPartial?: (data: unknown) => void): Promise<unknown> {
     const pool = this.#pools.get(appId);
     if (!pool) return Promise.reject(new PlatformError("ERR_APP_NOT_FOUND"));
-    if (!this.#localRunners.spawnsRunners(pool) && pool.runners.size === 0) {
-      // Remote runners take durable requests only: a realtime message would wait forever.
-      return Promise.reject(new PlatformError("ERR_APP_UNAVAILABLE", { message: `Realtime calls to ${appId} need a runner started by this gateway; remote runners serve queued and sync requests only` }));
-    }
+    if (pool.app.unavailable) return Promise.reject(new PlatformError("ERR_APP_UNAVAILABLE", { message: `${appId} is unavailable: ${pool.app.unavailable.reason}` }));
+    // No runner of this gateway will take it: the app's remote runners do (remote-calls.ts).
+    if (!this.#localRunners.spawnsRunners(pool) && pool.runners.size === 0) return this.#remoteCalls.invoke(pool, endpoint, input, baseUrl, onPartial);
     return new Promise((resolve, reject) => {
       pool.ephemeralQueue.push({ id: `rt-${++this.#ephemeralSeq}`, endpoint, input, baseUrl, resolve, reject, ...(onPartial ? { onPartial } : {}) });
       this.#dispatcher.pump(appId);
@@ -379,6 +382,27 @@ export class Scheduler {
   // --- remote runners (runner protocol over HTTP, remote-runners.ts) ---
 
   /** Claims up to `slots` requests of `appId` for a remote runner, leased under the runner's id in the store. */
+  /** Realtime messages of `appId` waiting for a remote runner, handed to `runnerId` (remote-calls.ts). */
+  takeRemoteCalls(appId: string, runnerId: string, slots: number): EphemeralCall[] {
+    const pool = this.#pools.get(appId);
+    return pool && !this.#stopping ? this.#remoteCalls.take(pool, runnerId, slots) : [];
+  }
+
+  /** The realtime message `id` when the remote runner `runnerId` holds it on this gateway, else null. */
+  remoteCall(id: string, runnerId: string): LeasedCall | null {
+    return this.#remoteCalls.held(id, runnerId);
+  }
+
+  /** A remote runner's partial output of a realtime message it holds. */
+  remoteCallPartial(id: string, runnerId: string, data: unknown): void {
+    this.#remoteCalls.partial(id, runnerId, data);
+  }
+
+  /** A remote runner's answer to a realtime message it holds; false when it holds none of that id here. */
+  remoteCallAnswered(id: string, runnerId: string, outcome: RunEnd): boolean {
+    return this.#remoteCalls.answer(id, runnerId, outcome);
+  }
+
   /** A remote runner's start, as it reported it on registering (remote-runners.ts). */
   remoteRunnerStarted(appId: string, runnerId: string, phases: RemoteStartPhases): void {
     this.#remote.remoteRunnerStarted(appId, runnerId, phases);

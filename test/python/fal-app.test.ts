@@ -12,10 +12,13 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { createFalClient, ValidationError, type FalClient } from "@fal-ai/client";
+import { decode, encode } from "@msgpack/msgpack";
+import WebSocket from "ws";
 import { ADMIN_KEY, eventually, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 
 const APP = "local/text-card";
 const NEEDS_PACKAGES = "tests/needs-packages";
+const CHORES = "tests/chores";
 
 /** The machine's Pythons that have pydantic, one per pydantic version, with that version. */
 function pythonsWithPydantic(): { python: string; pydantic: string }[] {
@@ -68,7 +71,7 @@ describe("fal apps on Darkroom's Python runner", { skip: interpreters.length ===
       before(async () => {
         p = await startTestPlatform({ env: { DARKROOM_LOCAL_RUNNERS: "false" } });
         fal = createFalClient({ credentials: ADMIN_KEY, proxyUrl: { url: `${p.url}/api/fal/proxy`, when: "always" } });
-        const minted = await http(p, "POST", "/v1/runner-tokens", { apps: [APP, NEEDS_PACKAGES] });
+        const minted = await http(p, "POST", "/v1/runner-tokens", { apps: [APP, NEEDS_PACKAGES, CHORES] });
         assert.equal(minted.status, 201, JSON.stringify(minted.body));
         token = minted.body.token as string;
         const started = startRunner("python/examples/fal_text_card.py::TextCard");
@@ -165,6 +168,32 @@ describe("fal apps on Darkroom's Python runner", { skip: interpreters.length ===
         assert.deepEqual(byPydantic.fieldErrors[0]?.loc, ["body", "text"]);
         assert.match(byPydantic.fieldErrors[0]?.msg ?? "", /text must have a word in it/);
         assert.equal(byPydantic.fieldErrors[0]?.type, "value_error");
+      });
+
+      it("serves @fal.realtime from a remote runner: messages carried over the runner protocol, answered in order", async () => {
+        const chores = startRunner("test/fixtures/python/fal_chores.py::Chores");
+        try {
+          await eventually(() => (/runner ready:/.test(chores.log()) ? true : chores.child.exitCode !== null ? Promise.reject(new Error(`runner exited: ${chores.log()}`)) : null), 20_000);
+          const socket = new WebSocket(`${p.url.replace(/^http/, "ws")}/${CHORES}/realtime`, { headers: { authorization: `Key ${ADMIN_KEY}` } });
+          await new Promise<void>((resolve, reject) => {
+            socket.once("open", () => resolve());
+            socket.once("error", reject);
+          });
+          const frames: { binary: boolean; value: any }[] = [];
+          socket.on("message", (data: Buffer, isBinary: boolean) => frames.push({ binary: isBinary, value: isBinary ? decode(data) : JSON.parse(data.toString("utf8")) }));
+          const answers = (): { binary: boolean; value: any }[] => frames.filter((f) => f.binary || f.value.type === "x-fal-error");
+          socket.send(JSON.stringify({ text: "one", request_id: "a" }));
+          socket.send(Buffer.from(encode({ text: 2, request_id: "b" })));
+          socket.send(Buffer.from(encode({ text: "three", request_id: "c" })));
+          await eventually(() => answers().length >= 3, 20_000);
+          socket.close();
+          const [first, refused, third] = answers();
+          assert.deepEqual([first?.value.text, first?.value.request_id, third?.value.text, third?.value.request_id], ["ONE", "a", "THREE", "c"]);
+          assert.equal(first?.value.pid, chores.child.pid, "the remote runner answered");
+          assert.equal(refused?.value.error, "VALIDATION_ERROR");
+        } finally {
+          await stop(chores.child);
+        }
       });
 
       it("lists an app whose requirements are missing as unavailable, with pip's command as the remedy, and refuses calls", async () => {

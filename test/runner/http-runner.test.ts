@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createFalClient } from "@fal-ai/client";
+import { decode, encode } from "@msgpack/msgpack";
 import WebSocket from "ws";
 import { ADMIN_KEY, ECHO_APP, eventually, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 import { cancel, readSse, record, sleep, submit, waitCompleted } from "../helpers/queue.js";
@@ -216,19 +217,30 @@ describe("runner protocol over HTTP", () => {
     assert.equal((await fetch(`${p.url}/health`)).status, 200);
   });
 
-  it("realtime messages to an app with no local runners are refused at once, not left waiting", async () => {
+  it("realtime messages to an app with no local runners go to its remote runner, one by one, and are never stored", async () => {
     const socket = new WebSocket(`${p.url.replace(/^http/, "ws")}/${APP}/realtime`, { headers: { authorization: `Key ${ADMIN_KEY}` } });
     await new Promise<void>((resolve, reject) => {
       socket.once("open", () => resolve());
       socket.once("error", reject);
     });
-    const reply = new Promise<string>((resolve) => socket.once("message", (data: Buffer) => resolve(data.toString("utf8"))));
-    socket.send(JSON.stringify({ message: "rt" }));
-    const control = JSON.parse(await reply) as { type: string; error: string; reason: string };
+    const frames: { binary: boolean; value: any }[] = [];
+    socket.on("message", (data: Buffer, isBinary: boolean) => frames.push({ binary: isBinary, value: isBinary ? decode(data) : JSON.parse(data.toString("utf8")) }));
+    const results = (): { binary: boolean; value: any }[] => frames.filter((f) => f.binary || f.value.type === "x-fal-error");
+    const before = (await p.store.list({ appId: APP, limit: 500 })).length;
+    socket.send(JSON.stringify({ message: "first", request_id: "a" }));
+    socket.send(Buffer.from(encode({ message: { n: 2 }, request_id: "b" })));
+    socket.send(Buffer.from(encode({ message: "third", request_id: 3 })));
+    socket.send(JSON.stringify({ message: "fourth", request_id: "d" }));
+    await eventually(() => results().length >= 4, 15_000);
     socket.close();
-    assert.equal(control.type, "x-fal-error");
-    assert.equal(control.error, "APP_UNAVAILABLE");
-    assert.match(control.reason, /remote runners/);
+    assert.deepEqual(results(), [
+      { binary: true, value: { message: "first", request_id: "a" } },
+      { binary: true, value: { message: { n: 2 }, request_id: "b" } },
+      results()[2],
+      { binary: true, value: { message: "fourth", request_id: "d" } },
+    ]);
+    assert.equal(results()[2]?.value.error, "VALIDATION_ERROR", "a refused message is answered alone; the next goes on");
+    assert.equal((await p.store.list({ appId: APP, limit: 500 })).length, before, "realtime messages are not requests");
   });
 
   it("a draining runner finishes what it holds before it exits", async () => {

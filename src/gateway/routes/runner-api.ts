@@ -17,6 +17,7 @@ import { RUNNER_PROTOCOL_VERSION } from "../../runtime/protocol.js";
 import { manifestOfRunnerApp, RunnerApp } from "../../runtime/runner-app.js";
 import { inputOfRetrying } from "../../storage/spilled-inputs.js";
 import type { ModelManager } from "../../models/manager.js";
+import type { EphemeralCall } from "../../scheduler/pool.js";
 import type { GatewayContext, Principal } from "../context.js";
 import { sendNotFound } from "../error-reply.js";
 import { parseRange } from "../http-range.js";
@@ -156,6 +157,21 @@ function runOf(record: RequestRecord, filesUrl: string | null): Record<string, u
   };
 }
 
+/** A realtime message as a lease entry: a run like a request's, answered inline (sync mode), never stored. */
+function callRunOf(call: EphemeralCall, filesUrl: string | null): Record<string, unknown> {
+  return {
+    request_id: call.id,
+    endpoint: call.endpoint,
+    input: call.input,
+    attempt: 1,
+    base_url: call.baseUrl,
+    ...(filesUrl ? { files_url: filesUrl } : {}),
+    sync_mode: true,
+    cancel_requested: false,
+    ephemeral: true,
+  };
+}
+
 /**
  * Whether the client of a long poll hung up. The request stream is no signal: Node ends it (and
  * emits its "close") as soon as the body has been read. The response closing before it was sent is.
@@ -256,6 +272,9 @@ function registerRunnerApi(app: FastifyInstance, ctx: GatewayContext): void {
     const hangUp = hangUpWatch(reply);
     for (;;) {
       if (hangUp.gone()) return { runs: [] };
+      // Realtime messages first, at once: a client waits on each (scheduler/remote-calls.ts).
+      const calls = ctx.scheduler.takeRemoteCalls(body.app_id, body.runner_id, body.slots);
+      if (calls.length > 0) return { runs: calls.map((call) => callRunOf(call, ctx.config.filesUrl)) };
       const claimed = await withInputs(ctx, await ctx.scheduler.claimForRemote(body.app_id, body.runner_id, body.slots, leaseMs()), body.runner_id);
       if (claimed.length > 0 && hangUp.gone()) {
         // The runner hung up (a drain, a lost connection) while the claim ran: nobody will work on
@@ -274,6 +293,11 @@ function registerRunnerApi(app: FastifyInstance, ctx: GatewayContext): void {
     const body = parse(HeartbeatBody, request.body);
     const results = await Promise.all(
       body.requests.map(async ({ request_id, attempt }) => {
+        const call = ctx.scheduler.remoteCall(request_id, body.runner_id);
+        if (call) {
+          requireRunner(request, call.appId);
+          return { request_id, status: "ok" as const };
+        }
         const record = await ctx.store.get(request_id);
         if (!record || record.state !== "RUNNING" || record.leaseOwner !== body.runner_id || record.attempt !== attempt) {
           return { request_id, status: "lost" as const };
@@ -291,6 +315,13 @@ function registerRunnerApi(app: FastifyInstance, ctx: GatewayContext): void {
     const { id } = request.params as { id: string };
     requireRunner(request);
     const body = parse(EventsBody, request.body);
+    const call = ctx.scheduler.remoteCall(id, body.runner_id);
+    if (call) {
+      // A realtime message: its partial outputs go to the client; logs and progress have nowhere to go.
+      requireRunner(request, call.appId);
+      for (const event of body.events) if (event.type === "partial") ctx.scheduler.remoteCallPartial(id, body.runner_id, event.data);
+      return reply.code(204).send();
+    }
     await heldRecord(ctx, request, id, body.runner_id, body.attempt);
     for (const event of body.events) {
       if (event.type === "log") {
@@ -316,6 +347,12 @@ function registerRunnerApi(app: FastifyInstance, ctx: GatewayContext): void {
     const { id } = request.params as { id: string };
     requireRunner(request);
     const body = parse(ResultBody, request.body);
+    const call = ctx.scheduler.remoteCall(id, body.runner_id);
+    if (call) {
+      requireRunner(request, call.appId);
+      ctx.scheduler.remoteCallAnswered(id, body.runner_id, { ok: true, output: body.output });
+      return { state: "COMPLETED" };
+    }
     await heldRecord(ctx, request, id, body.runner_id, body.attempt);
     const record = await ctx.scheduler.remoteOutcome(id, { owner: body.runner_id, attempt: body.attempt }, { ok: true, output: body.output, billableUnits: body.billable_units });
     if (!record) throw new PlatformError("ERR_LEASE_LOST");
@@ -326,13 +363,19 @@ function registerRunnerApi(app: FastifyInstance, ctx: GatewayContext): void {
     const { id } = request.params as { id: string };
     requireRunner(request);
     const body = parse(ErrorBody, request.body);
-    await heldRecord(ctx, request, id, body.runner_id, body.attempt);
     const code: ErrorCode = body.error.code in ERRORS ? (body.error.code as ErrorCode) : "ERR_APP_ERROR";
     const error = new PlatformError(code, {
       message: body.error.message,
       ...(body.error.status !== undefined ? { status: body.error.status } : {}),
       ...(body.error.field_errors ? { fieldErrors: body.error.field_errors } : {}),
     });
+    const call = ctx.scheduler.remoteCall(id, body.runner_id);
+    if (call) {
+      requireRunner(request, call.appId);
+      ctx.scheduler.remoteCallAnswered(id, body.runner_id, { ok: false, error });
+      return { state: error.code === "ERR_CLIENT_CANCELLED" ? "CANCELLED" : "FAILED" };
+    }
+    await heldRecord(ctx, request, id, body.runner_id, body.attempt);
     const record = await ctx.scheduler.remoteOutcome(id, { owner: body.runner_id, attempt: body.attempt }, { ok: false, error });
     if (!record) throw new PlatformError("ERR_LEASE_LOST");
     return { state: record.state };
