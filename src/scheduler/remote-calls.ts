@@ -21,6 +21,8 @@ export const PICKUP_MS = 30_000;
 export interface RemoteCallsDeps {
   /** Wakes the long polls waiting for work of the app. */
   announce: (appId: string) => void;
+  /** How long a message waits to be leased; default PICKUP_MS. */
+  pickupMs?: number;
 }
 
 interface Leased {
@@ -53,8 +55,8 @@ export class RemoteCalls {
     return new Promise((resolve, reject) => {
       const call: EphemeralCall = { id: `${this.#prefix}${++this.#seq}`, endpoint, input, baseUrl, resolve, reject, ...(onPartial ? { onPartial } : {}) };
       pool.ephemeralQueue.push(call);
-      const timer = setTimeout(() => this.#unpicked(call.id, new PlatformError("ERR_APP_UNAVAILABLE", { message: `No runner of ${pool.app.id} took the message within ${PICKUP_MS / 1000} s` })), PICKUP_MS);
-      timer.unref();
+      const pickupMs = this.#deps.pickupMs ?? PICKUP_MS;
+      const timer = setTimeout(() => this.#unpicked(call.id, new PlatformError("ERR_APP_UNAVAILABLE", { message: `No runner of ${pool.app.id} took the message within ${pickupMs / 1000} s` })), pickupMs);
       this.#waiting.set(call.id, { timer, pool, call });
       this.#deps.announce(pool.app.id);
     });
@@ -68,7 +70,6 @@ export class RemoteCalls {
       clearTimeout(this.#waiting.get(call.id)?.timer);
       this.#waiting.delete(call.id);
       const timer = setTimeout(() => this.#settle(call.id, { ok: false, error: new PlatformError("ERR_REQUEST_TIMEOUT", { message: `No answer within request_timeout (${timeoutS} s)` }) }), timeoutS * 1000);
-      timer.unref();
       this.#leased.set(call.id, { call, appId: pool.app.id, runnerId, timer });
     }
     return calls;

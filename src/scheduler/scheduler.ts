@@ -64,6 +64,8 @@ export interface SchedulerOptions {
    * runner next (spare-runners.ts). Default 0 here; `darkroom serve` keeps 1.
    */
   spareRunners?: number;
+  /** How long a realtime message waits for a remote runner to take it (remote-calls.ts; tests shorten it). */
+  remoteCallPickupMs?: number;
   /**
    * Runners of one app that may be starting at once (local-runners.ts). Default: no bound here;
    * `darkroom serve` bounds it by the cores.
@@ -163,7 +165,7 @@ export class Scheduler {
       onOutcome: (pool, runner, requestId, outcome) => this.#localRunners.onOutcome(pool, runner, requestId, outcome),
     });
     this.#remote = new RemoteRunners({ ...shared, addPool: (app) => this.#addPool(app) });
-    this.#remoteCalls = new RemoteCalls({ announce: (appId) => this.#wakeups.announce(appId) });
+    this.#remoteCalls = new RemoteCalls({ announce: (appId) => this.#wakeups.announce(appId), ...(options.remoteCallPickupMs !== undefined ? { pickupMs: options.remoteCallPickupMs } : {}) });
     for (const app of options.apps) this.#addPool(app);
   }
 

@@ -90,9 +90,42 @@ describe("Scheduler with remote runners only", () => {
     assert.equal(await scheduler.cancel(randomUUID()), "not_found");
   });
 
-  it("refuses realtime calls it has no runner for", async () => {
-    await assert.rejects(scheduler.invokeEphemeral(APP, "", {}, "http://127.0.0.1"), (err: PlatformError) => err.code === "ERR_APP_UNAVAILABLE");
+  it("hands realtime messages to the remote runner that leases next, ahead of queued work, and never stores them", async () => {
+    await scheduler.submit(request());
+    const partials: unknown[] = [];
+    const answer = scheduler.invokeEphemeral(APP, "", { n: 1 }, "http://127.0.0.1", (data) => partials.push(data));
+    const [call] = scheduler.takeRemoteCalls(APP, "rr-runner-one", 4);
+    assert.ok(call, "the message is leased");
+    assert.match(call.id, /^rt-/);
+    assert.deepEqual(call.input, { n: 1 });
+    assert.equal(scheduler.remoteCall(call.id, "rr-runner-two"), null, "only its runner holds it");
+    assert.deepEqual(scheduler.remoteCall(call.id, "rr-runner-one")?.appId, APP);
+    scheduler.remoteCallPartial(call.id, "rr-runner-one", { step: 1 });
+    assert.equal(scheduler.remoteCallAnswered(call.id, "rr-runner-two", { ok: true, output: "not mine" }), false);
+    assert.equal(scheduler.remoteCallAnswered(call.id, "rr-runner-one", { ok: true, output: { n: 2 } }), true);
+    assert.deepEqual(await answer, { n: 2 });
+    assert.deepEqual(partials, [{ step: 1 }]);
+    assert.equal(scheduler.remoteCall(call.id, "rr-runner-one"), null, "answered once");
+    assert.equal((await store.list({ appId: APP })).length, 1, "only the queued request is stored");
+
+    const failing = scheduler.invokeEphemeral(APP, "", {}, "http://127.0.0.1");
+    const [second] = scheduler.takeRemoteCalls(APP, "rr-runner-one", 1);
+    scheduler.remoteCallAnswered(second!.id, "rr-runner-one", { ok: false, error: new PlatformError("ERR_VALIDATION", { message: "no" }) });
+    await assert.rejects(failing, (err: PlatformError) => err.code === "ERR_VALIDATION");
     await assert.rejects(scheduler.invokeEphemeral("nobody/none", "", {}, "http://127.0.0.1"), (err: PlatformError) => err.code === "ERR_APP_NOT_FOUND");
+  });
+
+  it("answers a realtime message no remote runner takes with APP_UNAVAILABLE, and one not answered in time with a timeout", async () => {
+    const quick = new Scheduler({ store, apps: [{ ...manifest(), knobs: { ...DEFAULT_KNOBS, request_timeout: 1 } }], runnerEnv: {}, localRunners: false, remoteCallPickupMs: 100 });
+    try {
+      await assert.rejects(quick.invokeEphemeral(APP, "", {}, "http://127.0.0.1"), (err: PlatformError) => err.code === "ERR_APP_UNAVAILABLE" && /took the message/.test(err.message));
+      const unanswered = quick.invokeEphemeral(APP, "", {}, "http://127.0.0.1");
+      assert.equal(quick.takeRemoteCalls(APP, "rr-runner-one", 1).length, 1);
+      await assert.rejects(unanswered, (err: PlatformError) => err.code === "ERR_REQUEST_TIMEOUT");
+      assert.deepEqual(quick.takeRemoteCalls(APP, "rr-runner-one", 1), [], "nothing is left waiting");
+    } finally {
+      await quick.stop(100);
+    }
   });
 
   it("serves an app a remote runner registered, and so does another scheduler on the store", async () => {
