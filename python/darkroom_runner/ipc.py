@@ -22,7 +22,7 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .app import App
 from .context import FileBody, read_all
@@ -40,8 +40,20 @@ class IpcRunner(Runner):
     """Serves ``app`` to the scheduler at the other end of ``channel``. ``start()`` runs setup and
     says ready; the process ends when the scheduler says drain (after the held requests) or goes."""
 
-    def __init__(self, app: App, channel: socket.socket, *, runner_id: str = "", process_started: Optional[float] = None, runtime_loaded: Optional[float] = None, import_ms: float = 0.0):
+    def __init__(
+        self,
+        app: App,
+        channel: socket.socket,
+        *,
+        runner_id: str = "",
+        process_started: Optional[float] = None,
+        runtime_loaded: Optional[float] = None,
+        import_ms: float = 0.0,
+        on_closed: Callable[[], None] = lambda: os._exit(0),
+    ):
         super().__init__(app, [], "")
+        # The scheduler is gone (the socket closed): nobody can take results any more.
+        self._on_closed = on_closed
         self._channel = channel
         self._write_lock = threading.Lock()
         # The scheduler's id for this process: output files are accepted for the requests it holds.
@@ -53,6 +65,11 @@ class IpcRunner(Runner):
         self._stores_lock = threading.Lock()
         self._next_call = 0
         self._exit = threading.Event()
+        # The knobs the scheduler enforces (the operator's overrides included), where the base class
+        # reads a registration's: request_timeout is kept here too.
+        knobs = os.environ.get("DARKROOM_APP_KNOBS_JSON")
+        if knobs:
+            self._registration = {"knobs": {**app.resolved_knobs(), **json.loads(knobs)}}
 
     @property
     def runner_id(self) -> Optional[str]:
@@ -64,8 +81,7 @@ class IpcRunner(Runner):
             try:
                 self._channel.sendall(line)
             except OSError:
-                # The scheduler is gone: nobody can take results any more.
-                os._exit(0)
+                self._on_closed()
 
     # --- lifecycle ---
 
@@ -115,7 +131,7 @@ class IpcRunner(Runner):
             elif kind in ("file_stored", "file_failed"):
                 self._stored(message)
         # The socket closed: the scheduler is gone (or killed us a moment ago).
-        os._exit(0)
+        self._on_closed()
 
     def _drain(self) -> None:
         # The scheduler bounds the drain itself (its grace, then SIGKILL): wait for every request.

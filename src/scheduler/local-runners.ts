@@ -96,7 +96,7 @@ export class LocalRunners {
       onMessage: (r, m) => this.#onRunnerMessage(pool, r, m),
       onExit: (r, code, signal) => this.#deps.track(this.#onRunnerExit(pool, r, code, signal), "handling a runner exit"),
     };
-    const app = { id: pool.app.id, modulePath: pool.app.modulePath };
+    const app = { id: pool.app.id, modulePath: pool.app.modulePath, knobs: pool.app.knobs };
     // A spare is a Node process: a Python app's runner is always started for it.
     const spare = isPythonAppSpec(app.modulePath) ? null : this.#deps.spares?.take(app, handlers);
     const runner = spare ?? new RunnerProcess({ app, env: this.#deps.runnerEnv, ...handlers });

@@ -11,6 +11,7 @@ import { randomUUID } from "node:crypto";
 import { childStart, compiledPathOf, compiledRuntime, spareStart } from "../runtime/compiled-runtime.js";
 import type { FromRunner, ToRunner } from "../runtime/protocol.js";
 import { isPythonAppSpec, pythonCommand, pythonEnv, pythonRunnerArgs } from "../runtime/python-apps.js";
+import type { AppKnobs } from "../core/types.js";
 import type { ColdStart } from "./cold-start.js";
 
 /** starting: spawned, setup() running · ready: takes work · draining: finishing, takes none · stopped: the process exited */
@@ -37,7 +38,7 @@ export interface RunnerHandlers {
 
 export interface SpawnOptions extends RunnerHandlers {
   /** The app to load; null starts a spare, which waits for `become` (spare-runners.ts). */
-  app: { id: string; modulePath: string } | null;
+  app: { id: string; modulePath: string; knobs?: AppKnobs } | null;
   /** For a spare: the app modules it may become, which decide how it starts (compiled-runtime.ts spareStart). */
   spareFor?: readonly string[];
   env: Record<string, string>;
@@ -82,7 +83,8 @@ export class RunnerProcess {
     if (options.app && isPythonAppSpec(options.app.modulePath)) {
       this.#build = null;
       this.compiled = false;
-      const env = pythonEnv({ ...process.env, ...options.env, DARKROOM_RUNNER_ID: this.id });
+      // The knobs in force (the operator's --app-knobs included): the Python runner keeps request_timeout itself too.
+      const env = pythonEnv({ ...process.env, ...options.env, DARKROOM_RUNNER_ID: this.id, ...(options.app.knobs ? { DARKROOM_APP_KNOBS_JSON: JSON.stringify(options.app.knobs) } : {}) });
       this.#child = spawn(pythonCommand(env), pythonRunnerArgs(options.app.modulePath), { env, stdio: ["ignore", "inherit", "inherit", "pipe"] });
       const channel = this.#child.stdio[3] as Socket;
       this.#lines = channel;
