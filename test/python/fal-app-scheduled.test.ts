@@ -242,3 +242,26 @@ describe("Python apps under the scheduler (--apps file.py::Class)", { skip: inte
     });
   }
 });
+
+describe("DARKROOM_APPS names a fal app file as the configuration does", { skip: interpreters.length === 0 ? "no Python with pydantic here" : false }, () => {
+  it("serves a relative path::Class from DARKROOM_APPS, beside no built-ins", async () => {
+    const previous = process.env["DARKROOM_PYTHON"];
+    process.env["DARKROOM_PYTHON"] = interpreters[0]!.python;
+    const cwd = process.cwd();
+    process.chdir(REPO_ROOT);
+    let p: TestPlatform | undefined;
+    try {
+      p = await startTestPlatform({ configuredApps: true, env: { DARKROOM_BUILTIN_APPS: "false", DARKROOM_APPS: "python/examples/fal_text_card.py::TextCard" } });
+      const models = await http(p, "GET", "/v1/models");
+      assert.deepEqual((models.body.models as any[]).map((m) => m.endpoint_id), [CARD]);
+      const res = await http(p, "POST", `/run/${CARD}`, { text: "from the configuration", image_size: { width: 8, height: 8 } });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.words, 3);
+    } finally {
+      await p?.close();
+      process.chdir(cwd);
+      if (previous === undefined) delete process.env["DARKROOM_PYTHON"];
+      else process.env["DARKROOM_PYTHON"] = previous;
+    }
+  });
+});
