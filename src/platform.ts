@@ -176,7 +176,10 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   const port = typeof address === "object" && address ? address.port : config.port;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
 
-  const sweep = setInterval(() => void storage.sweepExpired().catch(() => undefined), 60_000);
+  const sweep = setInterval(() => {
+    void storage.sweepExpired().catch(() => undefined);
+    void store.sweepIdempotencyKeys(Date.now()).catch(() => undefined);
+  }, 60_000);
   sweep.unref();
 
   let stopped = false;

@@ -45,6 +45,8 @@ export const ERRORS = {
   ERR_STILL_IN_PROGRESS: { status: 400, errorType: "bad_request", message: "Request is still in progress" },
   ERR_ALREADY_COMPLETED: { status: 400, errorType: "bad_request", message: "Request already completed" },
   ERR_QUEUE_FULL: { status: 429, errorType: "queue_full", message: "Queue is full", retryable: true },
+  ERR_IDEMPOTENCY_KEY_REUSED: { status: 422, errorType: "idempotency_key_reused", message: "This Idempotency-Key was used with a different request" },
+  ERR_IDEMPOTENCY_IN_PROGRESS: { status: 409, errorType: "idempotency_in_progress", message: "A request with this Idempotency-Key is still being submitted", retryable: true },
   ERR_APP_UNAVAILABLE: { status: 503, errorType: "app_unavailable", message: "Application is unavailable" },
   // Storage and outbound fetches
   ERR_SIGNATURE_INVALID: { status: 403, errorType: "forbidden", message: "Signed URL is invalid or expired" },

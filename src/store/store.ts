@@ -69,6 +69,33 @@ export interface ClaimFilter {
 }
 
 /** What `Store.submit` did. */
+/**
+ * An `Idempotency-Key` of a submit (src/gateway/idempotency.ts): the request id it stands for, held
+ * per API key until `expiresAt`.
+ */
+export interface IdempotencyReservation {
+  /** The API key that sent it ("" for none): keys of different callers never meet. */
+  keyId: string;
+  key: string;
+  /** A hash of what was submitted with it: the same key with another body is refused. */
+  fingerprint: string;
+  /** The request the submit will create. */
+  requestId: string;
+  now: number;
+  expiresAt: number;
+  /**
+   * A reservation older than this whose request was never written (its gateway died between the two)
+   * is taken over rather than left to block the key until it expires.
+   */
+  staleBefore: number;
+}
+
+export type IdempotencyOutcome =
+  /** The key is this submit's now: go on and write the request. */
+  | { kind: "reserved" }
+  /** Another submit holds the key: its request (which may still be being written) and fingerprint. */
+  | { kind: "taken"; requestId: string; fingerprint: string };
+
 export interface Submitted {
   /** The new request as it stands when the transaction commits (RUNNING if it was claimed). */
   record: RequestRecord;
@@ -259,6 +286,16 @@ export interface Store {
    * (enqueue, position read, claim): the path every submit takes.
    */
   submit(req: NewRequest, claim: ClaimFor | null): Promise<Submitted>;
+  /**
+   * Takes an idempotency key for a submit, atomically: the first caller gets it; later ones, until it
+   * expires, learn the request it stands for. An expired key, or a stale one whose request was never
+   * written, is taken over.
+   */
+  reserveIdempotencyKey(reservation: IdempotencyReservation): Promise<IdempotencyOutcome>;
+  /** Gives a key back when its submit failed, so that a retry is a new submit (only `requestId`'s reservation). */
+  releaseIdempotencyKey(keyId: string, key: string, requestId: string): Promise<void>;
+  /** Deletes the keys that expired before `now`; how many. */
+  sweepIdempotencyKeys(now: number): Promise<number>;
   get(id: string): Promise<RequestRecord | null>;
   list(filter: RequestListFilter): Promise<RequestRecord[]>;
   /**

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, it } from "node:test";
 import type { RequestLog, RequestRecord } from "../../src/core/types.js";
 import type {
+  IdempotencyReservation,
   ApiKeyRecord,
   NewPrice,
   NewRequest,
@@ -28,6 +29,7 @@ import { EXHAUSTED, newRequest } from "../helpers/store-requests.js";
 /** The tables every store driver's schema has (each driver adds its own bookkeeping tables). */
 export const STORE_TABLES: readonly string[] = [
   "api_keys",
+  "idempotency_keys",
   "prices",
   "remote_apps",
   "request_logs",
@@ -1078,6 +1080,73 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
             const first = logs.findIndex((l) => l.message === `batch ${batch} line 0`);
             assert.equal(logs[first + 1]?.message, `batch ${batch} line 1`, "a batch lands contiguously");
           }
+        }));
+    });
+
+    describe("idempotency keys", () => {
+      const reservation = (over: Partial<IdempotencyReservation> = {}): IdempotencyReservation => ({
+        keyId: "key_a",
+        key: `idem-${randomUUID()}`,
+        fingerprint: "f1",
+        requestId: randomUUID(),
+        now: 1_000_000,
+        expiresAt: 1_000_000 + 86_400_000,
+        staleBefore: 1_000_000 - 30_000,
+        ...over,
+      });
+
+      it("gives a key to its first submit; later ones, of the same API key only, learn its request", () =>
+        withStore(async (store) => {
+          const first = reservation();
+          assert.deepEqual(await store.reserveIdempotencyKey(first), { kind: "reserved" });
+          const again = { ...first, requestId: randomUUID(), fingerprint: "f2", now: first.now + 5 };
+          assert.deepEqual(await store.reserveIdempotencyKey(again), { kind: "taken", requestId: first.requestId, fingerprint: "f1" });
+          assert.deepEqual(await store.reserveIdempotencyKey({ ...again, keyId: "key_b" }), { kind: "reserved" }, "another caller's key of the same name");
+        }));
+
+      it("lets exactly one of several concurrent submits have a key", () =>
+        withStore(async (store) => {
+          const base = reservation();
+          const tries = Array.from({ length: 6 }, () => ({ ...base, requestId: randomUUID() }));
+          const outcomes = await Promise.all(tries.map((t) => store.reserveIdempotencyKey(t)));
+          const winners = tries.filter((_, i) => outcomes[i]?.kind === "reserved");
+          assert.equal(winners.length, 1);
+          for (const outcome of outcomes) if (outcome.kind === "taken") assert.equal(outcome.requestId, winners[0]?.requestId);
+        }));
+
+      it("takes over a key that expired, or whose request was never written, but not one whose request exists", () =>
+        withStore(async (store) => {
+          const expiring = reservation({ expiresAt: 1_000_100 });
+          await store.reserveIdempotencyKey(expiring);
+          const later = { ...expiring, requestId: randomUUID(), now: 1_000_100, expiresAt: 2_000_000, staleBefore: 0 };
+          assert.deepEqual(await store.reserveIdempotencyKey(later), { kind: "reserved" }, "expired");
+
+          const orphan = reservation({ now: 1_000 });
+          await store.reserveIdempotencyKey(orphan);
+          const retry = { ...orphan, requestId: randomUUID(), now: 100_000, staleBefore: 50_000 };
+          assert.deepEqual(await store.reserveIdempotencyKey(retry), { kind: "reserved" }, "its gateway died before writing the request");
+
+          const appId = randomAppId();
+          const written = reservation({ now: 1_000 });
+          await store.reserveIdempotencyKey(written);
+          await store.enqueue({ ...newRequest(appId), id: written.requestId });
+          const late = { ...written, requestId: randomUUID(), now: 100_000, staleBefore: 50_000 };
+          assert.deepEqual(await store.reserveIdempotencyKey(late), { kind: "taken", requestId: written.requestId, fingerprint: "f1" });
+        }));
+
+      it("gives a key back only for its own request, and sweeps expired ones", () =>
+        withStore(async (store) => {
+          const held = reservation();
+          await store.reserveIdempotencyKey(held);
+          await store.releaseIdempotencyKey(held.keyId, held.key, randomUUID());
+          assert.equal((await store.reserveIdempotencyKey({ ...held, requestId: randomUUID() })).kind, "taken", "another request's release changes nothing");
+          await store.releaseIdempotencyKey(held.keyId, held.key, held.requestId);
+          assert.equal((await store.reserveIdempotencyKey({ ...held, requestId: randomUUID() })).kind, "reserved");
+
+          const short = reservation({ expiresAt: 5_000 });
+          await store.reserveIdempotencyKey(short);
+          assert.ok((await store.sweepIdempotencyKeys(5_000)) >= 1);
+          assert.equal((await store.reserveIdempotencyKey({ ...short, requestId: randomUUID(), now: 1_000, staleBefore: 0 })).kind, "reserved", "swept: free");
         }));
     });
 

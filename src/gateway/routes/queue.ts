@@ -4,11 +4,12 @@
  */
 import type { FastifyRequest } from "fastify";
 import { PlatformError } from "../../core/errors.js";
-import { isTerminal, type AppManifest, type RequestLog, type RequestRecord } from "../../core/types.js";
+import { isTerminal, type AppManifest, type EndpointManifest, type RequestLog, type RequestRecord } from "../../core/types.js";
 import { canSeeRequest, requirePrincipal, type GatewayContext } from "../context.js";
 import { assertAppAllowed, assertAppWithinLimits, assertAvailable, assertQueueRoom, assertWithinBudget, countAgainstRequestRate, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
 import { FalHost, appIdOf, appRoutes, restOf } from "../fal-host.js";
 import { outputTtlOf, parsePriority, parseStartDeadline } from "../fal-headers.js";
+import { fingerprintOf, idempotencyKeyOf, takeIdempotencyKey, type IdempotentSubmit } from "../idempotency.js";
 import { openSse } from "../sse.js";
 import { baseUrlOf, requestUrls, sendOutcome, statusBody } from "../wire.js";
 
@@ -34,7 +35,7 @@ function bodyOf(request: FastifyRequest): unknown {
 }
 
 async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endpointPath: string): Promise<void> {
-  const { request, reply } = call;
+  const { request } = call;
   const principal = requirePrincipal(request);
   assertAppAllowed(call, app);
   assertAppWithinLimits(call, app);
@@ -42,11 +43,40 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
   const endpoint = findEndpoint(app, endpointPath, ["http", "stream"]);
   if (!endpoint) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path /${endpointPath} not found` });
   const input = bodyOf(request);
+  const webhookUrl = parseWebhook(call.query);
+  const requestId = crypto.randomUUID();
+  const idempotencyKey = idempotencyKeyOf(request);
+  let idempotent: IdempotentSubmit | null = null;
+  if (idempotencyKey !== null) {
+    const fingerprint = fingerprintOf({ appId: app.id, endpoint: endpoint.path, input, webhookUrl });
+    idempotent = await takeIdempotencyKey(ctx.store, { keyId: principal.keyId, key: idempotencyKey, fingerprint, requestId });
+    if (idempotent.kind === "replay") return replayed(ctx, call, idempotent.record);
+  }
+  try {
+    await enqueue(ctx, call, { app, endpoint, input, webhookUrl, requestId });
+  } catch (err) {
+    // Refused or failed: a retry with the same key is a new submit.
+    if (idempotent?.kind === "new") await idempotent.release().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** A retried submit: the first one's request as it stands now, marked as a replay. */
+async function replayed(ctx: GatewayContext, call: FalCall, record: RequestRecord): Promise<void> {
+  const position = record.state === "QUEUED" ? await ctx.store.queuePosition(record.id) : null;
+  call.reply.header("x-fal-request-id", record.id).header("idempotent-replayed", "true");
+  const body = statusBody(record, { logs: null, queuePosition: position });
+  await call.reply.code(200).send({ ...body, gateway_request_id: record.id });
+}
+
+async function enqueue(ctx: GatewayContext, call: FalCall, submit: { app: AppManifest; endpoint: EndpointManifest; input: unknown; webhookUrl: string | null; requestId: string }): Promise<void> {
+  const { request, reply } = call;
+  const { app, endpoint, input, webhookUrl } = submit;
+  const principal = requirePrincipal(request);
   await validateAppInput(ctx, endpoint, input);
   const now = Date.now();
   const priority = parsePriority(request);
   const startDeadline = parseStartDeadline(request, now);
-  const webhookUrl = parseWebhook(call.query);
   const maxQueue = call.query.get("fal_max_queue_length");
   if (maxQueue !== null) {
     const limit = Number(maxQueue);
@@ -61,7 +91,7 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
   // Last of the checks: only a call that is otherwise accepted counts against the rate.
   countAgainstRequestRate(ctx, principal);
   const { record, queuePosition } = await ctx.scheduler.submit({
-    id: crypto.randomUUID(),
+    id: submit.requestId,
     appId: app.id,
     endpoint: endpoint.path,
     input,

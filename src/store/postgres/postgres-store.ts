@@ -42,6 +42,7 @@ import { FairTagFloors } from "./fair-tag-floors.js";
 import { migrate } from "./schema.js";
 import { createPrices } from "./prices.js";
 import { createStorageEntries } from "./storage-entries.js";
+import { createIdempotencyKeys } from "./idempotency-keys.js";
 import { createWebhookOutbox } from "./webhooks.js";
 
 export interface PostgresStoreOptions {
@@ -693,6 +694,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
 
     ...createStorageEntries(pool),
+    ...createIdempotencyKeys(pool),
     ...createWebhookOutbox(pool),
     ...createPrices(pool),
   };

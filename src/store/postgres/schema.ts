@@ -265,6 +265,22 @@ const MIGRATIONS: readonly Migration[] = [
       DROP TABLE fair_flows;
     `,
   },
+  {
+    version: 7,
+    // Idempotency keys of submits (src/gateway/idempotency.ts), per API key, kept 24 h.
+    sql: `
+      CREATE TABLE idempotency_keys (
+        key_id      text   NOT NULL,
+        idem_key    text   NOT NULL,
+        fingerprint text   NOT NULL,
+        request_id  text   NOT NULL,
+        created_at  bigint NOT NULL,
+        expires_at  bigint NOT NULL,
+        PRIMARY KEY (key_id, idem_key)
+      );
+      CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

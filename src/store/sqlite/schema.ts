@@ -263,6 +263,22 @@ const MIGRATIONS: readonly Migration[] = [
       DROP INDEX IF EXISTS requests_key_live;
     `,
   },
+  {
+    version: 7,
+    // Idempotency keys of submits (src/gateway/idempotency.ts), per API key, kept 24 h.
+    sql: `
+      CREATE TABLE IF NOT EXISTS idempotency_keys (
+        key_id      TEXT    NOT NULL,
+        idem_key    TEXT    NOT NULL,
+        fingerprint TEXT    NOT NULL,
+        request_id  TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        PRIMARY KEY (key_id, idem_key)
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys (expires_at);
+    `,
+  },
 ];
 
 /** The schema version a fully migrated database reports in `PRAGMA user_version`. */

@@ -42,6 +42,7 @@ import { GroupCommit } from "./group-commit.js";
 import { createPrices } from "./prices.js";
 import { migrate } from "./schema.js";
 import { createStorageEntries } from "./storage-entries.js";
+import { createIdempotencyKeys } from "./idempotency-keys.js";
 import { createWebhookOutbox } from "./webhooks.js";
 
 export interface SqliteStoreOptions {
@@ -384,6 +385,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   });
 
   const storage = createStorageEntries(db, writes);
+  const idempotencyKeys = createIdempotencyKeys(db, writes);
   const webhooks = createWebhookOutbox(db);
 
   return {
@@ -591,6 +593,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     ...storage,
+    ...idempotencyKeys,
     ...webhooks,
     ...createPrices(db, writes),
   };
