@@ -167,7 +167,7 @@ function isScalarType(type: unknown): boolean {
 function resolveRef(schema: JsonSchema | undefined, root: JsonSchema): JsonSchema | undefined {
   let current = schema;
   for (let hops = 0; current && typeof current["$ref"] === "string" && hops < 20; hops++) {
-    const ref = current["$ref"] as string;
+    const ref = current["$ref"];
     if (!ref.startsWith("#/")) return {};
     let target: unknown = root;
     for (const part of ref.slice(2).split("/")) target = (target as Record<string, unknown> | undefined)?.[part.replace(/~1/g, "/").replace(/~0/g, "~")];
