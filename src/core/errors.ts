@@ -41,6 +41,7 @@ export const ERRORS = {
   ERR_FILE_NOT_FOUND: { status: 404, errorType: "not_found", message: "File not found" },
   ERR_KEY_NOT_FOUND: { status: 404, errorType: "not_found", message: "Key not found" },
   ERR_TENANT_NOT_FOUND: { status: 404, errorType: "not_found", message: "Tenant not found" },
+  ERR_WORKFLOW_NOT_FOUND: { status: 404, errorType: "not_found", message: "Workflow not found" },
   // Queue
   ERR_STILL_IN_PROGRESS: { status: 400, errorType: "bad_request", message: "Request is still in progress" },
   ERR_ALREADY_COMPLETED: { status: 400, errorType: "bad_request", message: "Request already completed" },

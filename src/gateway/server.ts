@@ -33,6 +33,7 @@ import { restHost } from "./routes/rest.js";
 import { runHost } from "./routes/run.js";
 import { registerRunnerApiRoutes } from "./routes/runner-api.js";
 import { registerTenantRoutes } from "./routes/tenants.js";
+import { registerWorkflowRoutes } from "./routes/workflows.js";
 import { registerUsageRoutes } from "./routes/usage.js";
 
 export interface GatewayServerOptions {
@@ -192,6 +193,7 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
   registerUsageRoutes(app, ctx);
   registerKeyRoutes(app, ctx);
   registerTenantRoutes(app, ctx);
+  registerWorkflowRoutes(app, ctx);
   registerOpsRoutes(app, ctx);
   registerRunnerApiRoutes(app, ctx);
   registerPlaygroundRoutes(app, { publicUrl: ctx.config.publicUrl, filesUrl: ctx.config.filesUrl });

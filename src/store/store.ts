@@ -96,6 +96,15 @@ export type IdempotencyOutcome =
   /** Another submit holds the key: its request (which may still be being written) and fingerprint. */
   | { kind: "taken"; requestId: string; fingerprint: string };
 
+/** A registered workflow (src/workflows/document.ts): its document as JSON text, kept as given. */
+export interface WorkflowRecord {
+  /** `owner/name`. */
+  id: string;
+  document: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
 export interface Submitted {
   /** The new request as it stands when the transaction commits (RUNNING if it was claimed). */
   record: RequestRecord;
@@ -296,6 +305,13 @@ export interface Store {
   releaseIdempotencyKey(keyId: string, key: string, requestId: string): Promise<void>;
   /** Deletes the keys that expired before `now`; how many. */
   sweepIdempotencyKeys(now: number): Promise<number>;
+  /** Creates or replaces a workflow (a replacement keeps its creation time). */
+  putWorkflow(id: string, document: string, now: number): Promise<WorkflowRecord>;
+  getWorkflow(id: string): Promise<WorkflowRecord | null>;
+  /** Every workflow, by id. */
+  listWorkflows(): Promise<WorkflowRecord[]>;
+  /** False when there was none. */
+  deleteWorkflow(id: string): Promise<boolean>;
   get(id: string): Promise<RequestRecord | null>;
   list(filter: RequestListFilter): Promise<RequestRecord[]>;
   /**

@@ -40,6 +40,7 @@ export const STORE_TABLES: readonly string[] = [
   "usage",
   "webhook_attempts",
   "webhooks",
+  "workflows",
 ];
 
 const LEASE_MS = 30_000;
@@ -1147,6 +1148,25 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           await store.reserveIdempotencyKey(short);
           assert.ok((await store.sweepIdempotencyKeys(5_000)) >= 1);
           assert.equal((await store.reserveIdempotencyKey({ ...short, requestId: randomUUID(), now: 1_000, staleBefore: 0 })).kind, "reserved", "swept: free");
+        }));
+    });
+
+    describe("workflows", () => {
+      it("creates, replaces (keeping the creation time), lists, reads and deletes workflows, documents kept exactly", () =>
+        withStore(async (store) => {
+          const id = `acme-${randomUUID().slice(0, 8)}/cutout`;
+          const document = JSON.stringify({ name: "cutout", contents: { nodes: { a: { type: "input", note: "ünïcode \u2014" } } } });
+          assert.equal(await store.getWorkflow(id), null);
+          assert.deepEqual(await store.putWorkflow(id, document, 1_000), { id, document, createdAt: 1_000, updatedAt: 1_000 });
+          assert.deepEqual(await store.putWorkflow(id, "{}", 2_000), { id, document: "{}", createdAt: 1_000, updatedAt: 2_000 });
+          const other = `${id}-b`;
+          await store.putWorkflow(other, document, 3_000);
+          const listed = (await store.listWorkflows()).filter((w) => w.id.startsWith(id));
+          assert.deepEqual(listed.map((w) => w.id), [id, other]);
+          assert.deepEqual(await store.getWorkflow(other), { id: other, document, createdAt: 3_000, updatedAt: 3_000 });
+          assert.equal(await store.deleteWorkflow(id), true);
+          assert.equal(await store.deleteWorkflow(id), false);
+          assert.equal(await store.getWorkflow(id), null);
         }));
     });
 

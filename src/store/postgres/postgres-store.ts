@@ -43,6 +43,7 @@ import { migrate } from "./schema.js";
 import { createPrices } from "./prices.js";
 import { createStorageEntries } from "./storage-entries.js";
 import { createIdempotencyKeys } from "./idempotency-keys.js";
+import { createWorkflows } from "./workflows.js";
 import { createWebhookOutbox } from "./webhooks.js";
 
 export interface PostgresStoreOptions {
@@ -695,6 +696,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
 
     ...createStorageEntries(pool),
     ...createIdempotencyKeys(pool),
+    ...createWorkflows(pool),
     ...createWebhookOutbox(pool),
     ...createPrices(pool),
   };

@@ -281,6 +281,18 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
     `,
   },
+  {
+    version: 8,
+    // Registered workflows (src/workflows/document.ts), their documents kept as given.
+    sql: `
+      CREATE TABLE workflows (
+        id         text   PRIMARY KEY,
+        document   text   NOT NULL,
+        created_at bigint NOT NULL,
+        updated_at bigint NOT NULL
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

@@ -279,6 +279,18 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys (expires_at);
     `,
   },
+  {
+    version: 8,
+    // Registered workflows (src/workflows/document.ts), their documents kept as given.
+    sql: `
+      CREATE TABLE IF NOT EXISTS workflows (
+        id         TEXT    PRIMARY KEY,
+        document   TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The schema version a fully migrated database reports in `PRAGMA user_version`. */

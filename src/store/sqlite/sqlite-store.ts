@@ -43,6 +43,7 @@ import { createPrices } from "./prices.js";
 import { migrate } from "./schema.js";
 import { createStorageEntries } from "./storage-entries.js";
 import { createIdempotencyKeys } from "./idempotency-keys.js";
+import { createWorkflows } from "./workflows.js";
 import { createWebhookOutbox } from "./webhooks.js";
 
 export interface SqliteStoreOptions {
@@ -386,6 +387,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
   const storage = createStorageEntries(db, writes);
   const idempotencyKeys = createIdempotencyKeys(db, writes);
+  const workflows = createWorkflows(db, writes);
   const webhooks = createWebhookOutbox(db);
 
   return {
@@ -594,6 +596,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     ...storage,
     ...idempotencyKeys,
+    ...workflows,
     ...webhooks,
     ...createPrices(db, writes),
   };
