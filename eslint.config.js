@@ -23,7 +23,7 @@ export const LAYERS = {
   runtime: ["core", "net", "storage", "media"],
   // Workflow documents (fal's format): what they say and whether it can run.
   workflows: ["core"],
-  scheduler: ["core", "observability", "store", "storage", "runtime/protocol.js", "runtime/tsx-loader.js", "runtime/compiled-runtime.js", "runtime/python-apps.js", "runtime/runner-app.js"],
+  scheduler: ["core", "observability", "store", "storage", "runtime/protocol.js", "runtime/tsx-loader.js", "runtime/compiled-runtime.js", "runtime/python-apps.js", "runtime/runner-app.js", "workflows"],
   gateway: ["core", "net", "observability", "models", "auth", "store", "storage", "pricing", "webhooks", "scheduler", "workflows", "runtime/protocol.js", "runtime/runner-app.js"],
   // Apps use the SDK, shared media code and the model libraries; never another app (see below).
   apps: ["core", "media", "models", "diffusion", "runtime/sdk.js"],

@@ -22,6 +22,7 @@ import { createGatewayServer } from "./gateway/server.js";
 import { AllowList } from "./net/allow-list.js";
 import { Metrics } from "./observability/metrics.js";
 import { probeApps } from "./runtime/app-catalog.js";
+import { WorkflowDocument } from "./workflows/document.js";
 import { Scheduler } from "./scheduler/scheduler.js";
 import { openStorage } from "./storage/open-storage.js";
 import { createUrlSigner, loadOrCreateSecret } from "./storage/signed-url.js";
@@ -170,6 +171,12 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   };
   const server = await createGatewayServer(ctx, { loggerInstance: logger });
   await scheduler.start();
+  // Registered workflows are apps of this gateway too (src/workflows/).
+  for (const workflow of await store.listWorkflows()) {
+    const parsed = WorkflowDocument.safeParse(JSON.parse(workflow.document));
+    if (parsed.success) scheduler.registerWorkflow(workflow.id, parsed.data);
+    else logger.error({ workflow: workflow.id }, "a registered workflow's document no longer parses");
+  }
   webhooks.start();
   await server.listen({ host: config.host, port: config.port });
   const address = server.server.address();

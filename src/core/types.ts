@@ -147,4 +147,6 @@ export interface AppManifest {
   unavailable: { reason: string; remedy: string } | null;
   /** Served only by remote runners that registered it (the gateway cannot load its module). */
   remote?: boolean;
+  /** A registered workflow (src/workflows/), run by the gateway's workflow executor. */
+  workflow?: boolean;
 }

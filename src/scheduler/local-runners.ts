@@ -66,9 +66,9 @@ export class LocalRunners {
     this.#deps = deps;
   }
 
-  /** Whether this scheduler starts the pool's runners (a remote app's pool, or a fleet's gateway, starts none). */
+  /** Whether this scheduler starts the pool's runners (a remote app's or a workflow's pool, or a fleet's gateway, starts none). */
   spawnsRunners(pool: Pool): boolean {
-    return this.#deps.localRunners && pool.app.remote !== true;
+    return this.#deps.localRunners && pool.app.remote !== true && pool.app.workflow !== true;
   }
 
   /** Starts runners up to what the queue needs (within max); idle ones are reaped by housekeeping. */

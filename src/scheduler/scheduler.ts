@@ -26,6 +26,9 @@ import { applyOutcome, decideOutcome, type RunEnd } from "./run-outcome.js";
 import { RequestEvents, type RequestEvent } from "./request-events.js";
 import { SpareRunners, type SpareRunnersSnapshot } from "./spare-runners.js";
 import { RemoteCalls, type LeasedCall } from "./remote-calls.js";
+import { WorkflowExecutor } from "./workflow-executor.js";
+import type { WorkflowDocument } from "../workflows/document.js";
+import { workflowManifest } from "../workflows/manifest.js";
 import { isPythonAppSpec } from "../runtime/python-apps.js";
 import type { RemoteStartPhases } from "./remote-runners.js";
 import { waitForTerminal } from "./wait-for-terminal.js";
@@ -100,6 +103,8 @@ export class Scheduler {
   readonly #spares: SpareRunners | null;
   readonly #remote: RemoteRunners;
   readonly #remoteCalls: RemoteCalls;
+  readonly #workflows = new Map<string, WorkflowDocument>();
+  readonly #workflowExecutor: WorkflowExecutor;
 
   constructor(options: SchedulerOptions) {
     this.#options = { leaseMs: 30_000, cancelGraceMs: 5_000, maxSetupFailures: 3, tickMs: 500, localRunners: true, ...options };
@@ -165,6 +170,19 @@ export class Scheduler {
       onOutcome: (pool, runner, requestId, outcome) => this.#localRunners.onOutcome(pool, runner, requestId, outcome),
     });
     this.#remote = new RemoteRunners({ ...shared, addPool: (app) => this.#addPool(app) });
+    this.#workflowExecutor = new WorkflowExecutor({
+      store,
+      storage: options.storage,
+      leaseMs,
+      documentOf: (appId) => this.#workflows.get(appId) ?? null,
+      appOf: (appId) => this.#pools.get(appId)?.app,
+      submit: (request) => this.submit(request),
+      waitForTerminal: (requestId, signal) => this.waitForTerminal(requestId, signal),
+      cancel: (requestId) => this.cancel(requestId),
+      event: (requestId, event) => this.#remote.remoteEvent(requestId, event),
+      outcome: (requestId, guard, outcome) => this.#remote.remoteOutcome(requestId, guard, outcome),
+      logger,
+    });
     this.#remoteCalls = new RemoteCalls({ announce: (appId) => this.#wakeups.announce(appId), ...(options.remoteCallPickupMs !== undefined ? { pickupMs: options.remoteCallPickupMs } : {}) });
     for (const app of options.apps) this.#addPool(app);
   }
@@ -243,6 +261,7 @@ export class Scheduler {
     this.events.close();
     this.#wakeups.wakeAll();
     this.#remoteCalls.stop();
+    this.#workflowExecutor.stop();
     const spares = this.#spares?.stop() ?? [];
     // A run whose stored input is still being read must reach its runner before the drain does.
     const reading = this.#dispatcher.inputReadsSettled();
@@ -310,7 +329,10 @@ export class Scheduler {
   async cancel(requestId: string): Promise<"removed" | "signalled" | "already_completed" | "not_found"> {
     const result = await this.#options.store.cancel(requestId);
     if (result.kind === "removed") this.#finished(result.record);
-    if (result.kind === "signalled") this.#cancellations.signal(result.record);
+    if (result.kind === "signalled") {
+      this.#cancellations.signal(result.record);
+      if (this.#workflows.has(result.record.appId)) this.#workflowExecutor.cancel(result.record.id);
+    }
     return result.kind;
   }
 
@@ -384,6 +406,38 @@ export class Scheduler {
   // --- remote runners (runner protocol over HTTP, remote-runners.ts) ---
 
   /** Claims up to `slots` requests of `appId` for a remote runner, leased under the runner's id in the store. */
+  /**
+   * Serves a workflow (src/workflows/) as an app of this gateway, or replaces its document: its
+   * requests are run by the workflow executor. An app of another kind keeps its id (the registry
+   * refuses such a workflow).
+   */
+  registerWorkflow(id: string, doc: WorkflowDocument): void {
+    const known = this.#pools.get(id);
+    if (known && known.app.workflow !== true) return;
+    const manifest = workflowManifest(id, doc);
+    if (known) known.app = manifest;
+    else this.#addPool(manifest);
+    if (!this.#workflows.has(id)) this.#wakeups.watch(id, () => void this.#pumpWorkflow(id));
+    this.#workflows.set(id, doc);
+    void this.#pumpWorkflow(id);
+  }
+
+  /** A workflow was deleted: listed no more as available, its queued requests refused when run. */
+  unregisterWorkflow(id: string): void {
+    const pool = this.#pools.get(id);
+    if (!pool || pool.app.workflow !== true) return;
+    this.#workflows.delete(id);
+    pool.app = { ...pool.app, unavailable: { reason: `The workflow ${id} was deleted`, remedy: "Register it again with PUT /v1/workflows/{owner}/{name}" } };
+  }
+
+  async #pumpWorkflow(appId: string): Promise<void> {
+    try {
+      await this.#workflowExecutor.pump(appId);
+    } catch (err) {
+      this.#options.logger?.warn({ err, app: appId }, "claiming workflow requests failed");
+    }
+  }
+
   /** Realtime messages of `appId` waiting for a remote runner, handed to `runnerId` (remote-calls.ts). */
   takeRemoteCalls(appId: string, runnerId: string, slots: number): EphemeralCall[] {
     const pool = this.#pools.get(appId);
@@ -434,6 +488,8 @@ export class Scheduler {
 
   async #housekeep(): Promise<void> {
     if (this.#stopping) return;
+    // Workflows requeued by housekeeping (their gateway died) are taken up again.
+    for (const appId of this.#workflows.keys()) void this.#pumpWorkflow(appId);
     try {
       await this.#housekeeping.tick();
     } catch (err) {

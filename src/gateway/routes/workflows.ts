@@ -1,6 +1,7 @@
 /**
  * The workflow registry, `/v1/workflows`: documents in fal's format (src/workflows/document.ts),
- * checked against the apps this gateway serves before they are kept. Admin keys register and delete
+ * checked against the apps this gateway serves before they are kept, and served at once as apps of
+ * their own (`/run`, `/queue`, `/stream` under `{owner}/{name}`, or fal's `workflows/{owner}/{name}`). Admin keys register and delete
  * them; any key lists and reads them. A read checks the document again, since the apps it calls may
  * have changed since it was registered.
  * @module
@@ -72,6 +73,7 @@ export function registerWorkflowRoutes(app: FastifyInstance, ctx: GatewayContext
     if (problems.length > 0) throw new PlatformError("ERR_VALIDATION", { message: problems[0]?.msg ?? "Invalid workflow", fieldErrors: problems });
     const existed = (await ctx.store.getWorkflow(id)) !== null;
     const record = await ctx.store.putWorkflow(id, JSON.stringify(doc), Date.now());
+    ctx.scheduler.registerWorkflow(id, doc);
     return reply.code(existed ? 200 : 201).send(view(record, true));
   });
 
@@ -79,6 +81,7 @@ export function registerWorkflowRoutes(app: FastifyInstance, ctx: GatewayContext
     requireAdmin(request);
     const id = workflowIdOf(request.params);
     if (!(await ctx.store.deleteWorkflow(id))) throw new PlatformError("ERR_WORKFLOW_NOT_FOUND", { message: `No workflow ${id}` });
+    ctx.scheduler.unregisterWorkflow(id);
     return reply.code(204).send();
   });
 }
