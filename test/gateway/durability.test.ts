@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
+import { nodeRequestId } from "../../src/scheduler/workflow-executor.js";
 import { ADMIN_KEY, REPO_ROOT, eventually, http } from "../helpers/platform.js";
 
 async function freePort(): Promise<number> {
@@ -35,9 +36,10 @@ function startServer(dataDir: string, port: number): ChildProcess {
 describe("durability across kill -9 of the server", () => {
   const dataDir = mkdtempSync(path.join(tmpdir(), "darkroom-durability-"));
   let server: ChildProcess | null = null;
+  const cleanup: string[] = [dataDir];
   after(() => {
     server?.kill("SIGKILL");
-    rmSync(dataDir, { recursive: true, force: true });
+    for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
   });
 
   it("runs queued requests and retries interrupted ones after a restart", async () => {
@@ -84,5 +86,60 @@ describe("durability across kill -9 of the server", () => {
     const usage = await http(target, "GET", "/v1/usage?limit=1000");
     const counted = (usage.body.usage as { request_id: string }[]).filter((u) => ids.includes(u.request_id));
     assert.equal(counted.length, ids.length);
+  });
+  it("resumes a workflow after kill -9 without running again the nodes that had finished", async () => {
+    // A server of its own, on a data folder of its own: one process owns a SQLite file.
+    if (server && server.exitCode === null && server.signalCode === null) {
+      const previous = server;
+      const gone = new Promise((resolve) => previous.once("exit", resolve));
+      previous.kill("SIGKILL");
+      await gone;
+    }
+    const workflowDir = mkdtempSync(path.join(tmpdir(), "darkroom-durability-wf-"));
+    cleanup.push(workflowDir);
+    const port = await freePort();
+    const target = { url: `http://127.0.0.1:${port}`, auth: { authorization: `Key ${ADMIN_KEY}` } };
+    server = startServer(workflowDir, port);
+    await eventually(async () => (await fetch(`${target.url}/ready`)).ok, 30_000, 100);
+    const registered = await http(target, "PUT", "/v1/workflows/acme/durable", {
+      contents: {
+        nodes: {
+          input: { type: "input", depends: [], input: { text: "" } },
+          quick: { type: "run", depends: ["input"], app: "darkroom/echo", input: { message: "$input.text", sleep_ms: 100 } },
+          slow: { type: "run", depends: ["quick"], app: "darkroom/echo", input: { message: "$quick.message", sleep_ms: 3000 } },
+        },
+        output: { text: "$slow.message" },
+      },
+    });
+    assert.equal(registered.status, 201, JSON.stringify(registered.body));
+    const submitted = await http(target, "POST", "/queue/acme/durable", { text: "survives" });
+    assert.equal(submitted.status, 200, JSON.stringify(submitted.body));
+    const id = submitted.body.request_id as string;
+    const quickId = nodeRequestId(id, "quick");
+    const slowId = nodeRequestId(id, "slow");
+    await eventually(async () => (await http(target, "GET", `/v1/requests/${slowId}`)).body.state === "RUNNING", 20_000);
+    const quickBefore = (await http(target, "GET", `/v1/requests/${quickId}`)).body;
+    assert.equal(quickBefore.state, "SUCCEEDED");
+
+    const killed = server;
+    const exited = new Promise((resolve) => killed.once("exit", resolve));
+    killed.kill("SIGKILL");
+    await exited;
+    server = startServer(workflowDir, port);
+    await eventually(async () => (await fetch(`${target.url}/ready`)).ok, 30_000, 100);
+
+    const workflow = await eventually(async () => {
+      const { body } = await http(target, "GET", `/v1/requests/${id}`);
+      return body.state === "SUCCEEDED" || body.state === "FAILED" ? body : null;
+    }, 60_000, 250);
+    assert.equal(workflow.state, "SUCCEEDED", JSON.stringify(workflow));
+    assert.deepEqual(workflow.output, { text: "survives" });
+    assert.equal(workflow.attempt, 2, "the workflow was taken up again after the restart");
+    const quickAfter = (await http(target, "GET", `/v1/requests/${quickId}`)).body;
+    assert.equal(quickAfter.attempt, 1, "the finished node did not run again");
+    assert.equal(quickAfter.finished_at, quickBefore.finished_at);
+    const slowAfter = (await http(target, "GET", `/v1/requests/${slowId}`)).body;
+    assert.equal(slowAfter.state, "SUCCEEDED");
+    assert.equal(slowAfter.attempt, 2, "the node that was running when the server died ran once more, under the same id");
   });
 });
