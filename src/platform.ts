@@ -22,7 +22,8 @@ import { createGatewayServer } from "./gateway/server.js";
 import { AllowList } from "./net/allow-list.js";
 import { Metrics } from "./observability/metrics.js";
 import { probeApps } from "./runtime/app-catalog.js";
-import { WorkflowDocument } from "./workflows/document.js";
+import { checkWorkflow, WorkflowDocument } from "./workflows/document.js";
+import { BUILTIN_WORKFLOWS_DIR, readWorkflowFiles } from "./workflows/files.js";
 import { Scheduler } from "./scheduler/scheduler.js";
 import { openStorage } from "./storage/open-storage.js";
 import { createUrlSigner, loadOrCreateSecret } from "./storage/signed-url.js";
@@ -171,7 +172,23 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   };
   const server = await createGatewayServer(ctx, { loggerInstance: logger });
   await scheduler.start();
-  // Registered workflows are apps of this gateway too (src/workflows/).
+  // Registered workflows are apps of this gateway too (src/workflows/); workflow files are
+  // registered (again) first: the examples over the built-in apps, then --workflows-dir's.
+  const workflowFiles = [...(config.builtinApps ? readWorkflowFiles(BUILTIN_WORKFLOWS_DIR).map((f) => ({ ...f, example: true })) : []), ...(config.workflowsDir ? readWorkflowFiles(path.resolve(config.workflowsDir)).map((f) => ({ ...f, example: false })) : [])];
+  for (const file of workflowFiles) {
+    if (!file.ok) {
+      logger.error({ file: file.file, error: file.error }, "a workflow file does not parse");
+      continue;
+    }
+    const problems = checkWorkflow(file.doc, (id) => scheduler.app(id), file.id);
+    if (problems.length > 0) {
+      // An example over apps this server does not load (--only, --builtin-apps false) is left out quietly.
+      if (file.example) logger.debug({ workflow: file.id }, "example workflow left out: its apps are not loaded");
+      else logger.error({ file: file.file, problems }, "a workflow file has problems; not registered");
+      continue;
+    }
+    await store.putWorkflow(file.id, JSON.stringify(file.doc), Date.now());
+  }
   for (const workflow of await store.listWorkflows()) {
     const parsed = WorkflowDocument.safeParse(JSON.parse(workflow.document));
     if (parsed.success) scheduler.registerWorkflow(workflow.id, parsed.data);

@@ -48,7 +48,8 @@ const SERVE_USAGE = `Usage: darkroom serve [options]
   --local-runners B   false: start no runners here; serve remote runners ('darkroom runner') only
   --spare-runners N   runner processes kept started for the next app that needs one (default 1, 0: off)
   --parallel-starts N runners of one app starting at once (default: the cores less one, at least 1)
-  --builtin-apps B    false: load only the --apps modules, not the built-in apps
+  --builtin-apps B    false: load only the --apps modules, not the built-in apps (nor their example workflows)
+  --workflows-dir DIR register the workflows in DIR/<owner>/<name>.json at start (docs/workflows.md)
   --app-knobs SPEC    override apps' scaling knobs, e.g. 'darkroom/ocr:max_runners=1;*:keep_alive=30'
   --pricing FILE      prices per app and endpoint, JSON (docs/pricing-and-usage.md)
 

@@ -28,6 +28,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       "spare-runners": { type: "string" },
       "parallel-starts": { type: "string" },
       "builtin-apps": { type: "string" },
+      "workflows-dir": { type: "string" },
       "app-knobs": { type: "string" },
       pricing: { type: "string" },
     },

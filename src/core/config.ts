@@ -58,6 +58,8 @@ export interface Config {
   appPaths: string[];
   /** Only load these app ids (all when empty). */
   onlyApps: string[];
+  /** `--workflows-dir` / `DARKROOM_WORKFLOWS_DIR`: workflow files (`<owner>/<name>.json`) registered at start; null: none. */
+  workflowsDir: string | null;
   limits: Limits;
   /** `--log-level` / `DARKROOM_LOG_LEVEL`: a pino level name. */
   logLevel: LogLevel;
@@ -279,6 +281,7 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
     filesUrl: filesBaseUrl(flags["files-url"], env["DARKROOM_FILES_URL"], publicUrl),
     trustProxy: trustProxyOf(flags["trust-proxy"] ?? env["DARKROOM_TRUST_PROXY"]),
     appPaths: list(flags["apps"] ?? env["DARKROOM_APPS"]),
+    workflowsDir: flags["workflows-dir"] ?? env["DARKROOM_WORKFLOWS_DIR"] ?? null,
     onlyApps: list(flags["only"] ?? env["DARKROOM_ONLY_APPS"]),
     limits: {
       maxBodyBytes: Number(env["DARKROOM_MAX_BODY_BYTES"] ?? DEFAULT_LIMITS.maxBodyBytes),
