@@ -27,7 +27,7 @@ import { RequestEvents, type RequestEvent } from "./request-events.js";
 import { SpareRunners, type SpareRunnersSnapshot } from "./spare-runners.js";
 import { RemoteCalls, type LeasedCall } from "./remote-calls.js";
 import { WorkflowExecutor } from "./workflow-executor.js";
-import type { WorkflowDocument } from "../workflows/document.js";
+import { WorkflowDocument } from "../workflows/document.js";
 import { workflowManifest } from "../workflows/manifest.js";
 import { isPythonAppSpec } from "../runtime/python-apps.js";
 import type { RemoteStartPhases } from "./remote-runners.js";
@@ -208,8 +208,14 @@ export class Scheduler {
   }
 
   /** Adds the remote apps other gateways saved that this one does not serve yet. */
-  loadRemoteApps(): Promise<void> {
-    return this.#remote.loadRemoteApps();
+  async loadRemoteApps(): Promise<void> {
+    await this.#remote.loadRemoteApps();
+    // Workflows registered through another gateway on the store (that gateway announces them).
+    for (const saved of await this.#options.store.listWorkflows()) {
+      if (this.#pools.has(saved.id)) continue;
+      const parsed = WorkflowDocument.safeParse(JSON.parse(saved.document));
+      if (parsed.success) this.registerWorkflow(saved.id, parsed.data);
+    }
   }
 
   /** True once stop() was called: long polls answer at once. */
@@ -420,6 +426,8 @@ export class Scheduler {
     if (!this.#workflows.has(id)) this.#wakeups.watch(id, () => void this.#pumpWorkflow(id));
     this.#workflows.set(id, doc);
     void this.#pumpWorkflow(id);
+    // Other gateways on the store learn of it from the wake-up (loadRemoteApps).
+    if (!known) this.#wakeups.announce(id);
   }
 
   /** A workflow was deleted: listed no more as available, its queued requests refused when run. */

@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, it } from "node:test";
 import { PlatformError } from "../../src/core/errors.js";
 import { DEFAULT_KNOBS, type AppManifest, type RequestRecord } from "../../src/core/types.js";
 import { Scheduler } from "../../src/scheduler/scheduler.js";
+import { WorkflowDocument } from "../../src/workflows/document.js";
 import { createSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { NewRequest, Store } from "../../src/store/store.js";
 
@@ -139,5 +140,20 @@ describe("Scheduler with remote runners only", () => {
     await other.loadRemoteApps();
     assert.equal(other.app("python/app")?.remote, true);
     await other.stop(100);
+  });
+
+  it("serves a workflow another gateway registered on the store, once it hears of it", async () => {
+    const doc = WorkflowDocument.parse({ name: "w", contents: { nodes: { input: { type: "input", input: { x: "" } }, a: { type: "run", depends: ["input"], app: APP, input: { x: "$input.x" } } } } });
+    await store.putWorkflow("acme/w", JSON.stringify(doc), 1);
+    scheduler.registerWorkflow("acme/w", doc);
+    const other = new Scheduler({ store, apps: [manifest()], runnerEnv: {}, localRunners: false });
+    try {
+      assert.equal(other.app("acme/w"), undefined);
+      await other.loadRemoteApps();
+      assert.equal(other.app("acme/w")?.workflow, true);
+      assert.equal(other.app("acme/w")?.metadata.category, "workflow");
+    } finally {
+      await other.stop(100);
+    }
   });
 });
