@@ -130,7 +130,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--app", required=True, help="module[:attr] or path/file.py[:attr], or fal's path/file.py::Class")
     parser.add_argument("--app-id", default=None, help="the app's id (owner/name), in place of the one it declares")
     parser.add_argument("--slots", type=int, default=None, help="requests held at once (default: the app's max_multiplexing)")
-    parser.add_argument("--id", default=None, help="a stable runner id (rr-...; default: one from the gateway)")
+    parser.add_argument("--id", default=None, help="a stable runner id (rr-...; default: one from the gateway); an owner/name here is the app's id, as --app-id")
     parser.add_argument("--grace", type=float, default=30.0, help="seconds held requests may finish in on SIGINT/SIGTERM (default 30)")
     parser.add_argument("--manifest", action="store_true", help="print the app's manifest as JSON and exit (no setup, no gateway)")
     parser.add_argument("--log-level", default=os.environ.get("DARKROOM_LOG_LEVEL", "info"))
@@ -140,6 +140,11 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     runtime_loaded = time.time()
+    # fal's own command lines name the app's id with --id: an owner/name is that, not a runner id.
+    if args.id is not None and "/" in args.id:
+        if args.app_id is not None and args.app_id != args.id:
+            parser.error("--id owner/name and --app-id name two different app ids")
+        args.app_id, args.id = args.id, None
     app = load_app(args.app, args.app_id)
     import_s = time.time() - runtime_loaded
     if args.manifest:

@@ -99,6 +99,18 @@ class LoadAppTest(unittest.TestCase):
         self.assertEqual(load_app(path).id, "examples/python-echo")
         self.assertEqual(load_app(f"{path}:app").id, "examples/python-echo")
 
+    def test_an_owner_name_given_as_id_is_the_apps_id_as_in_fals_command_lines(self):
+        import contextlib
+        import io
+        import json
+
+        from darkroom_runner.__main__ import main
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(main(["--app", os.path.join(EXAMPLES, "echo_app.py"), "--id", "acme/echo-copy", "--manifest"]), 0)
+        self.assertEqual(json.loads(out.getvalue())["id"], "acme/echo-copy")
+
     def test_instantiates_a_lone_app_subclass(self):
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "lone_app.py")
