@@ -48,8 +48,13 @@ export class PriceBook {
   readonly #history = new Map<string, PriceRecord[]>();
   readonly #byId = new Map<number, PriceRecord>();
   readonly #default: AppliedPrice;
+  /** Workflows' app ids: without a price of their own they cost nothing (their nodes are billed). */
+  readonly #workflows: ReadonlySet<string>;
+  readonly #free: AppliedPrice;
 
-  constructor(prices: readonly PriceRecord[], defaultPrice: DefaultPrice) {
+  constructor(prices: readonly PriceRecord[], defaultPrice: DefaultPrice, workflows: ReadonlySet<string> = new Set()) {
+    this.#workflows = workflows;
+    this.#free = { unit: "request", unitPrice: 0, currency: defaultPrice.currency, source: "default", effectiveFrom: null };
     for (const price of prices) {
       this.#byId.set(price.id, price);
       const list = this.#history.get(price.endpointId) ?? [];
@@ -62,7 +67,8 @@ export class PriceBook {
 
   /** Every price in the store (the table is small: one row per price change). */
   static async load(store: Store, defaultPrice: DefaultPrice): Promise<PriceBook> {
-    return new PriceBook(await store.listPrices(), defaultPrice);
+    const [prices, workflows] = await Promise.all([store.listPrices(), store.listWorkflows()]);
+    return new PriceBook(prices, defaultPrice, new Set(workflows.map((w) => w.id)));
   }
 
   get defaultPrice(): AppliedPrice {
@@ -91,15 +97,24 @@ export class PriceBook {
     return this.#history.get(endpointId)?.at(-1) ?? null;
   }
 
-  /** The price `endpointId` costs at `at`: its own, else its app's, else the default. */
+  /** The price `endpointId` costs at `at`: its own, else its app's, else the default (nothing, for a workflow). */
   priceAt(endpointId: string, at: number): AppliedPrice {
     const own = this.storedAt(endpointId, at) ?? this.storedAt(appIdOf(endpointId), at);
-    return own ? applied(own) : this.#default;
+    return own ? applied(own) : this.defaultFor(endpointId);
   }
 
-  /** The price `Store.aggregateUsage` named by id (null: the default). */
-  byId(priceId: number | null): AppliedPrice {
+  /**
+   * The price of an endpoint without one of its own: the default compute-second price, except for a
+   * workflow, whose run time is its nodes' and is billed on their requests (charging it again would
+   * bill the same compute twice).
+   */
+  defaultFor(endpointId: string): AppliedPrice {
+    return this.#workflows.has(appIdOf(endpointId)) ? this.#free : this.#default;
+  }
+
+  /** The price `Store.aggregateUsage` named by id (null: `endpointId`'s default). */
+  byId(priceId: number | null, endpointId: string): AppliedPrice {
     const price = priceId === null ? undefined : this.#byId.get(priceId);
-    return price ? applied(price) : this.#default;
+    return price ? applied(price) : this.defaultFor(endpointId);
   }
 }

@@ -53,7 +53,7 @@ export function costLines(sums: readonly UsageAggregate[], book: PriceBook, filt
   for (const sum of sums) {
     const endpointId = endpointIdOf(sum.appId, sum.endpoint);
     if (!endpointMatches(filter, endpointId)) continue;
-    const price = book.byId(sum.priceId);
+    const price = book.byId(sum.priceId, endpointId);
     // A compute-second price bills run time as the gateway measured it, whatever the app reported.
     const quantity = price.unit === "compute_second" ? sum.billedRunMs / 1000 : sum.billedUnits;
     const key = JSON.stringify([sum.bucketStart, endpointId, sum.keyId, price.unit, price.unitPrice, price.currency]);

@@ -66,6 +66,23 @@ describe("running workflows", () => {
     assert.ok((first?.finishedAt ?? 0) <= (second?.startedAt ?? 0), "second ran after first");
   });
 
+  it("bills a workflow's nodes, not the workflow's own run time again: without a price of its own it costs nothing", async () => {
+    const since = Date.now() - 1000;
+    const result = await fal.subscribe("acme/chain", { input: { text: "billed" } });
+    assert.ok(result.requestId);
+    const pricing = await http(p, "GET", "/v1/models/pricing?endpoint_id=acme/chain");
+    assert.deepEqual(pricing.body.prices, [{ endpoint_id: "acme/chain", unit_price: 0, unit: "request", currency: "USD", source: "default", effective_from: null }]);
+    const usage = await http(p, "GET", `/v1/models/usage?${new URLSearchParams({ expand: "summary", start: new Date(since).toISOString(), bound_to_timeframe: "false" })}`);
+    assert.equal(usage.status, 200, JSON.stringify(usage.body));
+    const lines = usage.body.summary as { endpoint_id: string; cost: number; compute_seconds: number; unit: string }[];
+    const workflow = lines.find((l) => l.endpoint_id === "acme/chain");
+    const echo = lines.find((l) => l.endpoint_id === "darkroom/echo");
+    assert.ok(workflow && echo, JSON.stringify(lines));
+    assert.equal(workflow.cost, 0);
+    assert.ok(workflow.compute_seconds > 0, "its run time is still shown");
+    assert.ok(echo.cost > 0 && echo.unit === "compute_second", "its nodes are billed at the default compute price");
+  });
+
   it("streams fal's events in order: submit and completion per node, then output; done() is the output", async () => {
     const stream = await fal.stream("workflows/acme/chain", { input: { text: "streamed" } });
     const events: Json[] = [];
