@@ -227,6 +227,8 @@ export function checkWorkflow(doc: WorkflowDocument, appOf: (appId: string) => A
       const target = resolveEndpointId(node.app, appOf);
       if (!target) problems.push({ loc: at(id, "app"), msg: `no app endpoint "${node.app}" here`, type: "value_error" });
       else if (selfId !== undefined && target.app.id === selfId) problems.push({ loc: at(id, "app"), msg: "a workflow cannot call itself", type: "value_error" });
+      // Two workflows calling each other would start requests without end.
+      else if (target.app.workflow === true) problems.push({ loc: at(id, "app"), msg: `${target.app.id} is a workflow: a workflow's nodes call apps`, type: "value_error" });
       else targets.set(id, target);
     }
   }

@@ -76,10 +76,25 @@ describe("the workflow registry", () => {
     assert.deepEqual(badPath.body.detail[0].loc, ["path", "owner"]);
   });
 
-  it("does not let a workflow take an app's id", async () => {
+  it("does not let a workflow take an app's id, nor call a workflow (two calling each other would never end)", async () => {
     const taken = await http(p, "PUT", "/v1/workflows/darkroom/echo", twoEchoes());
     assert.equal(taken.status, 422, JSON.stringify(taken.body));
     assert.match(JSON.stringify(taken.body.detail), /an app is served as darkroom\/echo/);
+    assert.equal((await http(p, "PUT", "/v1/workflows/acme/inner", twoEchoes())).status, 201);
+    const outer = twoEchoes() as { contents: { nodes: Record<string, any> } };
+    outer.contents.nodes["first"].app = "acme/inner";
+    outer.contents.nodes["first"].input = { text: "$input.text" };
+    const nested = await http(p, "PUT", "/v1/workflows/acme/outer", outer);
+    assert.equal(nested.status, 422, JSON.stringify(nested.body));
+    assert.deepEqual(nested.body.detail[0].loc, ["body", "contents", "nodes", "first", "app"]);
+    assert.match(nested.body.detail[0].msg, /acme\/inner is a workflow/);
+    assert.equal((await http(p, "DELETE", "/v1/workflows/acme/inner")).status, 204);
+    const gone = await http(p, "POST", "/run/acme/inner", { text: "x" });
+    assert.equal(gone.status, 503, "a deleted workflow is unavailable");
+    assert.equal((await http(p, "PUT", "/v1/workflows/acme/inner", twoEchoes())).status, 201, "and may be registered again");
+    const back = await http(p, "POST", "/run/acme/inner", { text: "back" });
+    assert.equal(back.status, 200, JSON.stringify(back.body));
+    assert.equal(back.body.text, "back");
   });
 
   it("lets only admin keys register and delete; deleting twice is 404", async () => {

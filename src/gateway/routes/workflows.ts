@@ -68,7 +68,8 @@ export function registerWorkflowRoutes(app: FastifyInstance, ctx: GatewayContext
     const problems: WorkflowProblem[] = [];
     if (doc.name !== name) problems.push({ loc: ["body", "name"], msg: `the path names the workflow "${name}"`, type: "value_error" });
     // Called as /workflows/{owner}/{name}, which a fal client also maps to the app {owner}/{name}.
-    if (appOf(id) && !(await ctx.store.getWorkflow(id))) problems.push({ loc: ["path", "name"], msg: `an app is served as ${id}`, type: "value_error" });
+    const served = appOf(id);
+    if (served && served.workflow !== true) problems.push({ loc: ["path", "name"], msg: `an app is served as ${id}`, type: "value_error" });
     problems.push(...checkWorkflow(doc, appOf, id));
     if (problems.length > 0) throw new PlatformError("ERR_VALIDATION", { message: problems[0]?.msg ?? "Invalid workflow", fieldErrors: problems });
     const existed = (await ctx.store.getWorkflow(id)) !== null;
