@@ -22,7 +22,7 @@ import { createGatewayServer } from "./gateway/server.js";
 import { AllowList } from "./net/allow-list.js";
 import { Metrics } from "./observability/metrics.js";
 import { probeApps } from "./runtime/app-catalog.js";
-import { checkWorkflow, WorkflowDocument } from "./workflows/document.js";
+import { checkWorkflow } from "./workflows/document.js";
 import { BUILTIN_WORKFLOWS_DIR, readWorkflowFiles } from "./workflows/files.js";
 import { Scheduler } from "./scheduler/scheduler.js";
 import { openStorage } from "./storage/open-storage.js";
@@ -172,8 +172,9 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   };
   const server = await createGatewayServer(ctx, { loggerInstance: logger });
   await scheduler.start();
-  // Registered workflows are apps of this gateway too (src/workflows/); workflow files are
-  // registered (again) first: the examples over the built-in apps, then --workflows-dir's.
+  // Registered workflows are apps of this gateway too (src/workflows/): scheduler.start() served the
+  // stored ones; workflow files are registered (again) over them: the examples over the built-in
+  // apps, then --workflows-dir's.
   const workflowFiles = [...(config.builtinApps ? readWorkflowFiles(BUILTIN_WORKFLOWS_DIR).map((f) => ({ ...f, example: true })) : []), ...(config.workflowsDir ? readWorkflowFiles(path.resolve(config.workflowsDir)).map((f) => ({ ...f, example: false })) : [])];
   for (const file of workflowFiles) {
     if (!file.ok) {
@@ -188,11 +189,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
       continue;
     }
     await store.putWorkflow(file.id, JSON.stringify(file.doc), Date.now());
-  }
-  for (const workflow of await store.listWorkflows()) {
-    const parsed = WorkflowDocument.safeParse(JSON.parse(workflow.document));
-    if (parsed.success) scheduler.registerWorkflow(workflow.id, parsed.data);
-    else logger.error({ workflow: workflow.id }, "a registered workflow's document no longer parses");
+    scheduler.registerWorkflow(file.id, file.doc);
   }
   webhooks.start();
   await server.listen({ host: config.host, port: config.port });

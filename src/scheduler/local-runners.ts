@@ -11,6 +11,7 @@ import type { RequestRecord } from "../core/types.js";
 import { fallbackReasonOnce } from "../runtime/compiled-runtime.js";
 import type { FromRunner } from "../runtime/protocol.js";
 import { isPythonAppSpec } from "../runtime/python-apps.js";
+import { OUTPUT_KEY_SHAPE, requestOfOutputKey, storedContentType, storedFileName } from "../storage/output-keys.js";
 import type { Cancellations } from "./cancellations.js";
 import { splitSuspects, type ClaimPlan, type SuspectRun } from "./isolation.js";
 import type { OutcomeWrites } from "./outcome-writes.js";
@@ -51,8 +52,6 @@ export interface LocalRunnersDeps extends Pick<SchedulerOptions, "store" | "metr
   track: (work: Promise<void>, what: string) => void;
 }
 
-/** An output file's key: outputs/<request id>/<random>/<file name> (the runner picks it, as ctx.files does). */
-const OUTPUT_KEY = /^outputs\/([^/]+)\/[A-Za-z0-9_-]{8,64}\/[A-Za-z0-9._-]{1,100}$/;
 /** The file limit when the server's environment for runners names none (the server's default). */
 const DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024;
 
@@ -207,13 +206,12 @@ export class LocalRunners {
       const storage = this.#deps.storage;
       if (!storage) throw new PlatformError("ERR_INTERNAL", { message: "This server keeps no output files" });
       if (!runner.assignments.has(message.requestId)) throw new PlatformError("ERR_LEASE_LOST", { message: `This runner does not hold ${message.requestId}` });
-      const match = OUTPUT_KEY.exec(message.key);
-      if (!match || match[1] !== message.requestId) throw new PlatformError("ERR_BAD_REQUEST", { message: "Output keys look like outputs/<request id>/<random>/<file name>" });
+      if (requestOfOutputKey(message.key) !== message.requestId) throw new PlatformError("ERR_BAD_REQUEST", { message: OUTPUT_KEY_SHAPE });
       const maxBytes = Number(this.#deps.runnerEnv["DARKROOM_MAX_FILE_BYTES"] ?? DEFAULT_MAX_FILE_BYTES);
       const bytes = Buffer.from(message.data, "base64");
       if (bytes.length > maxBytes) throw new PlatformError("ERR_FILE_TOO_LARGE", { message: `Output files are limited to ${maxBytes} bytes` });
-      const contentType = String(message.contentType).split(";")[0]?.trim().slice(0, 200) || "application/octet-stream";
-      const fileName = String(message.fileName).replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "").slice(0, 100) || "output.bin";
+      const contentType = storedContentType(String(message.contentType));
+      const fileName = storedFileName(String(message.fileName));
       const expires = message.expiresInSeconds;
       const meta = await storage.put(message.key, bytes, { contentType, fileName, maxBytes, ...(typeof expires === "number" && expires > 0 ? { expiresInSeconds: expires } : {}) });
       runner.send({ t: "file_stored", callId: message.callId, key: meta.key, size: meta.size, contentType: meta.contentType, fileName: meta.fileName });

@@ -215,6 +215,7 @@ export class Scheduler {
       if (this.#pools.has(saved.id)) continue;
       const parsed = WorkflowDocument.safeParse(JSON.parse(saved.document));
       if (parsed.success) this.registerWorkflow(saved.id, parsed.data);
+      else this.#options.logger?.error({ workflow: saved.id }, "a registered workflow's document no longer parses");
     }
   }
 

@@ -15,12 +15,11 @@
  */
 import { createHash } from "node:crypto";
 import { PlatformError } from "../core/errors.js";
-import { isTerminal, type RequestRecord } from "../core/types.js";
+import { isTerminal, type AppManifest, type RequestRecord } from "../core/types.js";
 import type { NewRequest, Store } from "../store/store.js";
 import { inputOfRetrying } from "../storage/spilled-inputs.js";
 import type { StorageDriver } from "../storage/storage.js";
 import { inputNodeOf, outputSpecOf, resolveEndpointId, resolveReferences, upstreamOf, type WorkflowDocument } from "../workflows/document.js";
-import type { AppManifest } from "../core/types.js";
 import type { RequestEvent } from "./request-events.js";
 import type { RunEnd } from "./run-outcome.js";
 

@@ -37,6 +37,22 @@ describe("durability across kill -9 of the server", () => {
   const dataDir = mkdtempSync(path.join(tmpdir(), "darkroom-durability-"));
   let server: ChildProcess | null = null;
   const cleanup: string[] = [dataDir];
+
+  /** kill -9 of the server, once it has exited. */
+  async function killServer(): Promise<void> {
+    const killed = server;
+    if (!killed || killed.exitCode !== null || killed.signalCode !== null) return;
+    const exited = new Promise((resolve) => killed.once("exit", resolve));
+    killed.kill("SIGKILL");
+    await exited;
+  }
+
+  /** kill -9, then a new server on the same data folder and port, once it is ready. */
+  async function killAndRestart(dir: string, port: number): Promise<void> {
+    await killServer();
+    server = startServer(dir, port);
+    await eventually(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).ok, 30_000, 100);
+  }
   after(() => {
     server?.kill("SIGKILL");
     for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
@@ -60,13 +76,7 @@ describe("durability across kill -9 of the server", () => {
       return body.status === "IN_PROGRESS";
     }, 20_000);
 
-    const killed = server;
-    const exited = new Promise((resolve) => killed.once("exit", resolve));
-    killed.kill("SIGKILL");
-    await exited;
-
-    server = startServer(dataDir, port);
-    await eventually(async () => (await fetch(`${target.url}/ready`)).ok, 30_000, 100);
+    await killAndRestart(dataDir, port);
 
     const outcomes = await eventually(async () => {
       const all = await Promise.all(ids.map((id) => http(target, "GET", `/v1/requests/${id}`)));
@@ -89,12 +99,7 @@ describe("durability across kill -9 of the server", () => {
   });
   it("resumes a workflow after kill -9 without running again the nodes that had finished", async () => {
     // A server of its own, on a data folder of its own: one process owns a SQLite file.
-    if (server && server.exitCode === null && server.signalCode === null) {
-      const previous = server;
-      const gone = new Promise((resolve) => previous.once("exit", resolve));
-      previous.kill("SIGKILL");
-      await gone;
-    }
+    await killServer();
     const workflowDir = mkdtempSync(path.join(tmpdir(), "darkroom-durability-wf-"));
     cleanup.push(workflowDir);
     const port = await freePort();
@@ -121,12 +126,7 @@ describe("durability across kill -9 of the server", () => {
     const quickBefore = (await http(target, "GET", `/v1/requests/${quickId}`)).body;
     assert.equal(quickBefore.state, "SUCCEEDED");
 
-    const killed = server;
-    const exited = new Promise((resolve) => killed.once("exit", resolve));
-    killed.kill("SIGKILL");
-    await exited;
-    server = startServer(workflowDir, port);
-    await eventually(async () => (await fetch(`${target.url}/ready`)).ok, 30_000, 100);
+    await killAndRestart(workflowDir, port);
 
     const workflow = await eventually(async () => {
       const { body } = await http(target, "GET", `/v1/requests/${id}`);

@@ -15,6 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { ApiError, createFalClient, ValidationError, type FalClient, type QueueStatus, type RequestLog } from "@fal-ai/client";
 import WebSocket from "ws";
 import { ADMIN_KEY, ECHO_APP, eventually, FIXTURES, http, startTestPlatform, TEST_APPS, type TestPlatform } from "../helpers/platform.js";
+import { withFalRealtimeAt } from "../helpers/realtime-socket.js";
 
 const SERIAL_APP = path.join(TEST_APPS, "serial.ts");
 const COFFEE = readFileSync(path.join(FIXTURES, "coffee.png"));
@@ -356,19 +357,7 @@ describe("@fal-ai/client 1.10.1 against Darkroom", () => {
   it("realtime: connect with the default token path, echo request_id; a token for another app is refused", async () => {
     const wsBase = p.url.replace(/^http/, "ws");
     // Node 20 has no global WebSocket, and the client hardcodes wss://fal.run (docs/api.md, Pointing the clients at Darkroom).
-    class LocalWebSocket extends WebSocket {
-      constructor(url: string | URL, protocols?: string | string[]) {
-        super(String(url).replace("wss://fal.run", wsBase), protocols);
-      }
-    }
-    const globals = globalThis as { WebSocket?: unknown };
-    const original = globals.WebSocket;
-    globals.WebSocket = LocalWebSocket;
-    // The default token provider prints a deprecation warning; keep the test output clean.
-    const originalWarn = console.warn;
-    const warnings: unknown[] = [];
-    console.warn = (...args: unknown[]) => void warnings.push(args);
-    try {
+    await withFalRealtimeAt(p.url, async () => {
       const results: Json[] = [];
       const errors: unknown[] = [];
       const connection = fal.realtime.connect("darkroom/echo", {
@@ -380,10 +369,7 @@ describe("@fal-ai/client 1.10.1 against Darkroom", () => {
       assert.deepEqual(results[0], { message: "x", request_id: "r1" });
       assert.deepEqual(errors, []);
       connection.close();
-    } finally {
-      globals.WebSocket = original;
-      console.warn = originalWarn;
-    }
+    });
 
     const token = await http(p, "POST", "/rest/tokens/", { allowed_apps: ["other"], token_expiration: 60 });
     assert.equal(token.status, 201);

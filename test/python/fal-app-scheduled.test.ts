@@ -7,36 +7,18 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createFalClient, ValidationError, type FalClient } from "@fal-ai/client";
-import WebSocket from "ws";
 import { ADMIN_KEY, ECHO_APP, eventually, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { pngSize, pythonsWithPydantic } from "../helpers/python.js";
+import { withFalRealtimeAt } from "../helpers/realtime-socket.js";
 
 const CARD = "local/text-card";
 const CHORES = "tests/chores";
 const NEEDS_PACKAGES = "tests/needs-packages";
-
-function pythonsWithPydantic(): { python: string; pydantic: string }[] {
-  const found = new Map<string, string>();
-  for (const python of [process.env["PYTHON"] ?? "python3", "/usr/bin/python3"]) {
-    try {
-      const version = execFileSync(python, ["-c", "import pydantic; print(pydantic.VERSION)"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
-      if (!found.has(version)) found.set(version, python);
-    } catch {
-      // no such interpreter, or no pydantic for it
-    }
-  }
-  return [...found].map(([pydantic, python]) => ({ python, pydantic }));
-}
-
-function pngSize(bytes: Buffer): { width: number; height: number } {
-  assert.deepEqual(bytes.subarray(0, 8), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), "a PNG");
-  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
-}
 
 interface OpsApp {
   app: string;
@@ -178,19 +160,7 @@ describe("Python apps under the scheduler (--apps file.py::Class)", { skip: inte
       });
 
       it("serves a realtime endpoint (@fal.realtime) through the fal client's realtime connection", async () => {
-        const wsBase = p.url.replace(/^http/, "ws");
-        // Node 20 has no global WebSocket, and the client connects to wss://fal.run: both pointed here.
-        class LocalWebSocket extends WebSocket {
-          constructor(url: string | URL, protocols?: string | string[]) {
-            super(String(url).replace("wss://fal.run", wsBase), protocols);
-          }
-        }
-        const globals = globalThis as { WebSocket?: unknown };
-        const original = globals.WebSocket;
-        globals.WebSocket = LocalWebSocket;
-        const originalWarn = console.warn;
-        console.warn = () => undefined; // the default token provider's deprecation notice
-        try {
+        await withFalRealtimeAt(p.url, async () => {
           const results: { text: string; request_id: string; pid: number }[] = [];
           const errors: unknown[] = [];
           const connection = fal.realtime.connect(CHORES, { onResult: (r) => results.push(r as (typeof results)[number]), onError: (e) => errors.push(e) });
@@ -202,10 +172,7 @@ describe("Python apps under the scheduler (--apps file.py::Class)", { skip: inte
           assert.deepEqual(errors, []);
           assert.ok((await opsOf(p, CHORES)).runners.some((r) => r.pid === results[0]?.pid), "answered by a runner the scheduler started");
           connection.close();
-        } finally {
-          globals.WebSocket = original;
-          console.warn = originalWarn;
-        }
+        });
       });
 
       it("replaces a runner that dies mid-request, and the request is retried to its end", async () => {

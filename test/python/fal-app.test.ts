@@ -7,37 +7,19 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { createFalClient, ValidationError, type FalClient } from "@fal-ai/client";
-import { decode, encode } from "@msgpack/msgpack";
-import WebSocket from "ws";
+import { encode } from "@msgpack/msgpack";
 import { ADMIN_KEY, eventually, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { pngSize, pythonsWithPydantic } from "../helpers/python.js";
+import { openRealtime } from "../helpers/realtime-socket.js";
 
 const APP = "local/text-card";
 const NEEDS_PACKAGES = "tests/needs-packages";
 const CHORES = "tests/chores";
-
-/** The machine's Pythons that have pydantic, one per pydantic version, with that version. */
-function pythonsWithPydantic(): { python: string; pydantic: string }[] {
-  const found = new Map<string, string>();
-  for (const python of [process.env["PYTHON"] ?? "python3", "/usr/bin/python3"]) {
-    try {
-      const version = execFileSync(python, ["-c", "import pydantic; print(pydantic.VERSION)"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
-      if (!found.has(version)) found.set(version, python);
-    } catch {
-      // no such interpreter, or no pydantic for it
-    }
-  }
-  return [...found].map(([pydantic, python]) => ({ python, pydantic }));
-}
-
-function pngSize(bytes: Buffer): { width: number; height: number } {
-  assert.deepEqual(bytes.subarray(0, 8), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), "a PNG");
-  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
-}
 
 const interpreters = pythonsWithPydantic();
 
@@ -174,14 +156,7 @@ describe("fal apps on Darkroom's Python runner", { skip: interpreters.length ===
         const chores = startRunner("test/fixtures/python/fal_chores.py::Chores");
         try {
           await eventually(() => (/runner ready:/.test(chores.log()) ? true : chores.child.exitCode !== null ? Promise.reject(new Error(`runner exited: ${chores.log()}`)) : null), 20_000);
-          const socket = new WebSocket(`${p.url.replace(/^http/, "ws")}/${CHORES}/realtime`, { headers: { authorization: `Key ${ADMIN_KEY}` } });
-          await new Promise<void>((resolve, reject) => {
-            socket.once("open", () => resolve());
-            socket.once("error", reject);
-          });
-          const frames: { binary: boolean; value: any }[] = [];
-          socket.on("message", (data: Buffer, isBinary: boolean) => frames.push({ binary: isBinary, value: isBinary ? decode(data) : JSON.parse(data.toString("utf8")) }));
-          const answers = (): { binary: boolean; value: any }[] => frames.filter((f) => f.binary || f.value.type === "x-fal-error");
+          const { socket, answers } = await openRealtime(p.url, CHORES, `Key ${ADMIN_KEY}`);
           socket.send(JSON.stringify({ text: "one", request_id: "a" }));
           socket.send(Buffer.from(encode({ text: 2, request_id: "b" })));
           socket.send(Buffer.from(encode({ text: "three", request_id: "c" })));

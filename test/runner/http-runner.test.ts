@@ -8,10 +8,10 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createFalClient } from "@fal-ai/client";
-import { decode, encode } from "@msgpack/msgpack";
-import WebSocket from "ws";
+import { encode } from "@msgpack/msgpack";
 import { ADMIN_KEY, ECHO_APP, eventually, http, REPO_ROOT, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 import { cancel, readSse, record, sleep, submit, waitCompleted } from "../helpers/queue.js";
+import { openRealtime } from "../helpers/realtime-socket.js";
 import { startRunnerProcess, type RunnerProcess } from "../helpers/remote-runner.js";
 
 const APP = "darkroom/echo";
@@ -218,14 +218,7 @@ describe("runner protocol over HTTP", () => {
   });
 
   it("realtime messages to an app with no local runners go to its remote runner, one by one, and are never stored", async () => {
-    const socket = new WebSocket(`${p.url.replace(/^http/, "ws")}/${APP}/realtime`, { headers: { authorization: `Key ${ADMIN_KEY}` } });
-    await new Promise<void>((resolve, reject) => {
-      socket.once("open", () => resolve());
-      socket.once("error", reject);
-    });
-    const frames: { binary: boolean; value: any }[] = [];
-    socket.on("message", (data: Buffer, isBinary: boolean) => frames.push({ binary: isBinary, value: isBinary ? decode(data) : JSON.parse(data.toString("utf8")) }));
-    const results = (): { binary: boolean; value: any }[] => frames.filter((f) => f.binary || f.value.type === "x-fal-error");
+    const { socket, answers: results } = await openRealtime(p.url, APP, `Key ${ADMIN_KEY}`);
     const before = (await p.store.list({ appId: APP, limit: 500 })).length;
     socket.send(JSON.stringify({ message: "first", request_id: "a" }));
     socket.send(Buffer.from(encode({ message: { n: 2 }, request_id: "b" })));

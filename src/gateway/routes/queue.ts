@@ -5,7 +5,7 @@
 import type { FastifyRequest } from "fastify";
 import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type EndpointManifest, type RequestLog, type RequestRecord } from "../../core/types.js";
-import { canSeeRequest, requirePrincipal, type GatewayContext } from "../context.js";
+import { canSeeRequest, requirePrincipal, type GatewayContext, type Principal } from "../context.js";
 import { assertAppAllowed, assertAppWithinLimits, assertAvailable, assertQueueRoom, assertWithinBudget, countAgainstRequestRate, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
 import { FalHost, appIdOf, appRoutes, restOf } from "../fal-host.js";
 import { outputTtlOf, parsePriority, parseStartDeadline } from "../fal-headers.js";
@@ -53,7 +53,7 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
     if (idempotent.kind === "replay") return replayed(ctx, call, idempotent.record);
   }
   try {
-    await enqueue(ctx, call, { app, endpoint, input, webhookUrl, requestId });
+    await enqueue(ctx, call, principal, { app, endpoint, input, webhookUrl, requestId });
   } catch (err) {
     // Refused or failed: a retry with the same key is a new submit.
     if (idempotent?.kind === "new") await idempotent.release().catch(() => undefined);
@@ -69,10 +69,9 @@ async function replayed(ctx: GatewayContext, call: FalCall, record: RequestRecor
   await call.reply.code(200).send({ ...body, gateway_request_id: record.id });
 }
 
-async function enqueue(ctx: GatewayContext, call: FalCall, submit: { app: AppManifest; endpoint: EndpointManifest; input: unknown; webhookUrl: string | null; requestId: string }): Promise<void> {
+async function enqueue(ctx: GatewayContext, call: FalCall, principal: Principal, submit: { app: AppManifest; endpoint: EndpointManifest; input: unknown; webhookUrl: string | null; requestId: string }): Promise<void> {
   const { request, reply } = call;
   const { app, endpoint, input, webhookUrl } = submit;
-  const principal = requirePrincipal(request);
   await validateAppInput(ctx, endpoint, input);
   const now = Date.now();
   const priority = parsePriority(request);

@@ -15,6 +15,7 @@ import { ERRORS, PlatformError, type ErrorCode } from "../../core/errors.js";
 import { DEFAULT_KNOBS, type RequestRecord } from "../../core/types.js";
 import { RUNNER_PROTOCOL_VERSION } from "../../runtime/protocol.js";
 import { manifestOfRunnerApp, RunnerApp } from "../../runtime/runner-app.js";
+import { OUTPUT_KEY_SHAPE, requestOfOutputKey, storedContentType, storedFileName } from "../../storage/output-keys.js";
 import { inputOfRetrying } from "../../storage/spilled-inputs.js";
 import type { ModelManager } from "../../models/manager.js";
 import type { EphemeralCall } from "../../scheduler/pool.js";
@@ -401,21 +402,21 @@ function registerRunnerApi(app: FastifyInstance, ctx: GatewayContext): void {
       const key = (request.params as { "*": string })["*"];
       // The runner picks the key (its ctx.files builds the URL from it), but only under the
       // request's own output prefix: outputs/<request id>/<random>/<file name>.
-      const match = /^outputs\/([^/]+)\/[A-Za-z0-9_-]{8,64}\/[A-Za-z0-9._-]{1,100}$/.exec(key);
-      if (!match) throw new PlatformError("ERR_BAD_REQUEST", { message: "Output keys look like outputs/<request id>/<random>/<file name>" });
+      const requestId = requestOfOutputKey(key);
+      if (requestId === null) throw new PlatformError("ERR_BAD_REQUEST", { message: OUTPUT_KEY_SHAPE });
       const headers = request.headers;
       const runnerId = String(headers["x-darkroom-runner-id"] ?? "");
       const attempt = Number(headers["x-darkroom-attempt"] ?? NaN);
       if (!RUNNER_ID.test(runnerId) || !Number.isInteger(attempt)) {
         throw new PlatformError("ERR_BAD_REQUEST", { message: "x-darkroom-runner-id and x-darkroom-attempt headers are required" });
       }
-      const record = await heldRecord(ctx, request, match[1] as string, runnerId, attempt);
+      const record = await heldRecord(ctx, request, requestId, runnerId, attempt);
       const length = headers["content-length"] === undefined ? null : Number(headers["content-length"]);
       if (length !== null && length > ctx.config.limits.maxFileBytes) {
         throw new PlatformError("ERR_FILE_TOO_LARGE", { message: `Output files are limited to ${ctx.config.limits.maxFileBytes} bytes` });
       }
-      const fileName = String(headers["x-darkroom-file-name"] ?? key.split("/").pop() ?? "output.bin").replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "").slice(0, 100) || "output.bin";
-      const contentType = String(headers["x-darkroom-content-type"] ?? "application/octet-stream").split(";")[0]?.trim() || "application/octet-stream";
+      const fileName = storedFileName(String(headers["x-darkroom-file-name"] ?? key.split("/").pop() ?? "output.bin"));
+      const contentType = storedContentType(String(headers["x-darkroom-content-type"] ?? "application/octet-stream"));
       const ttlHeader = headers["x-darkroom-expires-in"];
       const ttl = ttlHeader !== undefined ? Number(ttlHeader) : record.outputTtlSeconds;
       const maxBytes = ctx.config.limits.maxFileBytes;
