@@ -23,13 +23,15 @@ export const LAYERS = {
   runtime: ["core", "net", "storage", "media"],
   // Workflow documents (fal's format): what they say and whether it can run.
   workflows: ["core"],
-  scheduler: ["core", "observability", "store", "storage", "runtime/protocol.js", "runtime/tsx-loader.js", "runtime/compiled-runtime.js", "runtime/python-apps.js", "runtime/runner-app.js", "workflows"],
-  gateway: ["core", "net", "observability", "models", "auth", "store", "storage", "pricing", "webhooks", "scheduler", "workflows", "runtime/protocol.js", "runtime/runner-app.js"],
+  // Result reuse: keys, joins and what made a result (docs/result-reuse.md).
+  reuse: ["core", "store", "storage", "runtime/file-access.js", "runtime/python-apps.js"],
+  scheduler: ["core", "observability", "store", "storage", "reuse", "runtime/protocol.js", "runtime/tsx-loader.js", "runtime/compiled-runtime.js", "runtime/python-apps.js", "runtime/runner-app.js", "workflows"],
+  gateway: ["core", "net", "observability", "models", "auth", "store", "storage", "pricing", "webhooks", "scheduler", "workflows", "reuse", "runtime/protocol.js", "runtime/runner-app.js"],
   // Apps use the SDK, shared media code and the model libraries; never another app (see below).
   apps: ["core", "media", "models", "diffusion", "runtime/sdk.js"],
   // Only these two wire apps in: platform.ts builds a server from every part, the CLI starts one.
-  platform: ["core", "net", "observability", "models", "diffusion", "media", "store", "auth", "storage", "pricing", "webhooks", "runtime", "scheduler", "workflows", "gateway", "apps"],
-  cli: ["core", "net", "observability", "models", "diffusion", "media", "store", "auth", "storage", "pricing", "webhooks", "runtime", "scheduler", "workflows", "gateway", "apps", "platform"],
+  platform: ["core", "net", "observability", "models", "diffusion", "media", "store", "auth", "storage", "pricing", "webhooks", "runtime", "reuse", "scheduler", "workflows", "gateway", "apps"],
+  cli: ["core", "net", "observability", "models", "diffusion", "media", "store", "auth", "storage", "pricing", "webhooks", "runtime", "reuse", "scheduler", "workflows", "gateway", "apps", "platform"],
 };
 
 /** Deepest folder nesting inside a layer that the rules below cover (src/store/sqlite/x.ts is 1). */

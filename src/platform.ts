@@ -134,6 +134,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     localRunners: config.localRunners,
     spareRunners: config.spareRunners,
     parallelStarts: config.parallelStarts,
+    ownOrigins: [config.publicUrl, `http://${config.host}:${config.port}`, config.filesUrl].filter((o): o is string => Boolean(o)),
     storage,
     inputSpillBytes: config.limits.inputSpillBytes,
     metrics,

@@ -74,6 +74,42 @@ export interface RequestRecord {
   billableUnits: number | null;
   /** Seconds until this request's output files expire (fal's object lifecycle preference), or null to keep them. */
   outputTtlSeconds: number | null;
+  /**
+   * How the result was reused (src/reuse/): HIT, a copy of an earlier request's result; JOINED, the
+   * result of an identical request that was running when this one came. Null: computed (or running).
+   */
+  cache: ReuseStatus | null;
+  /** The request whose result a HIT or JOINED request has; null otherwise. */
+  reusedFrom: string | null;
+}
+
+/**
+ * `X-Darkroom-Cache-Status`: MISS, computed and kept for reuse; BYPASS, computed and not kept (the
+ * input cannot be keyed, docs/result-reuse.md). Only HIT and JOINED are stored on the request.
+ */
+export type CacheStatus = "HIT" | "MISS" | "JOINED" | "BYPASS";
+export type ReuseStatus = Extract<CacheStatus, "HIT" | "JOINED">;
+
+/**
+ * Whether an app's results may be reused for the same input (src/reuse/): `deterministic`, the same
+ * input always gives the same output; `seeded`, only when the input carries a numeric `seed` (the
+ * generation is random otherwise). `default` is what a request that does not send
+ * `X-Darkroom-Cache` gets.
+ */
+/**
+ * Model weights an app loads, as its manifest names them (GET /v1/requests/{id}/manifest): a file's
+ * content hash, or the npm package (and version) that ships it.
+ */
+export interface WeightsRef {
+  name: string;
+  sha256?: string;
+  package?: string;
+  version?: string;
+}
+
+export interface AppCachePolicy {
+  reuse: "deterministic" | "seeded";
+  default: "use" | "off";
 }
 
 /** What a finished run reports. */
@@ -149,4 +185,13 @@ export interface AppManifest {
   remote?: boolean;
   /** A registered workflow (src/workflows/), run by the gateway's workflow executor. */
   workflow?: boolean;
+  /** Whether its results may be reused; absent: never (every request runs). */
+  cache?: AppCachePolicy;
+  /** The model weights it loads, where it says (part of its revision and of each result's manifest). */
+  weights?: WeightsRef[];
+  /**
+   * What the app was built from, as a hash (src/reuse/app-revision.ts): results are reused only
+   * within one revision. Set by the gateway when it serves the app.
+   */
+  revision?: string;
 }

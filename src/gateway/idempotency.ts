@@ -15,6 +15,7 @@ import { PlatformError } from "../core/errors.js";
 import type { RequestRecord } from "../core/types.js";
 import type { Store } from "../store/store.js";
 import { UnparsedInput } from "../core/unparsed-input.js";
+import { canonicalJson } from "../core/canonical-json.js";
 
 /** How long a key stands for its request. */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
@@ -42,17 +43,6 @@ export function fingerprintOf(submit: { appId: string; endpoint: string; input: 
   if (submit.input instanceof UnparsedInput) hash.update("\0bytes\0").update(submit.input.bytes);
   else hash.update("\0json\0").update(canonicalJson(submit.input));
   return hash.digest("hex");
-}
-
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value ?? null);
 }
 
 export type IdempotentSubmit =

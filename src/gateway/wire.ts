@@ -94,6 +94,7 @@ export function isUserStartTimeout(record: RequestRecord): boolean {
 export function sendOutcome(reply: FastifyReply, record: RequestRecord): FastifyReply {
   if (!isTerminal(record.state)) throw new Error("sendOutcome on a request that is not finished");
   reply.header("x-fal-request-id", record.id);
+  if (record.cache) reply.header("x-darkroom-cache-status", record.cache);
   if (record.state !== "SUCCEEDED") reply.header("x-fal-error-type", errorTypeOf(record));
   if (isUserStartTimeout(record)) reply.header("x-fal-request-timeout-type", "user");
   // On every outcome, as fal sends it: what the request bills (0 for failures, 1 for a success whose

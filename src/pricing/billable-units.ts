@@ -33,7 +33,8 @@ export function billableUnitsOf(outcome: BilledOutcome): number {
 }
 
 /** Run time of a finished request, measured as its usage record measures it (src/store/rows.ts usageOfRequest). */
-export function runMsOf(record: { startedAt: number | null; finishedAt: number | null }): number {
-  if (record.startedAt === null || record.finishedAt === null) return 0;
+export function runMsOf(record: { startedAt: number | null; finishedAt: number | null; cache?: string | null }): number {
+  // A reused result (src/reuse/) ran nothing of its own.
+  if (record.startedAt === null || record.finishedAt === null || (record.cache ?? null) !== null) return 0;
   return Math.max(0, record.finishedAt - record.startedAt);
 }

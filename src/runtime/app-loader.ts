@@ -47,6 +47,12 @@ export async function buildManifest(app: DefinedApp, modulePath: string): Promis
       unavailable = { reason: `availability check failed: ${err instanceof Error ? err.message : String(err)}`, remedy: "see the server log" };
     }
   }
+  let weights: AppManifest["weights"];
+  try {
+    weights = app.weights ? await app.weights() : undefined;
+  } catch {
+    weights = undefined; // weights it cannot name now (a model not pulled yet): the app is unavailable anyway
+  }
   return {
     id: app.id,
     version: app.version ?? "0.1.0",
@@ -55,5 +61,7 @@ export async function buildManifest(app: DefinedApp, modulePath: string): Promis
     endpoints,
     modulePath,
     unavailable,
+    ...(app.cache ? { cache: { ...app.cache } } : {}),
+    ...(weights && weights.length > 0 ? { weights } : {}),
   };
 }

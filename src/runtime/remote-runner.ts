@@ -190,6 +190,7 @@ export class RemoteRunner {
           endpoints: manifest.endpoints.map((e) => ({ path: e.path, kind: e.kind, input: e.input, output: e.output, ...(e.description ? { description: e.description } : {}) })),
           knobs: manifest.knobs,
           metadata: manifest.metadata,
+          ...(manifest.cache ? { cache: manifest.cache } : {}),
         },
         runner: { hostname: hostname(), pid: process.pid, slots: this.#options.slots ?? manifest.knobs.max_multiplexing },
         ...(this.#startPhases ? { start: this.#startPhases } : {}),

@@ -37,6 +37,8 @@ export const RunnerApp = z.object({
   // The runner found that the app cannot run where it is (a fal app's requirements missing):
   // listed, refused with the remedy, and leased nothing until a runner registers it without this.
   unavailable: z.object({ reason: z.string().min(1).max(2000), remedy: z.string().min(1).max(2000) }).optional(),
+  // Whether its results may be reused (docs/result-reuse.md).
+  cache: z.object({ reuse: z.enum(["deterministic", "seeded"]), default: z.enum(["use", "off"]).default("off") }).optional(),
 });
 export type RunnerApp = z.infer<typeof RunnerApp>;
 
@@ -66,5 +68,6 @@ export function manifestOfRunnerApp(app: RunnerApp, modulePath: string, options:
     modulePath,
     unavailable: app.unavailable ?? null,
     ...(options.remote ? { remote: true } : {}),
+    ...(app.cache ? { cache: app.cache } : {}),
   };
 }

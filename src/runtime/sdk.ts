@@ -7,7 +7,7 @@
  */
 import type { Readable } from "node:stream";
 import { z } from "zod";
-import type { AppKnobs, AppMetadata, LogLevel } from "../core/types.js";
+import type { AppCachePolicy, AppKnobs, AppMetadata, LogLevel, WeightsRef } from "../core/types.js";
 
 export { z };
 
@@ -97,6 +97,17 @@ export interface AppDefinition<S = unknown> {
   metadata: Partial<AppMetadata> & { display_name: string; category: string; description: string };
   knobs?: Partial<AppKnobs>;
   /**
+   * Whether results may be reused for the same input (docs/result-reuse.md): declare only what is
+   * true of the handler. Absent: never.
+   */
+  cache?: AppCachePolicy;
+  /**
+   * The model weights the app loads (content hashes, or the packages that ship them), read once
+   * when the app is loaded: they are part of the app's revision, so that results made with other
+   * weights are never reused, and of each result's manifest (`GET /v1/requests/{id}/manifest`).
+   */
+  weights?: () => Promise<WeightsRef[]> | WeightsRef[];
+  /**
    * Called once in a runner, before it takes requests; its return value is `ctx.state`.
    * `log` reports progress of model loading.
    */
@@ -154,6 +165,9 @@ export function defineApp<S>(def: AppDefinition<S>): DefinedApp<S> {
     if (e.path.startsWith("/")) throw new Error(`Endpoint path ${e.path} of ${def.id} must not start with '/'`);
     if (seen.has(e.path)) throw new Error(`Duplicate endpoint path '${e.path}' in ${def.id}`);
     seen.add(e.path);
+  }
+  if (def.cache && (!["deterministic", "seeded"].includes(def.cache.reuse) || !["use", "off"].includes(def.cache.default))) {
+    throw new Error(`App ${def.id}: cache.reuse must be "deterministic" or "seeded" and cache.default "use" or "off"`);
   }
   const endpoints = def.endpoints.map((e) => (e.safetyChecker ? withSafetyCheckerFields(def.id, e, e.safetyChecker) : e));
   return Object.assign(def, { endpoints, [APP_MARK]: true as const });

@@ -50,6 +50,8 @@ export interface LocalRunnersDeps extends Pick<SchedulerOptions, "store" | "metr
   finished: (record: RequestRecord) => void;
   /** Keeps a store write started from a runner event: a failure is logged and stop() waits for it. */
   track: (work: Promise<void>, what: string) => void;
+  /** Records what a runner is as it starts (src/reuse/provenance.ts): each of its results' manifest. */
+  recordRunner: (app: Pool["app"], runner: { id: string; pid: number | null }) => void;
 }
 
 /** The file limit when the server's environment for runners names none (the server's default). */
@@ -101,6 +103,7 @@ export class LocalRunners {
     const runner = spare ?? new RunnerProcess({ app, env: this.#deps.runnerEnv, ...handlers });
     pool.runners.set(runner.id, runner);
     this.#updateRunnerGauge(pool);
+    this.#deps.recordRunner(pool.app, { id: runner.id, pid: runner.pid ?? null });
     // A missing or stale build (compiled-runtime.ts) is said once; which way each runner started, every time.
     const python = isPythonAppSpec(app.modulePath);
     const fallback = runner.compiled || python ? null : fallbackReasonOnce();

@@ -32,6 +32,9 @@ import { workflowManifest } from "../workflows/manifest.js";
 import { isPythonAppSpec } from "../runtime/python-apps.js";
 import type { RemoteStartPhases } from "./remote-runners.js";
 import { waitForTerminal } from "./wait-for-terminal.js";
+import { ResultReuse, type Reused } from "../reuse/result-reuse.js";
+import { localRunnerRecord } from "../reuse/provenance.js";
+import { effectiveCacheMode, type CacheMode } from "../reuse/cache-mode.js";
 
 export interface SchedulerOptions {
   store: Store;
@@ -74,6 +77,8 @@ export interface SchedulerOptions {
    * `darkroom serve` bounds it by the cores.
    */
   parallelStarts?: number;
+  /** Origins this server's files are served on (its public URL, its files URL): result keys hash the content of such inputs (src/reuse/). */
+  ownOrigins?: string[];
 }
 
 export type SchedulerLogger = NonNullable<SchedulerOptions["logger"]>;
@@ -105,6 +110,7 @@ export class Scheduler {
   readonly #remoteCalls: RemoteCalls;
   readonly #workflows = new Map<string, WorkflowDocument>();
   readonly #workflowExecutor: WorkflowExecutor;
+  readonly #reuse: ResultReuse;
 
   constructor(options: SchedulerOptions) {
     this.#options = { leaseMs: 30_000, cancelGraceMs: 5_000, maxSetupFailures: 3, tickMs: 500, localRunners: true, ...options };
@@ -160,6 +166,7 @@ export class Scheduler {
       maxSetupFailures: this.#options.maxSetupFailures,
       outcomeWrites: this.#outcomeWrites,
       cancellations: this.#cancellations,
+      recordRunner: (app, runner) => this.#track(store.recordRunner(localRunnerRecord(app, this.#reuse.revisionOf(app), runner)), "recording a runner"),
     });
     this.#dispatcher = new Dispatcher({
       ...shared,
@@ -176,11 +183,27 @@ export class Scheduler {
       leaseMs,
       documentOf: (appId) => this.#workflows.get(appId) ?? null,
       appOf: (appId) => this.#pools.get(appId)?.app,
-      submit: (request) => this.submit(request),
+      // Nodes reuse results as their apps' defaults say (docs/result-reuse.md).
+      submit: (request) => this.submitReusing(request, null),
       waitForTerminal: (requestId, signal) => this.waitForTerminal(requestId, signal),
       cancel: (requestId) => this.cancel(requestId),
+      started: (record) => events.emit(record.id, { type: "state", record }),
       event: (requestId, event) => this.#remote.remoteEvent(requestId, event),
       outcome: (requestId, guard, outcome) => this.#remote.remoteOutcome(requestId, guard, outcome),
+      logger,
+    });
+    this.#reuse = new ResultReuse({
+      store,
+      storage: options.storage,
+      ownOrigins: options.ownOrigins ?? [],
+      leaseMs,
+      submit: (request) => this.submit(request),
+      waitForTerminal: (requestId, signal) => this.waitForTerminal(requestId, signal),
+      finished: shared.finished,
+      queued: (record) => {
+        shared.pump(record.appId);
+        shared.announceQueued(record.appId);
+      },
       logger,
     });
     this.#remoteCalls = new RemoteCalls({ announce: (appId) => this.#wakeups.announce(appId), ...(options.remoteCallPickupMs !== undefined ? { pickupMs: options.remoteCallPickupMs } : {}) });
@@ -269,6 +292,7 @@ export class Scheduler {
     this.#wakeups.wakeAll();
     this.#remoteCalls.stop();
     this.#workflowExecutor.stop();
+    this.#reuse.stop();
     const spares = this.#spares?.stop() ?? [];
     // A run whose stored input is still being read must reach its runner before the drain does.
     const reading = this.#dispatcher.inputReadsSettled();
@@ -323,6 +347,27 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Submits like `submit`, reusing a result where the app allows it (src/reuse/): `asked` is the
+   * request's `X-Darkroom-Cache` (null: the app's default). A HIT comes back finished.
+   */
+  async submitReusing(request: NewRequest, asked: CacheMode | null): Promise<Reused> {
+    const app = this.#pools.get(request.appId)?.app;
+    const mode = app ? effectiveCacheMode(app, asked) : "off";
+    if (!app || mode === "off") return { ...(await this.submit(request)), cacheStatus: null };
+    return this.#reuse.submit(app, request, mode);
+  }
+
+  /** The document of a workflow this gateway serves. */
+  workflowOf(appId: string): WorkflowDocument | undefined {
+    return this.#workflows.get(appId);
+  }
+
+  /** The revision results of `app` are kept under (src/reuse/app-revision.ts). */
+  revisionOf(app: AppManifest): string {
+    return this.#reuse.revisionOf(app);
+  }
+
   progressOf(requestId: string): Progress | undefined {
     return this.events.progressOf(requestId);
   }
@@ -336,6 +381,11 @@ export class Scheduler {
   async cancel(requestId: string): Promise<"removed" | "signalled" | "already_completed" | "not_found"> {
     const result = await this.#options.store.cancel(requestId);
     if (result.kind === "removed") this.#finished(result.record);
+    // A joined request runs nothing: it ends now, and its leader runs on for the others.
+    if (result.kind === "signalled" && this.#reuse.joins(requestId)) {
+      await this.#reuse.cancelJoined(result.record);
+      return result.kind;
+    }
     if (result.kind === "signalled") {
       this.#cancellations.signal(result.record);
       if (this.#workflows.has(result.record.appId)) this.#workflowExecutor.cancel(result.record.id);

@@ -38,6 +38,8 @@ export interface WorkflowExecutorDeps {
   submit: (request: NewRequest) => Promise<{ record: RequestRecord }>;
   waitForTerminal: (requestId: string, signal?: AbortSignal) => Promise<RequestRecord>;
   cancel: (requestId: string) => Promise<unknown>;
+  /** A workflow request started here: its status streams learn it runs (they only follow state events). */
+  started: (record: RequestRecord) => void;
   event: (requestId: string, event: Extract<RequestEvent, { type: "partial" | "log" }>) => Promise<void>;
   outcome: (requestId: string, guard: { owner: string; attempt: number }, outcome: RunEnd) => Promise<RequestRecord | null>;
   logger?: { warn: (obj: object, msg: string) => void } | undefined;
@@ -68,7 +70,10 @@ export class WorkflowExecutor {
     const room = MAX_RUNNING - this.#running.size;
     if (room <= 0) return;
     const claimed = await this.#deps.store.claimMany(appId, this.owner, this.#deps.leaseMs, room);
-    for (const record of claimed) this.#start(record);
+    for (const record of claimed) {
+      this.#deps.started(record);
+      this.#start(record);
+    }
   }
 
   /** The client cancelled a workflow this gateway may be running; elsewhere it is seen within a second. */

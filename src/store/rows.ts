@@ -54,6 +54,9 @@ export interface RequestRow {
   error: string | null;
   error_type: string | null;
   billable_units: number | null;
+  /** 'HIT' or 'JOINED' (src/reuse/), else null. */
+  cache: string | null;
+  reused_from: string | null;
 }
 
 export interface LogRow {
@@ -96,6 +99,7 @@ export interface UsageRow {
   run_ms: number;
   billable_units: number | null;
   finished_at: number;
+  cache: string | null;
 }
 
 export interface WebhookRow {
@@ -179,6 +183,8 @@ export function toRequestRecord(row: RequestRow): RequestRecord {
     error: row.error,
     errorType: row.error_type,
     billableUnits: row.billable_units,
+    cache: row.cache as RequestRecord["cache"],
+    reusedFrom: row.reused_from,
   } as RequestRecord;
   lazyJson(record, "input", row.input);
   lazyJson(record, "output", row.output);
@@ -234,6 +240,7 @@ export function toUsageRecord(row: UsageRow): UsageRecord {
     runMs: row.run_ms,
     billableUnits: row.billable_units,
     finishedAt: row.finished_at,
+    cache: row.cache as UsageRecord["cache"],
   };
 }
 
@@ -249,7 +256,8 @@ export function usageOfRequest(row: RequestRow): UsageRecord | null {
     ...row,
     request_id: row.id,
     queue_ms: Math.max(0, started - row.created_at),
-    run_ms: row.started_at === null ? 0 : Math.max(0, row.finished_at - row.started_at),
+    // A reused result (src/reuse/) ran nothing of its own.
+    run_ms: row.started_at === null || row.cache !== null ? 0 : Math.max(0, row.finished_at - row.started_at),
     finished_at: row.finished_at,
   });
 }

@@ -18,7 +18,7 @@
  *   null otherwise, so a late or duplicate result can never overwrite an outcome.
  * @module
  */
-import type { Priority, RequestLog, RequestMode, RequestRecord, RequestState } from "../core/types.js";
+import type { Priority, RequestLog, RequestMode, RequestRecord, RequestState, ReuseStatus } from "../core/types.js";
 import type { TenantRecord, UsageLimits } from "../core/tenants.js";
 import type { Bus } from "./bus.js";
 
@@ -97,6 +97,51 @@ export type IdempotencyOutcome =
   | { kind: "taken"; requestId: string; fingerprint: string };
 
 /** A registered workflow (src/workflows/document.ts): its document as JSON text, kept as given. */
+/** A result key asked for at submit (Store.takeResultKey, src/reuse/). */
+export interface ResultKeyClaim {
+  key: string;
+  appId: string;
+  /** The new request, which holds the key if nothing live or reusable does. */
+  requestId: string;
+  now: number;
+  /** Take the key whatever holds it (`X-Darkroom-Cache: refresh`). */
+  refresh: boolean;
+  /**
+   * A key taken before this time whose request was never written is free again (its gateway died
+   * or its submit failed); one taken since is a submit still being written, which is joined.
+   */
+  staleBefore: number;
+  /**
+   * Until when the new request's output files must live (unix ms), null for ever: a finished result
+   * whose files expire sooner is not reused.
+   */
+  needUntil: number | null;
+}
+
+export type ResultKeyOutcome =
+  /** The key now names the new request: run it. */
+  | { kind: "taken" }
+  /** A finished result to copy. */
+  | { kind: "hit"; source: RequestRecord }
+  /** An identical request still queued or running (null: still being written): wait for it. */
+  | { kind: "join"; leaderId: string; leader: RequestRecord | null };
+
+/** How a request that reuses a result is written (Store.submitReused). */
+export type ReusedSubmit =
+  /** Finished at once with `source`'s result. */
+  | { kind: "hit"; source: RequestRecord }
+  /** RUNNING under `owner` (lease until `leaseExpiresAt`) while `leaderId` runs; ended by the gateway that joined it. */
+  | { kind: "join"; leaderId: string; owner: string; leaseExpiresAt: number };
+
+/** What a runner was (src/reuse/provenance.ts): kept so that each result's manifest can say what made it. */
+export interface RunnerRecord {
+  id: string;
+  appId: string;
+  /** JSON: the runner's provenance. */
+  description: string;
+  startedAt: number;
+}
+
 export interface WorkflowRecord {
   /** `owner/name`. */
   id: string;
@@ -165,6 +210,8 @@ export interface UsageRecord {
   runMs: number;
   billableUnits: number | null;
   finishedAt: number;
+  /** HIT or JOINED when the request reused another's result (run time 0); absent or null otherwise. */
+  cache?: ReuseStatus | null;
 }
 
 /** Usage is listed newest first (by `finishedAt`). */
@@ -301,6 +348,22 @@ export interface Store {
    * written, is taken over.
    */
   reserveIdempotencyKey(reservation: IdempotencyReservation): Promise<IdempotencyOutcome>;
+  /**
+   * Result reuse (src/reuse/): atomically finds what holds a result key, or gives it to the new
+   * request. A key whose request failed, was cancelled, was never written (see `staleBefore`) or whose
+   * files expire too soon is taken over.
+   */
+  takeResultKey(claim: ResultKeyClaim): Promise<ResultKeyOutcome>;
+  /**
+   * Writes a request that reuses a result: a HIT finished at once (and its usage, run time 0), or a
+   * JOINED one RUNNING under the joining gateway's lease. A JOINED request put back in the queue
+   * (`requeue`, when its leader was cancelled or its gateway died) runs as any other and is no longer
+   * marked JOINED.
+   */
+  submitReused(req: NewRequest, reuse: ReusedSubmit): Promise<RequestRecord>;
+  /** Records (or replaces) what a runner is, when it starts or registers. */
+  recordRunner(runner: RunnerRecord): Promise<void>;
+  getRunner(id: string): Promise<RunnerRecord | null>;
   /** Gives a key back when its submit failed, so that a retry is a new submit (only `requestId`'s reservation). */
   releaseIdempotencyKey(keyId: string, key: string, requestId: string): Promise<void>;
   /** Deletes the keys that expired before `now`; how many. */

@@ -107,6 +107,30 @@ describe("darkroom/sd-turbo through the platform", () => {
     assert.deepEqual(await pixels(alone.body.images[0].url), await pixels(first.url), "image 0 of a batch is the image of the seed alone");
   });
 
+  it("reuses a seeded generation only with its seed, and its manifest names the pulled weights and the seed", async () => {
+    const input = { prompt: "a seeded cat", image_size: { width: 64, height: 64 }, num_inference_steps: 1, enable_safety_checker: false };
+    const seeded = await http(p, "POST", `/run/${ID}`, { ...input, seed: 21 }, { "x-darkroom-cache": "use" });
+    assert.equal(seeded.status, 200, JSON.stringify(seeded.body));
+    assert.equal(seeded.headers.get("x-darkroom-cache-status"), "MISS");
+    const again = await http(p, "POST", `/run/${ID}`, { ...input, seed: 21 }, { "x-darkroom-cache": "use" });
+    assert.equal(again.headers.get("x-darkroom-cache-status"), "HIT");
+    assert.deepEqual(again.body, seeded.body, "the same images, the same files");
+    const random = await http(p, "POST", `/run/${ID}`, input, { "x-darkroom-cache": "use" });
+    assert.equal(random.headers.get("x-darkroom-cache-status"), "BYPASS", "random without a seed");
+    assert.match(random.headers.get("x-darkroom-cache-reason") ?? "", /seed/);
+
+    // The manifest of the random one names the seed the app drew, and the weights by content.
+    const manifest = await http(p, "GET", `/v1/requests/${random.headers.get("x-fal-request-id")}/manifest`);
+    assert.equal(manifest.status, 200, JSON.stringify(manifest.body));
+    assert.equal(manifest.body.seed, random.body.seed);
+    const pulled = await createModelManager({ dataDir: p.dataDir, env: {} }).get("sd-turbo");
+    assert.ok(pulled);
+    assert.deepEqual(
+      (manifest.body.runner.weights as { name: string; sha256: string }[]).map((w) => [w.name, w.sha256]).sort(),
+      pulled.files.map((f) => [`sd-turbo/${f.path}`, f.sha256]).sort(),
+    );
+  });
+
   it("streams previews every few steps on /stream, then the output", async () => {
     const res = await fetch(`${p.url}/run/${ID}/stream`, {
       method: "POST",

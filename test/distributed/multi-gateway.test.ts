@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { request as httpRequest } from "node:http";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
@@ -169,6 +170,60 @@ describe("several gateways, remote runners, PostgreSQL and S3", () => {
     assert.equal(queued.status, 200);
     const { request_id } = (await queued.json()) as { request_id: string };
     await fetch(`${g2.url}/queue/${remoteApp}/requests/${request_id}/cancel`, { method: "PUT", headers: auth });
+  });
+
+  it("result reuse across gateways: an identical request on the other gateway joins the first, then hits; the manifest names the remote runner", async () => {
+    const [g1, g2] = gateways as [GatewayProcess, GatewayProcess];
+    const cachedApp = "darkroom-test/cached-ledger";
+    const minted = await fetch(`${g1.url}/v1/runner-tokens`, { method: "POST", headers: auth, body: JSON.stringify({ apps: [cachedApp] }) });
+    const token = ((await minted.json()) as { token: string }).token;
+    const cachedLedger = path.join(dataDir, "cached-ledger.txt");
+    await writeFile(cachedLedger, "");
+    const runner = await startRunnerProcess({ gateways: [g1.url, g2.url], token, app: path.join(REPO_ROOT, "test/fixtures/apps/cached-ledger.ts"), slots: 4, env: { DARKROOM_TEST_LEDGER: cachedLedger } });
+    try {
+      for (let i = 0; i < 50 && (await fetch(`${g2.url}/v1/models/${cachedApp}`, { headers: auth })).status !== 200; i++) await sleep(100);
+      // Both gateways behind one name, as a load balancer passes its Host on: a result's output URLs
+      // are built on the origin its client used, so results are shared between clients of one origin.
+      const publicHost = new URL(g1.url).host;
+      const submit = async (gateway: string): Promise<{ headers: Headers; json: () => Promise<unknown> }> => {
+        const target = new URL(`${gateway}/queue/${cachedApp}`);
+        const body = JSON.stringify({ marker: "fleet-join", work_ms: 1500 });
+        return new Promise((resolve, reject) => {
+          const req = httpRequest({ host: target.hostname, port: target.port, path: target.pathname, method: "POST", headers: { ...auth, host: publicHost, "content-length": Buffer.byteLength(body) } }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (c: Buffer) => chunks.push(c));
+            res.on("end", () => {
+              const headers = new Headers();
+              for (const [k, v] of Object.entries(res.headers)) if (typeof v === "string") headers.set(k, v);
+              const text = Buffer.concat(chunks).toString("utf8");
+              resolve({ headers, json: async () => JSON.parse(text) as unknown });
+            });
+          });
+          req.on("error", reject);
+          req.end(body);
+        });
+      };
+      const first = await submit(g1.url);
+      assert.equal(first.headers.get("x-darkroom-cache-status"), "MISS", "the runner declared the app's results reusable by default");
+      const second = await submit(g2.url);
+      assert.equal(second.headers.get("x-darkroom-cache-status"), "JOINED", "the other gateway joins it");
+      const ids = [((await first.json()) as { request_id: string }).request_id, ((await second.json()) as { request_id: string }).request_id];
+      const results = await Promise.all(
+        ids.map(async (id, i) => {
+          const gateway = i === 0 ? g1.url : g2.url;
+          for (let n = 0; n < 200 && (await store.get(id))?.state !== "SUCCEEDED"; n++) await sleep(100);
+          return (await fetch(`${gateway}/queue/${cachedApp}/requests/${id}`, { headers: auth })).text();
+        }),
+      );
+      assert.equal(results[1], results[0], "one result");
+      assert.equal((await readFile(cachedLedger, "utf8")).split("\n").filter((l) => l.startsWith("fleet-join ")).length, 1, "it ran once");
+      const third = await submit(g2.url);
+      assert.equal(third.headers.get("x-darkroom-cache-status"), "HIT");
+      const manifest = (await (await fetch(`${g2.url}/v1/requests/${ids[1]}/manifest`, { headers: auth })).json()) as { cache: string; made_by: { request_id: string }; runner: { kind: string; runner_id: string; app_id: string } };
+      assert.deepEqual([manifest.cache, manifest.made_by.request_id, manifest.runner.kind, manifest.runner.runner_id, manifest.runner.app_id], ["JOINED", ids[0], "remote", runner.runnerId, cachedApp]);
+    } finally {
+      await runner.stop();
+    }
   });
 
   it("under load, kill -9 one gateway and one runner: every accepted request ends exactly once", async () => {

@@ -50,6 +50,8 @@ function requestRow(overrides: Partial<RequestRow> = {}): RequestRow {
     error: null,
     error_type: null,
     billable_units: null,
+    cache: null,
+    reused_from: null,
     ...overrides,
   };
 }
@@ -142,6 +144,7 @@ describe("store rows", () => {
       queueMs: 500,
       runMs: 300,
       billableUnits: 2,
+      cache: null,
       finishedAt: 1800,
     });
     const neverStarted = usageOfRequest(requestRow({ state: "CANCELLED", created_at: 1000, finished_at: 1200 }));

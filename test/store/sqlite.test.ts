@@ -126,7 +126,7 @@ describe("sqlite store", () => {
     await first.enqueue(newRequest("upgrade-app", "from-v1"));
     await first.close();
     // Turn the file back into what version 1 left: no remote_apps table (2), no tenants and fair share
-    // (4), user_version 1. (Versions 3 and 5 create their tables only if they are missing; version 6
+    // (4), no result reuse (9), user_version 1. (Versions 3 and 5 create their tables only if they are missing; version 6
     // drops indexes that version 4 made.)
     const db = new Database(dbPath);
     db.exec(`
@@ -142,6 +142,11 @@ describe("sqlite store", () => {
       ALTER TABLE api_keys DROP COLUMN limits;
       DROP INDEX usage_tenant_finished;
       ALTER TABLE usage DROP COLUMN tenant;
+      ALTER TABLE usage DROP COLUMN cache;
+      ALTER TABLE requests DROP COLUMN cache;
+      ALTER TABLE requests DROP COLUMN reused_from;
+      DROP TABLE result_cache;
+      DROP TABLE runners;
     `);
     db.pragma("user_version = 1");
     db.close();

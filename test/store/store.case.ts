@@ -11,6 +11,7 @@ import { describe, it } from "node:test";
 import type { RequestLog, RequestRecord } from "../../src/core/types.js";
 import type {
   IdempotencyReservation,
+  ResultKeyClaim,
   ApiKeyRecord,
   NewPrice,
   NewRequest,
@@ -34,6 +35,8 @@ export const STORE_TABLES: readonly string[] = [
   "remote_apps",
   "request_logs",
   "requests",
+  "result_cache",
+  "runners",
   "storage_entries",
   "storage_usage",
   "tenants",
@@ -163,6 +166,8 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
             errorType: null,
             billableUnits: null,
             outputTtlSeconds: 3600,
+            cache: null,
+            reusedFrom: null,
           };
           assert.deepEqual(created, expected);
           assert.deepEqual(await store.get(request.id), expected);
@@ -1084,6 +1089,134 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
         }));
     });
 
+    describe("result keys (result reuse)", () => {
+      const claimOf = (appId: string, over: Partial<ResultKeyClaim> = {}): ResultKeyClaim => ({
+        key: `rk-${randomUUID()}`,
+        appId,
+        requestId: randomUUID(),
+        now: Date.now(),
+        refresh: false,
+        needUntil: null,
+        staleBefore: Date.now() - 30_000,
+        ...over,
+      });
+
+      it("gives a key to the first request; later ones join it while it runs and copy it once it succeeded", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const first = claimOf(appId);
+          assert.deepEqual(await store.takeResultKey(first), { kind: "taken" });
+          await store.enqueue({ ...newRequest(appId), id: first.requestId });
+          const second = { ...first, requestId: randomUUID() };
+          const joined = await store.takeResultKey(second);
+          assert.equal(joined.kind, "join");
+          assert.equal(joined.kind === "join" && joined.leader?.id, first.requestId);
+
+          const follower = await store.submitReused({ ...newRequest(appId), id: second.requestId, keyId: "k-follower", tenant: "team" }, { kind: "join", leaderId: first.requestId, owner: `join:${first.requestId}`, leaseExpiresAt: Date.now() + 60_000 });
+          assert.deepEqual([follower.state, follower.cache, follower.reusedFrom, follower.leaseOwner], ["RUNNING", "JOINED", first.requestId, `join:${first.requestId}`]);
+          assert.deepEqual((await store.claimMany(appId, "runner", 60_000, 10)).map((r) => r.id), [first.requestId], "a joined request is never handed to a runner");
+          assert.equal(await store.countLive({ tenant: "team" }, "RUNNING", 10), 1, "it counts as running for its tenant");
+
+          await store.finish(first.requestId, SUCCESS, { owner: "runner", attempt: 1 });
+          const hit = await store.takeResultKey({ ...first, requestId: randomUUID() });
+          assert.equal(hit.kind, "hit");
+          assert.deepEqual(hit.kind === "hit" && hit.source.output, SUCCESS.output);
+
+          // The joined request ends with its leader's result and no run time of its own.
+          const ended = await store.finish(follower.id, SUCCESS, { owner: `join:${first.requestId}`, attempt: 1 });
+          assert.deepEqual([ended?.state, ended?.cache], ["SUCCEEDED", "JOINED"]);
+          const [usage] = await store.listUsage({ keyId: "k-follower" });
+          assert.deepEqual([usage?.runMs, usage?.cache, usage?.billableUnits], [0, "JOINED", SUCCESS.billableUnits]);
+        }));
+
+      it("writes a HIT finished, with its source's result, no queue and no run time, and usage marked HIT", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const source = await store.enqueue(newRequest(appId));
+          await store.claimMany(appId, "runner", 60_000, 1);
+          const done = await store.finish(source.id, SUCCESS, { owner: "runner", attempt: 1 });
+          assert.ok(done);
+          const hit = await store.submitReused({ ...newRequest(appId), keyId: "k-hit", tenant: "team-hit" }, { kind: "hit", source: done });
+          assert.deepEqual([hit.state, hit.output, hit.statusCode, hit.billableUnits, hit.cache, hit.reusedFrom], ["SUCCEEDED", SUCCESS.output, 200, SUCCESS.billableUnits, "HIT", source.id]);
+          assert.equal(hit.startedAt, hit.finishedAt);
+          assert.deepEqual(await store.get(hit.id), hit);
+          const [usage] = await store.listUsage({ keyId: "k-hit" });
+          assert.deepEqual([usage?.state, usage?.queueMs, usage?.runMs, usage?.cache, usage?.tenant], ["SUCCEEDED", 0, 0, "HIT", "team-hit"]);
+          assert.equal(await store.countLive({ tenant: "team-hit" }, "QUEUED", 10), 0, "nothing of it is live");
+          assert.equal(await store.countLive({ tenant: "team-hit" }, "RUNNING", 10), 0);
+          assert.equal((await store.queueDepths()).get(appId), undefined, "it never counted as queued");
+        }));
+
+      it("takes over a key whose request failed, was never written or whose files expire too soon; refresh takes any", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const orphan = claimOf(appId, { now: 1_000 });
+          await store.takeResultKey(orphan);
+          const joining = await store.takeResultKey({ ...orphan, requestId: randomUUID(), now: 2_000, staleBefore: 500 });
+          assert.deepEqual(joining, { kind: "join", leaderId: orphan.requestId, leader: null }, "still being written: joined");
+          assert.deepEqual(await store.takeResultKey({ ...orphan, requestId: randomUUID(), now: 100_000, staleBefore: 50_000 }), { kind: "taken" }, "never written");
+
+          const failing = claimOf(appId);
+          await store.takeResultKey(failing);
+          await store.enqueue({ ...newRequest(appId), id: failing.requestId });
+          await store.finish(failing.requestId, DEADLINE_EXPIRED);
+          assert.deepEqual(await store.takeResultKey({ ...failing, requestId: randomUUID() }), { kind: "taken" }, "failed");
+
+          const now = Date.now();
+          const shortLived = claimOf(appId, { now });
+          await store.takeResultKey(shortLived);
+          await store.enqueue({ ...newRequest(appId), id: shortLived.requestId, outputTtlSeconds: 60 });
+          await store.finish(shortLived.requestId, SUCCESS);
+          assert.equal((await store.takeResultKey({ ...shortLived, requestId: randomUUID(), needUntil: now + 30_000 })).kind, "hit", "its files outlive the new request's");
+          assert.deepEqual(await store.takeResultKey({ ...shortLived, requestId: randomUUID(), needUntil: now + 600_000 }), { kind: "taken" }, "its files would die first");
+
+          const kept = claimOf(appId);
+          await store.takeResultKey(kept);
+          await store.enqueue({ ...newRequest(appId), id: kept.requestId });
+          await store.finish(kept.requestId, SUCCESS);
+          const refreshing = { ...kept, requestId: randomUUID(), refresh: true };
+          assert.deepEqual(await store.takeResultKey(refreshing), { kind: "taken" });
+          assert.deepEqual(await store.takeResultKey({ ...kept, requestId: randomUUID() }), { kind: "join", leaderId: refreshing.requestId, leader: null }, "the refreshing request holds it now");
+        }));
+
+      it("lets exactly one of several concurrent requests take a key", () =>
+        withStore(async (store) => {
+          const base = claimOf(randomAppId());
+          const tries = Array.from({ length: 6 }, () => ({ ...base, requestId: randomUUID() }));
+          const outcomes = await Promise.all(tries.map((t) => store.takeResultKey(t)));
+          assert.equal(outcomes.filter((o) => o.kind === "taken").length, 1, JSON.stringify(outcomes.map((o) => o.kind)));
+          const winner = tries[outcomes.findIndex((o) => o.kind === "taken")];
+          for (const outcome of outcomes) if (outcome.kind === "join") assert.equal(outcome.leaderId, winner?.requestId, "the others join the one that took it");
+        }));
+
+      it("puts a joined request back in the queue, unmarked, when it is released or requeued", () =>
+        withStore(async (store) => {
+          const appId = randomAppId();
+          const leader = await store.enqueue(newRequest(appId));
+          const owner = `join:${leader.id}`;
+          const released = await store.submitReused(newRequest(appId), { kind: "join", leaderId: leader.id, owner, leaseExpiresAt: Date.now() + 60_000 });
+          const back = await store.release(released.id, { owner, attempt: 1 });
+          assert.deepEqual([back?.state, back?.cache, back?.reusedFrom, back?.attempt], ["QUEUED", null, null, 1]);
+          const requeuedOne = await store.submitReused(newRequest(appId), { kind: "join", leaderId: leader.id, owner, leaseExpiresAt: Date.now() + 60_000 });
+          const again = await store.requeue(requeuedOne.id, { owner, attempt: 1 }, DEADLINE_EXPIRED);
+          assert.deepEqual([again?.state, again?.cache, again?.reusedFrom], ["QUEUED", null, null]);
+          const claimed = (await store.claimMany(appId, "runner", 60_000, 10)).map((r) => r.id).sort();
+          assert.deepEqual(claimed, [leader.id, released.id, requeuedOne.id].sort(), "all three run now");
+        }));
+    });
+
+    describe("runner records", () => {
+      it("records what a runner is, replaces it on a second record, and reads it back", () =>
+        withStore(async (store) => {
+          const id = `runner-${randomUUID()}`;
+          assert.equal(await store.getRunner(id), null);
+          await store.recordRunner({ id, appId: "acme/app", description: JSON.stringify({ app_revision: "r1", weights: [{ name: "ü" }] }), startedAt: 1_000 });
+          assert.deepEqual(await store.getRunner(id), { id, appId: "acme/app", description: JSON.stringify({ app_revision: "r1", weights: [{ name: "ü" }] }), startedAt: 1_000 });
+          await store.recordRunner({ id, appId: "acme/app", description: "{}", startedAt: 2_000 });
+          assert.deepEqual(await store.getRunner(id), { id, appId: "acme/app", description: "{}", startedAt: 2_000 });
+        }));
+    });
+
     describe("idempotency keys", () => {
       const reservation = (over: Partial<IdempotencyReservation> = {}): IdempotencyReservation => ({
         keyId: "key_a",
@@ -1285,6 +1418,7 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
           queueMs: 12,
           runMs: 3_400,
           billableUnits: null,
+          cache: null,
           finishedAt: 1_000,
           ...overrides,
         };

@@ -50,6 +50,20 @@ export interface QueueStatus {
   partial?: unknown;
 }
 
+/** A registered workflow as `GET /v1/workflows/{owner}/{name}` answers (docs/workflows.md). */
+export interface WorkflowView {
+  id: string;
+  name: string;
+  title: string;
+  description?: string;
+  /** `{nodes, output?, schema?}` in fal's format. */
+  contents: Record<string, unknown>;
+  /** The registry's checks run again on read, since the apps it calls may have changed: `{loc, msg, type}`. */
+  problems?: unknown[];
+  created_at: string;
+  updated_at: string;
+}
+
 export type RequestState = "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
 
 export interface RequestSummary {
@@ -77,6 +91,10 @@ export interface RequestDetail extends QueueStatus {
   started_at: string | null;
   finished_at: string | null;
   billable_units: number | null;
+  /** HIT or JOINED when the result was reused (docs/result-reuse.md). */
+  cache?: "HIT" | "JOINED" | null;
+  /** A workflow request's run nodes: each one's request id, and its state once submitted (null before). */
+  workflow_nodes?: { node_id: string; app: string | null; request_id: string; state: RequestState | null }[];
 }
 
 export interface RunnerView {
@@ -382,6 +400,21 @@ export class Api {
 
   async cancel(endpointId: string, requestId: string): Promise<RawResponse> {
     return this.raw("PUT", `/queue/${appIdOf(endpointId)}/requests/${encodeURIComponent(requestId)}/cancel`);
+  }
+
+  /** A registered workflow (`owner/name`); 404 as ApiError when there is none. */
+  async workflow(id: string, signal?: AbortSignal): Promise<WorkflowView> {
+    return this.json("GET", `/v1/workflows/${id.split("/").map(encodeURIComponent).join("/")}`, undefined, signal);
+  }
+
+  /** Registers (or replaces) a workflow; the answer as it came, since a 422 lists the problems to show. */
+  async saveWorkflow(id: string, document: unknown): Promise<RawResponse> {
+    return this.raw("PUT", `/v1/workflows/${id.split("/").map(encodeURIComponent).join("/")}`, document);
+  }
+
+  /** One status of a queued request (no stream): a workflow's nodes are polled, several at a time. */
+  async status(endpointId: string, requestId: string): Promise<QueueStatus> {
+    return this.json("GET", `/queue/${appIdOf(endpointId)}/requests/${encodeURIComponent(requestId)}/status`);
   }
 
   async request(requestId: string): Promise<RequestDetail> {

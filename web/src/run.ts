@@ -38,6 +38,11 @@ export interface RunOptions {
   onFieldErrors: (errors: FieldError[]) => void;
   /** A request was reopened: the form should show its endpoint (`path`) and its input. */
   onReopen: (path: string, input: Record<string, unknown>) => void;
+  /**
+   * Every partial result the status stream carries, in order (a workflow's events are partial
+   * results). `partial` in the view holds only the latest, and React may render two in a row as one.
+   */
+  onPartial?: (requestId: string, value: unknown) => void;
 }
 
 export interface RunView {
@@ -75,6 +80,8 @@ export function useRun(api: Api | undefined, options: RunOptions): RunView {
   onFieldErrorsRef.current = options.onFieldErrors;
   const onReopenRef = useRef(options.onReopen);
   onReopenRef.current = options.onReopen;
+  const onPartialRef = useRef(options.onPartial);
+  onPartialRef.current = options.onPartial;
 
   // A run in flight is only followed, not cancelled, when the page goes away: it keeps its place.
   useEffect(() => () => followRef.current?.abort(), []);
@@ -105,7 +112,10 @@ export function useRun(api: Api | undefined, options: RunOptions): RunView {
           requestId,
           (status, lines) => {
             setLogs(lines);
-            if (status.partial !== undefined) setPartial({ value: status.partial });
+            if (status.partial !== undefined) {
+              setPartial({ value: status.partial });
+              onPartialRef.current?.(requestId, status.partial);
+            }
             if (status.status !== "COMPLETED") setRun({ phase: status.status === "IN_QUEUE" ? "queued" : "running", requestId, status, startedAt });
           },
           controller.signal,

@@ -76,6 +76,8 @@ export default defineApp({
     license: "MIT",
   },
   knobs: { min_runners: 0, max_runners: 2, keep_alive: 300, max_multiplexing: 32, request_timeout: 600, startup_timeout: 60 },
+  // The same input gives the same output; requests reuse results when they ask (X-Darkroom-Cache).
+  cache: { reuse: "deterministic", default: "off" },
   endpoints: [
     endpoint({ path: "", input: EchoInput, output: EchoOutput, handler: echo }),
     endpoint({

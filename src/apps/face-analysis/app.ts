@@ -6,6 +6,7 @@
  */
 import sharp from "sharp";
 import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
+import { packageWeights } from "../../media/package-weights.js";
 import { EMOTIONS, analyseFaces, loadFaceModels, type FaceModels } from "./face-model.js";
 import { decodeImageOrRefuse, readInputImage } from "../../media/image/image-header.js";
 
@@ -127,6 +128,9 @@ export default defineApp<FaceAnalysisState>({
   // Two runners: the wasm backend runs one thread, so a second runner uses the second core: 1.3× the
   // images per second of one runner on 2 cores (bench/README.md). Fewer or more with --app-knobs.
   knobs: { max_runners: 2, keep_alive: 300, startup_timeout: 120 },
+  // The same input gives the same output; requests reuse results when they ask (X-Darkroom-Cache).
+  cache: { reuse: "deterministic", default: "off" },
+  weights: () => packageWeights(["@vladmandic/face-api"]),
   async setup(log) {
     const started = performance.now();
     const models = await loadFaceModels(log);

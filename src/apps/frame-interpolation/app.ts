@@ -129,6 +129,8 @@ export default defineApp({
   // Two runners: minterpolate is single-threaded, so two videos at once use both cores: 1.6×
   // the videos per second of one at a time on 2 cores (bench/README.md).
   knobs: { max_runners: 2, keep_alive: 300, request_timeout: 600, startup_timeout: 60 },
+  // The same input gives the same output; requests reuse results when they ask (X-Darkroom-Cache).
+  cache: { reuse: "deterministic", default: "off" },
   checkAvailability: checkFfmpeg,
   endpoints: [
     endpoint({

@@ -194,6 +194,8 @@ export default defineApp({
   // Two runners: zoompan is single-threaded and x264 at these sizes leaves a core mostly idle, so
   // two clips at once gave 1.4× the clips per second of one at a time on 2 cores (bench/README.md).
   knobs: { max_runners: 2, keep_alive: 300, request_timeout: 600, startup_timeout: 60 },
+  // The same input gives the same output; requests reuse results when they ask (X-Darkroom-Cache).
+  cache: { reuse: "deterministic", default: "off" },
   checkAvailability: checkFfmpeg,
   endpoints: [
     endpoint({

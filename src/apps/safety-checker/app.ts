@@ -8,6 +8,7 @@
 import sharp from "sharp";
 import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, z, type HandlerContext } from "../../runtime/sdk.js";
+import { packageWeights } from "../../media/package-weights.js";
 import {
   DEFAULT_THRESHOLD,
   decodeForModel,
@@ -134,14 +135,17 @@ export default defineApp<SafetyState>({
       "from the nsfwjs MobileNetV2 classifier, running on CPU through TensorFlow.js WebAssembly, and a flag " +
       "from a documented threshold rule. Up to 16 images per call.",
     tags: ["nsfw", "safety", "moderation", "classification", "image-analysis", "cpu"],
-    license: "MIT (code and model weights: nsfwjs 4.4.0, © 2019 Infinite Red, Inc.)",
+    license: "MIT (code and model weights: nsfwjs 4.3.0, © 2019 Infinite Red, Inc.)",
     weights_origin:
-      "npm nsfwjs 4.4.0 (Infinite Red, github.com/infinitered/nsfwjs): the MobileNetV2 (224×224) model bundled " +
+      "npm nsfwjs 4.3.0 (Infinite Red, github.com/infinitered/nsfwjs): the MobileNetV2 (224×224) model bundled " +
       "in the package as base64 JS modules (dist/models/mobilenet_v2), loaded from disk with no download",
   },
   // One runner: the model is single-threaded wasm. Loading took ~1 s here, but research measured up to
   // 11 s on a busy machine, so startup has a wide margin.
   knobs: { max_runners: 1, max_multiplexing: 2, keep_alive: 300, startup_timeout: 180 },
+  // The same input gives the same output; requests reuse results when they ask (X-Darkroom-Cache).
+  cache: { reuse: "deterministic", default: "off" },
+  weights: () => packageWeights(["nsfwjs"]),
   async setup(log) {
     return { classifier: await loadSafetyClassifier(log) };
   },

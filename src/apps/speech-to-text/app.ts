@@ -182,6 +182,8 @@ export default defineApp({
   // Two runners: pocketsphinx decodes on one thread, so two requests at once use both cores: 1.8×
   // the requests per second of one runner on 2 cores (bench/README.md). Fewer or more with --app-knobs.
   knobs: { max_runners: 2, keep_alive: 300, request_timeout: 900, startup_timeout: 60 },
+  // The same input gives the same output; requests reuse results when they ask (X-Darkroom-Cache).
+  cache: { reuse: "deterministic", default: "off" },
   checkAvailability: () => checkPrograms([POCKETSPHINX, FFMPEG, FFPROBE]),
   endpoints: [
     endpoint({

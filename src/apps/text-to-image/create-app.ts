@@ -240,6 +240,13 @@ export function createTextToImageApp(options: TextToImageAppOptions = {}): Defin
       weights_origin: `pulled by the operator with 'darkroom models pull ${source} --name ${model}'`,
     },
     knobs: { max_runners: 1, keep_alive: 300, max_multiplexing: 1, request_timeout: 600, startup_timeout: 300 },
+    // The same seed and inputs give the same images; without a seed they are random.
+    cache: { reuse: "seeded", default: "off" },
+    // The pulled files by content: another model pulled under the same name is another revision.
+    async weights() {
+      const pulled = await manager().get(model);
+      return (pulled?.files ?? []).map((f) => ({ name: `${model}/${f.path}`, sha256: f.sha256 }));
+    },
     async checkAvailability() {
       const m = manager();
       const remedy = `darkroom models pull ${source} --name ${model}${process.env["DARKROOM_MODELS_DIR"] ? ` --data-dir ${path.dirname(m.root)}` : ""}, then restart the server`;

@@ -114,6 +114,8 @@ export default defineApp({
   // Two runners: flite synthesises on one thread, so two requests at once use both cores: 1.7× the
   // requests per second of one runner on 2 cores (bench/README.md). Fewer or more with --app-knobs.
   knobs: { max_runners: 2, keep_alive: 300, request_timeout: 300, startup_timeout: 60 },
+  // The same input gives the same output; requests reuse results when they ask (X-Darkroom-Cache).
+  cache: { reuse: "deterministic", default: "off" },
   checkAvailability: () => checkPrograms([FLITE, FFMPEG, FFPROBE]),
   endpoints: [
     endpoint({

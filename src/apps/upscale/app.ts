@@ -8,6 +8,7 @@
 import sharp from "sharp";
 import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, ImageSchema, z, type HandlerContext } from "../../runtime/sdk.js";
+import { packageWeights } from "../../media/package-weights.js";
 import { type UpscaleAppState, upscaleAppLifecycle } from "../../media/upscale/model-cache.js";
 import { upscaleRaw } from "../../media/upscale/tiled-upscale.js";
 import { readImageHeader } from "../../media/image/image-header.js";
@@ -132,6 +133,9 @@ export default defineApp<UpscaleAppState>({
   // at once share them, at the images per second of two one-thread runners (bench/README.md,
   // model-threads). Tiling keeps each runner's memory bounded. Fewer or more with --app-knobs.
   knobs: { max_runners: 2, keep_alive: 300, request_timeout: 600, startup_timeout: 120 },
+  // The same input gives the same output; requests reuse results when they ask (X-Darkroom-Cache).
+  cache: { reuse: "deterministic", default: "off" },
+  weights: () => packageWeights(["@upscalerjs/esrgan-slim", "@upscalerjs/esrgan-medium", "@upscalerjs/esrgan-thick"]),
   ...upscaleAppLifecycle,
   endpoints: [
     endpoint({

@@ -11,6 +11,8 @@ import path from "node:path";
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { fieldError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, VideoSchema, z, type HandlerContext } from "../../runtime/sdk.js";
+import { packageWeights } from "../../media/package-weights.js";
+import { RVM_PACKAGE } from "../../media/matting/rvm-model.js";
 import { compositeOver, cutout, parseHexColor } from "../../media/matting/compose.js";
 import { RVM_LICENSE, RVM_WEIGHTS_ORIGIN } from "../../media/matting/provenance.js";
 import { readLimited } from "../../media/matting/read-input.js";
@@ -233,6 +235,9 @@ export default defineApp<RvmAppState>({
   // encode of a small frame take little, so a second video uses the second core: 1.9× the videos
   // per second of one runner on 2 cores (bench/README.md).
   knobs: { max_runners: 2, keep_alive: 300, request_timeout: 1800, startup_timeout: 120 },
+  // The same input gives the same output; requests reuse results when they ask (X-Darkroom-Cache).
+  cache: { reuse: "deterministic", default: "off" },
+  weights: () => packageWeights([RVM_PACKAGE]),
   checkAvailability: checkFfmpeg,
   ...rvmAppLifecycle,
   endpoints: [

@@ -9,6 +9,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fieldError, isPlatformError } from "../../core/errors.js";
 import { defineApp, endpoint, FileUrl, VideoSchema, z, type HandlerContext } from "../../runtime/sdk.js";
+import { packageWeights } from "../../media/package-weights.js";
 import { type UpscaleAppState, upscaleAppLifecycle } from "../../media/upscale/model-cache.js";
 import { upscaleFrames } from "../../media/upscale/upscale-frames.js";
 import { checkFfmpeg, probe, withTempDir, type VideoInfo } from "../../media/video/ffmpeg.js";
@@ -233,6 +234,9 @@ export default defineApp<UpscaleAppState>({
       "DIV2K; the same files darkroom/upscale loads",
   },
   knobs: { max_runners: 1, keep_alive: 300, request_timeout: 600, startup_timeout: 120 },
+  // The same input gives the same output; requests reuse results when they ask (X-Darkroom-Cache).
+  cache: { reuse: "deterministic", default: "off" },
+  weights: () => packageWeights(["@upscalerjs/esrgan-slim", "@upscalerjs/esrgan-medium", "@upscalerjs/esrgan-thick"]),
   checkAvailability: checkFfmpeg,
   ...upscaleAppLifecycle,
   endpoints: [

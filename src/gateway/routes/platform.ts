@@ -5,7 +5,9 @@
  */
 import type { FastifyInstance } from "fastify";
 import { PlatformError } from "../../core/errors.js";
-import type { AppManifest, RequestState } from "../../core/types.js";
+import type { AppManifest, RequestRecord, RequestState } from "../../core/types.js";
+import { nodeRequestId } from "../../scheduler/workflow-executor.js";
+import { manifestOf } from "../../reuse/provenance.js";
 import { shownInputOf } from "../../storage/spilled-inputs.js";
 import type { RequestListFilter, UsageFilter } from "../../store/store.js";
 import { appAllowed, canSeeRequest, requireAdmin, requirePrincipal, seesAllRequests, type GatewayContext } from "../context.js";
@@ -35,9 +37,30 @@ function modelEntry(app: AppManifest, baseUrl: string, expandOpenApi: boolean): 
     },
     availability: app.unavailable ? { available: false, ...app.unavailable } : { available: true },
     knobs: app.knobs,
+    ...(app.workflow ? { workflow: true } : {}),
+    ...(app.cache ? { cache: app.cache } : {}),
     endpoints: app.endpoints.map((e) => ({ path: e.path, kind: e.kind, input_schema: e.input, output_schema: e.output })),
     ...(expandOpenApi ? { openapi: openApiDocument(app, baseUrl) } : {}),
   };
+}
+
+/**
+ * A workflow request's run nodes and their requests (docs/workflows.md): each node's request id, and
+ * its state once the executor has submitted it (null before), so that a client follows the nodes
+ * without knowing how their ids are made.
+ */
+async function workflowNodesOf(ctx: GatewayContext, record: RequestRecord): Promise<{ workflow_nodes?: Record<string, unknown>[] }> {
+  const doc = ctx.scheduler.workflowOf(record.appId);
+  if (!doc) return {};
+  const runNodes = Object.entries(doc.contents.nodes).filter(([, node]) => node.type === "run");
+  const nodes = await Promise.all(
+    runNodes.map(async ([nodeId, node]) => {
+      const requestId = nodeRequestId(record.id, nodeId);
+      const nodeRecord = await ctx.store.get(requestId);
+      return { node_id: nodeId, app: node.app ?? null, request_id: requestId, state: nodeRecord?.state ?? null };
+    }),
+  );
+  return { workflow_nodes: nodes };
 }
 
 const STATES: readonly RequestState[] = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"];
@@ -99,6 +122,15 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
     };
   });
 
+  // What made a request's result (docs/result-reuse.md#reproducibility).
+  app.get("/v1/requests/:id/manifest", async (request) => {
+    const principal = requirePrincipal(request);
+    const { id } = request.params as { id: string };
+    const record = await ctx.store.get(id);
+    if (!record || !canSeeRequest(principal, record)) throw new PlatformError("ERR_REQUEST_NOT_FOUND");
+    return manifestOf(ctx.store, record);
+  });
+
   app.get("/v1/requests/:id", async (request) => {
     const principal = requirePrincipal(request);
     const { id } = request.params as { id: string };
@@ -123,6 +155,9 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
       finished_at: record.finishedAt ? new Date(record.finishedAt).toISOString() : null,
       billable_units: record.billableUnits,
       webhook_url: record.webhookUrl,
+      cache: record.cache,
+      reused_from: record.reusedFrom,
+      ...(await workflowNodesOf(ctx, record)),
     };
   });
 
@@ -173,6 +208,8 @@ export function registerPlatformRoutes(app: FastifyInstance, ctx: GatewayContext
         queue_ms: u.queueMs,
         run_ms: u.runMs,
         billable_units: u.billableUnits,
+        // HIT or JOINED: a reused result, which ran nothing (docs/result-reuse.md).
+        cache: u.cache ?? null,
         finished_at: new Date(u.finishedAt).toISOString(),
       })),
       summary: Object.fromEntries(totals),

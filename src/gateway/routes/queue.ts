@@ -11,6 +11,8 @@ import { FalHost, appIdOf, appRoutes, restOf } from "../fal-host.js";
 import { outputTtlOf, parsePriority, parseStartDeadline } from "../fal-headers.js";
 import { fingerprintOf, idempotencyKeyOf, takeIdempotencyKey, type IdempotentSubmit } from "../idempotency.js";
 import { openSse } from "../sse.js";
+import { cacheModeOf, type CacheMode } from "../../reuse/cache-mode.js";
+import { cacheHeadersOf } from "../cache-headers.js";
 import { baseUrlOf, requestUrls, sendOutcome, statusBody } from "../wire.js";
 
 const DEFAULT_MAX_ATTEMPTS = 3;
@@ -44,6 +46,7 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
   if (!endpoint) throw new PlatformError("ERR_PATH_NOT_FOUND", { message: `Path /${endpointPath} not found` });
   const input = bodyOf(request);
   const webhookUrl = parseWebhook(call.query);
+  const cacheMode = cacheModeOf(request.headers["x-darkroom-cache"]);
   const requestId = crypto.randomUUID();
   const idempotencyKey = idempotencyKeyOf(request);
   let idempotent: IdempotentSubmit | null = null;
@@ -53,7 +56,7 @@ async function submit(ctx: GatewayContext, call: FalCall, app: AppManifest, endp
     if (idempotent.kind === "replay") return replayed(ctx, call, idempotent.record);
   }
   try {
-    await enqueue(ctx, call, principal, { app, endpoint, input, webhookUrl, requestId });
+    await enqueue(ctx, call, principal, { app, endpoint, input, webhookUrl, requestId, cacheMode });
   } catch (err) {
     // Refused or failed: a retry with the same key is a new submit.
     if (idempotent?.kind === "new") await idempotent.release().catch(() => undefined);
@@ -69,7 +72,12 @@ async function replayed(ctx: GatewayContext, call: FalCall, record: RequestRecor
   await call.reply.code(200).send({ ...body, gateway_request_id: record.id });
 }
 
-async function enqueue(ctx: GatewayContext, call: FalCall, principal: Principal, submit: { app: AppManifest; endpoint: EndpointManifest; input: unknown; webhookUrl: string | null; requestId: string }): Promise<void> {
+async function enqueue(
+  ctx: GatewayContext,
+  call: FalCall,
+  principal: Principal,
+  submit: { app: AppManifest; endpoint: EndpointManifest; input: unknown; webhookUrl: string | null; requestId: string; cacheMode: CacheMode | null },
+): Promise<void> {
   const { request, reply } = call;
   const { app, endpoint, input, webhookUrl } = submit;
   await validateAppInput(ctx, endpoint, input);
@@ -89,7 +97,7 @@ async function enqueue(ctx: GatewayContext, call: FalCall, principal: Principal,
   await assertQueueRoom(ctx, principal);
   // Last of the checks: only a call that is otherwise accepted counts against the rate.
   countAgainstRequestRate(ctx, principal);
-  const { record, queuePosition } = await ctx.scheduler.submit({
+  const submitted = await ctx.scheduler.submitReusing({
     id: submit.requestId,
     appId: app.id,
     endpoint: endpoint.path,
@@ -104,7 +112,15 @@ async function enqueue(ctx: GatewayContext, call: FalCall, principal: Principal,
     weight: principal.weight,
     baseUrl,
     outputTtlSeconds: outputTtlOf(request),
-  });
+  }, submit.cacheMode);
+  const { record, queuePosition } = submitted;
+  reply.headers(cacheHeadersOf(submitted));
+  // A reused result is finished (HIT) or waiting on another request (JOINED): its status as it stands.
+  if (submitted.cacheStatus === "HIT" || submitted.cacheStatus === "JOINED") {
+    reply.header("x-fal-request-id", record.id);
+    await reply.code(200).send({ ...statusBody(record, { logs: null, queuePosition: null }), gateway_request_id: record.id });
+    return;
+  }
   // The record is durable at this point: only now does the client get its 200.
   reply.header("x-fal-request-id", record.id);
   await reply.code(200).send({

@@ -13,6 +13,8 @@ import { FalHost, appIdOf, appRoutes, restOf } from "../fal-host.js";
 import { openApiDocument } from "../openapi.js";
 import { openSse, type SseStream } from "../sse.js";
 import { baseUrlOf, sendOutcome } from "../wire.js";
+import { cacheModeOf } from "../../reuse/cache-mode.js";
+import { cacheHeadersOf } from "../cache-headers.js";
 
 interface Target {
   app: AppManifest;
@@ -51,12 +53,13 @@ async function run(ctx: GatewayContext, call: FalCall, appId: string, path: stri
   assertAppWithinLimits(call, target.app);
   assertAvailable(target.app);
   const input = inputOf(call);
+  const cacheMode = cacheModeOf(request.headers["x-darkroom-cache"]);
   await validateAppInput(ctx, target.endpoint, input);
   await assertWithinBudget(ctx, principal);
   await assertQueueRoom(ctx, principal);
   // Last of the checks: only a call that is otherwise accepted counts against the rate.
   countAgainstRequestRate(ctx, principal);
-  const { record } = await ctx.scheduler.submit({
+  const submitted = await ctx.scheduler.submitReusing({
     id: crypto.randomUUID(),
     appId: target.app.id,
     endpoint: target.endpoint.path,
@@ -71,14 +74,17 @@ async function run(ctx: GatewayContext, call: FalCall, appId: string, path: stri
     weight: principal.weight,
     baseUrl: baseUrlOf(request, ctx.config.publicUrl),
     outputTtlSeconds: outputTtlOf(request),
-  });
+  }, cacheMode);
+  const { record } = submitted;
+  const cacheHeaders = cacheHeadersOf(submitted);
+  reply.headers(cacheHeaders);
   // A sync caller that hangs up no longer wants the work: cancel it so the runner is freed.
   const disconnected = new AbortController();
   reply.raw.on("close", () => {
     if (!reply.raw.writableFinished) disconnected.abort(new PlatformError("ERR_CLIENT_DISCONNECTED"));
   });
   disconnected.signal.addEventListener("abort", () => void ctx.scheduler.cancel(record.id).catch(() => undefined), { once: true });
-  if (target.stream) return streamRun(ctx, call, record, target, disconnected.signal);
+  if (target.stream) return streamRun(ctx, call, record, target, disconnected.signal, cacheHeaders);
   let done: RequestRecord;
   try {
     done = await ctx.scheduler.waitForTerminal(record.id, disconnected.signal);
@@ -92,9 +98,9 @@ async function run(ctx: GatewayContext, call: FalCall, appId: string, path: stri
  * Sends partial results as events. The SSE response starts with the first event, so a request that
  * fails before producing anything still gets a plain error response that fal's client maps to ApiError.
  */
-async function streamRun(ctx: GatewayContext, call: FalCall, record: RequestRecord, target: Target, signal: AbortSignal): Promise<void> {
+async function streamRun(ctx: GatewayContext, call: FalCall, record: RequestRecord, target: Target, signal: AbortSignal, headers: Record<string, string>): Promise<void> {
   let sse: SseStream | null = null;
-  const open = (): SseStream => (sse ??= openSse(call.reply, { "x-fal-request-id": record.id }));
+  const open = (): SseStream => (sse ??= openSse(call.reply, { "x-fal-request-id": record.id, ...headers }));
   let lastPartial: unknown;
   let sentPartial = false;
   const unsubscribe = ctx.scheduler.events.subscribe(record.id, (event) => {
@@ -116,6 +122,8 @@ async function streamRun(ctx: GatewayContext, call: FalCall, record: RequestReco
     unsubscribe();
   }
   if (!isTerminal(done.state)) return;
+  // A reused result has no events of its own: the stream still carries its output.
+  if (done.state === "SUCCEEDED" && done.cache !== null) open();
   const stream = sse as SseStream | null;
   if (!stream) {
     await sendOutcome(call.reply, done);

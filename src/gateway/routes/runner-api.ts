@@ -15,6 +15,7 @@ import { ERRORS, PlatformError, type ErrorCode } from "../../core/errors.js";
 import { DEFAULT_KNOBS, type RequestRecord } from "../../core/types.js";
 import { RUNNER_PROTOCOL_VERSION } from "../../runtime/protocol.js";
 import { manifestOfRunnerApp, RunnerApp } from "../../runtime/runner-app.js";
+import { remoteRunnerRecord } from "../../reuse/provenance.js";
 import { OUTPUT_KEY_SHAPE, requestOfOutputKey, storedContentType, storedFileName } from "../../storage/output-keys.js";
 import { inputOfRetrying } from "../../storage/spilled-inputs.js";
 import type { ModelManager } from "../../models/manager.js";
@@ -253,6 +254,8 @@ function registerRunnerApi(app: FastifyInstance, ctx: GatewayContext): void {
     const runnerId = body.runner_id ?? `rr-${randomUUID()}`;
     request.log.info({ app: body.app.id, runner: runnerId, hostname: body.runner.hostname, slots: body.runner.slots }, "remote runner registered");
     if (body.start) ctx.scheduler.remoteRunnerStarted(body.app.id, runnerId, body.start);
+    // What this runner is, for the manifests of the results it makes (src/reuse/provenance.ts).
+    if (manifest) await ctx.store.recordRunner(remoteRunnerRecord(manifest, ctx.scheduler.revisionOf(manifest), { id: runnerId, hostname: body.runner.hostname ?? "unknown", pid: body.runner.pid ?? null }));
     return {
       protocol: RUNNER_PROTOCOL_VERSION,
       runner_id: runnerId,

@@ -22,6 +22,7 @@ import {
   strideOf,
   terminalColumns,
   toApiKeyRecord,
+  toJsonColumn,
   toTenantRecord,
   toRemoteAppRecord,
   toRequestLog,
@@ -43,6 +44,8 @@ import { migrate } from "./schema.js";
 import { createPrices } from "./prices.js";
 import { createStorageEntries } from "./storage-entries.js";
 import { createIdempotencyKeys } from "./idempotency-keys.js";
+import { createResultKeys } from "./result-keys.js";
+import { createRunners } from "./runners.js";
 import { createWorkflows } from "./workflows.js";
 import { createWebhookOutbox } from "./webhooks.js";
 
@@ -159,16 +162,17 @@ function terminalStatement(condition: string): string {
       WHERE id = $1 AND ${condition}
       RETURNING *
     ), recorded AS (
-      INSERT INTO usage (request_id, key_id, tenant, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at)
+      INSERT INTO usage (request_id, key_id, tenant, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at, cache)
       SELECT id, key_id, tenant, app_id, endpoint, state,
              GREATEST(0, COALESCE(started_at, finished_at) - created_at),
-             CASE WHEN started_at IS NULL THEN 0 ELSE GREATEST(0, finished_at - started_at) END,
-             billable_units, finished_at
+             -- A reused result (src/reuse/) ran nothing of its own.
+             CASE WHEN started_at IS NULL OR cache IS NOT NULL THEN 0 ELSE GREATEST(0, finished_at - started_at) END,
+             billable_units, finished_at, cache
       FROM done
       ON CONFLICT (request_id) DO UPDATE SET
         key_id = EXCLUDED.key_id, tenant = EXCLUDED.tenant, app_id = EXCLUDED.app_id, endpoint = EXCLUDED.endpoint, state = EXCLUDED.state,
         queue_ms = EXCLUDED.queue_ms, run_ms = EXCLUDED.run_ms, billable_units = EXCLUDED.billable_units,
-        finished_at = EXCLUDED.finished_at
+        finished_at = EXCLUDED.finished_at, cache = EXCLUDED.cache
     )
     SELECT * FROM done`;
 }
@@ -183,12 +187,12 @@ function terminalValues(id: string, write: TerminalWrite, finishedAt: number): u
 }
 
 const UPSERT_USAGE = `
-  INSERT INTO usage (request_id, key_id, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at, tenant)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+  INSERT INTO usage (request_id, key_id, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at, tenant, cache)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
   ON CONFLICT (request_id) DO UPDATE SET
     key_id = EXCLUDED.key_id, tenant = EXCLUDED.tenant, app_id = EXCLUDED.app_id, endpoint = EXCLUDED.endpoint, state = EXCLUDED.state,
     queue_ms = EXCLUDED.queue_ms, run_ms = EXCLUDED.run_ms, billable_units = EXCLUDED.billable_units,
-    finished_at = EXCLUDED.finished_at`;
+    finished_at = EXCLUDED.finished_at, cache = EXCLUDED.cache`;
 
 /**
  * `submit` with a claim as one statement (one round trip, one commit). The new request competes with
@@ -236,6 +240,39 @@ const SUBMIT_AND_CLAIM = `
   FROM inserted
   UNION ALL
   SELECT false, taken.*, NULL FROM taken`;
+
+/**
+ * A JOINED request (src/reuse/): inserted RUNNING under the joining gateway's lease, tagged as a
+ * queued one would be so that it takes its place in the queue if it is put back (its leader was
+ * cancelled). $1-$16 as insertValues, $17 owner, $18 lease expiry, $19 the leader.
+ */
+const INSERT_JOINED = `
+  WITH ${FAIR_TAG}
+  INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
+                        attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds, tenant, fair_tag,
+                        started_at, lease_owner, lease_expires_at, cache, reused_from)
+  SELECT $1, $2, $3, $4, 'RUNNING', $5, CASE $5 WHEN 'normal' THEN 0 ELSE 1 END, $6, $7, $8, 1, $9, $10, $11, $12, $13, $14, fair.tag,
+         $7, $17, $18, 'JOINED', $19
+  FROM fair
+  RETURNING *`;
+
+/**
+ * A HIT (src/reuse/): inserted finished with its source's result, and its usage (no run time), in
+ * one statement. Never queued, so no fair-share tag: a hit does not use its tenant's turn.
+ */
+const INSERT_HIT = `
+  WITH done AS (
+    INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
+                          attempt, max_attempts, webhook_url, key_id, base_url, output_ttl_seconds, tenant, fair_tag,
+                          started_at, finished_at, output, status_code, billable_units, cache, reused_from)
+    VALUES ($1, $2, $3, $4, 'SUCCEEDED', $5, CASE $5 WHEN 'normal' THEN 0 ELSE 1 END, $6, $7, $8, 1, $9, $10, $11, $12, $13, $14, 0,
+            $7, $7, $15, $16, $17, 'HIT', $18)
+    RETURNING *
+  ), recorded AS (
+    INSERT INTO usage (request_id, key_id, tenant, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at, cache)
+    SELECT id, key_id, tenant, app_id, endpoint, state, 0, 0, billable_units, finished_at, cache FROM done
+  )
+  SELECT * FROM done`;
 
 /**
  * The upsert on the per-request counter takes a row lock that concurrent appenders of the same
@@ -386,6 +423,27 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       });
     },
 
+    async submitReused(req, reuse) {
+      const now = Date.now();
+      if (reuse.kind === "hit") {
+        const c = newRequestColumns(req, now);
+        const { source } = reuse;
+        const [row] = await rows<RequestRow>(
+          INSERT_HIT,
+          [c.id, c.appId, c.endpoint, c.input, c.priority, c.mode, c.createdAt, c.startDeadline, c.maxAttempts, c.webhookUrl, c.keyId, c.baseUrl,
+            c.outputTtlSeconds, c.tenant, toJsonColumn(source.output), source.statusCode, source.billableUnits, source.id],
+          "darkroom_insert_hit",
+        );
+        if (!row) throw new Error(`Insert of request ${req.id} returned no row`);
+        return toRequestRecord(row);
+      }
+      return withFairTag(req, async (floor) => {
+        const [row] = await rows<RequestRow>(INSERT_JOINED, [...insertValues(req, now, floor), reuse.owner, reuse.leaseExpiresAt, reuse.leaderId], "darkroom_insert_joined");
+        if (!row) throw new Error(`Insert of request ${req.id} returned no row`);
+        return { tag: row.fair_tag, value: toRequestRecord(row) };
+      });
+    },
+
     async get(id) {
       const [row] = await rows<RequestRow>("SELECT * FROM requests WHERE id = $1", [id], "darkroom_get_request");
       return row ? toRequestRecord(row) : null;
@@ -454,7 +512,8 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
         }
         // created_at is left alone so that the request keeps its place in the queue.
         const requeued = await client.query<RequestRow>(
-          `UPDATE requests SET state = 'QUEUED', attempt = attempt + 1, lease_owner = NULL, lease_expires_at = NULL
+          `UPDATE requests SET state = 'QUEUED', attempt = attempt + 1, lease_owner = NULL, lease_expires_at = NULL,
+                               cache = NULL, reused_from = NULL
            WHERE id = $1 AND state = 'RUNNING'
            RETURNING *`,
           [id],
@@ -466,7 +525,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
 
     async release(id, guard) {
       const [row] = await rows<RequestRow>(
-        `UPDATE requests SET state = 'QUEUED', lease_owner = NULL, lease_expires_at = NULL
+        `UPDATE requests SET state = 'QUEUED', lease_owner = NULL, lease_expires_at = NULL, cache = NULL, reused_from = NULL
          WHERE id = $1 AND state = 'RUNNING' AND lease_owner = $2 AND attempt = $3
          RETURNING *`,
         [id, guard.owner, guard.attempt],
@@ -674,6 +733,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
         usage.billableUnits,
         usage.finishedAt,
         usage.tenant,
+        usage.cache ?? null,
       ]);
     },
 
@@ -696,6 +756,8 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
 
     ...createStorageEntries(pool),
     ...createIdempotencyKeys(pool),
+    ...createResultKeys(pool),
+    ...createRunners(pool),
     ...createWorkflows(pool),
     ...createWebhookOutbox(pool),
     ...createPrices(pool),

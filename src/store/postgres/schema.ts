@@ -293,6 +293,27 @@ const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    // Result reuse (src/reuse/), as in the SQLite schema's version 9.
+    sql: `
+      ALTER TABLE requests ADD COLUMN cache text CHECK (cache IN ('HIT', 'JOINED'));
+      ALTER TABLE requests ADD COLUMN reused_from text;
+      ALTER TABLE usage ADD COLUMN cache text;
+      CREATE TABLE result_cache (
+        cache_key  text   PRIMARY KEY,
+        request_id text   NOT NULL,
+        app_id     text   NOT NULL,
+        created_at bigint NOT NULL
+      );
+      CREATE TABLE runners (
+        id          text   PRIMARY KEY,
+        app_id      text   NOT NULL,
+        description text   NOT NULL,
+        started_at  bigint NOT NULL
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

@@ -291,6 +291,31 @@ const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    // Result reuse (src/reuse/): which request holds each result key, on requests and usage whether
+    // a result was reused, and what each runner was (reproducibility manifests). The new columns are NULL on every request that is computed, so
+    // the hot insert and its claim index do not change.
+    sql: `
+      ALTER TABLE requests ADD COLUMN cache TEXT CHECK (cache IN ('HIT', 'JOINED'));
+      ALTER TABLE requests ADD COLUMN reused_from TEXT;
+      ALTER TABLE usage ADD COLUMN cache TEXT;
+      CREATE TABLE IF NOT EXISTS result_cache (
+        cache_key  TEXT    PRIMARY KEY,
+        request_id TEXT    NOT NULL,
+        app_id     TEXT    NOT NULL,
+        created_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      -- What each runner was (its app's revision, weights, runtime): a request's manifest is its
+      -- runner's, found by the lease owner its record keeps.
+      CREATE TABLE IF NOT EXISTS runners (
+        id          TEXT    PRIMARY KEY,
+        app_id      TEXT    NOT NULL,
+        description TEXT    NOT NULL,
+        started_at  INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The schema version a fully migrated database reports in `PRAGMA user_version`. */

@@ -17,6 +17,7 @@ import {
   sortInClaimOrder,
   terminalColumns,
   toApiKeyRecord,
+  toJsonColumn,
   toRemoteAppRecord,
   toRequestLog,
   toRequestRecord,
@@ -32,7 +33,7 @@ import {
   type TerminalColumns,
   type UsageRow,
 } from "../rows.js";
-import type { ApiKeyRecord, CancelResult, ClaimFor, NewRequest, RequestListFilter, Store, TerminalWrite, UsageFilter, UsageRecord } from "../store.js";
+import type { ApiKeyRecord, CancelResult, ClaimFor, NewRequest, RequestListFilter, ReusedSubmit, Store, TerminalWrite, UsageFilter, UsageRecord } from "../store.js";
 import { createCappedClaims, type CappedClaim } from "./capped-claims.js";
 import { FairTags } from "./fair-tags.js";
 import { LiveCounts } from "./live-counts.js";
@@ -44,6 +45,8 @@ import { migrate } from "./schema.js";
 import { createStorageEntries } from "./storage-entries.js";
 import { createIdempotencyKeys } from "./idempotency-keys.js";
 import { createWorkflows } from "./workflows.js";
+import { createResultKeys } from "./result-keys.js";
+import { createRunners } from "./runners.js";
 import { createWebhookOutbox } from "./webhooks.js";
 
 export interface SqliteStoreOptions {
@@ -197,11 +200,12 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     RETURNING *`);
   // created_at is left alone so that the request keeps its place in the queue.
   const putBackInQueue = db.prepare<[string], RequestRow>(`
-    UPDATE requests SET state = 'QUEUED', attempt = attempt + 1, lease_owner = NULL, lease_expires_at = NULL
+    UPDATE requests SET state = 'QUEUED', attempt = attempt + 1, lease_owner = NULL, lease_expires_at = NULL,
+                        cache = NULL, reused_from = NULL
     WHERE id = ? AND state = 'RUNNING'
     RETURNING *`);
   const releaseClaim = db.prepare<[string, string, number], RequestRow>(`
-    UPDATE requests SET state = 'QUEUED', lease_owner = NULL, lease_expires_at = NULL
+    UPDATE requests SET state = 'QUEUED', lease_owner = NULL, lease_expires_at = NULL, cache = NULL, reused_from = NULL
     WHERE id = ? AND state = 'RUNNING' AND lease_owner = ? AND attempt = ?
     RETURNING *`);
   const requestCancel = db.prepare<[string], RequestRow>(`
@@ -270,6 +274,37 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     for (const c of selectQueueCounts.all(req.appId)) if (c.priority_rank <= row.priority_rank) position += c.queued;
     return { row, claimed, queuePosition: Math.max(0, position) };
   };
+  // A reused result (src/reuse/): a HIT finishes with its source's result at once, a JOINED one runs
+  // under the joining gateway's lease until its leader ends. Neither ran anything, so started_at is
+  // its creation (no queue time) and its usage has no run time.
+  const insertHit = db.prepare<NewRequestColumns & { source: string; output: string | null; statusCode: number | null; billableUnits: number | null }, RequestRow>(`
+    INSERT INTO requests (id, app_id, endpoint, input, state, priority, priority_rank, mode, created_at, start_deadline,
+                          attempt, max_attempts, webhook_url, key_id, tenant, fair_tag, base_url, output_ttl_seconds,
+                          started_at, finished_at, output, status_code, billable_units, cache, reused_from)
+    VALUES (@id, @appId, @endpoint, @input, 'SUCCEEDED', @priority, CASE @priority WHEN 'normal' THEN 0 ELSE 1 END, @mode,
+            @createdAt, @startDeadline, 1, @maxAttempts, @webhookUrl, @keyId, @tenant, 0, @baseUrl, @outputTtlSeconds,
+            @createdAt, @createdAt, @output, @statusCode, @billableUnits, 'HIT', @source)
+    RETURNING *`);
+  const holdJoined = db.prepare<{ id: string; now: number; leader: string; owner: string; leaseExpiresAt: number }, RequestRow>(`
+    UPDATE requests SET state = 'RUNNING', started_at = @now, lease_owner = @owner, lease_expires_at = @leaseExpiresAt,
+                        cache = 'JOINED', reused_from = @leader
+    WHERE id = @id
+    RETURNING *`);
+  const submitReusedTransaction = (req: NewRequest, reuse: ReusedSubmit, now: number): RequestRow => {
+    const columns = newRequestColumns(req, now);
+    if (reuse.kind === "hit") {
+      // Never queued, so no fair-share tag (a hit does not use its tenant's turn) and never live.
+      const row = withUsage(insertHit.get({ ...columns, source: reuse.source.id, output: toJsonColumn(reuse.source.output), statusCode: reuse.source.statusCode, billableUnits: reuse.source.billableUnits }));
+      if (!row) throw new Error(`Insert of request ${req.id} returned no row`);
+      return row;
+    }
+    // Tagged as any queued request: should its leader be cancelled it goes back to the queue (requeue).
+    const { row: queued } = insertRequest(columns);
+    const row = holdJoined.get({ id: req.id, now, leader: reuse.leaderId, owner: reuse.owner, leaseExpiresAt: reuse.leaseExpiresAt });
+    if (!row) throw new Error(`Request ${req.id} vanished while being written`);
+    live.moved(queued, "QUEUED", "RUNNING");
+    return row;
+  };
   const selectExpiredLeases = db.prepare<[number], RequestRow>(`
     SELECT * FROM requests WHERE state = 'RUNNING' AND lease_expires_at < ? ORDER BY lease_expires_at, seq`);
   const selectRunning = db.prepare<[], RequestRow>(`SELECT * FROM requests WHERE state = 'RUNNING' ORDER BY seq`);
@@ -328,8 +363,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     WHERE id = @id`);
 
   const upsertUsage = db.prepare<UsageRecord>(`
-    INSERT OR REPLACE INTO usage (request_id, key_id, tenant, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at)
-    VALUES (@requestId, @keyId, @tenant, @appId, @endpoint, @state, @queueMs, @runMs, @billableUnits, @finishedAt)`);
+    INSERT OR REPLACE INTO usage (request_id, key_id, tenant, app_id, endpoint, state, queue_ms, run_ms, billable_units, finished_at, cache)
+    VALUES (@requestId, @keyId, @tenant, @appId, @endpoint, @state, @queueMs, @runMs, @billableUnits, @finishedAt, @cache)`);
   const selectUsage = db.prepare<UsageListParams, UsageRow>(`
     SELECT * FROM usage
     WHERE (@appId IS NULL OR app_id = @appId)
@@ -419,6 +454,11 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         queuePosition: result.queuePosition,
         claimed: sortInClaimOrder(result.claimed).map(toRequestRecord),
       };
+    },
+
+    async submitReused(req, reuse) {
+      const now = Date.now();
+      return toRequestRecord(await writes.run(() => submitReusedTransaction(req, reuse, now)));
     },
 
     async get(id) {
@@ -578,7 +618,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async recordUsage(usage) {
-      await writes.run(() => upsertUsage.run(usage));
+      await writes.run(() => upsertUsage.run({ ...usage, cache: usage.cache ?? null }));
     },
 
     async listUsage(filter: UsageFilter) {
@@ -596,6 +636,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     ...storage,
     ...idempotencyKeys,
+    ...createResultKeys(db, writes),
+    ...createRunners(db, writes),
     ...workflows,
     ...webhooks,
     ...createPrices(db, writes),

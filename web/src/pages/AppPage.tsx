@@ -14,6 +14,7 @@ import { RunErrorNotice } from "../components/LimitBanner.js";
 import { RealtimeResults, RealtimeStatus, useRealtime } from "../components/Realtime.js";
 import { AudioPlayer, CompareSlider, ImageGallery, OtherFile, VideoPlayer } from "../components/Media.js";
 import { SchemaForm } from "../components/SchemaForm.js";
+import { WorkflowPanel } from "../components/WorkflowPanel.js";
 import { errorMessageOf } from "../lib/fal-errors.js";
 import { formatSeconds, formatTime, secondsBetween } from "../lib/format.js";
 import { compareSource, findFiles } from "../lib/outputs.js";
@@ -22,6 +23,14 @@ import { useModels, useTitle } from "../hooks.js";
 import { Link } from "../router.js";
 import { useRun, type Run } from "../run.js";
 import { useSession } from "../session.js";
+
+/**
+ * A registered workflow served as an app (src/workflows/manifest.ts): `/v1/models` lists it in
+ * the category `workflow`; a server that also sends the manifest's `workflow: true` is believed.
+ */
+function isWorkflowApp(model: ModelEntry): boolean {
+  return (model as ModelEntry & { workflow?: boolean }).workflow === true || model.metadata.category === "workflow";
+}
 
 /** Kinds that go through the queue; a realtime endpoint is run over its WebSocket instead. */
 const RUNNABLE = new Set(["http", "stream"]);
@@ -165,12 +174,16 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
   const idPrefix = "in";
   const endpointId = endpoint && endpoint.path ? `${model.endpoint_id}/${endpoint.path}` : model.endpoint_id;
   const rt = useRealtime(api, realtime ? endpointId : null);
+  const workflow = isWorkflowApp(model);
+  // The workflow panel takes the run's partial results (the workflow's events) from here, every one.
+  const workflowEvents = useRef<((requestId: string, value: unknown) => void) | null>(null);
   const { run, logs, partial, cancelling, ranInput, submitError, elapsed, start, cancel, clearError } = useRun(api, {
     appId: model.endpoint_id,
     endpointId,
     reopenId,
     runnable,
     onFieldErrors: showErrors,
+    onPartial: (requestId, value) => workflowEvents.current?.(requestId, value),
     onReopen: (path, input) => {
       setEndpointPath(path);
       const target = runnable.find((e) => e.path === path);
@@ -395,7 +408,7 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
             ) : null}
           </div>
         ) : null}
-        {partial !== null && run.phase === "running" && !realtime ? (
+        {partial !== null && run.phase === "running" && !realtime && !workflow ? (
           <div className="partial-result" data-testid="partial-result">
             <JsonView value={partial.value} label="Partial result (latest)" />
           </div>
@@ -415,6 +428,13 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
         ) : null}
         {run.phase === "done" && !realtime ? <Outputs model={model} run={run} input={ranInput} /> : null}
       </section>
+
+      {workflow ? (
+        <section className="panel workflow-panel" aria-labelledby="workflow-heading">
+          <h2 id="workflow-heading">Workflow</h2>
+          <WorkflowPanel workflowId={model.endpoint_id} run={run} input={ranInput} partialSink={workflowEvents} />
+        </section>
+      ) : null}
 
       <section className="panel code-panel" aria-labelledby="code-heading">
         <h2 id="code-heading">Code</h2>

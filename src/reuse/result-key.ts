@@ -1,0 +1,83 @@
+/**
+ * The key a result is kept under (docs/result-reuse.md): a hash of the tenant, the app and its revision, the
+ * endpoint, the origin the outputs' URLs are built on, the input in canonical form, and the content
+ * of every file of this server the input names, so that a file replaced under the same URL is a new
+ * key. A file on another server could change behind its URL without the gateway knowing: an input
+ * naming one is never reused. A large input kept unparsed (json-body.ts) is keyed by its bytes.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { AppManifest } from "../core/types.js";
+import { canonicalJson } from "../core/canonical-json.js";
+import { UnparsedInput } from "../core/unparsed-input.js";
+import { ownFileKey } from "../runtime/file-access.js";
+import { isDataUri } from "../storage/data-uri.js";
+import type { StorageDriver } from "../storage/storage.js";
+
+/** More files than this in one input are not hashed (the request simply runs). */
+const MAX_FILES = 64;
+
+export type ResultKey = { key: string } | { key: null; reason: string };
+
+export interface ResultKeyInput {
+  app: AppManifest & { revision: string };
+  endpoint: string;
+  input: unknown;
+  baseUrl: string;
+  /** Results are shared within a tenant, never across: a hit would tell one tenant what another ran. */
+  tenant: string;
+}
+
+export async function resultKeyOf(subject: ResultKeyInput, storage: StorageDriver | undefined, ownOrigins: readonly string[]): Promise<ResultKey> {
+  const { app, endpoint, input, baseUrl, tenant } = subject;
+  const hash = createHash("sha256").update(JSON.stringify(["darkroom-result-v1", tenant, app.id, app.revision, endpoint, new URL(baseUrl).origin]));
+  if (input instanceof UnparsedInput) {
+    if (app.cache?.reuse === "seeded") return { key: null, reason: "a large input is not read for its seed" };
+    return { key: hash.update("\0bytes\0").update(input.bytes).digest("hex") };
+  }
+  if (app.cache?.reuse === "seeded" && !hasSeed(input)) return { key: null, reason: `${app.id} is random without a seed in the input` };
+  const origins = [...new Set([baseUrl, ...ownOrigins].map((o) => new URL(o).origin))];
+  const files = new Map<string, string>();
+  const urls = stringsOf(input).filter((s) => /^https?:\/\//i.test(s));
+  if (urls.length > MAX_FILES) return { key: null, reason: `the input names more than ${MAX_FILES} files` };
+  for (const url of urls) {
+    const key = ownFileKey(url, origins);
+    if (key === null) return { key: null, reason: "the input names a file on another server, which may change" };
+    const digest = storage ? await contentHash(storage, key) : null;
+    if (digest === null) return { key: null, reason: `the input names a file this server does not have: ${url}` };
+    files.set(url, digest);
+  }
+  hash.update("\0json\0").update(canonicalJson(input));
+  // The URL is in the input; the content behind it is what the result depends on.
+  for (const [url, digest] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) hash.update(`\0file\0${url}\0${digest}`);
+  return { key: hash.digest("hex") };
+}
+
+function hasSeed(input: unknown): boolean {
+  return input !== null && typeof input === "object" && typeof (input as { seed?: unknown }).seed === "number" && Number.isFinite((input as { seed: number }).seed);
+}
+
+/** Every string in a JSON value (data URIs left out: their content is the string itself). */
+function stringsOf(value: unknown, out: string[] = []): string[] {
+  if (typeof value === "string") {
+    if (!isDataUri(value)) out.push(value);
+  } else if (Array.isArray(value)) {
+    for (const item of value) stringsOf(item, out);
+  } else if (value !== null && typeof value === "object") {
+    for (const item of Object.values(value)) stringsOf(item, out);
+  }
+  return out;
+}
+
+async function contentHash(storage: StorageDriver, key: string): Promise<string | null> {
+  let object: Awaited<ReturnType<StorageDriver["get"]>>;
+  try {
+    object = await storage.get(key);
+  } catch {
+    return null; // a key no driver takes (bad characters): not one of ours
+  }
+  if (!object) return null;
+  const hash = createHash("sha256");
+  for await (const chunk of object.body) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
