@@ -118,7 +118,7 @@ describe("workflow graph layout", () => {
   });
 
   it("lays out the example workflows shipped in workflows/darkroom", () => {
-    for (const name of ["cutout-and-upscale", "speech-round-trip"]) {
+    for (const name of ["cutout-and-upscale", "speech-round-trip", "upscale-to-video"]) {
       const doc = JSON.parse(readFileSync(path.join(REPO_ROOT, "workflows", "darkroom", `${name}.json`), "utf8")) as unknown;
       const layout = layoutWorkflow(nodesOf(doc));
       assert.equal(layout.nodes.length, 4, name);
