@@ -24,7 +24,7 @@ export const LAYERS = {
   // Workflow documents (fal's format): what they say and whether it can run.
   workflows: ["core"],
   // Result reuse: keys, joins and what made a result (docs/result-reuse.md).
-  reuse: ["core", "store", "storage", "runtime/file-access.js", "runtime/python-apps.js"],
+  reuse: ["core", "store", "storage", "runtime/python-apps.js"],
   scheduler: ["core", "observability", "store", "storage", "reuse", "runtime/protocol.js", "runtime/tsx-loader.js", "runtime/compiled-runtime.js", "runtime/python-apps.js", "runtime/runner-app.js", "workflows"],
   gateway: ["core", "net", "observability", "models", "auth", "store", "storage", "pricing", "webhooks", "scheduler", "workflows", "reuse", "runtime/protocol.js", "runtime/runner-app.js"],
   // Apps use the SDK, shared media code and the model libraries; never another app (see below).

@@ -50,6 +50,7 @@ const SERVE_USAGE = `Usage: darkroom serve [options]
   --parallel-starts N runners of one app starting at once (default: the cores less one, at least 1)
   --builtin-apps B    false: load only the --apps modules, not the built-in apps (nor their example workflows)
   --workflows-dir DIR register the workflows in DIR/<owner>/<name>.json at start (docs/workflows.md)
+  --openai-aliases L  OpenAI model names for apps, name=owner/app,… (docs/api.md, OpenAI)
   --app-knobs SPEC    override apps' scaling knobs, e.g. 'darkroom/ocr:max_runners=1;*:keep_alive=30'
   --pricing FILE      prices per app and endpoint, JSON (docs/pricing-and-usage.md)
 

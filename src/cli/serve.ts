@@ -29,6 +29,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       "parallel-starts": { type: "string" },
       "builtin-apps": { type: "string" },
       "workflows-dir": { type: "string" },
+      "openai-aliases": { type: "string" },
       "app-knobs": { type: "string" },
       pricing: { type: "string" },
     },

@@ -60,6 +60,8 @@ export interface Config {
   onlyApps: string[];
   /** `--workflows-dir` / `DARKROOM_WORKFLOWS_DIR`: workflow files (`<owner>/<name>.json`) registered at start; null: none. */
   workflowsDir: string | null;
+  /** `--openai-aliases` / `DARKROOM_OPENAI_ALIASES`: `name=owner/app,…`, OpenAI model names over the defaults (docs/api.md). */
+  openaiAliases: string | null;
   limits: Limits;
   /** `--log-level` / `DARKROOM_LOG_LEVEL`: a pino level name. */
   logLevel: LogLevel;
@@ -282,6 +284,7 @@ export function loadConfig(flags: Partial<Record<string, string>> = {}, env: Nod
     trustProxy: trustProxyOf(flags["trust-proxy"] ?? env["DARKROOM_TRUST_PROXY"]),
     appPaths: list(flags["apps"] ?? env["DARKROOM_APPS"]),
     workflowsDir: flags["workflows-dir"] ?? env["DARKROOM_WORKFLOWS_DIR"] ?? null,
+    openaiAliases: flags["openai-aliases"] ?? env["DARKROOM_OPENAI_ALIASES"] ?? null,
     onlyApps: list(flags["only"] ?? env["DARKROOM_ONLY_APPS"]),
     limits: {
       maxBodyBytes: Number(env["DARKROOM_MAX_BODY_BYTES"] ?? DEFAULT_LIMITS.maxBodyBytes),

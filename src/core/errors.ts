@@ -37,6 +37,7 @@ export const ERRORS = {
   // Lookup
   ERR_APP_NOT_FOUND: { status: 404, errorType: "not_found", message: "Application not found" },
   ERR_PATH_NOT_FOUND: { status: 404, errorType: "not_found", message: "Path not found" },
+  ERR_MODEL_NOT_FOUND: { status: 404, errorType: "model_not_found", message: "Model not found" },
   ERR_REQUEST_NOT_FOUND: { status: 404, errorType: "not_found", message: "Request not found" },
   ERR_FILE_NOT_FOUND: { status: 404, errorType: "not_found", message: "File not found" },
   ERR_KEY_NOT_FOUND: { status: 404, errorType: "not_found", message: "Key not found" },

@@ -27,6 +27,7 @@ import { registerPlaygroundRoutes } from "./routes/playground.js";
 import { registerPricingRoutes } from "./routes/pricing.js";
 import { registerFalProxyRoutes } from "./routes/proxy.js";
 import { registerPythonMultipartRoutes } from "./routes/python-multipart.js";
+import { registerOpenAiRoutes } from "./routes/openai.js";
 import { queueHost } from "./routes/queue.js";
 import { realtimeHandler } from "./routes/realtime.js";
 import { restHost } from "./routes/rest.js";
@@ -194,6 +195,7 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
   registerKeyRoutes(app, ctx);
   registerTenantRoutes(app, ctx);
   registerWorkflowRoutes(app, ctx);
+  registerOpenAiRoutes(app, ctx);
   registerOpsRoutes(app, ctx);
   registerRunnerApiRoutes(app, ctx);
   registerPlaygroundRoutes(app, { publicUrl: ctx.config.publicUrl, filesUrl: ctx.config.filesUrl });

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import type { AppManifest } from "../core/types.js";
 import { canonicalJson } from "../core/canonical-json.js";
 import { UnparsedInput } from "../core/unparsed-input.js";
-import { ownFileKey } from "../runtime/file-access.js";
+import { ownFileKey } from "../storage/own-files.js";
 import { isDataUri } from "../storage/data-uri.js";
 import type { StorageDriver } from "../storage/storage.js";
 

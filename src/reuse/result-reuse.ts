@@ -12,7 +12,7 @@
  */
 import type { AppManifest, CacheStatus, RequestRecord } from "../core/types.js";
 import { isTerminal } from "../core/types.js";
-import { ownFileKey } from "../runtime/file-access.js";
+import { ownFileKey } from "../storage/own-files.js";
 import type { StorageDriver } from "../storage/storage.js";
 import { CANCELLED_BY_CLIENT } from "../store/rows.js";
 import type { NewRequest, Store } from "../store/store.js";

@@ -10,6 +10,7 @@ import { PlatformError } from "../core/errors.js";
 import type { AllowList } from "../net/allow-list.js";
 import { safeFetchBuffer } from "../net/safe-fetch.js";
 import { isDataUri, parseDataUri, toDataUri } from "../storage/data-uri.js";
+import { ownFileKey } from "../storage/own-files.js";
 import { isSpilledInputKey } from "../storage/spilled-inputs.js";
 import type { ObjectAccess } from "../storage/storage.js";
 import type { ToRunner } from "./protocol.js";
@@ -69,17 +70,7 @@ async function collect(body: Buffer | Uint8Array | Readable, maxBytes: number): 
   return Buffer.concat(chunks);
 }
 
-/** Returns the storage key when `url` is one of this server's `/files/` URLs. */
-export function ownFileKey(url: string, origins: string[]): string | null {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return null;
-  }
-  if (!origins.includes(parsed.origin) || !parsed.pathname.startsWith("/files/")) return null;
-  return decodeURIComponent(parsed.pathname.slice("/files/".length));
-}
+export { ownFileKey } from "../storage/own-files.js";
 
 /** What a runner knows of its server, whichever transport: the options every run's file access shares. */
 export type RunnerFileSettings = Omit<FileAccessOptions, "requestId" | "baseUrl" | "syncMode">;

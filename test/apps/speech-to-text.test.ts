@@ -46,6 +46,12 @@ describe("speech-to-text helpers", () => {
       { timestamp: [0.96, 1.1], text: "to" },
       { timestamp: [3.11, 3.4], text: "fox" },
     ]);
+    assert.deepEqual(
+      parsed.words.map((w) => [w.word, w.start, w.end]).at(-1),
+      ["fox", 3.11, 3.4],
+      "every word with its times, fillers and pauses left out",
+    );
+    assert.equal(parsed.words.length, 5);
   });
 
   it("reports pocketsphinx as missing with a reason and an apt remedy when POCKETSPHINX_PATH is wrong", async () => {

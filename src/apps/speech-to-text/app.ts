@@ -35,6 +35,7 @@ const SpeechToTextInput = z.object({
     .string()
     .default("en")
     .describe('Language of the speech. Only "en" (US English) is installed; any other value is refused with a 422'),
+  word_timestamps: z.boolean().default(false).describe("Also return each word with its start and end (`words`)"),
 });
 
 const Chunk = z.object({
@@ -46,6 +47,10 @@ const SpeechToTextOutput = z.object({
   text: z.string().describe("The whole transcript, lower case, without punctuation"),
   chunks: z.array(Chunk).describe("Phrases with their times: split at pauses and utterance boundaries"),
   inferred_languages: z.array(z.string()),
+  words: z
+    .array(z.object({ word: z.string(), start: z.number(), end: z.number() }))
+    .optional()
+    .describe("Each word with its start and end in seconds, when word_timestamps is set"),
 });
 
 type Input = z.output<typeof SpeechToTextInput>;
@@ -64,7 +69,7 @@ export interface TimedWord {
  * are pauses, not words; they and utterance ends close the current phrase. Alternate
  * pronunciations (`to(2)`) lose their marker.
  */
-export function parsePocketsphinx(stdout: string): { text: string; chunks: { timestamp: [number, number]; text: string }[] } {
+export function parsePocketsphinx(stdout: string): { text: string; chunks: { timestamp: [number, number]; text: string }[]; words: TimedWord[] } {
   const phrases: TimedWord[][] = [];
   let current: TimedWord[] = [];
   const close = (): void => {
@@ -90,7 +95,7 @@ export function parsePocketsphinx(stdout: string): { text: string; chunks: { tim
     timestamp: [words[0]?.start ?? 0, words.at(-1)?.end ?? 0] as [number, number],
     text: words.map((w) => w.word).join(" "),
   }));
-  return { text: chunks.map((c) => c.text).join(" "), chunks };
+  return { text: chunks.map((c) => c.text).join(" "), chunks, words: phrases.flat() };
 }
 
 async function speechToText(input: Input, ctx: HandlerContext<unknown>): Promise<Output> {
@@ -154,10 +159,10 @@ async function speechToText(input: Input, ctx: HandlerContext<unknown>): Promise
     });
     ctx.throwIfCancelled();
 
-    const { text, chunks } = parsePocketsphinx(stdout);
+    const { text, chunks, words } = parsePocketsphinx(stdout);
     ctx.bill(seconds);
     ctx.progress(100, 100, "done");
-    return { text, chunks, inferred_languages: ["en"] };
+    return { text, chunks, inferred_languages: ["en"], ...(input.word_timestamps ? { words } : {}) };
   });
 }
 
