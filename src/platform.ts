@@ -27,6 +27,8 @@ import { BUILTIN_WORKFLOWS_DIR, readWorkflowFiles } from "./workflows/files.js";
 import { Scheduler } from "./scheduler/scheduler.js";
 import { openStorage } from "./storage/open-storage.js";
 import { createUrlSigner, loadOrCreateSecret } from "./storage/signed-url.js";
+import { standardWebhookSecret } from "./webhooks/standard-signature.js";
+import { predictionOf } from "./gateway/replicate/prediction.js";
 import type { StorageDriver } from "./storage/storage.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
@@ -108,9 +110,15 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   }
   for (const a of apps) if (a.unavailable) logger.warn({ app: a.id, ...a.unavailable }, "app unavailable");
 
+  const webhookSecret = loadOrCreateSecret(path.join(config.dataDir, "webhook-secret"));
+  const webhookSecretOf = (tenant: string): string => standardWebhookSecret(webhookSecret, tenant);
   const webhooks = new WebhookDeliverer({
     store,
     signingKeys,
+    standardSecret: webhookSecretOf,
+    // A Replicate prediction's `completed` webhook carries its prediction object.
+    predictionBody: async (record) =>
+      JSON.stringify(await predictionOf({ store, appOf: (id) => scheduler.app(id), revisionOf: (app) => scheduler.revisionOf(app) }, record, `${record.baseUrl}/replicate/v1`)),
     allow,
     userId: "darkroom",
     logger,
@@ -168,6 +176,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     signingKeys,
     allow,
     metrics,
+    webhookSecretOf,
     spend: new MonthlySpend({ store, defaultPrice: defaultPriceOf(config.pricing.defaultComputePrice) }),
     startedAt: Date.now(),
   };

@@ -23,6 +23,8 @@ export interface AppCall {
   maxAttempts: number;
   webhookUrl?: string | null;
   cacheMode?: CacheMode | null;
+  /** The request's id when the caller needs it before the submit (to record something under it first). */
+  id?: string;
 }
 
 /** The checks a call passes before it is queued; the rate is counted last, only for a call otherwise accepted. */
@@ -41,7 +43,7 @@ export async function submitAppCall(ctx: GatewayContext, call: AppCall): Promise
   await checkAppCall(ctx, call);
   return ctx.scheduler.submitReusing(
     {
-      id: crypto.randomUUID(),
+      id: call.id ?? crypto.randomUUID(),
       appId: call.app.id,
       endpoint: call.endpoint.path,
       input: call.input,

@@ -33,6 +33,8 @@ export interface GatewayContext {
   /** What tenants and keys spent this month, for `monthly_budget` checks. */
   spend: MonthlySpend;
   startedAt: number;
+  /** A tenant's Standard Webhooks secret (`whsec_…`), which its Replicate-style webhooks are signed with. */
+  webhookSecretOf: (tenant: string) => string;
 }
 
 /**

@@ -28,6 +28,7 @@ import { registerPricingRoutes } from "./routes/pricing.js";
 import { registerFalProxyRoutes } from "./routes/proxy.js";
 import { registerPythonMultipartRoutes } from "./routes/python-multipart.js";
 import { registerOpenAiRoutes } from "./routes/openai.js";
+import { registerReplicateRoutes } from "./routes/replicate.js";
 import { queueHost } from "./routes/queue.js";
 import { realtimeHandler } from "./routes/realtime.js";
 import { restHost } from "./routes/rest.js";
@@ -196,6 +197,7 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
   registerTenantRoutes(app, ctx);
   registerWorkflowRoutes(app, ctx);
   registerOpenAiRoutes(app, ctx);
+  registerReplicateRoutes(app, ctx);
   registerOpsRoutes(app, ctx);
   registerRunnerApiRoutes(app, ctx);
   registerPlaygroundRoutes(app, { publicUrl: ctx.config.publicUrl, filesUrl: ctx.config.filesUrl });

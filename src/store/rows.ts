@@ -111,6 +111,7 @@ export interface WebhookRow {
   next_attempt_at: number;
   state: string;
   created_at: number;
+  scheme: string;
 }
 
 export interface WebhookAttemptRow {
@@ -272,6 +273,7 @@ export function toWebhookJob(row: WebhookRow): WebhookJob {
     nextAttemptAt: row.next_attempt_at,
     state: row.state as WebhookJob["state"],
     createdAt: row.created_at,
+    scheme: row.scheme,
   };
 }
 

@@ -237,6 +237,16 @@ export interface WebhookJob {
   nextAttemptAt: number;
   state: "pending" | "delivered" | "failed";
   createdAt: number;
+  /** How it is signed: `fal` (fal's ED25519 headers), or `standard:<tenant>` (Standard Webhooks, that tenant's secret). */
+  scheme: string;
+}
+
+/** What a Replicate prediction asked to hear of (`webhook_events_filter`), kept for its webhooks. */
+export interface PredictionWebhook {
+  requestId: string;
+  events: ("start" | "output" | "logs" | "completed")[];
+  tenant: string;
+  createdAt: number;
 }
 
 export interface WebhookAttempt {
@@ -475,7 +485,10 @@ export interface Store {
   storageUsed(keyId: string, now?: number): Promise<number>;
 
   // --- webhook outbox ---
-  enqueueWebhook(job: { requestId: string; url: string; body: string; now?: number }): Promise<WebhookJob>;
+  enqueueWebhook(job: { requestId: string; url: string; body: string; now?: number; scheme?: string }): Promise<WebhookJob>;
+  /** Records what a Replicate prediction's webhook wants (before its request is written). */
+  savePredictionWebhook(webhook: PredictionWebhook): Promise<void>;
+  getPredictionWebhook(requestId: string): Promise<PredictionWebhook | null>;
   /** Pending jobs due at `now`, oldest first; each is leased for `leaseMs` so that two deliverers never send it at once. */
   claimDueWebhooks(now: number, limit: number, leaseMs: number): Promise<WebhookJob[]>;
   /** Records one attempt; sets delivered, failed (no more tries), or the next attempt time. */

@@ -26,6 +26,7 @@ import { safeFetch } from "../net/safe-fetch.js";
 import type { Store, WebhookAttempt, WebhookJob } from "../store/store.js";
 import { nextDelayMs } from "./backoff.js";
 import { serializeWebhookBody } from "./payload.js";
+import { signStandardWebhook } from "./standard-signature.js";
 import { signWebhook } from "./signature.js";
 import type { SigningKeys } from "./signing-keys.js";
 
@@ -58,6 +59,10 @@ export interface WebhookDelivererOptions {
   batchSize?: number;
   /** Called after each attempt (metrics). */
   onAttempt?: (attempt: WebhookAttempt, next: { state: WebhookJob["state"] }) => void;
+  /** A tenant's Standard Webhooks secret (standard-signature.ts), for jobs of scheme `standard:<tenant>`. */
+  standardSecret?: (tenant: string) => string;
+  /** The body of a Replicate prediction's `completed` webhook (its prediction object). */
+  predictionBody?: (record: RequestRecord) => Promise<string>;
 }
 
 const USER_AGENT = "darkroom-webhooks/1";
@@ -102,6 +107,8 @@ export class WebhookDeliverer {
   private kicked = false;
   private wake: (() => void) | null = null;
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly standardSecret: ((tenant: string) => string) | undefined;
+  private readonly predictionBody: ((record: RequestRecord) => Promise<string>) | undefined;
 
   constructor(options: WebhookDelivererOptions) {
     this.store = options.store;
@@ -116,6 +123,8 @@ export class WebhookDeliverer {
     this.batchSize = options.batchSize ?? 16;
     this.leaseMs = this.timeoutMs + 60_000;
     this.onAttempt = options.onAttempt;
+    this.standardSecret = options.standardSecret;
+    this.predictionBody = options.predictionBody;
   }
 
   start(): void {
@@ -147,8 +156,13 @@ export class WebhookDeliverer {
   async enqueueFor(record: RequestRecord): Promise<WebhookJob | null> {
     if (!record.webhookUrl) return null;
     try {
-      const body = serializeWebhookBody(record);
-      const job = await this.store.enqueueWebhook({ requestId: record.id, url: record.webhookUrl, body, now: this.now() });
+      // A Replicate prediction's webhook (src/gateway/routes/replicate.ts): its prediction object, signed
+      // by Standard Webhooks, when it asked for `completed`.
+      const prediction = this.predictionBody ? await this.store.getPredictionWebhook(record.id) : null;
+      if (prediction && !prediction.events.includes("completed")) return null;
+      const body = prediction && this.predictionBody ? await this.predictionBody(record) : serializeWebhookBody(record);
+      const scheme = prediction ? `standard:${prediction.tenant}` : "fal";
+      const job = await this.store.enqueueWebhook({ requestId: record.id, url: record.webhookUrl, body, now: this.now(), scheme });
       this.kick();
       return job;
     } catch (err) {
@@ -203,6 +217,11 @@ export class WebhookDeliverer {
     });
   }
 
+  private secretOf(tenant: string): string {
+    if (!this.standardSecret) throw new Error("no Standard Webhooks secret is configured");
+    return this.standardSecret(tenant);
+  }
+
   /** One attempt at one job, recorded whatever happens. */
   private async deliver(job: WebhookJob): Promise<void> {
     const attemptNumber = job.attempts + 1;
@@ -212,13 +231,15 @@ export class WebhookDeliverer {
     let error: string | null = null;
     let permanent = false;
     try {
-      const signature = signWebhook({
-        requestId: job.requestId,
-        userId: this.userId,
-        timestampSec: Math.floor(at / 1000),
-        body: job.body,
-        privateKey: this.signingKeys.current().privateKey,
-      });
+      const signature = job.scheme.startsWith("standard:")
+        ? signStandardWebhook({ id: `msg_${job.id}`, timestampSec: Math.floor(at / 1000), body: job.body, secret: this.secretOf(job.scheme.slice("standard:".length)) })
+        : signWebhook({
+            requestId: job.requestId,
+            userId: this.userId,
+            timestampSec: Math.floor(at / 1000),
+            body: job.body,
+            privateKey: this.signingKeys.current().privateKey,
+          });
       const res = await safeFetch(job.url, {
         allow: this.allow,
         method: "POST",

@@ -147,6 +147,8 @@ describe("sqlite store", () => {
       ALTER TABLE requests DROP COLUMN reused_from;
       DROP TABLE result_cache;
       DROP TABLE runners;
+      DROP TABLE prediction_webhooks;
+      ALTER TABLE webhooks DROP COLUMN scheme;
     `);
     db.pragma("user_version = 1");
     db.close();

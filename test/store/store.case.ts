@@ -31,6 +31,7 @@ import { EXHAUSTED, newRequest } from "../helpers/store-requests.js";
 export const STORE_TABLES: readonly string[] = [
   "api_keys",
   "idempotency_keys",
+  "prediction_webhooks",
   "prices",
   "remote_apps",
   "request_logs",
@@ -1570,6 +1571,21 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
         }));
     });
 
+    describe("prediction webhooks and webhook schemes", () => {
+      it("keeps what a prediction's webhooks want, and the scheme each job is signed by", () =>
+        withStore(async (store) => {
+          const requestId = randomUUID();
+          assert.equal(await store.getPredictionWebhook(requestId), null);
+          await store.savePredictionWebhook({ requestId, events: ["start", "completed"], tenant: "team-ü", createdAt: 1_000 });
+          assert.deepEqual(await store.getPredictionWebhook(requestId), { requestId, events: ["start", "completed"], tenant: "team-ü", createdAt: 1_000 });
+          const standard = await store.enqueueWebhook({ requestId, url: "https://hooks.example.com/r", body: "{}", now: 5, scheme: "standard:team-ü" });
+          const plain = await store.enqueueWebhook({ requestId, url: "https://hooks.example.com/f", body: "{}", now: 5 });
+          assert.deepEqual([standard.scheme, plain.scheme], ["standard:team-ü", "fal"]);
+          const claimed = await store.claimDueWebhooks(10, 10, 1_000);
+          assert.deepEqual(claimed.filter((j) => j.requestId === requestId).map((j) => j.scheme), ["standard:team-ü", "fal"]);
+        }));
+    });
+
     describe("webhook outbox", () => {
       function attempt(job: { id: number; requestId: string }, n: number, overrides: Partial<WebhookAttempt> = {}): WebhookAttempt {
         return {
@@ -1600,6 +1616,7 @@ export function runStoreConformance(driverName: string, createStore: () => Promi
             nextAttemptAt: 1_000,
             state: "pending",
             createdAt: 1_000,
+            scheme: "fal",
           });
           assert.deepEqual(await store.listWebhooks(requestId), [{ job, attempts: [] }]);
           assert.deepEqual(await store.listWebhooks(randomUUID()), []);

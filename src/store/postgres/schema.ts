@@ -306,6 +306,13 @@ const MIGRATIONS: readonly Migration[] = [
         app_id     text   NOT NULL,
         created_at bigint NOT NULL
       );
+      ALTER TABLE webhooks ADD COLUMN scheme text NOT NULL DEFAULT 'fal';
+      CREATE TABLE prediction_webhooks (
+        request_id text   PRIMARY KEY,
+        events     text   NOT NULL,
+        tenant     text   NOT NULL,
+        created_at bigint NOT NULL
+      );
       CREATE TABLE runners (
         id          text   PRIMARY KEY,
         app_id      text   NOT NULL,

@@ -5,10 +5,10 @@
  */
 import type pg from "pg";
 import { toLeasedWebhookJobs, toWebhookAttempt, toWebhookJob, type WebhookAttemptRow, type WebhookRow } from "../rows.js";
-import type { Store, WebhookAttempt, WebhookJob } from "../store.js";
+import type { PredictionWebhook, Store, WebhookAttempt, WebhookJob } from "../store.js";
 import { pgText, selectRows } from "./queries.js";
 
-export type WebhookOutbox = Pick<Store, "enqueueWebhook" | "claimDueWebhooks" | "recordWebhookAttempt" | "listWebhooks">;
+export type WebhookOutbox = Pick<Store, "enqueueWebhook" | "claimDueWebhooks" | "recordWebhookAttempt" | "listWebhooks" | "savePredictionWebhook" | "getPredictionWebhook">;
 
 /** A job joined with one of its attempts (the `a_` columns, all null for a job with none). */
 interface WebhookWithAttemptRow extends WebhookRow {
@@ -23,14 +23,28 @@ interface WebhookWithAttemptRow extends WebhookRow {
 
 export function createWebhookOutbox(pool: pg.Pool): WebhookOutbox {
   return {
+    async savePredictionWebhook(webhook) {
+      await pool.query({
+        name: "darkroom_save_prediction_webhook",
+        text: `INSERT INTO prediction_webhooks (request_id, events, tenant, created_at) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (request_id) DO UPDATE SET events = EXCLUDED.events, tenant = EXCLUDED.tenant, created_at = EXCLUDED.created_at`,
+        values: [webhook.requestId, JSON.stringify(webhook.events), pgText(webhook.tenant), webhook.createdAt],
+      });
+    },
+
+    async getPredictionWebhook(requestId) {
+      const [row] = await selectRows<{ request_id: string; events: string; tenant: string; created_at: number }>(pool, `SELECT * FROM prediction_webhooks WHERE request_id = $1`, [requestId], "darkroom_get_prediction_webhook");
+      return row ? { requestId: row.request_id, events: JSON.parse(row.events) as PredictionWebhook["events"], tenant: row.tenant, createdAt: Number(row.created_at) } : null;
+    },
+
     async enqueueWebhook(job) {
       const now = job.now ?? Date.now();
       const [row] = await selectRows<WebhookRow>(
         pool,
-        `INSERT INTO webhooks (request_id, url, body, attempts, next_attempt_at, state, created_at)
-         VALUES ($1, $2, $3, 0, $4, 'pending', $4)
+        `INSERT INTO webhooks (request_id, url, body, attempts, next_attempt_at, state, created_at, scheme)
+         VALUES ($1, $2, $3, 0, $4, 'pending', $4, $5)
          RETURNING *`,
-        [job.requestId, job.url, job.body, now],
+        [job.requestId, job.url, job.body, now, job.scheme ?? "fal"],
       );
       if (!row) throw new Error(`Enqueue of a webhook for request ${job.requestId} returned no row`);
       return toWebhookJob(row);

@@ -308,6 +308,15 @@ const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
       -- What each runner was (its app's revision, weights, runtime): a request's manifest is its
       -- runner's, found by the lease owner its record keeps.
+      -- Webhooks signed otherwise than fal's (src/webhooks/standard-signature.ts), and what a
+      -- Replicate prediction asked to hear of (src/gateway/routes/replicate.ts).
+      ALTER TABLE webhooks ADD COLUMN scheme TEXT NOT NULL DEFAULT 'fal';
+      CREATE TABLE IF NOT EXISTS prediction_webhooks (
+        request_id TEXT    PRIMARY KEY,
+        events     TEXT    NOT NULL,
+        tenant     TEXT    NOT NULL,
+        created_at INTEGER NOT NULL
+      );
       CREATE TABLE IF NOT EXISTS runners (
         id          TEXT    PRIMARY KEY,
         app_id      TEXT    NOT NULL,

@@ -5,15 +5,19 @@
  */
 import type Database from "better-sqlite3";
 import { toLeasedWebhookJobs, toWebhookAttempt, toWebhookJob, type WebhookAttemptRow, type WebhookRow } from "../rows.js";
-import type { Store, WebhookAttempt, WebhookJob } from "../store.js";
+import type { PredictionWebhook, Store, WebhookAttempt, WebhookJob } from "../store.js";
 
-export type WebhookOutbox = Pick<Store, "enqueueWebhook" | "claimDueWebhooks" | "recordWebhookAttempt" | "listWebhooks">;
+export type WebhookOutbox = Pick<Store, "enqueueWebhook" | "claimDueWebhooks" | "recordWebhookAttempt" | "listWebhooks" | "savePredictionWebhook" | "getPredictionWebhook">;
 
 export function createWebhookOutbox(db: Database.Database): WebhookOutbox {
-  const insertWebhook = db.prepare<{ requestId: string; url: string; body: string; now: number }, WebhookRow>(`
-    INSERT INTO webhooks (request_id, url, body, attempts, next_attempt_at, state, created_at)
-    VALUES (@requestId, @url, @body, 0, @now, 'pending', @now)
+  const insertWebhook = db.prepare<{ requestId: string; url: string; body: string; now: number; scheme: string }, WebhookRow>(`
+    INSERT INTO webhooks (request_id, url, body, attempts, next_attempt_at, state, created_at, scheme)
+    VALUES (@requestId, @url, @body, 0, @now, 'pending', @now, @scheme)
     RETURNING *`);
+  const upsertPredictionWebhook = db.prepare<{ requestId: string; events: string; tenant: string; createdAt: number }>(`
+    INSERT OR REPLACE INTO prediction_webhooks (request_id, events, tenant, created_at) VALUES (@requestId, @events, @tenant, @createdAt)`);
+  const selectPredictionWebhook = db.prepare<[string], { request_id: string; events: string; tenant: string; created_at: number }>(`
+    SELECT * FROM prediction_webhooks WHERE request_id = ?`);
   // Pushing next_attempt_at forward is the lease: until it passes, the job is not due for anyone else.
   const leaseDueWebhooks = db.prepare<{ now: number; limit: number; leaseUntil: number }, WebhookRow>(`
     UPDATE webhooks SET next_attempt_at = @leaseUntil
@@ -65,8 +69,17 @@ export function createWebhookOutbox(db: Database.Database): WebhookOutbox {
   });
 
   return {
+    async savePredictionWebhook(webhook) {
+      upsertPredictionWebhook.run({ requestId: webhook.requestId, events: JSON.stringify(webhook.events), tenant: webhook.tenant, createdAt: webhook.createdAt });
+    },
+
+    async getPredictionWebhook(requestId) {
+      const row = selectPredictionWebhook.get(requestId);
+      return row ? { requestId: row.request_id, events: JSON.parse(row.events) as PredictionWebhook["events"], tenant: row.tenant, createdAt: row.created_at } : null;
+    },
+
     async enqueueWebhook(job) {
-      const row = insertWebhook.get({ requestId: job.requestId, url: job.url, body: job.body, now: job.now ?? Date.now() });
+      const row = insertWebhook.get({ requestId: job.requestId, url: job.url, body: job.body, now: job.now ?? Date.now(), scheme: job.scheme ?? "fal" });
       if (!row) throw new Error(`Enqueue of a webhook for request ${job.requestId} returned no row`);
       return toWebhookJob(row);
     },
