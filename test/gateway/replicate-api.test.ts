@@ -178,4 +178,26 @@ describe("Replicate's API with the official replicate SDK", { timeout: 120_000 }
     await new Promise((resolve) => setTimeout(resolve, 700));
     assert.equal(received.filter((r) => (JSON.parse(r.body) as { id: string }).id === quiet.id).length, 1);
   });
+
+  it("stream() reads the prediction's server-sent events: its output, then done; the stream URL is signed", async () => {
+    const events: { event: string; data: string }[] = [];
+    for await (const event of replicate.stream("darkroom/echo", { input: { message: "streamed", logs: ["a log line"], sleep_ms: 300 } })) {
+      events.push({ event: event.event, data: String(event.data) });
+    }
+    assert.equal(events.at(-1)?.event, "done");
+    const output = events.find((e) => e.event === "output");
+    assert.deepEqual(JSON.parse(output?.data ?? "null"), { message: "streamed", attempt: 1 });
+
+    const made = await replicate.predictions.create({ version: "darkroom/echo", input: { message: "signed" } });
+    const url = new URL(made.urls.stream ?? "");
+    assert.ok(url.searchParams.get("sig"), "a signed capability");
+    const forged = new URL(url);
+    forged.searchParams.set("sig", "A".repeat(43));
+    assert.ok([401, 403].includes((await fetch(forged)).status), "a wrong signature is refused");
+    const other = new URL(url);
+    other.pathname = other.pathname.replace(made.id, crypto.randomUUID());
+    assert.ok([401, 403].includes((await fetch(other)).status), "the signature names one prediction");
+    const text = await (await fetch(url)).text();
+    assert.match(text, /event: done/);
+  });
 });

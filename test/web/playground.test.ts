@@ -114,6 +114,10 @@ describe("playground in Chromium", { timeout: 150_000 }, () => {
     await page.keyboard.press("ArrowLeft");
     assert.equal(await page.getByRole("tab", { name: "JavaScript (@fal-ai/client)" }).getAttribute("aria-selected"), "true");
     assert.match(await page.locator("pre.code[data-language=javascript]").innerText(), /fal\.subscribe\("darkroom\/echo"/);
+    // Echo has a Replicate equivalent (its root endpoint) and no OpenAI one.
+    await page.getByRole("tab", { name: "JavaScript (replicate)" }).click();
+    assert.match(await page.locator("pre.code[data-language=replicate]").innerText(), /replicate\.run\("darkroom\/echo", \{\n\s+input: \{[\s\S]*"hello": "world"/);
+    assert.equal(await page.getByRole("tab", { name: "JavaScript (openai)" }).count(), 0);
     await shot("app-echo-result");
 
     // The app's own 422 marks the field it names.

@@ -1,5 +1,5 @@
 /**
- * The playground's copyable code is run, not just looked at: the curl and `@fal-ai/client` snippets
+ * The playground's copyable code is run, not just looked at: the curl, `@fal-ai/client`, `replicate` and `openai` snippets
  * for an input with awkward characters go to a real server and must come back with that input.
  */
 import assert from "node:assert/strict";
@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { curlSnippet, javascriptSnippet, pythonLiteral, pythonSnippet, realtimeJavascriptSnippet, realtimePythonSnippet, shellQuote } from "../../web/src/lib/snippets.js";
-import { ADMIN_KEY, eventually, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { curlSnippet, javascriptSnippet, openAiSnippet, pythonLiteral, pythonSnippet, realtimeJavascriptSnippet, realtimePythonSnippet, replicateSnippet, shellQuote } from "../../web/src/lib/snippets.js";
+import { ADMIN_KEY, ECHO_APP, REPO_ROOT, eventually, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
 
 const run = promisify(execFile);
 
@@ -22,7 +22,7 @@ describe("code snippets", () => {
   let dir: string;
 
   before(async () => {
-    p = await startTestPlatform();
+    p = await startTestPlatform({ appModules: [ECHO_APP, path.join(REPO_ROOT, "src/apps/text-to-speech/app.ts")] });
     dir = mkdtempSync(path.join(tmpdir(), "darkroom-snippets-"));
   });
   after(async () => {
@@ -45,6 +45,31 @@ describe("code snippets", () => {
       return r.status === 200 ? r.body : null;
     }, 20_000);
     assert.deepEqual(result.message, INPUT.message);
+  });
+
+  /** Runs a JavaScript snippet with its bare imports resolved from the project. */
+  const runJs = async (code: string, name: string, env: Record<string, string>): Promise<string> => {
+    const file = path.join(dir, name);
+    let resolved = code;
+    for (const pkg of ["openai", "replicate"]) resolved = resolved.replace(`from "${pkg}"`, `from ${JSON.stringify(import.meta.resolve(pkg))}`);
+    writeFileSync(file, resolved);
+    return (await run(process.execPath, [file], { env: { ...process.env, ...env } })).stdout;
+  };
+
+  it("replicate: runs the app through /replicate/v1 and prints its output", async () => {
+    const code = replicateSnippet({ baseUrl: p.url, endpointId: "darkroom/echo", input: INPUT });
+    assert.ok(code);
+    assert.equal(replicateSnippet({ baseUrl: p.url, endpointId: "darkroom/echo/stream", input: INPUT }), null, "only the root endpoint is a Replicate model");
+    assert.match(await runJs(code, "replicate.mjs", { REPLICATE_API_TOKEN: ADMIN_KEY }), /text: .it's a "test" \$\(rm -rf \/\) ünï 🎞/);
+  });
+
+  it("openai: speaks through /openai/v1 for a text-to-speech app; only apps with an OpenAI equivalent get one", async () => {
+    const code = openAiSnippet({ baseUrl: p.url, endpointId: "darkroom/text-to-speech", input: { text: "hello from a snippet", voice: "slt" }, category: "text-to-speech" });
+    assert.ok(code);
+    assert.match(await runJs(code, "openai.mjs", { OPENAI_API_KEY: ADMIN_KEY }), /^\d{4,} bytes of audio\/wav$/m);
+    assert.equal(openAiSnippet({ baseUrl: p.url, endpointId: "darkroom/echo", input: INPUT, category: "utility" }), null);
+    const image = openAiSnippet({ baseUrl: p.url, endpointId: "darkroom/sd-turbo", input: { prompt: "a cat", image_size: { width: 64, height: 64 }, seed: 3 }, category: "text-to-image" }) ?? "";
+    assert.match(image, /openai\.images\.generate\(\{\n  model: "darkroom\/sd-turbo",\n  prompt: "a cat",\n  size: "64x64",\n  seed: 3,/);
   });
 
   it("@fal-ai/client: subscribes through the proxy route and prints the output", async () => {

@@ -36,9 +36,10 @@ export interface PredictionSources {
 
 /**
  * The prediction object of `record`; `apiBase` is `{origin}/replicate/v1`. `output` overrides the
- * record's (a running prediction's output so far, for `output` webhooks).
+ * record's (a running prediction's output so far, for `output` webhooks); `streamUrl` is its signed
+ * server-sent-events URL.
  */
-export async function predictionOf(sources: PredictionSources, record: RequestRecord, apiBase: string, options: { logs?: boolean; output?: unknown } = {}): Promise<Record<string, unknown>> {
+export async function predictionOf(sources: PredictionSources, record: RequestRecord, apiBase: string, options: { logs?: boolean; output?: unknown; streamUrl?: string } = {}): Promise<Record<string, unknown>> {
   const app = sources.appOf(record.appId);
   const logs = options.logs !== false && record.state !== "QUEUED" ? (await sources.store.getLogs(record.id)).map((l) => l.message).join("\n") : "";
   return {
@@ -55,7 +56,7 @@ export async function predictionOf(sources: PredictionSources, record: RequestRe
     created_at: iso(record.createdAt),
     started_at: iso(record.startedAt),
     completed_at: isTerminal(record.state) ? iso(record.finishedAt) : null,
-    urls: { get: `${apiBase}/predictions/${record.id}`, cancel: `${apiBase}/predictions/${record.id}/cancel` },
+    urls: { get: `${apiBase}/predictions/${record.id}`, cancel: `${apiBase}/predictions/${record.id}/cancel`, ...(options.streamUrl ? { stream: options.streamUrl } : {}) },
     metrics: record.startedAt !== null && record.finishedAt !== null ? { predict_time: Math.max(0, record.finishedAt - record.startedAt) / 1000 } : {},
   };
 }

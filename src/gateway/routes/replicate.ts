@@ -29,6 +29,7 @@ import { followPredictionWebhooks } from "../replicate/prediction-webhooks.js";
 import { baseUrlOf } from "../wire.js";
 
 const MAX_WAIT_SECONDS = 60;
+const STREAM_URL_SECONDS = 24 * 3600;
 const ALL_EVENTS = ["start", "output", "logs", "completed"] as const;
 const PAGE_SIZE = 100;
 
@@ -90,7 +91,11 @@ export function registerReplicateRoutes(app: FastifyInstance, ctx: GatewayContex
   const apiBase = (request: FastifyRequest): string => `${baseUrlOf(request, ctx.config.publicUrl)}/replicate/v1`;
 
   const sources = { store: ctx.store, appOf: (id: string) => ctx.scheduler.app(id), revisionOf: (a: AppManifest) => ctx.scheduler.revisionOf(a) };
-  const prediction = (record: RequestRecord, base: string, withLogs = true): Promise<Record<string, unknown>> => predictionOf(sources, record, base, { logs: withLogs });
+  // The stream URL is a capability, as Replicate's are (its SDK fetches it without the key): signed, for a day.
+  const streamKey = (id: string): string => `replicate-stream:${id}`;
+  const streamUrl = (base: string, id: string): string => `${base}/predictions/${id}/stream?${ctx.urlSigner.sign("GET", streamKey(id), Math.floor(Date.now() / 1000) + STREAM_URL_SECONDS)}`;
+  const prediction = (record: RequestRecord, base: string, withLogs = true): Promise<Record<string, unknown>> =>
+    predictionOf(sources, record, base, { logs: withLogs, streamUrl: streamUrl(base, record.id) });
 
   /** The app and endpoint a `version` or model names: `owner/name`, `owner/name:revision`, or a revision alone. */
   const targetOf = (ref: string): { app: AppManifest; endpoint: EndpointManifest } => {
@@ -161,6 +166,20 @@ export function registerReplicateRoutes(app: FastifyInstance, ctx: GatewayContex
 
       scope.get("/predictions/:id", async (request) => prediction(await loadVisible(request, (request.params as { id: string }).id), apiBase(request)));
 
+      // Replicate's server-sent events: `output` (each partial result, then the output), `logs`, then
+      // `done` ({} or {"reason": "canceled"}) or `error`.
+      scope.get("/predictions/:id/stream", async (request, reply) => {
+        const { id } = request.params as { id: string };
+        let record: RequestRecord | null;
+        if (request.principal) record = await loadVisible(request, id);
+        else {
+          ctx.urlSigner.verify("GET", streamKey(id), request.query as Record<string, string>);
+          record = await ctx.store.get(id);
+          if (!record) throw new PlatformError("ERR_REQUEST_NOT_FOUND", { message: `Prediction ${id} not found` });
+        }
+        streamPrediction(ctx, reply, record);
+      });
+
       scope.post("/predictions/:id/cancel", async (request) => {
         const record = await loadVisible(request, (request.params as { id: string }).id);
         if (!isTerminal(record.state)) await ctx.scheduler.cancel(record.id);
@@ -208,4 +227,49 @@ export function registerReplicateRoutes(app: FastifyInstance, ctx: GatewayContex
     },
     { prefix: "/replicate/v1" },
   );
+}
+
+/** Writes a prediction's events as Replicate's server-sent events until it ends or the client leaves. */
+function streamPrediction(ctx: GatewayContext, reply: FastifyReply, record: RequestRecord): void {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", connection: "keep-alive", "x-accel-buffering": "no" });
+  let closed = false;
+  let lastOutput: string | null = null;
+  const write = (event: string, data: unknown): void => {
+    if (closed) return;
+    const text = typeof data === "string" ? data : JSON.stringify(data);
+    res.write(`event: ${event}\n${text.split("\n").map((line) => `data: ${line}`).join("\n")}\n\n`);
+  };
+  const end = (done: RequestRecord): void => {
+    if (closed) return;
+    if (done.state === "SUCCEEDED") {
+      const output = JSON.stringify(done.output ?? null);
+      if (output !== lastOutput) write("output", output);
+      write("done", {});
+    } else if (done.state === "CANCELLED") write("done", { reason: "canceled" });
+    else write("error", done.error ?? "Prediction failed");
+    closed = true;
+    unsubscribe();
+    clearInterval(keepAlive);
+    res.end();
+  };
+  const unsubscribe = ctx.scheduler.events.subscribe(record.id, (event) => {
+    if (event.type === "partial") {
+      lastOutput = JSON.stringify(event.data ?? null);
+      write("output", lastOutput);
+    } else if (event.type === "log") write("logs", event.log.message);
+    else if (event.type === "state" && isTerminal(event.record.state)) end(event.record);
+  });
+  const keepAlive = setInterval(() => !closed && res.write(": keep-alive\n\n"), 15_000);
+  keepAlive.unref();
+  const left = new AbortController();
+  res.on("close", () => {
+    closed = true;
+    unsubscribe();
+    clearInterval(keepAlive);
+    left.abort();
+  });
+  // Subscribed first, then read: an end between the two is not missed.
+  void ctx.scheduler.waitForTerminal(record.id, left.signal).then(end, () => undefined);
 }

@@ -1,9 +1,10 @@
 /**
- * Code for the current input in three flavours, as ARIA tabs (arrow keys move between them).
+ * Code for the current input as ARIA tabs (arrow keys move between them): curl, fal's clients, and
+ * where the app has an equivalent, OpenAI's and Replicate's SDKs.
  * @module
  */
 import { useId, useRef, useState, type KeyboardEvent, type ReactNode } from "react";
-import { snippet, type SnippetInput, type SnippetLanguage } from "../lib/snippets.js";
+import { openAiKindOf, snippet, type SnippetInput, type SnippetLanguage } from "../lib/snippets.js";
 import { CopyButton } from "./common.js";
 
 const TABS: { id: SnippetLanguage; label: string }[] = [
@@ -19,7 +20,13 @@ const REALTIME_TABS: { id: SnippetLanguage; label: string }[] = [
 ];
 
 export function CodeTabs({ input, realtime = false }: { input: SnippetInput; realtime?: boolean }): ReactNode {
-  const tabs = realtime ? REALTIME_TABS : TABS;
+  const tabs = realtime
+    ? REALTIME_TABS
+    : [
+        ...TABS,
+        ...(openAiKindOf(input.category, input.endpointId) ? [{ id: "openai" as const, label: "JavaScript (openai)" }] : []),
+        ...(input.endpointId.split("/").length === 2 ? [{ id: "replicate" as const, label: "JavaScript (replicate)" }] : []),
+      ];
   const [chosen, setActive] = useState<SnippetLanguage>("curl");
   const active = tabs.some((t) => t.id === chosen) ? chosen : (tabs[0]?.id ?? "javascript");
   const base = useId();

@@ -1,6 +1,7 @@
 /**
  * Copyable code for one exact input: curl against the queue, `@fal-ai/client` through the proxy
- * route, and Python's `fal_client` pointed at this server. The setups follow docs/api.md.
+ * route, Python's `fal_client` pointed at this server, and where an app has an equivalent, the
+ * `openai` and `replicate` SDKs at their routes here. The setups follow docs/api.md.
  * @module
  */
 
@@ -10,6 +11,17 @@ export interface SnippetInput {
   /** `owner/alias` or `owner/alias/path`. */
   endpointId: string;
   input: Record<string, unknown>;
+  /** The app's category in `/v1/models`: which OpenAI call, if any, does the same. */
+  category?: string;
+}
+
+/** The OpenAI call an app's root endpoint answers (docs/api.md, "OpenAI"), or null. */
+export function openAiKindOf(category: string | undefined, endpointId: string): "speech" | "transcription" | "image" | null {
+  if (endpointId.split("/").length > 2) return null;
+  if (category === "text-to-speech") return "speech";
+  if (category === "speech-to-text") return "transcription";
+  if (category === "text-to-image") return "image";
+  return null;
 }
 
 /** Quotes text for a POSIX shell: single quotes, with embedded ones closed and escaped. */
@@ -140,7 +152,73 @@ export function realtimePythonSnippet({ baseUrl, endpointId, input }: SnippetInp
   ].join("\n");
 }
 
-export type SnippetLanguage = "curl" | "javascript" | "python";
+/** The `openai` SDK at /openai/v1, for an app that answers one of OpenAI's calls; null otherwise. */
+export function openAiSnippet({ baseUrl, endpointId, input, category }: SnippetInput): string | null {
+  const kind = openAiKindOf(category, endpointId);
+  if (!kind) return null;
+  const setup = [
+    `import OpenAI, { toFile } from "openai";`,
+    ``,
+    `// OPENAI_API_KEY holds your Darkroom key (id:secret).`,
+    `const openai = new OpenAI({ apiKey: process.env.OPENAI_API_KEY, baseURL: ${JSON.stringify(`${baseUrl}/openai/v1`)} });`,
+    ``,
+  ];
+  const str = (key: string, fallback: string): string => JSON.stringify(typeof input[key] === "string" ? input[key] : fallback);
+  if (kind === "speech") {
+    return [
+      ...setup,
+      `const speech = await openai.audio.speech.create({`,
+      `  model: ${JSON.stringify(endpointId)},`,
+      `  input: ${str("text", "Hello there")},`,
+      `  voice: ${str("voice", "alloy")},`,
+      `  response_format: "wav",`,
+      `});`,
+      `const audio = Buffer.from(await speech.arrayBuffer());`,
+      `console.log(\`\${audio.length} bytes of \${speech.headers.get("content-type")}\`);`,
+    ].join("\n");
+  }
+  if (kind === "transcription") {
+    return [
+      ...setup,
+      `const audio = await fetch(${str("audio_url", "https://example.com/speech.wav")}).then((r) => r.arrayBuffer());`,
+      `const transcript = await openai.audio.transcriptions.create({`,
+      `  model: ${JSON.stringify(endpointId)},`,
+      `  file: await toFile(Buffer.from(audio), "speech.wav"),`,
+      `  response_format: "verbose_json",`,
+      `});`,
+      `console.log(transcript.text);`,
+    ].join("\n");
+  }
+  const size = input["image_size"] as { width?: number; height?: number } | undefined;
+  return [
+    ...setup,
+    `const images = await openai.images.generate({`,
+    `  model: ${JSON.stringify(endpointId)},`,
+    `  prompt: ${str("prompt", "a photo of a cat")},`,
+    ...(size && typeof size === "object" && size.width && size.height ? [`  size: ${JSON.stringify(`${size.width}x${size.height}`)},`] : []),
+    ...(typeof input["seed"] === "number" ? [`  seed: ${String(input["seed"])}, // a Darkroom addition: the same seed, the same image`] : []),
+    `});`,
+    `console.log(images.data?.map((image) => image.url));`,
+  ].join("\n");
+}
+
+/** The `replicate` SDK at /replicate/v1, for an app's root endpoint; null for another endpoint. */
+export function replicateSnippet({ baseUrl, endpointId, input }: SnippetInput): string | null {
+  if (endpointId.split("/").length > 2) return null;
+  return [
+    `import Replicate from "replicate";`,
+    ``,
+    `// REPLICATE_API_TOKEN holds your Darkroom key (id:secret).`,
+    `const replicate = new Replicate({ auth: process.env.REPLICATE_API_TOKEN, baseUrl: ${JSON.stringify(`${baseUrl}/replicate/v1`)}, useFileOutput: false });`,
+    ``,
+    `const output = await replicate.run(${JSON.stringify(endpointId)}, {`,
+    `  input: ${indent(JSON.stringify(input, null, 2), "  ")},`,
+    `});`,
+    `console.log(output);`,
+  ].join("\n");
+}
+
+export type SnippetLanguage = "curl" | "javascript" | "python" | "openai" | "replicate";
 
 export function snippet(language: SnippetLanguage, input: SnippetInput, realtime = false): string {
   if (realtime) return language === "python" ? realtimePythonSnippet(input) : realtimeJavascriptSnippet(input);
@@ -151,5 +229,9 @@ export function snippet(language: SnippetLanguage, input: SnippetInput, realtime
       return javascriptSnippet(input);
     case "python":
       return pythonSnippet(input);
+    case "openai":
+      return openAiSnippet(input) ?? "";
+    case "replicate":
+      return replicateSnippet(input) ?? "";
   }
 }

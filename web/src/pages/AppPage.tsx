@@ -439,7 +439,7 @@ function AppView({ model, reopenId }: { model: ModelEntry; reopenId: string | nu
       <section className="panel code-panel" aria-labelledby="code-heading">
         <h2 id="code-heading">Code</h2>
         <p className="muted small">The exact input of the form{built.errors.length > 0 ? " (fields with errors left out)" : ""}.</p>
-        <CodeTabs input={{ baseUrl: window.location.origin, endpointId, input: built.input }} realtime={realtime} />
+        <CodeTabs input={{ baseUrl: window.location.origin, endpointId, input: built.input, category: model.metadata.category }} realtime={realtime} />
       </section>
     </div>
   );
