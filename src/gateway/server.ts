@@ -49,6 +49,8 @@ declare module "fastify" {
     anonymousBody?: boolean;
     /** The route's JSON body is an app's input (fal's run and queue calls): a large one is checked and stored unparsed (json-body.ts). */
     appInput?: boolean;
+    /** The route reads a multipart form whole, up to this many bytes (OpenAI's uploads): held against the same budget as JSON bodies. */
+    wholeFormBytes?: number;
   }
 }
 
@@ -147,9 +149,12 @@ export async function createGatewayServer(ctx: GatewayContext, options: GatewayS
     request.principal = await principalOf(ctx.keys, key);
     // JSON bodies are read whole and held while the request is served: reserve them against the
     // gateway's budget before reading (uploads stream to storage and are not counted).
-    if (carriesBody(request) && String(request.headers["content-type"] ?? "").toLowerCase().startsWith("application/json")) {
-      const announced = Number(request.headers["content-length"] ?? ctx.config.limits.maxBodyBytes);
-      const release = inflight.reserve(Math.min(Number.isFinite(announced) ? announced : ctx.config.limits.maxBodyBytes, ctx.config.limits.maxBodyBytes));
+    const contentType = String(request.headers["content-type"] ?? "").toLowerCase();
+    const wholeForm = request.routeOptions.config.wholeFormBytes;
+    const heldAtMost = contentType.startsWith("application/json") ? ctx.config.limits.maxBodyBytes : wholeForm !== undefined && contentType.startsWith("multipart/form-data") ? wholeForm : null;
+    if (carriesBody(request) && heldAtMost !== null) {
+      const announced = Number(request.headers["content-length"] ?? heldAtMost);
+      const release = inflight.reserve(Math.min(Number.isFinite(announced) ? announced : heldAtMost, heldAtMost));
       request.raw.once("close", release);
       reply.raw.once("close", release);
       reply.raw.once("finish", release);

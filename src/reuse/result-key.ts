@@ -69,7 +69,32 @@ function stringsOf(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
+/**
+ * Digests of stored files by key, size and creation time: a file named by many requests is read
+ * once, not once a request (a caller could otherwise make the gateway hash a large file per submit).
+ */
+const digests = new Map<string, string>();
+const MAX_DIGESTS = 4096;
+
 async function contentHash(storage: StorageDriver, key: string): Promise<string | null> {
+  let meta: Awaited<ReturnType<StorageDriver["head"]>>;
+  try {
+    meta = await storage.head(key);
+  } catch {
+    return null; // a key no driver takes (bad characters): not one of ours
+  }
+  if (!meta) return null;
+  const cacheKey = `${key}\0${meta.size}\0${meta.createdAt}`;
+  const known = digests.get(cacheKey);
+  if (known) return known;
+  const digest = await readDigest(storage, key);
+  if (digest === null) return null;
+  if (digests.size >= MAX_DIGESTS) digests.delete(digests.keys().next().value as string);
+  digests.set(cacheKey, digest);
+  return digest;
+}
+
+async function readDigest(storage: StorageDriver, key: string): Promise<string | null> {
   let object: Awaited<ReturnType<StorageDriver["get"]>>;
   try {
     object = await storage.get(key);

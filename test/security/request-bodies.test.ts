@@ -214,4 +214,18 @@ describe("bytes of request bodies held at once", { timeout: 60_000 }, () => {
     assert.equal(accepted.status, 200);
     assert.equal(accepted.body.message.length, MiB);
   });
+
+  it("holds OpenAI's multipart uploads, read whole, against the same budget (503 in OpenAI's shape)", async () => {
+    const slow = [announce(1.5 * MiB), announce(1.5 * MiB)];
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const form = new FormData();
+    form.set("model", "whisper-1");
+    form.set("file", new Blob([Buffer.alloc(MiB)], { type: "audio/wav" }), "big.wav");
+    const refused = await fetch(`${p.url}/openai/v1/audio/transcriptions`, { method: "POST", headers: { authorization: `Bearer ${ADMIN_KEY}` }, body: form });
+    assert.equal(refused.status, 503);
+    const body = (await refused.json()) as { error: { type: string; code: string } };
+    assert.deepEqual([body.error.type, refused.headers.get("retry-after")], ["server_error", "2"]);
+    for (const client of slow) client.socket.destroy();
+    await Promise.all(slow.map((client) => client.closed));
+  });
 });

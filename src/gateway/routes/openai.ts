@@ -173,7 +173,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
         return reply.header("x-request-id", record.id).type(CONTENT_TYPES[format]).send(bytes);
       });
 
-      scope.post("/audio/transcriptions", async (request, reply) => {
+      scope.post("/audio/transcriptions", { config: { wholeFormBytes: MAX_UPLOAD_BYTES } }, async (request, reply) => {
         const principal = requirePrincipal(request);
         const form = await readFormData(request, { maxFileBytes: MAX_UPLOAD_BYTES });
         const target = models.resolve(formValue(form, "model"), (a) => endpointOf(a, "") !== undefined && a.metadata.category === "speech-to-text", "a speech-to-text model");
@@ -227,7 +227,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
 
       scope.post("/images/generations", async (request, reply) => images(request, reply, null, parseBody(ImageBody, request.body)));
 
-      scope.post("/images/edits", async (request, reply) => {
+      scope.post("/images/edits", { config: { wholeFormBytes: MAX_UPLOAD_BYTES } }, async (request, reply) => {
         requirePrincipal(request);
         const form = await readFormData(request, { maxFileBytes: MAX_UPLOAD_BYTES });
         const image = form.files.get("image") ?? form.files.get("image[]");
