@@ -3,6 +3,7 @@
  * gateway — and tears them down in order. `darkroom serve` and the tests both start servers here.
  * @module
  */
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -20,6 +21,7 @@ import { MonthlySpend } from "./pricing/monthly-spend.js";
 import { defaultPriceOf } from "./pricing/price-book.js";
 import { createGatewayServer } from "./gateway/server.js";
 import { AllowList } from "./net/allow-list.js";
+import { safeFetch } from "./net/safe-fetch.js";
 import { Metrics } from "./observability/metrics.js";
 import { probeApps } from "./runtime/app-catalog.js";
 import { checkWorkflow } from "./workflows/document.js";
@@ -143,6 +145,17 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     spareRunners: config.spareRunners,
     parallelStarts: config.parallelStarts,
     ownOrigins: [config.publicUrl, `http://${config.host}:${config.port}`, config.filesUrl].filter((o): o is string => Boolean(o)),
+    // Another server's input file, for its content in a result key: the same policy and limits as a runner's fetch.
+    fetchForKey: async (url) => {
+      const res = await safeFetch(url, { allow, maxBytes: config.limits.maxFileBytes, timeoutMs: config.limits.fetchTimeoutMs });
+      if (res.status < 200 || res.status > 299) {
+        res.body.destroy();
+        throw new Error(`HTTP ${res.status}`);
+      }
+      const hash = createHash("sha256");
+      for await (const chunk of res.body) hash.update(chunk as Buffer);
+      return hash.digest("hex");
+    },
     storage,
     inputSpillBytes: config.limits.inputSpillBytes,
     metrics,

@@ -1,9 +1,10 @@
 /**
  * The key a result is kept under (docs/result-reuse.md): a hash of the tenant, the app and its revision, the
  * endpoint, the origin the outputs' URLs are built on, the input in canonical form, and the content
- * of every file of this server the input names, so that a file replaced under the same URL is a new
- * key. A file on another server could change behind its URL without the gateway knowing: an input
- * naming one is never reused. A large input kept unparsed (json-body.ts) is keyed by its bytes.
+ * of every file the input names, so that a file replaced under the same URL is a new key: this
+ * server's files are read from storage, another server's are fetched (under the outbound-fetch
+ * policy and limits); one that cannot be fetched leaves the request unkeyed (it runs, BYPASS). A
+ * large input kept unparsed (json-body.ts) is keyed by its bytes.
  * @module
  */
 import { createHash } from "node:crypto";
@@ -28,7 +29,10 @@ export interface ResultKeyInput {
   tenant: string;
 }
 
-export async function resultKeyOf(subject: ResultKeyInput, storage: StorageDriver | undefined, ownOrigins: readonly string[]): Promise<ResultKey> {
+/** Another server's file's SHA-256 (hex), fetched and hashed as it streams (the gateway's SSRF-guarded fetch); throws when it cannot. */
+export type FetchForKey = (url: string) => Promise<string>;
+
+export async function resultKeyOf(subject: ResultKeyInput, storage: StorageDriver | undefined, ownOrigins: readonly string[], fetchForKey?: FetchForKey): Promise<ResultKey> {
   const { app, endpoint, input, baseUrl, tenant } = subject;
   const hash = createHash("sha256").update(JSON.stringify(["darkroom-result-v1", tenant, app.id, app.revision, endpoint, new URL(baseUrl).origin]));
   if (input instanceof UnparsedInput) {
@@ -42,7 +46,15 @@ export async function resultKeyOf(subject: ResultKeyInput, storage: StorageDrive
   if (urls.length > MAX_FILES) return { key: null, reason: `the input names more than ${MAX_FILES} files` };
   for (const url of urls) {
     const key = ownFileKey(url, origins);
-    if (key === null) return { key: null, reason: "the input names a file on another server, which may change" };
+    if (key === null) {
+      if (!fetchForKey) return { key: null, reason: "the input names a file on another server, which may change" };
+      try {
+        files.set(url, await fetchForKey(url));
+      } catch (err) {
+        return { key: null, reason: `the input names a file that could not be fetched for its content: ${err instanceof Error ? err.message : String(err)}` };
+      }
+      continue;
+    }
     const digest = storage ? await contentHash(storage, key) : null;
     if (digest === null) return { key: null, reason: `the input names a file this server does not have: ${url}` };
     files.set(url, digest);

@@ -18,7 +18,7 @@ import { CANCELLED_BY_CLIENT } from "../store/rows.js";
 import type { NewRequest, Store } from "../store/store.js";
 import { appRevision } from "./app-revision.js";
 import type { CacheMode } from "./cache-mode.js";
-import { resultKeyOf } from "./result-key.js";
+import { resultKeyOf, type FetchForKey } from "./result-key.js";
 
 export interface Reused {
   record: RequestRecord;
@@ -34,6 +34,8 @@ export interface ResultReuseDeps {
   storage: StorageDriver | undefined;
   /** Origins this server's files are served on, besides each request's own (file keys of inputs). */
   ownOrigins: readonly string[];
+  /** Fetches another server's input file for its content; without it such inputs are not keyed. */
+  fetchForKey?: FetchForKey | undefined;
   leaseMs: number;
   /** The plain durable submit. */
   submit: (request: NewRequest) => Promise<{ record: RequestRecord; queuePosition: number | null }>;
@@ -75,6 +77,7 @@ export class ResultReuse {
       { app: { ...app, revision: this.revisionOf(app) }, endpoint: request.endpoint, input: request.input, baseUrl: request.baseUrl, tenant: request.tenant ?? "" },
       deps.storage,
       deps.ownOrigins,
+      deps.fetchForKey,
     );
     if (keyed.key === null) return { ...(await deps.submit(request)), cacheStatus: "BYPASS", bypassReason: keyed.reason };
     const now = Date.now();

@@ -79,6 +79,8 @@ export interface SchedulerOptions {
   parallelStarts?: number;
   /** Origins this server's files are served on (its public URL, its files URL): result keys hash the content of such inputs (src/reuse/). */
   ownOrigins?: string[];
+  /** Fetches another server's input file for its result key (src/reuse/result-key.ts); without it such inputs are not reused. */
+  fetchForKey?: (url: string) => Promise<string>;
 }
 
 export type SchedulerLogger = NonNullable<SchedulerOptions["logger"]>;
@@ -196,6 +198,7 @@ export class Scheduler {
       store,
       storage: options.storage,
       ownOrigins: options.ownOrigins ?? [],
+      fetchForKey: options.fetchForKey,
       leaseMs,
       submit: (request) => this.submit(request),
       waitForTerminal: (requestId, signal) => this.waitForTerminal(requestId, signal),

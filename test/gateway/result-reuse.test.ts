@@ -3,13 +3,15 @@
  * HIT byte for byte without the app running again (a real upscale of a real photo); two identical
  * requests at once run once (JOINED) and both end with the one result; a joined request whose
  * leader is cancelled runs itself, and one its own client cancels ends alone; `refresh` and `off`
- * run again; an input naming a file of this server is keyed by the file's content, one naming
- * another server's file is not reused (BYPASS); results are never shared between tenants; workflow
- * nodes reuse results; usage records hits with no run time.
+ * run again; an input naming a file, of this server or another, is keyed by the file's content,
+ * and one the outbound policy may not fetch is not reused (BYPASS); results are never shared between
+ * tenants; workflow nodes reuse results; usage records hits with no run time.
  * @module
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -28,6 +30,10 @@ describe("result reuse", { timeout: 180_000 }, () => {
   let fal: FalClient;
   let ledgerDir: string;
   let ledgerFile: string;
+  /** Another server's file, whose content a test changes. */
+  let fileServer: Server;
+  let fileServerPort = 0;
+  let remoteBody = "";
 
   /** How often each marker really ran, from the app's own ledger. */
   const runsOf = (marker: string): number => {
@@ -47,8 +53,12 @@ describe("result reuse", { timeout: 180_000 }, () => {
     ledgerFile = path.join(ledgerDir, "ledger.txt");
     // Runners inherit the environment: the fixture app writes its ledger here.
     process.env["DARKROOM_TEST_LEDGER"] = ledgerFile;
+    fileServer = createServer((_req, res) => res.writeHead(200, { "content-type": "text/plain" }).end(remoteBody));
+    await new Promise<void>((resolve) => fileServer.listen(0, "127.0.0.1", resolve));
+    fileServerPort = (fileServer.address() as AddressInfo).port;
     p = await startTestPlatform({
       appModules: [ECHO_APP, path.join(REPO_ROOT, "src/apps/upscale/app.ts"), path.join(REPO_ROOT, "test/fixtures/apps/cached-ledger.ts")],
+      env: { DARKROOM_ALLOW_HOSTS: `127.0.0.1:${fileServerPort}` },
     });
     fal = createFalClient({
       credentials: ADMIN_KEY,
@@ -60,6 +70,7 @@ describe("result reuse", { timeout: 180_000 }, () => {
 
   after(async () => {
     await p.close();
+    await new Promise((resolve) => fileServer?.close(resolve));
     delete process.env["DARKROOM_TEST_LEDGER"];
     rmSync(ledgerDir, { recursive: true, force: true });
   });
@@ -191,7 +202,7 @@ describe("result reuse", { timeout: 180_000 }, () => {
     assert.equal(again.headers.get("x-darkroom-cache-status"), "MISS", "a failed result is not kept");
   });
 
-  it("keys a file of this server by its content, and does not reuse for a file on another server", async () => {
+  it("keys a file of this server by its content", async () => {
     const uploaded = await http(p, "POST", "/api/fal/proxy", { content_type: "text/plain", file_name: "in.txt" }, { "x-fal-target-url": "https://rest.fal.ai/storage/upload/initiate?storage_type=fal-cdn-v3" });
     assert.equal(uploaded.status, 200, JSON.stringify(uploaded.body));
     const put = await fetch(uploaded.body.upload_url as string, { method: "PUT", body: "first content", headers: { "content-type": "text/plain" } });
@@ -209,9 +220,25 @@ describe("result reuse", { timeout: 180_000 }, () => {
     await waitCompleted(p, LEDGER_APP, changed.body.request_id);
     assert.equal((await result(LEDGER_APP, changed.body.request_id)).body.input_bytes, "second, longer content".length);
 
-    const elsewhere = await submit(LEDGER_APP, { marker: "elsewhere", file_url: "https://example.com/in.txt" });
-    assert.equal(elsewhere.headers.get("x-darkroom-cache-status"), "BYPASS");
-    assert.match(elsewhere.headers.get("x-darkroom-cache-reason") ?? "", /another server/);
+  });
+
+  it("keys another server's file by the content it serves now, and does not reuse one it may not fetch", async () => {
+    const remote = `http://127.0.0.1:${fileServerPort}/remote.txt`;
+    remoteBody = "remote content, first";
+    const first = await submit(LEDGER_APP, { marker: "remote-file", file_url: remote });
+    assert.equal(first.headers.get("x-darkroom-cache-status"), "MISS");
+    await waitCompleted(p, LEDGER_APP, first.body.request_id);
+    assert.equal((await submit(LEDGER_APP, { marker: "remote-file", file_url: remote })).headers.get("x-darkroom-cache-status"), "HIT");
+    remoteBody = "remote content, changed behind the same URL";
+    const changed = await submit(LEDGER_APP, { marker: "remote-file", file_url: remote });
+    assert.equal(changed.headers.get("x-darkroom-cache-status"), "MISS");
+    await waitCompleted(p, LEDGER_APP, changed.body.request_id);
+    assert.equal((await result(LEDGER_APP, changed.body.request_id)).body.input_bytes, remoteBody.length);
+
+    // A private address the outbound policy does not allow: not fetched for a key (the request still runs, and its runner refuses it).
+    const refused = await submit(LEDGER_APP, { marker: "private-file", file_url: "http://10.0.0.1/in.txt" });
+    assert.equal(refused.headers.get("x-darkroom-cache-status"), "BYPASS");
+    assert.match(refused.headers.get("x-darkroom-cache-reason") ?? "", /could not be fetched/);
   });
 
   it("never shares a result between tenants", async () => {
