@@ -170,6 +170,22 @@ describe("Replicate's API with the official replicate SDK", { timeout: 120_000 }
     const first = hooks[0] as { headers: Record<string, string>; body: string };
     assert.equal(await validateWebhook({ id: first.headers["webhook-id"] ?? "", timestamp: first.headers["webhook-timestamp"] ?? "", signature: first.headers["webhook-signature"] ?? "", body: first.body, secret: otherSecret }), false);
 
+    // `output`: the partial results while it runs, at most every 500 ms, then `completed`.
+    const partial = await replicate.predictions.create({
+      version: "darkroom/echo",
+      input: { message: "partial", sleep_ms: 2400, progress_steps: 8, emit_partials: true },
+      webhook: hookUrl,
+      webhook_events_filter: ["output", "completed"],
+    });
+    await replicate.wait(partial, { interval: 100 });
+    const outputs = (await hooksOf(partial.id, 3)).map((h) => JSON.parse(h.body) as Prediction);
+    const running = outputs.filter((o) => o.status === "processing");
+    assert.ok(running.length >= 2 && running.length <= 6, `${running.length} output webhooks for 8 partials over 2.4 s`);
+    for (const o of running) assert.equal((o.output as { message: string }).message, "partial", "each carries the output so far");
+    const steps = running.map((o) => (o.output as { step: number }).step);
+    assert.deepEqual(steps, [...steps].sort((a, b) => a - b), "in order");
+    assert.ok(outputs.some((o) => o.status === "succeeded"), "then completed");
+
     // Only `completed`: one webhook, at the end.
     const quiet = await replicate.predictions.create({ version: "darkroom/echo", input: { message: "quiet", logs: ["a line"], sleep_ms: 300 }, webhook: hookUrl, webhook_events_filter: ["completed"] });
     await replicate.wait(quiet, { interval: 100 });

@@ -13,6 +13,7 @@ const EchoInput = z.object({
   sleep_ms: z.number().int().min(0).max(600_000).default(0).describe("Work time to simulate, in ms (cancellable)"),
   logs: z.array(z.string().max(10_000)).max(1000).default([]).describe("Lines to write to the request's logs"),
   progress_steps: z.number().int().min(0).max(1000).default(0).describe("Split the sleep into this many progress steps"),
+  emit_partials: z.boolean().default(false).describe("Also send a partial result ({message, step, total}) at each progress step"),
   fail: z
     .enum(["error", "crash", "hang", "validation"])
     .optional()
@@ -45,6 +46,7 @@ async function work(input: EchoInputT, ctx: HandlerContext): Promise<void> {
     if (input.sleep_ms > 0) await sleep(input.sleep_ms / steps, undefined, { signal: ctx.signal });
     ctx.throwIfCancelled();
     if (input.progress_steps > 0) ctx.progress(step, steps, `step ${step}/${steps}`);
+    if (input.emit_partials) ctx.emit({ message: input.message, step, total: steps });
   }
   if (input.fail === "error") throw new Error("echo failed on request (fail: error)");
   if (input.fail === "validation") {
