@@ -16,7 +16,7 @@ import Database from "better-sqlite3";
 import { LATEST_SCHEMA_VERSION, readSchemaVersion } from "../../src/store/sqlite/schema.js";
 import { createSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { NewRequest, Store } from "../../src/store/store.js";
-import { newRequest as newStoreRequest } from "../helpers/store-requests.js";
+import { EXHAUSTED, newRequest as newStoreRequest } from "../helpers/store-requests.js";
 import { runStoreConformance, STORE_TABLES } from "./store.case.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -126,13 +126,19 @@ describe("sqlite store", () => {
     await first.enqueue(newRequest("upgrade-app", "from-v1"));
     await first.close();
     // Turn the file back into what version 1 left: no remote_apps table (2), no tenants and fair share
-    // (4), no result reuse (9), user_version 1. (Versions 3 and 5 create their tables only if they are missing; version 6
+    // (4), no result reuse (9), the claim index over every row and no stored clock (10), user_version 1. (Versions 3 and 5 create their tables only if they are missing; version 6
     // drops indexes that version 4 made.)
     const db = new Database(dbPath);
     db.exec(`
       DROP TABLE remote_apps;
       DROP TABLE tenants;
-      DROP INDEX requests_claim_order;
+      DROP INDEX requests_queue_order;
+      DROP TRIGGER queue_counts_leave;
+      CREATE TRIGGER queue_counts_leave AFTER UPDATE OF state ON requests
+        WHEN OLD.state = 'QUEUED' AND NEW.state <> 'QUEUED' BEGIN
+        UPDATE queue_counts SET queued = queued - 1 WHERE app_id = OLD.app_id AND priority_rank = OLD.priority_rank;
+      END;
+      ALTER TABLE queue_counts DROP COLUMN clock;
       ALTER TABLE requests DROP COLUMN tenant;
       ALTER TABLE requests DROP COLUMN fair_tag;
       CREATE INDEX requests_claim_order ON requests (app_id, state, priority_rank, created_at, seq);
@@ -264,6 +270,28 @@ describe("sqlite store: live counts in memory", () => {
       const after = [await store.countLive({ tenant }, "QUEUED", 100), await store.countLive({ tenant }, "RUNNING", 100), await store.countLive({ keyId: "key_busy" }, "RUNNING", 100)];
       assert.deepEqual(after, before);
       assert.equal(after[1], (await store.running()).length);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("carries each queue's fair-share clock across reopening the file", async () => {
+    const dbPath = await freshDbPath();
+    let store: Store = createSqliteStore({ path: dbPath });
+    const flood: string[] = [];
+    for (let i = 0; i < 8; i++) flood.push((await store.enqueue(newStoreRequest("clock-app", { tenant: "flood" }))).id);
+    const running = await store.claimMany("clock-app", "runner", 60_000, 8);
+    assert.deepEqual(ids(running), flood);
+    await store.close();
+    store = createSqliteStore({ path: dbPath });
+    try {
+      // The clock stands at the last flood request's tag. A newcomer is tagged there, so the flood's
+      // last request, put back in the queue with its tag, is still ahead of it; a clock read as 0
+      // would put the newcomer first.
+      const newcomer = await store.enqueue(newStoreRequest("clock-app", { tenant: "newcomer" }));
+      const last = flood.at(-1) as string;
+      assert.equal((await store.requeue(last, { owner: "runner", attempt: 1 }, EXHAUSTED))?.state, "QUEUED");
+      assert.deepEqual(ids(await store.claimMany("clock-app", "runner", 60_000, 2)), [last, newcomer.id]);
     } finally {
       await store.close();
     }

@@ -3,7 +3,7 @@
  * clock (the latest start tag handed to a runner) and each tenant's finish tag (where its next request
  * starts). A submit then costs no statement beyond its insert. The state is rebuilt from the table
  * the first time a queue or a tenant is seen, so a restart carries on where the file left off: the
- * clock from the started requests, a tenant's finish tag from its queued ones (one with none queued
+ * clock as the claim trigger keeps it in queue_counts, a tenant's finish tag from its queued ones (one with none queued
  * starts at the clock, which is where the stored finish tag would put it, give or take one stride).
  *
  * One gateway process owns a database file (several gateways share PostgreSQL); another process
@@ -30,7 +30,7 @@ export interface FairTag {
 
 export class FairTags {
   readonly #queues = new Map<string, QueueClock>();
-  readonly #startedMax: Database.Statement<[string, number], { tag: number | null }>;
+  readonly #storedClock: Database.Statement<[string, number], { tag: number | null }>;
   readonly #queuedMax: Database.Statement<[string, number], { tag: number | null }>;
   readonly #tenantQueuedMax: Database.Statement<[string, number, string], { tag: number | null }>;
   readonly #queuedOf: (tenant: string) => number;
@@ -38,8 +38,8 @@ export class FairTags {
   /** `queuedOf` says how many requests a tenant has queued now, over all queues (live-counts.ts). */
   constructor(db: Database.Database, queuedOf: (tenant: string) => number) {
     this.#queuedOf = queuedOf;
-    // Read once per queue: a scan of the app's rows (no index is kept for this one-off question).
-    this.#startedMax = db.prepare(`SELECT max(fair_tag) AS tag FROM requests WHERE app_id = ? AND priority_rank = ? AND started_at IS NOT NULL`);
+    // Read once per queue: the clock the claim trigger keeps (schema version 10).
+    this.#storedClock = db.prepare(`SELECT clock AS tag FROM queue_counts WHERE app_id = ? AND priority_rank = ?`);
     this.#queuedMax = db.prepare(`SELECT max(fair_tag) AS tag FROM requests WHERE app_id = ? AND state = 'QUEUED' AND priority_rank = ?`);
     // Once per tenant and queue, and only for a tenant with requests queued: on the claim index.
     this.#tenantQueuedMax = db.prepare(`
@@ -74,7 +74,7 @@ export class FairTags {
     const key = `${rank}:${appId}`;
     let queue = this.#queues.get(key);
     if (!queue) {
-      const clock = this.#startedMax.get(appId, rank)?.tag ?? 0;
+      const clock = this.#storedClock.get(appId, rank)?.tag ?? 0;
       queue = { clock, highest: Math.max(clock, this.#queuedMax.get(appId, rank)?.tag ?? 0), finish: new Map() };
       this.#queues.set(key, queue);
     }

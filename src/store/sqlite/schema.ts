@@ -325,6 +325,32 @@ const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 10,
+    // The claim index holds queued requests only. Every request used to stay in it for good and
+    // moved within it twice more (claimed, finished); now a finish does not touch it, and it stays as
+    // small as the queue (bench/README.md, what tenants cost). Each queue's fair-share clock (the
+    // largest start tag handed to a runner) had been read from that index after a restart; the
+    // trigger that counts a claim keeps it in queue_counts instead. A joined request (result reuse)
+    // is not claimed, so it does not move the clock.
+    sql: `
+      ALTER TABLE queue_counts ADD COLUMN clock REAL NOT NULL DEFAULT 0;
+      UPDATE queue_counts SET clock = COALESCE((
+        SELECT max(r.fair_tag) FROM requests AS r
+        WHERE r.app_id = queue_counts.app_id AND r.priority_rank = queue_counts.priority_rank
+          AND r.started_at IS NOT NULL AND r.cache IS NULL), 0);
+      DROP TRIGGER queue_counts_leave;
+      CREATE TRIGGER queue_counts_leave AFTER UPDATE OF state ON requests
+        WHEN OLD.state = 'QUEUED' AND NEW.state <> 'QUEUED' BEGIN
+        UPDATE queue_counts
+        SET queued = queued - 1,
+            clock = CASE WHEN NEW.state = 'RUNNING' AND NEW.cache IS NULL AND NEW.fair_tag > clock THEN NEW.fair_tag ELSE clock END
+        WHERE app_id = OLD.app_id AND priority_rank = OLD.priority_rank;
+      END;
+      DROP INDEX IF EXISTS requests_claim_order;
+      CREATE INDEX requests_queue_order ON requests (app_id, priority_rank, fair_tag, created_at, seq) WHERE state = 'QUEUED';
+    `,
+  },
 ];
 
 /** The schema version a fully migrated database reports in `PRAGMA user_version`. */
