@@ -9,12 +9,11 @@
  * Times are the client's wall time per call (request sent to body read). Each HIT is checked to
  * carry the first result's bytes. Results: bench/results/result-reuse.json.
  */
-import { writeFileSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import sharp from "sharp";
+import { writeBenchResult } from "./lib/bench-result.js";
 import { BENCH_AUTH, startBenchServer } from "./lib/bench-server.js";
 import { median, summarizeRounds } from "./lib/rounds.js";
 
@@ -60,7 +59,4 @@ try {
   await server.close();
 }
 const summary = summarizeRounds(rounds);
-writeFileSync(
-  path.join(ROOT, "bench/results/result-reuse.json"),
-  `${JSON.stringify({ command: `node --import tsx bench/result-reuse.bench.ts --rounds ${ROUNDS} --calls ${CALLS} --size ${SIZE}`, date: new Date().toISOString(), machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, load_avg: os.loadavg() }, rounds, summary }, null, 1)}\n`,
-);
+writeBenchResult("result-reuse", `node --import tsx bench/result-reuse.bench.ts --rounds ${ROUNDS} --calls ${CALLS} --size ${SIZE}`, { rounds, summary });

@@ -11,16 +11,12 @@
  * client chain's per-call time less its run time is the same overhead for a client doing the
  * chaining itself over HTTP. Results: bench/results/workflow-overhead.json.
  */
-import { writeFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { nodeRequestId } from "../src/scheduler/workflow-executor.js";
+import { writeBenchResult } from "./lib/bench-result.js";
 import { BENCH_AUTH, startBenchServer } from "./lib/bench-server.js";
 import { median, summarizeRounds } from "./lib/rounds.js";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const { values } = parseArgs({ options: { rounds: { type: "string", default: "5" }, calls: { type: "string", default: "20" }, nodes: { type: "string", default: "5" }, "work-ms": { type: "string", default: "20" } } });
 const ROUNDS = Number(values.rounds);
 const CALLS = Number(values.calls);
@@ -89,7 +85,4 @@ try {
   await server.close();
 }
 const summary = summarizeRounds(rounds);
-writeFileSync(
-  path.join(ROOT, "bench/results/workflow-overhead.json"),
-  `${JSON.stringify({ command: `node --import tsx bench/workflow-overhead.bench.ts --rounds ${ROUNDS} --calls ${CALLS} --nodes ${NODES} --work-ms ${WORK_MS}`, date: new Date().toISOString(), machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, load_avg: os.loadavg() }, rounds, summary }, null, 1)}\n`,
-);
+writeBenchResult("workflow-overhead", `node --import tsx bench/workflow-overhead.bench.ts --rounds ${ROUNDS} --calls ${CALLS} --nodes ${NODES} --work-ms ${WORK_MS}`, { rounds, summary });

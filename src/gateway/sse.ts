@@ -6,7 +6,10 @@
 import type { FastifyReply } from "fastify";
 
 export interface SseStream {
+  /** Sends `data` as JSON, on one `data:` line. */
   send(data: unknown, event?: string): void;
+  /** Sends `text` as it is, a `data:` line for each of its lines (a client joins them back with newlines). */
+  sendText(text: string, event?: string): void;
   close(): void;
   readonly closed: boolean;
   /** Called once when the client goes away or close() is called. */
@@ -38,10 +41,16 @@ export function openSse(reply: FastifyReply, headers: Record<string, string> = {
     for (const l of listeners) l();
   };
   res.on("close", finish);
+  const write = (data: string, event: string | undefined): void => {
+    if (closed) return;
+    res.write(`${event ? `event: ${event}\n` : ""}data: ${data}\n\n`);
+  };
   return {
     send(data, event) {
-      if (closed) return;
-      res.write(`${event ? `event: ${event}\n` : ""}data: ${JSON.stringify(data)}\n\n`);
+      write(JSON.stringify(data), event);
+    },
+    sendText(text, event) {
+      write(text.replaceAll("\n", "\ndata: "), event);
     },
     close() {
       if (closed) return;

@@ -11,9 +11,9 @@ import { createHash } from "node:crypto";
 import type { AppManifest } from "../core/types.js";
 import { canonicalJson } from "../core/canonical-json.js";
 import { UnparsedInput } from "../core/unparsed-input.js";
-import { ownFileKey } from "../storage/own-files.js";
-import { isDataUri } from "../storage/data-uri.js";
+import { openOwnFile, ownFileKey } from "../storage/own-files.js";
 import type { StorageDriver } from "../storage/storage.js";
+import { httpUrlsIn } from "./http-urls.js";
 
 /** More files than this in one input are not hashed (the request simply runs). */
 const MAX_FILES = 64;
@@ -42,7 +42,7 @@ export async function resultKeyOf(subject: ResultKeyInput, storage: StorageDrive
   if (app.cache?.reuse === "seeded" && !hasSeed(input)) return { key: null, reason: `${app.id} is random without a seed in the input` };
   const origins = [...new Set([baseUrl, ...ownOrigins].map((o) => new URL(o).origin))];
   const files = new Map<string, string>();
-  const urls = stringsOf(input).filter((s) => /^https?:\/\//i.test(s));
+  const urls = httpUrlsIn(input);
   if (urls.length > MAX_FILES) return { key: null, reason: `the input names more than ${MAX_FILES} files` };
   for (const url of urls) {
     const key = ownFileKey(url, origins);
@@ -69,18 +69,6 @@ function hasSeed(input: unknown): boolean {
   return input !== null && typeof input === "object" && typeof (input as { seed?: unknown }).seed === "number" && Number.isFinite((input as { seed: number }).seed);
 }
 
-/** Every string in a JSON value (data URIs left out: their content is the string itself). */
-function stringsOf(value: unknown, out: string[] = []): string[] {
-  if (typeof value === "string") {
-    if (!isDataUri(value)) out.push(value);
-  } else if (Array.isArray(value)) {
-    for (const item of value) stringsOf(item, out);
-  } else if (value !== null && typeof value === "object") {
-    for (const item of Object.values(value)) stringsOf(item, out);
-  }
-  return out;
-}
-
 /**
  * Digests of stored files by key, size and creation time: a file named by many requests is read
  * once, not once a request (a caller could otherwise make the gateway hash a large file per submit).
@@ -89,12 +77,7 @@ const digests = new Map<string, string>();
 const MAX_DIGESTS = 4096;
 
 async function contentHash(storage: StorageDriver, key: string): Promise<string | null> {
-  let meta: Awaited<ReturnType<StorageDriver["head"]>>;
-  try {
-    meta = await storage.head(key);
-  } catch {
-    return null; // a key no driver takes (bad characters): not one of ours
-  }
+  const meta = await unlessRefused(() => storage.head(key));
   if (!meta) return null;
   const cacheKey = `${key}\0${meta.size}\0${meta.createdAt}`;
   const known = digests.get(cacheKey);
@@ -107,14 +90,18 @@ async function contentHash(storage: StorageDriver, key: string): Promise<string 
 }
 
 async function readDigest(storage: StorageDriver, key: string): Promise<string | null> {
-  let object: Awaited<ReturnType<StorageDriver["get"]>>;
-  try {
-    object = await storage.get(key);
-  } catch {
-    return null; // a key no driver takes (bad characters): not one of ours
-  }
-  if (!object) return null;
+  const body = await unlessRefused(() => openOwnFile(storage, key));
+  if (!body) return null;
   const hash = createHash("sha256");
-  for await (const chunk of object.body) hash.update(chunk as Buffer);
+  for await (const chunk of body) hash.update(chunk as Buffer);
   return hash.digest("hex");
+}
+
+/** What `read` finds in storage, or null when storage throws: a key no driver takes (bad characters) is not one of ours. */
+async function unlessRefused<T>(read: () => Promise<T | null>): Promise<T | null> {
+  try {
+    return await read();
+  } catch {
+    return null;
+  }
 }

@@ -18,6 +18,7 @@ import { CANCELLED_BY_CLIENT } from "../store/rows.js";
 import type { NewRequest, Store } from "../store/store.js";
 import { appRevision } from "./app-revision.js";
 import type { CacheMode } from "./cache-mode.js";
+import { httpUrlsIn } from "./http-urls.js";
 import { resultKeyOf, type FetchForKey } from "./result-key.js";
 
 export interface Reused {
@@ -199,21 +200,10 @@ export class ResultReuse {
     const storage = this.#deps.storage;
     if (!storage) return true;
     const origins = [...new Set([record.baseUrl, ...this.#deps.ownOrigins].map((o) => new URL(o).origin))];
-    for (const url of urlsOf(record.output)) {
+    for (const url of httpUrlsIn(record.output)) {
       const key = ownFileKey(url, origins);
       if (key !== null && (await storage.head(key).catch(() => null)) === null) return false;
     }
     return true;
   }
-}
-
-function urlsOf(value: unknown, out: string[] = []): string[] {
-  if (typeof value === "string") {
-    if (/^https?:\/\//i.test(value)) out.push(value);
-  } else if (Array.isArray(value)) {
-    for (const item of value) urlsOf(item, out);
-  } else if (value !== null && typeof value === "object") {
-    for (const item of Object.values(value)) urlsOf(item, out);
-  }
-  return out;
 }

@@ -3,6 +3,8 @@
  * the network.
  * @module
  */
+import type { Readable } from "node:stream";
+import type { ObjectAccess } from "./storage.js";
 
 /** The storage key when `url` is one of this server's `/files/` URLs on one of `origins`; null otherwise. */
 export function ownFileKey(url: string, origins: readonly string[]): string | null {
@@ -18,4 +20,23 @@ export function ownFileKey(url: string, origins: readonly string[]): string | nu
   } catch {
     return null; // a malformed escape: no key of ours
   }
+}
+
+/**
+ * The stream of this server's stored file at `key`, or null when storage has none. Storage's errors
+ * pass through (ERR_BAD_REQUEST for a key no driver takes, an unreachable bucket's): a caller for
+ * whom such a key is simply not one of its files catches them.
+ */
+export async function openOwnFile(storage: ObjectAccess, key: string): Promise<Readable | null> {
+  const object = await storage.get(key);
+  return object ? object.body : null;
+}
+
+/** The bytes of this server's stored file at `key`, read whole, or null when storage has none; errors as openOwnFile's. */
+export async function readOwnFile(storage: ObjectAccess, key: string): Promise<Buffer | null> {
+  const body = await openOwnFile(storage, key);
+  if (!body) return null;
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }

@@ -10,9 +10,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
-import { writeTinyDiffusionModel } from "../../src/diffusion/tiny-model.js";
 import { createModelManager } from "../../src/models/index.js";
 import { REPO_ROOT, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { pullTinySdTurbo } from "../helpers/tiny-text-to-image.js";
 
 const APP = path.join(REPO_ROOT, "src/apps/text-to-image/app.ts");
 const ID = "darkroom/sd-turbo";
@@ -30,10 +30,7 @@ describe("darkroom/sd-turbo through the platform", () => {
   let p: TestPlatform;
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "darkroom-t2i-"));
-    await writeTinyDiffusionModel(path.join(dir, "tiny"), { seed: 1 });
-    const dataDir = path.join(dir, "data");
-    await createModelManager({ dataDir, env: {} }).pull(path.join(dir, "tiny"), { name: "sd-turbo" });
-    // The server gives runners and the probe <data-dir>/models: nothing else points the app at the model.
+    const dataDir = await pullTinySdTurbo(dir);
     p = await startTestPlatform({ dataDir, appModules: [APP] });
   });
   after(async () => {

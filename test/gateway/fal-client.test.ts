@@ -8,42 +8,19 @@
 import assert from "node:assert/strict";
 import { createHash, createPublicKey, verify, type JsonWebKey } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ApiError, createFalClient, ValidationError, type FalClient, type QueueStatus, type RequestLog } from "@fal-ai/client";
 import WebSocket from "ws";
 import { ADMIN_KEY, ECHO_APP, eventually, FIXTURES, http, startTestPlatform, TEST_APPS, type TestPlatform } from "../helpers/platform.js";
 import { withFalRealtimeAt } from "../helpers/realtime-socket.js";
+import { startWebhookReceiver, type WebhookReceiver } from "../helpers/webhook-receiver.js";
 
 const SERIAL_APP = path.join(TEST_APPS, "serial.ts");
 const COFFEE = readFileSync(path.join(FIXTURES, "coffee.png"));
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 type Json = Record<string, any>;
-
-/** A local webhook receiver that keeps each delivery's headers and exact body bytes. */
-interface Receiver {
-  server: Server;
-  port: number;
-  deliveries: { headers: IncomingHttpHeaders; raw: Buffer; body: Json }[];
-}
-
-async function startReceiver(): Promise<Receiver> {
-  const deliveries: Receiver["deliveries"] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const raw = Buffer.concat(chunks);
-      deliveries.push({ headers: req.headers, raw, body: JSON.parse(raw.toString("utf8")) as Json });
-      res.writeHead(200, { "content-type": "application/json" }).end("{}");
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { server, port: (server.address() as AddressInfo).port, deliveries };
-}
 
 /** Runs `fn`, expects it to reject with an instance of `type`, and returns the error for more checks. */
 async function rejectsWith<T extends Error>(fn: () => Promise<unknown>, type: new (...args: any[]) => T): Promise<T> {
@@ -80,13 +57,13 @@ function messages(logs: readonly RequestLog[] | null | undefined): string[] {
 describe("@fal-ai/client 1.10.1 against Darkroom", () => {
   let p: TestPlatform;
   let fal: FalClient;
-  let hooks: Receiver;
+  let hooks: WebhookReceiver<Json>;
   // A second receiver that is not on the allow list: it must never be reached.
-  let forbidden: Receiver;
+  let forbidden: WebhookReceiver<Json>;
 
   before(async () => {
-    hooks = await startReceiver();
-    forbidden = await startReceiver();
+    hooks = await startWebhookReceiver<Json>();
+    forbidden = await startWebhookReceiver<Json>();
     p = await startTestPlatform({
       appModules: [ECHO_APP, SERIAL_APP],
       env: { DARKROOM_ALLOW_HOSTS: `127.0.0.1:${hooks.port}` },
@@ -96,12 +73,7 @@ describe("@fal-ai/client 1.10.1 against Darkroom", () => {
 
   after(async () => {
     await p?.close();
-    for (const r of [hooks, forbidden]) {
-      if (!r) continue;
-      // The platform's webhook sender may hold a keep-alive connection open.
-      r.server.closeAllConnections();
-      await new Promise((resolve) => r.server.close(resolve));
-    }
+    for (const r of [hooks, forbidden]) await r?.close();
   });
 
   it("run returns {data, requestId} and the id names the server's request record", async () => {

@@ -14,9 +14,8 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import OpenAI, { toFile } from "openai";
 import sharp from "sharp";
-import { writeTinyDiffusionModel } from "../../src/diffusion/tiny-model.js";
-import { createModelManager } from "../../src/models/index.js";
 import { ADMIN_KEY, ECHO_APP, REPO_ROOT, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { pullTinySdTurbo } from "../helpers/tiny-text-to-image.js";
 import { wordErrorRate } from "../helpers/word-error-rate.js";
 
 const SENTENCE = "the quick brown fox jumps over the lazy dog";
@@ -30,9 +29,7 @@ describe("OpenAI's API with the official openai SDK", { timeout: 180_000 }, () =
 
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "darkroom-openai-"));
-    await writeTinyDiffusionModel(path.join(dir, "tiny"), { seed: 1 });
-    const dataDir = path.join(dir, "data");
-    await createModelManager({ dataDir, env: {} }).pull(path.join(dir, "tiny"), { name: "sd-turbo" });
+    const dataDir = await pullTinySdTurbo(dir);
     p = await startTestPlatform({ dataDir, appModules: [ECHO_APP, app("text-to-speech"), app("speech-to-text"), app("text-to-image")] });
     openai = new OpenAI({ apiKey: ADMIN_KEY, baseURL: `${p.url}/openai/v1`, maxRetries: 0 });
   });

@@ -8,12 +8,11 @@
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import Replicate, { validateWebhook, type Prediction } from "replicate";
 import { ADMIN_KEY, ECHO_APP, FIXTURES, REPO_ROOT, eventually, http, startTestPlatform, type TestPlatform } from "../helpers/platform.js";
+import { startWebhookReceiver, type WebhookDelivery, type WebhookReceiver } from "../helpers/webhook-receiver.js";
 import { wordErrorRate } from "../helpers/word-error-rate.js";
 
 const FIXTURE_TEXT = "the quick brown fox jumps over the lazy dog welcome to the media platform";
@@ -21,40 +20,37 @@ const FIXTURE_TEXT = "the quick brown fox jumps over the lazy dog welcome to the
 describe("Replicate's API with the official replicate SDK", { timeout: 120_000 }, () => {
   let p: TestPlatform;
   let replicate: Replicate;
-  let receiver: Server;
+  let receiver: WebhookReceiver<Prediction>;
   let hookUrl: string;
-  /** Every webhook received: its headers and raw body. */
-  const received: { headers: Record<string, string>; body: string }[] = [];
 
   before(async () => {
-    receiver = createServer((req, res) => {
-      let body = "";
-      req.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")));
-      req.on("end", () => {
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
-        received.push({ headers, body });
-        res.writeHead(200).end("ok");
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-    const { port } = receiver.address() as AddressInfo;
-    hookUrl = `http://127.0.0.1:${port}/hooks`;
-    p = await startTestPlatform({ appModules: [ECHO_APP, path.join(REPO_ROOT, "src/apps/speech-to-text/app.ts")], env: { DARKROOM_ALLOW_HOSTS: `127.0.0.1:${port}` } });
+    receiver = await startWebhookReceiver<Prediction>();
+    hookUrl = `http://127.0.0.1:${receiver.port}/hooks`;
+    p = await startTestPlatform({ appModules: [ECHO_APP, path.join(REPO_ROOT, "src/apps/speech-to-text/app.ts")], env: { DARKROOM_ALLOW_HOSTS: `127.0.0.1:${receiver.port}` } });
     replicate = new Replicate({ auth: ADMIN_KEY, baseUrl: `${p.url}/replicate/v1` });
   });
 
   after(async () => {
     await p?.close();
-    await new Promise((resolve) => receiver?.close(resolve));
+    await receiver?.close();
   });
 
-  /** The webhooks of one prediction, parsed, once `count` of them came. */
+  /** The webhooks of one prediction once `count` of them came. */
   const hooksOf = (id: string, count: number) =>
     eventually(async () => {
-      const mine = received.filter((r) => (JSON.parse(r.body) as { id: string }).id === id);
+      const mine = receiver.deliveries.filter((d) => d.body.id === id);
       return mine.length >= count ? mine : null;
     }, 20_000);
+
+  /** Whether `secret` signed `hook`, as Replicate's SDK checks it: over its Standard Webhooks headers and exact body. */
+  const signedWith = (hook: WebhookDelivery<Prediction>, secret: string): Promise<boolean> =>
+    validateWebhook({
+      id: String(hook.headers["webhook-id"] ?? ""),
+      timestamp: String(hook.headers["webhook-timestamp"] ?? ""),
+      signature: String(hook.headers["webhook-signature"] ?? ""),
+      body: hook.raw.toString("utf8"),
+      secret,
+    });
 
   it("run() on echo returns its output", async () => {
     const output = await replicate.run("darkroom/echo", { input: { message: { said: "hello" } } });
@@ -153,22 +149,19 @@ describe("Replicate's API with the official replicate SDK", { timeout: 120_000 }
     });
     await replicate.wait(watched, { interval: 100 });
     const hooks = await hooksOf(watched.id, 3);
-    const bodies = hooks.map((h) => JSON.parse(h.body) as Prediction);
+    const bodies = hooks.map((h) => h.body);
     assert.equal(bodies[0]?.status, "processing", "start");
     assert.ok(bodies.some((b) => b.status === "processing" && b.logs?.includes("second line")), "a logs webhook while it runs");
     const completed = bodies.find((b) => b.status === "succeeded");
     assert.deepEqual(completed?.output, { message: "hooked", attempt: 1 });
-    for (const hook of hooks) {
-      const valid = await validateWebhook({ id: hook.headers["webhook-id"] ?? "", timestamp: hook.headers["webhook-timestamp"] ?? "", signature: hook.headers["webhook-signature"] ?? "", body: hook.body, secret });
-      assert.equal(valid, true, "signed with the secret the API gave");
-    }
+    for (const hook of hooks) assert.equal(await signedWith(hook, secret), true, "signed with the secret the API gave");
 
     // Another tenant's secret does not verify them.
     const other = await http(p, "POST", "/v1/keys", { name: "other tenant", scope: "api", tenant: "elsewhere" });
     const otherSecret = (await new Replicate({ auth: other.body.key as string, baseUrl: `${p.url}/replicate/v1` }).webhooks.default.secret.get()).key;
     assert.notEqual(otherSecret, secret);
-    const first = hooks[0] as { headers: Record<string, string>; body: string };
-    assert.equal(await validateWebhook({ id: first.headers["webhook-id"] ?? "", timestamp: first.headers["webhook-timestamp"] ?? "", signature: first.headers["webhook-signature"] ?? "", body: first.body, secret: otherSecret }), false);
+    const first = hooks[0] as WebhookDelivery<Prediction>;
+    assert.equal(await signedWith(first, otherSecret), false);
 
     // `output`: the partial results while it runs, at most every 500 ms, then `completed`.
     const partial = await replicate.predictions.create({
@@ -180,7 +173,7 @@ describe("Replicate's API with the official replicate SDK", { timeout: 120_000 }
     await replicate.wait(partial, { interval: 100 });
     // Until `completed` has come; the outbox may deliver jobs of one batch in any order.
     const outputs = await eventually(async () => {
-      const mine = received.map((r) => JSON.parse(r.body) as Prediction).filter((o) => o.id === partial.id);
+      const mine = receiver.deliveries.map((d) => d.body).filter((o) => o.id === partial.id);
       return mine.some((o) => o.status === "succeeded") ? mine : null;
     }, 20_000);
     const running = outputs.filter((o) => o.status === "processing");
@@ -193,9 +186,9 @@ describe("Replicate's API with the official replicate SDK", { timeout: 120_000 }
     const quiet = await replicate.predictions.create({ version: "darkroom/echo", input: { message: "quiet", logs: ["a line"], sleep_ms: 300 }, webhook: hookUrl, webhook_events_filter: ["completed"] });
     await replicate.wait(quiet, { interval: 100 });
     const [only] = await hooksOf(quiet.id, 1);
-    assert.equal((JSON.parse(only?.body ?? "{}") as Prediction).status, "succeeded");
+    assert.equal(only?.body.status, "succeeded");
     await new Promise((resolve) => setTimeout(resolve, 700));
-    assert.equal(received.filter((r) => (JSON.parse(r.body) as { id: string }).id === quiet.id).length, 1);
+    assert.equal(receiver.deliveries.filter((d) => d.body.id === quiet.id).length, 1);
   });
 
   it("stream() reads the prediction's server-sent events: its output, then done; the stream URL is signed", async () => {

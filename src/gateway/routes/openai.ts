@@ -17,11 +17,10 @@ import { fieldErrorsOf } from "../../auth/limits-body.js";
 import { PlatformError } from "../../core/errors.js";
 import type { AppManifest, EndpointManifest, RequestRecord } from "../../core/types.js";
 import { parseDataUri, toDataUri } from "../../storage/data-uri.js";
-import { ownFileKey } from "../../storage/own-files.js";
+import { ownFileKey, readOwnFile } from "../../storage/own-files.js";
+import { registerApiScope } from "../api-scope.js";
 import { hangUpSignal, runAppCall } from "../app-call.js";
 import { requirePrincipal, type GatewayContext } from "../context.js";
-import { logRequestError } from "../error-log.js";
-import { toPlatformError } from "../error-reply.js";
 import { readFormData, type FormData } from "../form-data.js";
 import { appFormatFor, CONTENT_TYPES, convertWav, SPEECH_FORMATS, type SpeechFormat } from "../openai/audio-format.js";
 import { sendOpenAiError } from "../openai/errors.js";
@@ -103,11 +102,9 @@ async function fileBytes(ctx: GatewayContext, url: string, baseUrl: string): Pro
   if (url.startsWith("data:")) return parseDataUri(url, Number.MAX_SAFE_INTEGER).data;
   const origins = [baseUrl, ctx.config.publicUrl, ctx.config.filesUrl].filter((o): o is string => Boolean(o)).map((o) => new URL(o).origin);
   const key = ownFileKey(url, origins);
-  const object = key !== null ? await ctx.storage.get(key) : null;
-  if (!object) throw new PlatformError("ERR_APP_ERROR", { message: `The model's output file is not in storage: ${url}` });
-  const chunks: Buffer[] = [];
-  for await (const chunk of object.body) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  const bytes = key !== null ? await readOwnFile(ctx.storage, key) : null;
+  if (!bytes) throw new PlatformError("ERR_APP_ERROR", { message: `The model's output file is not in storage: ${url}` });
+  return bytes;
 }
 
 function formValue(form: FormData, name: string): string | undefined {
@@ -129,121 +126,109 @@ function sizeOf(size: string): { width: number; height: number } | undefined {
 export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   const models = new OpenAiModels(() => ctx.scheduler.apps, parseOpenAiAliases(ctx.config.openaiAliases ?? undefined));
 
-  void app.register(
-    async (scope) => {
-      scope.setErrorHandler((err, request, reply) => {
-        const error = toPlatformError(err);
-        logRequestError(request, error, err);
-        return sendOpenAiError(reply, error);
-      });
-      scope.setNotFoundHandler((request, reply) =>
-        sendOpenAiError(reply, new PlatformError("ERR_PATH_NOT_FOUND", { message: `Unknown OpenAI route ${request.method} ${new URL(request.url, "http://x").pathname}` })),
-      );
+  registerApiScope(app, { prefix: "/openai/v1", name: "OpenAI", sendError: sendOpenAiError }, (scope) => {
+    const created = Math.floor(Date.now() / 1000);
+    const modelEntry = (id: string, app: AppManifest): Record<string, unknown> => ({ id, object: "model", created, owned_by: app.id.split("/")[0] ?? "darkroom" });
 
-      const created = Math.floor(Date.now() / 1000);
-      const modelEntry = (id: string, app: AppManifest): Record<string, unknown> => ({ id, object: "model", created, owned_by: app.id.split("/")[0] ?? "darkroom" });
+    scope.get("/models", async (request) => {
+      requirePrincipal(request);
+      return { object: "list", data: models.list().map(({ id, app }) => modelEntry(id, app)) };
+    });
 
-      scope.get("/models", async (request) => {
-        requirePrincipal(request);
-        return { object: "list", data: models.list().map(({ id, app }) => modelEntry(id, app)) };
-      });
+    scope.get("/models/*", async (request) => {
+      requirePrincipal(request);
+      const id = (request.params as { "*": string })["*"];
+      const found = models.appOf(id);
+      if (!found) throw new PlatformError("ERR_MODEL_NOT_FOUND", { message: `The model '${id}' does not exist here` });
+      return modelEntry(id, found);
+    });
 
-      scope.get("/models/*", async (request) => {
-        requirePrincipal(request);
-        const id = (request.params as { "*": string })["*"];
-        const found = models.appOf(id);
-        if (!found) throw new PlatformError("ERR_MODEL_NOT_FOUND", { message: `The model '${id}' does not exist here` });
-        return modelEntry(id, found);
-      });
+    scope.post("/audio/speech", async (request, reply) => {
+      const principal = requirePrincipal(request);
+      const body = parseBody(SpeechBody, request.body);
+      const target = models.resolve(body.model, (a) => endpointOf(a, "") !== undefined && a.metadata.category === "text-to-speech", "a text-to-speech model");
+      const asked = typeof body.voice === "string" ? body.voice : body.voice.id;
+      const voice = OPENAI_VOICES[asked] ?? asked;
+      const baseUrl = baseUrlOf(request, ctx.config.publicUrl);
+      const input = { text: body.input, voice, output_format: appFormatFor(body.response_format), speed: Math.min(2, Math.max(0.5, body.speed)) };
+      const record = await runAppCall(ctx, { app: target, endpoint: endpointOf(target, "") as EndpointManifest, input, principal, baseUrl }, hangUpSignal(reply));
+      const audio = outputOf(record)["audio"] as { url: string } | undefined;
+      if (!audio) throw new PlatformError("ERR_APP_ERROR", { message: `${target.id} returned no audio` });
+      let bytes = await fileBytes(ctx, audio.url, record.baseUrl);
+      const format = body.response_format;
+      if (format === "aac" || format === "flac" || format === "pcm") bytes = await convertWav(bytes, format);
+      return reply.header("x-request-id", record.id).type(CONTENT_TYPES[format]).send(bytes);
+    });
 
-      scope.post("/audio/speech", async (request, reply) => {
-        const principal = requirePrincipal(request);
-        const body = parseBody(SpeechBody, request.body);
-        const target = models.resolve(body.model, (a) => endpointOf(a, "") !== undefined && a.metadata.category === "text-to-speech", "a text-to-speech model");
-        const asked = typeof body.voice === "string" ? body.voice : body.voice.id;
-        const voice = OPENAI_VOICES[asked] ?? asked;
-        const baseUrl = baseUrlOf(request, ctx.config.publicUrl);
-        const input = { text: body.input, voice, output_format: appFormatFor(body.response_format), speed: Math.min(2, Math.max(0.5, body.speed)) };
-        const record = await runAppCall(ctx, { app: target, endpoint: endpointOf(target, "") as EndpointManifest, input, principal, baseUrl }, hangUpSignal(reply));
-        const audio = outputOf(record)["audio"] as { url: string } | undefined;
-        if (!audio) throw new PlatformError("ERR_APP_ERROR", { message: `${target.id} returned no audio` });
-        let bytes = await fileBytes(ctx, audio.url, record.baseUrl);
-        const format = body.response_format;
-        if (format === "aac" || format === "flac" || format === "pcm") bytes = await convertWav(bytes, format);
-        return reply.header("x-request-id", record.id).type(CONTENT_TYPES[format]).send(bytes);
-      });
+    scope.post("/audio/transcriptions", { config: { wholeFormBytes: MAX_UPLOAD_BYTES } }, async (request, reply) => {
+      const principal = requirePrincipal(request);
+      const form = await readFormData(request, { maxFileBytes: MAX_UPLOAD_BYTES });
+      const target = models.resolve(formValue(form, "model"), (a) => endpointOf(a, "") !== undefined && a.metadata.category === "speech-to-text", "a speech-to-text model");
+      const file = requireFile(form, "file");
+      const format = (formValue(form, "response_format") ?? "json") as TranscriptFormat;
+      if (!TRANSCRIPT_FORMATS.includes(format)) {
+        throw new PlatformError("ERR_VALIDATION", { fieldErrors: [{ loc: ["body", "response_format"], msg: `one of ${TRANSCRIPT_FORMATS.join(", ")}`, type: "enum" }] });
+      }
+      const granularities = [...(form.fields.get("timestamp_granularities[]") ?? []), ...(form.fields.get("timestamp_granularities") ?? [])];
+      const words = granularities.includes("word");
+      const language = formValue(form, "language") ?? "en";
+      const baseUrl = baseUrlOf(request, ctx.config.publicUrl);
+      const input = { audio_url: toDataUri(file.data, file.contentType), language, ...(words ? { word_timestamps: true } : {}) };
+      const record = await runAppCall(ctx, { app: target, endpoint: endpointOf(target, "") as EndpointManifest, input, principal, baseUrl }, hangUpSignal(reply));
+      const result = outputOf(record) as unknown as SpeechToTextResult;
+      reply.header("x-request-id", record.id);
+      if (format === "text") return reply.type("text/plain; charset=utf-8").send(result.text);
+      if (format === "srt") return reply.type("text/plain; charset=utf-8").send(srt(result));
+      if (format === "vtt") return reply.type("text/vtt; charset=utf-8").send(vtt(result));
+      if (format === "json") return { text: result.text };
+      const duration = result.chunks.at(-1)?.timestamp[1] ?? 0;
+      return verboseJson(result, { language: language === "en" ? "english" : language, duration, words, segments: granularities.length === 0 || granularities.includes("segment") });
+    });
 
-      scope.post("/audio/transcriptions", { config: { wholeFormBytes: MAX_UPLOAD_BYTES } }, async (request, reply) => {
-        const principal = requirePrincipal(request);
-        const form = await readFormData(request, { maxFileBytes: MAX_UPLOAD_BYTES });
-        const target = models.resolve(formValue(form, "model"), (a) => endpointOf(a, "") !== undefined && a.metadata.category === "speech-to-text", "a speech-to-text model");
-        const file = requireFile(form, "file");
-        const format = (formValue(form, "response_format") ?? "json") as TranscriptFormat;
-        if (!TRANSCRIPT_FORMATS.includes(format)) {
-          throw new PlatformError("ERR_VALIDATION", { fieldErrors: [{ loc: ["body", "response_format"], msg: `one of ${TRANSCRIPT_FORMATS.join(", ")}`, type: "enum" }] });
-        }
-        const granularities = [...(form.fields.get("timestamp_granularities[]") ?? []), ...(form.fields.get("timestamp_granularities") ?? [])];
-        const words = granularities.includes("word");
-        const language = formValue(form, "language") ?? "en";
-        const baseUrl = baseUrlOf(request, ctx.config.publicUrl);
-        const input = { audio_url: toDataUri(file.data, file.contentType), language, ...(words ? { word_timestamps: true } : {}) };
-        const record = await runAppCall(ctx, { app: target, endpoint: endpointOf(target, "") as EndpointManifest, input, principal, baseUrl }, hangUpSignal(reply));
-        const result = outputOf(record) as unknown as SpeechToTextResult;
-        reply.header("x-request-id", record.id);
-        if (format === "text") return reply.type("text/plain; charset=utf-8").send(result.text);
-        if (format === "srt") return reply.type("text/plain; charset=utf-8").send(srt(result));
-        if (format === "vtt") return reply.type("text/vtt; charset=utf-8").send(vtt(result));
-        if (format === "json") return { text: result.text };
-        const duration = result.chunks.at(-1)?.timestamp[1] ?? 0;
-        return verboseJson(result, { language: language === "en" ? "english" : language, duration, words, segments: granularities.length === 0 || granularities.includes("segment") });
-      });
-
-      const images = async (request: FastifyRequest, reply: FastifyReply, edit: { image: { data: Buffer; contentType: string } } | null, body: z.output<typeof ImageBody>): Promise<unknown> => {
-        const principal = requirePrincipal(request);
-        const path = edit ? "image-to-image" : "";
-        const target = models.resolve(body.model, (a) => endpointOf(a, path) !== undefined, edit ? "an image-editing model" : "an image model");
-        const baseUrl = baseUrlOf(request, ctx.config.publicUrl);
-        const size = sizeOf(body.size);
-        const input = {
-          prompt: body.prompt,
-          num_images: body.n,
-          ...(size ? { image_size: size } : {}),
-          ...(body.seed !== undefined ? { seed: body.seed } : {}),
-          ...(body.output_format ? { output_format: body.output_format === "jpeg" ? "jpeg" : "png" } : { output_format: "png" }),
-          // The images come back inline when the caller wants them inline: nothing is stored.
-          ...(body.response_format === "b64_json" ? { sync_mode: true } : {}),
-          ...(edit ? { image_url: toDataUri(edit.image.data, edit.image.contentType) } : {}),
-        };
-        const record = await runAppCall(ctx, { app: target, endpoint: endpointOf(target, path) as EndpointManifest, input, principal, baseUrl }, hangUpSignal(reply));
-        const output = outputOf(record) as { images?: { url: string }[]; seed?: number };
-        const data = await Promise.all(
-          (output.images ?? []).map(async (image) =>
-            body.response_format === "b64_json" ? { b64_json: (await fileBytes(ctx, image.url, record.baseUrl)).toString("base64") } : { url: image.url },
-          ),
-        );
-        reply.header("x-request-id", record.id);
-        return { created: Math.floor((record.finishedAt ?? Date.now()) / 1000), data, ...(output.seed !== undefined ? { seed: output.seed } : {}) };
+    const images = async (request: FastifyRequest, reply: FastifyReply, edit: { image: { data: Buffer; contentType: string } } | null, body: z.output<typeof ImageBody>): Promise<unknown> => {
+      const principal = requirePrincipal(request);
+      const path = edit ? "image-to-image" : "";
+      const target = models.resolve(body.model, (a) => endpointOf(a, path) !== undefined, edit ? "an image-editing model" : "an image model");
+      const baseUrl = baseUrlOf(request, ctx.config.publicUrl);
+      const size = sizeOf(body.size);
+      const input = {
+        prompt: body.prompt,
+        num_images: body.n,
+        ...(size ? { image_size: size } : {}),
+        ...(body.seed !== undefined ? { seed: body.seed } : {}),
+        ...(body.output_format ? { output_format: body.output_format === "jpeg" ? "jpeg" : "png" } : { output_format: "png" }),
+        // The images come back inline when the caller wants them inline: nothing is stored.
+        ...(body.response_format === "b64_json" ? { sync_mode: true } : {}),
+        ...(edit ? { image_url: toDataUri(edit.image.data, edit.image.contentType) } : {}),
       };
+      const record = await runAppCall(ctx, { app: target, endpoint: endpointOf(target, path) as EndpointManifest, input, principal, baseUrl }, hangUpSignal(reply));
+      const output = outputOf(record) as { images?: { url: string }[]; seed?: number };
+      const data = await Promise.all(
+        (output.images ?? []).map(async (image) =>
+          body.response_format === "b64_json" ? { b64_json: (await fileBytes(ctx, image.url, record.baseUrl)).toString("base64") } : { url: image.url },
+        ),
+      );
+      reply.header("x-request-id", record.id);
+      return { created: Math.floor((record.finishedAt ?? Date.now()) / 1000), data, ...(output.seed !== undefined ? { seed: output.seed } : {}) };
+    };
 
-      scope.post("/images/generations", async (request, reply) => images(request, reply, null, parseBody(ImageBody, request.body)));
+    scope.post("/images/generations", async (request, reply) => images(request, reply, null, parseBody(ImageBody, request.body)));
 
-      scope.post("/images/edits", { config: { wholeFormBytes: MAX_UPLOAD_BYTES } }, async (request, reply) => {
-        requirePrincipal(request);
-        const form = await readFormData(request, { maxFileBytes: MAX_UPLOAD_BYTES });
-        const image = form.files.get("image") ?? form.files.get("image[]");
-        if (!image) throw new PlatformError("ERR_VALIDATION", { fieldErrors: [{ loc: ["body", "image"], msg: "image is required (a file part)", type: "missing" }] });
-        const fields: Record<string, unknown> = {};
-        for (const name of ["model", "prompt", "size", "response_format", "output_format", "quality", "user", "background"]) {
-          const value = formValue(form, name);
-          if (value !== undefined) fields[name] = value;
-        }
-        for (const name of ["n", "seed"]) {
-          const value = formValue(form, name);
-          if (value !== undefined) fields[name] = Number(value);
-        }
-        return images(request, reply, { image }, parseBody(ImageBody, fields));
-      });
-    },
-    { prefix: "/openai/v1" },
-  );
+    scope.post("/images/edits", { config: { wholeFormBytes: MAX_UPLOAD_BYTES } }, async (request, reply) => {
+      requirePrincipal(request);
+      const form = await readFormData(request, { maxFileBytes: MAX_UPLOAD_BYTES });
+      const image = form.files.get("image") ?? form.files.get("image[]");
+      if (!image) throw new PlatformError("ERR_VALIDATION", { fieldErrors: [{ loc: ["body", "image"], msg: "image is required (a file part)", type: "missing" }] });
+      const fields: Record<string, unknown> = {};
+      for (const name of ["model", "prompt", "size", "response_format", "output_format", "quality", "user", "background"]) {
+        const value = formValue(form, name);
+        if (value !== undefined) fields[name] = value;
+      }
+      for (const name of ["n", "seed"]) {
+        const value = formValue(form, name);
+        if (value !== undefined) fields[name] = Number(value);
+      }
+      return images(request, reply, { image }, parseBody(ImageBody, fields));
+    });
+  });
 }

@@ -19,13 +19,13 @@ import { z } from "zod";
 import { fieldErrorsOf } from "../../auth/limits-body.js";
 import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type EndpointManifest, type RequestRecord } from "../../core/types.js";
+import { registerApiScope } from "../api-scope.js";
 import { submitAppCall } from "../app-call.js";
 import { canSeeRequest, requirePrincipal, seesAllRequests, type GatewayContext } from "../context.js";
-import { logRequestError } from "../error-log.js";
-import { toPlatformError } from "../error-reply.js";
 import { openApiDocument } from "../openapi.js";
 import { predictionOf } from "../replicate/prediction.js";
 import { followPredictionWebhooks } from "../replicate/prediction-webhooks.js";
+import { openSse } from "../sse.js";
 import { baseUrlOf } from "../wire.js";
 
 const MAX_WAIT_SECONDS = 60;
@@ -144,130 +144,106 @@ export function registerReplicateRoutes(app: FastifyInstance, ctx: GatewayContex
     return reply.code(201).send(await prediction(current, apiBase(request)));
   };
 
-  void app.register(
-    async (scope) => {
-      scope.setErrorHandler((err, request, reply) => {
-        const error = toPlatformError(err);
-        logRequestError(request, error, err);
-        return sendProblem(reply, error);
-      });
-      scope.setNotFoundHandler((request, reply) => sendProblem(reply, new PlatformError("ERR_PATH_NOT_FOUND", { message: `Unknown Replicate route ${request.method} ${new URL(request.url, "http://x").pathname}` })));
+  registerApiScope(app, { prefix: "/replicate/v1", name: "Replicate", sendError: sendProblem }, (scope) => {
+    scope.post("/predictions", async (request, reply) => {
+      const version = (request.body as { version?: unknown } | undefined)?.version;
+      if (typeof version !== "string") throw new PlatformError("ERR_VALIDATION", { fieldErrors: [{ loc: ["body", "version"], msg: "version is required", type: "missing" }] });
+      return create(request, reply, version);
+    });
 
-      scope.post("/predictions", async (request, reply) => {
-        const version = (request.body as { version?: unknown } | undefined)?.version;
-        if (typeof version !== "string") throw new PlatformError("ERR_VALIDATION", { fieldErrors: [{ loc: ["body", "version"], msg: "version is required", type: "missing" }] });
-        return create(request, reply, version);
-      });
+    scope.post("/models/:owner/:name/predictions", async (request, reply) => {
+      const { owner, name } = request.params as { owner: string; name: string };
+      return create(request, reply, `${owner}/${name}`);
+    });
 
-      scope.post("/models/:owner/:name/predictions", async (request, reply) => {
-        const { owner, name } = request.params as { owner: string; name: string };
-        return create(request, reply, `${owner}/${name}`);
-      });
+    scope.get("/predictions/:id", async (request) => prediction(await loadVisible(request, (request.params as { id: string }).id), apiBase(request)));
 
-      scope.get("/predictions/:id", async (request) => prediction(await loadVisible(request, (request.params as { id: string }).id), apiBase(request)));
+    // Replicate's server-sent events: `output` (each partial result, then the output), `logs`, then
+    // `done` ({} or {"reason": "canceled"}) or `error`.
+    scope.get("/predictions/:id/stream", async (request, reply) => {
+      const { id } = request.params as { id: string };
+      let record: RequestRecord | null;
+      if (request.principal) record = await loadVisible(request, id);
+      else {
+        ctx.urlSigner.verify("GET", streamKey(id), request.query as Record<string, string>);
+        record = await ctx.store.get(id);
+        if (!record) throw new PlatformError("ERR_REQUEST_NOT_FOUND", { message: `Prediction ${id} not found` });
+      }
+      streamPrediction(ctx, reply, record);
+    });
 
-      // Replicate's server-sent events: `output` (each partial result, then the output), `logs`, then
-      // `done` ({} or {"reason": "canceled"}) or `error`.
-      scope.get("/predictions/:id/stream", async (request, reply) => {
-        const { id } = request.params as { id: string };
-        let record: RequestRecord | null;
-        if (request.principal) record = await loadVisible(request, id);
-        else {
-          ctx.urlSigner.verify("GET", streamKey(id), request.query as Record<string, string>);
-          record = await ctx.store.get(id);
-          if (!record) throw new PlatformError("ERR_REQUEST_NOT_FOUND", { message: `Prediction ${id} not found` });
-        }
-        streamPrediction(ctx, reply, record);
-      });
+    scope.post("/predictions/:id/cancel", async (request) => {
+      const record = await loadVisible(request, (request.params as { id: string }).id);
+      if (!isTerminal(record.state)) await ctx.scheduler.cancel(record.id);
+      // A queued one ends at once; a running one once its runner stops: answer with where it is now.
+      const now = (await ctx.store.get(record.id)) ?? record;
+      return prediction(now, apiBase(request));
+    });
 
-      scope.post("/predictions/:id/cancel", async (request) => {
-        const record = await loadVisible(request, (request.params as { id: string }).id);
-        if (!isTerminal(record.state)) await ctx.scheduler.cancel(record.id);
-        // A queued one ends at once; a running one once its runner stops: answer with where it is now.
-        const now = (await ctx.store.get(record.id)) ?? record;
-        return prediction(now, apiBase(request));
-      });
+    scope.get("/predictions", async (request) => {
+      const principal = requirePrincipal(request);
+      const cursor = Number((request.query as { cursor?: string }).cursor ?? NaN);
+      const records = await ctx.store.list({ ...(seesAllRequests(principal) ? {} : { keyId: principal.keyId }), limit: PAGE_SIZE, ...(Number.isFinite(cursor) ? { before: cursor } : {}) });
+      const base = apiBase(request);
+      const last = records.at(-1);
+      return {
+        results: await Promise.all(records.filter((r) => canSeeRequest(principal, r)).map((r) => prediction(r, base, false))),
+        next: records.length === PAGE_SIZE && last ? `${base}/predictions?cursor=${last.createdAt}` : null,
+        previous: null,
+      };
+    });
 
-      scope.get("/predictions", async (request) => {
-        const principal = requirePrincipal(request);
-        const cursor = Number((request.query as { cursor?: string }).cursor ?? NaN);
-        const records = await ctx.store.list({ ...(seesAllRequests(principal) ? {} : { keyId: principal.keyId }), limit: PAGE_SIZE, ...(Number.isFinite(cursor) ? { before: cursor } : {}) });
-        const base = apiBase(request);
-        const last = records.at(-1);
-        return {
-          results: await Promise.all(records.filter((r) => canSeeRequest(principal, r)).map((r) => prediction(r, base, false))),
-          next: records.length === PAGE_SIZE && last ? `${base}/predictions?cursor=${last.createdAt}` : null,
-          previous: null,
-        };
-      });
+    // The secret a tenant's webhooks are signed with (Standard Webhooks; one per tenant).
+    scope.get("/webhooks/default/secret", async (request) => ({ key: ctx.webhookSecretOf(requirePrincipal(request).tenant) }));
 
-      // The secret a tenant's webhooks are signed with (Standard Webhooks; one per tenant).
-      scope.get("/webhooks/default/secret", async (request) => ({ key: ctx.webhookSecretOf(requirePrincipal(request).tenant) }));
-
-      scope.get("/models/:owner/:name", async (request) => {
-        requirePrincipal(request);
-        const { owner, name } = request.params as { owner: string; name: string };
-        const { app } = targetOf(`${owner}/${name}`);
-        const base = baseUrlOf(request, ctx.config.publicUrl);
-        return {
-          url: `${base}/models/${app.id}`,
-          owner,
-          name,
-          description: app.metadata.description,
-          visibility: "public",
-          github_url: null,
-          paper_url: null,
-          license_url: null,
-          run_count: 0,
-          cover_image_url: app.metadata.thumbnail_url ?? null,
-          default_example: null,
-          latest_version: { id: ctx.scheduler.revisionOf(app), created_at: null, cog_version: null, openapi_schema: openApiDocument(app, base) },
-        };
-      });
-    },
-    { prefix: "/replicate/v1" },
-  );
+    scope.get("/models/:owner/:name", async (request) => {
+      requirePrincipal(request);
+      const { owner, name } = request.params as { owner: string; name: string };
+      const { app } = targetOf(`${owner}/${name}`);
+      const base = baseUrlOf(request, ctx.config.publicUrl);
+      return {
+        url: `${base}/models/${app.id}`,
+        owner,
+        name,
+        description: app.metadata.description,
+        visibility: "public",
+        github_url: null,
+        paper_url: null,
+        license_url: null,
+        run_count: 0,
+        cover_image_url: app.metadata.thumbnail_url ?? null,
+        default_example: null,
+        latest_version: { id: ctx.scheduler.revisionOf(app), created_at: null, cog_version: null, openapi_schema: openApiDocument(app, base) },
+      };
+    });
+  });
 }
 
 /** Writes a prediction's events as Replicate's server-sent events until it ends or the client leaves. */
 function streamPrediction(ctx: GatewayContext, reply: FastifyReply, record: RequestRecord): void {
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", connection: "keep-alive", "x-accel-buffering": "no" });
-  let closed = false;
+  const sse = openSse(reply);
+  // An output (JSON already), a log line and an error go as the text they are; `done` as JSON.
   let lastOutput: string | null = null;
-  const write = (event: string, data: unknown): void => {
-    if (closed) return;
-    const text = typeof data === "string" ? data : JSON.stringify(data);
-    res.write(`event: ${event}\n${text.split("\n").map((line) => `data: ${line}`).join("\n")}\n\n`);
-  };
   const end = (done: RequestRecord): void => {
-    if (closed) return;
+    if (sse.closed) return;
     if (done.state === "SUCCEEDED") {
       const output = JSON.stringify(done.output ?? null);
-      if (output !== lastOutput) write("output", output);
-      write("done", {});
-    } else if (done.state === "CANCELLED") write("done", { reason: "canceled" });
-    else write("error", done.error ?? "Prediction failed");
-    closed = true;
-    unsubscribe();
-    clearInterval(keepAlive);
-    res.end();
+      if (output !== lastOutput) sse.sendText(output, "output");
+      sse.send({}, "done");
+    } else if (done.state === "CANCELLED") sse.send({ reason: "canceled" }, "done");
+    else sse.sendText(done.error ?? "Prediction failed", "error");
+    sse.close();
   };
   const unsubscribe = ctx.scheduler.events.subscribe(record.id, (event) => {
     if (event.type === "partial") {
       lastOutput = JSON.stringify(event.data ?? null);
-      write("output", lastOutput);
-    } else if (event.type === "log") write("logs", event.log.message);
+      sse.sendText(lastOutput, "output");
+    } else if (event.type === "log") sse.sendText(event.log.message, "logs");
     else if (event.type === "state" && isTerminal(event.record.state)) end(event.record);
   });
-  const keepAlive = setInterval(() => !closed && res.write(": keep-alive\n\n"), 15_000);
-  keepAlive.unref();
   const left = new AbortController();
-  res.on("close", () => {
-    closed = true;
+  sse.onClose(() => {
     unsubscribe();
-    clearInterval(keepAlive);
     left.abort();
   });
   // Subscribed first, then read: an end between the two is not missed.
