@@ -43,6 +43,8 @@ export class TenantDirectory {
   readonly #now: () => number;
   /** The read itself is cached, so that concurrent calls of one tenant share one store read. */
   readonly #cache = new Map<string, { settings: Promise<TenantSettings>; at: number }>();
+  /** The tenancy last made for a key record's limits (held as long as that record is). */
+  readonly #tenancies = new WeakMap<UsageLimits, { settings: TenantSettings; tenancy: Tenancy }>();
 
   constructor(options: TenantDirectoryOptions) {
     this.#store = options.store;
@@ -69,7 +71,13 @@ export class TenantDirectory {
   async tenancyOf(key: Pick<ApiKeyRecord, "id" | "tenant" | "limits">): Promise<Tenancy> {
     const tenant = tenantOf(key);
     const settings = await this.settingsOf(tenant);
-    return { tenant, weight: settings.weight, limits: mergeLimits(key.limits, settings.limits), keyLimits: key.limits, tenantLimits: settings.limits };
+    // Every call of a key asks this with the same cached key record and, for seconds, the same
+    // settings: the merge is made once for each pair, not once a call.
+    const known = this.#tenancies.get(key.limits);
+    if (known && known.settings === settings && known.tenancy.tenant === tenant) return known.tenancy;
+    const tenancy: Tenancy = Object.freeze({ tenant, weight: settings.weight, limits: Object.freeze(mergeLimits(key.limits, settings.limits)), keyLimits: key.limits, tenantLimits: settings.limits });
+    this.#tenancies.set(key.limits, { settings, tenancy });
+    return tenancy;
   }
 
   /** Creates or replaces a tenant's settings; this process sees them from now on. */
