@@ -10,7 +10,7 @@ import type { AppManifest, EndpointManifest, RequestMode, RequestRecord } from "
 import type { CacheMode } from "../reuse/cache-mode.js";
 import type { Reused } from "../reuse/result-reuse.js";
 import { appAllowed, type GatewayContext, type Principal } from "./context.js";
-import { assertAppWithinLimitsOf, assertAvailable, assertQueueRoom, assertWithinBudget, countAgainstRequestRate, validateAppInput } from "./fal-call.js";
+import { admitCall, assertAppWithinLimitsOf, assertAvailable, validateAppInput } from "./fal-call.js";
 
 export interface AppCall {
   app: AppManifest;
@@ -33,9 +33,9 @@ export async function checkAppCall(ctx: GatewayContext, call: Pick<AppCall, "app
   assertAppWithinLimitsOf(call.principal, call.app);
   assertAvailable(call.app);
   await validateAppInput(ctx, call.endpoint, call.input);
-  await assertWithinBudget(ctx, call.principal);
-  await assertQueueRoom(ctx, call.principal);
-  countAgainstRequestRate(ctx, call.principal);
+  // Last of the checks: only a call that is otherwise accepted counts against the rate.
+  const admitting = admitCall(ctx, call.principal);
+  if (admitting) await admitting;
 }
 
 /** Checks and queues the call; resolves once the request is durable. */

@@ -117,6 +117,7 @@ export async function assertQueueRoom(ctx: GatewayContext, principal: Principal)
  * are this gateway process's own (request-rate-limiter.ts).
  */
 export function countAgainstRequestRate(ctx: GatewayContext, principal: Principal): void {
+  if (principal.limits.requestsPerMinute === undefined) return;
   const budgets: (RateBudget & { whose: string })[] = limitHolders(principal, "requestsPerMinute");
   if (budgets.length === 0) return;
   const decision = ctx.keys.requestRates.take(budgets);
@@ -125,6 +126,24 @@ export function countAgainstRequestRate(ctx: GatewayContext, principal: Principa
     message: `${decision.budget.whose} may make ${decision.budget.limit} requests per minute; try again in ${decision.retryAfterSeconds} s`,
     headers: { "retry-after": String(decision.retryAfterSeconds) },
   });
+}
+
+/**
+ * The limits a call is admitted under, last of its checks: the monthly budget, the room in the queue,
+ * then the request rate (counted only for a call otherwise accepted). A caller without a budget or a
+ * queue limit, the common case, passes without waiting on anything: null is returned then, and
+ * otherwise the promise of the checks that read counts.
+ */
+export function admitCall(ctx: GatewayContext, principal: Principal): Promise<void> | null {
+  if (principal.limits.monthlyBudget === undefined && principal.limits.maxQueued === undefined) {
+    countAgainstRequestRate(ctx, principal);
+    return null;
+  }
+  return (async () => {
+    await assertWithinBudget(ctx, principal);
+    await assertQueueRoom(ctx, principal);
+    countAgainstRequestRate(ctx, principal);
+  })();
 }
 
 export function findEndpoint(app: AppManifest, path: string, kinds: EndpointManifest["kind"][]): EndpointManifest | undefined {

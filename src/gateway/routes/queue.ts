@@ -6,7 +6,7 @@ import type { FastifyRequest } from "fastify";
 import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type EndpointManifest, type RequestLog, type RequestRecord } from "../../core/types.js";
 import { canSeeRequest, requirePrincipal, type GatewayContext, type Principal } from "../context.js";
-import { assertAppAllowed, assertAppWithinLimits, assertAvailable, assertQueueRoom, assertWithinBudget, countAgainstRequestRate, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
+import { admitCall, assertAppAllowed, assertAppWithinLimits, assertAvailable, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
 import { FalHost, appIdOf, appRoutes, restOf } from "../fal-host.js";
 import { outputTtlOf, parsePriority, parseStartDeadline } from "../fal-headers.js";
 import { fingerprintOf, idempotencyKeyOf, takeIdempotencyKey, type IdempotentSubmit } from "../idempotency.js";
@@ -93,10 +93,9 @@ async function enqueue(
     }
   }
   const baseUrl = baseUrlOf(request, ctx.config.publicUrl);
-  await assertWithinBudget(ctx, principal);
-  await assertQueueRoom(ctx, principal);
   // Last of the checks: only a call that is otherwise accepted counts against the rate.
-  countAgainstRequestRate(ctx, principal);
+  const admitting = admitCall(ctx, principal);
+  if (admitting) await admitting;
   const submitted = await ctx.scheduler.submitReusing({
     id: submit.requestId,
     appId: app.id,

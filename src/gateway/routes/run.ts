@@ -7,7 +7,7 @@
 import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type EndpointManifest, type RequestRecord } from "../../core/types.js";
 import { requirePrincipal, type GatewayContext } from "../context.js";
-import { assertAppAllowed, assertAppWithinLimits, assertAvailable, assertQueueRoom, assertWithinBudget, countAgainstRequestRate, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
+import { admitCall, assertAppAllowed, assertAppWithinLimits, assertAvailable, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
 import { outputTtlOf, parseStartDeadline } from "../fal-headers.js";
 import { FalHost, appIdOf, appRoutes, restOf } from "../fal-host.js";
 import { openApiDocument } from "../openapi.js";
@@ -55,10 +55,9 @@ async function run(ctx: GatewayContext, call: FalCall, appId: string, path: stri
   const input = inputOf(call);
   const cacheMode = cacheModeOf(request.headers["x-darkroom-cache"]);
   await validateAppInput(ctx, target.endpoint, input);
-  await assertWithinBudget(ctx, principal);
-  await assertQueueRoom(ctx, principal);
   // Last of the checks: only a call that is otherwise accepted counts against the rate.
-  countAgainstRequestRate(ctx, principal);
+  const admitting = admitCall(ctx, principal);
+  if (admitting) await admitting;
   const submitted = await ctx.scheduler.submitReusing({
     id: crypto.randomUUID(),
     appId: target.app.id,

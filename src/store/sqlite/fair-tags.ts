@@ -29,7 +29,8 @@ export interface FairTag {
 }
 
 export class FairTags {
-  readonly #queues = new Map<string, QueueClock>();
+  /** Each app's queues, by priority rank (0 normal, 1 low). */
+  readonly #queues = new Map<string, QueueClock[]>();
   readonly #storedClock: Database.Statement<[string, number], { tag: number | null }>;
   readonly #queuedMax: Database.Statement<[string, number], { tag: number | null }>;
   readonly #tenantQueuedMax: Database.Statement<[string, number, string], { tag: number | null }>;
@@ -71,12 +72,16 @@ export class FairTags {
   }
 
   #queue(appId: string, rank: number): QueueClock {
-    const key = `${rank}:${appId}`;
-    let queue = this.#queues.get(key);
+    let ranks = this.#queues.get(appId);
+    if (!ranks) {
+      ranks = [];
+      this.#queues.set(appId, ranks);
+    }
+    let queue = ranks[rank];
     if (!queue) {
       const clock = this.#storedClock.get(appId, rank)?.tag ?? 0;
       queue = { clock, highest: Math.max(clock, this.#queuedMax.get(appId, rank)?.tag ?? 0), finish: new Map() };
-      this.#queues.set(key, queue);
+      ranks[rank] = queue;
     }
     return queue;
   }
