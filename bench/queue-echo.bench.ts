@@ -23,14 +23,12 @@
  * Results are written to bench/results/queue-echo.json.
  */
 import { spawnSync } from "node:child_process";
-import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { median, quantile, summarizeRounds, timed } from "./lib/rounds.js";
 import { BENCH_AUTH, startBenchServer } from "./lib/bench-server.js";
-import { processTreeCpuMs } from "./lib/process-cpu.js";
 import { contextWithoutFiles } from "./lib/direct-context.js";
-import { directEchoLatencies, healthLatencies, syncEchoLatencies, writeRoundResults, writeWrkSubmitScript } from "./lib/echo-rounds.js";
+import { directEchoLatencies, hasWrk, healthLatencies, syncEchoLatencies, waitUntilDrained, wrkThroughput, writeRoundResults } from "./lib/echo-rounds.js";
 
 const { values } = parseArgs({
   options: {
@@ -60,38 +58,6 @@ function queueLatencies(base: string, n: number): Promise<number[]> {
     const text = await stream.text(); // the server closes the stream after COMPLETED
     if (!text.includes('"COMPLETED"')) throw new Error("stream ended without COMPLETED");
   });
-}
-
-async function waitUntilDrained(base: string): Promise<void> {
-  // Done when nothing is queued or running: the last request has completed.
-  for (;;) {
-    const ops = (await (await fetch(`${base}/v1/ops`, { headers: AUTH })).json()) as { apps: { app: string; queue_depth: number; runners: { in_flight: number }[] }[] };
-    const echo = ops.apps.find((a) => a.app === "darkroom/echo")!;
-    if (echo.queue_depth === 0 && echo.runners.every((r) => r.in_flight === 0)) return;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
-const WRK_SCRIPT = path.join(os.tmpdir(), `darkroom-bench-${process.pid}.lua`);
-function hasWrk(): boolean {
-  return spawnSync("wrk", ["--version"]).error === undefined;
-}
-
-/**
- * Saturation with wrk (C, so the load generator does not eat the CPU the server needs on a 2-core
- * box): submits for `seconds`, then waits until every accepted request has completed.
- */
-async function wrkThroughput(base: string, seconds: number, concurrency: number, serverPid: number): Promise<{ rps: number; cpuUsPerRequest: number }> {
-  writeWrkSubmitScript(WRK_SCRIPT);
-  const t = performance.now();
-  const cpuBefore = processTreeCpuMs(serverPid);
-  const out = spawnSync("wrk", ["-t1", `-c${concurrency}`, `-d${seconds}s`, "-s", WRK_SCRIPT, `${base}/queue/darkroom/echo`], { encoding: "utf8" });
-  const total = /(\d+) requests in/.exec(out.stdout)?.[1];
-  if (!total || /Non-2xx/.test(out.stdout)) throw new Error(`wrk failed: ${out.stdout}${out.stderr}`);
-  await waitUntilDrained(base);
-  // The server's and its runners' CPU for the whole of it, submit to completion.
-  const cpuMs = processTreeCpuMs(serverPid) - cpuBefore;
-  return { rps: Number(total) / ((performance.now() - t) / 1000), cpuUsPerRequest: (cpuMs * 1000) / Number(total) };
 }
 
 async function throughput(base: string, n: number, concurrency: number): Promise<number> {
