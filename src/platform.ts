@@ -3,7 +3,6 @@
  * gateway — and tears them down in order. `darkroom serve` and the tests both start servers here.
  * @module
  */
-import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -30,6 +29,7 @@ import { Scheduler } from "./scheduler/scheduler.js";
 import { openStorage } from "./storage/open-storage.js";
 import { createUrlSigner, loadOrCreateSecret } from "./storage/signed-url.js";
 import { standardWebhookSecret } from "./webhooks/standard-signature.js";
+import { sha256OfStream } from "./reuse/result-key.js";
 import { predictionOf } from "./gateway/replicate/prediction.js";
 import type { StorageDriver } from "./storage/storage.js";
 import { openStore } from "./store/open-store.js";
@@ -152,9 +152,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
         res.body.destroy();
         throw new Error(`HTTP ${res.status}`);
       }
-      const hash = createHash("sha256");
-      for await (const chunk of res.body) hash.update(chunk as Buffer);
-      return hash.digest("hex");
+      return sha256OfStream(res.body);
     },
     storage,
     inputSpillBytes: config.limits.inputSpillBytes,

@@ -49,7 +49,9 @@ export function readFormData(request: FastifyRequest, limits: { maxFileBytes: nu
     let fileBytes = 0;
     parser.on("field", (name, value, info) => {
       if (info.valueTruncated) return fail(new PlatformError("ERR_BAD_REQUEST", { message: `Field ${name} is over ${MAX_FIELD_BYTES} bytes` }));
-      form.fields.set(name, [...(form.fields.get(name) ?? []), value]);
+      const values = form.fields.get(name);
+      if (values) values.push(value);
+      else form.fields.set(name, [value]);
     });
     parser.on("file", (name, stream, info) => {
       const chunks: Buffer[] = [];

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import type { AppManifest } from "../core/types.js";
 import { canonicalJson } from "../core/canonical-json.js";
 import { UnparsedInput } from "../core/unparsed-input.js";
-import { openOwnFile, ownFileKey } from "../storage/own-files.js";
+import { openOwnFile, originsOf, ownFileKey } from "../storage/own-files.js";
 import type { StorageDriver } from "../storage/storage.js";
 import { httpUrlsIn } from "./http-urls.js";
 
@@ -40,7 +40,7 @@ export async function resultKeyOf(subject: ResultKeyInput, storage: StorageDrive
     return { key: hash.update("\0bytes\0").update(input.bytes).digest("hex") };
   }
   if (app.cache?.reuse === "seeded" && !hasSeed(input)) return { key: null, reason: `${app.id} is random without a seed in the input` };
-  const origins = [...new Set([baseUrl, ...ownOrigins].map((o) => new URL(o).origin))];
+  const origins = originsOf([baseUrl, ...ownOrigins]);
   const files = new Map<string, string>();
   const urls = httpUrlsIn(input);
   if (urls.length > MAX_FILES) return { key: null, reason: `the input names more than ${MAX_FILES} files` };
@@ -91,9 +91,13 @@ async function contentHash(storage: StorageDriver, key: string): Promise<string 
 
 async function readDigest(storage: StorageDriver, key: string): Promise<string | null> {
   const body = await unlessRefused(() => openOwnFile(storage, key));
-  if (!body) return null;
+  return body ? sha256OfStream(body) : null;
+}
+
+/** The SHA-256 of a stream's bytes, hex, hashed as they come (a file is never held whole). */
+export async function sha256OfStream(body: AsyncIterable<Uint8Array>): Promise<string> {
   const hash = createHash("sha256");
-  for await (const chunk of body) hash.update(chunk as Buffer);
+  for await (const chunk of body) hash.update(chunk);
   return hash.digest("hex");
 }
 

@@ -12,7 +12,7 @@
  */
 import type { AppManifest, CacheStatus, RequestRecord } from "../core/types.js";
 import { isTerminal } from "../core/types.js";
-import { ownFileKey } from "../storage/own-files.js";
+import { originsOf, ownFileKey } from "../storage/own-files.js";
 import type { StorageDriver } from "../storage/storage.js";
 import { CANCELLED_BY_CLIENT } from "../store/rows.js";
 import type { NewRequest, Store } from "../store/store.js";
@@ -199,7 +199,7 @@ export class ResultReuse {
   async #filesLive(record: RequestRecord): Promise<boolean> {
     const storage = this.#deps.storage;
     if (!storage) return true;
-    const origins = [...new Set([record.baseUrl, ...this.#deps.ownOrigins].map((o) => new URL(o).origin))];
+    const origins = originsOf([record.baseUrl, ...this.#deps.ownOrigins]);
     for (const url of httpUrlsIn(record.output)) {
       const key = ownFileKey(url, origins);
       if (key !== null && (await storage.head(key).catch(() => null)) === null) return false;

@@ -70,8 +70,6 @@ async function collect(body: Buffer | Uint8Array | Readable, maxBytes: number): 
   return Buffer.concat(chunks);
 }
 
-export { ownFileKey } from "../storage/own-files.js";
-
 /** What a runner knows of its server, whichever transport: the options every run's file access shares. */
 export type RunnerFileSettings = Omit<FileAccessOptions, "requestId" | "baseUrl" | "syncMode">;
 

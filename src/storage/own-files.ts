@@ -4,7 +4,13 @@
  * @module
  */
 import type { Readable } from "node:stream";
+import { buffer } from "node:stream/consumers";
 import type { ObjectAccess } from "./storage.js";
+
+/** The origins of `urls` (a request's base URL, the server's public and files URLs), each once; absent ones skipped. */
+export function originsOf(urls: readonly (string | null | undefined)[]): string[] {
+  return [...new Set(urls.filter((u): u is string => Boolean(u)).map((u) => new URL(u).origin))];
+}
 
 /** The storage key when `url` is one of this server's `/files/` URLs on one of `origins`; null otherwise. */
 export function ownFileKey(url: string, origins: readonly string[]): string | null {
@@ -35,8 +41,5 @@ export async function openOwnFile(storage: ObjectAccess, key: string): Promise<R
 /** The bytes of this server's stored file at `key`, read whole, or null when storage has none; errors as openOwnFile's. */
 export async function readOwnFile(storage: ObjectAccess, key: string): Promise<Buffer | null> {
   const body = await openOwnFile(storage, key);
-  if (!body) return null;
-  const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  return body ? buffer(body) : null;
 }

@@ -17,7 +17,8 @@ import sharp from "sharp";
 import { DEFAULT_THRESHOLD } from "../../src/media/safety/model.js";
 import { AllowList } from "../../src/net/allow-list.js";
 import { buildManifest } from "../../src/runtime/app-loader.js";
-import { createFileAccess, ownFileKey } from "../../src/runtime/file-access.js";
+import { createFileAccess } from "../../src/runtime/file-access.js";
+import { ownFileKey } from "../../src/storage/own-files.js";
 import type { FromRunner, ToRunner } from "../../src/runtime/protocol.js";
 import { RunnerHost } from "../../src/runtime/runner-host.js";
 import {

@@ -4,12 +4,13 @@
  */
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { fieldErrorsOf, LimitsBody, limitsFromBody, limitsView, TenantNameBody } from "../../auth/limits-body.js";
+import { LimitsBody, limitsFromBody, limitsView, TenantNameBody } from "../../auth/limits-body.js";
 import type { KeySettingsPatch } from "../../auth/keys.js";
 import { PlatformError } from "../../core/errors.js";
 import { tenantOf } from "../../core/tenants.js";
 import type { ApiKeyRecord } from "../../store/store.js";
 import { requireAdmin, type GatewayContext } from "../context.js";
+import { validatedBody } from "../validated-body.js";
 
 function keyView(k: ApiKeyRecord): Record<string, unknown> {
   return {
@@ -46,12 +47,6 @@ const PatchKey = z
   })
   .strict();
 
-function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
-  const parsed = schema.safeParse(body ?? {});
-  if (!parsed.success) throw new PlatformError("ERR_VALIDATION", { fieldErrors: fieldErrorsOf(parsed.error) });
-  return parsed.data;
-}
-
 export function registerKeyRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.get("/v1/keys", async (request) => {
     requireAdmin(request);
@@ -60,7 +55,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: GatewayContext): vo
 
   app.post("/v1/keys", async (request, reply) => {
     requireAdmin(request);
-    const body = parseBody(CreateKey, request.body);
+    const body = validatedBody(CreateKey, request.body);
     const created = await ctx.keys.create({
       name: body.name,
       scope: body.scope,
@@ -74,7 +69,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: GatewayContext): vo
   app.patch("/v1/keys/:id", async (request) => {
     requireAdmin(request);
     const { id } = request.params as { id: string };
-    const body = parseBody(PatchKey, request.body);
+    const body = validatedBody(PatchKey, request.body);
     const patch: KeySettingsPatch = {
       ...(body.name !== undefined ? { name: body.name } : {}),
       ...(body.tenant !== undefined ? { tenant: body.tenant } : {}),

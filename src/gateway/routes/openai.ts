@@ -13,11 +13,10 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { fieldErrorsOf } from "../../auth/limits-body.js";
 import { PlatformError } from "../../core/errors.js";
 import type { AppManifest, EndpointManifest, RequestRecord } from "../../core/types.js";
 import { parseDataUri, toDataUri } from "../../storage/data-uri.js";
-import { ownFileKey, readOwnFile } from "../../storage/own-files.js";
+import { originsOf, ownFileKey, readOwnFile } from "../../storage/own-files.js";
 import { registerApiScope } from "../api-scope.js";
 import { hangUpSignal, runAppCall } from "../app-call.js";
 import { requirePrincipal, type GatewayContext } from "../context.js";
@@ -27,6 +26,7 @@ import { sendOpenAiError } from "../openai/errors.js";
 import { OpenAiModels, parseOpenAiAliases } from "../openai/models.js";
 import { srt, TRANSCRIPT_FORMATS, verboseJson, vtt, type SpeechToTextResult, type TranscriptFormat } from "../openai/transcripts.js";
 import { baseUrlOf } from "../wire.js";
+import { validatedBody } from "../validated-body.js";
 
 /** OpenAI's own upload limit for audio and images. */
 const MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
@@ -79,12 +79,6 @@ const ImageBody = z
   })
   .strict();
 
-function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
-  const parsed = schema.safeParse(body ?? {});
-  if (!parsed.success) throw new PlatformError("ERR_VALIDATION", { fieldErrors: fieldErrorsOf(parsed.error) });
-  return parsed.data;
-}
-
 function endpointOf(app: AppManifest, path: string): EndpointManifest | undefined {
   return app.endpoints.find((e) => e.path === path && e.kind === "http");
 }
@@ -100,8 +94,7 @@ function outputOf(record: RequestRecord): Record<string, unknown> {
 /** The bytes of an output file: this server's own, read from storage; inline data as it is. */
 async function fileBytes(ctx: GatewayContext, url: string, baseUrl: string): Promise<Buffer> {
   if (url.startsWith("data:")) return parseDataUri(url, Number.MAX_SAFE_INTEGER).data;
-  const origins = [baseUrl, ctx.config.publicUrl, ctx.config.filesUrl].filter((o): o is string => Boolean(o)).map((o) => new URL(o).origin);
-  const key = ownFileKey(url, origins);
+  const key = ownFileKey(url, originsOf([baseUrl, ctx.config.publicUrl, ctx.config.filesUrl]));
   const bytes = key !== null ? await readOwnFile(ctx.storage, key) : null;
   if (!bytes) throw new PlatformError("ERR_APP_ERROR", { message: `The model's output file is not in storage: ${url}` });
   return bytes;
@@ -111,8 +104,9 @@ function formValue(form: FormData, name: string): string | undefined {
   return form.fields.get(name)?.[0];
 }
 
-function requireFile(form: FormData, name: string): { data: Buffer; fileName: string; contentType: string } {
-  const file = form.files.get(name);
+/** The file part `name`, or `alias` where a form may name it so (an edit's `image[]`). */
+function requireFile(form: FormData, name: string, alias?: string): { data: Buffer; fileName: string; contentType: string } {
+  const file = form.files.get(name) ?? (alias !== undefined ? form.files.get(alias) : undefined);
   if (!file) throw new PlatformError("ERR_VALIDATION", { fieldErrors: [{ loc: ["body", name], msg: `${name} is required (a file part)`, type: "missing" }] });
   return file;
 }
@@ -145,7 +139,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
 
     scope.post("/audio/speech", async (request, reply) => {
       const principal = requirePrincipal(request);
-      const body = parseBody(SpeechBody, request.body);
+      const body = validatedBody(SpeechBody, request.body);
       const target = models.resolve(body.model, (a) => endpointOf(a, "") !== undefined && a.metadata.category === "text-to-speech", "a text-to-speech model");
       const asked = typeof body.voice === "string" ? body.voice : body.voice.id;
       const voice = OPENAI_VOICES[asked] ?? asked;
@@ -212,13 +206,12 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
       return { created: Math.floor((record.finishedAt ?? Date.now()) / 1000), data, ...(output.seed !== undefined ? { seed: output.seed } : {}) };
     };
 
-    scope.post("/images/generations", async (request, reply) => images(request, reply, null, parseBody(ImageBody, request.body)));
+    scope.post("/images/generations", async (request, reply) => images(request, reply, null, validatedBody(ImageBody, request.body)));
 
     scope.post("/images/edits", { config: { wholeFormBytes: MAX_UPLOAD_BYTES } }, async (request, reply) => {
       requirePrincipal(request);
       const form = await readFormData(request, { maxFileBytes: MAX_UPLOAD_BYTES });
-      const image = form.files.get("image") ?? form.files.get("image[]");
-      if (!image) throw new PlatformError("ERR_VALIDATION", { fieldErrors: [{ loc: ["body", "image"], msg: "image is required (a file part)", type: "missing" }] });
+      const image = requireFile(form, "image", "image[]");
       const fields: Record<string, unknown> = {};
       for (const name of ["model", "prompt", "size", "response_format", "output_format", "quality", "user", "background"]) {
         const value = formValue(form, name);
@@ -228,7 +221,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
         const value = formValue(form, name);
         if (value !== undefined) fields[name] = Number(value);
       }
-      return images(request, reply, { image }, parseBody(ImageBody, fields));
+      return images(request, reply, { image }, validatedBody(ImageBody, fields));
     });
   });
 }

@@ -7,7 +7,6 @@
  */
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { fieldErrorsOf } from "../../auth/limits-body.js";
 import { PlatformError, type FieldError } from "../../core/errors.js";
 import { estimateCost, ESTIMATE_TYPES } from "../../pricing/estimate.js";
 import { appIdOf, defaultPriceOf, PriceBook, type AppliedPrice } from "../../pricing/price-book.js";
@@ -16,6 +15,7 @@ import { ENDPOINT_ID, endpointIdsOfQuery, MAX_QUERY_ENDPOINT_IDS, PriceList, pri
 import type { UsageSource } from "../../pricing/usage-report.js";
 import type { PriceRecord } from "../../store/store.js";
 import { requireAdmin, requirePrincipal, type GatewayContext } from "../context.js";
+import { validatedBody } from "../validated-body.js";
 
 /** Page size of the price list when the query names none, and the most one page holds (as `GET /v1/models`). */
 const DEFAULT_PAGE = 100;
@@ -123,18 +123,15 @@ export function registerPricingRoutes(app: FastifyInstance, ctx: GatewayContext)
 
   app.put("/v1/models/pricing", async (request) => {
     requireAdmin(request);
-    const parsed = PriceList.safeParse(request.body ?? {});
-    if (!parsed.success) throw new PlatformError("ERR_VALIDATION", { fieldErrors: fieldErrorsOf(parsed.error) });
+    const prices = validatedBody(PriceList, request.body);
     // From now on: usage that finished before keeps the price it had (docs/pricing-and-usage.md).
-    const stored = await ctx.store.addPrices(pricesOf(parsed.data, "api", Date.now()));
+    const stored = await ctx.store.addPrices(pricesOf(prices, "api", Date.now()));
     return { prices: stored.map(storedView) };
   });
 
   app.post("/v1/models/pricing/estimate", async (request) => {
     const principal = requirePrincipal(request);
-    const parsed = EstimateBody.safeParse(request.body ?? {});
-    if (!parsed.success) throw new PlatformError("ERR_VALIDATION", { fieldErrors: fieldErrorsOf(parsed.error) });
-    const body = parsed.data;
+    const body = validatedBody(EstimateBody, request.body);
     const entries = Object.entries(body.endpoints);
     if (entries.length === 0 || entries.length > MAX_ESTIMATE_ENDPOINTS) {
       throw new PlatformError("ERR_VALIDATION", {

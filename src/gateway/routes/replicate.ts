@@ -16,7 +16,6 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { fieldErrorsOf } from "../../auth/limits-body.js";
 import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type EndpointManifest, type RequestRecord } from "../../core/types.js";
 import { registerApiScope } from "../api-scope.js";
@@ -27,6 +26,7 @@ import { predictionOf } from "../replicate/prediction.js";
 import { followPredictionWebhooks } from "../replicate/prediction-webhooks.js";
 import { openSse } from "../sse.js";
 import { baseUrlOf } from "../wire.js";
+import { validatedBody } from "../validated-body.js";
 
 const MAX_WAIT_SECONDS = 60;
 const STREAM_URL_SECONDS = 24 * 3600;
@@ -55,13 +55,8 @@ function sendProblem(reply: FastifyReply, error: PlatformError): FastifyReply {
 
 /** A webhook must be an absolute http(s) URL (where it may go is the outbox's SSRF policy's call). */
 function webhookUrlOf(value: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(value);
-  } catch {
-    throw new PlatformError("ERR_VALIDATION", { fieldErrors: [{ loc: ["body", "webhook"], msg: "an absolute http(s) URL", type: "url" }] });
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+  const parsed = URL.canParse(value) ? new URL(value) : null;
+  if (parsed?.protocol !== "http:" && parsed?.protocol !== "https:") {
     throw new PlatformError("ERR_VALIDATION", { fieldErrors: [{ loc: ["body", "webhook"], msg: "an absolute http(s) URL", type: "url" }] });
   }
   return parsed.href;
@@ -119,9 +114,7 @@ export function registerReplicateRoutes(app: FastifyInstance, ctx: GatewayContex
 
   const create = async (request: FastifyRequest, reply: FastifyReply, ref: string): Promise<unknown> => {
     const principal = requirePrincipal(request);
-    const parsed = PredictionBody.safeParse(request.body ?? {});
-    if (!parsed.success) throw new PlatformError("ERR_VALIDATION", { fieldErrors: fieldErrorsOf(parsed.error) });
-    const body = parsed.data;
+    const body = validatedBody(PredictionBody, request.body);
     const { app, endpoint } = targetOf(ref);
     const waitSeconds = parsePreferWait(request.headers["prefer"]);
     const cancelAfter = parseCancelAfter(request.headers["cancel-after"]);

@@ -7,6 +7,7 @@
 import { PlatformError } from "../../core/errors.js";
 import { isTerminal, type AppManifest, type EndpointManifest, type RequestRecord } from "../../core/types.js";
 import { requirePrincipal, type GatewayContext } from "../context.js";
+import { hangUpSignal } from "../app-call.js";
 import { admitCall, assertAppAllowed, assertAppWithinLimits, assertAvailable, findApp, findEndpoint, validateAppInput, type FalCall } from "../fal-call.js";
 import { outputTtlOf, parseStartDeadline } from "../fal-headers.js";
 import { FalHost, appIdOf, appRoutes, restOf } from "../fal-host.js";
@@ -78,15 +79,12 @@ async function run(ctx: GatewayContext, call: FalCall, appId: string, path: stri
   const cacheHeaders = cacheHeadersOf(submitted);
   reply.headers(cacheHeaders);
   // A sync caller that hangs up no longer wants the work: cancel it so the runner is freed.
-  const disconnected = new AbortController();
-  reply.raw.on("close", () => {
-    if (!reply.raw.writableFinished) disconnected.abort(new PlatformError("ERR_CLIENT_DISCONNECTED"));
-  });
-  disconnected.signal.addEventListener("abort", () => void ctx.scheduler.cancel(record.id).catch(() => undefined), { once: true });
-  if (target.stream) return streamRun(ctx, call, record, target, disconnected.signal, cacheHeaders);
+  const disconnected = hangUpSignal(reply);
+  disconnected.addEventListener("abort", () => void ctx.scheduler.cancel(record.id).catch(() => undefined), { once: true });
+  if (target.stream) return streamRun(ctx, call, record, target, disconnected, cacheHeaders);
   let done: RequestRecord;
   try {
-    done = await ctx.scheduler.waitForTerminal(record.id, disconnected.signal);
+    done = await ctx.scheduler.waitForTerminal(record.id, disconnected);
   } catch {
     return; // the client is gone
   }

@@ -8,11 +8,12 @@
  */
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { fieldErrorsOf, LimitsBody, limitsFromBody, limitsView, TENANT_NAME } from "../../auth/limits-body.js";
+import { LimitsBody, limitsFromBody, limitsView, TENANT_NAME } from "../../auth/limits-body.js";
 import { PlatformError } from "../../core/errors.js";
 import { DEFAULT_TENANT_WEIGHT, tenantOf, type TenantRecord } from "../../core/tenants.js";
 import type { ApiKeyRecord } from "../../store/store.js";
 import { requireAdmin, type GatewayContext } from "../context.js";
+import { validatedBody } from "../validated-body.js";
 
 /** Most a weight may be: a tenant gets at most this many times the share of a weight-1 tenant. */
 const MAX_WEIGHT = 1000;
@@ -75,13 +76,12 @@ export function registerTenantRoutes(app: FastifyInstance, ctx: GatewayContext):
         fieldErrors: [{ loc: ["path", "name"], msg: "1 to 64 letters, digits, '.', '_' or '-'", type: "invalid_format" }],
       });
     }
-    const parsed = PutTenant.safeParse(request.body ?? {});
-    if (!parsed.success) throw new PlatformError("ERR_VALIDATION", { fieldErrors: fieldErrorsOf(parsed.error) });
+    const settings = validatedBody(PutTenant, request.body);
     // PUT replaces: what the body leaves out goes back to the default (weight 1, no limits).
     const record = await ctx.keys.tenants.put({
       name,
-      weight: parsed.data.weight ?? DEFAULT_TENANT_WEIGHT,
-      limits: parsed.data.limits ? limitsFromBody(parsed.data.limits) : {},
+      weight: settings.weight ?? DEFAULT_TENANT_WEIGHT,
+      limits: settings.limits ? limitsFromBody(settings.limits) : {},
     });
     const count = activeKeysByTenant(await ctx.keys.list()).get(name) ?? 0;
     return tenantView(name, record, count);

@@ -7,11 +7,11 @@
  * @module
  */
 import type { FastifyInstance } from "fastify";
-import { fieldErrorsOf } from "../../auth/limits-body.js";
 import { PlatformError } from "../../core/errors.js";
 import type { WorkflowRecord } from "../../store/store.js";
 import { checkWorkflow, WorkflowDocument, type WorkflowProblem } from "../../workflows/document.js";
 import { requireAdmin, requirePrincipal, type GatewayContext } from "../context.js";
+import { validatedBody } from "../validated-body.js";
 
 const OWNER = /^[a-z0-9][a-z0-9-]{0,63}$/;
 const NAME = /^[a-z0-9][a-z0-9._-]{0,99}$/;
@@ -62,9 +62,7 @@ export function registerWorkflowRoutes(app: FastifyInstance, ctx: GatewayContext
     const { name } = request.params as { name: string };
     const body = (request.body ?? {}) as Record<string, unknown>;
     // The path names it; a body without a name takes the path's.
-    const parsed = WorkflowDocument.safeParse({ name, ...body });
-    if (!parsed.success) throw new PlatformError("ERR_VALIDATION", { fieldErrors: fieldErrorsOf(parsed.error) });
-    const doc = parsed.data;
+    const doc = validatedBody(WorkflowDocument, { name, ...body });
     const problems: WorkflowProblem[] = [];
     if (doc.name !== name) problems.push({ loc: ["body", "name"], msg: `the path names the workflow "${name}"`, type: "value_error" });
     // Called as /workflows/{owner}/{name}, which a fal client also maps to the app {owner}/{name}.
